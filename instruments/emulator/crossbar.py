@@ -1,0 +1,424 @@
+"""The emulated crossbar chip as an SCPI instrument: selection, pulses, reads, sequences.
+
+Commands follow ``../shared/reference/instruments.md`` section 6; ``datasets``-facing units
+are SI. Bulk data use IEEE definite-length blocks, little-endian float32 by default
+(``FORM:DATA REAL,64`` switches to float64). ``EMU:`` commands exist only on the emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from instruments.emulator.physics import PulsedDeviceArray, PulsedTruth, chip_truth
+from instruments.emulator.scpi import (
+    CommandTable,
+    ErrorQueue,
+    ScpiError,
+    decode_block,
+    encode_block,
+    parse_choice,
+    parse_float,
+    parse_int,
+)
+
+__all__ = ["EmulatedCrossbar", "SafeOperatingArea"]
+
+FIRMWARE = "0.1.0"
+
+
+@dataclass
+class SafeOperatingArea:
+    """Limits enforced on every command; anything outside is refused (-222), never applied."""
+
+    max_pulse_amplitude_v: float = 5.0
+    max_pulse_width_s: float = 1.0
+    max_read_voltage_v: float = 0.5
+    compliance_current_a: float = 1e-3
+
+
+class VirtualClock:
+    """Chip time in seconds since ``*RST``: advanced by every operation, or tied to wall time."""
+
+    def __init__(self) -> None:
+        self.real = False
+        self._t = 0.0
+        self._wall0 = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self._wall0 if self.real else self._t
+
+    def advance(self, dt: float) -> None:
+        if self.real:
+            if dt > 0:
+                time.sleep(min(dt, 3600.0))
+        else:
+            self._t += dt
+
+    def set_real(self, real: bool) -> None:
+        now = self.now()
+        self.real = real
+        self._wall0 = time.monotonic() - now
+        self._t = now
+
+
+class EmulatedCrossbar:
+    """One emulated chip; thread-safe (all commands run under one lock)."""
+
+    read_aperture_s = 10e-6  # modelled duration of one parallel read of the selection
+    pulse_overhead_s = 1e-6  # modelled gap between pulses
+
+    def __init__(
+        self,
+        kind: str = "reram",
+        shape: tuple[int, int] = (256, 256),
+        seed: int = 0,
+        truth: PulsedTruth | None = None,
+        soa: SafeOperatingArea | None = None,
+    ) -> None:
+        self.kind = kind
+        self.shape = shape
+        self.truth = truth if truth is not None else chip_truth(kind)
+        self.soa = soa or SafeOperatingArea()
+        self.seed = seed
+        self.lock = threading.Lock()
+        self.errors = ErrorQueue()
+        self.clock = VirtualClock()
+        self.table = CommandTable()
+        self._register()
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+    def _reset(self) -> None:
+        self.array = PulsedDeviceArray(self.truth, self.shape, self.seed)
+        self.selection = np.arange(self.shape[0] * self.shape[1], dtype=np.int64)
+        self.read_voltage_v = 0.2
+        self.n_avg = 1
+        self.pulse_amplitude_v = self.truth.pulse_amplitude_v
+        self.pulse_width_s = self.truth.pulse_width_s
+        self.pulse_count = 1
+        self.block_dtype = "<f4"
+        self.sequence: dict | None = None
+        self.result: np.ndarray | None = None
+        self.result_times: np.ndarray | None = None
+        self.clock = VirtualClock()
+
+    def identity(self) -> str:
+        return f"EMU,AIMC-XBAR-{self.kind.upper()},SN{self.seed:08d},{FIRMWARE}"
+
+    def handle(self, message: bytes) -> list[str | bytes]:
+        """Execute one program message; returns the replies to its queries."""
+        with self.lock:
+            return self.table.execute(message, self.errors)
+
+    # ------------------------------------------------------------------ helpers
+    def _n(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def _check_pulse(self, amplitude_v: float, width_s: float) -> None:
+        soa = self.soa
+        if abs(amplitude_v) > soa.max_pulse_amplitude_v:
+            raise ScpiError(
+                -222, f"pulse amplitude {amplitude_v:g} V exceeds {soa.max_pulse_amplitude_v:g} V"
+            )
+        if not 0 < width_s <= soa.max_pulse_width_s:
+            raise ScpiError(
+                -222, f"pulse width {width_s:g} s outside (0, {soa.max_pulse_width_s:g}] s"
+            )
+
+    def _check_read_current(self, g: np.ndarray) -> None:
+        current = float(np.max(np.abs(g))) * self.read_voltage_v if g.size else 0.0
+        if current > self.soa.compliance_current_a:
+            raise ScpiError(
+                102,
+                f"read current {current:g} A exceeds compliance {self.soa.compliance_current_a:g} A",
+            )
+
+    def _block(self, array: np.ndarray) -> bytes:
+        return encode_block(array, self.block_dtype)
+
+    def _read(self, idx: np.ndarray, n_avg: int) -> np.ndarray:
+        g = self.array.read(idx, n_avg)
+        self._check_read_current(g)
+        self.clock.advance(self.read_aperture_s * n_avg)
+        return g
+
+    # ------------------------------------------------------------------ commands
+    def _register(self) -> None:
+        t = self.table
+        # IEEE 488.2 common commands
+        t.add("*IDN?", lambda a: self.identity(), 0)
+        t.add("*RST", lambda a: self._reset(), 0)
+        t.add("*CLS", lambda a: self.errors.clear(), 0)
+        t.add("*OPC?", lambda a: "1", 0)
+        t.add("*OPC", lambda a: None, 0)
+        t.add("*WAI", lambda a: None, 0)
+        t.add("*ESR?", lambda a: "32" if len(self.errors) else "0", 0)
+        t.add("SYSTem:ERRor?", lambda a: self.errors.pop(), 0)
+        t.add("SYSTem:ERRor:NEXT?", lambda a: self.errors.pop(), 0)
+        t.add("SYSTem:ERRor:ALL?", lambda a: self.errors.pop_all(), 0)
+        t.add("SYSTem:ERRor:COUNt?", lambda a: str(len(self.errors)), 0)
+        t.add("SYSTem:CONFiguration?", self._conf, 0)
+        # data format
+        t.add("FORMat:DATA", self._form_data)
+        t.add("FORMat:DATA?", lambda a: "REAL,32" if self.block_dtype == "<f4" else "REAL,64", 0)
+        # clock
+        t.add("SYSTem:CLOCk:TIME?", lambda a: repr(self.clock.now()), 0)
+        t.add("SYSTem:CLOCk:ADVance", self._clock_advance, 1)
+        t.add("SYSTem:CLOCk:MODE", self._clock_mode, 1)
+        t.add("SYSTem:CLOCk:MODE?", lambda a: "REAL" if self.clock.real else "VIRT", 0)
+        # safe operating area
+        for name, attr, hi in (
+            ("SAFE:VMAX", "max_pulse_amplitude_v", 20.0),
+            ("SAFE:WMAX", "max_pulse_width_s", 10.0),
+            ("SAFE:VREAd", "max_read_voltage_v", 2.0),
+            ("SAFE:ICOMpliance", "compliance_current_a", 0.1),
+        ):
+            t.add(name, self._soa_setter(attr, hi), 1)
+            t.add(name + "?", self._soa_getter(attr), 0)
+        # selection
+        t.add("ROUTe:SELect:DEVice", self._sel_device, 2)
+        t.add("ROUTe:SELect:BLOCk", self._sel_block, 4)
+        t.add("ROUTe:SELect:ROW", self._sel_row, 1)
+        t.add("ROUTe:SELect:COLumn", self._sel_col, 1)
+        t.add("ROUTe:SELect:ALL", self._sel_all, 0)
+        t.add("ROUTe:SELect:LIST", self._sel_list, 1)
+        t.add("ROUTe:SELect:COUNt?", lambda a: str(self.selection.size), 0)
+        # pulses
+        t.add("SOURce:PULSe:AMPLitude", self._set_amplitude, 1)
+        t.add("SOURce:PULSe:AMPLitude?", lambda a: repr(self.pulse_amplitude_v), 0)
+        t.add("SOURce:PULSe:WIDTh", self._set_width, 1)
+        t.add("SOURce:PULSe:WIDTh?", lambda a: repr(self.pulse_width_s), 0)
+        t.add("SOURce:PULSe:COUNt", self._set_count, 1)
+        t.add("SOURce:PULSe:COUNt?", lambda a: str(self.pulse_count), 0)
+        t.add("PULSe:APPLy", self._pulse_apply)
+        # reads
+        t.add("SENSe:VOLTage", self._set_read_voltage, 1)
+        t.add("SENSe:VOLTage?", lambda a: repr(self.read_voltage_v), 0)
+        t.add("SENSe:AVERage", self._set_average, 1)
+        t.add("SENSe:AVERage?", lambda a: str(self.n_avg), 0)
+        t.add("MEASure:CONDuctance?", lambda a: self._block(self._read(self.selection, self.n_avg)), 0)
+        t.add("MEASure:CURRent?", self._meas_current, 0)
+        t.add("MEASure:CONDuctance:REPeat?", self._meas_repeat, 1)
+        # sequences
+        t.add("SEQuence:PTRain:DEFine", self._seq_ptr_def, 7)
+        t.add("SEQuence:INITiate", self._seq_init, 0)
+        t.add("SEQuence:STATus?", lambda a: "DONE" if self.result is not None else "IDLE", 0)
+        t.add("FETCh:CONDuctance?", self._fetch, None)
+        t.add("FETCh:TIME?", self._fetch_time, 0)
+        # emulator-only
+        t.add("EMU:TRUTh?", lambda a: json.dumps(self.truth_preset()), 0)
+        t.add("EMU:GTRUth?", self._ground_truth, 1)
+        t.add("EMU:SEED", self._seed, 1)
+        t.add("EMU:SEED?", lambda a: str(self.seed), 0)
+
+    def _conf(self, args: list) -> str:
+        return json.dumps(
+            {
+                "rows": self.shape[0],
+                "cols": self.shape[1],
+                "technology": self.kind,
+                "firmware": FIRMWARE,
+                "safe_operating_area": asdict(self.soa),
+            }
+        )
+
+    def _form_data(self, args: list) -> None:
+        if not args:
+            raise ScpiError(-109, "FORM:DATA needs REAL,32 or REAL,64")
+        kind = parse_choice(args[0], "format", ("REAL", "ASCii"))
+        if kind != "REAL":
+            raise ScpiError(-224, "only REAL,32 and REAL,64 are supported")
+        bits = parse_int(args[1], "bits") if len(args) > 1 else 32
+        if bits not in (32, 64):
+            raise ScpiError(-224, "REAL length must be 32 or 64")
+        self.block_dtype = "<f4" if bits == 32 else "<f8"
+
+    def _clock_advance(self, args: list) -> None:
+        self.clock.advance(parse_float(args[0], "time", 0.0, 1e10))
+
+    def _clock_mode(self, args: list) -> None:
+        self.clock.set_real(parse_choice(args[0], "clock mode", ("VIRTual", "REAL")) == "REAL")
+
+    def _soa_setter(self, attr: str, hi: float):
+        def setter(args: list) -> None:
+            setattr(self.soa, attr, parse_float(args[0], attr, 0.0, hi))
+
+        return setter
+
+    def _soa_getter(self, attr: str):
+        return lambda args: repr(getattr(self.soa, attr))
+
+    # -- selection
+    def _sel_device(self, args: list) -> None:
+        r = parse_int(args[0], "row", 0, self.shape[0] - 1)
+        c = parse_int(args[1], "column", 0, self.shape[1] - 1)
+        self.selection = np.array([r * self.shape[1] + c], dtype=np.int64)
+
+    def _sel_block(self, args: list) -> None:
+        r0 = parse_int(args[0], "row0", 0, self.shape[0] - 1)
+        c0 = parse_int(args[1], "col0", 0, self.shape[1] - 1)
+        nr = parse_int(args[2], "rows", 1, self.shape[0] - r0)
+        nc = parse_int(args[3], "cols", 1, self.shape[1] - c0)
+        rows = np.arange(r0, r0 + nr)
+        cols = np.arange(c0, c0 + nc)
+        self.selection = (rows[:, None] * self.shape[1] + cols[None, :]).ravel()
+
+    def _sel_row(self, args: list) -> None:
+        r = parse_int(args[0], "row", 0, self.shape[0] - 1)
+        self.selection = r * self.shape[1] + np.arange(self.shape[1], dtype=np.int64)
+
+    def _sel_col(self, args: list) -> None:
+        c = parse_int(args[0], "column", 0, self.shape[1] - 1)
+        self.selection = np.arange(self.shape[0], dtype=np.int64) * self.shape[1] + c
+
+    def _sel_all(self, args: list) -> None:
+        self.selection = np.arange(self._n(), dtype=np.int64)
+
+    def _sel_list(self, args: list) -> None:
+        idx = decode_block(args[0], "<i4", "device list").astype(np.int64)
+        if idx.size == 0:
+            raise ScpiError(101, "selection empty")
+        if idx.min() < 0 or idx.max() >= self._n():
+            raise ScpiError(-222, f"device index outside 0..{self._n() - 1}")
+        self.selection = idx
+
+    # -- pulses
+    def _set_amplitude(self, args: list) -> None:
+        v = parse_float(args[0], "pulse amplitude")
+        self._check_pulse(v, self.pulse_width_s)
+        self.pulse_amplitude_v = v
+
+    def _set_width(self, args: list) -> None:
+        w = parse_float(args[0], "pulse width")
+        self._check_pulse(self.pulse_amplitude_v, w)
+        self.pulse_width_s = w
+
+    def _set_count(self, args: list) -> None:
+        self.pulse_count = parse_int(args[0], "pulse count", 1, 10**6)
+
+    def _pulse_apply(self, args: list) -> None:
+        if args and len(args) != 3:
+            raise ScpiError(-109, "PULS:APPL takes no parameters or <count>,<V>,<width>")
+        if args:
+            n = parse_int(args[0], "pulse count", 1, 10**6)
+            v = parse_float(args[1], "pulse amplitude")
+            w = parse_float(args[2], "pulse width")
+        else:
+            n, v, w = self.pulse_count, self.pulse_amplitude_v, self.pulse_width_s
+        self._check_pulse(v, w)
+        self.array.apply_pulses(self.selection, v, w, n)
+        self.clock.advance(n * (w + self.pulse_overhead_s))
+
+    # -- reads
+    def _set_read_voltage(self, args: list) -> None:
+        self.read_voltage_v = parse_float(
+            args[0], "read voltage", 1e-3, self.soa.max_read_voltage_v
+        )
+
+    def _set_average(self, args: list) -> None:
+        self.n_avg = parse_int(args[0], "averages", 1, 10**4)
+
+    def _meas_current(self, args: list) -> bytes:
+        return self._block(self._read(self.selection, self.n_avg) * self.read_voltage_v)
+
+    def _meas_repeat(self, args: list) -> bytes:
+        n = parse_int(args[0], "repeats", 1, 10**5)
+        if n * self.selection.size > 5 * 10**7:
+            raise ScpiError(-223, "repeats x selection exceeds 5e7 values; split the request")
+        return self._block(np.stack([self._read(self.selection, 1) for _ in range(n)]))
+
+    # -- sequences
+    def _seq_ptr_def(self, args: list) -> None:
+        n_up = parse_int(args[0], "n_up", 0, 10**5)
+        v_up = parse_float(args[1], "V_up")
+        n_down = parse_int(args[2], "n_down", 0, 10**5)
+        v_down = parse_float(args[3], "V_down")
+        width = parse_float(args[4], "width")
+        cycles = parse_int(args[5], "cycles", 1, 10**4)
+        every = parse_int(args[6], "read_every", 1, 10**5)
+        if n_up + n_down == 0:
+            raise ScpiError(-224, "pulse train has no pulses")
+        if n_up % every or n_down % every:
+            raise ScpiError(-224, "n_up and n_down must be multiples of read_every")
+        self._check_pulse(v_up, width)
+        self._check_pulse(v_down, width)
+        self.sequence = {
+            "kind": "ptrain",
+            "n_up": n_up,
+            "v_up": v_up,
+            "n_down": n_down,
+            "v_down": v_down,
+            "width": width,
+            "cycles": cycles,
+            "every": every,
+        }
+
+    def _seq_init(self, args: list) -> None:
+        seq = self.sequence
+        if seq is None:
+            raise ScpiError(-221, "no sequence defined (SEQ:PTR:DEF first)")
+        n_reads = 1 + seq["cycles"] * (seq["n_up"] + seq["n_down"]) // seq["every"]
+        if n_reads * self.selection.size > 4 * 10**8:
+            raise ScpiError(-223, "result would exceed 4e8 values; reduce the selection")
+        t0 = self.clock.now()
+        g = self.array.pulse_train(
+            self.selection,
+            seq["n_up"],
+            seq["n_down"],
+            seq["cycles"],
+            seq["every"],
+            (seq["v_up"], seq["width"]),
+            (seq["v_down"], seq["width"]),
+        )
+        self._check_read_current(g[-1])
+        step = seq["every"] * (seq["width"] + self.pulse_overhead_s) + self.read_aperture_s
+        self.result_times = t0 + self.read_aperture_s + step * np.arange(n_reads)
+        self.clock.advance(float(self.result_times[-1] - t0))
+        self.result = g
+
+    def _fetch(self, args: list) -> bytes:
+        if self.result is None:
+            raise ScpiError(-221, "no result to fetch (SEQ:INIT first)")
+        if not args:
+            return self._block(self.result)
+        if len(args) != 2:
+            raise ScpiError(-109, "FETC:COND? takes no parameters or <first_row>,<rows>")
+        first = parse_int(args[0], "first row", 0, self.result.shape[0] - 1)
+        rows = parse_int(args[1], "rows", 1, self.result.shape[0] - first)
+        return self._block(self.result[first : first + rows])
+
+    def _fetch_time(self, args: list) -> bytes:
+        if self.result_times is None:
+            raise ScpiError(-221, "no result to fetch (SEQ:INIT first)")
+        return encode_block(self.result_times, "<f8")
+
+    # -- emulator-only
+    def truth_preset(self) -> dict:
+        preset = self.array.truth_preset()
+        preset["emulator"] = {
+            "kind": self.kind,
+            "seed": self.seed,
+            "shape": list(self.shape),
+            "idn": self.identity(),
+        }
+        return preset
+
+    def _ground_truth(self, args: list) -> bytes:
+        name = args[0].decode() if isinstance(args[0], bytes) else args[0]
+        table = self.array.per_device_truth()
+        key = name.strip().strip('"').lower()
+        if key not in table:
+            raise ScpiError(-224, f"unknown ground-truth array {key!r}; have {sorted(table)}")
+        return encode_block(table[key], "<f8")
+
+    def _seed(self, args: list) -> None:
+        seed = parse_float(args[0], "seed", 0, 2**32 - 1)
+        if not math.isclose(seed, int(seed)):
+            raise ScpiError(-224, "seed must be an integer")
+        self.seed = int(seed)

@@ -1,0 +1,145 @@
+"""Loopback TCP server that exposes an emulated instrument as a raw SCPI socket.
+
+Reach it with PyVISA's ``@py`` backend at ``TCPIP::127.0.0.1::<port>::SOCKET`` (LF
+terminations), exactly like a LAN instrument on port 5025. One thread per client; the
+instrument serializes commands with its own lock. The server survives garbage, dropped
+clients and half-sent binary blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from instruments.emulator.scpi import split_messages
+
+__all__ = ["EmulatorServer", "running_emulator"]
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_BYTES = 1 << 31  # drop a client whose unterminated message exceeds 2 GiB
+
+
+class ScpiInstrument(Protocol):
+    def handle(self, message: bytes) -> list[str | bytes]: ...
+
+
+class EmulatorServer:
+    """Serve ``instrument`` on ``host:port`` (port 0 picks a free port)."""
+
+    def __init__(self, instrument: ScpiInstrument, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.instrument = instrument
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+        except OSError as exc:
+            self._sock.close()
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        self._sock.listen(8)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._clients: set[socket.socket] = set()
+        self._accept_thread: threading.Thread | None = None
+
+    @property
+    def resource(self) -> str:
+        """VISA resource string of this server."""
+        return f"TCPIP::{self.host}::{self.port}::SOCKET"
+
+    def start(self) -> EmulatorServer:
+        """Accept clients in a background thread."""
+        self._accept_thread = threading.Thread(
+            target=self.serve_forever, name=f"emulator:{self.port}", daemon=True
+        )
+        self._accept_thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            th = threading.Thread(target=self._serve_client, args=(conn,), daemon=True)
+            self._clients.add(conn)
+            self._threads.append(th)
+            th.start()
+
+    def _serve_client(self, conn: socket.socket) -> None:
+        buffer = bytearray()
+        try:
+            conn.settimeout(0.5)
+            while not self._stop.is_set():
+                try:
+                    chunk = conn.recv(1 << 20)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break  # client closed; any half-sent message is discarded
+                buffer += chunk
+                messages, used = split_messages(buffer)
+                if used:
+                    del buffer[:used]
+                if len(buffer) > MAX_PENDING_BYTES:
+                    log.warning("dropping client: unterminated message over 2 GiB")
+                    break
+                for message in messages:
+                    replies = self.instrument.handle(message)
+                    if replies:
+                        conn.sendall(_frame(replies))
+        except (ConnectionError, OSError) as exc:
+            log.debug("client dropped: %s", exc)
+        finally:
+            self._clients.discard(conn)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def stop(self) -> None:
+        """Stop accepting, close every client, and join the threads."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        for conn in list(self._clients):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=5)
+        for th in self._threads:
+            th.join(timeout=5)
+
+
+def _frame(replies: list[str | bytes]) -> bytes:
+    """Join the replies of one program message with ';' and terminate with LF."""
+    parts = [r if isinstance(r, bytes) else r.encode() for r in replies]
+    return b";".join(parts) + b"\n"
+
+
+@contextlib.contextmanager
+def running_emulator(
+    chip: str = "reram",
+    seed: int = 0,
+    shape: tuple[int, int] = (256, 256),
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Iterator[str]:
+    """Run an emulated chip in this process for the duration of the block.
+
+    Yields the VISA resource string (``TCPIP::127.0.0.1::PORT::SOCKET``).
+    """
+    from instruments.emulator.crossbar import EmulatedCrossbar
+
+    server = EmulatorServer(EmulatedCrossbar(chip, shape, seed), host, port).start()
+    try:
+        yield server.resource
+    finally:
+        server.stop()

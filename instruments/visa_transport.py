@@ -1,0 +1,180 @@
+"""PyVISA message transport shared by our drivers: terminations, handshake, fast blocks, errors.
+
+Every socket/VISA failure becomes :class:`InstrumentError` naming the resource and the
+command. Binary blocks are read with the termination character switched off while the
+known-length payload arrives (a float32 payload contains 0x0A bytes by chance), which is
+10-25x faster than ``query_binary_values`` on raw sockets (instruments.md section 1.3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import numpy as np
+import pyvisa
+from pyvisa import constants
+
+__all__ = ["InstrumentError", "VisaTransport"]
+
+
+class InstrumentError(RuntimeError):
+    """An instrument could not be reached or reported an error."""
+
+    def __init__(self, resource: str, command: str, reason: str) -> None:
+        self.resource = resource
+        self.command = command
+        self.reason = reason
+        super().__init__(f"{resource}: {command!r}: {reason}")
+
+
+_RESOURCE_MANAGERS: dict[str, pyvisa.ResourceManager] = {}
+
+
+def _resource_manager(backend: str) -> pyvisa.ResourceManager:
+    if backend not in _RESOURCE_MANAGERS:
+        _RESOURCE_MANAGERS[backend] = pyvisa.ResourceManager(backend)
+    return _RESOURCE_MANAGERS[backend]
+
+
+class VisaTransport:
+    """An open message-based VISA session with LF terminations and a checked identity."""
+
+    def __init__(self, resource: str, timeout_s: float = 10.0, backend: str = "@py") -> None:
+        self.resource = resource
+        self._inst = None
+        try:
+            rm = _resource_manager(backend)
+            self._inst = rm.open_resource(
+                resource,
+                read_termination="\n",
+                write_termination="\n",
+                timeout=int(timeout_s * 1000),
+            )
+        except (pyvisa.Error, OSError, ValueError) as exc:
+            raise InstrumentError(resource, "open", _reason(exc)) from exc
+        self._tune_socket()
+        self.idn = self.query("*IDN?")
+        if not self.idn:
+            raise InstrumentError(resource, "*IDN?", "empty identity reply")
+
+    def _tune_socket(self) -> None:
+        """TCP_NODELAY and a 64 KiB receive size on pyvisa-py sockets (no-op elsewhere)."""
+        with contextlib.suppress(Exception):
+            session = self._inst.visalib.sessions[self._inst.session]
+            session.interface.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            session.max_recv_size = 65536
+
+    # ------------------------------------------------------------------ primitives
+    @property
+    def timeout_s(self) -> float:
+        return self._inst.timeout / 1000.0
+
+    @contextlib.contextmanager
+    def timeout(self, seconds: float) -> Iterator[None]:
+        """Temporarily change the I/O timeout (for long operations)."""
+        old = self._inst.timeout
+        self._inst.timeout = int(seconds * 1000)
+        try:
+            yield
+        finally:
+            self._inst.timeout = old
+
+    def write(self, command: str) -> None:
+        try:
+            self._inst.write(command)
+        except (pyvisa.Error, OSError) as exc:
+            raise InstrumentError(self.resource, command, _reason(exc)) from exc
+
+    def query(self, command: str) -> str:
+        try:
+            return self._inst.query(command).strip()
+        except (pyvisa.Error, OSError) as exc:
+            raise InstrumentError(self.resource, command, _reason(exc)) from exc
+
+    def write_block(self, command: str, values: np.ndarray, dtype: str = "<f4") -> None:
+        """Send ``command`` followed by ``values`` as an IEEE definite-length block."""
+        payload = np.ascontiguousarray(values, dtype=dtype).tobytes()
+        length = str(len(payload)).encode()
+        message = command.encode() + b" #" + str(len(length)).encode() + length + payload + b"\n"
+        try:
+            self._inst.write_raw(message)
+        except (pyvisa.Error, OSError) as exc:
+            raise InstrumentError(self.resource, command, _reason(exc)) from exc
+
+    def query_block(self, command: str, dtype: str = "<f4") -> np.ndarray:
+        """Send a query and read its binary-block reply as a 1-D array of ``dtype``."""
+        inst = self._inst
+        try:
+            inst.write(command)
+            inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_FALSE)
+            try:
+                head = inst.read_bytes(1)
+                if head != b"#":
+                    rest = b"" if head == b"\n" else inst.read_bytes(1, break_on_termchar=True)
+                    raise _BadBlock(head + rest)
+                nd = int(inst.read_bytes(1))
+                n = int(inst.read_bytes(nd)) if nd else 0
+                payload = inst.read_bytes(n + 1, chunk_size=max(n + 1, 1 << 16))
+            finally:
+                inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
+        except _BadBlock:
+            errors = self.errors()
+            raise InstrumentError(
+                self.resource, command, "; ".join(errors) or "reply is not a binary block"
+            ) from None
+        except (pyvisa.Error, OSError, ValueError) as exc:
+            raise InstrumentError(self.resource, command, _reason(exc)) from exc
+        if payload[-1:] != b"\n":
+            raise InstrumentError(self.resource, command, "binary block not terminated by LF")
+        itemsize = np.dtype(dtype).itemsize
+        if n % itemsize:
+            raise InstrumentError(
+                self.resource, command, f"block of {n} bytes is not a multiple of {itemsize}"
+            )
+        return np.frombuffer(payload, dtype=dtype, count=n // itemsize)
+
+    # ------------------------------------------------------------------ errors
+    def errors(self) -> list[str]:
+        """Drain the SCPI error queue; returns the entries (empty when there is none)."""
+        found = []
+        for _ in range(64):
+            entry = self.query("SYST:ERR?")
+            if entry.startswith(("0,", "+0,")):
+                break
+            found.append(entry)
+        return found
+
+    def check_errors(self, command: str = "configuration") -> None:
+        """Raise :class:`InstrumentError` if the instrument queued any error."""
+        errors = self.errors()
+        if errors:
+            raise InstrumentError(self.resource, command, "; ".join(errors))
+
+    def command(self, command: str) -> None:
+        """Write a setting and verify that the instrument accepted it."""
+        self.write(command)
+        self.check_errors(command)
+
+    def close(self) -> None:
+        if self._inst is not None:
+            with contextlib.suppress(Exception):
+                self._inst.close()
+            self._inst = None
+
+
+class _BadBlock(Exception):
+    pass
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, pyvisa.errors.VisaIOError):
+        if exc.abbreviation == "VI_ERROR_TMO":
+            return "timed out waiting for the instrument (is it running and answering?)"
+        return f"{exc.abbreviation}: {exc.description}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens at that address)"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc) or type(exc).__name__
