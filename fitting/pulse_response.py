@@ -76,6 +76,9 @@ def fit_pulse_response(traces: PulseTraces, model: str = "soft-bounds") -> Pulse
     """Fit ``traces`` with ``model`` (currently ``soft-bounds``)."""
     if model not in SUPPORTED_MODELS:
         raise FitInputError(f"model {model!r} is not available yet; use one of {SUPPORTED_MODELS}")
+    finite = np.all(np.isfinite(traces.conductance_s), axis=1)
+    if not finite.any():
+        raise FitInputError(f"{traces.source}: every device has non-finite (NaN/inf) reads")
     up = estimate_direction(traces, +1)
     down = estimate_direction(traces, -1)
     n_pulse = up.pulses_per_read
@@ -86,6 +89,7 @@ def fit_pulse_response(traces: PulseTraces, model: str = "soft-bounds") -> Pulse
         g_max = -up.intercept / up.slope
         g_min = -down.intercept / down.slope
     responsive = (up.swing_t > STUCK_T_THRESHOLD) & (down.swing_t > STUCK_T_THRESHOLD)
+    responsive &= finite
     valid = (
         responsive
         & np.isfinite(g_max)
@@ -96,7 +100,8 @@ def fit_pulse_response(traces: PulseTraces, model: str = "soft-bounds") -> Pulse
         & (alpha_down < 1)
         & (g_max > g_min)
     )
-    n_stuck = int(np.sum(~responsive))
+    n_nonfinite = int(np.sum(~finite))
+    n_stuck = int(np.sum(~responsive & finite))
     n_failed = int(np.sum(responsive & ~valid))
     if valid.sum() < 2:
         raise FitInputError(
@@ -147,7 +152,7 @@ def fit_pulse_response(traces: PulseTraces, model: str = "soft-bounds") -> Pulse
         "w_min_dtod": eff["w_min"].spread / abs(eff["w_min"].mean),
         "dw_min_std": c2c,
         "write_noise_std": 0.0,
-        "corrupt_devices_prob": n_stuck / traces.n_devices,
+        "corrupt_devices_prob": n_stuck / max(int(finite.sum()), 1),
     }
     uncertainty = _uncertainties(eff, dw_min, up_down)
     per_device = {
@@ -171,7 +176,7 @@ def fit_pulse_response(traces: PulseTraces, model: str = "soft-bounds") -> Pulse
         per_device=per_device,
         read_noise_s=float(np.sqrt(read_var)),
         n_devices=traces.n_devices,
-        excluded={"stuck": n_stuck, "fit_failed": n_failed},
+        excluded={"stuck": n_stuck, "fit_failed": n_failed, "non_finite": n_nonfinite},
         diagnostics=diagnostics,
     )
 
@@ -185,7 +190,7 @@ def _linear_combo(est: DirectionEstimate, sign: float, g0: float) -> tuple[np.nd
     """sign·(c + s·g0) and its variance from the (c, s) covariance."""
     value = sign * (est.intercept + est.slope * g0)
     var = est.cov[:, 0, 0] + g0**2 * est.cov[:, 1, 1] + 2 * g0 * est.cov[:, 0, 1]
-    return value, var
+    return value, np.maximum(var, 0.0)
 
 
 def _bound(est: DirectionEstimate, g0: float) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +200,7 @@ def _bound(est: DirectionEstimate, g0: float) -> tuple[np.ndarray, np.ndarray]:
         value = -c / s - g0
         dc, ds = -1.0 / s, c / s**2
         var = dc**2 * est.cov[:, 0, 0] + ds**2 * est.cov[:, 1, 1] + 2 * dc * ds * est.cov[:, 0, 1]
-    return value, var
+    return value, np.maximum(var, 0.0)  # the HAC sandwich can be slightly indefinite
 
 
 def _noise(up: DirectionEstimate, down: DirectionEstimate, v: np.ndarray) -> tuple[float, float]:

@@ -72,17 +72,23 @@ def estimate_direction(traces: PulseTraces, direction: int) -> DirectionEstimate
         slope = szy / szx
     intercept = ym[:, 0] - slope * xm[:, 0]
     resid = y - intercept[:, None] - slope[:, None] * x
-    sigma2 = np.sum(resid**2, axis=1) / max(m - 2, 1)
-    # IV covariance σ² (Z'X)⁻¹ (Z'Z) (X'Z)⁻¹ with Z = [1, z], X = [1, x], per device.
+    # IV covariance, sandwich form (Z'X)⁻¹ S (X'Z)⁻¹ with Z = [1, z], X = [1, x]. The
+    # residuals are MA(1): read noise enters increment k and k+1 with opposite signs, so S
+    # includes the lag-1 cross terms of contiguous pairs (Newey-West with one lag, exact for
+    # that structure). The iid formula would overstate the errors several-fold.
     zx = np.empty((g.shape[0], 2, 2))
     zx[:, 0, 0] = m
     zx[:, 0, 1] = x.sum(1)
     zx[:, 1, 0] = z.sum(1)
     zx[:, 1, 1] = np.sum(z * x, axis=1)
-    zz = np.empty_like(zx)
-    zz[:, 0, 0] = m
-    zz[:, 0, 1] = zz[:, 1, 0] = z.sum(1)
-    zz[:, 1, 1] = np.sum(z * z, axis=1)
+    contiguous = np.diff(k) == 1
+    e2 = resid**2
+    lag = resid[:, :-1] * resid[:, 1:] * contiguous
+    za, zb = z[:, :-1], z[:, 1:]
+    meat = np.empty_like(zx)
+    meat[:, 0, 0] = e2.sum(1) + 2 * lag.sum(1)
+    meat[:, 0, 1] = meat[:, 1, 0] = np.sum(z * e2, 1) + np.sum((za + zb) * lag, 1)
+    meat[:, 1, 1] = np.sum(z * z * e2, 1) + 2 * np.sum(za * zb * lag, 1)
     with np.errstate(all="ignore"):
         det = zx[:, 0, 0] * zx[:, 1, 1] - zx[:, 0, 1] * zx[:, 1, 0]
         safe = np.abs(det) > 0
@@ -91,9 +97,10 @@ def estimate_direction(traces: PulseTraces, direction: int) -> DirectionEstimate
         inv[safe, 0, 1] = -zx[safe, 0, 1] / det[safe]
         inv[safe, 1, 0] = -zx[safe, 1, 0] / det[safe]
         inv[safe, 1, 1] = zx[safe, 0, 0] / det[safe]
-        cov = sigma2[:, None, None] * inv @ zz @ np.swapaxes(inv, 1, 2)
+        cov = inv @ meat @ np.swapaxes(inv, 1, 2)
+    cov[:, 0, 0] = np.maximum(cov[:, 0, 0], 0.0)
+    cov[:, 1, 1] = np.maximum(cov[:, 1, 1], 0.0)
     # Residual noise structure along each contiguous run of pairs.
-    contiguous = np.diff(k) == 1
     r0, r1 = resid[:, :-1][:, contiguous], resid[:, 1:][:, contiguous]
     autocov = np.mean(r0 * r1, axis=1) if contiguous.any() else np.zeros(g.shape[0])
     expected = intercept[:, None] + slope[:, None] * x

@@ -113,13 +113,13 @@ class VisaTransport:
                 head = inst.read_bytes(1)
                 if head != b"#":
                     rest = b"" if head == b"\n" else inst.read_bytes(1, break_on_termchar=True)
-                    raise _BadBlock(head + rest)
+                    raise _NotABlockError(head + rest)
                 nd = int(inst.read_bytes(1))
                 n = int(inst.read_bytes(nd)) if nd else 0
                 payload = inst.read_bytes(n + 1, chunk_size=max(n + 1, 1 << 16))
             finally:
                 inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
-        except _BadBlock:
+        except _NotABlockError:
             errors = self.errors()
             raise InstrumentError(
                 self.resource, command, "; ".join(errors) or "reply is not a binary block"
@@ -164,7 +164,7 @@ class VisaTransport:
             self._inst = None
 
 
-class _BadBlock(Exception):
+class _NotABlockError(Exception):
     pass
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,13 +15,11 @@ from simulator.layers import AnalogLinear, AnalogSGD
 __all__ = ["TrainResult", "analog_mlp", "evaluate_accuracy", "train_classifier"]
 
 
-def analog_mlp(
-    sizes: list[int], config: PulsedDeviceConfig | None, seed: int = 0
-) -> nn.Sequential:
+def analog_mlp(sizes: list[int], config: PulsedDeviceConfig | None, seed: int = 0) -> nn.Sequential:
     """An MLP with tanh hidden units; analog layers when ``config`` is given, else float."""
     layers: list[nn.Module] = []
     torch.manual_seed(seed)
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         if config is None:
             layers.append(nn.Linear(n_in, n_out))
         else:

@@ -136,7 +136,8 @@ class EmulatedCrossbar:
         if current > self.soa.compliance_current_a:
             raise ScpiError(
                 102,
-                f"read current {current:g} A exceeds compliance {self.soa.compliance_current_a:g} A",
+                f"read current {current:g} A exceeds compliance "
+                f"{self.soa.compliance_current_a:g} A",
             )
 
     def _block(self, array: np.ndarray) -> bytes:
@@ -202,7 +203,9 @@ class EmulatedCrossbar:
         t.add("SENSe:VOLTage?", lambda a: repr(self.read_voltage_v), 0)
         t.add("SENSe:AVERage", self._set_average, 1)
         t.add("SENSe:AVERage?", lambda a: str(self.n_avg), 0)
-        t.add("MEASure:CONDuctance?", lambda a: self._block(self._read(self.selection, self.n_avg)), 0)
+        t.add(
+            "MEASure:CONDuctance?", lambda a: self._block(self._read(self.selection, self.n_avg)), 0
+        )
         t.add("MEASure:CURRent?", self._meas_current, 0)
         t.add("MEASure:CONDuctance:REPeat?", self._meas_repeat, 1)
         # sequences

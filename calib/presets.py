@@ -1,0 +1,176 @@
+"""Calibrated presets: versioned JSON documents validated against a schema.
+
+A preset carries a device model (family + aihwkit-named parameters in siemens around a
+reference conductance), their uncertainties and units, optional per-device arrays, an
+optional PCM noise section, and provenance (input file hash, software version, date,
+command line). See ``datasets/FORMAT.md`` for the field reference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from calib._version import __version__
+from calib.errors import CalibError
+
+__all__ = [
+    "PRESET_SCHEMA",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "file_sha256",
+    "load_preset",
+    "make_preset",
+    "provenance",
+    "save_preset",
+    "validate_preset",
+]
+
+SCHEMA_NAME = "aimc-calib-preset"
+SCHEMA_VERSION = 1
+
+_NUMBER_MAP = {"type": "object", "additionalProperties": {"type": ["number", "null"]}}
+
+PRESET_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["schema", "schema_version", "device", "provenance"],
+    "properties": {
+        "schema": {"const": SCHEMA_NAME},
+        "schema_version": {"type": "integer", "minimum": 1},
+        "device": {
+            "type": "object",
+            "required": ["model", "parameters", "g_offset_s"],
+            "properties": {
+                "model": {"type": "string"},
+                "parameters": _NUMBER_MAP,
+                "uncertainty": _NUMBER_MAP,
+                "units": {"type": "object", "additionalProperties": {"type": "string"}},
+                "g_offset_s": {"type": "number", "exclusiveMinimum": 0},
+                "read_noise_s": {"type": "number", "minimum": 0},
+            },
+        },
+        "per_device": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "number"}},
+        },
+        "pcm": {"type": "object"},
+        "provenance": {
+            "type": "object",
+            "required": ["software_version", "created"],
+            "properties": {
+                "software_version": {"type": "string"},
+                "created": {"type": "string"},
+                "command": {"type": "string"},
+                "input_file": {"type": ["string", "null"]},
+                "input_sha256": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
+
+
+def provenance(input_file: str | Path | None = None, **extra: Any) -> dict[str, Any]:
+    """Software version, UTC date, command line and input-file hash for a new document."""
+    record: dict[str, Any] = {
+        "software_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)),
+        "input_file": str(input_file) if input_file is not None else None,
+        "input_sha256": file_sha256(input_file) if input_file is not None else None,
+    }
+    record.update(extra)
+    return record
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_preset(
+    device: dict[str, Any],
+    prov: dict[str, Any],
+    per_device: dict[str, np.ndarray] | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """Assemble and validate a preset document."""
+    preset: dict[str, Any] = {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "device": _clean(device),
+        "provenance": _clean(prov),
+    }
+    if per_device:
+        preset["per_device"] = {
+            k: np.asarray(v, dtype=float).tolist() for k, v in per_device.items()
+        }
+    preset.update(_clean(sections))
+    validate_preset(preset, "<new preset>")
+    return preset
+
+
+def validate_preset(preset: Any, source: str) -> None:
+    """Raise :class:`CalibError` naming the first problem of ``preset``."""
+    if not isinstance(preset, dict):
+        raise CalibError(f"{source}: a preset must be a JSON object")
+    version = preset.get("schema_version")
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise CalibError(
+            f"{source}: preset schema version {version} is newer than this software supports "
+            f"({SCHEMA_VERSION}); upgrade aimc-calib"
+        )
+    try:
+        jsonschema.validate(preset, PRESET_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise CalibError(f"{source}: invalid preset at {where}: {exc.message}") from None
+
+
+def save_preset(preset: dict[str, Any], path: str | Path) -> Path:
+    """Validate and write ``preset`` as indented JSON (atomically: temp file, then rename)."""
+    validate_preset(preset, str(path))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(preset, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_preset(path: str | Path) -> dict[str, Any]:
+    """Read and validate a preset file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CalibError(f"{path}: preset file not found")
+    try:
+        preset = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CalibError(f"{path}: not valid JSON ({exc})") from None
+    validate_preset(preset, str(path))
+    return preset
+
+
+def _clean(value: Any) -> Any:
+    """numpy scalars/arrays to plain JSON types; non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,15 @@
+"""Ground truth of the emulated chip as a preset (for validating fits)."""
+
+from __future__ import annotations
+
+from calib.presets import make_preset, provenance
+from instruments.emulated_chip import EmulatedChip
+
+__all__ = ["truth_preset"]
+
+
+def truth_preset(chip: EmulatedChip) -> dict:
+    """The emulator's hidden device population as a validated preset document."""
+    truth = chip.ground_truth()
+    prov = provenance(None, source="emulator ground truth", emulator=truth.get("emulator", {}))
+    return make_preset(truth["device"], prov)
