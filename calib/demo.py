@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from calib.campaigns.pulse_response import PulseResponseParams, measure_pulse_response
 from calib.fit_commands import fit_pulse_response_file
 from calib.presets import save_preset
+from calib.progress import progress_bar
 from calib.truth import truth_preset
 from calib.validation import load_digits_split, train_accuracy
 from instruments.emulated_chip import EmulatedChip
@@ -38,18 +38,6 @@ class DemoResult:
     accuracy_truth: float
     accuracy_float: float
     seconds: float
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 def run_demo(
@@ -76,7 +64,7 @@ def run_demo(
             params = PulseResponseParams(
                 n_devices=n_devices, selection="random", seed=seed, chunk_devices=64
             )
-            with _progress(console) as progress:
+            with progress_bar(console) as progress:
                 task = progress.add_task("measuring pulse response", total=n_devices)
                 measure_pulse_response(
                     chip, params, dataset, lambda done, total: progress.update(task, completed=done)
@@ -93,7 +81,7 @@ def run_demo(
 
     split = load_digits_split(seed)
     accuracies = {}
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         for name, preset in (("float", None), ("fitted", _load(preset_path)), ("truth", truth)):
             task = progress.add_task(f"training MLP on digits ({name} device)", total=epochs)
             accuracies[name] = train_accuracy(
