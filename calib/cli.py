@@ -16,6 +16,7 @@ from calib._version import __version__
 from calib.commands.demo import demo as demo_command
 from calib.commands.emulator import emulator as emulator_group
 from calib.commands.fit import fit as fit_group
+from calib.commands.importing import import_group
 from calib.commands.measure import measure as measure_group
 from calib.errors import CalibError
 
@@ -43,6 +44,7 @@ cli.add_command(demo_command, "demo")
 cli.add_command(emulator_group, "emulator")
 cli.add_command(measure_group, "measure")
 cli.add_command(fit_group, "fit")
+cli.add_command(import_group, "import")
 
 
 # --------------------------------------------------------------------------- entry point
@@ -75,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         click.echo(f"calib: error:{name} {exc.strerror or exc}", err=True)
         return 1
+    except Exception as exc:  # a bug, not a user error: one line, traceback only on request
+        if logging.getLogger().isEnabledFor(logging.INFO):
+            log.exception("internal error")
+        click.echo(
+            f"calib: internal error: {type(exc).__name__}: {exc} (rerun with -v for details)",
+            err=True,
+        )
+        return 3
     return 0
 
 

@@ -67,7 +67,11 @@ def run_demo(
             with progress_bar(console) as progress:
                 task = progress.add_task("measuring pulse response", total=n_devices)
                 measure_pulse_response(
-                    chip, params, dataset, lambda done, total: progress.update(task, completed=done)
+                    chip,
+                    params,
+                    dataset,
+                    lambda done, total: progress.update(task, completed=done),
+                    overwrite=True,
                 )
             truth = truth_preset(chip)
     save_preset(truth, truth_path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from calib.errors import CalibError
-from calib.io import CampaignWriter, load, read_pulse_response
+from calib.io import CampaignWriter, RowSpec, load, read_pulse_response
 from calib.presets import SCHEMA_VERSION, load_preset, make_preset, provenance, save_preset
 
 DEVICE = {
@@ -49,12 +49,12 @@ def test_invalid_presets_are_refused_with_a_clear_message(tmp_path, mutate, mess
 
 def _write(path: Path, chunks: int, fail: bool = False) -> None:
     pulses = np.array([0, 1, 1, -1, -1], dtype=np.int32)
-    writer = CampaignWriter(path, "pulse_response", 5, {"pulses": pulses}, {"seed": 3})
+    rows = {"conductance": RowSpec((5,), "f4", "S")}
+    writer = CampaignWriter(path, "pulse_response", rows, {"pulses": pulses}, {"seed": 3})
     with writer:
         for c in range(chunks):
-            writer.append(
-                np.full((2, 5), 1e-5 * (c + 1)), np.array([2 * c, 2 * c + 1]), (4, 4), 0.0
-            )
+            g = np.full((2, 5), 1e-5 * (c + 1))
+            writer.append(np.array([2 * c, 2 * c + 1]), (4, 4), conductance=g)
             if fail and c == 1:
                 raise RuntimeError("instrument timeout")
 

@@ -1,38 +1,191 @@
-"""``calib measure ...``: measurement campaigns."""
+"""``calib measure ...``: measurement campaigns that write HDF5 datasets.
+
+Every campaign takes ``--resource`` (any VISA resource; default: start the embedded
+emulator), ``--seed``, ``-o FILE.h5``, ``--resume`` (continue an interrupted file) and
+``--overwrite``, shows a progress bar with an ETA, and logs the instrument identity.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from calib.commands.common import CHIP_KINDS, open_chip, progress_bar
 from calib.errors import CalibError
 
+__all__ = ["measure"]
+
 
 @click.group()
 def measure() -> None:
-    """Measurement campaigns (write HDF5 datasets)."""
+    """Measurement campaigns (write HDF5 datasets in the documented format)."""
+
+
+def _common_options(func: Callable) -> Callable:
+    """Options shared by every campaign."""
+    options = [
+        click.option(
+            "--resource", default=None, help="VISA resource string; default: embedded emulator."
+        ),
+        click.option(
+            "--chip",
+            type=click.Choice(CHIP_KINDS),
+            default="reram",
+            show_default=True,
+            help="Emulated chip kind (only without --resource).",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed of device selection (and of the embedded emulator).",
+        ),
+        click.option(
+            "--devices",
+            "n_devices",
+            type=click.IntRange(1),
+            default=256,
+            show_default=True,
+            help="Number of devices to measure.",
+        ),
+        click.option(
+            "--selection",
+            type=click.Choice(["block", "random"]),
+            default="random",
+            show_default=True,
+            help="First devices (block) or a random sample.",
+        ),
+        click.option(
+            "--chunk",
+            "chunk_devices",
+            type=click.IntRange(1),
+            default=4096,
+            show_default=True,
+            help="Devices per chunk (written and flushed together).",
+        ),
+        click.option(
+            "--read-voltage",
+            "read_voltage_v",
+            type=float,
+            default=0.2,
+            show_default=True,
+            help="Read voltage (V).",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=True,
+            help="HDF5 file to write.",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue an interrupted campaign in OUTPUT with the same parameters.",
+        ),
+        click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _program_options(func: Callable) -> Callable:
+    """Options of the campaigns that program devices to target levels first."""
+    options = [
+        click.option(
+            "--levels",
+            default=None,
+            help="Comma-separated target conductances in S (default: --n-levels "
+            "levels spread over the technology's usual range).",
+        ),
+        click.option("--n-levels", type=click.IntRange(1, 256), default=8, show_default=True),
+        click.option(
+            "--tolerance",
+            "tolerance_s",
+            type=float,
+            default=0.5e-6,
+            show_default=True,
+            help="Program-and-verify tolerance (S).",
+        ),
+        click.option("--max-iterations", type=click.IntRange(1), default=100, show_default=True),
+        click.option(
+            "--pulse-amplitude",
+            "pulse_amplitude_v",
+            type=float,
+            default=1.2,
+            show_default=True,
+            help="Programming pulse amplitude (V).",
+        ),
+        click.option(
+            "--pulse-width",
+            "pulse_width_s",
+            type=float,
+            default=1e-6,
+            show_default=True,
+            help="Programming pulse width (s).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _levels(text: str | None, n_levels: int, technology: str) -> tuple[float, ...]:
+    from calib.campaigns.programming import default_levels
+
+    if text is None:
+        return default_levels(technology, n_levels)
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise CalibError(f"--levels must be comma-separated numbers in S, got {text!r}") from None
+
+
+def _run(
+    kind: str,
+    make_params: Callable[[str], Any],
+    run: Callable[..., Path],
+    resource: str | None,
+    chip: str,
+    seed: int,
+    n_devices: int,
+    output: Path,
+    resume: bool,
+    overwrite: bool,
+) -> None:
+    with open_chip(resource, seed, chip) as c, progress_bar() as progress:
+        technology = str(c.snapshot().get("configuration", {}).get("technology", chip))
+        params = make_params(technology)
+        click.echo(f"instrument: {c.identity()}", err=True)
+        task = progress.add_task(kind, total=n_devices)
+        path = run(
+            c,
+            params,
+            output,
+            lambda done, total: progress.update(task, completed=done),
+            resume=resume,
+            overwrite=overwrite,
+        )
+    click.echo(f"dataset written to {path}")
 
 
 @measure.command("pulse-response")
-@click.option("--resource", default=None, help="VISA resource; default: embedded emulator.")
-@click.option(
-    "--chip",
-    type=click.Choice(CHIP_KINDS),
-    default="reram",
-    show_default=True,
-    help="Emulated chip kind when no --resource is given.",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--devices", "n_devices", type=click.IntRange(1), default=256, show_default=True)
-@click.option(
-    "--selection", type=click.Choice(["block", "random"]), default="random", show_default=True
-)
+@_common_options
 @click.option("--n-up", type=click.IntRange(0), default=200, show_default=True)
 @click.option("--n-down", type=click.IntRange(0), default=200, show_default=True)
 @click.option("--cycles", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--read-every", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--read-every",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Read after every k pulses.",
+)
 @click.option(
     "--amplitude",
     type=float,
@@ -41,50 +194,183 @@ def measure() -> None:
     help="Pulse amplitude (V); up pulses +A, down pulses -A.",
 )
 @click.option("--width", type=float, default=1e-6, show_default=True, help="Pulse width (s).")
-@click.option(
-    "--read-voltage", type=float, default=0.2, show_default=True, help="Read voltage (V)."
-)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def measure_pulse_response_cmd(
-    resource,
-    chip,
-    seed,
-    n_devices,
-    selection,
-    n_up,
-    n_down,
-    cycles,
-    read_every,
-    amplitude,
-    width,
-    read_voltage,
-    output,
-) -> None:
-    """N up then N down pulses with a read after each, for C cycles."""
-    from calib.campaigns.pulse_response import PulseResponseParams, measure_pulse_response
+def measure_pulse_response_cmd(**kw: Any) -> None:
+    """N up then N down pulses with a read after each (or every k), C cycles."""
+    from calib.campaigns import PulseResponseParams, measure_pulse_response
 
-    params = PulseResponseParams(
-        n_devices=n_devices,
-        selection=selection,
-        n_up=n_up,
-        n_down=n_down,
-        cycles=cycles,
-        read_every=read_every,
-        amplitude_up_v=abs(amplitude),
-        amplitude_down_v=-abs(amplitude),
-        width_s=width,
-        read_voltage_v=read_voltage,
-        seed=seed,
-    )
-    try:
-        spec_ok = params.train()
-    except ValueError as exc:
-        raise CalibError(f"measure pulse-response: {exc}") from None
-    del spec_ok
-    with open_chip(resource, seed, chip) as c, progress_bar() as progress:
-        click.echo(f"instrument: {c.identity()}", err=True)
-        task = progress.add_task("pulse response", total=n_devices)
-        path = measure_pulse_response(
-            c, params, output, lambda done, total: progress.update(task, completed=done)
+    def make(technology: str) -> PulseResponseParams:
+        return PulseResponseParams(
+            n_devices=kw["n_devices"],
+            selection=kw["selection"],
+            seed=kw["seed"],
+            chunk_devices=kw["chunk_devices"],
+            read_voltage_v=kw["read_voltage_v"],
+            n_up=kw["n_up"],
+            n_down=kw["n_down"],
+            cycles=kw["cycles"],
+            read_every=kw["read_every"],
+            amplitude_up_v=abs(kw["amplitude"]),
+            amplitude_down_v=-abs(kw["amplitude"]),
+            width_s=kw["width"],
         )
-    click.echo(f"dataset written to {path}")
+
+    _run(
+        "pulse response",
+        make,
+        measure_pulse_response,
+        kw["resource"],
+        kw["chip"],
+        kw["seed"],
+        kw["n_devices"],
+        kw["output"],
+        kw["resume"],
+        kw["overwrite"],
+    )
+
+
+def _programming_kwargs(kw: dict[str, Any], technology: str) -> dict[str, Any]:
+    return {
+        "n_devices": kw["n_devices"],
+        "selection": kw["selection"],
+        "seed": kw["seed"],
+        "chunk_devices": kw["chunk_devices"],
+        "read_voltage_v": kw["read_voltage_v"],
+        "levels_s": _levels(kw["levels"], kw["n_levels"], technology),
+        "tolerance_s": kw["tolerance_s"],
+        "max_iterations": kw["max_iterations"],
+        "pulse_amplitude_v": kw["pulse_amplitude_v"],
+        "pulse_width_s": kw["pulse_width_s"],
+    }
+
+
+@measure.command("drift")
+@_common_options
+@_program_options
+@click.option(
+    "--t-min",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="First read time after programming (s).",
+)
+@click.option(
+    "--t-max",
+    type=float,
+    default=1e5,
+    show_default=True,
+    help="Last read time after programming (s).",
+)
+@click.option(
+    "--n-times",
+    type=click.IntRange(2),
+    default=40,
+    show_default=True,
+    help="Log-spaced read times.",
+)
+@click.option(
+    "--n-avg",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Reads averaged per time point.",
+)
+def measure_drift_cmd(**kw: Any) -> None:
+    """Program to target levels, then read at log-spaced times after programming."""
+    from calib.campaigns import DriftParams, measure_drift
+
+    def make(technology: str) -> DriftParams:
+        return DriftParams(
+            **_programming_kwargs(kw, technology),
+            t_min_s=kw["t_min"],
+            t_max_s=kw["t_max"],
+            n_times=kw["n_times"],
+            n_avg=kw["n_avg"],
+        )
+
+    _run(
+        "drift",
+        make,
+        measure_drift,
+        kw["resource"],
+        kw["chip"],
+        kw["seed"],
+        kw["n_devices"],
+        kw["output"],
+        kw["resume"],
+        kw["overwrite"],
+    )
+
+
+@measure.command("programming")
+@_common_options
+@_program_options
+@click.option(
+    "--read-delay",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Time after programming of the independent read (s).",
+)
+def measure_programming_cmd(**kw: Any) -> None:
+    """Program-and-verify statistics per target level: achieved, error, iterations."""
+    from calib.campaigns import ProgrammingParams, measure_programming
+
+    def make(technology: str) -> ProgrammingParams:
+        return ProgrammingParams(
+            **_programming_kwargs(kw, technology), read_delay_s=kw["read_delay"]
+        )
+
+    _run(
+        "programming",
+        make,
+        measure_programming,
+        kw["resource"],
+        kw["chip"],
+        kw["seed"],
+        kw["n_devices"],
+        kw["output"],
+        kw["resume"],
+        kw["overwrite"],
+    )
+
+
+@measure.command("read-noise")
+@_common_options
+@_program_options
+@click.option(
+    "--n-reads",
+    type=click.IntRange(2),
+    default=200,
+    show_default=True,
+    help="Back-to-back reads per device.",
+)
+@click.option(
+    "--read-delay",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Wait after programming before the reads (s).",
+)
+def measure_read_noise_cmd(**kw: Any) -> None:
+    """Program to target levels, then repeated reads per device."""
+    from calib.campaigns import ReadNoiseParams, measure_read_noise
+
+    def make(technology: str) -> ReadNoiseParams:
+        return ReadNoiseParams(
+            **_programming_kwargs(kw, technology),
+            n_reads=kw["n_reads"],
+            read_delay_s=kw["read_delay"],
+        )
+
+    _run(
+        "read noise",
+        make,
+        measure_read_noise,
+        kw["resource"],
+        kw["chip"],
+        kw["seed"],
+        kw["n_devices"],
+        kw["output"],
+        kw["resume"],
+        kw["overwrite"],
+    )

@@ -1,15 +1,17 @@
-"""The HDF5 dataset format (``datasets/FORMAT.md``): writer with per-chunk flushes, and reader.
+"""The HDF5 dataset format (``datasets/FORMAT.md``): chunked writer with resume, and readers.
 
-One group per campaign. Rows are devices, columns are reads. Data are appended as they
-arrive and the file is flushed after every chunk, with the group's ``status`` attribute
-saying whether the campaign is ``running``, ``complete`` or ``interrupted``; a file left
-by a crash therefore holds every chunk measured before it, marked as not complete.
+One group per campaign. Rows are devices. Every chunk of devices is appended to all row
+datasets and flushed, and the file is closed between chunks, so a process killed while
+measuring leaves a consistent file holding every chunk written before. The group's
+``status`` attribute is ``running`` while measuring, ``complete`` at the end, and
+``interrupted`` after an error; ``rows_complete`` counts the device rows safely written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,142 +22,190 @@ from calib._version import __version__
 from calib.errors import CalibError
 
 __all__ = [
+    "CAMPAIGNS",
+    "CONDUCTANCE_UNITS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "CampaignData",
     "CampaignWriter",
-    "PulseResponseData",
+    "RowSpec",
     "open_dataset",
+    "read_campaign",
     "read_pulse_response",
+    "write_campaign",
 ]
 
 FORMAT_NAME = "aimc-calib-dataset"
 FORMAT_VERSION = 1
+CAMPAIGNS = ("pulse_response", "drift", "programming", "read_noise")
+#: Accepted units of conductance datasets: siemens, or dimensionless normalized values.
+CONDUCTANCE_UNITS = ("S", "normalized")
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class CampaignWriter:
-    """Appends device chunks of one campaign group to an HDF5 file.
+@dataclass(frozen=True)
+class RowSpec:
+    """A per-device dataset: ``shape`` is the shape of one device's row (``()`` for scalars)."""
 
-    ``reads_per_device`` fixes the number of columns of ``conductance``; ``columns`` are the
-    per-read arrays (``pulses``, ``time``) written once at creation.
+    shape: tuple[int, ...] = ()
+    dtype: str = "f8"
+    units: str | None = None
+
+
+ADDRESS_ROWS = {
+    "device_index": RowSpec((), "i8", None),
+    "row": RowSpec((), "i8", None),
+    "col": RowSpec((), "i8", None),
+}
+
+
+class CampaignWriter:
+    """Appends device chunks of one campaign group, flushing and closing after each.
+
+    ``rows`` declares the per-device datasets besides the addresses (``device_index``,
+    ``row``, ``col``, which every campaign has). ``columns`` are written once (per-read
+    arrays such as ``pulses`` or ``time``), with optional units in ``column_units``.
     """
 
     def __init__(
         self,
         path: str | Path,
         campaign: str,
-        reads_per_device: int,
+        rows: dict[str, RowSpec],
         columns: dict[str, np.ndarray],
         attrs: dict[str, Any],
+        column_units: dict[str, str] | None = None,
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.campaign = campaign
+        self.rows = {**ADDRESS_ROWS, **rows}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mode = "w" if overwrite or not self.path.exists() else "a"
+        if self.path.exists() and not overwrite:
+            raise CalibError(f"{self.path}: exists; use --resume to continue it or remove it")
+        with self._open("w") as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["software_version"] = __version__
+            g = f.create_group(campaign)
+            g.attrs["campaign"] = campaign
+            g.attrs["status"] = "running"
+            g.attrs["rows_complete"] = 0
+            g.attrs["start_time"] = _now()
+            g.attrs["software_version"] = __version__
+            for key, value in attrs.items():
+                g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+            for name, spec in self.rows.items():
+                chunk_rows = max(1, min(256, (1 << 20) // max(8 * int(np.prod(spec.shape)), 1)))
+                ds = g.create_dataset(
+                    name,
+                    shape=(0, *spec.shape),
+                    maxshape=(None, *spec.shape),
+                    dtype=spec.dtype,
+                    chunks=(chunk_rows, *spec.shape),
+                )
+                if spec.units:
+                    ds.attrs["units"] = spec.units
+            for name, values in columns.items():
+                ds = g.create_dataset(name, data=values)
+                if column_units and name in column_units:
+                    ds.attrs["units"] = column_units[name]
+
+    @classmethod
+    def resume(cls, path: str | Path, campaign: str) -> CampaignWriter:
+        """Reopen an unfinished campaign; rows beyond ``rows_complete`` are discarded."""
+        path = Path(path)
+        with open_dataset(path) as f:
+            if campaign not in f:
+                raise CalibError(f"{path}: has no {campaign!r} group to resume")
+            g = f[campaign]
+            status = _text(g.attrs.get("status"))
+            if status == "complete":
+                raise CalibError(f"{path}: the {campaign} campaign is already complete")
+            rows = {
+                name: RowSpec(ds.shape[1:], ds.dtype.str, _text(ds.attrs.get("units")))
+                for name, ds in g.items()
+                if isinstance(ds, h5py.Dataset) and ds.maxshape[0] is None
+            }
+        self = cls.__new__(cls)
+        self.path = path
+        self.campaign = campaign
+        self.rows = rows
+        with self._open("a") as f:
+            g = f[campaign]
+            done = int(g.attrs.get("rows_complete", 0))
+            for name in rows:
+                if g[name].shape[0] != done:
+                    g[name].resize(done, axis=0)  # drop a partially written chunk
+            g.attrs["status"] = "running"
+            g.attrs["resumed_time"] = _now()
+        return self
+
+    def _open(self, mode: str) -> h5py.File:
         try:
-            self.file = h5py.File(self.path, mode)
+            return h5py.File(self.path, mode, locking=False)
         except OSError as exc:
             raise CalibError(f"{self.path}: cannot open for writing ({exc})") from None
-        root = self.file.attrs
-        root["format"] = FORMAT_NAME
-        root["format_version"] = FORMAT_VERSION
-        root["software_version"] = __version__
-        if campaign in self.file:
-            raise CalibError(f"{self.path}: already holds a {campaign!r} group")
-        g = self.file.create_group(campaign)
-        self.group = g
-        g.attrs["campaign"] = campaign
-        g.attrs["status"] = "running"
-        g.attrs["start_time"] = _now()
-        g.attrs["software_version"] = __version__
-        for key, value in attrs.items():
-            g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
-        chunk_rows = 64
-        g.create_dataset(
-            "conductance",
-            shape=(0, reads_per_device),
-            maxshape=(None, reads_per_device),
-            dtype="f4",
-            chunks=(chunk_rows, min(reads_per_device, 4096)),
-        )
-        g["conductance"].attrs["units"] = "S"
-        for name in ("device_index", "row", "col"):
-            g.create_dataset(name, shape=(0,), maxshape=(None,), dtype="i8", chunks=(1024,))
-        g.create_dataset("start_time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(1024,))
-        g["start_time"].attrs["units"] = "s"
-        for name, values in columns.items():
-            g.create_dataset(name, data=values)
-        if "time" in g:
-            g["time"].attrs["units"] = "s"
-        if "pulses" in g:
-            g["pulses"].attrs["units"] = "pulses (signed count before each read)"
-        self.file.flush()
 
     @property
-    def n_devices(self) -> int:
-        return int(self.group["conductance"].shape[0])
+    def rows_complete(self) -> int:
+        with self._open("r") as f:
+            return int(f[self.campaign].attrs["rows_complete"])
 
-    def append(
-        self,
-        conductance_s: np.ndarray,
-        device_index: np.ndarray,
-        shape: tuple[int, int],
-        start_time_s: float,
-    ) -> None:
-        """Append a chunk: ``conductance_s`` is ``(n_chunk, reads_per_device)``."""
-        g = self.group
-        n0 = self.n_devices
-        n = conductance_s.shape[0]
-        g["conductance"].resize(n0 + n, axis=0)
-        g["conductance"][n0:] = conductance_s
-        rows, cols = np.divmod(np.asarray(device_index), shape[1])
-        for name, values in (("device_index", device_index), ("row", rows), ("col", cols)):
-            g[name].resize(n0 + n, axis=0)
-            g[name][n0:] = values
-        g["start_time"].resize(n0 + n, axis=0)
-        g["start_time"][n0:] = start_time_s
-        self.file.flush()
+    def attrs(self) -> dict[str, Any]:
+        """The campaign group's attributes (JSON values decoded)."""
+        with self._open("r") as f:
+            return {k: _attr(v) for k, v in f[self.campaign].attrs.items()}
+
+    def append(self, device_index: np.ndarray, shape: tuple[int, int], **rows: np.ndarray) -> None:
+        """Append one chunk: every declared row dataset must be given, leading dim = chunk."""
+        device_index = np.asarray(device_index, dtype=np.int64)
+        n = device_index.size
+        r, c = np.divmod(device_index, shape[1])
+        data = {"device_index": device_index, "row": r, "col": c, **rows}
+        missing = set(self.rows) - set(data)
+        extra = set(data) - set(self.rows)
+        if missing or extra:
+            raise ValueError(
+                f"chunk rows mismatch: missing {sorted(missing)}, extra {sorted(extra)}"
+            )
+        with self._open("a") as f:
+            g = f[self.campaign]
+            n0 = int(g.attrs["rows_complete"])
+            for name, values in data.items():
+                arr = np.asarray(values)
+                if arr.shape != (n, *self.rows[name].shape):
+                    raise ValueError(f"{name}: chunk of shape {arr.shape}, expected {n} rows")
+                ds = g[name]
+                ds.resize(n0 + n, axis=0)
+                ds[n0:] = arr
+            g.attrs["rows_complete"] = n0 + n
+            f.flush()
 
     def finish(self, status: str = "complete") -> None:
-        """Set the final status and end time, and close the file."""
-        if not self.file:
-            return
-        self.group.attrs["status"] = status
-        self.group.attrs["end_time"] = _now()
-        self.file.flush()
-        self.file.close()
+        """Set the final status and end time."""
+        with self._open("a") as f:
+            g = f[self.campaign]
+            g.attrs["status"] = status
+            g.attrs["end_time"] = _now()
 
     def __enter__(self) -> CampaignWriter:
         return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is None:
-            self.finish("complete")
-        else:
-            self.finish("interrupted")
+        self.finish("complete" if exc_type is None else "interrupted")
 
 
 # --------------------------------------------------------------------------- reading
-class PulseResponseData:
-    """A pulse-response campaign read back from a file."""
-
-    def __init__(self, group: h5py.Group, source: str) -> None:
-        self.source = source
-        self.conductance_s = np.asarray(group["conductance"][()], dtype=np.float64)
-        self.pulses = np.asarray(group["pulses"][()], dtype=np.int64)
-        self.time_s = np.asarray(group["time"][()]) if "time" in group else None
-        self.device_index = np.asarray(group["device_index"][()])
-        self.row = np.asarray(group["row"][()])
-        self.col = np.asarray(group["col"][()])
-        self.attrs = {k: _attr(v) for k, v in group.attrs.items()}
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        value = value.decode()
+    value = _text(value)
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return json.loads(value)
@@ -166,18 +216,73 @@ def _attr(value: Any) -> Any:
     return value
 
 
+@dataclass
+class CampaignData:
+    """One campaign read back from a file: arrays by dataset name, attributes, units."""
+
+    campaign: str
+    arrays: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+    units: dict[str, str] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    @property
+    def n_devices(self) -> int:
+        return int(self.arrays["device_index"].shape[0])
+
+    # convenience views used by the fitters
+    @property
+    def conductance_s(self) -> np.ndarray:
+        return self.arrays["conductance"]
+
+    @property
+    def pulses(self) -> np.ndarray:
+        return self.arrays["pulses"]
+
+    @property
+    def time_s(self) -> np.ndarray | None:
+        return self.arrays.get("time")
+
+    @property
+    def device_index(self) -> np.ndarray:
+        return self.arrays["device_index"]
+
+    @property
+    def row(self) -> np.ndarray:
+        return self.arrays["row"]
+
+    @property
+    def col(self) -> np.ndarray:
+        return self.arrays["col"]
+
+
+PulseResponseData = CampaignData  # backwards-compatible name
+
+#: Datasets every campaign group must have, and those whose units are checked.
+REQUIRED = {
+    "pulse_response": ("conductance", "pulses", "device_index"),
+    "drift": ("conductance", "time", "target", "device_index"),
+    "programming": ("conductance", "target", "device_index"),
+    "read_noise": ("conductance", "time", "device_index"),
+}
+UNITS = {"conductance": CONDUCTANCE_UNITS, "target": CONDUCTANCE_UNITS, "time": ("s",)}
+
+
 def open_dataset(path: str | Path) -> h5py.File:
     """Open a dataset file for reading, checking that it is one of ours."""
     path = Path(path)
     if not path.is_file():
         raise CalibError(f"{path}: file not found")
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", locking=False)
     except OSError as exc:
-        raise CalibError(f"{path}: not a readable HDF5 file ({exc})") from None
-    fmt = f.attrs.get("format")
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode()
+        raise CalibError(
+            f"{path}: not a readable HDF5 file (truncated or corrupt? {exc})"
+        ) from None
+    fmt = _text(f.attrs.get("format"))
     if fmt != FORMAT_NAME:
         f.close()
         raise CalibError(f"{path}: not an {FORMAT_NAME} file (format attribute is {fmt!r})")
@@ -190,23 +295,98 @@ def open_dataset(path: str | Path) -> h5py.File:
     return f
 
 
-def read_pulse_response(path: str | Path, group: str = "pulse_response") -> PulseResponseData:
-    """Read a pulse-response campaign, validating shapes and units."""
+def read_campaign(path: str | Path, campaign: str) -> CampaignData:
+    """Read one campaign group, validating required datasets, row counts, units and values."""
+    path = Path(path)
     with open_dataset(path) as f:
-        if group not in f:
-            raise CalibError(f"{path}: has no {group!r} group (groups: {sorted(f)})")
-        g = f[group]
-        for name in ("conductance", "pulses", "device_index"):
+        if campaign not in f:
+            raise CalibError(f"{path}: has no {campaign!r} group (groups: {sorted(f)})")
+        g = f[campaign]
+        for name in REQUIRED.get(campaign, ("device_index",)):
             if name not in g:
-                raise CalibError(f"{path}: {group}/{name} is missing")
-        units = g["conductance"].attrs.get("units")
-        if isinstance(units, bytes):
-            units = units.decode()
-        if units != "S":
-            raise CalibError(f"{path}: {group}/conductance has units {units!r}; expected 'S'")
-        if g["conductance"].ndim != 2 or g["conductance"].shape[1] != g["pulses"].shape[0]:
+                raise CalibError(f"{path}: {campaign}/{name} is missing")
+        try:
+            arrays = {
+                name: np.asarray(ds[()]) for name, ds in g.items() if isinstance(ds, h5py.Dataset)
+            }
+        except OSError as exc:
+            raise CalibError(f"{path}: {campaign} data cannot be read (truncated? {exc})") from None
+        units = {name: _text(ds.attrs["units"]) for name, ds in g.items() if "units" in ds.attrs}
+        attrs = {k: _attr(v) for k, v in g.attrs.items()}
+    for name, allowed in UNITS.items():
+        if name in arrays and units.get(name) not in allowed:
             raise CalibError(
-                f"{path}: {group}/conductance shape {g['conductance'].shape} does not match "
-                f"{g['pulses'].shape[0]} pulses"
+                f"{path}: {campaign}/{name} has units {units.get(name)!r}; "
+                f"expected one of {allowed}"
             )
-        return PulseResponseData(g, str(path))
+    n = arrays["device_index"].shape[0]
+    for name, arr in arrays.items():
+        if name in ("pulses", "time") and arr.ndim == 1:
+            continue  # one value per read, shared by all devices
+        if arr.ndim == 0 or arr.shape[0] != n:
+            rows = arr.shape[0] if arr.ndim else 0
+            raise CalibError(f"{path}: {campaign}/{name} has {rows} rows for {n} devices")
+    _check_shapes(path, campaign, arrays)
+    return CampaignData(campaign, arrays, attrs, units, str(path))
+
+
+def _check_shapes(path: Path, campaign: str, a: dict[str, np.ndarray]) -> None:
+    n = a["device_index"].shape[0]
+    g = a["conductance"]
+    if campaign in ("pulse_response", "drift", "read_noise"):
+        if g.ndim != 2 or g.shape[0] != n:
+            raise CalibError(
+                f"{path}: {campaign}/conductance must be (devices, reads), got {g.shape}"
+            )
+        key = "pulses" if campaign == "pulse_response" else "time"
+        col = a[key]
+        if col.shape not in ((g.shape[1],), g.shape):
+            raise CalibError(
+                f"{path}: {campaign}/{key} shape {col.shape} does not match conductance {g.shape}"
+            )
+    elif g.shape != (n,):
+        raise CalibError(f"{path}: {campaign}/conductance must have one value per device")
+    if campaign == "pulse_response":
+        # NaN is allowed only as trailing padding of shorter per-device sequences.
+        pad = ~np.isfinite(g)
+        if pad.any():
+            first_pad = np.where(pad.any(1), pad.argmax(1), g.shape[1])
+            trailing = pad.sum(1) == g.shape[1] - first_pad
+            if not np.all(trailing):
+                bad = int(a["device_index"][~trailing][0])
+                raise CalibError(
+                    f"{path}: device {bad} has NaN reads inside its trace (only trailing padding "
+                    "of shorter sequences may be NaN)"
+                )
+
+
+def read_pulse_response(path: str | Path, group: str = "pulse_response") -> CampaignData:
+    """Read a pulse-response campaign (``conductance``, ``pulses``, addresses, attributes)."""
+    return read_campaign(path, group)
+
+
+def write_campaign(path: str | Path, data: CampaignData, overwrite: bool = False) -> Path:
+    """Write a whole campaign (e.g. one imported from CSV) as a complete group of ``path``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CalibError(f"{path}: exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with h5py.File(tmp, "w", locking=False) as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["software_version"] = __version__
+        g = f.create_group(data.campaign)
+        for key, value in data.attrs.items():
+            g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+        g.attrs["status"] = data.attrs.get("status", "complete")
+        g.attrs["rows_complete"] = data.n_devices
+        g.attrs["software_version"] = __version__
+        g.attrs.setdefault("start_time", _now())
+        g.attrs.setdefault("end_time", _now())
+        for name, values in data.arrays.items():
+            ds = g.create_dataset(name, data=values)
+            if name in data.units:
+                ds.attrs["units"] = data.units[name]
+    tmp.replace(path)
+    return path

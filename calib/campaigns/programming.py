@@ -1,0 +1,246 @@
+"""Program-and-verify campaigns: programming statistics, drift, and read noise.
+
+All three program their devices to target levels first (device k of the selection gets
+level ``k mod n_levels``, so every chunk covers every level), then measure:
+
+* ``programming``: an independent read ``read_delay_s`` after programming (the achieved
+  conductance; its error against the target is the programming noise), iterations,
+  convergence;
+* ``drift``: reads at log-spaced times after programming, ``n_avg`` reads averaged each;
+* ``read_noise``: ``n_reads`` back-to-back reads ``read_delay_s`` after programming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calib.campaigns.base import CampaignParams, ProgressCallback, run_campaign
+from calib.errors import CalibError
+from calib.io.hdf5 import RowSpec
+from instruments.chip import ChipInterface, ListSelection, ProgramResult, PulseSpec
+
+__all__ = [
+    "DEFAULT_LEVELS_S",
+    "DriftParams",
+    "ProgrammingParams",
+    "ReadNoiseParams",
+    "default_levels",
+    "measure_drift",
+    "measure_programming",
+    "measure_read_noise",
+]
+
+#: Default (lowest, highest) target conductance per technology, siemens.
+DEFAULT_LEVELS_S = {
+    "reram": (30e-6, 90e-6),
+    "ecram": (2e-6, 8e-6),
+    "pcm": (1e-6, 24e-6),
+}
+
+
+def default_levels(technology: str, n_levels: int) -> tuple[float, ...]:
+    """``n_levels`` evenly spaced targets inside the technology's usual range (S)."""
+    lo, hi = DEFAULT_LEVELS_S.get(technology.lower(), DEFAULT_LEVELS_S["reram"])
+    return tuple(float(v) for v in np.linspace(lo, hi, n_levels))
+
+
+@dataclass(frozen=True)
+class ProgrammingParams(CampaignParams):
+    """Program-and-verify settings (S, V, s) on top of the common campaign parameters."""
+
+    levels_s: tuple[float, ...] = (30e-6, 50e-6, 70e-6, 90e-6)
+    tolerance_s: float = 0.5e-6
+    max_iterations: int = 100
+    pulse_amplitude_v: float = 1.2
+    pulse_width_s: float = 1e-6
+    read_delay_s: float = 20.0
+    n_avg: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        levels = np.asarray(self.levels_s, dtype=float)
+        if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
+            raise CalibError(f"target levels must be finite and >= 0 S, got {self.levels_s}")
+        if self.tolerance_s <= 0 or self.max_iterations < 1:
+            raise CalibError("tolerance must be > 0 S and max_iterations >= 1")
+        if self.read_delay_s < 0 or self.n_avg < 1:
+            raise CalibError("read_delay_s must be >= 0 s and n_avg >= 1")
+
+    def targets(self, n: int, offset: int) -> np.ndarray:
+        """Targets of ``n`` devices that start at position ``offset`` of the selection."""
+        levels = np.asarray(self.levels_s, dtype=float)
+        return levels[(offset + np.arange(n)) % levels.size]
+
+
+@dataclass(frozen=True)
+class DriftParams(ProgrammingParams):
+    """Reads at ``n_times`` log-spaced times in [t_min_s, t_max_s] after programming."""
+
+    t_min_s: float = 20.0
+    t_max_s: float = 1e5
+    n_times: int = 40
+    n_avg: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.t_min_s < self.t_max_s or self.n_times < 2:
+            raise CalibError("need 0 < t_min_s < t_max_s and n_times >= 2")
+
+    def times(self) -> np.ndarray:
+        return np.geomspace(self.t_min_s, self.t_max_s, self.n_times)
+
+
+@dataclass(frozen=True)
+class ReadNoiseParams(ProgrammingParams):
+    """``n_reads`` back-to-back reads per device, ``read_delay_s`` after programming."""
+
+    n_reads: int = 200
+    read_delay_s: float = 100.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_reads < 2:
+            raise CalibError("read noise needs n_reads >= 2")
+
+
+def _program(chip: ChipInterface, sel: ListSelection, targets: np.ndarray, p: ProgrammingParams):
+    result: ProgramResult = chip.program_verify(
+        sel,
+        targets,
+        p.tolerance_s,
+        p.max_iterations,
+        p.read_voltage_v,
+        PulseSpec(p.pulse_amplitude_v, p.pulse_width_s),
+    )
+    n = targets.size
+    return {
+        "target": targets,
+        "verify_conductance": np.asarray(result.conductance_s, dtype=float),
+        "iterations": np.asarray(result.iterations, dtype=np.int32),
+        "converged": np.asarray(result.converged, dtype=bool),
+        "program_time": np.broadcast_to(np.asarray(result.time_s, dtype=float), (n,)).copy()
+        if np.size(result.time_s)
+        else np.full(n, chip.clock.now()),
+    }
+
+
+PROGRAM_ROWS = {
+    "target": RowSpec((), "f8", "S"),
+    "verify_conductance": RowSpec((), "f8", "S"),
+    "iterations": RowSpec((), "i4", None),
+    "converged": RowSpec((), "?", None),
+    "program_time": RowSpec((), "f8", "s"),
+}
+
+
+def measure_programming(
+    chip: ChipInterface,
+    params: ProgrammingParams,
+    output: str | Path,
+    progress: ProgressCallback | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Program-and-verify statistics per target level (group ``programming``)."""
+
+    def measure(sel: ListSelection, chunk: np.ndarray, first: int) -> dict[str, np.ndarray]:
+        targets = params.targets(chunk.size, first)
+        rows = _program(chip, sel, targets, params)
+        g = chip.read_at_times(
+            sel, np.array([params.read_delay_s]), params.read_voltage_v, params.n_avg
+        )
+        rows["conductance"] = np.asarray(g, dtype=float)[0]
+        return rows
+
+    rows = {**PROGRAM_ROWS, "conductance": RowSpec((), "f8", "S")}
+    return run_campaign(
+        chip,
+        "programming",
+        params,
+        output,
+        rows,
+        measure,
+        progress=progress,
+        resume=resume,
+        overwrite=overwrite,
+    )
+
+
+def measure_drift(
+    chip: ChipInterface,
+    params: DriftParams,
+    output: str | Path,
+    progress: ProgressCallback | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Program, then read at log-spaced times after programming (group ``drift``)."""
+    times = params.times()
+
+    def measure(sel: ListSelection, chunk: np.ndarray, first: int) -> dict[str, np.ndarray]:
+        targets = params.targets(chunk.size, first)
+        rows = _program(chip, sel, targets, params)
+        g = chip.read_at_times(sel, times, params.read_voltage_v, params.n_avg)
+        rows["conductance"] = np.asarray(g, dtype=float).T
+        return rows
+
+    rows = {**PROGRAM_ROWS, "conductance": RowSpec((times.size,), "f4", "S")}
+    return run_campaign(
+        chip,
+        "drift",
+        params,
+        output,
+        rows,
+        measure,
+        columns={"time": times},
+        column_units={"time": "s"},
+        extra_attrs={"n_avg": params.n_avg},
+        progress=progress,
+        resume=resume,
+        overwrite=overwrite,
+    )
+
+
+def measure_read_noise(
+    chip: ChipInterface,
+    params: ReadNoiseParams,
+    output: str | Path,
+    progress: ProgressCallback | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Program, wait ``read_delay_s``, then ``n_reads`` back-to-back reads (``read_noise``)."""
+
+    def measure(sel: ListSelection, chunk: np.ndarray, first: int) -> dict[str, np.ndarray]:
+        targets = params.targets(chunk.size, first)
+        rows = _program(chip, sel, targets, params)
+        wait = rows["program_time"].max() + params.read_delay_s - chip.clock.now()
+        if wait > 0:
+            chip.clock.advance(float(wait))
+        t_start = chip.clock.now()
+        g = chip.repeated_reads(sel, params.n_reads, params.read_voltage_v)
+        t_end = chip.clock.now()
+        read_times = np.linspace(t_start, t_end, params.n_reads)
+        rows["conductance"] = np.asarray(g, dtype=float).T
+        rows["time"] = read_times[None, :] - rows["program_time"][:, None]
+        return rows
+
+    rows = {
+        **PROGRAM_ROWS,
+        "conductance": RowSpec((params.n_reads,), "f4", "S"),
+        "time": RowSpec((params.n_reads,), "f8", "s"),
+    }
+    return run_campaign(
+        chip,
+        "read_noise",
+        params,
+        output,
+        rows,
+        measure,
+        progress=progress,
+        resume=resume,
+        overwrite=overwrite,
+    )

@@ -1,0 +1,54 @@
+"""``calib import csv``: convert measurements taken elsewhere into the dataset format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from calib.io.csv_import import CSV_COLUMNS, UNIT_SCALE
+
+__all__ = ["import_group"]
+
+KINDS = {name.replace("_", "-"): name for name in CSV_COLUMNS}
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import measurements from other tools (tidy CSV, one row per read)."""
+
+
+@import_group.command("csv")
+@click.argument("input_path", metavar="INPUT.csv", type=click.Path(path_type=Path))
+@click.option(
+    "--kind",
+    type=click.Choice(sorted(KINDS)),
+    required=True,
+    help="Which campaign the CSV holds (see datasets/FORMAT.md for the columns).",
+)
+@click.option(
+    "--units",
+    type=click.Choice(sorted(UNIT_SCALE)),
+    default="S",
+    show_default=True,
+    help="Units of the conductance (and target) columns.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def import_csv(input_path: Path, kind: str, units: str, output: Path, overwrite: bool) -> None:
+    """Convert INPUT.csv into an HDF5 dataset in the documented format.
+
+    Columns: pulse-response `device,pulse,conductance[,time,row,col]`; drift and read-noise
+    `device,time,conductance[,target]` (drift needs target); programming
+    `device,target,conductance[,iterations]`. Invalid rows are refused with their line number.
+    """
+    from calib.io import campaign_from_csv, write_campaign
+
+    data = campaign_from_csv(input_path, KINDS[kind], units)
+    path = write_campaign(output, data, overwrite=overwrite)
+    click.echo(
+        f"imported {data.attrs['rows_imported']} rows of {data.n_devices} devices "
+        f"({kind}) into {path}"
+    )
+    if data.attrs.get("ignored_columns"):
+        click.echo(f"ignored columns: {', '.join(data.attrs['ignored_columns'])}", err=True)

@@ -1,0 +1,215 @@
+"""Import measurements taken elsewhere from tidy CSV files (one row per read).
+
+Contracts (column names are case-sensitive; extra columns are ignored and reported):
+
+* pulse response: ``device``, ``pulse``, ``conductance``; optional ``time`` (s), ``row``,
+  ``col``. ``pulse`` is the signed number of pulses applied just before the read (+1 one
+  up pulse, -1 one down pulse, 0 a plain read). Rows of a device are in time order.
+* drift and read noise: ``device``, ``time`` (s since programming), ``conductance``;
+  optional ``target``.
+* programming: ``device``, ``target``, ``conductance``; optional ``iterations``.
+
+Conductances are in siemens unless ``units`` says otherwise (``uS``, ``nS``, ``mS`` are
+converted; ``normalized`` keeps dimensionless values and marks them so). Invalid rows (NaN,
+negative conductance, non-numeric values) are refused with the line number, never dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from calib.errors import CalibError
+from calib.io.hdf5 import CampaignData, read_campaign
+
+__all__ = [
+    "CSV_COLUMNS",
+    "UNIT_SCALE",
+    "campaign_from_csv",
+    "read_campaign_any",
+    "read_pulse_response_any",
+    "read_pulse_response_csv",
+]
+
+UNIT_SCALE = {"S": 1.0, "mS": 1e-3, "uS": 1e-6, "nS": 1e-9, "normalized": 1.0}
+
+#: (required, optional) columns per campaign.
+CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "pulse_response": (("device", "pulse", "conductance"), ("time", "row", "col")),
+    "drift": (("device", "time", "conductance"), ("target", "row", "col")),
+    "read_noise": (("device", "time", "conductance"), ("target", "row", "col")),
+    "programming": (("device", "target", "conductance"), ("iterations", "row", "col")),
+}
+
+#: Conductances above this many siemens are not plausible for a memory device.
+MAX_PLAUSIBLE_S = 0.1
+
+
+def _read_table(path: Path, campaign: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise CalibError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, skipinitialspace=True, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise CalibError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    required, optional = CSV_COLUMNS[campaign]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise CalibError(
+            f"{path}: missing column(s) {', '.join(missing)} for a {campaign.replace('_', '-')} "
+            f"CSV (needs {', '.join(required)}; optional {', '.join(optional)})"
+        )
+    if frame.empty:
+        raise CalibError(f"{path}: has a header but no data rows")
+    numeric = [c for c in (*required, *optional) if c in frame.columns and c != "device"]
+    for col in numeric:
+        raw = frame[col]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            line = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 one-based
+            raise CalibError(
+                f"{path}: line {line}: column {col!r} has a missing or non-numeric value "
+                f"({raw.iloc[line - 2]!r}); {int(bad.sum())} such row(s) in total"
+            )
+        frame[col] = values
+    empty = frame["device"].str.strip() == ""
+    if empty.any():
+        line = int(np.argmax(empty.to_numpy())) + 2
+        raise CalibError(f"{path}: line {line}: empty device id")
+    return frame
+
+
+def _scale(path: Path, frame: pd.DataFrame, columns: tuple[str, ...], units: str) -> None:
+    if units not in UNIT_SCALE:
+        raise CalibError(f"unknown conductance units {units!r}; use one of {sorted(UNIT_SCALE)}")
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        values = frame[col].to_numpy(dtype=float)
+        if units != "normalized" and np.any(values < 0):
+            line = int(np.argmax(values < 0)) + 2
+            raise CalibError(f"{path}: line {line}: negative {col} {values[line - 2]:g}")
+        values = values * UNIT_SCALE[units]
+        if units != "normalized" and np.max(values) > MAX_PLAUSIBLE_S:
+            raise CalibError(
+                f"{path}: {col} reaches {np.max(values):g} S, not plausible in siemens; "
+                "state the units (--units uS, nS, mS or normalized)"
+            )
+        frame[col] = values
+
+
+def _device_index(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Per-row device code (order of first appearance), unique ids, and labels if not ints."""
+    codes, uniques = pd.factorize(frame["device"], sort=False)
+    ints = pd.to_numeric(pd.Series(uniques), errors="coerce")
+    if ints.notna().all() and np.all(ints == np.round(ints)):
+        return codes, ints.to_numpy(dtype=np.int64), None
+    return codes, np.arange(len(uniques), dtype=np.int64), [str(u) for u in uniques]
+
+
+def _matrix(codes: np.ndarray, values: np.ndarray, n_dev: int, fill: float) -> np.ndarray:
+    """Rows of each device (in file order) into a padded (n_dev, max_len) matrix."""
+    counts = np.bincount(codes, minlength=n_dev)
+    order = np.argsort(codes, kind="stable")
+    pos = np.arange(codes.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    out = np.full((n_dev, counts.max()), fill, dtype=float)
+    out[codes[order], pos] = values[order]
+    return out
+
+
+def _shared_or_matrix(mat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    if np.all(lengths == lengths[0]) and np.all(mat == mat[0]):
+        return mat[0]
+    return mat
+
+
+def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> CampaignData:
+    """Read a CSV in ``campaign``'s contract into the same structure as an HDF5 campaign."""
+    path = Path(path)
+    if campaign not in CSV_COLUMNS:
+        raise CalibError(f"unknown campaign {campaign!r}; use one of {sorted(CSV_COLUMNS)}")
+    frame = _read_table(path, campaign)
+    _scale(path, frame, ("conductance", "target"), units)
+    codes, ids, labels = _device_index(frame)
+    n_dev = ids.size
+    unit = "normalized" if units == "normalized" else "S"
+    arrays: dict[str, np.ndarray] = {"device_index": ids}
+    lengths = np.bincount(codes, minlength=n_dev)
+    for addr in ("row", "col"):
+        if addr in frame.columns:
+            arrays[addr] = _matrix(codes, frame[addr].to_numpy(float), n_dev, -1)[:, 0].astype(int)
+        else:
+            arrays[addr] = ids if addr == "col" else np.zeros(n_dev, dtype=np.int64)
+    g = frame["conductance"].to_numpy(float)
+    unit_map = {"conductance": unit}
+    if campaign == "pulse_response":
+        pulses = frame["pulse"].to_numpy(float)
+        if np.any(pulses != np.round(pulses)):
+            line = int(np.argmax(pulses != np.round(pulses))) + 2
+            raise CalibError(f"{path}: line {line}: pulse must be an integer count")
+        arrays["conductance"] = _matrix(codes, g, n_dev, np.nan)
+        arrays["pulses"] = _shared_or_matrix(_matrix(codes, pulses, n_dev, 0), lengths).astype(int)
+        if "time" in frame.columns:
+            t = _matrix(codes, frame["time"].to_numpy(float), n_dev, np.nan)
+            arrays["time"] = _shared_or_matrix(t, lengths)
+            unit_map["time"] = "s"
+    elif campaign in ("drift", "read_noise"):
+        t = frame["time"].to_numpy(float)
+        if np.any(t < 0):
+            line = int(np.argmax(t < 0)) + 2
+            raise CalibError(f"{path}: line {line}: negative time {t[line - 2]:g} s")
+        arrays["conductance"] = _matrix(codes, g, n_dev, np.nan)
+        arrays["time"] = _shared_or_matrix(_matrix(codes, t, n_dev, np.nan), lengths)
+        unit_map["time"] = "s"
+        if "target" in frame.columns:
+            arrays["target"] = _matrix(codes, frame["target"].to_numpy(float), n_dev, np.nan)[:, 0]
+            unit_map["target"] = unit
+        elif campaign == "drift":
+            raise CalibError(f"{path}: a drift CSV needs a target column (programmed level, S)")
+    else:  # programming
+        if np.any(lengths > 1):
+            dup = ids[np.argmax(lengths > 1)]
+            raise CalibError(f"{path}: device {dup} has {lengths.max()} rows; programming has one")
+        arrays["conductance"] = g[np.argsort(codes)]
+        arrays["target"] = frame["target"].to_numpy(float)[np.argsort(codes)]
+        unit_map["target"] = unit
+        if "iterations" in frame.columns:
+            arrays["iterations"] = frame["iterations"].to_numpy(float)[np.argsort(codes)]
+    attrs = {
+        "campaign": campaign,
+        "status": "complete",
+        "source_csv": str(path),
+        "rows_imported": len(frame),
+        "ignored_columns": [
+            c
+            for c in frame.columns
+            if c not in (*CSV_COLUMNS[campaign][0], *CSV_COLUMNS[campaign][1])
+        ],
+    }
+    if labels is not None:
+        attrs["device_labels"] = labels
+    return CampaignData(campaign, arrays, attrs, unit_map, str(path))
+
+
+def read_campaign_any(path: str | Path, campaign: str, units: str = "S") -> CampaignData:
+    """An HDF5 dataset (``.h5``/``.hdf5``) or a CSV file (``.csv``) in the campaign contract."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return read_campaign(path, campaign)
+    if suffix == ".csv":
+        return campaign_from_csv(path, campaign, units)
+    raise CalibError(f"{path}: unknown file type {suffix!r}; expected .h5, .hdf5 or .csv")
+
+
+def read_pulse_response_csv(path: str | Path, units: str = "S") -> CampaignData:
+    """A pulse-response CSV (``device,pulse,conductance[,time,row,col]``)."""
+    return campaign_from_csv(path, "pulse_response", units)
+
+
+def read_pulse_response_any(path: str | Path, units: str = "S") -> CampaignData:
+    """A pulse-response campaign from an HDF5 dataset or a CSV file."""
+    return read_campaign_any(path, "pulse_response", units)
