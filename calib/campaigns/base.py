@@ -108,7 +108,14 @@ def run_campaign(
             **(extra_attrs or {}),
         }
         writer = CampaignWriter(
-            output, campaign, rows, columns or {}, attrs, column_units, overwrite=overwrite
+            output,
+            campaign,
+            rows,
+            columns or {},
+            attrs,
+            column_units,
+            overwrite=overwrite,
+            chunk_rows=min(params.chunk_devices, params.n_devices),
         )
         start = 0
     seed_noise = getattr(chip, "seed_noise", None)

@@ -79,6 +79,7 @@ class CampaignWriter:
         attrs: dict[str, Any],
         column_units: dict[str, str] | None = None,
         overwrite: bool = False,
+        chunk_rows: int = 256,
     ) -> None:
         self.path = Path(path)
         self.campaign = campaign
@@ -99,13 +100,14 @@ class CampaignWriter:
             for key, value in attrs.items():
                 g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
             for name, spec in self.rows.items():
-                chunk_rows = max(1, min(256, (1 << 20) // max(8 * int(np.prod(spec.shape)), 1)))
+                row_bytes = 8 * max(int(np.prod(spec.shape)), 1)
+                rows_per_chunk = max(1, min(chunk_rows, (4 << 20) // row_bytes))
                 ds = g.create_dataset(
                     name,
                     shape=(0, *spec.shape),
                     maxshape=(None, *spec.shape),
                     dtype=spec.dtype,
-                    chunks=(chunk_rows, *spec.shape),
+                    chunks=(rows_per_chunk, *spec.shape),
                 )
                 if spec.units:
                     ds.attrs["units"] = spec.units
