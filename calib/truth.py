@@ -9,7 +9,11 @@ __all__ = ["truth_preset"]
 
 
 def truth_preset(chip: EmulatedChip) -> dict:
-    """The emulator's hidden device population as a validated preset document."""
+    """The emulator's hidden device population as a validated preset document.
+
+    The ``device`` section always; the ``pcm`` section (datasets/PRESET.md) for PCM chips.
+    """
     truth = chip.ground_truth()
     prov = provenance(None, source="emulator ground truth", emulator=truth.get("emulator", {}))
-    return make_preset(truth["device"], prov)
+    sections = {"pcm": truth["pcm"]} if "pcm" in truth else {}
+    return make_preset(truth["device"], prov, **sections)

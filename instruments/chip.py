@@ -5,8 +5,16 @@ SCPI, a bench of SMU + pulse generator + switch matrix, ...) subclasses it and o
 operations it can batch; everything else falls back to loops over the two primitives
 :meth:`ChipInterface.read_conductance` and :meth:`ChipInterface.apply_pulses`.
 
-Conventions: conductances in siemens, voltages in volts, times in seconds. Devices are
-addressed by flat index ``row * n_cols + col``; results are ordered like the selection.
+Conventions: conductances in siemens, voltages in volts, currents in amperes, times in
+seconds. Devices are addressed by flat index ``row * n_cols + col``; results are ordered
+like the selection. Chip time is the backend's :class:`Clock` (virtual on the emulator).
+
+Every device has a *programming time*: the chip time of its last programming pulse.
+:meth:`ChipInterface.read_at_times` counts from it (drift experiments), and
+:meth:`ChipInterface.program_verify` reports it in :attr:`ProgramResult.time_s`. The
+generic fallbacks keep it for the devices they program themselves
+(:meth:`ChipInterface.note_programmed`); a backend that knows it overrides
+:meth:`ChipInterface.programming_times`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ __all__ = [
     "PulseTrainSpec",
     "RealClock",
     "Selection",
+    "mvm_voltages",
     "pulse_sequence",
 ]
 
@@ -147,12 +156,28 @@ def pulse_sequence(spec: PulseTrainSpec) -> np.ndarray:
 
 @dataclass
 class ProgramResult:
-    """Outcome of program-and-verify for each selected device."""
+    """Outcome of program-and-verify for each selected device.
 
-    conductance_s: np.ndarray  # (n_sel,) final verified read
+    ``time_s`` is the chip time of each device's last programming pulse (the origin of
+    :meth:`ChipInterface.read_at_times`), ``iterations`` the number of pulses it got.
+    """
+
+    conductance_s: np.ndarray  # (n_sel,) final verify read, S
     iterations: np.ndarray  # (n_sel,) int
     converged: np.ndarray  # (n_sel,) bool
-    time_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # completion time per device
+    time_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_sel,) chip time, s
+
+
+def mvm_voltages(sel: BlockSelection, voltages_v: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Validated MVM inputs as ``(n_vec, n_rows)`` volts, and whether one vector was given."""
+    if not isinstance(sel, BlockSelection):
+        raise TypeError("mvm needs a BlockSelection (rows are inputs, columns outputs)")
+    v = np.asarray(voltages_v, dtype=float)
+    single = v.ndim == 1
+    v = np.atleast_2d(v)
+    if v.ndim != 2 or v.shape[1] != sel.n_rows or not np.all(np.isfinite(v)):
+        raise ValueError(f"voltages must be finite with {sel.n_rows} values per vector")
+    return v, single
 
 
 # --------------------------------------------------------------------------- clocks
@@ -228,6 +253,19 @@ class ChipInterface(abc.ABC):
     def n_selected(self, sel: Selection) -> int:
         return int(sel.indices(self.shape).size)
 
+    # -- programming times
+    def note_programmed(self, idx: np.ndarray, times_s: np.ndarray | float) -> None:
+        """Record the chip time of the last programming pulse of devices ``idx`` (flat)."""
+        if getattr(self, "_programmed_at", None) is None:
+            self._programmed_at = np.full(self.shape[0] * self.shape[1], np.nan)
+        self._programmed_at[np.asarray(idx, dtype=np.int64)] = times_s
+
+    def programming_times(self, sel: Selection) -> np.ndarray:
+        """Chip time (s) of each selected device's last programming pulse; NaN if unknown."""
+        idx = sel.indices(self.shape)
+        known = getattr(self, "_programmed_at", None)
+        return np.full(idx.size, np.nan) if known is None else known[idx].copy()
+
     # -- batched operations with generic fallbacks
     def pulse_train_with_reads(
         self, sel: Selection, spec: PulseTrainSpec, v_read: float
@@ -238,6 +276,7 @@ class ChipInterface(abc.ABC):
             for n, pulse in ((spec.n_up, spec.up), (spec.n_down, spec.down)):
                 for _ in range(n // spec.read_every):
                     self.apply_pulses(sel, pulse, spec.read_every)
+                    self.note_programmed(sel.indices(self.shape), self.clock.now())
                     reads.append(self.read_conductance(sel, v_read))
         return np.stack(reads)
 
@@ -248,18 +287,46 @@ class ChipInterface(abc.ABC):
     def read_at_times(
         self, sel: Selection, times_s: np.ndarray, v_read: float, n_avg: int = 1
     ) -> np.ndarray:
-        """Read at times (s) measured from now, shape ``(n_times, n_sel)``."""
-        times_s = np.asarray(times_s, dtype=float)
+        """Read each device ``times_s[k]`` s after its last programming pulse.
+
+        Shape ``(n_times, n_sel)``. Devices with an unknown programming time count from
+        now. The fallback waits on :attr:`clock` and reads, at each distinct chip time, the
+        devices due then (one read per group of devices programmed together); a read that
+        is already overdue is taken at once.
+        """
+        times_s = np.asarray(times_s, dtype=float).ravel()
+        if times_s.size == 0 or not np.all(np.isfinite(times_s)) or np.any(times_s < 0):
+            raise ValueError("read times must be a non-empty list of finite times >= 0 s")
         if np.any(np.diff(times_s) < 0):
             raise ValueError("read times must be non-decreasing")
-        t_start = self.clock.now()
-        out = []
-        for t in times_s:
-            wait = t_start + t - self.clock.now()
+        idx = sel.indices(self.shape)
+        origin = self.programming_times(sel)
+        origin = np.where(np.isfinite(origin), origin, self.clock.now())
+        due = origin[None, :] + times_s[:, None]  # (n_times, n_sel) absolute chip times
+        out = np.empty(due.shape)
+        for t_abs in np.unique(due):
+            rows, cols = np.nonzero(due == t_abs)
+            wait = t_abs - self.clock.now()
             if wait > 0:
                 self.clock.advance(wait)
-            out.append(self.read_conductance(sel, v_read, n_avg))
-        return np.stack(out)
+            ucols, inverse = np.unique(cols, return_inverse=True)
+            g = self.read_conductance(ListSelection.of(idx[ucols]), v_read, n_avg)
+            out[rows, cols] = g[inverse]
+        return out
+
+    def mvm(self, sel: BlockSelection, voltages_v: np.ndarray) -> np.ndarray:
+        """Analog matrix-vector multiply on a block: voltages on its rows, column currents.
+
+        ``voltages_v`` has shape ``(n_rows,)`` or ``(n_vec, n_rows)``; returns amperes of
+        shape ``(n_cols,)`` or ``(n_vec, n_cols)``: I_j = Σ_i V_i G_ij. The fallback reads
+        the block once at the largest input voltage and multiplies on the host (so its
+        read noise is shared by all vectors).
+        """
+        v, single = mvm_voltages(sel, voltages_v)
+        v_read = float(np.max(np.abs(v))) or 0.1
+        g = self.read_conductance(sel, v_read).reshape(sel.n_rows, sel.n_cols)
+        currents = v @ g
+        return currents[0] if single else currents
 
     def program_verify(
         self,
@@ -270,14 +337,20 @@ class ChipInterface(abc.ABC):
         v_read: float,
         pulse: PulseSpec,
     ) -> ProgramResult:
-        """Host-side program-and-verify: read, pulse towards the target, until within ``tol_s``.
+        """Program each device to its target: read, pulse towards it, until within ``tol_s``.
 
         The fallback applies one pulse of ``pulse`` (polarity from the error sign) per
-        iteration to the devices not yet converged; backends override it with an on-chip loop.
+        iteration to the devices not yet converged; backends override it with an on-chip
+        loop. ``targets_s`` is one value or one per selected device.
         """
         idx = sel.indices(self.shape)
         targets_s = np.broadcast_to(np.asarray(targets_s, dtype=float), idx.shape).copy()
+        if not np.all(np.isfinite(targets_s)) or np.any(targets_s < 0):
+            raise ValueError("targets must be finite conductances >= 0 S")
+        if not tol_s > 0 or max_iter < 1:
+            raise ValueError("tol_s must be > 0 and max_iter >= 1")
         iterations = np.zeros(idx.size, dtype=np.int32)
+        last_pulse = self.programming_times(sel)
         g = self.read_conductance(sel, v_read)
         done = np.abs(g - targets_s) <= tol_s
         for _ in range(max_iter):
@@ -290,8 +363,10 @@ class ChipInterface(abc.ABC):
                     sub = ListSelection.of(idx[mask])
                     amp = sign * abs(pulse.amplitude_v)
                     self.apply_pulses(sub, PulseSpec(amp, pulse.width_s, pulse.period_s))
+                    last_pulse[mask] = self.clock.now()
+                    self.note_programmed(idx[mask], last_pulse[mask])
             iterations[todo] += 1
             g_new = self.read_conductance(ListSelection.of(idx[todo]), v_read)
             g[todo] = g_new
             done = np.abs(g - targets_s) <= tol_s
-        return ProgramResult(g, iterations, done, np.full(idx.size, self.clock.now()))
+        return ProgramResult(g, iterations, done, last_pulse)

@@ -95,28 +95,39 @@ class VisaTransport:
 
     def write_block(self, command: str, values: np.ndarray, dtype: str = "<f4") -> None:
         """Send ``command`` followed by ``values`` as an IEEE definite-length block."""
-        payload = np.ascontiguousarray(values, dtype=dtype).tobytes()
-        length = str(len(payload)).encode()
-        message = command.encode() + b" #" + str(len(length)).encode() + length + payload + b"\n"
         try:
-            self._inst.write_raw(message)
+            self._inst.write_raw(_block_message(command, values, dtype))
         except (pyvisa.Error, OSError) as exc:
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
 
-    def query_block(self, command: str, dtype: str = "<f4") -> np.ndarray:
-        """Send a query and read its binary-block reply as a 1-D array of ``dtype``."""
+    def query_block(
+        self,
+        command: str,
+        dtype: str = "<f4",
+        payload: np.ndarray | None = None,
+        payload_dtype: str = "<f4",
+    ) -> np.ndarray:
+        """Send a query (optionally with a block argument) and read its block reply.
+
+        Returns a read-only 1-D array of ``dtype``. The termination character is switched
+        off while the known-length payload arrives, which may contain LF bytes.
+        """
         inst = self._inst
         try:
-            inst.write(command)
+            if payload is None:
+                inst.write(command)
+            else:
+                inst.write_raw(_block_message(command, payload, payload_dtype))
             inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_FALSE)
             try:
                 head = inst.read_bytes(1)
                 if head != b"#":
-                    rest = b"" if head == b"\n" else inst.read_bytes(1, break_on_termchar=True)
+                    inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
+                    rest = b"" if head == b"\n" else inst.read_raw()  # rest of the text line
                     raise _NotABlockError(head + rest)
                 nd = int(inst.read_bytes(1))
                 n = int(inst.read_bytes(nd)) if nd else 0
-                payload = inst.read_bytes(n + 1, chunk_size=max(n + 1, 1 << 16))
+                data = inst.read_bytes(n + 1, chunk_size=max(n + 1, 1 << 16))
             finally:
                 inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
         except _NotABlockError:
@@ -125,15 +136,21 @@ class VisaTransport:
                 self.resource, command, "; ".join(errors) or "reply is not a binary block"
             ) from None
         except (pyvisa.Error, OSError, ValueError) as exc:
+            self._resync()
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
-        if payload[-1:] != b"\n":
+        if data[-1:] != b"\n":
             raise InstrumentError(self.resource, command, "binary block not terminated by LF")
         itemsize = np.dtype(dtype).itemsize
         if n % itemsize:
             raise InstrumentError(
                 self.resource, command, f"block of {n} bytes is not a multiple of {itemsize}"
             )
-        return np.frombuffer(payload, dtype=dtype, count=n // itemsize)
+        return np.frombuffer(data, dtype=dtype, count=n // itemsize)
+
+    def _resync(self) -> None:
+        """Drop whatever is left of a broken reply so the next query is not shifted."""
+        with contextlib.suppress(Exception):
+            self._inst.clear()
 
     # ------------------------------------------------------------------ errors
     def errors(self) -> list[str]:
@@ -166,6 +183,13 @@ class VisaTransport:
 
 class _NotABlockError(Exception):
     pass
+
+
+def _block_message(command: str, values: np.ndarray, dtype: str) -> bytes:
+    """``command #<d><len><payload>`` + LF, the payload being ``values`` as ``dtype``."""
+    payload = np.ascontiguousarray(values, dtype=dtype).tobytes()
+    length = str(len(payload)).encode()
+    return command.encode() + b" #" + str(len(length)).encode() + length + payload + b"\n"
 
 
 def _reason(exc: BaseException) -> str:

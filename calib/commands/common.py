@@ -10,7 +10,7 @@ from instruments.chip import ChipInterface
 
 __all__ = ["CHIP_KINDS", "open_chip", "progress_bar"]
 
-CHIP_KINDS = ("reram", "ecram")
+CHIP_KINDS = ("reram", "ecram", "pcm")
 
 
 @contextlib.contextmanager

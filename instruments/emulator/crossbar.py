@@ -1,8 +1,15 @@
 """The emulated crossbar chip as an SCPI instrument: selection, pulses, reads, sequences.
 
-Commands follow ``../shared/reference/instruments.md`` section 6; ``datasets``-facing units
-are SI. Bulk data use IEEE definite-length blocks, little-endian float32 by default
-(``FORM:DATA REAL,64`` switches to float64). ``EMU:`` commands exist only on the emulator.
+Commands follow ``../shared/reference/instruments.md`` section 6 (the full list is in
+``COMMANDS.md`` next to this file); units are SI. Bulk data use IEEE definite-length
+blocks, little-endian float32 by default (``FORM:DATA REAL,64`` switches to float64).
+``EMU:`` commands exist only on the emulator. Every command that fails (unknown header,
+bad or non-finite number, value outside the safe operating area) queues an SCPI error and
+changes nothing.
+
+The chip has a clock (:class:`VirtualClock`): every operation advances it by its modelled
+duration (pulse widths and periods, read apertures), ``SYST:CLOC:ADV`` advances it
+explicitly, and ``SYST:CLOC:MODE REAL`` ties it to wall time for demos.
 """
 
 from __future__ import annotations
@@ -15,21 +22,25 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from instruments.emulator.physics import PulsedDeviceArray, PulsedTruth, chip_truth
+from instruments.emulator.device_array import DeviceArray
+from instruments.emulator.pcm import PcmTruth
+from instruments.emulator.physics import PulsedTruth, chip_truth, make_device_array
 from instruments.emulator.scpi import (
+    BlockReply,
     CommandTable,
     ErrorQueue,
     ScpiError,
+    block_reply,
     decode_block,
-    encode_block,
     parse_choice,
     parse_float,
     parse_int,
 )
+from instruments.emulator.sequences import SequenceCommands
 
-__all__ = ["EmulatedCrossbar", "SafeOperatingArea"]
+__all__ = ["EmulatedCrossbar", "SafeOperatingArea", "VirtualClock"]
 
-FIRMWARE = "0.1.0"
+FIRMWARE = "0.2.0"
 
 
 @dataclass
@@ -58,7 +69,7 @@ class VirtualClock:
             if dt > 0:
                 time.sleep(min(dt, 3600.0))
         else:
-            self._t += dt
+            self._t += max(dt, 0.0)
 
     def set_real(self, real: bool) -> None:
         now = self.now()
@@ -67,22 +78,24 @@ class VirtualClock:
         self._t = now
 
 
-class EmulatedCrossbar:
+class EmulatedCrossbar(SequenceCommands):
     """One emulated chip; thread-safe (all commands run under one lock)."""
 
     read_aperture_s = 10e-6  # modelled duration of one parallel read of the selection
-    pulse_overhead_s = 1e-6  # modelled gap between pulses
+    pulse_overhead_s = 1e-6  # modelled gap between pulses (also: pulse to read delay)
 
     def __init__(
         self,
         kind: str = "reram",
         shape: tuple[int, int] = (256, 256),
         seed: int = 0,
-        truth: PulsedTruth | None = None,
+        truth: PulsedTruth | PcmTruth | None = None,
         soa: SafeOperatingArea | None = None,
     ) -> None:
+        if shape[0] < 1 or shape[1] < 1:
+            raise ValueError(f"chip shape must be positive, got {shape}")
         self.kind = kind
-        self.shape = shape
+        self.shape = (int(shape[0]), int(shape[1]))
         self.truth = truth if truth is not None else chip_truth(kind)
         self.soa = soa or SafeOperatingArea()
         self.seed = seed
@@ -90,28 +103,28 @@ class EmulatedCrossbar:
         self.errors = ErrorQueue()
         self.clock = VirtualClock()
         self.table = CommandTable()
+        self.profile: dict[str, float] = {}
         self._register()
         self._reset()
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
-        self.array = PulsedDeviceArray(self.truth, self.shape, self.seed)
-        self.selection = np.arange(self.shape[0] * self.shape[1], dtype=np.int64)
+        self.array: DeviceArray = make_device_array(self.truth, self.shape, self.seed)
+        self._sel_all([])
         self.read_voltage_v = 0.2
         self.n_avg = 1
         self.pulse_amplitude_v = self.truth.pulse_amplitude_v
         self.pulse_width_s = self.truth.pulse_width_s
+        self.pulse_period_s = 0.0
         self.pulse_count = 1
         self.block_dtype = "<f4"
-        self.sequence: dict | None = None
-        self.result: np.ndarray | None = None
-        self.result_times: np.ndarray | None = None
         self.clock = VirtualClock()
+        self._reset_sequences()
 
     def identity(self) -> str:
         return f"EMU,AIMC-XBAR-{self.kind.upper()},SN{self.seed:08d},{FIRMWARE}"
 
-    def handle(self, message: bytes) -> list[str | bytes]:
+    def handle(self, message: bytes) -> list[str | bytes | BlockReply]:
         """Execute one program message; returns the replies to its queries."""
         with self.lock:
             return self.table.execute(message, self.errors)
@@ -119,6 +132,9 @@ class EmulatedCrossbar:
     # ------------------------------------------------------------------ helpers
     def _n(self) -> int:
         return self.shape[0] * self.shape[1]
+
+    def _now(self) -> float:
+        return self.clock.now()
 
     def _check_pulse(self, amplitude_v: float, width_s: float) -> None:
         soa = self.soa
@@ -131,23 +147,34 @@ class EmulatedCrossbar:
                 -222, f"pulse width {width_s:g} s outside (0, {soa.max_pulse_width_s:g}] s"
             )
 
-    def _check_read_current(self, g: np.ndarray) -> None:
-        current = float(np.max(np.abs(g))) * self.read_voltage_v if g.size else 0.0
+    def _check_read(self, idx: np.ndarray, voltages_v: float | np.ndarray | None = None) -> None:
+        """Refuse a read whose voltage or expected current is outside the safe area."""
+        v = self.read_voltage_v if voltages_v is None else voltages_v
+        v_max = float(np.max(np.abs(v))) if np.size(v) else 0.0
+        if v_max > self.soa.max_read_voltage_v:
+            raise ScpiError(
+                -221, f"read voltage {v_max:g} V exceeds {self.soa.max_read_voltage_v:g} V"
+            )
+        g = self.array.conductance(idx, self._now())
+        current = float(np.max(np.abs(g))) * v_max if g.size else 0.0
         if current > self.soa.compliance_current_a:
             raise ScpiError(
                 102,
-                f"read current {current:g} A exceeds compliance "
+                f"read current {current:g} A would exceed compliance "
                 f"{self.soa.compliance_current_a:g} A",
             )
 
-    def _block(self, array: np.ndarray) -> bytes:
-        return encode_block(array, self.block_dtype)
+    def _block(self, array: np.ndarray) -> BlockReply:
+        return block_reply(array, self.block_dtype)
 
     def _read(self, idx: np.ndarray, n_avg: int) -> np.ndarray:
-        g = self.array.read(idx, n_avg)
-        self._check_read_current(g)
+        self._check_read(idx)
+        g = self.array.read(idx, n_avg, self._now())
         self.clock.advance(self.read_aperture_s * n_avg)
         return g
+
+    def _pulse_period(self, width_s: float) -> float:
+        return max(self.pulse_period_s, width_s + self.pulse_overhead_s)
 
     # ------------------------------------------------------------------ commands
     def _register(self) -> None:
@@ -160,6 +187,7 @@ class EmulatedCrossbar:
         t.add("*OPC", lambda a: None, 0)
         t.add("*WAI", lambda a: None, 0)
         t.add("*ESR?", lambda a: "32" if len(self.errors) else "0", 0)
+        t.add("*STB?", lambda a: "4" if len(self.errors) else "0", 0)
         t.add("SYSTem:ERRor?", lambda a: self.errors.pop(), 0)
         t.add("SYSTem:ERRor:NEXT?", lambda a: self.errors.pop(), 0)
         t.add("SYSTem:ERRor:ALL?", lambda a: self.errors.pop_all(), 0)
@@ -173,6 +201,7 @@ class EmulatedCrossbar:
         t.add("SYSTem:CLOCk:ADVance", self._clock_advance, 1)
         t.add("SYSTem:CLOCk:MODE", self._clock_mode, 1)
         t.add("SYSTem:CLOCk:MODE?", lambda a: "REAL" if self.clock.real else "VIRT", 0)
+        t.add("SYSTem:CLOCk:TPRogram?", self._time_since_programming, 0)
         # safe operating area
         for name, attr, hi in (
             ("SAFE:VMAX", "max_pulse_amplitude_v", 20.0),
@@ -190,11 +219,14 @@ class EmulatedCrossbar:
         t.add("ROUTe:SELect:ALL", self._sel_all, 0)
         t.add("ROUTe:SELect:LIST", self._sel_list, 1)
         t.add("ROUTe:SELect:COUNt?", lambda a: str(self.selection.size), 0)
+        t.add("ROUTe:SELect?", lambda a: self.selection_text, 0)
         # pulses
         t.add("SOURce:PULSe:AMPLitude", self._set_amplitude, 1)
         t.add("SOURce:PULSe:AMPLitude?", lambda a: repr(self.pulse_amplitude_v), 0)
         t.add("SOURce:PULSe:WIDTh", self._set_width, 1)
         t.add("SOURce:PULSe:WIDTh?", lambda a: repr(self.pulse_width_s), 0)
+        t.add("SOURce:PULSe:PERiod", self._set_period, 1)
+        t.add("SOURce:PULSe:PERiod?", lambda a: repr(self.pulse_period_s), 0)
         t.add("SOURce:PULSe:COUNt", self._set_count, 1)
         t.add("SOURce:PULSe:COUNt?", lambda a: str(self.pulse_count), 0)
         t.add("PULSe:APPLy", self._pulse_apply)
@@ -208,17 +240,14 @@ class EmulatedCrossbar:
         )
         t.add("MEASure:CURRent?", self._meas_current, 0)
         t.add("MEASure:CONDuctance:REPeat?", self._meas_repeat, 1)
-        # sequences
-        t.add("SEQuence:PTRain:DEFine", self._seq_ptr_def, 7)
-        t.add("SEQuence:INITiate", self._seq_init, 0)
-        t.add("SEQuence:STATus?", lambda a: "DONE" if self.result is not None else "IDLE", 0)
-        t.add("FETCh:CONDuctance?", self._fetch, None)
-        t.add("FETCh:TIME?", self._fetch_time, 0)
+        self._register_sequences(t)
         # emulator-only
         t.add("EMU:TRUTh?", lambda a: json.dumps(self.truth_preset()), 0)
         t.add("EMU:GTRUth?", self._ground_truth, 1)
         t.add("EMU:SEED", self._seed, 1)
         t.add("EMU:SEED?", lambda a: str(self.seed), 0)
+        t.add("EMU:NOISe:SEED", self._noise_seed, 1)
+        t.add("EMU:PROFile?", lambda a: json.dumps(self.profile), 0)
 
     def _conf(self, args: list) -> str:
         return json.dumps(
@@ -228,12 +257,20 @@ class EmulatedCrossbar:
                 "technology": self.kind,
                 "firmware": FIRMWARE,
                 "safe_operating_area": asdict(self.soa),
+                "read_aperture_s": self.read_aperture_s,
+                "pulse_overhead_s": self.pulse_overhead_s,
+                "nominal_pulse": {
+                    "amplitude_v": self.truth.pulse_amplitude_v,
+                    "width_s": self.truth.pulse_width_s,
+                },
             }
         )
 
     def _form_data(self, args: list) -> None:
         if not args:
             raise ScpiError(-109, "FORM:DATA needs REAL,32 or REAL,64")
+        if len(args) > 2:
+            raise ScpiError(-108, "FORM:DATA takes REAL[,32|64]")
         kind = parse_choice(args[0], "format", ("REAL", "ASCii"))
         if kind != "REAL":
             raise ScpiError(-224, "only REAL,32 and REAL,64 are supported")
@@ -248,6 +285,9 @@ class EmulatedCrossbar:
     def _clock_mode(self, args: list) -> None:
         self.clock.set_real(parse_choice(args[0], "clock mode", ("VIRTual", "REAL")) == "REAL")
 
+    def _time_since_programming(self, args: list) -> BlockReply:
+        return block_reply(self._now() - self.array.t_prog[self.selection], "<f8")
+
     def _soa_setter(self, attr: str, hi: float):
         def setter(args: list) -> None:
             setattr(self.soa, attr, parse_float(args[0], attr, 0.0, hi))
@@ -258,10 +298,15 @@ class EmulatedCrossbar:
         return lambda args: repr(getattr(self.soa, attr))
 
     # -- selection
+    def _set_selection(self, idx: np.ndarray, shape: tuple[int, int] | None, text: str) -> None:
+        self.selection = idx.astype(np.int64, copy=False)
+        self.selection_shape = shape  # (rows, cols) when rectangular, for MVM
+        self.selection_text = text
+
     def _sel_device(self, args: list) -> None:
         r = parse_int(args[0], "row", 0, self.shape[0] - 1)
         c = parse_int(args[1], "column", 0, self.shape[1] - 1)
-        self.selection = np.array([r * self.shape[1] + c], dtype=np.int64)
+        self._set_selection(np.array([r * self.shape[1] + c]), (1, 1), f"DEV {r},{c}")
 
     def _sel_block(self, args: list) -> None:
         r0 = parse_int(args[0], "row0", 0, self.shape[0] - 1)
@@ -270,18 +315,21 @@ class EmulatedCrossbar:
         nc = parse_int(args[3], "cols", 1, self.shape[1] - c0)
         rows = np.arange(r0, r0 + nr)
         cols = np.arange(c0, c0 + nc)
-        self.selection = (rows[:, None] * self.shape[1] + cols[None, :]).ravel()
+        idx = (rows[:, None] * self.shape[1] + cols[None, :]).ravel()
+        self._set_selection(idx, (nr, nc), f"BLOC {r0},{c0},{nr},{nc}")
 
     def _sel_row(self, args: list) -> None:
         r = parse_int(args[0], "row", 0, self.shape[0] - 1)
-        self.selection = r * self.shape[1] + np.arange(self.shape[1], dtype=np.int64)
+        idx = r * self.shape[1] + np.arange(self.shape[1])
+        self._set_selection(idx, (1, self.shape[1]), f"ROW {r}")
 
     def _sel_col(self, args: list) -> None:
         c = parse_int(args[0], "column", 0, self.shape[1] - 1)
-        self.selection = np.arange(self.shape[0], dtype=np.int64) * self.shape[1] + c
+        idx = np.arange(self.shape[0]) * self.shape[1] + c
+        self._set_selection(idx, (self.shape[0], 1), f"COL {c}")
 
     def _sel_all(self, args: list) -> None:
-        self.selection = np.arange(self._n(), dtype=np.int64)
+        self._set_selection(np.arange(self._n()), self.shape, "ALL")
 
     def _sel_list(self, args: list) -> None:
         idx = decode_block(args[0], "<i4", "device list").astype(np.int64)
@@ -289,7 +337,7 @@ class EmulatedCrossbar:
             raise ScpiError(101, "selection empty")
         if idx.min() < 0 or idx.max() >= self._n():
             raise ScpiError(-222, f"device index outside 0..{self._n() - 1}")
-        self.selection = idx
+        self._set_selection(idx, None, f"LIST {idx.size}")
 
     # -- pulses
     def _set_amplitude(self, args: list) -> None:
@@ -301,6 +349,9 @@ class EmulatedCrossbar:
         w = parse_float(args[0], "pulse width")
         self._check_pulse(self.pulse_amplitude_v, w)
         self.pulse_width_s = w
+
+    def _set_period(self, args: list) -> None:
+        self.pulse_period_s = parse_float(args[0], "pulse period", 0.0, 10.0)
 
     def _set_count(self, args: list) -> None:
         self.pulse_count = parse_int(args[0], "pulse count", 1, 10**6)
@@ -315,8 +366,9 @@ class EmulatedCrossbar:
         else:
             n, v, w = self.pulse_count, self.pulse_amplitude_v, self.pulse_width_s
         self._check_pulse(v, w)
-        self.array.apply_pulses(self.selection, v, w, n)
-        self.clock.advance(n * (w + self.pulse_overhead_s))
+        period = self._pulse_period(w)
+        self.array.apply_pulses(self.selection, v, w, n, self._now(), period)
+        self.clock.advance(n * period)
 
     # -- reads
     def _set_read_voltage(self, args: list) -> None:
@@ -327,79 +379,14 @@ class EmulatedCrossbar:
     def _set_average(self, args: list) -> None:
         self.n_avg = parse_int(args[0], "averages", 1, 10**4)
 
-    def _meas_current(self, args: list) -> bytes:
+    def _meas_current(self, args: list) -> BlockReply:
         return self._block(self._read(self.selection, self.n_avg) * self.read_voltage_v)
 
-    def _meas_repeat(self, args: list) -> bytes:
+    def _meas_repeat(self, args: list) -> BlockReply:
         n = parse_int(args[0], "repeats", 1, 10**5)
         if n * self.selection.size > 5 * 10**7:
             raise ScpiError(-223, "repeats x selection exceeds 5e7 values; split the request")
         return self._block(np.stack([self._read(self.selection, 1) for _ in range(n)]))
-
-    # -- sequences
-    def _seq_ptr_def(self, args: list) -> None:
-        n_up = parse_int(args[0], "n_up", 0, 10**5)
-        v_up = parse_float(args[1], "V_up")
-        n_down = parse_int(args[2], "n_down", 0, 10**5)
-        v_down = parse_float(args[3], "V_down")
-        width = parse_float(args[4], "width")
-        cycles = parse_int(args[5], "cycles", 1, 10**4)
-        every = parse_int(args[6], "read_every", 1, 10**5)
-        if n_up + n_down == 0:
-            raise ScpiError(-224, "pulse train has no pulses")
-        if n_up % every or n_down % every:
-            raise ScpiError(-224, "n_up and n_down must be multiples of read_every")
-        self._check_pulse(v_up, width)
-        self._check_pulse(v_down, width)
-        self.sequence = {
-            "kind": "ptrain",
-            "n_up": n_up,
-            "v_up": v_up,
-            "n_down": n_down,
-            "v_down": v_down,
-            "width": width,
-            "cycles": cycles,
-            "every": every,
-        }
-
-    def _seq_init(self, args: list) -> None:
-        seq = self.sequence
-        if seq is None:
-            raise ScpiError(-221, "no sequence defined (SEQ:PTR:DEF first)")
-        n_reads = 1 + seq["cycles"] * (seq["n_up"] + seq["n_down"]) // seq["every"]
-        if n_reads * self.selection.size > 4 * 10**8:
-            raise ScpiError(-223, "result would exceed 4e8 values; reduce the selection")
-        t0 = self.clock.now()
-        g = self.array.pulse_train(
-            self.selection,
-            seq["n_up"],
-            seq["n_down"],
-            seq["cycles"],
-            seq["every"],
-            (seq["v_up"], seq["width"]),
-            (seq["v_down"], seq["width"]),
-        )
-        self._check_read_current(g[-1])
-        step = seq["every"] * (seq["width"] + self.pulse_overhead_s) + self.read_aperture_s
-        self.result_times = t0 + self.read_aperture_s + step * np.arange(n_reads)
-        self.clock.advance(float(self.result_times[-1] - t0))
-        self.result = g
-
-    def _fetch(self, args: list) -> bytes:
-        if self.result is None:
-            raise ScpiError(-221, "no result to fetch (SEQ:INIT first)")
-        if not args:
-            return self._block(self.result)
-        if len(args) != 2:
-            raise ScpiError(-109, "FETC:COND? takes no parameters or <first_row>,<rows>")
-        first = parse_int(args[0], "first row", 0, self.result.shape[0] - 1)
-        rows = parse_int(args[1], "rows", 1, self.result.shape[0] - first)
-        return self._block(self.result[first : first + rows])
-
-    def _fetch_time(self, args: list) -> bytes:
-        if self.result_times is None:
-            raise ScpiError(-221, "no result to fetch (SEQ:INIT first)")
-        return encode_block(self.result_times, "<f8")
 
     # -- emulator-only
     def truth_preset(self) -> dict:
@@ -412,16 +399,19 @@ class EmulatedCrossbar:
         }
         return preset
 
-    def _ground_truth(self, args: list) -> bytes:
-        name = args[0].decode() if isinstance(args[0], bytes) else args[0]
+    def _ground_truth(self, args: list) -> BlockReply:
+        name = args[0].decode("ascii", "replace") if isinstance(args[0], bytes) else args[0]
         table = self.array.per_device_truth()
         key = name.strip().strip('"').lower()
         if key not in table:
             raise ScpiError(-224, f"unknown ground-truth array {key!r}; have {sorted(table)}")
-        return encode_block(table[key], "<f8")
+        return block_reply(table[key], "<f8")
 
     def _seed(self, args: list) -> None:
         seed = parse_float(args[0], "seed", 0, 2**32 - 1)
         if not math.isclose(seed, int(seed)):
             raise ScpiError(-224, "seed must be an integer")
         self.seed = int(seed)
+
+    def _noise_seed(self, args: list) -> None:
+        self.array.reseed_noise(parse_int(args[0], "noise seed", 0, 2**63 - 1))

@@ -7,6 +7,7 @@ unknown or out-of-range command pushes a standard SCPI error and changes nothing
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import deque
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "BlockReply",
     "CommandTable",
     "ErrorQueue",
     "ScpiError",
+    "block_reply",
     "encode_block",
     "parse_bool",
     "parse_float",
@@ -40,9 +43,12 @@ ERROR_MESSAGES = {
     -222: "Data out of range",
     -223: "Too much data",
     -224: "Illegal parameter value",
+    -300: "Device-specific error",
     -350: "Queue overflow",
     -410: "Query INTERRUPTED",
 }
+
+log = logging.getLogger(__name__)
 
 MAX_BLOCK_BYTES = 1 << 30  # refuse single blocks above 1 GiB (-223)
 
@@ -215,6 +221,12 @@ def _split_args(text: bytes) -> list[bytes | str]:
     return args
 
 
+def _looks_like_query(unit: bytes) -> bool:
+    """Whether the header part of ``unit`` (before any parameter) ends in '?'."""
+    head = unit.lstrip().split(None, 1)[0] if unit.strip() else b""
+    return head.endswith(b"?")
+
+
 def parse_unit(unit: bytes) -> Command | None:
     """Parse one command of a program message; ``None`` for an empty unit."""
     if not unit.strip():
@@ -294,8 +306,32 @@ def encode_block(array: np.ndarray, dtype: str = "<f4") -> bytes:
     return b"#" + str(len(length)).encode() + length + payload
 
 
+class BlockReply:
+    """A definite-length block reply kept as header + array, sent without joining copies."""
+
+    __slots__ = ("header", "payload")
+
+    def __init__(self, array: np.ndarray, dtype: str = "<f4") -> None:
+        data = np.ascontiguousarray(array, dtype=dtype)
+        self.payload = memoryview(data).cast("B")
+        length = str(self.payload.nbytes).encode()
+        self.header = b"#" + str(len(length)).encode() + length
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.header) + self.payload.nbytes
+
+    def tobytes(self) -> bytes:
+        return self.header + self.payload.tobytes()
+
+
+def block_reply(array: np.ndarray, dtype: str = "<f4") -> BlockReply:
+    """Reply ``array`` as an IEEE 488.2 definite-length block of ``dtype``."""
+    return BlockReply(array, dtype)
+
+
 # --------------------------------------------------------------------------- dispatch
-Handler = Callable[[list], "str | bytes | None"]
+Handler = Callable[[list], "str | bytes | BlockReply | None"]
 
 
 def _keyword_short(long_form: str) -> str:
@@ -331,9 +367,9 @@ class CommandTable:
                 return handler, nargs
         raise ScpiError(-113, ":".join(cmd.header) + ("?" if cmd.query else ""))
 
-    def execute(self, message: bytes, errors: ErrorQueue) -> list[str | bytes]:
+    def execute(self, message: bytes, errors: ErrorQueue) -> list[str | bytes | BlockReply]:
         """Run every command of a program message; returns the replies of its queries."""
-        replies: list[str | bytes] = []
+        replies: list[str | bytes | BlockReply] = []
         try:
             units = _split_units(message)
         except ScpiError as exc:
@@ -351,9 +387,13 @@ class CommandTable:
                 reply = handler(cmd.args)
                 if cmd.query:
                     replies.append(reply if reply is not None else "")
-            except ScpiError as exc:
+            except Exception as exc:
+                if not isinstance(exc, ScpiError):
+                    # a bug must not take the instrument down: report it like firmware would
+                    log.exception("internal error while executing %r", unit[:80])
+                    exc = ScpiError(-300, f"internal error {type(exc).__name__}: {exc}")
                 errors.push(exc.code, exc.text)
-                if unit.rstrip().endswith(b"?") or b"?" in unit[:64]:
+                if _looks_like_query(unit):
                     # A failed query still answers so that the client never hangs; SCPI
                     # instruments vary here, ours answers an empty line and queues the error.
                     replies.append("")

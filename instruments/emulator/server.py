@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-from instruments.emulator.scpi import split_messages
+from instruments.emulator.scpi import BlockReply, split_messages
 
 __all__ = ["EmulatorServer", "running_emulator"]
 
@@ -25,7 +25,7 @@ MAX_PENDING_BYTES = 1 << 31  # drop a client whose unterminated message exceeds 
 
 
 class ScpiInstrument(Protocol):
-    def handle(self, message: bytes) -> list[str | bytes]: ...
+    def handle(self, message: bytes) -> list[str | bytes | BlockReply]: ...
 
 
 class EmulatorServer:
@@ -96,7 +96,8 @@ class EmulatorServer:
                 for message in messages:
                     replies = self.instrument.handle(message)
                     if replies:
-                        conn.sendall(_frame(replies))
+                        for part in _frame(replies):
+                            conn.sendall(part)
         except (ConnectionError, OSError) as exc:
             log.debug("client dropped: %s", exc)
         finally:
@@ -118,10 +119,30 @@ class EmulatorServer:
             th.join(timeout=5)
 
 
-def _frame(replies: list[str | bytes]) -> bytes:
-    """Join the replies of one program message with ';' and terminate with LF."""
-    parts = [r if isinstance(r, bytes) else r.encode() for r in replies]
-    return b";".join(parts) + b"\n"
+def _frame(replies: list[str | bytes | BlockReply]) -> list[bytes | memoryview]:
+    """The replies of one program message joined with ';' and terminated with LF.
+
+    Small replies become one buffer; a block payload is sent from its own memory, without
+    being copied into a joined message (a 300 MB fetch would otherwise be copied twice).
+    """
+    parts: list[bytes | memoryview] = []
+    pending = bytearray()
+    for k, reply in enumerate(replies):
+        if k:
+            pending += b";"
+        if isinstance(reply, BlockReply):
+            pending += reply.header
+            if reply.payload.nbytes < 65536:
+                pending += reply.payload
+            else:
+                parts.append(bytes(pending))
+                parts.append(reply.payload)
+                pending = bytearray()
+        else:
+            pending += reply if isinstance(reply, bytes) else reply.encode()
+    pending += b"\n"
+    parts.append(bytes(pending))
+    return parts
 
 
 @contextlib.contextmanager
@@ -131,14 +152,17 @@ def running_emulator(
     shape: tuple[int, int] = (256, 256),
     host: str = "127.0.0.1",
     port: int = 0,
+    truth: object | None = None,
 ) -> Iterator[str]:
     """Run an emulated chip in this process for the duration of the block.
 
-    Yields the VISA resource string (``TCPIP::127.0.0.1::PORT::SOCKET``).
+    Yields the VISA resource string (``TCPIP::127.0.0.1::PORT::SOCKET``). ``truth`` (a
+    :class:`~instruments.emulator.physics.PulsedTruth` or ``PcmTruth``, e.g. from
+    :func:`~instruments.emulator.physics.load_truth_file`) replaces the kind's defaults.
     """
     from instruments.emulator.crossbar import EmulatedCrossbar
 
-    server = EmulatorServer(EmulatedCrossbar(chip, shape, seed), host, port).start()
+    server = EmulatorServer(EmulatedCrossbar(chip, shape, seed, truth=truth), host, port).start()
     try:
         yield server.resource
     finally:
