@@ -1,23 +1,60 @@
-"""Analog tile: a weight matrix held as device states, updated by pulses.
+"""Analog tiles: weight matrices held as device states, read by noisy MVMs, written by pulses.
 
-The tile stores one device per weight (a device with an ideal reference: weight = device
-state in weight units). Updates arrive as signed pulse counts per cross-point; every pulse
-goes through the family's response function with cycle-to-cycle noise, vectorized over all
-devices (the only Python loop is over the pulse index, up to the largest count).
+* :class:`PulsedTile` is a bare ``out_size x in_size`` device array of one family: states in
+  weight units, device-to-device parameters, pulses through the response function
+  (:mod:`simulator.devices.pulses`), write noise.
+* :class:`TileBase` holds what every tile shares: forward/backward MVMs through the periphery
+  (:mod:`simulator.io`), weight-noise injection for hardware-aware training, programmed
+  inference weights and the drift-compensation factor.
+* :class:`AnalogTile` is an in-memory-SGD tile: one device per weight against a reference, a
+  differential one-sided pair, or an ideal floating-point weight; updates are stochastic pulse
+  trains (:mod:`simulator.update`).
+
+Everything is vectorized over devices and over the batch; the only Python loops are over the
+pulse index (families without a closed form), bound-management iterations and refresh rounds.
 """
 
 from __future__ import annotations
 
 import torch
 
+from simulator.config import AnalogConfig
 from simulator.devices.config import DevicePopulation, PulsedDeviceConfig
-from simulator.devices.response import expected_step, granularity
+from simulator.devices.pulses import affine_coefficients, apply_pulse_counts
+from simulator.devices.response import (
+    AFFINE_FAMILIES,
+    expected_step,
+    granularity,
+    symmetry_point,
+)
+from simulator.inference import InferenceState, modify_weights
+from simulator.io import analog_mvm
+from simulator.update import coincidence_counts
 
-__all__ = ["PulsedTile"]
+__all__ = ["AnalogTile", "PulsedTile", "TileBase", "check_matrix"]
+
+
+def check_matrix(t: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
+    """ValueError if ``t`` has the wrong shape or non-finite entries."""
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{what} of shape {tuple(t.shape)} does not match {tuple(shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what} contains NaN or inf")
+
+
+def _new_generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(int(seed) % (2**63))
 
 
 class PulsedTile:
-    """``out_size x in_size`` devices of one family, with their own noise generator."""
+    """``out_size x in_size`` devices of one family, with their own noise generator.
+
+    ``w`` holds the persistent device states (weight units). With ``write_noise_std`` > 0 the
+    states read by :meth:`weights` carry a non-accumulating offset
+    ``write_noise_std·dw_min·ξ``, redrawn for a device whenever it is pulsed or set
+    (aihwkit_spec.md §1.5). Device-to-device parameters are drawn on the CPU from ``seed``, so
+    a tile is the same on every torch device.
+    """
 
     def __init__(
         self,
@@ -26,15 +63,25 @@ class PulsedTile:
         config: PulsedDeviceConfig,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        max_substeps: int = 32,
     ) -> None:
-        self.shape = (out_size, in_size)
+        self.shape = (int(out_size), int(in_size))
         self.config = config
         self.device = torch.device(device)
-        gen = torch.Generator().manual_seed(seed)
+        self.max_substeps = max_substeps
+        gen = torch.Generator().manual_seed(int(seed))
         self.population = DevicePopulation.sample(config, self.shape, gen).to(self.device)
-        self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.dw_min = granularity(config.family, dataclass_params(config))
+        coef = affine_coefficients(config.family, self.population.params)
+        if coef is not None:  # cached constants of the closed form, sliced with the params
+            shape = self.shape
+            self.population.params.update(
+                {k: torch.as_tensor(v).expand(shape).clone() for k, v in coef.items()}
+            )
+        self._noise = _new_generator(self.device, seed + 1)
+        self.granularity = granularity(config.family, dataclass_params(config))
+        self.dw_min = self.granularity
         self.w = torch.zeros(self.shape, device=self.device)
+        self._apparent: torch.Tensor | None = None
         self.set_weights(torch.zeros(self.shape))
 
     # ------------------------------------------------------------------ state
@@ -47,59 +94,328 @@ class PulsedTile:
         return self.population.params["b_min"]
 
     def set_weights(self, weights: torch.Tensor) -> None:
-        """Program weights directly (clipped to each device's bounds)."""
-        if weights.shape != self.shape:
-            raise ValueError(f"weights of shape {tuple(weights.shape)} for a tile {self.shape}")
+        """Program device states directly (clipped to each device's bounds)."""
+        check_matrix(weights, self.shape, "weights")
         w = weights.to(self.device, torch.float32)
         self.w = torch.minimum(torch.maximum(w, self.b_min), self.b_max)
+        self._redraw_write_noise(None)
 
     def weights(self) -> torch.Tensor:
-        """The weights the forward pass sees (with write noise when configured)."""
-        if self.config.write_noise_std > 0:
-            noise = torch.randn(self.shape, generator=self._noise, device=self.device)
-            return self.w + self.config.write_noise_std * self.config.dw_min * noise
-        return self.w
+        """The device states the periphery reads (with write noise when configured)."""
+        return self.w if self._apparent is None else self._apparent
 
-    # ------------------------------------------------------------------ update
+    def _redraw_write_noise(self, touched: torch.Tensor | None) -> None:
+        std = self.config.write_noise_std * self.config.dw_min
+        if std <= 0:
+            self._apparent = None
+            return
+        noise = std * torch.randn(self.shape, generator=self._noise, device=self.device)
+        fresh = self.w + noise
+        if touched is None or self._apparent is None:
+            self._apparent = fresh
+        else:
+            self._apparent = torch.where(touched, fresh, self._apparent)
+
+    def reset(self, mask: torch.Tensor) -> None:
+        """Reset the devices in ``mask`` to their reset bias (+ ``reset_std``·ξ)."""
+        noise = torch.randn(self.shape, generator=self._noise, device=self.device)
+        target = self.population.params["reset_bias"] + self.config.reset_std * noise
+        target = torch.minimum(torch.maximum(target, self.b_min), self.b_max)
+        self.w = torch.where(mask, target, self.w)
+        self._redraw_write_noise(mask)
+
+    # ------------------------------------------------------------------ pulses
     def apply_pulses(self, counts: torch.Tensor) -> None:
         """Apply ``counts[i, j]`` pulses to device (i, j): positive up, negative down."""
-        if counts.shape != self.shape:
-            raise ValueError(f"pulse counts of shape {tuple(counts.shape)} for {self.shape}")
-        counts = counts.to(self.device)
-        n_max = int(counts.abs().max().item()) if counts.numel() else 0
-        if n_max == 0:
-            return
-        p = self.population.params
-        sigma = self.config.dw_min_std
-        up_mask = counts > 0
-        remaining = counts.abs()
-        w = self.w
-        for _ in range(n_max):
-            active = remaining > 0
-            step_up = expected_step(self.population.family, w, True, p)
-            step_down = expected_step(self.population.family, w, False, p)
-            step = torch.where(up_mask, step_up, step_down)
-            if sigma > 0:
-                xi = torch.randn(self.shape, generator=self._noise, device=self.device)
-                step = step * (1.0 + sigma * xi)
-            step = torch.where(active & ~self.population.stuck, step, torch.zeros_like(step))
-            w = torch.minimum(torch.maximum(w + step, self.b_min), self.b_max)
-            remaining = remaining - active.to(remaining.dtype)
-        self.w = w
+        check_matrix(counts.to(torch.float32), self.shape, "pulse counts")
+        counts = counts.to(self.device, torch.float32)
+        self.apply_pulse_counts(counts.clamp(min=0), (-counts).clamp(min=0))
 
-    def update(self, delta_w: torch.Tensor, max_pulses: int = 31) -> None:
-        """Apply a desired weight change as pulses: stochastic rounding of Δw/Δw_min.
+    def apply_pulse_counts(
+        self, n_up: torch.Tensor, n_down: torch.Tensor, cols: torch.Tensor | None = None
+    ) -> None:
+        """Apply ``n_up`` up and ``n_down`` down pulses per device (evenly interleaved).
 
-        Counts are clipped to ``max_pulses`` per update (aihwkit's desired_BL).
+        With ``cols`` (distinct column indices) the counts are (out_size, len(cols)) and only
+        those columns are pulsed.
         """
-        ratio = delta_w.to(self.device) / self.dw_min
-        floor = torch.floor(ratio)
-        frac = ratio - floor
-        bump = torch.rand(self.shape, generator=self._noise, device=self.device) < frac
-        counts = (floor + bump.to(floor.dtype)).clamp(-max_pulses, max_pulses).to(torch.int32)
-        self.apply_pulses(counts)
+        n_up = n_up.to(self.device, torch.float32)
+        n_down = n_down.to(self.device, torch.float32)
+        if cols is None:
+            w, params = self.w, self.population.params
+        else:
+            cols = cols.to(self.device)
+            w = self.w[:, cols]
+            params = {
+                k: v[:, cols] if torch.is_tensor(v) else v
+                for k, v in self.population.params.items()
+            }
+        touched = (n_up + n_down) > 0
+        n_touched = int(touched.sum().item())
+        if n_touched == 0:
+            return
+        args = (self.config.dw_min_std, self._noise, self.config.mult_noise, self.max_substeps)
+        family = self.config.family
+        if family in AFFINE_FAMILIES and n_touched > 0.25 * w.numel():
+            new = apply_pulse_counts(family, w, n_up, n_down, params, *args)
+        else:  # sparse update or stepwise family: work on the pulsed devices only
+            idx = touched.reshape(-1).nonzero().squeeze(1)
+            sub = {k: v.reshape(-1)[idx] if torch.is_tensor(v) else v for k, v in params.items()}
+            flat = w.reshape(-1)
+            changed = apply_pulse_counts(
+                family, flat[idx], n_up.reshape(-1)[idx], n_down.reshape(-1)[idx], sub, *args
+            )
+            new = flat.clone()
+            new[idx] = changed
+            new = new.reshape(w.shape)
+        if cols is None:
+            self.w = new
+            self._redraw_write_noise(touched)
+        else:
+            self.w[:, cols] = new
+            mask = torch.zeros(self.shape, dtype=torch.bool, device=self.device)
+            mask[:, cols] = touched
+            self._redraw_write_noise(mask)
+
+    def expected_step(self, up: bool) -> torch.Tensor:
+        """Expected signed step of one pulse at the current states (noise-free)."""
+        return expected_step(self.config.family, self.w, up, self.population.params)
+
+    def to(self, device: torch.device | str) -> PulsedTile:
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        seed = int(torch.randint(2**62, (1,), generator=self._noise, device=self.device).item())
+        self.population = self.population.to(device)
+        self.w = self.w.to(device)
+        self._apparent = None if self._apparent is None else self._apparent.to(device)
+        self._noise = _new_generator(device, seed)
+        self.device = device
+        return self
 
 
 def dataclass_params(config: PulsedDeviceConfig) -> dict:
     """The config's fields as a plain dict."""
     return {k: getattr(config, k) for k in config.__dataclass_fields__}
+
+
+class TileBase:
+    """Forward/backward MVMs, weight noise and inference state shared by all tiles."""
+
+    def __init__(
+        self,
+        out_size: int,
+        in_size: int,
+        config: AnalogConfig,
+        seed: int,
+        device: torch.device | str,
+    ) -> None:
+        self.shape = (int(out_size), int(in_size))
+        self.config = config
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.generator = _new_generator(self.device, seed * 7919 + 17)
+        self.training = True
+        self.inference: InferenceState | None = None
+        self._modified: torch.Tensor | None = None
+        self._w_forward: torch.Tensor | None = None
+
+    # -------------------------------------------------- to be provided by tiles
+    def effective_weights(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def set_weights(self, weights: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def update(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
+        raise NotImplementedError
+
+    def _move(self, device: torch.device) -> None:
+        raise NotImplementedError
+
+    # -------------------------------------------------- shared
+    def get_weights(self) -> torch.Tensor:
+        """A copy of the weights the tile realizes (weight units)."""
+        return self.effective_weights().clone()
+
+    def forward_weights(self) -> torch.Tensor:
+        """Weights the forward pass uses now: inference, noise-injected, or the device's."""
+        if not self.training and self.inference is not None:
+            return self.inference.weights
+        mod = self.config.modifier
+        if mod.type != "none" and (self.training or mod.enable_during_test):
+            if self._modified is None:
+                self._modified = modify_weights(
+                    self.effective_weights(), mod, self.config.noise_model, self.generator
+                )
+            return self._modified
+        return self.effective_weights()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """y = W·x through the forward periphery; x is (B, in_size)."""
+        w = self.forward_weights()
+        self._w_forward = w if self.training else None
+        y = analog_mvm(x, w, self.config.forward, self.generator)
+        if not self.training and self.inference is not None:
+            y = y * self.inference.alpha
+        return y
+
+    def backward(self, d: torch.Tensor) -> torch.Tensor:
+        """Wᵀ·d through the backward periphery (no bound management); d is (B, out_size)."""
+        w = self._w_forward if self._w_forward is not None else self.forward_weights()
+        return analog_mvm(d, w.T, self.config.backward, self.generator, bound_management=False)
+
+    def post_update(self) -> None:
+        """Forget per-mini-batch state (the injected weight noise is redrawn next time)."""
+        self._modified = None
+        self._w_forward = None
+
+    def to(self, device: torch.device | str) -> TileBase:
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        seed = int(torch.randint(2**62, (1,), generator=self.generator, device=self.device))
+        self._move(device)
+        if self.inference is not None:
+            self.inference = self.inference.to(device)
+        self._modified = None
+        self._w_forward = None
+        self.generator = _new_generator(device, seed)
+        self.device = device
+        return self
+
+
+class AnalogTile(TileBase):
+    """In-memory SGD tile (aihwkit ``SingleRPUConfig`` / ``OneSidedUnitCell``).
+
+    Weight = device state − reference (``cell="single"``), or w⁺ − w⁻ of a one-sided pair
+    (``cell="pair"``), or a float (``device=None``). :meth:`update` turns −lr·dᵀx into
+    stochastic pulse trains with the update management of ``config.update``.
+    """
+
+    def __init__(
+        self,
+        out_size: int,
+        in_size: int,
+        config: AnalogConfig,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(out_size, in_size, config, seed, device)
+        self.arrays: list[PulsedTile] = []
+        self.reference = torch.zeros(self.shape, device=self.device)
+        self._float_w = torch.zeros(self.shape, device=self.device)
+        self.granularity = 0.0
+        if config.device is not None:
+            n_arrays = 2 if config.cell == "pair" else 1
+            self.arrays = [
+                PulsedTile(
+                    out_size,
+                    in_size,
+                    config.device,
+                    seed=seed * 4 + k,
+                    device=self.device,
+                    max_substeps=config.max_substeps,
+                )
+                for k in range(n_arrays)
+            ]
+            self.granularity = self.arrays[0].granularity
+            if config.reference == "symmetry-point" and config.cell == "single":
+                pop = self.arrays[0].population
+                sp = symmetry_point(config.device.family, pop.params)
+                gen = torch.Generator().manual_seed(seed * 4 + 3)
+                noise = torch.randn(self.shape, generator=gen).to(self.device)
+                self.reference = sp + config.reference_std * noise
+        self.set_weights(torch.zeros(self.shape))
+
+    @property
+    def is_floating_point(self) -> bool:
+        return not self.arrays
+
+    def n_states(self) -> float:
+        """Mean number of device states, (w_max − w_min)/granularity."""
+        if self.is_floating_point:
+            return float("inf")
+        c = self.config.device
+        return (c.w_max - c.w_min) / self.granularity
+
+    def effective_weights(self) -> torch.Tensor:
+        if self.is_floating_point:
+            return self._float_w
+        if len(self.arrays) == 1:
+            return self.arrays[0].weights() - self.reference
+        return self.arrays[0].weights() - self.arrays[1].weights()
+
+    def set_weights(self, weights: torch.Tensor) -> None:
+        """Program the weights directly (clipped to what the devices can hold)."""
+        check_matrix(weights, self.shape, "weights")
+        w = weights.to(self.device, torch.float32)
+        if self.is_floating_point:
+            clip = self.config.weight_clip
+            self._float_w = w.clamp(-clip, clip) if clip > 0 else w.clone()
+        elif len(self.arrays) == 1:
+            self.arrays[0].set_weights(w + self.reference)
+        else:
+            plus, minus = self.arrays
+            plus.set_weights(plus.b_min + w.clamp(min=0))
+            minus.set_weights(minus.b_min + (-w).clamp(min=0))
+        self.post_update()
+
+    def update(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
+        """W ← W − lr·Σ_b d_b x_bᵀ, as pulses (x: (B, in_size), d: (B, out_size))."""
+        if lr < 0:
+            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        if self.is_floating_point or self.config.update.pulse_type == "none":
+            if not self.is_floating_point:
+                raise ValueError("pulse_type 'none' needs a floating-point tile (device=None)")
+            self._float_w = self._float_w - lr * (d.T @ x)
+            clip = self.config.weight_clip
+            if clip > 0:
+                self._float_w = self._float_w.clamp(-clip, clip)
+        else:
+            n_up, n_down = coincidence_counts(
+                x, d, lr, self.granularity, self.config.update, self.generator
+            )
+            self.apply_counts(n_up, n_down)
+        self.post_update()
+
+    def apply_counts(
+        self, n_up: torch.Tensor, n_down: torch.Tensor, cols: torch.Tensor | None = None
+    ) -> None:
+        """Pulses that increase (``n_up``) and decrease (``n_down``) the weights."""
+        if len(self.arrays) == 1:
+            self.arrays[0].apply_pulse_counts(n_up, n_down, cols)
+            return
+        plus, minus = self.arrays
+        zeros = torch.zeros_like(n_up)
+        plus.apply_pulse_counts(n_up, zeros, cols)
+        minus.apply_pulse_counts(n_down, zeros, cols)
+        self._refresh()
+
+    def _refresh(self, rounds: int = 4) -> None:
+        """Reset pairs whose devices are both high and rewrite their difference (one-sided)."""
+        plus, minus = self.arrays
+
+        def position(a: PulsedTile) -> torch.Tensor:
+            span = torch.clamp(a.b_max - a.b_min, min=1e-12)
+            return (a.w - a.b_min) / span
+
+        pp, pm = position(plus), position(minus)
+        high = torch.maximum(pp, pm) > self.config.refresh_upper_thres
+        mask = high & (torch.minimum(pp, pm) > self.config.refresh_lower_thres)
+        if not bool(mask.any()):
+            return
+        target = torch.where(mask, plus.w - minus.w, torch.zeros_like(plus.w))
+        for array in (plus, minus):
+            array.w = torch.where(mask, array.b_min, array.w)
+        for _ in range(rounds):  # open-loop write with the expected step, a few rounds
+            for array, sign in ((plus, 1.0), (minus, -1.0)):
+                missing = (sign * target - (plus.w - minus.w) * sign).clamp(min=0)
+                step = array.expected_step(True).clamp(min=1e-12)
+                n = torch.where(mask, torch.round(missing / step), torch.zeros_like(step))
+                array.apply_pulse_counts(n, torch.zeros_like(n))
+
+    def _move(self, device: torch.device) -> None:
+        self.arrays = [a.to(device) for a in self.arrays]
+        self.reference = self.reference.to(device)
+        self._float_w = self._float_w.to(device)

@@ -9,13 +9,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from simulator.config import AnalogConfig
 from simulator.devices.config import PulsedDeviceConfig
-from simulator.layers import AnalogLinear, AnalogSGD
+from simulator.layers import AnalogLayer, AnalogLinear, AnalogSGD
 
 __all__ = ["TrainResult", "analog_mlp", "evaluate_accuracy", "train_classifier"]
 
 
-def analog_mlp(sizes: list[int], config: PulsedDeviceConfig | None, seed: int = 0) -> nn.Sequential:
+def analog_mlp(
+    sizes: list[int],
+    config: AnalogConfig | PulsedDeviceConfig | None,
+    seed: int = 0,
+    init_scale: float = 0.5,
+) -> nn.Sequential:
     """An MLP with tanh hidden units; analog layers when ``config`` is given, else float."""
     layers: list[nn.Module] = []
     torch.manual_seed(seed)
@@ -23,7 +29,9 @@ def analog_mlp(sizes: list[int], config: PulsedDeviceConfig | None, seed: int = 
         if config is None:
             layers.append(nn.Linear(n_in, n_out))
         else:
-            layers.append(AnalogLinear(n_in, n_out, config, seed=seed * 1000 + i))
+            layers.append(
+                AnalogLinear(n_in, n_out, config, seed=seed * 1000 + i, init_scale=init_scale)
+            )
         if i < len(sizes) - 2:
             layers.append(nn.Tanh())
     return nn.Sequential(*layers)
@@ -63,7 +71,7 @@ def train_classifier(
 ) -> TrainResult:
     """Cross-entropy training with analog SGD (pulsed updates) or plain SGD for float layers."""
     gen = torch.Generator().manual_seed(seed)
-    has_analog = any(isinstance(m, AnalogLinear) for m in model.modules())
+    has_analog = any(isinstance(m, AnalogLayer) for m in model.modules())
     opt = AnalogSGD(model, lr) if has_analog else torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     history = []

@@ -9,6 +9,7 @@ divides by a conductance-per-weight scale to get normalized weight units.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,19 @@ __all__ = ["DevicePopulation", "PulsedDeviceConfig"]
 
 #: Parameters given in conductance units in a preset (divided by the scale when loading).
 CONDUCTANCE_FIELDS = ("dw_min", "w_max", "w_min")
+
+#: Per-device arrays a preset may carry (``per_device`` section) and the population
+#: parameter each one becomes; conductance-valued ones are divided by the scale too.
+PER_DEVICE_FIELDS = {
+    "delta_up": ("delta_up", True),
+    "delta_down": ("delta_down", True),
+    "w_max": ("b_max", True),
+    "w_min": ("b_min", True),
+    "gamma_up": ("gamma_up", False),
+    "gamma_down": ("gamma_down", False),
+    "pow_gamma_up": ("pow_gamma_up", False),
+    "pow_gamma_down": ("pow_gamma_down", False),
+}
 
 
 @dataclass
@@ -37,8 +51,15 @@ class PulsedDeviceConfig:
     w_max_dtod: float = 0.3
     w_min_dtod: float = 0.3
     dw_min_std: float = 0.3
+    dw_min_dtod_log_normal: bool = False
     write_noise_std: float = 0.0
     corrupt_devices_prob: float = 0.0
+    corrupt_devices_range: float = 1e9
+    reset: float = 0.0
+    reset_dtod: float = 0.0
+    reset_std: float = 0.01
+    # linear-step and soft-bounds: multiplicative (True) or additive cycle-to-cycle noise
+    mult_noise: bool = True
     # linear-step
     gamma_up: float = 0.0
     gamma_down: float = 0.0
@@ -57,16 +78,32 @@ class PulsedDeviceConfig:
     # piecewise-step
     piecewise_up: list[float] = field(default_factory=lambda: [1.0])
     piecewise_down: list[float] = field(default_factory=lambda: [1.0])
+    # Measured per-device parameters (population names: delta_up, delta_down, b_max, b_min,
+    # ...; weight units), resampled with replacement onto a tile instead of d2d draws.
+    per_device: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"unknown device family {self.family!r}; expected one of {FAMILIES}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"device parameter {f.name} is not finite ({value})")
         if not self.w_min < 0 < self.w_max:
             raise ValueError(f"need w_min < 0 < w_max, got [{self.w_min}, {self.w_max}]")
         if self.dw_min <= 0:
             raise ValueError(f"dw_min must be positive, got {self.dw_min}")
+        for name in ("dw_min_std", "write_noise_std", "dw_min_dtod", "w_max_dtod", "w_min_dtod"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.corrupt_devices_prob <= 1:
+            raise ValueError(
+                f"corrupt_devices_prob must be in [0, 1], got {self.corrupt_devices_prob}"
+            )
         if len(self.piecewise_up) != len(self.piecewise_down):
             raise ValueError("piecewise_up and piecewise_down must have the same length")
+        if self.per_device is not None:
+            self.per_device = _check_per_device(self.per_device)
 
     @classmethod
     def from_preset(
@@ -82,18 +119,56 @@ class PulsedDeviceConfig:
             scale_s = max(float(params["w_max"]), -float(params["w_min"]))
         if not scale_s > 0:
             raise ValueError(f"conductance scale must be positive, got {scale_s}")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - {"per_device", "family"}
         kwargs: dict[str, Any] = {"family": device["model"]}
         for name, value in params.items():
-            if name not in known:
-                continue  # fields the simulator does not use (e.g. corrupt_devices_range)
-            kwargs[name] = value / scale_s if name in CONDUCTANCE_FIELDS else value
+            if name not in known or value is None:
+                continue  # fields the simulator does not use
+            if isinstance(value, list):
+                kwargs[name] = [float(v) for v in value]
+            elif isinstance(value, bool):
+                kwargs[name] = value
+            else:
+                kwargs[name] = float(value) / scale_s if name in CONDUCTANCE_FIELDS else value
         return cls(**kwargs)
+
+    def with_per_device(self, per_device: Mapping[str, Any], scale_s: float) -> PulsedDeviceConfig:
+        """A copy that resamples the measured per-device arrays (preset names, siemens)."""
+        arrays: dict[str, Any] = {}
+        for name, values in per_device.items():
+            if name not in PER_DEVICE_FIELDS:
+                continue  # e.g. device_id
+            target, conductance = PER_DEVICE_FIELDS[name]
+            arr = torch.as_tensor(values, dtype=torch.float64)
+            arrays[target] = arr / scale_s if conductance else arr
+        return dataclasses.replace(self, per_device=arrays)
+
+
+def _check_per_device(arrays: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    out = {k: torch.as_tensor(v, dtype=torch.float64).flatten() for k, v in arrays.items()}
+    if not out:
+        return out
+    sizes = {k: v.numel() for k, v in out.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"per-device arrays differ in length: {sizes}")
+    if next(iter(sizes.values())) == 0:
+        raise ValueError("per-device arrays are empty")
+    for name, arr in out.items():
+        if not torch.isfinite(arr).all():
+            raise ValueError(f"per-device array {name} contains NaN or inf")
+    if {"b_max", "b_min"} <= out.keys() and bool((out["b_max"] < out["b_min"]).any()):
+        raise ValueError("per-device arrays have w_max < w_min for some devices")
+    return out
 
 
 @dataclass
 class DevicePopulation:
-    """Per-device parameters of ``shape`` devices (tensors), sampled as aihwkit does."""
+    """Per-device parameters of ``shape`` devices (tensors), sampled as aihwkit does.
+
+    ``params`` holds ``delta_up``, ``delta_down`` (Δ⁺, Δ⁻ ≥ 0), ``b_max``, ``b_min`` (own
+    bounds), ``reset_bias`` and the family's extra parameters (see
+    :mod:`simulator.devices.response`); ``stuck`` marks corrupt devices (Δ± = 0, b⁺ = b⁻).
+    """
 
     family: str
     params: dict[str, Any]
@@ -107,38 +182,52 @@ class DevicePopulation:
         generator: torch.Generator,
         dtype: torch.dtype = torch.float32,
     ) -> DevicePopulation:
-        """Device-to-device draws (aihwkit §1.3): gains, asymmetry, bounds, stuck devices."""
+        """Device-to-device draws (aihwkit §1.3), or a resample of measured per-device arrays.
+
+        With ``config.per_device`` the measured devices are drawn with replacement (one
+        index per cross-point); parameters the arrays lack are sampled as usual.
+        """
 
         def normal() -> torch.Tensor:
             return torch.randn(shape, generator=generator, dtype=dtype)
 
         c = config
-        gain = 1.0 + c.dw_min_dtod * normal()
+        gain = torch.exp(c.dw_min_dtod * normal()) if c.dw_min_dtod_log_normal else None
+        if gain is None:
+            gain = 1.0 + c.dw_min_dtod * normal()
         asym = c.up_down_dtod * normal()
         delta_up = (c.dw_min * (gain + asym + min(c.up_down, 0.0))).abs()
         delta_down = (c.dw_min * (gain - asym - max(c.up_down, 0.0))).abs()
         b_max = c.w_max * (1.0 + c.w_max_dtod * normal())
         b_min = c.w_min * (1.0 + c.w_min_dtod * normal())
+        params: dict[str, Any] = {"delta_up": delta_up, "delta_down": delta_down}
+        if c.per_device:
+            n_measured = next(iter(c.per_device.values())).numel()
+            pick = torch.randint(n_measured, shape, generator=generator)
+            for name, values in c.per_device.items():
+                drawn = values.to(dtype)[pick]
+                if name == "b_max":
+                    b_max = drawn
+                elif name == "b_min":
+                    b_min = drawn
+                else:
+                    params[name] = drawn
         # enforce_consistency: swap crossed bounds, then force b_max >= 0 >= b_min
         lo, hi = torch.minimum(b_min, b_max), torch.maximum(b_min, b_max)
         b_max, b_min = hi.abs(), -lo.abs()
-        params: dict[str, Any] = {
-            "delta_up": delta_up,
-            "delta_down": delta_down,
-            "b_max": b_max,
-            "b_min": b_min,
-        }
+        params.update(b_max=b_max, b_min=b_min)
+        params["reset_bias"] = c.reset + c.reset_dtod * normal()
         if c.family == "linear-step":
-            params["gamma_up"] = (c.gamma_up + c.gamma_up_dtod * normal()).abs()
-            params["gamma_down"] = (c.gamma_down + c.gamma_down_dtod * normal()).abs()
+            for key in ("gamma_up", "gamma_down"):
+                if key not in params:
+                    mean, spread = getattr(c, key), getattr(c, key + "_dtod")
+                    params[key] = (mean + spread * normal()).abs()
             params["ref_max"] = torch.full(shape, c.w_max, dtype=dtype)
             params["ref_min"] = torch.full(shape, c.w_min, dtype=dtype)
-        elif c.family == "soft-bounds":
-            pass
         elif c.family == "exp-step":
             params.update(A_up=c.A_up, A_down=c.A_down, gamma_up=c.gamma_up)
             params.update(gamma_down=c.gamma_down, a=c.a, b=c.b)
-        elif c.family == "pow-step":
+        elif c.family == "pow-step" and "pow_gamma_up" not in params:
             g = 1.0 + c.pow_gamma_dtod * normal()
             r = c.pow_up_down_dtod * normal()
             params["pow_gamma_up"] = (c.pow_gamma * (g + r + min(c.pow_up_down, 0.0))).abs()
@@ -148,7 +237,9 @@ class DevicePopulation:
             params["piecewise_down"] = [float(v) for v in c.piecewise_down]
         stuck = torch.rand(shape, generator=generator) < c.corrupt_devices_prob
         if stuck.any():
-            value = b_min + torch.rand(shape, generator=generator, dtype=dtype) * (b_max - b_min)
+            lo = torch.clamp(b_min, min=-c.corrupt_devices_range)
+            hi = torch.clamp(b_max, max=c.corrupt_devices_range)
+            value = lo + torch.rand(shape, generator=generator, dtype=dtype) * (hi - lo)
             for key in ("delta_up", "delta_down"):
                 params[key] = torch.where(stuck, torch.zeros_like(params[key]), params[key])
             params["b_max"] = torch.where(stuck, value, b_max)
@@ -158,3 +249,9 @@ class DevicePopulation:
     def to(self, device: torch.device | str) -> DevicePopulation:
         moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.params.items()}
         return DevicePopulation(self.family, moved, self.stuck.to(device))
+
+    def select(self, index: torch.Tensor) -> dict[str, Any]:
+        """Parameters of the devices at flat ``index`` (tensors gathered, scalars kept)."""
+        return {
+            k: v.reshape(-1)[index] if torch.is_tensor(v) else v for k, v in self.params.items()
+        }

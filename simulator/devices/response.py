@@ -29,7 +29,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FAMILIES", "expected_step", "granularity"]
+__all__ = [
+    "AFFINE_FAMILIES",
+    "FAMILIES",
+    "affine_step",
+    "expected_step",
+    "granularity",
+    "symmetry_point",
+]
 
 FAMILIES = (
     "constant-step",
@@ -39,6 +46,9 @@ FAMILIES = (
     "pow-step",
     "piecewise-step",
 )
+
+#: Families whose step is affine in ``w`` (step = c − a·w), so n pulses have a closed form.
+AFFINE_FAMILIES = ("constant-step", "linear-step", "soft-bounds")
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
@@ -111,3 +121,51 @@ def granularity(family: str, params: Mapping[str, Any]) -> float:
         nodes = params.get("piecewise_up", [1.0])
         return dw_min * float(nodes[len(nodes) // 2])
     return dw_min
+
+
+def affine_step(family: str, up: bool, p: Mapping[str, Array]) -> tuple[Array, Array] | None:
+    """Coefficients (c, a) with ``expected_step(family, w, up, p) == c − a·w``, or None.
+
+    Only the families of :data:`AFFINE_FAMILIES` have such a form. One pulse maps
+    w → (1 − a)·w + c, so n pulses compose in closed form (the simulator uses this).
+    ``c`` is signed (≥ 0 up, ≤ 0 down); ``a`` ≥ 0 for devices whose steps shrink towards
+    their bound.
+    """
+    if family not in AFFINE_FAMILIES:
+        if family not in FAMILIES:
+            raise ValueError(f"unknown device family {family!r}; expected one of {FAMILIES}")
+        return None
+    delta = p["delta_up"] if up else p["delta_down"]
+    if family == "constant-step":
+        return (delta if up else -delta), 0.0 * delta
+    if family == "soft-bounds":
+        # up: Δ⁺(1 − w/b⁺) = Δ⁺ − (Δ⁺/b⁺)w;  down: −Δ⁻(1 − w/b⁻) = −Δ⁻ − (Δ⁻/|b⁻|)w
+        return (delta, delta / p["b_max"]) if up else (-delta, -delta / p["b_min"])
+    if up:  # linear-step: Δ⁺(1 − γ⁺w/B⁺)
+        return delta, delta * p["gamma_up"] / p["ref_max"]
+    return -delta, -delta * p["gamma_down"] / p["ref_min"]
+
+
+def symmetry_point(family: str, p: Mapping[str, Array], iterations: int = 40) -> Array:
+    """Weight w* where the expected up and down steps cancel (per device), clipped to bounds.
+
+    Closed form for the affine families, (c⁺ + c⁻)/(a⁺ + a⁻); bisection on
+    step_up(w) + step_down(w) over [b⁻, b⁺] otherwise. Repeated up/down pulse pairs drive a
+    device towards w*.
+    """
+    b_min, b_max = p["b_min"], p["b_max"]
+    xp = _ops(b_max)
+    coef = affine_step(family, True, p)
+    if coef is not None:
+        (cu, au), (cd, ad) = coef, affine_step(family, False, p)
+        total = au + ad
+        safe = xp.where(total > 0, total, 0 * total + 1.0)
+        w = xp.where(total > 0, (cu + cd) / safe, 0 * total)
+        return xp.minimum(xp.maximum(w, b_min), b_max)
+    lo, hi = b_min + 0 * b_max, b_max + 0 * b_min
+    for _ in range(iterations):  # net drift is decreasing in w: up wins below w*
+        mid = 0.5 * (lo + hi)
+        net = expected_step(family, mid, True, p) + expected_step(family, mid, False, p)
+        lo = xp.where(net > 0, mid, lo)
+        hi = xp.where(net > 0, hi, mid)
+    return 0.5 * (lo + hi)

@@ -1,0 +1,208 @@
+"""PCM inference noise: programming noise, power-law drift and 1/f read noise.
+
+The model is aihwkit's ``PCMLikeNoiseModel`` (anchors.md §2.1) parametrized by a preset's
+``pcm`` section (datasets/PRESET.md), all in siemens and seconds. With x = g / g_max:
+
+* programming: g_prog = max(g_T + σ_prog(x_T)·ξ, 0), σ_prog = Σ_k c_k x_T^k;
+* drift exponent, drawn once per device from the *target*: ν = |μ_ν(x_T) + σ_ν(x_T)·ξ|,
+  with μ_ν, σ_ν either ``clipped-log`` (clip(a·ln x + b, lo, hi), x ≥ 1e-7) or ``table``
+  (linear in ln x, constant outside the table);
+* at t_inference after programming, t = t_inference + t0:
+  g(t) = g_prog·(t/t0)^(−ν), then read noise
+  g ← max(g + g·Q_s(x)·√ln((t + t_read)/(2 t_read))·ξ, 0), Q_s = min(a / max(x, x_floor)^b, c),
+  with x from ``g_prog`` or ``g_T`` (``read_noise.conductance``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["PUBLISHED_PCM_SECTION", "PCMNoiseModel"]
+
+#: aihwkit's PCMLikeNoiseModel constants (anchors.md §2.1, Nandakumar 2019 / Joshi 2020) in the
+#: preset ``pcm`` layout: the numbers the emulator's ``pcm`` chip truth carries.
+PUBLISHED_PCM_SECTION: dict[str, Any] = {
+    "g_max_s": 25e-6,
+    "t0_s": 20.0,
+    "t_read_s": 250e-9,
+    "prog_noise": {"form": "polynomial", "coefficients_s": [0.26348e-6, 1.9650e-6, -1.1731e-6]},
+    "drift": {
+        "form": "clipped-log",
+        "mu_nu": {"a": -0.0155, "b": 0.0244, "lo": 0.049, "hi": 0.1},
+        "sigma_nu": {"a": -0.0125, "b": -0.0059, "lo": 0.008, "hi": 0.045},
+    },
+    "read_noise": {
+        "form": "min-power",
+        "a": 0.0088,
+        "b": 0.65,
+        "c": 0.2,
+        "x_floor": 1e-3,
+        "conductance": "g_prog",
+    },
+}
+
+_X_MIN = 1e-7  # normalized conductance floor inside ln(x) (aihwkit's clamp)
+
+
+@dataclass
+class PCMNoiseModel:
+    """PCM programming/drift/read-noise model (siemens, seconds); see the module docstring."""
+
+    g_max_s: float
+    t0_s: float
+    t_read_s: float
+    prog_coefficients_s: tuple[float, ...]
+    drift_form: str
+    mu_nu: dict[str, Any]
+    sigma_nu: dict[str, Any]
+    drift_table: dict[str, torch.Tensor] | None
+    read_a: float
+    read_b: float
+    read_c: float
+    read_x_floor: float
+    read_conductance: str = "g_prog"
+
+    @classmethod
+    def from_section(cls, pcm: Mapping[str, Any]) -> PCMNoiseModel:
+        """Parse and check a preset's ``pcm`` section; ValueError names the bad field."""
+        if not isinstance(pcm, Mapping):
+            raise ValueError("pcm section must be an object")
+        try:
+            g_max = _positive(pcm, "g_max_s")
+            t0 = _positive(pcm, "t0_s")
+            t_read = _positive(pcm, "t_read_s")
+            prog = pcm["prog_noise"]
+            if prog.get("form") != "polynomial":
+                raise ValueError(f"pcm.prog_noise.form {prog.get('form')!r} is not 'polynomial'")
+            coeffs = tuple(float(c) for c in prog["coefficients_s"])
+            if not coeffs or not all(math.isfinite(c) for c in coeffs):
+                raise ValueError("pcm.prog_noise.coefficients_s must be finite numbers")
+            drift = pcm["drift"]
+            form = drift.get("form")
+            table = None
+            if form == "clipped-log":
+                mu = {k: float(drift["mu_nu"][k]) for k in ("a", "b", "lo", "hi")}
+                sig = {k: float(drift["sigma_nu"][k]) for k in ("a", "b", "lo", "hi")}
+            elif form == "table":
+                table = {
+                    k: torch.as_tensor(drift[k], dtype=torch.float64)
+                    for k in ("x", "mu_nu", "sigma_nu")
+                }
+                if len({v.numel() for v in table.values()}) != 1 or table["x"].numel() < 1:
+                    raise ValueError("pcm.drift table arrays x, mu_nu, sigma_nu differ in length")
+                if not bool((table["x"] > 0).all()) or not bool(
+                    (table["x"][1:] > table["x"][:-1]).all()
+                ):
+                    raise ValueError("pcm.drift.x must be positive and increasing")
+                mu, sig = {}, {}
+            else:
+                raise ValueError(f"pcm.drift.form {form!r} is not 'clipped-log' or 'table'")
+            read = pcm["read_noise"]
+            if read.get("form") != "min-power":
+                raise ValueError(f"pcm.read_noise.form {read.get('form')!r} is not 'min-power'")
+            conductance = read.get("conductance", "g_prog")
+            if conductance not in ("g_prog", "g_T"):
+                raise ValueError(f"pcm.read_noise.conductance {conductance!r}: use g_prog or g_T")
+            return cls(
+                g_max_s=g_max,
+                t0_s=t0,
+                t_read_s=t_read,
+                prog_coefficients_s=coeffs,
+                drift_form=form,
+                mu_nu=mu,
+                sigma_nu=sig,
+                drift_table=table,
+                read_a=float(read["a"]),
+                read_b=float(read["b"]),
+                read_c=float(read["c"]),
+                read_x_floor=float(read.get("x_floor", 1e-3)),
+                read_conductance=conductance,
+            )
+        except KeyError as exc:
+            raise ValueError(f"pcm section lacks {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise ValueError(f"pcm section has a malformed field: {exc}") from None
+
+    # ----------------------------------------------------------------- components
+    def prog_noise_std(self, g_target: torch.Tensor) -> torch.Tensor:
+        """σ_prog(g_T) in siemens."""
+        x = g_target / self.g_max_s
+        out = torch.zeros_like(g_target)
+        for k, c in enumerate(self.prog_coefficients_s):
+            out = out + c * x**k
+        return out
+
+    def drift_parameters(self, g_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ_ν, σ_ν) at the target conductance."""
+        x = torch.clamp(g_target / self.g_max_s, min=_X_MIN)
+        if self.drift_table is None:
+            ln_x = torch.log(x)
+            mu, sig = self.mu_nu, self.sigma_nu
+            return (
+                torch.clamp(mu["a"] * ln_x + mu["b"], mu["lo"], mu["hi"]),
+                torch.clamp(sig["a"] * ln_x + sig["b"], sig["lo"], sig["hi"]),
+            )
+        t = {k: v.to(g_target.device, g_target.dtype) for k, v in self.drift_table.items()}
+        return _interp_log(x, t["x"], t["mu_nu"]), _interp_log(x, t["x"], t["sigma_nu"])
+
+    def read_noise_q(self, g: torch.Tensor) -> torch.Tensor:
+        """Q_s(x), the relative read-noise amplitude."""
+        x = torch.clamp(g / self.g_max_s, min=self.read_x_floor)
+        return torch.clamp(self.read_a / x**self.read_b, max=self.read_c)
+
+    def read_noise_time_factor(self, t_inference: float) -> float:
+        """√ln((t + t_read)/(2 t_read)) with t = t_inference + t0."""
+        t = t_inference + self.t0_s
+        return math.sqrt(math.log((t + self.t_read_s) / (2.0 * self.t_read_s)))
+
+    # ----------------------------------------------------------------- process
+    def program(
+        self, g_target: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Programmed conductances and drift exponents, (g_prog, ν), drawn once."""
+        xi = torch.randn(g_target.shape, generator=generator, device=g_target.device)
+        g_prog = torch.clamp(g_target + self.prog_noise_std(g_target) * xi, min=0.0)
+        mu, sig = self.drift_parameters(g_target)
+        xi = torch.randn(g_target.shape, generator=generator, device=g_target.device)
+        return g_prog, (mu + sig * xi).abs()
+
+    def at_time(
+        self,
+        g_prog: torch.Tensor,
+        nu: torch.Tensor,
+        g_target: torch.Tensor,
+        t_inference: float,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Conductances read ``t_inference`` seconds after programming (drift + read noise)."""
+        if not t_inference >= 0:
+            raise ValueError(f"t_inference must be >= 0 s, got {t_inference}")
+        t = t_inference + self.t0_s
+        g = g_prog * (t / self.t0_s) ** (-nu)
+        x_ref = g_prog if self.read_conductance == "g_prog" else g_target
+        sigma = g * self.read_noise_q(x_ref) * self.read_noise_time_factor(t_inference)
+        xi = torch.randn(g.shape, generator=generator, device=g.device)
+        return torch.clamp(g + sigma * xi, min=0.0)
+
+
+def _positive(section: Mapping[str, Any], key: str) -> float:
+    value = float(section[key])
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"pcm.{key} must be a positive number, got {section[key]!r}")
+    return value
+
+
+def _interp_log(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ys over ln(xs), constant outside."""
+    if xs.numel() == 1:
+        return torch.full_like(x, float(ys[0]))
+    lx, lxs = torch.log(x), torch.log(xs)
+    lx = torch.clamp(lx, min=float(lxs[0]), max=float(lxs[-1]))
+    i = torch.clamp(torch.searchsorted(lxs, lx.reshape(-1)), 1, xs.numel() - 1).reshape(x.shape)
+    x0, x1, y0, y1 = lxs[i - 1], lxs[i], ys[i - 1], ys[i]
+    return y0 + (y1 - y0) * (lx - x0) / (x1 - x0)
