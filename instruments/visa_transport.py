@@ -174,6 +174,12 @@ class VisaTransport:
         self.write(command)
         self.check_errors(command)
 
+    def __enter__(self) -> VisaTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._inst is not None:
             with contextlib.suppress(Exception):

@@ -11,6 +11,38 @@ import click
 from calib.commands.common import CHIP_KINDS
 from calib.errors import CalibError
 
+EMULATOR_KINDS = (*CHIP_KINDS, "custom")
+
+_chip_option = click.option(
+    "--chip",
+    type=click.Choice(EMULATOR_KINDS),
+    default="reram",
+    show_default=True,
+    help="Chip kind; 'custom' reads its physics from --params.",
+)
+_params_option = click.option(
+    "--params",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON parameter file of a custom chip: {base, response, parameters}.",
+)
+
+
+def _truth(chip: str, params: Path | None):
+    """The hidden physics to emulate: the kind's defaults, or a custom parameter file."""
+    from instruments.emulator.physics import load_truth_file
+
+    if chip == "custom":
+        if params is None:
+            raise CalibError("--chip custom needs --params FILE (a JSON parameter file)")
+        try:
+            return load_truth_file(params)
+        except ValueError as exc:
+            raise CalibError(str(exc)) from None
+    if params is not None:
+        raise CalibError("--params is only used with --chip custom")
+    return None
+
 
 @click.group()
 def emulator() -> None:
@@ -18,22 +50,38 @@ def emulator() -> None:
 
 
 @emulator.command("serve")
-@click.option("--chip", type=click.Choice(CHIP_KINDS), default="reram", show_default=True)
+@_chip_option
+@_params_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=5025, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Hidden chip seed.")
 @click.option("--rows", type=click.IntRange(1, 4096), default=256, show_default=True)
 @click.option("--cols", type=click.IntRange(1, 4096), default=256, show_default=True)
-def emulator_serve(chip: str, host: str, port: int, seed: int, rows: int, cols: int) -> None:
+@click.option(
+    "--real-time", is_flag=True, help="Tie the chip clock to wall time (demos); default virtual."
+)
+def emulator_serve(
+    chip: str,
+    params: Path | None,
+    host: str,
+    port: int,
+    seed: int,
+    rows: int,
+    cols: int,
+    real_time: bool,
+) -> None:
     """Serve an emulated chip until Ctrl-C; prints 'READY <port>' when listening."""
     from instruments.emulator.crossbar import EmulatedCrossbar
     from instruments.emulator.server import EmulatorServer
 
+    instrument = EmulatedCrossbar(chip, (rows, cols), seed, truth=_truth(chip, params))
+    if real_time:
+        instrument.clock.set_real(True)
     try:
-        server = EmulatorServer(EmulatedCrossbar(chip, (rows, cols), seed), host, port)
+        server = EmulatorServer(instrument, host, port)
     except OSError as exc:
         raise CalibError(f"emulator: {exc}") from None
-    click.echo(f"READY {server.port}", err=False)
+    click.echo(f"READY {server.port}")
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -46,16 +94,21 @@ def emulator_serve(chip: str, host: str, port: int, seed: int, rows: int, cols: 
 
 
 @emulator.command("truth")
-@click.option("--chip", type=click.Choice(CHIP_KINDS), default="reram", show_default=True)
+@_chip_option
+@_params_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def emulator_truth(chip: str, seed: int, output: Path) -> None:
+def emulator_truth(chip: str, params: Path | None, seed: int, output: Path) -> None:
     """Write the emulated chip's hidden ground truth as a preset."""
     from calib.presets import save_preset
     from calib.truth import truth_preset
     from instruments.emulated_chip import EmulatedChip
     from instruments.emulator.server import running_emulator
 
-    with running_emulator(chip, seed=seed, shape=(8, 8)) as resource, EmulatedChip(resource) as c:
+    truth = _truth(chip, params)
+    with (
+        running_emulator(chip, seed=seed, shape=(8, 8), truth=truth) as resource,
+        EmulatedChip(resource) as c,
+    ):
         preset = truth_preset(c)
     click.echo(f"truth preset written to {save_preset(preset, output)}")

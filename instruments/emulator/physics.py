@@ -556,7 +556,8 @@ class PulsedDeviceArray(DeviceArray):
                     offset += f32(t.g_offset_s)
             if read_after:
                 read()
-        self.w[sub] = w
+        responsive = ~self.stuck[sub]  # stuck devices keep their exact (float64) state
+        self.w[sub[responsive]] = w[responsive]
         if write_sigma > 0:
             self.write_offset[sub] = offset.astype(np.float64) - t.g_offset_s
 

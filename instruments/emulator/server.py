@@ -109,6 +109,8 @@ class EmulatorServer:
         """Stop accepting, close every client, and join the threads."""
         self._stop.set()
         with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() at once (Linux)
+        with contextlib.suppress(OSError):
             self._sock.close()
         for conn in list(self._clients):
             with contextlib.suppress(OSError):

@@ -1,0 +1,176 @@
+"""The emulator server survives bad clients; its CLI starts, answers and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvisa
+
+from instruments.chip import BlockSelection, PulseSpec
+from instruments.emulated_chip import EmulatedChip
+from instruments.emulator.server import running_emulator
+from instruments.visa_transport import InstrumentError, VisaTransport
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raw_session(resource: str):
+    """A bare PyVISA session (no handshake), to misbehave with."""
+    rm = pyvisa.ResourceManager("@py")
+    return rm.open_resource(resource, read_termination="\n", write_termination="\n", timeout=5000)
+
+
+def test_garbage_bytes_queue_errors_and_later_commands_still_work() -> None:
+    with running_emulator("reram", seed=1, shape=(8, 8)) as resource:
+        inst = _raw_session(resource)
+        inst.write_raw(b"\x00\xff\xfe\x80 garbage\n")
+        inst.write_raw(b"\x1b[2J;;;:::;ROUT::SEL 1\n")
+        inst.write_raw(b"#\n#9\n#3ab\n")
+        assert inst.query("*IDN?").startswith("EMU,AIMC-XBAR")
+        errors = inst.query("SYST:ERR:ALL?")
+        assert "-102" in errors or "-113" in errors
+        inst.close()
+
+
+def test_half_sent_block_and_dropped_client_leave_the_chip_unchanged() -> None:
+    with running_emulator("reram", seed=1, shape=(8, 8)) as resource:
+        for junk in (
+            b"ROUT:SEL:LIST #9000001000\x01\x02",  # block declares 1000 bytes, 2 arrive
+            b"PROG:TARG #18\x00\x00",  # truncated float block
+            b"SOUR:PULS:AMPL 3",  # no terminator at all
+        ):
+            inst = _raw_session(resource)
+            inst.write_raw(junk)
+            inst.close()  # drop the connection mid-message
+        with VisaTransport(resource) as t:
+            assert t.query("ROUT:SEL?") == "ALL"
+            assert float(t.query("SOUR:PULS:AMPL?")) == 1.2
+            assert t.errors() == []  # an incomplete message is discarded, never executed
+
+
+def test_client_disconnecting_mid_transfer_does_not_hurt_the_server() -> None:
+    with running_emulator("reram", seed=2, shape=(64, 64)) as resource:
+        with EmulatedChip(resource) as chip:
+            chip.transport.command("SEQ:PTR:DEF 500,1.2,500,-1.2,1e-6,1,1;:SEQ:INIT")
+            # a 16 MB reply: ask for it, read a little, hang up
+            inst = chip.transport._inst
+            inst.write("FETC:COND?")
+            inst.read_bytes(100)
+        with EmulatedChip(resource) as chip:  # the next client gets a working chip
+            g = chip.read_conductance(BlockSelection(0, 0, 64, 64), 0.2)
+            assert g.shape == (4096,) and np.isfinite(g).all()
+            assert chip.transport.errors() == []
+
+
+def test_two_clients_one_after_the_other_see_the_same_chip() -> None:
+    with running_emulator("reram", seed=3, shape=(8, 8)) as resource:
+        sel = BlockSelection(0, 0, 2, 2)
+        with EmulatedChip(resource) as first:
+            res = first.program_verify(sel, 70e-6, 0.5e-6, 200, 0.2, PulseSpec(1.2, 1e-6))
+            first.transport.command("SOUR:PULS:AMPL 1.1")
+            t_first = first.clock.now()
+        with EmulatedChip(resource) as second:
+            assert float(second.transport.query("SOUR:PULS:AMPL?")) == 1.1
+            assert second.clock.now() == pytest.approx(t_first)
+            g = second.read_conductance(sel, 0.2, n_avg=64)
+            np.testing.assert_allclose(g[res.converged], 70e-6, atol=0.5e-6 + 0.2e-6)
+
+
+def test_concurrent_clients_are_serialized() -> None:
+    with running_emulator("reram", seed=4, shape=(16, 16)) as resource:
+        failures: list[BaseException] = []
+
+        def client(k: int) -> None:
+            try:
+                with EmulatedChip(resource) as chip:
+                    for _ in range(20):
+                        assert chip.identity().startswith("EMU")
+                        assert chip.read_conductance(BlockSelection(k, 0, 1, 16), 0.2).size == 16
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        # settings of one client can race with another's read (SCPI sessions share the
+        # instrument's state), but every query is answered on its own connection, in order
+        assert failures == []
+
+
+def test_silent_instrument_gives_one_clear_timeout_error() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        resource = f"TCPIP::127.0.0.1::{port}::SOCKET"
+        with pytest.raises(InstrumentError) as info:
+            EmulatedChip(resource, timeout_s=0.3)
+    message = str(info.value)
+    assert resource in message and "*IDN?" in message and "timed out" in message
+
+
+def test_cli_serve_prints_ready_answers_pyvisa_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "calib",
+            "emulator",
+            "serve",
+            "--chip",
+            "pcm",
+            "--port",
+            "0",
+            "--rows",
+            "4",
+            "--cols",
+            "4",
+            "--seed",
+            "8",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        words = proc.stdout.readline().split()
+        assert words[0] == "READY"
+        with EmulatedChip(f"TCPIP::127.0.0.1::{words[1]}::SOCKET") as chip:
+            assert chip.identity() == "EMU,AIMC-XBAR-PCM,SN00000008,0.2.0"
+            assert chip.shape == (4, 4)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "emulator stopped" in err and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "calib", "emulator", "serve", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert run.returncode == 1 and "cannot listen" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
