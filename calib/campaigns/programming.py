@@ -8,6 +8,9 @@ level ``k mod n_levels``, so every chunk covers every level), then measure:
   convergence;
 * ``drift``: reads at log-spaced times after programming, ``n_avg`` reads averaged each;
 * ``read_noise``: ``n_reads`` back-to-back reads ``read_delay_s`` after programming.
+
+Programming starts from a reset state (``reset_pulses`` depressing pulses; for PCM that is
+an abrupt RESET), as in the usual RESET-then-iterative-SET protocols.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from instruments.chip import ChipInterface, ListSelection, ProgramResult, PulseS
 
 __all__ = [
     "DEFAULT_LEVELS_S",
+    "PROGRAM_DEFAULTS",
     "DriftParams",
     "ProgrammingParams",
     "ReadNoiseParams",
@@ -38,6 +42,14 @@ DEFAULT_LEVELS_S = {
     "reram": (30e-6, 90e-6),
     "ecram": (2e-6, 8e-6),
     "pcm": (1e-6, 24e-6),
+}
+
+
+#: Default program-and-verify (tolerance S, pulse amplitude V, pulse width s) per technology.
+PROGRAM_DEFAULTS = {
+    "reram": (0.5e-6, 1.2, 1e-6),
+    "ecram": (0.05e-6, 3.0, 10e-3),
+    "pcm": (0.25e-6, 1.0, 100e-9),
 }
 
 
@@ -58,9 +70,12 @@ class ProgrammingParams(CampaignParams):
     pulse_width_s: float = 1e-6
     read_delay_s: float = 20.0
     n_avg: int = 1
+    reset_pulses: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.reset_pulses < 0:
+            raise CalibError(f"reset_pulses must be >= 0, got {self.reset_pulses}")
         levels = np.asarray(self.levels_s, dtype=float)
         if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
             raise CalibError(f"target levels must be finite and >= 0 S, got {self.levels_s}")
@@ -107,6 +122,17 @@ class ReadNoiseParams(ProgrammingParams):
 
 
 def _program(chip: ChipInterface, sel: ListSelection, targets: np.ndarray, p: ProgrammingParams):
+    """RESET-then-program: ``reset_pulses`` depressing pulses, then program-and-verify.
+
+    Starting from a reset state makes every device receive fresh programming pulses, so
+    its drift clock starts now (a device already at its target from an earlier campaign
+    would otherwise keep its old programming time).
+    """
+    t_start = chip.clock.now()
+    if p.reset_pulses:
+        chip.apply_pulses(
+            sel, PulseSpec(-abs(p.pulse_amplitude_v), p.pulse_width_s), p.reset_pulses
+        )
     result: ProgramResult = chip.program_verify(
         sel,
         targets,
@@ -116,14 +142,20 @@ def _program(chip: ChipInterface, sel: ListSelection, targets: np.ndarray, p: Pr
         PulseSpec(p.pulse_amplitude_v, p.pulse_width_s),
     )
     n = targets.size
+    program_time = np.broadcast_to(np.asarray(result.time_s, dtype=float), (n,))
+    stale = program_time < t_start
+    if np.any(stale):
+        first = int(sel.indices(chip.shape)[np.argmax(stale)])
+        raise CalibError(
+            f"{int(stale.sum())} device(s) (first: flat index {first}) needed no programming "
+            "pulse, so their time since programming is unknown; increase reset_pulses"
+        )
     return {
         "target": targets,
         "verify_conductance": np.asarray(result.conductance_s, dtype=float),
         "iterations": np.asarray(result.iterations, dtype=np.int32),
         "converged": np.asarray(result.converged, dtype=bool),
-        "program_time": np.broadcast_to(np.asarray(result.time_s, dtype=float), (n,)).copy()
-        if np.size(result.time_s)
-        else np.full(n, chip.clock.now()),
+        "program_time": program_time.copy(),
     }
 
 

@@ -229,6 +229,16 @@ def measure_pulse_response_cmd(**kw: Any) -> None:
 
 
 def _programming_kwargs(kw: dict[str, Any], technology: str) -> dict[str, Any]:
+    from calib.campaigns.programming import PROGRAM_DEFAULTS
+
+    tol, amp, width = PROGRAM_DEFAULTS.get(technology.lower(), PROGRAM_DEFAULTS["reram"])
+    for key, default in (
+        ("tolerance_s", tol),
+        ("pulse_amplitude_v", amp),
+        ("pulse_width_s", width),
+    ):
+        if kw[key] is None:
+            kw[key] = default
     return {
         "n_devices": kw["n_devices"],
         "selection": kw["selection"],
