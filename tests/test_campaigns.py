@@ -118,15 +118,21 @@ def test_instrument_error_leaves_interrupted_file_that_resumes_identically(tmp_p
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
     with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as c:
         measure_pulse_response(c, params, whole)
-    with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as c:
-        with pytest.raises(InstrumentError):
-            measure_pulse_response(_FailingChip(c, 3), params, part)
+    with (
+        running_emulator("reram", seed=9, shape=(16, 16)) as res,
+        EmulatedChip(res) as c,
+        pytest.raises(InstrumentError),
+    ):
+        measure_pulse_response(_FailingChip(c, 3), params, part)
     data = read_campaign(part, "pulse_response")
     assert data.attrs["status"] == "interrupted" and data.n_devices == 32
-    with pytest.raises(CalibError, match="different parameters"):
-        with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as c:
-            changed = PulseResponseParams(**{**params.__dict__, "n_up": 12, "n_down": 12})
-            measure_pulse_response(c, changed, part, resume=True)
+    changed = PulseResponseParams(**{**params.__dict__, "n_up": 12, "n_down": 12})
+    with (
+        pytest.raises(CalibError, match="different parameters"),
+        running_emulator("reram", seed=9, shape=(16, 16)) as res,
+        EmulatedChip(res) as c,
+    ):
+        measure_pulse_response(c, changed, part, resume=True)
     with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as c:
         measure_pulse_response(c, params, part, resume=True)
     a, b = read_campaign(whole, "pulse_response"), read_campaign(part, "pulse_response")
