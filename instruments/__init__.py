@@ -3,11 +3,15 @@
 from instruments.chip import (
     BlockSelection,
     ChipInterface,
+    Clock,
     DeviceSelection,
     ListSelection,
     ProgramResult,
     PulseSpec,
     PulseTrainSpec,
+    RealClock,
+    Selection,
+    VirtualClock,
     pulse_sequence,
 )
 from instruments.visa_transport import InstrumentError
@@ -15,11 +19,15 @@ from instruments.visa_transport import InstrumentError
 __all__ = [
     "BlockSelection",
     "ChipInterface",
+    "Clock",
     "DeviceSelection",
     "InstrumentError",
     "ListSelection",
     "ProgramResult",
     "PulseSpec",
     "PulseTrainSpec",
+    "RealClock",
+    "Selection",
+    "VirtualClock",
     "pulse_sequence",
 ]

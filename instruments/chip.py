@@ -37,6 +37,7 @@ __all__ = [
     "PulseTrainSpec",
     "RealClock",
     "Selection",
+    "VirtualClock",
     "mvm_voltages",
     "pulse_sequence",
 ]
@@ -193,6 +194,22 @@ class Clock(Protocol):
     def advance(self, dt_s: float) -> None:
         """Let ``dt_s`` seconds pass (sleep, or advance the virtual clock)."""
         ...
+
+
+class VirtualClock:
+    """Host-side virtual time: ``advance`` adds to it at once (simulated backends, tests)."""
+
+    virtual = True
+
+    def __init__(self, t0_s: float = 0.0) -> None:
+        self._t = float(t0_s)
+
+    def now(self) -> float:
+        return self._t
+
+    def advance(self, dt_s: float) -> None:
+        if dt_s > 0:
+            self._t += dt_s
 
 
 class RealClock:

@@ -120,14 +120,14 @@ class VisaTransport:
                 inst.write_raw(_block_message(command, payload, payload_dtype))
             inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_FALSE)
             try:
-                head = inst.read_bytes(1)
+                head = self._read_exact(1)
                 if head != b"#":
                     inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
                     rest = b"" if head == b"\n" else inst.read_raw()  # rest of the text line
                     raise _NotABlockError(head + rest)
-                nd = int(inst.read_bytes(1))
-                n = int(inst.read_bytes(nd)) if nd else 0
-                data = inst.read_bytes(n + 1, chunk_size=max(n + 1, 1 << 16))
+                nd = int(self._read_exact(1))
+                n = int(self._read_exact(nd)) if nd else 0
+                data = self._read_exact(n + 1)
             finally:
                 inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
         except _NotABlockError:
@@ -146,6 +146,27 @@ class VisaTransport:
                 self.resource, command, f"block of {n} bytes is not a multiple of {itemsize}"
             )
         return np.frombuffer(data, dtype=dtype, count=n // itemsize)
+
+    def _read_exact(self, count: int) -> bytes:
+        """Read exactly ``count`` bytes with viRead (``visalib.read``).
+
+        One library call for the whole payload: ``read_bytes`` would copy it twice more.
+        """
+        inst = self._inst
+        with inst.ignore_warning(
+            constants.StatusCode.success_max_count_read,
+            constants.StatusCode.success_device_not_present,
+        ):
+            data, _ = inst.visalib.read(inst.session, count)
+            if len(data) == count:
+                return bytes(data)
+            buffer = bytearray(data)
+            while len(buffer) < count:
+                chunk, _ = inst.visalib.read(inst.session, count - len(buffer))
+                if not chunk:
+                    raise pyvisa.errors.VisaIOError(constants.StatusCode.error_timeout)
+                buffer += chunk
+            return bytes(buffer)
 
     def _resync(self) -> None:
         """Drop whatever is left of a broken reply so the next query is not shifted."""

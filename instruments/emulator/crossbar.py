@@ -384,9 +384,16 @@ class EmulatedCrossbar(SequenceCommands):
 
     def _meas_repeat(self, args: list) -> BlockReply:
         n = parse_int(args[0], "repeats", 1, 10**5)
-        if n * self.selection.size > 5 * 10**7:
+        idx = self.selection
+        if n * idx.size > 5 * 10**7:
             raise ScpiError(-223, "repeats x selection exceeds 5e7 values; split the request")
-        return self._block(np.stack([self._read(self.selection, 1) for _ in range(n)]))
+        self._check_read(idx)
+        t0 = self._now()
+        reads = np.empty((n, idx.size), dtype=np.float32)
+        for k in range(n):  # back to back, one read aperture apart
+            reads[k] = self.array.read(idx, 1, t0 + k * self.read_aperture_s)
+        self.clock.advance(n * self.read_aperture_s)
+        return self._block(reads)
 
     # -- emulator-only
     def truth_preset(self) -> dict:

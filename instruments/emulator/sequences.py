@@ -152,8 +152,10 @@ class SequenceCommands:
         )
         step = seq["every"] * period + self.read_aperture_s
         self.result_times = t0 + self.read_aperture_s + step * np.arange(n_reads)
-        n_pulses = seq["cycles"] * (seq["n_up"] + seq["n_down"])
-        if n_pulses:
+        programs = (seq["n_up"] and self.array.strength(seq["v_up"], seq["width"]) > 0) or (
+            seq["n_down"] and self.array.strength(seq["v_down"], seq["width_down"]) > 0
+        )
+        if programs:  # pulses below the switching threshold are no programming event
             # the last pulse ends one read aperture before the last read's end
             self.array.t_prog[idx] = (
                 self.result_times[-1]
