@@ -5,17 +5,30 @@ normal random-effects model. τ is the true device-to-device spread; the naive s
 deviation of the θᵢ overstates it by the mean squared standard error (anchors.md §3,
 pitfall 4). lmfit maximizes the marginal likelihood (τ ≥ 0 as a parameter bound);
 standard errors come from the expected Fisher information, which is closed-form here:
-I(μ) = Σ 1/vᵢ and I(τ²) = Σ 1/(2vᵢ²) with vᵢ = τ² + sᵢ².
+I(μ) = Σ 1/vᵢ and I(τ²) = Σ 1/(2vᵢ²) with vᵢ = τ² + sᵢ². Near τ = 0 (the boundary of the
+parameter space) that approximation fails; :func:`fast_random_effect` is the same maximum-
+likelihood estimate without lmfit, for bootstrap replicates over devices.
+
+:func:`pair_population` turns per-device up/down quantities into aihwkit's population
+parameters (aihwkit_spec.md §1.3): with gain g = 1 + σ_d2d·ξ and asymmetry r = σ_ud·ξ,
+Δ⁺ = dw_min·(g + r + min(β, 0)) and Δ⁻ = dw_min·(g − r − max(β, 0)).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lmfit
 import numpy as np
 
-__all__ = ["RandomEffect", "fit_random_effect"]
+__all__ = [
+    "PairPopulation",
+    "RandomEffect",
+    "fast_random_effect",
+    "fit_random_effect",
+    "pair_population",
+]
 
 
 @dataclass(frozen=True)
@@ -29,13 +42,22 @@ class RandomEffect:
     naive_spread: float  # plain standard deviation of the estimates, for comparison
     n: int
 
+    @property
+    def spread_at_boundary(self) -> bool:
+        """τ within 3 standard errors of 0: the Fisher standard error is not reliable."""
+        return not (self.spread > 3.0 * self.spread_stderr)
 
-def fit_random_effect(estimates: np.ndarray, stderrs: np.ndarray) -> RandomEffect:
-    """Maximum-likelihood (μ, τ) of estimates ``θᵢ ± sᵢ`` (1-D arrays of equal length)."""
+
+def _clean(estimates: np.ndarray, stderrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     theta = np.asarray(estimates, dtype=float)
     se = np.asarray(stderrs, dtype=float)
     ok = np.isfinite(theta) & np.isfinite(se) & (se >= 0)
-    theta, se = theta[ok], se[ok]
+    return theta[ok], se[ok]
+
+
+def fit_random_effect(estimates: np.ndarray, stderrs: np.ndarray) -> RandomEffect:
+    """Maximum-likelihood (μ, τ) of estimates ``θᵢ ± sᵢ`` (1-D arrays of equal length)."""
+    theta, se = _clean(estimates, stderrs)
     n = theta.size
     if n == 0:
         raise ValueError("no finite per-device estimates to pool")
@@ -44,17 +66,18 @@ def fit_random_effect(estimates: np.ndarray, stderrs: np.ndarray) -> RandomEffec
     naive = float(np.std(theta, ddof=1))
     scale = naive if naive > 0 else (float(np.mean(se)) or 1.0)
     se_s = se / scale  # work in units of the naive spread: well-conditioned at any unit
-    theta_s = (theta - np.median(theta)) / scale
+    center = float(np.median(theta))
+    theta_s = (theta - center) / scale
 
     def nll(params: lmfit.Parameters) -> float:
         v = params["tau"].value ** 2 + se_s**2
         v = np.maximum(v, 1e-300)
         return float(np.sum(np.log(v) + (theta_s - params["mu"].value) ** 2 / v))
 
-    tau0 = np.sqrt(max(1.0 - float(np.mean(se_s**2)), 0.01))
+    mu0, tau0 = _ml_fixed_point(theta_s[None], se_s[None] ** 2)
     params = lmfit.Parameters()
-    params.add("mu", value=float(np.mean(theta_s)))
-    params.add("tau", value=tau0, min=0.0)
+    params.add("mu", value=float(mu0[0]))
+    params.add("tau", value=max(float(tau0[0]), 1e-3), min=0.0)
     result = lmfit.minimize(nll, params, method="nelder", calc_covar=False)
     mu_s = result.params["mu"].value
     tau_s = result.params["tau"].value
@@ -63,10 +86,116 @@ def fit_random_effect(estimates: np.ndarray, stderrs: np.ndarray) -> RandomEffec
     tau2_se = np.sqrt(2.0 / np.sum(1.0 / v**2))
     tau_se = tau2_se / (2.0 * tau_s) if tau_s > 1e-6 else np.sqrt(tau2_se)
     return RandomEffect(
-        mean=float(mu_s * scale + np.median(theta)),
+        mean=float(mu_s * scale + center),
         mean_stderr=float(mu_se * scale),
         spread=float(tau_s * scale),
         spread_stderr=float(tau_se * scale),
         naive_spread=naive,
         n=n,
+    )
+
+
+def _ml_fixed_point(
+    theta: np.ndarray, se2: np.ndarray, iterations: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """ML (μ, τ) of each row of ``theta`` by the score fixed point, vectorized over rows."""
+    # an estimate with zero standard error would take all the weight: floor the errors
+    floor = 1e-12 * np.maximum(theta.var(axis=1, keepdims=True), 1e-300)
+    se2 = np.maximum(se2, floor)
+    tau2 = np.maximum(theta.var(axis=1) - se2.mean(axis=1), 0.0)
+    mu = theta.mean(axis=1)
+    for _ in range(iterations):
+        w = 1.0 / np.maximum(tau2[:, None] + se2, 1e-300)
+        mu = np.sum(w * theta, axis=1) / np.sum(w, axis=1)
+        r2 = (theta - mu[:, None]) ** 2 - se2
+        # ML score equation for τ²: Σ w²((θ − μ)² − s² − τ²) = 0, solved for τ² at fixed w
+        new = np.maximum(np.sum(w**2 * r2, axis=1) / np.sum(w**2, axis=1), 0.0)
+        if np.allclose(new, tau2, rtol=1e-10, atol=1e-300):
+            tau2 = new
+            break
+        tau2 = new
+    w = 1.0 / np.maximum(tau2[:, None] + se2, 1e-300)
+    mu = np.sum(w * theta, axis=1) / np.sum(w, axis=1)
+    return mu, np.sqrt(tau2)
+
+
+def fast_random_effect(estimates: np.ndarray, stderrs: np.ndarray) -> RandomEffect:
+    """The ML estimate of :func:`fit_random_effect` without lmfit (for bootstrap replicates)."""
+    theta, se = _clean(estimates, stderrs)
+    n = theta.size
+    if n == 0:
+        raise ValueError("no finite per-device estimates to pool")
+    if n == 1:
+        return RandomEffect(float(theta[0]), float(se[0]), 0.0, np.inf, 0.0, 1)
+    mu, tau = _ml_fixed_point(theta[None], se[None] ** 2)
+    return RandomEffect(
+        float(mu[0]), np.nan, float(tau[0]), np.nan, float(np.std(theta, ddof=1)), n
+    )
+
+
+@dataclass(frozen=True)
+class PairPopulation:
+    """aihwkit population parameters of a pair of up/down per-device quantities."""
+
+    scale: float  # dw_min (or pow_gamma)
+    asymmetry: float  # up_down (or pow_up_down)
+    gain: RandomEffect  # spread -> dw_min_dtod
+    asym: RandomEffect  # spread -> up_down_dtod
+    up: RandomEffect
+    down: RandomEffect
+    scale_stderr: float
+    asymmetry_stderr: float
+
+
+def pair_population(
+    up: np.ndarray,
+    down: np.ndarray,
+    var_up: np.ndarray,
+    var_down: np.ndarray,
+    cov_up_down: np.ndarray | None = None,
+    estimator: Callable[[np.ndarray, np.ndarray], RandomEffect] = fit_random_effect,
+) -> PairPopulation:
+    """Population scale, asymmetry and their device-to-device spreads (aihwkit §1.3).
+
+    ``up``/``down`` are per-device Δ⁺/Δ⁻ (or γ⁺/γ⁻) magnitudes with their variances and
+    covariance. Devices with only one direction measured (infinite variance in the other)
+    contribute to the mean of that direction only.
+    """
+    cov = np.zeros_like(up) if cov_up_down is None else np.nan_to_num(cov_up_down)
+    var_up, var_down = np.maximum(var_up, 0.0), np.maximum(var_down, 0.0)
+    eff_up = estimator(up, np.sqrt(var_up))
+    eff_down = estimator(down, np.sqrt(var_down))
+    mu_up, mu_down = eff_up.mean, eff_down.mean
+    if mu_up >= mu_down:
+        scale, asym = mu_up, 1.0 - mu_down / mu_up
+        scale_se = eff_up.mean_stderr
+        asym_se = np.hypot(eff_down.mean_stderr / mu_up, mu_down * eff_up.mean_stderr / mu_up**2)
+    else:
+        scale, asym = mu_down, mu_up / mu_down - 1.0
+        scale_se = eff_down.mean_stderr
+        asym_se = np.hypot(eff_up.mean_stderr / mu_down, mu_up * eff_down.mean_stderr / mu_down**2)
+    both = np.isfinite(var_up) & np.isfinite(var_down) & np.isfinite(up) & np.isfinite(down)
+    gain = ((up + down) / scale + abs(asym)) / 2.0
+    r = ((up - down) / scale - asym) / 2.0
+    var_sum = np.maximum(var_up + var_down + 2 * cov, 0.0)
+    var_diff = np.maximum(var_up + var_down - 2 * cov, 0.0)
+    if both.sum() >= 2:
+        eff_gain = estimator(gain[both], np.sqrt(var_sum[both]) / (2.0 * scale))
+        eff_asym = estimator(r[both], np.sqrt(var_diff[both]) / (2.0 * scale))
+    else:  # direction-wise data: the relative spread of each direction measures the gain
+        rel_up = estimator(up / scale, np.sqrt(var_up) / scale)
+        rel_down = estimator(down / scale, np.sqrt(var_down) / scale)
+        tau = float(np.sqrt(0.5 * (rel_up.spread**2 + rel_down.spread**2)))
+        se = float(np.sqrt(0.5 * (rel_up.spread_stderr**2 + rel_down.spread_stderr**2)))
+        eff_gain = RandomEffect(1.0, np.nan, tau, se, tau, min(rel_up.n, rel_down.n))
+        eff_asym = RandomEffect(0.0, np.nan, 0.0, np.inf, 0.0, 0)
+    return PairPopulation(
+        float(scale),
+        float(asym),
+        eff_gain,
+        eff_asym,
+        eff_up,
+        eff_down,
+        float(scale_se),
+        float(asym_se),
     )

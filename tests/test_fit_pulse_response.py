@@ -73,12 +73,12 @@ def test_bad_inputs_give_clear_errors_or_counted_exclusions() -> None:
     g = traces.conductance_s.copy()
     g[3, 10] = np.nan
     fit = fit_pulse_response(PulseTraces(g, traces.pulses))
-    assert fit.excluded["non_finite"] == 1
+    assert fit.diagnostics["masked_reads"] == 1  # a missing read is masked and counted
     with pytest.raises(FitInputError, match="both up"):
         PulseTraces(g[:, :201], traces.pulses[:201])
     with pytest.raises(FitInputError, match="respond"):
         fit_pulse_response(PulseTraces(np.full_like(g, 5e-5), traces.pulses))
     with pytest.raises(FitInputError, match="entries"):
         PulseTraces(g, traces.pulses[:-1])
-    with pytest.raises(FitInputError, match="not available"):
-        fit_pulse_response(traces, model="exp-step")
+    with pytest.raises(FitInputError, match="unknown model"):
+        fit_pulse_response(traces, model="magic-step")

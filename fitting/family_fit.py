@@ -1,0 +1,252 @@
+"""Fit one family to a set of devices: initial values, shared shape, per-device parameters.
+
+Works in normalized units (``w = (G − g0)/scale``). Stages:
+
+1. closed-form linear IV fits per direction (:mod:`fitting.soft_bounds`) and the reads'
+   plateaus give starting values for every family; soft-bounds with the same pulse count
+   before every read is finished there (the IV fit is its exact estimator);
+2. shared shape parameters (exp-step's A and γ, piecewise-step's nodes, and, for model
+   selection, linear-step's γ and pow-step's exponents) are fitted jointly with the
+   per-device parameters of a subsample of devices (:meth:`GmmProblem.solve_joint`), from a
+   few starting shapes; the best criterion wins;
+3. per-device parameters of all devices with the shape fixed (or per-device shapes for the
+   families where aihwkit varies them from device to device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fitting.families import DEVICE_PARAMS, EXP_STEP_FIXED, PIECEWISE_NODES, FamilyModel
+from fitting.gmm import DeviceFit, GmmProblem
+from fitting.pairs import PairBlock
+from fitting.soft_bounds import linear_iv, soft_bounds_from_iv
+
+__all__ = ["DeviceData", "fit_devices", "fit_shared_shape", "initial_values"]
+
+TYPICAL = {
+    "b_max": 0.1,
+    "b_min": 0.1,
+    "kappa_up": 0.1,
+    "kappa_down": 0.1,
+    "log_gamma_up": 0.1,
+    "log_gamma_down": 0.1,
+    "log_A_up": 0.1,
+    "log_A_down": 0.1,
+    "gamma_up": 1.0,
+    "gamma_down": 1.0,
+}
+
+
+@dataclass
+class DeviceData:
+    """Normalized pairs of a set of devices with their plateaus."""
+
+    up: PairBlock
+    down: PairBlock
+    hi: np.ndarray  # (n_dev,) upper plateau (normalized)
+    lo: np.ndarray
+
+    @property
+    def blocks(self) -> list[PairBlock]:
+        return [self.up, self.down]
+
+    @property
+    def n_dev(self) -> int:
+        return self.hi.size
+
+    def uniform_pulses(self) -> int | None:
+        """The pulse count between reads if it is the same for every pair, else None."""
+        counts = set()
+        for b in self.blocks:
+            vals = np.unique(b.n[b.weight > 0])
+            counts.update(vals.tolist())
+        return counts.pop() if len(counts) == 1 else None
+
+
+def _mid_step(block: PairBlock, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Mean step per pulse over the pairs whose instrument lies in the far half of the range.
+
+    Selecting on the instrument (not on the noisy read itself) avoids regression to the
+    mean; far from the bound it is approached, the step is close to its nominal size.
+    """
+    mid = 0.5 * (hi + lo)[:, None]
+    sel = (block.z < mid) if block.direction > 0 else (block.z > mid)
+    w = block.weight * sel
+    cnt = w.sum(axis=1)
+    inc = (block.y1 - block.y0) / block.n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        step = np.sum(inc * w, axis=1) / cnt
+        allw = block.weight.sum(axis=1)
+        fallback = np.sum(inc * block.weight, axis=1) / allw
+    step = np.where(cnt >= 3, step, fallback)
+    return np.abs(np.nan_to_num(step, nan=0.0))
+
+
+def initial_values(model: FamilyModel, data: DeviceData) -> tuple[dict, list[dict]]:
+    """Starting per-device values and candidate shared shapes for ``model``."""
+    span = np.maximum(data.hi - data.lo, 1e-9)
+    iv = {d: linear_iv(b) for d, b in (("up", data.up), ("down", data.down))}
+    n_typ = {
+        d: max(float(np.median(b.n[b.weight > 0])) if (b.weight > 0).any() else 1.0, 1.0)
+        for d, b in (("up", data.up), ("down", data.down))
+    }
+    step_mid = {
+        "up": _mid_step(data.up, data.hi, data.lo),
+        "down": _mid_step(data.down, data.hi, data.lo),
+    }
+    floor = 1e-3 * np.nanmedian(span)
+    for d in ("up", "down"):
+        good = step_mid[d] > 0
+        fill = float(np.median(step_mid[d][good])) if good.any() else 0.01 * float(np.median(span))
+        step_mid[d] = np.where(good, step_mid[d], fill)
+        step_mid[d] = np.maximum(step_mid[d], floor)
+    vals = {
+        "delta_up": step_mid["up"].copy(),
+        "delta_down": step_mid["down"].copy(),
+        "b_max": data.hi.copy(),
+        "b_min": data.lo.copy(),
+    }
+    cand: list[dict] = [{}]
+    c_up, s_up = iv["up"].intercept / n_typ["up"], iv["up"].slope / n_typ["up"]
+    c_dn, s_dn = iv["down"].intercept / n_typ["down"], iv["down"].slope / n_typ["down"]
+    if model.name == "soft-bounds":
+        with np.errstate(all="ignore"):
+            b_up, b_dn = -c_up / s_up, -c_dn / s_dn
+        ok_up = np.isfinite(b_up) & (s_up < 0) & (b_up > data.lo) & (b_up < data.hi + 3 * span)
+        ok_dn = np.isfinite(b_dn) & (s_dn < 0) & (b_dn < data.hi) & (b_dn > data.lo - 3 * span)
+        vals["b_max"] = np.where(ok_up, b_up, data.hi + 0.05 * span)
+        vals["b_min"] = np.where(ok_dn, b_dn, data.lo - 0.05 * span)
+        vals["delta_up"] = np.where(ok_up & (c_up > 0), c_up, vals["delta_up"])
+        vals["delta_down"] = np.where(ok_dn & (-c_dn > 0), -c_dn, vals["delta_down"])
+    elif model.name == "linear-step":
+        with np.errstate(all="ignore"):
+            k_up = np.nanmedian(np.clip(-s_up / np.abs(c_up), -5, 5))
+            k_dn = np.nanmedian(np.clip(-s_dn / np.abs(c_dn), -5, 5))
+        k_up = float(k_up) if np.isfinite(k_up) else 0.0
+        k_dn = float(k_dn) if np.isfinite(k_dn) else 0.0
+        cand = [
+            {"kappa_up": max(k_up, 0.0), "kappa_down": max(k_dn, 0.0)},
+            {"kappa_up": 0.0, "kappa_down": 0.0},
+        ]
+    elif model.name == "pow-step":
+        cand = [{"log_gamma_up": np.log(g), "log_gamma_down": np.log(g)} for g in (1.0, 2.0, 0.5)]
+        vals["b_max"] = data.hi + 0.02 * span
+        vals["b_min"] = data.lo - 0.02 * span
+    elif model.name == "exp-step":
+        a, b = EXP_STEP_FIXED["a"], EXP_STEP_FIXED["b"]
+        cand = []
+        for gamma in (12.0, 4.0):
+            for y_end in (0.6, 0.2):
+                cand.append(
+                    {
+                        "log_A_up": np.log(1.0 - y_end) - gamma * (b + a),
+                        "log_A_down": np.log(1.0 - y_end) + gamma * (b - a),
+                        "gamma_up": gamma,
+                        "gamma_down": gamma,
+                    }
+                )
+    elif model.name == "piecewise-step":
+        mid = PIECEWISE_NODES // 2
+        flat = {n: 1.0 for n in model.shape}
+        x = np.linspace(0.0, 1.0, PIECEWISE_NODES)
+        lin = {}
+        for d, c, s in (("up", c_up, s_up), ("down", c_dn, s_dn)):
+            w_nodes = data.lo[:, None] + x[None, :] * span[:, None]
+            with np.errstate(all="ignore"):
+                step = np.abs(c[:, None] + s[:, None] * w_nodes)
+                rel = np.nanmedian(step / step[:, mid : mid + 1], axis=0)
+            rel = np.where(np.isfinite(rel), np.clip(rel, 0.0, 5.0), 1.0)
+            for j in range(PIECEWISE_NODES):
+                if j != mid:
+                    lin[f"node_{d}_{j}"] = float(rel[j])
+        cand = [lin, flat]
+    return vals, cand
+
+
+def _problem(
+    model: FamilyModel, data: DeviceData, names: Sequence[str], shared: Sequence[str]
+) -> GmmProblem:
+    typical = dict(TYPICAL)
+    for d in ("delta_up", "delta_down"):
+        typical[d] = 1e-3
+    return GmmProblem(model, data.blocks, names, shared, fixed=model.fixed, typical=typical)
+
+
+def _theta(vals: dict, names: Sequence[str], shape: dict, n: int) -> np.ndarray:
+    cols = []
+    for name in names:
+        v = vals.get(name, shape.get(name))
+        cols.append(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
+    return np.stack(cols, axis=1).astype(float)
+
+
+def fit_shared_shape(model: FamilyModel, data: DeviceData) -> tuple[DeviceFit, GmmProblem]:
+    """Per-device parameters and one shape shared by all devices (best of a few starts)."""
+    vals, cands = initial_values(model, data)
+    names = list(DEVICE_PARAMS)
+    shared = list(model.shape)
+    prob = _problem(model, data, names, shared)
+    best = None
+    for shape in cands:
+        phi = np.array([shape[s] for s in shared], dtype=float)
+        theta = _theta(vals, names, {}, data.n_dev)
+        prob.set_weights(theta, phi)
+        theta, q, _ = prob.solve_devices(theta, phi, max_iter=10)
+        total = float(np.sum(q[np.isfinite(q)]))
+        if best is None or total < best[0]:
+            best = (total, theta, phi)
+    _, theta, phi = best
+    if shared:
+        theta, phi = prob.solve_joint(theta, phi)
+    prob.set_weights(theta, phi)
+    if shared:
+        theta, phi = prob.solve_joint(theta, phi)
+    theta, q, conv = prob.solve_devices(theta, phi)
+    cov, phi_cov = prob.covariance(theta, phi)
+    return DeviceFit(names, theta, cov, shared, phi, phi_cov, q, conv), prob
+
+
+def fit_devices(
+    model: FamilyModel,
+    data: DeviceData,
+    shape: dict[str, float],
+    per_device_shape: bool,
+) -> DeviceFit:
+    """Per-device parameters of ``data`` with ``shape`` fixed (or as per-device start)."""
+    vals, _ = initial_values(model, data)
+    n = data.n_dev
+    if model.name == "soft-bounds" and data.uniform_pulses() is not None:
+        return _soft_bounds_closed_form(data, data.uniform_pulses())
+    dev_shape = list(model.per_device_shape) if per_device_shape else []
+    names = list(DEVICE_PARAMS) + dev_shape
+    shared = [s for s in model.shape if s not in dev_shape]
+    prob = _problem(model, data, names, shared)
+    theta = _theta(vals, names, shape, n)
+    phi = np.array([shape[s] for s in shared], dtype=float)
+    prob.set_weights(theta, phi)
+    theta, q, conv = prob.solve_devices(theta, phi)
+    prob.set_weights(theta, phi)
+    theta, q, conv = prob.solve_devices(theta, phi, max_iter=15)
+    cov, _ = prob.covariance(theta, phi)
+    return DeviceFit(names, theta, cov, shared, phi, np.zeros((len(shared), len(shared))), q, conv)
+
+
+def _soft_bounds_closed_form(data: DeviceData, n_pulse: int) -> DeviceFit:
+    """Exact IV estimator of soft-bounds (same pulse count before every read)."""
+    d_up, b_up, c_up = soft_bounds_from_iv(linear_iv(data.up), 1, n_pulse)
+    d_dn, b_dn, c_dn = soft_bounds_from_iv(linear_iv(data.down), -1, n_pulse)
+    n = data.n_dev
+    theta = np.stack([d_up, d_dn, b_up, b_dn], axis=1)
+    cov = np.zeros((n, 4, 4))
+    for (i, j), (a, b) in {(0, 0): (0, 0), (0, 2): (0, 1), (2, 0): (1, 0), (2, 2): (1, 1)}.items():
+        cov[:, i, j] = c_up[:, a, b]
+    for (i, j), (a, b) in {(1, 1): (0, 0), (1, 3): (0, 1), (3, 1): (1, 0), (3, 3): (1, 1)}.items():
+        cov[:, i, j] = c_dn[:, a, b]
+    conv = np.all(np.isfinite(theta), axis=1)
+    return DeviceFit(
+        list(DEVICE_PARAMS), theta, cov, [], np.zeros(0), np.zeros((0, 0)), np.zeros(n), conv
+    )

@@ -1,0 +1,385 @@
+"""Batched nonlinear instrumental-variable (GMM) fits, vectorized across devices.
+
+For every device and pulse direction the residual of pair k is
+u_k(θ) = (y_{k+1} − y_k) − [F_n(y_k; θ) − y_k], where F_n is the mean map of the n pulses
+between the reads (the family's expected step, applied n times, clipped to the device's
+bounds where the family needs it). The moment conditions E[Z_k u_k] = 0 use instruments
+Z_k = (He_0(ẑ), …, He_5(ẑ)), Hermite polynomials of the earlier, independent read ẑ
+(:mod:`fitting.pairs`), which keeps read noise from biasing the state dependence of the
+step. The criterion Q(θ) = Σ_d g_d(θ)ᵀ W_d g_d(θ), with g_d = Σ_k Z_k u_k and
+W_d = (σ̂_d² Σ_k Z_k Z_kᵀ)⁻¹, is the nonlinear two-stage least-squares criterion.
+
+It is minimized by Levenberg-Marquardt, all devices at once: per-device parameter blocks
+(numerical Jacobians: one model evaluation per parameter for all devices), and optionally
+shape parameters shared by all devices, by a Schur-complement step on the joint normal
+equations (one small dense system for the shared parameters). Covariances are sandwich
+estimates with a lag-1 HAC meat, since read noise makes the residuals MA(1); the covariance
+of shared parameters is clustered by device (robust to device-level misfit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fitting.families import FamilyModel
+from fitting.pairs import PairBlock
+
+__all__ = ["DeviceFit", "GmmProblem", "predict_increment"]
+
+#: instruments per direction: Hermite polynomials of degree 0..5 of the instrument read. Fewer
+#: (e.g. 4) cannot resolve local shape features such as piecewise-step nodes.
+N_INSTRUMENTS = 6
+
+
+def predict_increment(
+    model: FamilyModel,
+    block: PairBlock,
+    values: Mapping[str, object],
+    y0: np.ndarray | None = None,
+    return_clipped: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Expected increment F_n(y0) − y0 of every pair (n pulses of the block's direction)."""
+    y0 = block.y0 if y0 is None else y0
+    params = model.step_params(values)
+    up = block.direction > 0
+    lo, hi = params["b_min"], params["b_max"]
+    w = y0
+    clipped = np.zeros(y0.shape, dtype=bool) if return_clipped else None
+    n_max = block.max_pulses
+    for j in range(n_max):
+        new = w + model.step(w, up, values)
+        if model.clip:
+            bounded = np.minimum(np.maximum(new, lo), hi)
+            if return_clipped:
+                clipped |= bounded != new
+            new = bounded
+        w = np.where(block.n > j, new, w) if n_max > 1 else new
+    inc = w - y0
+    if return_clipped:
+        return inc, clipped
+    return inc
+
+
+@dataclass
+class DeviceFit:
+    """Result of a batched fit: per-device values, their covariance, shared values."""
+
+    names: list[str]  # per-device parameter names
+    theta: np.ndarray  # (n_dev, p)
+    cov: np.ndarray  # (n_dev, p, p) sandwich covariance (inf on the diagonal: unidentified)
+    shared_names: list[str]
+    phi: np.ndarray  # (q,)
+    phi_cov: np.ndarray  # (q, q) device-clustered covariance
+    objective: np.ndarray  # (n_dev,) final criterion
+    converged: np.ndarray  # (n_dev,) bool
+
+    def values(self) -> dict[str, np.ndarray]:
+        """Per-device values by name (shared values broadcast), shape (n_dev,)."""
+        out = {name: self.theta[:, j] for j, name in enumerate(self.names)}
+        for j, name in enumerate(self.shared_names):
+            out[name] = np.full(self.theta.shape[0], self.phi[j])
+        return out
+
+    def stderr(self, name: str) -> np.ndarray:
+        j = self.names.index(name)
+        return np.sqrt(np.maximum(self.cov[:, j, j], 0.0))
+
+
+class GmmProblem:
+    """The moment conditions of one family on one set of devices (normalized units)."""
+
+    def __init__(
+        self,
+        model: FamilyModel,
+        blocks: Sequence[PairBlock],
+        names: Sequence[str],
+        shared_names: Sequence[str] = (),
+        fixed: Mapping[str, object] | None = None,
+        typical: Mapping[str, float] | None = None,
+    ) -> None:
+        self.model = model
+        self.blocks = list(blocks)
+        self.names = list(names)
+        self.shared_names = list(shared_names)
+        self.fixed = dict(fixed or {})
+        self.typical = dict(typical or {})
+        self.n_dev = self.blocks[0].y0.shape[0]
+        self.Z = [self._instruments(b) for b in self.blocks]
+        self.gy = np.concatenate(
+            [
+                np.einsum("dp,dpm->dm", (b.y1 - b.y0) * b.weight, z)
+                for b, z in zip(self.blocks, self.Z, strict=True)
+            ],
+            axis=1,
+        )
+        self.m = N_INSTRUMENTS
+        self.W = np.zeros((self.n_dev, self.m * len(self.blocks), self.m * len(self.blocks)))
+        self.deps = {name: self._blocks_of(name) for name in self.names + self.shared_names}
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _instruments(block: PairBlock) -> np.ndarray:
+        w = block.weight
+        cnt = np.maximum(w.sum(1, keepdims=True), 1.0)
+        mean = (block.z * w).sum(1, keepdims=True) / cnt
+        var = (((block.z - mean) * w) ** 2).sum(1, keepdims=True) / cnt
+        zs = (block.z - mean) / np.sqrt(np.where(var > 0, var, 1.0))
+        # probabilists' Hermite polynomials of the standardized instrument: well conditioned
+        cols = [np.ones_like(zs), zs]
+        for k in range(2, N_INSTRUMENTS):
+            cols.append(zs * cols[-1] - (k - 1) * cols[-2])
+        return np.stack([c * w for c in cols], axis=-1)
+
+    def _blocks_of(self, name: str) -> list[int]:
+        out = []
+        for i, b in enumerate(self.blocks):
+            up = b.direction > 0
+            if name.endswith("_up") or name.startswith("node_up"):
+                hit = up
+            elif name.endswith("_down") or name.startswith("node_down"):
+                hit = not up
+            elif name == "b_max" and self.model.name == "soft-bounds":
+                hit = up
+            elif name == "b_min" and self.model.name == "soft-bounds":
+                hit = not up
+            else:
+                hit = True
+            if hit:
+                out.append(i)
+        return out
+
+    def set_weights(self, theta: np.ndarray, phi: np.ndarray) -> None:
+        """NL2SLS weights W_d = (σ̂_d² Σ Z Zᵀ)⁻¹ with σ̂_d² the residual variance at θ."""
+        m = self.m
+        for i, (b, z) in enumerate(zip(self.blocks, self.Z, strict=True)):
+            inc = predict_increment(self.model, b, self._values(theta, phi))
+            u = ((b.y1 - b.y0) - inc) * b.weight
+            cnt = np.maximum(b.weight.sum(1), 1.0)
+            s2 = (u**2).sum(1) / cnt
+            s2 = np.where(s2 > 0, s2, np.nanmedian(np.where(s2 > 0, s2, np.nan)))
+            s2 = np.where(np.isfinite(s2) & (s2 > 0), s2, 1.0)
+            zz = np.einsum("dpm,dpn->dmn", z, z) * s2[:, None, None]
+            zz += np.eye(m) * 1e-9 * np.trace(zz, axis1=1, axis2=2)[:, None, None] / m
+            self.W[:, i * m : (i + 1) * m, i * m : (i + 1) * m] = np.linalg.pinv(zz)
+
+    # ------------------------------------------------------------------ model
+    def _values(self, theta: np.ndarray, phi: np.ndarray) -> dict[str, object]:
+        vals: dict[str, object] = dict(self.fixed)
+        for j, name in enumerate(self.names):
+            vals[name] = theta[:, j : j + 1]
+        for j, name in enumerate(self.shared_names):
+            vals[name] = float(phi[j])
+        return vals
+
+    def _block_moments(self, i: int, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        b, z = self.blocks[i], self.Z[i]
+        inc = predict_increment(self.model, b, self._values(theta, phi))
+        return np.einsum("dp,dpm->dm", inc * b.weight, z)
+
+    def moments(self, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """g(θ) = Σ_k Z_k u_k per device and direction, shape (n_dev, m·n_blocks)."""
+        parts = [self._block_moments(i, theta, phi) for i in range(len(self.blocks))]
+        return self.gy - np.concatenate(parts, axis=1)
+
+    def _step(self, name: str, value: np.ndarray) -> np.ndarray:
+        return 1e-6 * (np.abs(value) + self.typical.get(name, 1e-2))
+
+    def jacobian(
+        self, theta: np.ndarray, phi: np.ndarray, g: np.ndarray, shared: bool = False
+    ) -> np.ndarray:
+        """Forward-difference Jacobian of the moments, (n_dev, M, p) or (n_dev, M, q)."""
+        names = self.shared_names if shared else self.names
+        jac = np.zeros((*g.shape, len(names)))
+        m = self.m
+        for j, name in enumerate(names):
+            if shared:
+                h = float(self._step(name, np.asarray(phi[j])))
+                t2, p2 = theta, phi.copy()
+                p2[j] += h
+            else:
+                h = self._step(name, theta[:, j])
+                t2, p2 = theta.copy(), phi
+                t2[:, j] += h
+            for i in self.deps[name]:
+                gi = -self._block_moments(i, t2, p2)
+                base = g[:, i * m : (i + 1) * m] - self.gy[:, i * m : (i + 1) * m]
+                hh = h if shared else h[:, None]
+                jac[:, i * m : (i + 1) * m, j] = (gi - base) / hh
+        return jac
+
+    def objective(self, g: np.ndarray) -> np.ndarray:
+        return np.einsum("dm,dmn,dn->d", g, self.W, g)
+
+    # ------------------------------------------------------------------ solvers
+    def solve_devices(
+        self,
+        theta: np.ndarray,
+        phi: np.ndarray,
+        max_iter: int = 40,
+        rtol: float = 1e-10,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Levenberg-Marquardt on the per-device parameters with ``phi`` fixed."""
+        theta = theta.copy()
+        n, p = theta.shape
+        lam = np.full(n, 1e-3)
+        g = self.moments(theta, phi)
+        q = self.objective(g)
+        done = ~np.isfinite(q)
+        converged = np.zeros(n, dtype=bool)
+        for _ in range(max_iter):
+            if done.all():
+                break
+            jac = self.jacobian(theta, phi, g)
+            jw = np.swapaxes(jac, 1, 2) @ self.W
+            hess = jw @ jac
+            grad = (jw @ g[..., None])[..., 0]
+            diag = np.diagonal(hess, axis1=1, axis2=2).copy()
+            floor = 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300)
+            diag = np.maximum(diag, floor)
+            a = hess + lam[:, None, None] * (diag[:, :, None] * np.eye(p))
+            a += np.eye(p) * floor[:, :, None] * 1e-3
+            delta = -_solve(a, grad)
+            delta[done] = 0.0
+            trial = theta + delta
+            g_new = self.moments(trial, phi)
+            q_new = self.objective(g_new)
+            better = np.isfinite(q_new) & (q_new <= q) & ~done
+            small = better & ((q - q_new) <= rtol * np.maximum(q, 1e-30))
+            theta[better] = trial[better]
+            g[better] = g_new[better]
+            q = np.where(better, q_new, q)
+            lam = np.where(better, lam * 0.3, lam * 8.0)
+            converged |= small | (better & (q <= 1e-30))
+            done |= converged | (lam > 1e12)
+        return theta, q, converged | (lam <= 1e12)
+
+    def solve_joint(
+        self, theta: np.ndarray, phi: np.ndarray, max_iter: int = 60, rtol: float = 1e-9
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Levenberg-Marquardt on per-device and shared parameters jointly (Schur steps)."""
+        lam = 1e-3
+        g = self.moments(theta, phi)
+        q = self.objective(g)
+        total = float(np.sum(q[np.isfinite(q)]))
+        for _ in range(max_iter):
+            jt = self.jacobian(theta, phi, g)
+            js = self.jacobian(theta, phi, g, shared=True)
+            step = _schur_step(jt, js, self.W, g, lam)
+            if step is None:
+                break
+            d_theta, d_phi = step
+            t2, p2 = theta + d_theta, phi + d_phi
+            g2 = self.moments(t2, p2)
+            q2 = self.objective(g2)
+            new_total = float(np.sum(q2[np.isfinite(q)]))
+            if np.isfinite(new_total) and new_total <= total:
+                rel = (total - new_total) / max(total, 1e-30)
+                theta, phi, g, total = t2, p2, g2, new_total
+                lam *= 0.3
+                if rel < rtol:
+                    break
+            else:
+                lam *= 8.0
+                if lam > 1e10:
+                    break
+        return theta, phi
+
+    # ------------------------------------------------------------------ uncertainty
+    def residuals(self, theta: np.ndarray, phi: np.ndarray) -> list[np.ndarray]:
+        """Pair residuals per block (0 on padding)."""
+        vals = self._values(theta, phi)
+        out = []
+        for b in self.blocks:
+            inc = predict_increment(self.model, b, vals)
+            out.append(((b.y1 - b.y0) - inc) * b.weight)
+        return out
+
+    def moment_covariance(self, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """Lag-1 HAC covariance S of the moments, (n_dev, M, M), block diagonal."""
+        m = self.m
+        s = np.zeros_like(self.W)
+        resid = self.residuals(theta, phi)
+        for i, (u, b, z) in enumerate(zip(resid, self.blocks, self.Z, strict=True)):
+            zu = z * u[..., None]
+            blk = np.einsum("dpm,dpn->dmn", zu, zu)
+            if zu.shape[1] > 1:
+                c = b.contiguous[..., None]
+                cross = np.einsum("dpm,dpn->dmn", zu[:, :-1] * c, zu[:, 1:])
+                blk += cross + np.swapaxes(cross, 1, 2)
+            s[:, i * m : (i + 1) * m, i * m : (i + 1) * m] = blk
+        return s
+
+    def covariance(self, theta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sandwich covariance of the per-device parameters and clustered shared covariance."""
+        g = self.moments(theta, phi)
+        jt = self.jacobian(theta, phi, g)
+        s = self.moment_covariance(theta, phi)
+        jw = np.swapaxes(jt, 1, 2) @ self.W
+        bread = jw @ jt
+        p = theta.shape[1]
+        scale = np.array([self.typical.get(n, 1e-2) for n in self.names])
+        dsc = np.diagonal(bread, axis1=1, axis2=2) * scale**2
+        ident = dsc > 1e-14 * np.maximum(dsc.max(axis=1, keepdims=True), 1e-300)
+        inv = np.linalg.pinv(bread + np.eye(p) * 1e-300)
+        cov = inv @ (jw @ s @ np.swapaxes(jw, 1, 2)) @ inv
+        idx = np.arange(p)
+        diag = np.maximum(cov[:, idx, idx], 0.0)
+        diag[~ident] = np.inf
+        cov[:, idx, idx] = diag
+        q = len(self.shared_names)
+        if q == 0:
+            return cov, np.zeros((0, 0))
+        js = self.jacobian(theta, phi, g, shared=True)
+        jsw = np.swapaxes(js, 1, 2) @ self.W
+        h_st = jsw @ jt  # (n, q, p)
+        h_ss = (jsw @ js).sum(0)
+        a = h_st @ inv  # (n, q, p)
+        reduced = h_ss - np.einsum("dqp,dpr->qr", a, np.swapaxes(h_st, 1, 2))
+        score = (jsw @ g[..., None])[..., 0] - (a @ (jw @ g[..., None]))[..., 0]  # (n, q)
+        n = theta.shape[0]
+        meat = score.T @ score * n / max(n - 1, 1)
+        rinv = np.linalg.pinv(reduced)
+        return cov, rinv @ meat @ rinv
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return (np.linalg.pinv(a) @ b[..., None])[..., 0]
+
+
+def _schur_step(
+    jt: np.ndarray, js: np.ndarray, w: np.ndarray, g: np.ndarray, lam: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Damped Gauss-Newton step on (per-device θ, shared φ) via the Schur complement."""
+    ok = np.all(np.isfinite(jt), axis=(1, 2)) & np.all(np.isfinite(js), axis=(1, 2))
+    ok &= np.all(np.isfinite(g), axis=1)
+    if not ok.any():
+        return None
+    jtw = np.swapaxes(jt, 1, 2) @ w
+    jsw = np.swapaxes(js, 1, 2) @ w
+    h_tt = jtw @ jt
+    h_ts = jtw @ js
+    h_ss = (jsw[ok] @ js[ok]).sum(0)
+    g_t = (jtw @ g[..., None])[..., 0]
+    g_s = (jsw[ok] @ g[ok][..., None])[..., 0].sum(0)
+    p, _q = jt.shape[2], js.shape[2]
+    d_t = np.maximum(np.diagonal(h_tt, axis1=1, axis2=2), 1e-300)
+    d_s = np.maximum(np.diagonal(h_ss), 1e-300)
+    a = h_tt + lam * d_t[:, :, None] * np.eye(p)
+    ainv = np.linalg.pinv(a)
+    ainv[~ok] = 0.0
+    h_st = np.swapaxes(h_ts, 1, 2)
+    reduced = h_ss + lam * np.diag(d_s) - np.einsum("dqp,dpr->qr", h_st @ ainv, h_ts)
+    rhs = g_s - np.einsum("dqp,dp->q", h_st @ ainv, g_t)
+    try:
+        d_phi = -np.linalg.solve(reduced, rhs)
+    except np.linalg.LinAlgError:
+        d_phi = -np.linalg.pinv(reduced) @ rhs
+    d_theta = -(ainv @ (g_t + (h_ts @ d_phi))[..., None])[..., 0]
+    d_theta[~ok] = 0.0
+    return d_theta, d_phi

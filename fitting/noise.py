@@ -1,0 +1,181 @@
+"""Separate cycle-to-cycle step noise from non-accumulating (read/write) noise.
+
+With the fitted mean map F_n, the residual of pair k is, to first order,
+u_k = c_k + e_{k+1} − a_k·e_k, where c_k is the accumulated cycle-to-cycle noise of the
+pulses between the reads (variance σ_c²·v_k, v_k = Σ step² ≈ inc_k²/n_k, multiplicative as in
+aihwkit), e_k the non-accumulating noise of read k (variance σ_na² = σ_read² + σ_write²) and
+a_k = F_n'(y_k) the contraction of the map. Hence (anchors.md §3, pitfall 2)
+
+    E[u_k²]        = σ_c²·v_k + σ_na²·(1 + a_k²)
+    E[u_k·u_{k+1}] = −a_{k+1}·σ_na²           (contiguous pairs)
+
+so the lag-1 autocovariance gives σ_na² and the rest of the variance gives σ_c². Pairs that
+hit a hard bound (clipping truncates the step noise) are left out. Read noise alone shows in
+repeated reads with no pulse in between (variance 2σ_read²); without such reads, write
+noise cannot be told from read noise and the non-accumulating part is reported as read
+noise unless the read noise is known from elsewhere.
+
+Every estimate is a ratio of sums over devices, so a bootstrap over devices (resampling the
+per-device sums) gives its standard error at no cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fitting.families import FamilyModel
+from fitting.gmm import predict_increment
+from fitting.pairs import PairBlock, RepeatReads
+
+__all__ = ["NoiseEstimate", "NoiseSums", "estimate_noise", "noise_sums", "pair_statistics"]
+
+
+@dataclass
+class NoiseSums:
+    """Per-device sufficient statistics of the residuals, each of shape (n_dev,)."""
+
+    uu: np.ndarray  # Σ u²
+    one_a2: np.ndarray  # Σ (1 + a²)
+    v: np.ndarray  # Σ v
+    lag: np.ndarray  # Σ u_k u_{k+1}
+    a_lag: np.ndarray  # Σ a_{k+1}
+    n: np.ndarray  # pairs used
+    rep: np.ndarray  # Σ (repeat-read differences)²
+    n_rep: np.ndarray  # repeat-read differences
+
+    @staticmethod
+    def concat(parts: Sequence[NoiseSums]) -> NoiseSums:
+        fields = NoiseSums.__dataclass_fields__
+        return NoiseSums(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+
+    def take(self, rows: np.ndarray) -> NoiseSums:
+        fields = NoiseSums.__dataclass_fields__
+        return NoiseSums(**{f: getattr(self, f)[rows] for f in fields})
+
+
+@dataclass
+class PairStatistics:
+    """Residual u, contraction a, c2c factor v and usability of every pair of one block."""
+
+    u: np.ndarray
+    a: np.ndarray
+    v: np.ndarray
+    ok: np.ndarray  # usable for the noise model (valid and not clipped)
+    valid: np.ndarray  # a usable pair
+
+
+def pair_statistics(
+    model: FamilyModel, block: PairBlock, values: Mapping[str, object], h: float = 1e-6
+) -> PairStatistics:
+    """Residuals and local map properties of every pair at the fitted ``values``.
+
+    ``u``, ``a`` and ``v`` are given for every valid pair (0 on padding); ``ok`` marks the
+    pairs the noise moments use (valid and not clipped at a bound).
+    """
+    inc, clipped = predict_increment(model, block, values, return_clipped=True)
+    inc_h = predict_increment(model, block, values, y0=block.y0 + h)
+    a = 1.0 + (inc_h - inc) / h
+    u = (block.y1 - block.y0) - inc
+    v = inc**2 / block.n
+    valid = (block.weight > 0) & np.isfinite(u) & np.isfinite(a)
+    ok = valid & ~clipped
+    zero = np.zeros_like(u)
+    return PairStatistics(
+        np.where(valid, u, zero), np.where(valid, a, zero), np.where(valid, v, zero), ok, valid
+    )
+
+
+def noise_sums(
+    model: FamilyModel,
+    blocks: Sequence[PairBlock],
+    values: Mapping[str, object],
+    repeats: RepeatReads | None = None,
+) -> NoiseSums:
+    """Per-device residual sums for the noise moment equations."""
+    n_dev = blocks[0].y0.shape[0]
+    acc = {k: np.zeros(n_dev) for k in ("uu", "one_a2", "v", "lag", "a_lag", "n")}
+    for b in blocks:
+        st = pair_statistics(model, b, values)
+        okf = st.ok.astype(float)
+        acc["uu"] += np.sum(st.u**2 * okf, axis=1)
+        acc["one_a2"] += np.sum((1.0 + st.a**2) * okf, axis=1)
+        acc["v"] += np.sum(st.v * okf, axis=1)
+        acc["n"] += okf.sum(axis=1)
+        if st.u.shape[1] > 1:
+            link = b.contiguous & st.ok[:, :-1] & st.ok[:, 1:]
+            acc["lag"] += np.sum(st.u[:, :-1] * st.u[:, 1:] * link, axis=1)
+            acc["a_lag"] += np.sum(st.a[:, 1:] * link, axis=1)
+    if repeats is not None and repeats.diff.size:
+        rep = np.sum(repeats.diff**2 * repeats.weight, axis=1)
+        n_rep = repeats.weight.sum(axis=1)
+    else:
+        rep = np.zeros(n_dev)
+        n_rep = np.zeros(n_dev)
+    return NoiseSums(rep=rep, n_rep=n_rep, **acc)
+
+
+@dataclass
+class NoiseEstimate:
+    """Pooled noise estimates (normalized units unless stated) and bootstrap errors."""
+
+    c2c: float  # σ_c, relative to the step (aihwkit dw_min_std)
+    non_accumulating: float  # σ_na (read + write)
+    read: float  # σ_read
+    write: float  # σ_write
+    separable: bool  # True when read and write noise could be told apart
+    c2c_se: float
+    non_accumulating_se: float
+    read_se: float
+    write_se: float
+
+
+def _pooled(s: NoiseSums, read_known: float | None) -> tuple[float, float, float, float, bool]:
+    a_lag = float(np.sum(s.a_lag))
+    na2 = max(-float(np.sum(s.lag)) / a_lag, 0.0) if a_lag > 0 else 0.0
+    v = float(np.sum(s.v))
+    c2 = (float(np.sum(s.uu)) - na2 * float(np.sum(s.one_a2))) / v if v > 0 else 0.0
+    n_rep = float(np.sum(s.n_rep))
+    if n_rep >= 10:
+        read2 = float(np.sum(s.rep)) / (2.0 * n_rep)
+        separable = True
+    elif read_known is not None:
+        read2 = read_known**2
+        separable = True
+    else:
+        read2 = na2
+        separable = False
+    read2 = min(read2, na2) if separable else read2
+    write2 = max(na2 - read2, 0.0)
+    return np.sqrt(max(c2, 0.0)), np.sqrt(na2), np.sqrt(read2), np.sqrt(write2), separable
+
+
+def estimate_noise(
+    sums: NoiseSums, read_known: float | None = None, n_boot: int = 200, seed: int = 0
+) -> NoiseEstimate:
+    """Pooled σ_c, σ_na, σ_read, σ_write with standard errors from a device bootstrap.
+
+    ``read_known`` is an externally measured read-noise std (normalized units).
+    """
+    c2c, na, read, write, separable = _pooled(sums, read_known)
+    n = sums.uu.size
+    if n >= 3 and n_boot > 0:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, n, size=(n_boot, n))
+        reps = np.array([_pooled(sums.take(i), read_known)[:4] for i in idx])
+        se = reps.std(axis=0, ddof=1)
+    else:
+        se = np.full(4, np.nan)
+    return NoiseEstimate(
+        float(c2c),
+        float(na),
+        float(read),
+        float(write),
+        separable,
+        float(se[0]),
+        float(se[1]),
+        float(se[2]),
+        float(se[3]),
+    )
