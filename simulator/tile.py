@@ -30,6 +30,7 @@ from simulator.devices.response import (
 from simulator.inference import InferenceState, modify_weights
 from simulator.io import analog_mvm
 from simulator.update import coincidence_counts
+from simulator.workspace import Workspace
 
 __all__ = ["AnalogTile", "PulsedTile", "TileBase", "check_matrix"]
 
@@ -82,6 +83,7 @@ class PulsedTile:
         self.dw_min = self.granularity
         self.w = torch.zeros(self.shape, device=self.device)
         self._apparent: torch.Tensor | None = None
+        self.workspace = Workspace()
         self.set_weights(torch.zeros(self.shape))
 
     # ------------------------------------------------------------------ state
@@ -101,7 +103,10 @@ class PulsedTile:
         self._redraw_write_noise(None)
 
     def weights(self) -> torch.Tensor:
-        """The device states the periphery reads (with write noise when configured)."""
+        """The device states the periphery reads (with write noise when configured).
+
+        Without write noise this is the live state tensor (updated in place by pulses).
+        """
         return self.w if self._apparent is None else self._apparent
 
     def _redraw_write_noise(self, touched: torch.Tensor | None) -> None:
@@ -150,15 +155,22 @@ class PulsedTile:
                 k: v[:, cols] if torch.is_tensor(v) else v
                 for k, v in self.population.params.items()
             }
-        touched = (n_up + n_down) > 0
-        n_touched = int(touched.sum().item())
-        if n_touched == 0:
-            return
-        args = (self.config.dw_min_std, self._noise, self.config.mult_noise, self.max_substeps)
         family = self.config.family
-        if family in AFFINE_FAMILIES and n_touched > 0.25 * w.numel():
+        args = (self.config.dw_min_std, self._noise, self.config.mult_noise, self.max_substeps)
+        write_noise = self.config.write_noise_std > 0
+        touched = (n_up + n_down) > 0 if (write_noise or family not in AFFINE_FAMILIES) else None
+        if touched is None and cols is None:  # closed form in place on every device
+            apply_pulse_counts(
+                family, w, n_up, n_down, params, *args, out=w, workspace=self.workspace
+            )
+            return
+        if touched is None:  # a column subset: closed form on its devices
             new = apply_pulse_counts(family, w, n_up, n_down, params, *args)
-        else:  # sparse update or stepwise family: work on the pulsed devices only
+        elif not bool(touched.any()):
+            return
+        elif family in AFFINE_FAMILIES:
+            new = apply_pulse_counts(family, w, n_up, n_down, params, *args)
+        else:  # stepwise family: loop only over the devices that are pulsed
             idx = touched.reshape(-1).nonzero().squeeze(1)
             sub = {k: v.reshape(-1)[idx] if torch.is_tensor(v) else v for k, v in params.items()}
             flat = w.reshape(-1)
@@ -170,12 +182,15 @@ class PulsedTile:
             new = new.reshape(w.shape)
         if cols is None:
             self.w = new
-            self._redraw_write_noise(touched)
         else:
             self.w[:, cols] = new
-            mask = torch.zeros(self.shape, dtype=torch.bool, device=self.device)
-            mask[:, cols] = touched
-            self._redraw_write_noise(mask)
+        if write_noise:
+            if cols is None:
+                self._redraw_write_noise(touched)
+            else:
+                mask = torch.zeros(self.shape, dtype=torch.bool, device=self.device)
+                mask[:, cols] = touched
+                self._redraw_write_noise(mask)
 
     def expected_step(self, up: bool) -> torch.Tensor:
         """Expected signed step of one pulse at the current states (noise-free)."""
@@ -190,6 +205,7 @@ class PulsedTile:
         self.w = self.w.to(device)
         self._apparent = None if self._apparent is None else self._apparent.to(device)
         self._noise = _new_generator(device, seed)
+        self.workspace.clear()
         self.device = device
         return self
 
@@ -306,6 +322,7 @@ class AnalogTile(TileBase):
         self.reference = torch.zeros(self.shape, device=self.device)
         self._float_w = torch.zeros(self.shape, device=self.device)
         self.granularity = 0.0
+        self.workspace = Workspace()
         if config.device is not None:
             n_arrays = 2 if config.cell == "pair" else 1
             self.arrays = [
@@ -374,7 +391,7 @@ class AnalogTile(TileBase):
                 self._float_w = self._float_w.clamp(-clip, clip)
         else:
             n_up, n_down = coincidence_counts(
-                x, d, lr, self.granularity, self.config.update, self.generator
+                x, d, lr, self.granularity, self.config.update, self.generator, self.workspace
             )
             self.apply_counts(n_up, n_down)
         self.post_update()
@@ -416,6 +433,7 @@ class AnalogTile(TileBase):
                 array.apply_pulse_counts(n, torch.zeros_like(n))
 
     def _move(self, device: torch.device) -> None:
+        self.workspace.clear()
         self.arrays = [a.to(device) for a in self.arrays]
         self.reference = self.reference.to(device)
         self._float_w = self._float_w.to(device)

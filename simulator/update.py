@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from simulator.workspace import Workspace, scratch
+
 __all__ = ["PULSE_TYPES", "UpdateParameters", "coincidence_counts"]
 
 PULSE_TYPES = ("stochastic", "mean-count", "none")
@@ -88,33 +90,42 @@ def _probabilities(
     return bl, p, q
 
 
-def _random16(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def _random16(
+    n: int, generator: torch.Generator | None, device: torch.device, workspace: Workspace | None
+) -> torch.Tensor:
     """``n`` uniform int16 values (four per 64-bit draw)."""
-    words = (n + 3) // 4
-    bits = torch.randint(
-        -(2**63), 2**63 - 1, (words,), dtype=torch.int64, generator=generator, device=device
-    )
-    return bits.view(torch.int16)[:n]
+    words = scratch(workspace, "update.random", ((n + 3) // 4,), torch.int64, device)
+    torch.randint(-(2**63), 2**63 - 1, words.shape, generator=generator, out=words)
+    return words.view(torch.int16)[:n]
 
 
-def _fires(v: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+def _fires(v: torch.Tensor, prob: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Bernoulli(prob) from uniform int16 ``v``: v < prob·2¹⁶ − 2¹⁵."""
     threshold = torch.round(prob * 65536.0 - 32768.0).to(torch.int32)
-    return v < threshold
+    return torch.lt(v, threshold, out=out)
 
 
 _INT_MM_OK: dict[str, bool] = {}
 
 
-def _count_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact integer product of int8 matrices {−1, 0, 1} as float32 (int8 kernel on CPU)."""
+def _row_major(m: torch.Tensor) -> torch.Tensor:
+    if m.stride() == (m.shape[1], 1):
+        return m
+    return torch.empty(m.shape, dtype=m.dtype, device=m.device).copy_(m)
+
+
+def _count_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None):
+    """Exact product of int8 matrices with entries in {−1, 0, 1} (int32, or float32).
+
+    Uses the int8 kernel on the CPU; elsewhere float32 with 0/±1 inputs, which is exact (also
+    under TF32) up to 2^24 coincidences. ``out`` (int32) is used by the int8 kernel only.
+    """
     kind = a.device.type
     if kind == "cpu" and _INT_MM_OK.get(kind, True) and hasattr(torch, "_int_mm"):
-        try:
-            return torch._int_mm(a, b).to(torch.float32)
+        try:  # the int8 kernel reads the leading dimension from stride(0): make it canonical
+            return torch._int_mm(_row_major(a), _row_major(b), out=out)
         except RuntimeError:
             _INT_MM_OK[kind] = False
-    # float32 with 0/±1 inputs is exact (also under TF32) up to 2^24 coincidences
     return a.to(torch.float32) @ b.to(torch.float32)
 
 
@@ -125,34 +136,50 @@ def coincidence_counts(
     granularity: float,
     up: UpdateParameters,
     generator: torch.Generator | None,
+    workspace: Workspace | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Up and down pulse counts (n_out, n_in), float32, for the batch update −lr·dᵀx.
 
-    ``x`` is (B, n_in), ``d`` is (B, n_out); ``granularity`` is ε in weight units.
+    ``x`` is (B, n_in), ``d`` is (B, n_out); ``granularity`` is ε in weight units. With a
+    ``workspace`` the returned tensors are its buffers, overwritten by the next call.
     """
     n_out, n_in = d.shape[1], x.shape[1]
-    zeros = torch.zeros(n_out, n_in, device=x.device)
     if lr <= 0 or x.shape[0] == 0:
+        zeros = torch.zeros(n_out, n_in, device=x.device)
         return zeros, zeros.clone()
     bl, p, q = _probabilities(x, d, float(lr), float(granularity), up)
     if up.pulse_type == "mean-count":
         return _mean_counts(x, d, bl, p, q, generator)
+
+    def buf(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        return scratch(workspace, "update." + name, shape, dtype, x.device)
+
     batch, slots = x.shape[0], int(bl.max().item())
-    v = _random16(batch * slots * (n_in + n_out), generator, x.device)
-    vx = v[: batch * slots * n_in].view(batch, slots, n_in)
-    vd = v[batch * slots * n_in :].view(batch, slots, n_out)
-    fx = _fires(vx, p[:, None, :])
-    fd = _fires(vd, q[:, None, :])
-    if bool((bl < slots).any()):  # slots beyond a sample's BL never fire (one side suffices)
-        fd &= (torch.arange(slots, device=x.device)[None, :] < bl[:, None])[:, :, None]
-    xu = fx.to(torch.int8)
-    du = fd.to(torch.int8)
-    xs = xu * torch.sign(x).to(torch.int8)[:, None, :]
-    ds = du * torch.sign(d).to(torch.int8)[:, None, :]
     k = batch * slots
-    total = _count_matmul(du.view(k, n_out).T.contiguous(), xu.view(k, n_in))
-    signed = _count_matmul(ds.view(k, n_out).T.contiguous(), xs.view(k, n_in))
-    return 0.5 * (total - signed), 0.5 * (total + signed)
+    # x side as (batch, slots, n_in) and d side as (n_out, batch, slots): both matrices of the
+    # count product are then row-major views, (batch·slots, n_in) and (n_out, batch·slots).
+    v = _random16(k * (n_in + n_out), generator, x.device, workspace)
+    fx = _fires(v[: k * n_in].view(batch, slots, n_in), p[:, None, :],
+                buf("fx", (batch, slots, n_in), torch.bool))  # fmt: skip
+    fd = _fires(v[k * n_in :].view(n_out, batch, slots), q.T[:, :, None],
+                buf("fd", (n_out, batch, slots), torch.bool))  # fmt: skip
+    if bool((bl < slots).any()):  # slots beyond a sample's BL never fire (one side suffices)
+        fd &= (torch.arange(slots, device=x.device)[None, :] < bl[:, None])[None]
+    xu = buf("xu", (k, n_in), torch.int8).copy_(fx.view(k, n_in))
+    du = buf("du", (n_out, k), torch.int8).copy_(fd.view(n_out, k))
+    sx = torch.sign(x).to(torch.int8)[:, None, :]
+    sd = torch.sign(d).to(torch.int8).T[:, :, None]
+    xs = torch.mul(xu.view(batch, slots, n_in), sx, out=buf("xs", (batch, slots, n_in), torch.int8))
+    ds = torch.mul(
+        du.view(n_out, batch, slots), sd, out=buf("ds", (n_out, batch, slots), torch.int8)
+    )
+    total = _count_matmul(du, xu, buf("total", (n_out, n_in), torch.int32))
+    signed = _count_matmul(
+        ds.view(n_out, k), xs.view(k, n_in), buf("signed", (n_out, n_in), torch.int32)
+    )
+    n_up = torch.sub(total, signed, out=buf("n_up", (n_out, n_in), torch.float32)).mul_(0.5)
+    n_down = torch.add(total, signed, out=buf("n_down", (n_out, n_in), torch.float32)).mul_(0.5)
+    return n_up, n_down
 
 
 def _mean_counts(x, d, bl, p, q, generator) -> tuple[torch.Tensor, torch.Tensor]:

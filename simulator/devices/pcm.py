@@ -10,7 +10,8 @@ The model is aihwkit's ``PCMLikeNoiseModel`` (anchors.md §2.1) parametrized by 
 * at t_inference after programming, t = t_inference + t0:
   g(t) = g_prog·(t/t0)^(−ν), then read noise
   g ← max(g + g·Q_s(x)·√ln((t + t_read)/(2 t_read))·ξ, 0), Q_s = min(a / max(x, x_floor)^b, c),
-  with x from ``g_prog`` or ``g_T`` (``read_noise.conductance``).
+  with x from ``g_prog`` or ``g_T`` (``read_noise.conductance``), plus an optional white read
+  noise of ``read_noise.white_s`` siemens (std) per read.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class PCMNoiseModel:
     read_c: float
     read_x_floor: float
     read_conductance: str = "g_prog"
+    read_white_s: float = 0.0
 
     @classmethod
     def from_section(cls, pcm: Mapping[str, Any]) -> PCMNoiseModel:
@@ -122,6 +124,7 @@ class PCMNoiseModel:
                 read_c=float(read["c"]),
                 read_x_floor=float(read.get("x_floor", 1e-3)),
                 read_conductance=conductance,
+                read_white_s=float(read.get("white_s", 0.0)),
             )
         except KeyError as exc:
             raise ValueError(f"pcm section lacks {exc.args[0]!r}") from None
@@ -186,6 +189,8 @@ class PCMNoiseModel:
         g = g_prog * (t / self.t0_s) ** (-nu)
         x_ref = g_prog if self.read_conductance == "g_prog" else g_target
         sigma = g * self.read_noise_q(x_ref) * self.read_noise_time_factor(t_inference)
+        if self.read_white_s > 0:
+            sigma = torch.sqrt(sigma * sigma + self.read_white_s**2)
         xi = torch.randn(g.shape, generator=generator, device=g.device)
         return torch.clamp(g + sigma * xi, min=0.0)
 

@@ -14,9 +14,10 @@ with κ = −ln(1 − a), r = κ/a (→ 1 as a → 0), φ(x) = (1 − e^{−x})/
 of the pulses applied. This is exact for pulses of one direction (w → b + (w₀ − b)(1 − a)ⁿ)
 and for constant steps. Each pulse adds cycle-to-cycle noise σ·step(w)·ξ, damped by the
 contraction of the pulses after it; the total variance σ²∫₀¹ (n⁺s⁺(τ)² + n⁻s⁻(τ)²)
-e^{−2K(1−τ)} dτ is evaluated with the steps at the midpoint state w(½), i.e.
-σ²(n⁺s⁺(w(½))² + n⁻s⁻(w(½))²)·φ(2K): exact for K → 0 and within a few per cent of the
-variance for K ≲ 1 (K = n·a ≈ 0.6 for 31 pulses on a 100-state soft-bounds device).
+e^{−2K(1−τ)} dτ is evaluated with the squared step at the midpoint taken as
+step(w₀)·step(w_end), i.e. σ²(n⁺s⁺(w₀)s⁺(w₁) + n⁻s⁻(w₀)s⁻(w₁))·φ(2K): exact for K → 0 and
+within a few per cent of the variance for K ≲ 1 (K = n·a ≈ 0.6 for 31 pulses on a
+100-state soft-bounds device).
 
 *Other families* (exp-step, pow-step, piecewise-step) loop over the pulse index, vectorized
 over devices: at most ``max_substeps`` iterations, each applying the pulses due in it. When a
@@ -32,6 +33,7 @@ from typing import Any
 import torch
 
 from simulator.devices.response import affine_step, expected_step
+from simulator.workspace import Workspace, scratch
 
 __all__ = ["affine_coefficients", "apply_pulse_counts"]
 
@@ -50,6 +52,7 @@ def affine_coefficients(family: str, params: Mapping[str, Any]) -> dict[str, Any
     (cu, au), (cd, ad) = coef_up, affine_step(family, False, params)
     ku, ru = _rates(torch.as_tensor(au))
     kd, rd = _rates(torch.as_tensor(ad))
+    cu, au, cd, ad = (torch.as_tensor(v) for v in (cu, au, cd, ad))
     return {
         "_cu": cu,
         "_au": au,
@@ -72,23 +75,28 @@ def apply_pulse_counts(
     generator: torch.Generator | None,
     mult_noise: bool = True,
     max_substeps: int = 32,
+    out: torch.Tensor | None = None,
+    workspace: Workspace | None = None,
 ) -> torch.Tensor:
     """New device states after ``n_up`` up and ``n_down`` down pulses (all shaped like ``w``).
 
     ``params`` are the population parameters of exactly these devices (tensors shaped like
     ``w`` or scalars), optionally with the cached :func:`affine_coefficients`. Counts are
-    non-negative (float or int). Returns a new tensor.
+    non-negative (float or int). The result goes to ``out`` (may be ``w`` itself: an
+    in-place update) or a new tensor; ``workspace`` holds the temporaries.
     """
     n_up = n_up.to(w.dtype)
     n_down = n_down.to(w.dtype)
     coef = params if "_ku" in params else affine_coefficients(family, params)
     if coef is not None:
-        w_new = _affine(w, n_up, n_down, coef, dw_min_std, generator, mult_noise)
+        w_new = _affine(w, n_up, n_down, coef, dw_min_std, generator, mult_noise, out, workspace)
     else:
         w_new = _stepwise(
             family, w, n_up, n_down, params, dw_min_std, generator, max(1, max_substeps)
         )
-    return torch.minimum(torch.maximum(w_new, params["b_min"]), params["b_max"])
+        if out is not None:
+            w_new = out.copy_(w_new)
+    return w_new.clamp_(min=params["b_min"], max=params["b_max"])
 
 
 def _rates(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,12 +108,6 @@ def _rates(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return kappa, r
 
 
-def _phi(x: torch.Tensor) -> torch.Tensor:
-    """(1 − e^{−x})/x for x ≥ 0, continuous at 0 (error ≤ 1e-7 near 0)."""
-    x = torch.clamp(x, min=1e-7)
-    return torch.expm1(-x).div_(x).neg_()
-
-
 def _affine(
     w: torch.Tensor,
     n_up: torch.Tensor,
@@ -114,23 +116,42 @@ def _affine(
     sigma: float,
     generator: torch.Generator | None,
     mult_noise: bool,
+    out: torch.Tensor | None,
+    workspace: Workspace | None,
 ) -> torch.Tensor:
-    big_k = torch.addcmul(n_up * coef["_ku"], n_down, coef["_kd"])
-    big_c = torch.addcmul(n_up * coef["_rcu"], n_down, coef["_rcd"])
-    w_det = torch.addcmul(w * torch.exp(-big_k), big_c, _phi(big_k))
-    if sigma <= 0:
-        return w_det
+    def buf(name: str) -> torch.Tensor:
+        return scratch(workspace, "pulses." + name, tuple(w.shape), w.dtype, w.device)
+
+    big_k = torch.mul(n_up, coef["_ku"], out=buf("k")).addcmul_(n_down, coef["_kd"])
+    big_c = torch.mul(n_up, coef["_rcu"], out=buf("c")).addcmul_(n_down, coef["_rcd"])
+    # e^{−K} and φ(K) = (1 − e^{−K})/K from one exp and one expm1 of h = −K/2, using
+    # φ(K) = expm1(2h)/(2h) = expm1(h)(e^h + 1)/(2h) (no cancellation for small K); the
+    # 1e-12 offset makes K = 0 (no pulses, or constant steps) give φ = 1 exactly.
+    h = big_k.add_(1e-12).mul_(-0.5)
+    e_k = torch.exp(h, out=buf("e"))
+    phi_k = torch.expm1(h, out=buf("phi"))
+    phi_k.addcmul_(phi_k, e_k).div_(h).mul_(0.5)
+    e_k.mul_(e_k)
     cu, cd = coef["_cu"], coef["_cd"]
-    if mult_noise:  # steps at the midpoint state w(½)
-        half = 0.5 * big_k
-        w_mid = torch.addcmul(w * torch.exp(-half), 0.5 * big_c, _phi(half))
-        s_up = cu - coef["_au"] * w_mid
-        s_down = cd - coef["_ad"] * w_mid
+    noisy = sigma > 0
+    if noisy and mult_noise:  # steps at the start (needs w before it is overwritten)
+        var = torch.addcmul(cu, coef["_au"], w, value=-1.0, out=buf("s0")).mul_(n_up)
+        s_down = torch.addcmul(cd, coef["_ad"], w, value=-1.0, out=buf("s1")).mul_(n_down)
+    result = out if out is not None else torch.empty_like(w)
+    torch.mul(w, e_k, out=result).addcmul_(big_c, phi_k)  # deterministic w(1)
+    if not noisy:
+        return result
+    if mult_noise:
+        # squared step at the midpoint ≈ step(w₀)·step(w_end) (exact for one direction)
+        step_end = torch.addcmul(cu, coef["_au"], result, value=-1.0, out=h)
+        var.mul_(step_end)
+        torch.addcmul(cd, coef["_ad"], result, value=-1.0, out=step_end)
+        var.addcmul_(s_down, step_end)
     else:  # additive noise: σ·|c| per pulse
-        s_up, s_down = cu, cd
-    var = torch.addcmul(n_up * s_up * s_up, n_down * s_down, s_down) * _phi(2.0 * big_k)
-    xi = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
-    return w_det.addcmul_(torch.sqrt(var), xi, value=sigma)
+        var = torch.mul(n_up, cu * cu, out=buf("s0")).addcmul_(n_down, cd * cd)
+    var.mul_(phi_k).mul_(e_k.add_(1.0)).mul_(0.5)  # damping φ(2K) = φ(K)·(1 + e^{−K})/2
+    xi = torch.randn(tuple(w.shape), generator=generator, out=big_c)
+    return result.addcmul_(var.clamp_(min=0.0).sqrt_(), xi, value=sigma)
 
 
 def _stepwise(
