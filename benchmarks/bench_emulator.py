@@ -5,6 +5,8 @@
    Reports device-pulse-read events per second and the split physics / transfer / parsing.
 2. Block transfer: a 4 MB float32 block (``FETC:COND?`` of 16 rows x 65,536) through the
    driver's fast block reader, MB/s.
+3. PCM drift campaign core: program-and-verify 65,536 PCM devices to 16 levels, then 40
+   log-spaced reads from 20 s to 10^5 s after programming (virtual clock), wall time.
 
 The emulator runs either in a separate process (``calib emulator serve``, the lab setup:
 server and client do not share a GIL) or in a thread of this process (``--server thread``,
@@ -38,10 +40,10 @@ SPEC = PulseTrainSpec(200, PulseSpec(1.2, 1e-6), 200, PulseSpec(-1.2, 1e-6), cyc
 
 
 @contextlib.contextmanager
-def emulator(mode: str, seed: int) -> Iterator[str]:
-    """Resource string of an emulated ReRAM chip in a subprocess or a thread."""
+def emulator(mode: str, seed: int, kind: str = "reram") -> Iterator[str]:
+    """Resource string of an emulated chip in a subprocess or a thread."""
     if mode == "thread":
-        with running_emulator("reram", seed=seed, shape=SHAPE) as resource:
+        with running_emulator(kind, seed=seed, shape=SHAPE) as resource:
             yield resource
         return
     root = Path(__file__).resolve().parents[1]
@@ -52,7 +54,7 @@ def emulator(mode: str, seed: int) -> Iterator[str]:
         "emulator",
         "serve",
         "--chip",
-        "reram",
+        kind,
         "--port",
         "0",
         "--seed",
@@ -113,6 +115,27 @@ def bench_block(chip: EmulatedChip, repeat: int = 50) -> dict:
     }
 
 
+def bench_pcm_drift(chip: EmulatedChip) -> dict:
+    """Program 65,536 PCM devices to 16 levels, then read them at 40 times up to 1e5 s."""
+    sel = BlockSelection(0, 0, *SHAPE)
+    n = SHAPE[0] * SHAPE[1]
+    targets = np.repeat(np.linspace(1.5e-6, 25e-6, 16), n // 16)
+    t0 = time.perf_counter()
+    res = chip.program_verify(sel, targets, 0.25e-6, 100, 0.2, PulseSpec(1.0, 100e-9))
+    t1 = time.perf_counter()
+    g = chip.read_at_times(sel, np.logspace(np.log10(20.0), 5.0, 40), 0.2, n_avg=4)
+    t2 = time.perf_counter()
+    assert g.shape == (40, n)
+    return {
+        "devices": n,
+        "program_verify_s": t1 - t0,
+        "converged_fraction": float(res.converged.mean()),
+        "median_iterations": float(np.median(res.iterations)),
+        "drift_reads_40_times_s": t2 - t1,
+        "chip_time_s": chip.clock.now(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("process", "thread"), default="process")
@@ -124,6 +147,8 @@ def main() -> None:
         for _ in range(args.repeat):
             runs.append(bench_pulse_response(chip))
         block = bench_block(chip)
+    with emulator(args.server, args.seed, "pcm") as resource, EmulatedChip(resource) as chip:
+        pcm = bench_pcm_drift(chip)
     best = max(runs, key=lambda r: r["events_per_s"])
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -134,6 +159,7 @@ def main() -> None:
         "pulse_response_best": best,
         "pulse_response_median_events_per_s": statistics.median(r["events_per_s"] for r in runs),
         "block_transfer": block,
+        "pcm_drift": pcm,
     }
     print(json.dumps(report, indent=2))
     print(
@@ -142,7 +168,10 @@ def main() -> None:
         f"best run: physics {best['physics_s']:.2f} s, transfer {best['transfer_s']:.2f} s, "
         f"parse {best['parse_s']:.2f} s, other {best['other_s']:.2f} s "
         f"of {best['total_s']:.2f} s\n4 MB block: {block['mb_per_s_median']:.0f} MB/s median "
-        f"({block['mb_per_s_best']:.0f} best)"
+        f"({block['mb_per_s_best']:.0f} best)\nPCM: program-and-verify of {pcm['devices']} "
+        f"devices {pcm['program_verify_s']:.2f} s ({pcm['converged_fraction']:.1%} converged, "
+        f"median {pcm['median_iterations']:.0f} iterations), 40 drift reads to 1e5 s "
+        f"{pcm['drift_reads_40_times_s']:.2f} s"
     )
 
 
