@@ -100,6 +100,8 @@ class EmulatorServer:
                             conn.sendall(part)
         except (ConnectionError, OSError) as exc:
             log.debug("client dropped: %s", exc)
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("closing a client after an internal error")
         finally:
             self._clients.discard(conn)
             with contextlib.suppress(OSError):
