@@ -508,3 +508,14 @@ def test_safe_operating_area_refuses_and_never_applies(t: VisaTransport) -> None
     t.command("SAFE:ICOM 1e-3")
     after = t.query_block("MEAS:COND?")
     np.testing.assert_allclose(after, before, atol=4 * 0.25e-6 / 8 * np.sqrt(2))
+
+
+def test_jobs_too_big_for_one_command_are_refused() -> None:
+    with (
+        running_emulator("reram", seed=1, shape=(256, 256)) as resource,
+        VisaTransport(resource) as t,
+    ):
+        t.write("PULS:APPL 1000000,1.2,1e-6")  # 6.6e10 device-pulses
+        t.write("SEQ:PTR:DEF 100000,1.2,100000,-1.2,1e-6,1,1000;:SEQ:INIT")
+        assert codes(t) == [-223, -223]
+        assert t.query("SEQ:STAT?") == "IDLE"

@@ -36,7 +36,7 @@ from instruments.emulator.scpi import (
     parse_float,
     parse_int,
 )
-from instruments.emulator.sequences import SequenceCommands
+from instruments.emulator.sequences import MAX_DEVICE_PULSES, SequenceCommands
 
 __all__ = ["EmulatedCrossbar", "SafeOperatingArea", "VirtualClock"]
 
@@ -366,6 +366,8 @@ class EmulatedCrossbar(SequenceCommands):
         else:
             n, v, w = self.pulse_count, self.pulse_amplitude_v, self.pulse_width_s
         self._check_pulse(v, w)
+        if n * self.selection.size > MAX_DEVICE_PULSES:
+            raise ScpiError(-223, "pulses x devices exceeds 1e10; split the request")
         period = self._pulse_period(w)
         self.array.apply_pulses(self.selection, v, w, n, self._now(), period)
         self.clock.advance(n * period)

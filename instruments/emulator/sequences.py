@@ -26,9 +26,10 @@ from instruments.emulator.scpi import (
 if TYPE_CHECKING:
     from instruments.emulator.crossbar import EmulatedCrossbar
 
-__all__ = ["MAX_RESULT_VALUES", "SequenceCommands"]
+__all__ = ["MAX_DEVICE_PULSES", "MAX_RESULT_VALUES", "SequenceCommands"]
 
 MAX_RESULT_VALUES = 4 * 10**8  # one sequence result (1.6 GB as float32)
+MAX_DEVICE_PULSES = 10**10  # work of one command (minutes of emulation); split bigger jobs
 MAX_DRIFT_TIMES = 10**4
 MAX_MVM_VALUES = 5 * 10**7
 
@@ -132,6 +133,8 @@ class SequenceCommands:
         n_reads = 1 + seq["cycles"] * (seq["n_up"] + seq["n_down"]) // seq["every"]
         if n_reads * idx.size > MAX_RESULT_VALUES:
             raise ScpiError(-223, "result would exceed 4e8 values; reduce the selection")
+        if seq["cycles"] * (seq["n_up"] + seq["n_down"]) * idx.size > MAX_DEVICE_PULSES:
+            raise ScpiError(-223, "pulses x devices exceeds 1e10; split the sequence")
         # the safe area may have changed since SEQ:PTR:DEF
         self._check_pulse(seq["v_up"], seq["width"])
         self._check_pulse(seq["v_down"], seq["width_down"])
