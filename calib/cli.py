@@ -16,6 +16,7 @@ from calib._version import __version__
 from calib.commands.demo import demo as demo_command
 from calib.commands.emulator import emulator as emulator_group
 from calib.commands.fit import fit as fit_group
+from calib.commands.fit_pcm import fit_pcm_command
 from calib.commands.importing import import_group
 from calib.commands.measure import measure as measure_group
 from calib.errors import CalibError
@@ -44,6 +45,7 @@ cli.add_command(demo_command, "demo")
 cli.add_command(emulator_group, "emulator")
 cli.add_command(measure_group, "measure")
 cli.add_command(fit_group, "fit")
+fit_group.add_command(fit_pcm_command, "pcm")
 cli.add_command(import_group, "import")
 
 

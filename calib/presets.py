@@ -39,9 +39,77 @@ SCHEMA_VERSION = 1
 
 _NUMBER_MAP = {"type": "object", "additionalProperties": {"type": ["number", "null"]}}
 
+# -- the ``pcm`` section (datasets/PRESET.md); extra fields (levels, notes, ...) are allowed
+_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+_NUMBERS = {"type": "array", "minItems": 1, "items": {"type": "number"}}
+_CLIPPED_LOG = {
+    "type": "object",
+    "required": ["a", "b", "lo", "hi"],
+    "properties": {k: {"type": "number"} for k in ("a", "b", "lo", "hi")},
+}
+_PCM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["g_max_s", "t0_s", "t_read_s", "prog_noise", "drift", "read_noise"],
+    "properties": {
+        "g_max_s": _POSITIVE,
+        "t0_s": _POSITIVE,
+        "t_read_s": _POSITIVE,
+        "prog_noise": {
+            "type": "object",
+            "required": ["form", "coefficients_s"],
+            "properties": {"form": {"const": "polynomial"}, "coefficients_s": _NUMBERS},
+        },
+        "drift": {
+            "type": "object",
+            "required": ["form"],
+            "properties": {"form": {"enum": ["clipped-log", "table"]}},
+            "allOf": [
+                {
+                    "if": {"properties": {"form": {"const": "clipped-log"}}},
+                    "then": {
+                        "required": ["mu_nu", "sigma_nu"],
+                        "properties": {"mu_nu": _CLIPPED_LOG, "sigma_nu": _CLIPPED_LOG},
+                    },
+                },
+                {
+                    "if": {"properties": {"form": {"const": "table"}}},
+                    "then": {
+                        "required": ["x", "mu_nu", "sigma_nu"],
+                        "properties": {"x": _NUMBERS, "mu_nu": _NUMBERS, "sigma_nu": _NUMBERS},
+                    },
+                },
+            ],
+        },
+        "read_noise": {
+            "type": "object",
+            "required": ["form", "a", "b", "c"],
+            "properties": {
+                "form": {"const": "min-power"},
+                "a": {"type": "number", "minimum": 0},
+                "b": {"type": "number"},
+                "c": _POSITIVE,
+                "x_floor": _POSITIVE,
+                "conductance": {"enum": ["g_prog", "g_T"]},
+                "white_s": {"type": "number", "minimum": 0},
+            },
+        },
+        "uncertainty": {"type": "object"},
+        "valid_range": {
+            "type": "object",
+            "properties": {
+                k: {"type": "number", "minimum": 0}
+                for k in ("g_min_s", "g_max_s", "t_min_s", "t_max_s")
+            },
+        },
+    },
+}
+
 PRESET_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["schema", "schema_version", "device", "provenance"],
+    "required": ["schema", "schema_version", "provenance"],
+    # a PCM-only preset (calib fit pcm) has no device section; every other preset needs one
+    "if": {"not": {"required": ["pcm"]}},
+    "then": {"required": ["device"]},
     "properties": {
         "schema": {"const": SCHEMA_NAME},
         "schema_version": {"type": "integer", "minimum": 1},
@@ -61,7 +129,7 @@ PRESET_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {"type": "array", "items": {"type": "number"}},
         },
-        "pcm": {"type": "object"},
+        "pcm": _PCM_SCHEMA,
         "provenance": {
             "type": "object",
             "required": ["software_version", "created"],

@@ -1,0 +1,197 @@
+"""File-level PCM fitting: datasets (HDF5 or CSV) in, a preset with a ``pcm`` section out.
+
+HDF5 files may hold any of the ``programming``, ``drift`` and ``read_noise`` groups
+(``datasets/FORMAT.md``); CSV files hold one campaign each, named by ``kinds``. Each campaign
+may come from one file only. What is present is fitted (:func:`fitting.pcm.fit_pcm`); the
+preset records which parts could not be fitted and why, the excluded devices, and the
+provenance of every input file (path, SHA-256, campaigns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calib.errors import CalibError
+from calib.io import CampaignData, read_campaign, read_campaign_any
+from calib.io.hdf5 import open_dataset
+from calib.presets import SCHEMA_NAME, SCHEMA_VERSION, _clean, file_sha256, provenance, save_preset
+from fitting.pcm import PcmFit, PcmFitOptions, fit_pcm
+from fitting.pcm_data import DriftSample, ProgrammingSample, RepeatedReadSample
+from fitting.traces import FitInputError
+
+__all__ = ["PCM_CAMPAIGNS", "fit_pcm_files", "load_pcm_campaigns", "pcm_samples"]
+
+PCM_CAMPAIGNS = ("programming", "drift", "read_noise")
+
+
+def load_pcm_campaigns(
+    inputs: Sequence[str | Path], kinds: Sequence[str] = (), units: str = "S"
+) -> dict[str, CampaignData]:
+    """Read the PCM campaigns of ``inputs``; ``kinds`` name the CSV files' campaigns, in order."""
+    if not inputs:
+        raise CalibError("no input files given")
+    kinds = [k.replace("-", "_") for k in kinds]
+    csv_inputs = [Path(p) for p in inputs if Path(p).suffix.lower() == ".csv"]
+    if len(kinds) != len(csv_inputs):
+        raise CalibError(
+            f"{len(csv_inputs)} CSV input(s) need as many --kind options (got {len(kinds)}), "
+            "one per CSV file in order: programming, drift or read-noise"
+        )
+    found: dict[str, CampaignData] = {}
+    csv_kinds = iter(kinds)
+    for raw in inputs:
+        path = Path(raw)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            kind = next(csv_kinds)
+            if kind not in PCM_CAMPAIGNS:
+                raise CalibError(
+                    f"{path}: --kind {kind} is not one of programming, drift, read-noise"
+                )
+            names = [kind]
+        elif suffix in (".h5", ".hdf5"):
+            with open_dataset(path) as f:
+                names = [n for n in PCM_CAMPAIGNS if n in f]
+                groups = sorted(f)
+            if not names:
+                raise CalibError(
+                    f"{path}: has no programming, drift or read_noise group (groups: {groups})"
+                )
+        else:
+            raise CalibError(f"{path}: unknown file type {suffix!r}; expected .h5, .hdf5 or .csv")
+        for name in names:
+            if name in found:
+                raise CalibError(
+                    f"campaign {name!r} found in both {found[name].source} and {path}; "
+                    "give each campaign once"
+                )
+            data = (
+                read_campaign_any(path, name, units)
+                if suffix == ".csv"
+                else read_campaign(path, name)
+            )
+            _check_campaign(data, path)
+            found[name] = data
+    return found
+
+
+def _check_campaign(data: CampaignData, path: Path) -> None:
+    status = data.attrs.get("status", "complete")
+    if status != "complete":
+        raise CalibError(
+            f"{path}: the {data.campaign} campaign status is {status!r}, not 'complete'; "
+            "resume it first (calib measure ... --resume)"
+        )
+    for name in ("conductance", "target"):
+        if data.units.get(name, "S") != "S":
+            raise CalibError(
+                f"{path}: {data.campaign}/{name} is in {data.units[name]!r} units; PCM fitting "
+                "needs siemens"
+            )
+
+
+def _parameters(data: CampaignData) -> dict[str, Any]:
+    params = data.attrs.get("parameters")
+    return params if isinstance(params, dict) else {}
+
+
+def pcm_samples(
+    campaigns: dict[str, CampaignData],
+) -> tuple[ProgrammingSample | None, DriftSample | None, RepeatedReadSample | None]:
+    """Fitter inputs from campaign data (read times and averaging from the attributes)."""
+    prog = drift = reads = None
+    try:
+        if "programming" in campaigns:
+            d = campaigns["programming"]
+            p = _parameters(d)
+            prog = ProgrammingSample(
+                d["target"],
+                d["conductance"],
+                read_time_s=p.get("read_delay_s"),
+                n_avg=int(p.get("n_avg", 1)),
+                converged=d.arrays.get("converged"),
+                device_ids=d.device_index,
+                source=f"{Path(d.source).name}:programming",
+            )
+        if "drift" in campaigns:
+            d = campaigns["drift"]
+            drift = DriftSample(
+                d["target"],
+                d["time"],
+                d["conductance"],
+                n_avg=int(d.attrs.get("n_avg", _parameters(d).get("n_avg", 1))),
+                converged=d.arrays.get("converged"),
+                device_ids=d.device_index,
+                source=f"{Path(d.source).name}:drift",
+            )
+        if "read_noise" in campaigns:
+            d = campaigns["read_noise"]
+            reads = RepeatedReadSample(
+                d["time"],
+                d["conductance"],
+                target_s=d.arrays.get("target"),
+                converged=d.arrays.get("converged"),
+                device_ids=d.device_index,
+                source=f"{Path(d.source).name}:read_noise",
+            )
+    except FitInputError as exc:
+        raise CalibError(str(exc)) from None
+    return prog, drift, reads
+
+
+def fit_pcm_files(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    options: PcmFitOptions | None = None,
+    kinds: Sequence[str] = (),
+    units: str = "S",
+    report_dir: str | Path | None = None,
+) -> tuple[Path, PcmFit, dict[str, Any]]:
+    """Fit the PCM model from ``inputs`` and write the preset to ``output``.
+
+    Returns (preset path, fit, preset document). ``report_dir`` also writes the plots.
+    """
+    campaigns = load_pcm_campaigns(inputs, kinds, units)
+    prog, drift, reads = pcm_samples(campaigns)
+    options = options or PcmFitOptions()
+    try:
+        fit = fit_pcm(prog, drift, reads, options)
+    except FitInputError as exc:
+        raise CalibError(str(exc)) from None
+    files = []
+    for raw in dict.fromkeys(str(p) for p in inputs):
+        names = [c for c, d in campaigns.items() if Path(d.source) == Path(raw)]
+        files.append({"path": raw, "sha256": file_sha256(raw), "campaigns": names})
+    idn = {c: d.attrs.get("idn") for c, d in campaigns.items() if d.attrs.get("idn")}
+    prov = provenance(
+        inputs[0],
+        inputs=files,
+        fit="pcm",
+        options={k: v for k, v in vars(options).items()},
+        instrument_idn=idn,
+    )
+    preset = {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "pcm": _clean(fit.section()),
+        "provenance": _clean(prov),
+    }
+    path = save_preset(preset, output)
+    if report_dir is not None:
+        from calib.reports.pcm import write_pcm_report
+
+        write_pcm_report(fit, report_dir)
+    return path, fit, preset
+
+
+def accuracy_table(fit_section: dict[str, Any], truth_section: dict[str, Any], g_s: np.ndarray):
+    """Per-level fitted vs true σ_prog, μ_ν, σ_ν, Q_s (for reports and checks against truth)."""
+    from fitting.pcm_model import evaluate_section
+
+    fitted = evaluate_section(fit_section, g_s)
+    truth = evaluate_section(truth_section, g_s)
+    return {"g_target_s": np.asarray(g_s), "fit": fitted, "truth": truth}

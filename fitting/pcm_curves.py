@@ -1,0 +1,239 @@
+"""Curves through per-level estimates: the published clipped-log form and a smooth table.
+
+Both are fitted to level estimates y_l ± se_l at normalized targets x_l, in u = ln x:
+
+- :func:`fit_clipped_log`: clip(a·u + b, lo, hi). Which clips the data show (none, lower,
+  upper, both) is chosen by AICc; a bound the data never reach is *not identified* and is
+  set to the line's value at the edge of the observed range (so it is inactive there);
+- :func:`fit_smooth_table`: a penalized cubic smoothing spline in u (penalty by generalized
+  cross-validation), tabulated on a grid for the preset's ``table`` form (linear in ln x
+  between grid points, constant outside);
+- :func:`leave_one_out_score`: Σ_l ((y_l − f_{−l}(x_l))/se_l)², the predictive misfit of
+  either form with each level left out in turn, to say which form fits better.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import interpolate, optimize
+
+from fitting.pcm_stats import aicc
+
+__all__ = [
+    "ClippedLogFit",
+    "SmoothTable",
+    "fit_clipped_log",
+    "fit_smooth_table",
+    "leave_one_out_score",
+]
+
+VARIANTS = ("none", "lo", "hi", "both")
+_N_REFINE = 6  # best partitions refined by nonlinear least squares per variant
+
+
+@dataclass
+class ClippedLogFit:
+    """clip(a·ln x + b, lo, hi) fitted to level estimates."""
+
+    a: float
+    b: float
+    lo: float
+    hi: float
+    se: dict[str, float]
+    variant: str  # which clips were fitted: none, lo, hi, both
+    identified: dict[str, bool]
+    chi2: float
+    dof: int
+    aicc_by_variant: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        u = np.log(np.maximum(np.asarray(x, dtype=float), 1e-7))
+        return np.clip(self.a * u + self.b, self.lo, self.hi)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"a": self.a, "b": self.b, "lo": self.lo, "hi": self.hi}
+
+
+def _model(p: np.ndarray, u: np.ndarray, variant: str) -> np.ndarray:
+    y = p[0] * u + p[1]
+    if variant == "lo":
+        return np.maximum(y, p[2])
+    if variant == "hi":
+        return np.minimum(y, p[2])
+    if variant == "both":
+        return np.minimum(np.maximum(y, min(p[2], p[3])), max(p[2], p[3]))
+    return y
+
+
+def _wls_line(u: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    s0, su, suu = w.sum(), (w * u).sum(), (w * u * u).sum()
+    sy, suy = (w * y).sum(), (w * u * y).sum()
+    d = s0 * suu - su * su
+    if d <= 0:
+        return 0.0, float(sy / s0)
+    return float((s0 * suy - su * sy) / d), float((suu * sy - su * suy) / d)
+
+
+def _starts(u: np.ndarray, y: np.ndarray, w: np.ndarray, variant: str) -> list[np.ndarray]:
+    """Initial parameters from partitions of the (sorted) levels into clipped and linear runs."""
+    n = u.size
+    a, b = _wls_line(u, y, w)
+    if variant == "none":
+        return [np.array([a, b])]
+    cands: list[tuple[float, np.ndarray]] = []
+
+    def const(sl: slice) -> float:
+        return float((w[sl] * y[sl]).sum() / w[sl].sum())
+
+    if variant in ("lo", "hi"):
+        for k in range(1, n - 1):  # k clipped levels at the left or at the right end
+            for clipped, linear in ((slice(0, k), slice(k, n)), (slice(n - k, n), slice(0, n - k))):
+                if linear.stop - linear.start < 2:
+                    continue
+                la, lb = _wls_line(u[linear], y[linear], w[linear])
+                p = np.array([la, lb, const(clipped)])
+                cands.append((_cost(p, u, y, w, variant), p))
+    else:
+        for k1, k2 in itertools.product(range(1, n - 2), range(1, n - 2)):
+            if k1 + k2 > n - 2:
+                continue
+            lin = slice(k1, n - k2)
+            la, lb = _wls_line(u[lin], y[lin], w[lin])
+            p = np.array([la, lb, const(slice(0, k1)), const(slice(n - k2, n))])
+            cands.append((_cost(p, u, y, w, variant), p))
+    cands.sort(key=lambda c: c[0])
+    return [p for _, p in cands[:_N_REFINE]]
+
+
+def _cost(p: np.ndarray, u: np.ndarray, y: np.ndarray, w: np.ndarray, variant: str) -> float:
+    return float((w * (_model(p, u, variant) - y) ** 2).sum())
+
+
+def _fit_variant(
+    u: np.ndarray, y: np.ndarray, se: np.ndarray, variant: str
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    w = 1.0 / se**2
+    best = None
+    for p0 in _starts(u, y, w, variant):
+        res = optimize.least_squares(lambda p: (_model(p, u, variant) - y) / se, p0, method="lm")
+        chi2 = float((res.fun**2).sum())
+        if best is None or chi2 < best[2]:
+            best = (res.x, res.jac, chi2)
+    return best
+
+
+def fit_clipped_log(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> ClippedLogFit:
+    """Fit clip(a·ln x + b, lo, hi) to level estimates ``y`` ± ``se`` at ``x`` (sorted or not).
+
+    Standard errors come from the Jacobian, scaled up by sqrt(χ²/dof) when the scatter
+    exceeds the stated errors.
+    """
+    order = np.argsort(x)
+    u = np.log(np.asarray(x, dtype=float)[order])
+    y = np.asarray(y, dtype=float)[order]
+    se = np.maximum(np.asarray(se, dtype=float)[order], 1e-12)
+    n = u.size
+    fits: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+    scores: dict[str, float] = {}
+    for variant in VARIANTS:
+        k = 2 + {"none": 0, "lo": 1, "hi": 1, "both": 2}[variant]
+        if n - k - 1 <= 0 and variant != "none":
+            continue
+        fit = _fit_variant(u, y, se, variant)
+        if fit is None:
+            continue
+        fits[variant] = fit
+        scores[variant] = aicc(0.5 * fit[2], k, n) if n - k - 1 > 0 else 0.0
+    variant = min(scores, key=scores.__getitem__)
+    p, jac, chi2 = fits[variant]
+    k = p.size
+    dof = max(n - k, 0)
+    try:
+        cov = np.linalg.inv(jac.T @ jac)
+        if dof > 0:
+            cov *= max(1.0, chi2 / dof)
+        se_p = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    except np.linalg.LinAlgError:
+        se_p = np.full(k, np.nan)
+    a, b = float(p[0]), float(p[1])
+    line_lo, line_hi = sorted((a * u[0] + b, a * u[-1] + b))
+    names = {"a": 0, "b": 1}
+    if variant == "lo":
+        lo, hi, names["lo"] = float(p[2]), max(line_hi, float(p[2])), 2
+    elif variant == "hi":
+        lo, hi, names["hi"] = min(line_lo, float(p[2])), float(p[2]), 2
+    elif variant == "both":
+        lo, hi = float(min(p[2], p[3])), float(max(p[2], p[3]))
+        names["lo"], names["hi"] = (2, 3) if p[2] <= p[3] else (3, 2)
+    else:
+        lo, hi = line_lo, line_hi
+    se_named = {key: float(se_p[i]) for key, i in names.items()}
+    return ClippedLogFit(
+        a,
+        b,
+        lo,
+        hi,
+        se_named,
+        variant,
+        {"lo": "lo" in names, "hi": "hi" in names},
+        chi2,
+        dof,
+        scores,
+    )
+
+
+@dataclass
+class SmoothTable:
+    """A smoothing spline in ln x tabulated on a grid (``table`` form of the preset)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    method: str  # "smoothing-spline" or "levels" (too few levels for a spline)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        u = np.log(np.maximum(np.asarray(x, dtype=float), 1e-7))
+        return np.interp(u, np.log(self.x), self.y)
+
+
+def fit_smooth_table(
+    x: np.ndarray, y: np.ndarray, se: np.ndarray, n_grid: int = 25, floor: float | None = None
+) -> SmoothTable:
+    """Penalized cubic spline in ln x (GCV penalty), weights 1/se², tabulated at ``n_grid`` x.
+
+    With fewer than 5 levels the level estimates themselves are the table. ``floor`` clips
+    the tabulated values from below (e.g. 0 for a standard deviation).
+    """
+    order = np.argsort(x)
+    x = np.asarray(x, dtype=float)[order]
+    y = np.asarray(y, dtype=float)[order]
+    w = 1.0 / np.maximum(np.asarray(se, dtype=float)[order], 1e-12) ** 2
+    if x.size < 5 or np.unique(x).size != x.size:
+        grid, vals, method = x, y, "levels"
+    else:
+        u = np.log(x)
+        spline = interpolate.make_smoothing_spline(u, y, w=w / w.mean())
+        grid = np.exp(np.linspace(u[0], u[-1], n_grid))
+        vals, method = spline(np.log(grid)), "smoothing-spline"
+    if floor is not None:
+        vals = np.maximum(vals, floor)
+    return SmoothTable(np.asarray(grid, dtype=float), np.asarray(vals, dtype=float), method)
+
+
+def leave_one_out_score(
+    fitter: Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]],
+    x: np.ndarray,
+    y: np.ndarray,
+    se: np.ndarray,
+) -> float:
+    """Σ_l ((y_l − f_{−l}(x_l))/se_l)² with f_{−l} fitted without level l."""
+    x, y, se = (np.asarray(v, dtype=float) for v in (x, y, se))
+    score = 0.0
+    for i in range(x.size):
+        keep = np.arange(x.size) != i
+        f = fitter(x[keep], y[keep], se[keep])
+        score += float(((y[i] - f(x[i : i + 1])[0]) / se[i]) ** 2)
+    return score

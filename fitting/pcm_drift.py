@@ -1,0 +1,286 @@
+"""Conductance drift: per-device exponents ν and their state dependence μ_ν(g_T), σ_ν(g_T).
+
+1. Per device (vectorized over all devices): weighted least squares of
+   ln G = ln G0 − ν·ln(t/t0) over the reads at t0 <= t (t0 = first read time, the model is
+   not extrapolated below it), weights 1/f(t)² with f(t) = sqrt(ln((t + t_read)/(2 t_read)))
+   because the read noise grows with that factor. A second pass removes the bias of ln G
+   from read noise (E[ln G] = ln g − Var/2, Var ∝ f(t)²) with the device's own residual
+   variance. The intercept ln G0 is the device's conductance at t0 with the read noise of
+   all its reads averaged out (used for programming noise). The residual variance
+   φ = Σ w r²/(n − 2) estimates Q_s²/n_avg (relative read noise per unit f²), and the
+   slope's standard error is sqrt(φ·S0/D).
+2. Per target level: maximum likelihood of ν ~ |N(μ_ν, σ_ν)| seen through the slope's
+   estimation noise (variance = the level's mean squared standard error), so that σ_ν is
+   corrected for read noise (anchors.md §3, pitfalls 4 and 6). Exponent outliers (more than
+   6 robust standard deviations from the level median) are excluded and counted.
+3. Population curves: the published clipped-log form and a smoothing-spline table
+   (:mod:`fitting.pcm_curves`), compared by leave-one-level-out predictive misfit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fitting.pcm_curves import (
+    ClippedLogFit,
+    SmoothTable,
+    fit_clipped_log,
+    fit_smooth_table,
+    leave_one_out_score,
+)
+from fitting.pcm_data import DriftSample, Levels, Screening, group_levels, screen_devices
+from fitting.pcm_model import read_time_factor
+from fitting.pcm_stats import fit_folded_normal
+from fitting.traces import FitInputError
+
+__all__ = ["DeviceDrift", "DriftFit", "fit_device_drift", "fit_drift"]
+
+MIN_TIMES = 3
+OUTLIER_MADS = 6.0
+#: the table form must beat the clipped-log form by this much leave-one-out χ² to be chosen
+TABLE_MARGIN = 2.0
+
+
+@dataclass
+class DeviceDrift:
+    """Per-device drift fits (devices,); ``ok`` marks devices with a valid fit."""
+
+    nu: np.ndarray
+    nu_se: np.ndarray
+    log_g0: np.ndarray  # ln of the fitted conductance at t0 (S)
+    log_g0_se: np.ndarray  # its standard error (read noise only)
+    phi: np.ndarray  # weighted residual variance of ln G per unit f(t)²
+    dof: np.ndarray  # residual degrees of freedom
+    ok: np.ndarray
+
+
+def fit_device_drift(
+    conductance_s: np.ndarray,
+    time_s: np.ndarray,
+    t0_s: float,
+    t_read_s: float,
+    keep: np.ndarray | None = None,
+) -> DeviceDrift:
+    """Power-law drift fit of every device at once; see the module docstring.
+
+    ``conductance_s`` and ``time_s`` are (devices, times) (NaN: missing read); reads before
+    ``t0_s`` are not used.
+    """
+    g = np.asarray(conductance_s, dtype=float)
+    t = np.asarray(time_s, dtype=float)
+    use = np.isfinite(g) & (g > 0) & (t >= t0_s * (1 - 1e-9))
+    if keep is not None:
+        use &= keep[:, None]
+    f2 = np.where(use, read_time_factor(np.where(use, t, t0_s), t_read_s) ** 2, 1.0)
+    f2 = np.maximum(f2, 1e-12)
+    w = np.where(use, 1.0 / f2, 0.0)
+    x = np.where(use, np.log(np.where(use, t, t0_s) / t0_s), 0.0)
+    y = np.where(use, np.log(np.where(use, g, 1.0)), 0.0)
+    n = use.sum(axis=1)
+    s0 = w.sum(axis=1)
+    sx = (w * x).sum(axis=1)
+    sxx = (w * x * x).sum(axis=1)
+    d = s0 * sxx - sx * sx
+    ok = (n >= MIN_TIMES) & (d > 1e-12 * np.maximum(s0 * sxx, 1e-300))
+    d_safe = np.where(ok, d, 1.0)
+    dof = np.maximum(n - 2, 1)
+
+    def solve(yy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sy = (w * yy).sum(axis=1)
+        sxy = (w * x * yy).sum(axis=1)
+        slope = (s0 * sxy - sx * sy) / d_safe
+        icpt = (sxx * sy - sx * sxy) / d_safe
+        resid = np.where(use, yy - icpt[:, None] - slope[:, None] * x, 0.0)
+        return slope, icpt, (w * resid * resid).sum(axis=1) / dof
+
+    slope, icpt, phi = solve(y)
+    # E[ln G] = ln g - Var(ln G)/2 with Var(ln G) ≈ φ·f(t)²: undo that time-dependent bias
+    slope, icpt, phi = solve(np.where(use, y + 0.5 * phi[:, None] * f2, 0.0))
+    nu_se = np.sqrt(np.maximum(phi * s0 / d_safe, 0.0))
+    g0_se = np.sqrt(np.maximum(phi * sxx / d_safe, 0.0))
+    nan = np.where(ok, 1.0, np.nan)
+    return DeviceDrift(-slope * nan, nu_se * nan, icpt * nan, g0_se * nan, phi * nan, dof, ok)
+
+
+@dataclass
+class DriftFit:
+    """Drift model fitted from a drift campaign."""
+
+    t0_s: float
+    t_max_s: float
+    g_max_s: float
+    device: DeviceDrift
+    levels: Levels
+    screening: Screening
+    level_mu: np.ndarray
+    level_sigma: np.ndarray
+    level_mu_se: np.ndarray
+    level_sigma_se: np.ndarray
+    level_error_rms: np.ndarray  # rms standard error of the per-device ν at each level
+    mu_fit: ClippedLogFit
+    sigma_fit: ClippedLogFit
+    mu_table: SmoothTable
+    sigma_table: SmoothTable
+    comparison: dict[str, Any]
+    form: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def level_x(self) -> np.ndarray:
+        return self.levels.g_target_s / self.g_max_s
+
+    def mu_nu(self, x: np.ndarray) -> np.ndarray:
+        """Fitted μ_ν(x) in the chosen form."""
+        return self.mu_fit(x) if self.form == "clipped-log" else self.mu_table(x)
+
+    def sigma_nu(self, x: np.ndarray) -> np.ndarray:
+        return self.sigma_fit(x) if self.form == "clipped-log" else self.sigma_table(x)
+
+    def section(self) -> dict[str, Any]:
+        """The preset ``drift`` block (datasets/PRESET.md) with both forms and their comparison."""
+        clipped = {
+            "form": "clipped-log",
+            "mu_nu": self.mu_fit.as_dict(),
+            "sigma_nu": self.sigma_fit.as_dict(),
+            "identified": {"mu_nu": self.mu_fit.identified, "sigma_nu": self.sigma_fit.identified},
+        }
+        table = {
+            "form": "table",
+            "x": self.mu_table.x.tolist(),
+            "mu_nu": self.mu_table.y.tolist(),
+            "sigma_nu": self.sigma_table(self.mu_table.x).tolist(),
+        }
+        main, other = (clipped, table) if self.form == "clipped-log" else (table, clipped)
+        return {**main, "alternative": other, "comparison": self.comparison}
+
+    def uncertainty(self) -> dict[str, float]:
+        out = {}
+        for name, fit in (("mu_nu", self.mu_fit), ("sigma_nu", self.sigma_fit)):
+            for key, se in fit.se.items():
+                out[f"drift.{name}.{key}"] = se
+        return out
+
+
+def _level_populations(
+    nu: np.ndarray, nu_se: np.ndarray, levels: Levels, screening: Screening
+) -> tuple[np.ndarray, ...]:
+    n_lv = levels.n_levels
+    mu, sig, mu_se, sig_se, err = (np.full(n_lv, np.nan) for _ in range(5))
+    for k in range(n_lv):
+        members = np.flatnonzero(levels.index == k)
+        v = nu[members]
+        med = np.median(v)
+        mad = 1.4826 * np.median(np.abs(v - med))
+        if mad > 0:
+            out = np.abs(v - med) > OUTLIER_MADS * mad
+            if out.any():
+                mask = np.zeros(nu.size, dtype=bool)
+                mask[members[out]] = True
+                screening.exclude(mask, "drift exponent outlier (> 6 robust SD from level median)")
+                levels.index[members[out]] = -1
+                members, v = members[~out], v[~out]
+        e2 = float(np.mean(nu_se[members] ** 2))
+        fit = fit_folded_normal(v, e2)
+        mu[k], sig[k], mu_se[k], sig_se[k] = fit.mu, fit.sigma, fit.mu_se, fit.sigma_se
+        err[k] = np.sqrt(e2)
+        levels.n_devices[k] = members.size
+    return mu, sig, mu_se, sig_se, err
+
+
+def fit_drift(
+    sample: DriftSample,
+    g_max_s: float,
+    t_read_s: float,
+    t0_s: float | None = None,
+    min_devices: int = 8,
+) -> DriftFit:
+    """Fit per-device exponents and μ_ν(g_T), σ_ν(g_T) from a drift campaign.
+
+    ``t0_s`` defaults to the first read time; reads before it are not used.
+    """
+    src = sample.source
+    t0 = sample.first_read_time() if t0_s is None else float(t0_s)
+    notes: list[str] = []
+    g, t = sample.conductance_s, sample.time_s
+    in_window = np.isfinite(g) & (t >= t0 * (1 - 1e-9))
+    n_before = int((np.isfinite(g) & ~in_window).sum())
+    if n_before:
+        notes.append(f"{n_before} reads before t0 = {t0:g} s not used (outside the drift window)")
+    screening = screen_devices(
+        np.where(in_window, g, np.nan), sample.converged, MIN_TIMES, positive=True, source=src
+    )
+    dev = fit_device_drift(g, t, t0, t_read_s, screening.keep)
+    screening.exclude(~dev.ok, "degenerate drift fit (read times do not span a range)")
+    levels = group_levels(sample.target_s, screening.keep, min_devices)
+    if levels.n_levels < 3:
+        raise FitInputError(
+            f"{src}: drift needs at least 3 target levels with >= {min_devices} usable devices, "
+            f"got {levels.n_levels} (excluded levels: {levels.excluded_levels or 'none'})"
+        )
+    mu, sig, mu_se, sig_se, err = _level_populations(dev.nu, dev.nu_se, levels, screening)
+    x = levels.g_target_s / g_max_s
+    if np.any(x <= 0):
+        raise FitInputError(f"{src}: a drift level has target 0 S; ln(g_T) is undefined there")
+    mu_fit = fit_clipped_log(x, mu, mu_se)
+    sigma_fit = fit_clipped_log(x, sig, sig_se)
+    sigma_fit.lo = max(sigma_fit.lo, 0.0)
+    mu_table = fit_smooth_table(x, mu, mu_se)
+    sigma_table = fit_smooth_table(x, sig, sig_se, floor=0.0)
+    comparison = _compare_forms(x, mu, mu_se, sig, sig_se, mu_fit, sigma_fit)
+    form = comparison["chosen"]
+    t_max = float(np.max(np.where(in_window, t, -np.inf)))
+    return DriftFit(
+        t0,
+        t_max,
+        g_max_s,
+        dev,
+        levels,
+        screening,
+        mu,
+        sig,
+        mu_se,
+        sig_se,
+        err,
+        mu_fit,
+        sigma_fit,
+        mu_table,
+        sigma_table,
+        comparison,
+        form,
+        notes,
+    )
+
+
+def _compare_forms(
+    x: np.ndarray,
+    mu: np.ndarray,
+    mu_se: np.ndarray,
+    sig: np.ndarray,
+    sig_se: np.ndarray,
+    mu_fit: ClippedLogFit,
+    sigma_fit: ClippedLogFit,
+) -> dict[str, Any]:
+    """χ² and leave-one-level-out scores of both forms; the chosen form for the preset."""
+    out: dict[str, Any] = {"criterion": "leave-one-level-out chi2 (mu_nu + sigma_nu)"}
+    if x.size < 4:
+        out.update(chosen="clipped-log", better="undecided (fewer than 4 levels)")
+        return out
+    scores = {}
+    for form, fitter in (("clipped-log", fit_clipped_log), ("table", fit_smooth_table)):
+        scores[form] = sum(
+            leave_one_out_score(fitter, x, y, se) for y, se in ((mu, mu_se), (sig, sig_se))
+        )
+    better = min(scores, key=scores.__getitem__)
+    chosen = "table" if scores["table"] < scores["clipped-log"] - TABLE_MARGIN else "clipped-log"
+    out.update(
+        loo_chi2={k: float(v) for k, v in scores.items()},
+        chi2_clipped_log={"mu_nu": mu_fit.chi2, "sigma_nu": sigma_fit.chi2},
+        dof_clipped_log={"mu_nu": mu_fit.dof, "sigma_nu": sigma_fit.dof},
+        n_levels=int(x.size),
+        better=better,
+        chosen=chosen,
+    )
+    return out
