@@ -15,6 +15,7 @@ import click
 from calib._version import __version__
 from calib.commands.demo import demo as demo_command
 from calib.commands.emulator import emulator as emulator_group
+from calib.commands.export import export as export_command
 from calib.commands.fit import fit as fit_group
 from calib.commands.fit_pcm import fit_pcm_command
 from calib.commands.importing import import_group
@@ -47,6 +48,7 @@ cli.add_command(measure_group, "measure")
 cli.add_command(fit_group, "fit")
 fit_group.add_command(fit_pcm_command, "pcm")
 cli.add_command(import_group, "import")
+cli.add_command(export_command, "export")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -21,8 +21,10 @@ import numpy as np
 
 from calib._version import __version__
 from calib.errors import CalibError
+from simulator.devices.response import FAMILIES
 
 __all__ = [
+    "FAMILY_REQUIRED",
     "PRESET_SCHEMA",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
@@ -37,7 +39,59 @@ __all__ = [
 SCHEMA_NAME = "aimc-calib-preset"
 SCHEMA_VERSION = 1
 
-_NUMBER_MAP = {"type": "object", "additionalProperties": {"type": ["number", "null"]}}
+_VALUE = {
+    "oneOf": [
+        {"type": ["number", "null", "boolean"]},
+        {"type": "array", "items": {"type": ["number", "null"]}},
+    ]
+}
+_NUMBER_MAP = {"type": "object", "additionalProperties": _VALUE}
+
+#: aihwkit parameters every preset of a family must define (aihwkit_spec.md §1.2-1.6).
+FAMILY_REQUIRED: dict[str, tuple[str, ...]] = {
+    family: ("dw_min", "up_down", "w_max", "w_min") for family in FAMILIES
+}
+FAMILY_REQUIRED["linear-step"] += ("gamma_up", "gamma_down")
+FAMILY_REQUIRED["exp-step"] += ("A_up", "A_down", "gamma_up", "gamma_down", "a", "b")
+FAMILY_REQUIRED["pow-step"] += ("pow_gamma",)
+FAMILY_REQUIRED["piecewise-step"] += ("piecewise_up", "piecewise_down")
+
+
+def _family_rule(family: str) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"model": {"const": family}}, "required": ["model"]},
+        "then": {
+            "properties": {
+                "parameters": {"required": list(FAMILY_REQUIRED[family])},
+            }
+        },
+    }
+
+
+_DEVICE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "parameters", "g_offset_s"],
+    "properties": {
+        "model": {"enum": [*FAMILIES, "none"]},
+        "parameters": _NUMBER_MAP,
+        "uncertainty": _NUMBER_MAP,
+        "units": {"type": "object", "additionalProperties": {"type": "string"}},
+        "conductance_unit": {"enum": ["S", "normalized"]},
+        "g_offset_s": {"type": "number"},
+        "read_noise_s": {"type": "number", "minimum": 0},
+    },
+    "allOf": [
+        # conductances in siemens are positive; normalized data may center anywhere
+        {
+            "if": {
+                "properties": {"conductance_unit": {"const": "normalized"}},
+                "required": ["conductance_unit"],
+            },
+            "else": {"properties": {"g_offset_s": {"exclusiveMinimum": 0}}},
+        },
+        *(_family_rule(f) for f in FAMILIES),
+    ],
+}
 
 # -- the ``pcm`` section (datasets/PRESET.md); extra fields (levels, notes, ...) are allowed
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
@@ -113,21 +167,10 @@ PRESET_SCHEMA: dict[str, Any] = {
     "properties": {
         "schema": {"const": SCHEMA_NAME},
         "schema_version": {"type": "integer", "minimum": 1},
-        "device": {
-            "type": "object",
-            "required": ["model", "parameters", "g_offset_s"],
-            "properties": {
-                "model": {"type": "string"},
-                "parameters": _NUMBER_MAP,
-                "uncertainty": _NUMBER_MAP,
-                "units": {"type": "object", "additionalProperties": {"type": "string"}},
-                "g_offset_s": {"type": "number", "exclusiveMinimum": 0},
-                "read_noise_s": {"type": "number", "minimum": 0},
-            },
-        },
+        "device": _DEVICE_SCHEMA,
         "per_device": {
             "type": "object",
-            "additionalProperties": {"type": "array", "items": {"type": "number"}},
+            "additionalProperties": {"type": "array", "items": {"type": ["number", "null"]}},
         },
         "pcm": _PCM_SCHEMA,
         "provenance": {
@@ -202,7 +245,21 @@ def validate_preset(preset: Any, source: str) -> None:
         jsonschema.validate(preset, PRESET_SCHEMA)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise CalibError(f"{source}: invalid preset at {where}: {exc.message}") from None
+        message = exc.message
+        if exc.validator == "oneOf":
+            message = f"{exc.instance!r} is not a number, a flag or a list of numbers"
+        raise CalibError(f"{source}: invalid preset at {where}: {message}") from None
+    device = preset.get("device") or {}  # PCM-only presets have no device section
+    if device.get("model") in FAMILIES:
+        params = device["parameters"]
+        if not (isinstance(params["dw_min"], int | float) and params["dw_min"] > 0):
+            raise CalibError(f"{source}: invalid preset: device dw_min must be positive")
+        w_max, w_min = params["w_max"], params["w_min"]
+        if (
+            not (isinstance(w_max, int | float) and isinstance(w_min, int | float))
+            or w_min >= w_max
+        ):
+            raise CalibError(f"{source}: invalid preset: device needs w_min < w_max")
 
 
 def save_preset(preset: dict[str, Any], path: str | Path) -> Path:

@@ -220,7 +220,7 @@ def fit_devices(
     vals, _ = initial_values(model, data)
     n = data.n_dev
     if model.name == "soft-bounds" and data.uniform_pulses() is not None:
-        return _soft_bounds_closed_form(data, data.uniform_pulses())
+        return _soft_bounds_closed_form(data, data.uniform_pulses(), vals)
     dev_shape = list(model.per_device_shape) if per_device_shape else []
     names = list(DEVICE_PARAMS) + dev_shape
     shared = [s for s in model.shape if s not in dev_shape]
@@ -235,8 +235,12 @@ def fit_devices(
     return DeviceFit(names, theta, cov, shared, phi, np.zeros((len(shared), len(shared))), q, conv)
 
 
-def _soft_bounds_closed_form(data: DeviceData, n_pulse: int) -> DeviceFit:
-    """Exact IV estimator of soft-bounds (same pulse count before every read)."""
+def _soft_bounds_closed_form(data: DeviceData, n_pulse: int, start: dict) -> DeviceFit:
+    """Exact IV estimator of soft-bounds (same pulse count before every read).
+
+    A direction without data (single-direction traces) keeps its starting values with
+    infinite variance: not identified.
+    """
     d_up, b_up, c_up = soft_bounds_from_iv(linear_iv(data.up), 1, n_pulse)
     d_dn, b_dn, c_dn = soft_bounds_from_iv(linear_iv(data.down), -1, n_pulse)
     n = data.n_dev
@@ -246,6 +250,12 @@ def _soft_bounds_closed_form(data: DeviceData, n_pulse: int) -> DeviceFit:
         cov[:, i, j] = c_up[:, a, b]
     for (i, j), (a, b) in {(1, 1): (0, 0), (1, 3): (0, 1), (3, 1): (1, 0), (3, 3): (1, 1)}.items():
         cov[:, i, j] = c_dn[:, a, b]
+    for col, name in enumerate(DEVICE_PARAMS):
+        missing = ~np.isfinite(theta[:, col]) | ~np.isfinite(cov[:, col, col])
+        theta[missing, col] = np.asarray(start[name], dtype=float)[missing]
+        cov[missing, col, :] = 0.0
+        cov[missing, :, col] = 0.0
+        cov[missing, col, col] = np.inf
     conv = np.all(np.isfinite(theta), axis=1)
     return DeviceFit(
         list(DEVICE_PARAMS), theta, cov, [], np.zeros(0), np.zeros((0, 0)), np.zeros(n), conv

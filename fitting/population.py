@@ -163,6 +163,9 @@ def pair_population(
     """
     cov = np.zeros_like(up) if cov_up_down is None else np.nan_to_num(cov_up_down)
     var_up, var_down = np.maximum(var_up, 0.0), np.maximum(var_down, 0.0)
+    for name, value, var in (("up", up, var_up), ("down", down, var_down)):
+        if not np.any(np.isfinite(value) & np.isfinite(var)):
+            raise ValueError(f"no device has an identified {name} step")
     eff_up = estimator(up, np.sqrt(var_up))
     eff_down = estimator(down, np.sqrt(var_down))
     mu_up, mu_down = eff_up.mean, eff_down.mean

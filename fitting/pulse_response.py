@@ -262,7 +262,9 @@ def fit_pulse_response(
 
     # ---- failed fits and outliers
     status = screen.status.astype(object)
-    good = _valid_estimates(fm, names, theta, cov)
+    lo_n = (screen.lo[fitted] - g0_pre) / scale
+    hi_n = (screen.hi[fitted] - g0_pre) / scale
+    good = _valid_estimates(fm, names, theta, cov, lo_n, hi_n)
     status[fitted[~good]] = "fit_failed"
     out = _outliers(names, theta, good)
     status[fitted[out]] = "outlier"
@@ -289,7 +291,14 @@ def fit_pulse_response(
         n_boot=n_boot,
         seed=seed,
     )
-    pop = _population(fm, names, theta, cov, shared_names, phi, phi_cov, scale, fit_random_effect)
+    try:
+        pop = _population(
+            fm, names, theta, cov, shared_names, phi, phi_cov, scale, fit_random_effect
+        )
+    except ValueError as exc:  # e.g. no device with an identified step in one direction
+        raise FitInputError(
+            f"{traces.source}: {chosen} population cannot be formed: {exc}"
+        ) from None
     params, unc, method = pop["params"], pop["uncertainty"], pop["method"]
     n_stuck = int(np.sum(status == "stuck"))
     n_alive = int(keep.sum()) + n_stuck
@@ -362,7 +371,7 @@ def fit_pulse_response(
     )
     fit_obj.uncertainty["read_noise_s"] = float(noise.read_se * scale)
     if predictive_check:
-        fit_obj.predictive = predictive_summary(fit_obj, traces, status, seed=seed)
+        fit_obj.predictive = predictive_summary(fit_obj, traces, seed=seed)
         fit_obj.diagnostics.update({f"predictive_{k}": v for k, v in fit_obj.predictive.items()})
     return fit_obj
 
@@ -383,7 +392,9 @@ def _shape_identified_per_device(
         se = fit.stderr(name)
         scale = 1.0 if name.startswith("log_") else np.abs(fit.theta[:, j])
         with np.errstate(all="ignore"):
-            rel.append(np.nanmedian(se / scale))
+            r = se / scale
+        r = r[np.isfinite(r)]  # a direction a device did not see is not identified there
+        rel.append(float(np.median(r)) if r.size else np.inf)
     worst = float(np.max(rel))
     if worst <= SHAPE_SE_LIMIT:
         return True
@@ -468,17 +479,27 @@ def _mark_equivalences(ranked: list[ModelScore], fits: dict[str, DeviceFit]) -> 
 
 # ---------------------------------------------------------------------------------- checks
 def _valid_estimates(
-    fm: FamilyModel, names: list[str], theta: np.ndarray, cov: np.ndarray
+    fm: FamilyModel,
+    names: list[str],
+    theta: np.ndarray,
+    cov: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
 ) -> np.ndarray:
+    """Finite estimates with positive steps and bounds on the right side of the data."""
     j = {n: i for i, n in enumerate(names)}
     var = np.diagonal(cov, axis1=1, axis2=2)
     d_up, d_dn = theta[:, j["delta_up"]], theta[:, j["delta_down"]]
     v_up, v_dn = var[:, j["delta_up"]], var[:, j["delta_down"]]
+    b_max, b_min = theta[:, j["b_max"]], theta[:, j["b_min"]]
+    known_max, known_min = np.isfinite(var[:, j["b_max"]]), np.isfinite(var[:, j["b_min"]])
     ok = np.all(np.isfinite(theta), axis=1) & ~np.any(np.isnan(var), axis=1)
     # a direction whose step is identified must have a positive step
     ok &= ~(np.isfinite(v_up) & (d_up <= 0)) & ~(np.isfinite(v_dn) & (d_dn <= 0))
-    both_b = np.isfinite(var[:, j["b_max"]]) & np.isfinite(var[:, j["b_min"]])
-    ok &= ~(both_b & (theta[:, j["b_max"]] <= theta[:, j["b_min"]]))
+    ok &= ~(known_max & known_min & (b_max <= b_min))
+    # an identified bound lies beyond the opposite end of the device's reads (else the step
+    # would have the wrong sign over the data: e.g. soft bounds fitted to growing steps)
+    ok &= ~(known_max & (b_max <= lo)) & ~(known_min & (b_min >= hi))
     return ok
 
 
@@ -539,24 +560,24 @@ def _transform(fm: FamilyModel, names: list[str], theta: np.ndarray, delta: floa
 
 
 def _recenter(fm, names, theta, cov, shared_names, phi, delta):
+    """Per-device values, covariances and shared values after moving the origin by delta."""
+    full, th = names, theta
     if fm.name == "linear-step" and "kappa_up" not in names:
-        # shared κ: move it into per-device columns for the transform, then back
+        # shared κ: transform it as a per-device column, then take it back out
         full = names + list(shared_names)
         th = np.concatenate([theta, np.broadcast_to(phi, (theta.shape[0], phi.size))], axis=1)
-        new = _transform(fm, full, th, delta)
-        theta_new, phi_new = new[:, : len(names)], new[0, len(names) :]
-        jac = _jacobian(fm, full, th, delta)[:, : len(names), : len(names)]
-        return theta_new, jac @ cov @ np.swapaxes(jac, 1, 2), phi_new
-    new = _transform(fm, names, theta, delta)
-    jac = _jacobian(fm, names, theta, delta)
-    with np.errstate(invalid="ignore"):
-        cov_new = jac @ np.where(np.isinf(cov), 0.0, cov) @ np.swapaxes(jac, 1, 2)
+    new = _transform(fm, full, th, delta)
+    p = len(names)
+    jac = _jacobian(fm, full, th, delta)[:, :p, :p]
     inf = np.isinf(np.diagonal(cov, axis1=1, axis2=2))
-    idx = np.arange(len(names))
+    finite_cov = np.where(np.isinf(cov), 0.0, cov)
+    cov_new = jac @ finite_cov @ np.swapaxes(jac, 1, 2)
+    idx = np.arange(p)
     d = cov_new[:, idx, idx]
     d[inf] = np.inf
     cov_new[:, idx, idx] = d
-    return new, cov_new, phi
+    phi_new = new[0, p:] if len(full) > p else phi
+    return new[:, :p], cov_new, phi_new
 
 
 def _jacobian(fm, names, theta, delta):
@@ -605,7 +626,8 @@ def _population(fm, names, theta, cov, shared_names, phi, phi_cov, scale, estima
         x = theta[:, j[key]] * scale
         ok = np.isfinite(x) & np.isfinite(se)
         eff = estimator(x[ok], se[ok]) if ok.any() else None
-        identified = eff is not None and eff.mean_stderr < 0.25 * abs(eff.mean)
+        enough = ok.sum() >= min(3, x.size)
+        identified = enough and eff is not None and eff.mean_stderr < 0.25 * abs(eff.mean)
         if not identified:
             direction = "highest" if name == "w_max" else "lowest"
             finite = x[np.isfinite(x)]
@@ -649,6 +671,7 @@ def _population(fm, names, theta, cov, shared_names, phi, phi_cov, scale, estima
                 params[f"gamma_{d}_dtod"], unc[f"gamma_{d}_dtod"] = 0.0, None
                 method[f"gamma_{d}"] = "sandwich (devices)"
                 method[f"gamma_{d}_dtod"] = "not identified per device"
+        params["allow_increasing"] = bool(params["gamma_up"] < 0 or params["gamma_down"] < 0)
     elif fm.name == "pow-step":
         if "log_gamma_up" in j:
             g_up = np.exp(theta[:, j["log_gamma_up"]])
@@ -784,41 +807,38 @@ def _per_device(fm, names, theta, cov, scale, ids, pop) -> dict[str, np.ndarray]
 
 # ---------------------------------------------------------------------------------- predictive
 def predictive_summary(
-    fit: PulseResponseFit,
-    traces: PulseTraces,
-    status: np.ndarray,
-    seed: int = 0,
-    max_devices: int = 512,
+    fit: PulseResponseFit, traces: PulseTraces, seed: int = 0, max_devices: int = 512
 ) -> dict[str, float]:
     """Simulate the fitted preset with the data's pulses; compare mean trace and spread.
 
-    Returns the largest deviation of the simulated mean trace from the measured one as a
-    fraction of the conductance span (w_max − w_min), and the ratio of the mean
-    device-to-device spread (std across devices, averaged over reads), simulated/measured.
+    The fitted (responsive) devices are compared with a simulation of as many responsive
+    devices from the same starting reads. Returns the largest deviation of the simulated
+    mean trace from the measured one as a fraction of the conductance span
+    (w_max − w_min), its rms, and the ratio of the device-to-device spread (std across
+    devices, averaged over reads), simulated / measured.
     """
-    from fitting.synthetic import simulate_preset
+    from fitting.diagnostics import simulate_like
 
-    if not traces.shared_pulses:
+    ids = fit.per_device["device_id"]
+    if ids.size < 2:
         return {}
-    rows = np.nonzero(np.isin(status, ("ok", "stuck")))[0]
-    if rows.size < 2:
-        return {}
+    order = np.argsort(traces.device_ids)
+    rows = order[np.searchsorted(traces.device_ids[order], ids)]
     rows = _pick(rows, max_devices)
     g = traces.conductance_s[rows].astype(np.float64)
-    first = g[:, 0]
-    ok = np.isfinite(first)
-    if ok.sum() < 2:
-        return {}
-    g = g[ok]
-    sim = simulate_preset(fit.device_section(), traces.pulses, first[ok], seed=seed + 7)
+    sim = simulate_like(traces, fit, rows, seed=seed + 7)
     with np.errstate(all="ignore"):
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean_meas, mean_sim = np.nanmean(g, axis=0), sim.mean(axis=0)
-            spread_meas, spread_sim = np.nanstd(g, axis=0), sim.std(axis=0)
+            both = np.sum(np.isfinite(g), axis=0) >= 2
+            mean_meas, mean_sim = np.nanmean(g, axis=0)[both], np.nanmean(sim, axis=0)[both]
+            spread_meas = np.nanstd(g, axis=0)[both]
+            spread_sim = np.nanstd(sim, axis=0)[both]
     span = fit.parameters["w_max"] - fit.parameters["w_min"]
+    if not both.any() or not span > 0:
+        return {}
     return {
         "mean_error_of_span": float(np.nanmax(np.abs(mean_sim - mean_meas)) / span),
         "mean_rms_error_of_span": float(np.sqrt(np.nanmean((mean_sim - mean_meas) ** 2)) / span),

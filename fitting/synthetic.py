@@ -46,8 +46,10 @@ def sample_devices(
     dev["b_max"], dev["b_min"] = np.abs(hi), -np.abs(lo)
     if family == "linear-step":
         z = rng.standard_normal((2, n))
-        dev["gamma_up"] = np.abs(float(p["gamma_up"]) + float(p.get("gamma_up_dtod", 0.0)) * z[0])
-        dev["gamma_down"] = np.abs(
+        # |γ'| unless allow_increasing (then steps may grow towards the bound)
+        sign = (lambda x: x) if p.get("allow_increasing") else np.abs
+        dev["gamma_up"] = sign(float(p["gamma_up"]) + float(p.get("gamma_up_dtod", 0.0)) * z[0])
+        dev["gamma_down"] = sign(
             float(p["gamma_down"]) + float(p.get("gamma_down_dtod", 0.0)) * z[1]
         )
         dev["ref_max"] = float(p["w_max"])
@@ -116,16 +118,19 @@ def simulate_preset(
     pulses: np.ndarray,
     initial_g: np.ndarray,
     seed: int = 0,
+    with_stuck: bool = True,
 ) -> np.ndarray:
     """Simulated reads of a preset's ``device`` section, in the preset's conductance units.
 
     One device per entry of ``initial_g`` (its starting conductance); parameters are those
     of ``device["parameters"]`` around ``device["g_offset_s"]``, with the preset's read
-    noise.
+    noise. ``with_stuck=False`` leaves out stuck devices (to compare with responsive ones).
     """
     rng = np.random.default_rng(seed)
     family = device["model"]
-    params = device["parameters"]
+    params = dict(device["parameters"])
+    if not with_stuck:
+        params["corrupt_devices_prob"] = 0.0
     g0 = float(device["g_offset_s"])
     devs = sample_devices(family, params, initial_g.size, rng)
     write = float(params.get("write_noise_std", 0.0) or 0.0) * float(params["dw_min"])

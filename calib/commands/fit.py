@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from simulator.devices.response import FAMILIES
+
+MODEL_CHOICES = ["auto", *FAMILIES]
+
 
 @click.group()
 def fit() -> None:
@@ -16,18 +20,71 @@ def fit() -> None:
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
     "--model",
-    type=click.Choice(["soft-bounds"]),
+    type=click.Choice(MODEL_CHOICES),
     default="soft-bounds",
     show_default=True,
-    help="Device family to fit.",
+    help="Device family to fit, or 'auto' to fit all and select by information criterion.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def fit_pulse_response_cmd(input_path: Path, model: str, output: Path) -> None:
-    """Fit the pulse-response campaign of INPUT (an HDF5 dataset) into a preset."""
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write plots (PNG) and summary.md/summary.json to this folder.",
+)
+@click.option(
+    "--units",
+    type=click.Choice(["S", "mS", "uS", "nS", "normalized"]),
+    default="S",
+    show_default=True,
+    help="Conductance unit of a CSV input (HDF5 files carry their own).",
+)
+@click.option(
+    "--read-noise",
+    "read_noise_s",
+    type=float,
+    default=None,
+    help="Known read-noise std (data units); separates write noise from read noise.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+def fit_pulse_response_cmd(
+    input_path: Path,
+    model: str,
+    output: Path,
+    report_dir: Path | None,
+    units: str,
+    read_noise_s: float | None,
+    seed: int,
+) -> None:
+    """Fit the pulse-response traces of INPUT (HDF5 dataset or CSV) into a preset.
+
+    A CSV needs the columns device,pulse,conductance (optional time,row,col), one row per
+    read in time order; pulse is the signed number of pulses before the read.
+    """
     from calib.fit_commands import fit_pulse_response_file
 
-    path, result = fit_pulse_response_file(input_path, output, model=model)
-    click.echo(
-        f"fitted {result.n_devices - sum(result.excluded.values())} of {result.n_devices} devices "
-        f"(excluded: {result.excluded}); preset written to {path}"
+    path, result = fit_pulse_response_file(
+        input_path,
+        output,
+        model=model,
+        units=units,
+        report_dir=report_dir,
+        read_noise_s=read_noise_s,
+        seed=seed,
     )
+    excluded = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.excluded.items())
+    click.echo(
+        f"fitted {result.n_fitted} of {result.n_devices} devices with {result.model}"
+        f" (excluded: {excluded or 'none'}); preset written to {path}"
+    )
+    if model == "auto" and result.model_selection:
+        best = result.model_selection[0]
+        others = ", ".join(
+            f"{r['family']} ΔBIC {r['delta_bic']:.0f}" for r in result.model_selection[1:]
+        )
+        click.echo(f"model selection: {best['family']} (best BIC); {others}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if report_dir is not None:
+        click.echo(f"report written to {report_dir}")

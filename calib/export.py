@@ -1,0 +1,160 @@
+"""Export a preset's device model to IBM aihwkit (JSON description or a Python snippet).
+
+The JSON written by :func:`aihwkit_device` is
+``{"device": {"class": "<aihwkit device class>", "parameters": {<field>: <value>}}, ...}``
+so that ``getattr(aihwkit.simulator.configs.devices, cls)(**parameters)`` rebuilds the
+device. aihwkit is not a dependency of this toolkit; the field names and their meaning
+follow aihwkit's code (``../shared/reference/aihwkit_spec.md`` §1).
+
+aihwkit works in weight units. The preset's conductance fields (``dw_min``, ``w_max``,
+``w_min``, siemens around ``g_offset_s``) are divided by a conductance-per-weight scale,
+by default ``max(w_max, −w_min)`` as in the simulator (bounds become at most ±1). Relative
+fields (``*_dtod``, ``dw_min_std``, ``up_down``) and ``write_noise_std`` (units of
+``dw_min``) need no conversion. The read noise of the measurement is not a device field and
+is reported under ``not_exported``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calib.errors import CalibError
+
+__all__ = ["AIHWKIT_CLASSES", "AIHWKIT_FIELDS", "aihwkit_device", "python_snippet"]
+
+AIHWKIT_CLASSES = {
+    "constant-step": "ConstantStepDevice",
+    "linear-step": "LinearStepDevice",
+    "soft-bounds": "SoftBoundsDevice",
+    "exp-step": "ExpStepDevice",
+    "pow-step": "PowStepDevice",
+    "piecewise-step": "PiecewiseStepDevice",
+}
+
+_PULSED = (
+    "dw_min",
+    "dw_min_dtod",
+    "dw_min_std",
+    "up_down",
+    "up_down_dtod",
+    "w_max",
+    "w_max_dtod",
+    "w_min",
+    "w_min_dtod",
+    "corrupt_devices_prob",
+)
+
+#: Constructor fields we export, per aihwkit class (a subset of each dataclass's fields).
+AIHWKIT_FIELDS: dict[str, tuple[str, ...]] = {
+    "ConstantStepDevice": _PULSED,
+    "LinearStepDevice": (
+        *_PULSED,
+        "write_noise_std",
+        "gamma_up",
+        "gamma_down",
+        "gamma_up_dtod",
+        "gamma_down_dtod",
+        "allow_increasing",
+        "mean_bound_reference",
+        "mult_noise",
+    ),
+    "SoftBoundsDevice": (*_PULSED, "write_noise_std"),
+    "ExpStepDevice": (
+        *_PULSED,
+        "write_noise_std",
+        "A_up",
+        "A_down",
+        "gamma_up",
+        "gamma_down",
+        "a",
+        "b",
+    ),
+    "PowStepDevice": (
+        *_PULSED,
+        "write_noise_std",
+        "pow_gamma",
+        "pow_gamma_dtod",
+        "pow_up_down",
+        "pow_up_down_dtod",
+    ),
+    "PiecewiseStepDevice": (*_PULSED, "write_noise_std", "piecewise_up", "piecewise_down"),
+}
+
+CONDUCTANCE_FIELDS = ("dw_min", "w_max", "w_min")
+FIXED = {"LinearStepDevice": {"mean_bound_reference": True, "mult_noise": True}}
+
+
+def aihwkit_device(preset: dict[str, Any], scale_s: float | None = None) -> dict[str, Any]:
+    """The aihwkit description of ``preset``'s device (see the module docstring)."""
+    device = preset["device"]
+    model = device["model"]
+    if model not in AIHWKIT_CLASSES:
+        raise CalibError(
+            f"preset device model {model!r} has no aihwkit counterpart; "
+            f"exportable models: {', '.join(AIHWKIT_CLASSES)}"
+        )
+    cls = AIHWKIT_CLASSES[model]
+    params = device["parameters"]
+    if scale_s is None:
+        scale_s = max(float(params["w_max"]), -float(params["w_min"]))
+    if not scale_s > 0:
+        raise CalibError(f"conductance scale must be positive, got {scale_s}")
+    out: dict[str, Any] = {}
+    not_exported: dict[str, Any] = {}
+    for name in AIHWKIT_FIELDS[cls]:
+        if name in FIXED.get(cls, {}):
+            out[name] = FIXED[cls][name]
+        elif name in params and params[name] is not None:
+            value = params[name]
+            if name in CONDUCTANCE_FIELDS:
+                value = float(value) / scale_s
+            out[name] = value
+    if cls == "ConstantStepDevice" and float(params.get("write_noise_std") or 0.0) > 0:
+        not_exported["write_noise_std"] = params["write_noise_std"]  # aihwkit refuses it here
+    if device.get("read_noise_s") is not None:
+        not_exported["read_noise_s"] = device["read_noise_s"]
+    for name, value in params.items():
+        if name not in out and name not in not_exported and name not in AIHWKIT_FIELDS[cls]:
+            not_exported[name] = value
+    return {
+        "device": {"class": cls, "parameters": out},
+        "conversion": {
+            "weight_per_siemens": 1.0 / scale_s,
+            "scale_s": scale_s,
+            "g_offset_s": device["g_offset_s"],
+            "conductance_unit": device.get("conductance_unit", "S"),
+            "note": "w = (G - g_offset_s) / scale_s; dw_min, w_max, w_min converted, "
+            "relative fields unchanged",
+        },
+        "not_exported": not_exported,
+        "source": {"schema_version": preset.get("schema_version"), "model": model},
+    }
+
+
+def python_snippet(exported: dict[str, Any]) -> str:
+    """Python code that builds the exported device with aihwkit."""
+    cls = exported["device"]["class"]
+    lines = [
+        f"from aihwkit.simulator.configs.devices import {cls}",
+        "",
+        f"device = {cls}(",
+    ]
+    for name, value in exported["device"]["parameters"].items():
+        lines.append(f"    {name}={_literal(value)},")
+    lines.append(")")
+    conv = exported["conversion"]
+    lines.append(
+        f"# weights w = (G - {conv['g_offset_s']:.6g}) / {conv['scale_s']:.6g} "
+        f"({conv['conductance_unit']})"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(float(f"{value:.10g}"))
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)

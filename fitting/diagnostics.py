@@ -1,0 +1,153 @@
+"""Diagnostics of a finished fit in data units: residuals, step curves, simulated traces.
+
+These functions only read a :class:`~fitting.pulse_response.PulseResponseFit` and the
+traces; the report plots (``calib/reports``) are built on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fitting.families import family_model
+from fitting.noise import pair_statistics
+from fitting.pairs import build_pairs
+from fitting.pulse_response import PulseResponseFit
+from fitting.synthetic import simulate_preset
+from fitting.traces import PulseTraces
+
+__all__ = ["PairResiduals", "device_values", "pair_residuals", "simulate_like", "step_curve"]
+
+
+def device_values(fit: PulseResponseFit) -> dict[str, Any]:
+    """Per-device model values in data units around ``g_offset_s``, shaped (n, 1)."""
+    pd, p = fit.per_device, fit.parameters
+    col = lambda a: np.asarray(a, dtype=float)[:, None]  # noqa: E731
+    vals: dict[str, Any] = {
+        "delta_up": col(pd["delta_up"]),
+        "delta_down": col(pd["delta_down"]),
+        "b_max": col(pd["w_max"]),
+        "b_min": col(pd["w_min"]),
+    }
+    fm = family_model(fit.model)
+    vals.update(fm.fixed)
+    if fit.model == "linear-step":
+        for d, ref in (("up", p["w_max"]), ("down", -p["w_min"])):
+            g = pd.get(f"gamma_{d}", np.full(pd["delta_up"].size, p[f"gamma_{d}"]))
+            vals[f"kappa_{d}"] = col(g) / ref
+    elif fit.model == "pow-step":
+        for d in ("up", "down"):
+            default = p["pow_gamma"] * _pow_factor(p, d)
+            g = pd.get(f"pow_gamma_{d}", np.full(pd["delta_up"].size, default))
+            vals[f"log_gamma_{d}"] = np.log(col(g))
+    elif fit.model == "exp-step":
+        for k in ("A_up", "A_down"):
+            vals[f"log_{k}"] = float(np.log(p[k]))
+        vals["gamma_up"], vals["gamma_down"] = p["gamma_up"], p["gamma_down"]
+        vals["a"], vals["b"] = p["a"], p["b"]
+    elif fit.model == "piecewise-step":
+        mid = len(p["piecewise_up"]) // 2
+        for d in ("up", "down"):
+            for j, v in enumerate(p[f"piecewise_{d}"]):
+                if j != mid:
+                    vals[f"node_{d}_{j}"] = float(v)
+    return vals
+
+
+def _pow_factor(p: dict, direction: str) -> float:
+    beta = p.get("pow_up_down", 0.0)
+    return (1 + min(beta, 0.0)) if direction == "up" else (1 - max(beta, 0.0))
+
+
+@dataclass
+class PairResiduals:
+    """Pairs of one direction of the fitted devices, data units."""
+
+    direction: int
+    y0: np.ndarray  # read before the pulses
+    z: np.ndarray  # instrument read
+    increment: np.ndarray  # per pulse
+    residual: np.ndarray
+    standardized: np.ndarray  # residual / model std
+    valid: np.ndarray
+    contiguous: np.ndarray
+
+
+def pair_residuals(traces: PulseTraces, fit: PulseResponseFit) -> list[PairResiduals]:
+    """Residuals of the fitted devices' pairs under the fitted model (up, down)."""
+    order = np.argsort(traces.device_ids)
+    rows = order[np.searchsorted(traces.device_ids[order], fit.per_device["device_id"])]
+    g = traces.conductance_s[rows].astype(np.float64) - fit.g_offset_s
+    pulses = traces.pulses_of(rows)
+    vals = device_values(fit)
+    fm = family_model(fit.model)
+    c2c = float(fit.parameters.get("dw_min_std", 0.0))
+    na2 = float(fit.noise.get("non_accumulating", fit.read_noise_s)) ** 2
+    out = []
+    for direction in (1, -1):
+        block = build_pairs(g, pulses, direction)
+        st = pair_statistics(fm, block, vals, h=1e-6 * max(abs(fit.parameters["w_max"]), 1e-30))
+        var = c2c**2 * st.v + na2 * (1.0 + st.a**2)
+        with np.errstate(all="ignore"):
+            std = np.where(st.valid, st.u / np.sqrt(var), 0.0)
+        out.append(
+            PairResiduals(
+                direction,
+                block.y0 + fit.g_offset_s,
+                block.z + fit.g_offset_s,
+                (block.y1 - block.y0) / block.n,
+                st.u,
+                std,
+                st.valid,
+                block.contiguous,
+            )
+        )
+    return out
+
+
+def step_curve(fit: PulseResponseFit, up: bool, n_points: int = 200) -> tuple[np.ndarray, ...]:
+    """Expected step of the population's median device vs conductance, with 10/90 % devices.
+
+    Returns (conductance, median-device step, 10th-percentile step, 90th-percentile step),
+    each over the conductance range of the median device.
+    """
+    vals = device_values(fit)
+    fm = family_model(fit.model)
+    lo = float(np.median(vals["b_min"]))
+    hi = float(np.median(vals["b_max"]))
+    w = np.linspace(lo, hi, n_points)
+    steps = fm.step(w[None, :], up, vals)
+    steps = np.abs(np.broadcast_to(steps, (vals["delta_up"].shape[0], n_points)))
+    q10, q50, q90 = np.percentile(steps, [10, 50, 90], axis=0)
+    return w + fit.g_offset_s, q50, q10, q90
+
+
+def simulate_like(
+    traces: PulseTraces, fit: PulseResponseFit, rows: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """Simulated reads of the fitted preset with the pulses and starting reads of ``rows``.
+
+    Responsive devices only (no stuck devices), to compare with the fitted devices. NaN where
+    the data has no read (so the same statistics apply to both).
+    """
+    g = traces.conductance_s[rows].astype(np.float64)
+    first = np.array([r[np.isfinite(r)][0] if np.isfinite(r).any() else np.nan for r in g])
+    out = np.full_like(g, np.nan)
+    section = fit.device_section()
+    if traces.shared_pulses:
+        ok = np.isfinite(first)
+        out[ok] = simulate_preset(section, traces.pulses, first[ok], seed=seed, with_stuck=False)
+    else:
+        pulses = traces.pulses[rows]
+        keys = {}
+        for i, seq in enumerate(pulses):
+            keys.setdefault(seq.tobytes(), []).append(i)
+        for k, (_, members) in enumerate(keys.items()):
+            idx = np.array([m for m in members if np.isfinite(first[m])])
+            if idx.size:
+                out[idx] = simulate_preset(
+                    section, pulses[idx[0]], first[idx], seed=seed + k, with_stuck=False
+                )
+    return np.where(np.isfinite(g), out, np.nan)
