@@ -91,9 +91,17 @@ def _probabilities(
 
 
 def _random16(
-    n: int, generator: torch.Generator | None, device: torch.device, workspace: Workspace | None
+    n: int,
+    generator: torch.Generator | None,
+    device: torch.device,
+    workspace: Workspace | None,
+    packed: bool | None = None,
 ) -> torch.Tensor:
-    """``n`` uniform int16 values (four per 64-bit draw)."""
+    """``n`` uniform int16 values: four per 64-bit draw on the CPU (its generator is slow per
+    call), one per draw elsewhere (counter-based generators are cheap)."""
+    if not (device.type == "cpu" if packed is None else packed):
+        out = scratch(workspace, "update.random", (n,), torch.int16, device)
+        return torch.randint(-(2**15), 2**15, (n,), generator=generator, out=out)
     words = scratch(workspace, "update.random", ((n + 3) // 4,), torch.int64, device)
     torch.randint(-(2**63), 2**63 - 1, words.shape, generator=generator, out=words)
     return words.view(torch.int16)[:n]

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from simulator.devices.response import FAMILIES, expected_step
+from simulator.devices.response import (
+    AFFINE_FAMILIES,
+    FAMILIES,
+    affine_step,
+    expected_step,
+    symmetry_point,
+)
 
 PARAMS = {
     "delta_up": 0.01,
@@ -65,3 +71,25 @@ def test_pow_step_midpoint_and_piecewise_nodes() -> None:
 def test_unknown_family_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown device family"):
         expected_step("magic", np.zeros(1), True, PARAMS)
+
+
+@pytest.mark.parametrize("family", AFFINE_FAMILIES)
+@pytest.mark.parametrize("up", [True, False])
+def test_affine_coefficients_reproduce_the_step(family: str, up: bool) -> None:
+    w = np.linspace(-0.5, 0.6, 23)
+    c, a = affine_step(family, up, PARAMS)
+    np.testing.assert_allclose(c - a * w, expected_step(family, w, up, PARAMS), atol=1e-15)
+    assert affine_step("exp-step", up, EXP) is None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_symmetry_point_balances_up_and_down_steps(family: str) -> None:
+    p = EXP if family == "exp-step" else PARAMS
+    sp = symmetry_point(family, {k: np.asarray(v) if not isinstance(v, list) else v
+                                 for k, v in p.items()})  # fmt: skip
+    net = expected_step(family, sp, True, p) + expected_step(family, sp, False, p)
+    assert abs(float(net)) < 1e-9 or sp in (p["b_min"], p["b_max"])
+    # soft bounds: the closed form of aihwkit_spec.md §1.7
+    if family == "soft-bounds":
+        du, dd, bp, bm = 0.01, 0.008, 0.6, -0.5
+        assert float(sp) == pytest.approx((du - dd) / (du / bp - dd / bm))

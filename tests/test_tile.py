@@ -54,3 +54,66 @@ def test_shape_mismatch_and_nan_inputs_are_refused() -> None:
     layer = AnalogLinear(4, 3, PulsedDeviceConfig(), seed=0)
     with pytest.raises(ValueError, match="NaN"):
         layer(torch.full((2, 4), float("nan")))
+
+
+def test_write_noise_is_redrawn_for_pulsed_devices_only() -> None:
+    cfg = PulsedDeviceConfig(family="soft-bounds", dw_min=0.01, write_noise_std=2.0, dw_min_std=0.0)
+    tile = PulsedTile(100, 100, cfg, seed=2)
+    seen = tile.weights().clone()
+    # apparent = persistent + write_noise_std·dw_min·ξ: 10,000 devices estimate 0.02 to ~1 %
+    assert float((seen - tile.w).std()) == pytest.approx(2.0 * 0.01, rel=0.05)
+    counts = torch.zeros(100, 100, dtype=torch.int32)
+    counts[:50] = 1
+    tile.apply_pulses(counts)
+    after = tile.weights()
+    assert torch.equal(after[50:], seen[50:])  # untouched devices keep their offset
+    assert not torch.allclose(after[:50] - tile.w[:50], seen[:50] - tile.w[:50])
+
+
+def test_reset_sets_devices_to_their_reset_bias() -> None:
+    cfg = PulsedDeviceConfig(reset=0.1, reset_std=0.01, reset_dtod=0.0)
+    tile = PulsedTile(50, 40, cfg, seed=0)
+    tile.set_weights(torch.full((50, 40), 0.3))
+    mask = torch.zeros(50, 40, dtype=torch.bool)
+    mask[:, :20] = True
+    tile.reset(mask)
+    assert float(tile.w[:, :20].mean()) == pytest.approx(0.1, abs=0.002)  # 1000 draws
+    assert float(tile.w[:, :20].std()) == pytest.approx(0.01, rel=0.1)
+    assert torch.all(
+        tile.w[:, 20:] == torch.clamp(torch.full((50, 20), 0.3), max=tile.b_max[:, 20:])
+    )
+
+
+def test_pair_cell_potentiates_one_device_per_sign_and_refreshes() -> None:
+    from simulator.config import AnalogConfig
+    from simulator.tile import AnalogTile
+
+    dev = PulsedDeviceConfig(family="soft-bounds", dw_min=0.02, dw_min_std=0.0, dw_min_dtod=0.0,
+                             up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0)  # fmt: skip
+    tile = AnalogTile(1, 2, AnalogConfig(device=dev, cell="pair"), seed=0)
+    plus, minus = tile.arrays
+    tile.apply_counts(torch.tensor([[5.0, 0.0]]), torch.tensor([[0.0, 5.0]]))
+    assert plus.w[0, 0] > plus.b_min[0, 0] and minus.w[0, 0] == minus.b_min[0, 0]
+    assert minus.w[0, 1] > minus.b_min[0, 1] and plus.w[0, 1] == plus.b_min[0, 1]
+    w_before = tile.get_weights()
+    assert w_before[0, 0] > 0 > w_before[0, 1]
+    # drive both devices of column 0 high: the refresh resets them and rewrites w⁺ − w⁻
+    tile.apply_counts(torch.tensor([[200.0, 0.0]]), torch.tensor([[150.0, 0.0]]))
+    p_pos = (plus.w[0, 0] - plus.b_min[0, 0]) / (plus.b_max[0, 0] - plus.b_min[0, 0])
+    m_pos = (minus.w[0, 0] - minus.b_min[0, 0]) / (minus.b_max[0, 0] - minus.b_min[0, 0])
+    assert min(float(p_pos), float(m_pos)) < 0.25  # refreshed: one device back at the bottom
+    assert abs(float(tile.get_weights()[0, 0])) < 0.5
+
+
+def test_symmetry_point_reference_centres_weights_on_the_devices_symmetry_point() -> None:
+    from simulator.config import AnalogConfig
+    from simulator.tile import AnalogTile
+
+    dev = PulsedDeviceConfig(family="soft-bounds", dw_min=0.01, up_down=0.3, dw_min_std=0.0)
+    zero = AnalogTile(20, 20, AnalogConfig(device=dev), seed=1)
+    sp = AnalogTile(20, 20, AnalogConfig(device=dev, reference="symmetry-point"), seed=1)
+    for tile in (zero, sp):
+        for _ in range(100):  # up/down pairs drive every device to its symmetry point
+            tile.apply_counts(torch.ones(20, 20), torch.ones(20, 20))
+    assert float(zero.get_weights().mean()) > 0.05  # up_down 0.3: SP well above 0
+    assert float(sp.get_weights().abs().max()) < 0.01  # weights read relative to the SP

@@ -158,9 +158,11 @@ def symmetry_point(family: str, p: Mapping[str, Array], iterations: int = 40) ->
     coef = affine_step(family, True, p)
     if coef is not None:
         (cu, au), (cd, ad) = coef, affine_step(family, False, p)
-        total = au + ad
+        total, drift = au + ad, cu + cd
         safe = xp.where(total > 0, total, 0 * total + 1.0)
-        w = xp.where(total > 0, (cu + cd) / safe, 0 * total)
+        # constant steps (a = 0): pairs drift to the bound the larger step points at
+        const = xp.where(drift > 0, b_max, xp.where(drift < 0, b_min, 0 * drift))
+        w = xp.where(total > 0, drift / safe, const)
         return xp.minimum(xp.maximum(w, b_min), b_max)
     lo, hi = b_min + 0 * b_max, b_max + 0 * b_min
     for _ in range(iterations):  # net drift is decreasing in w: up wins below w*
