@@ -9,8 +9,8 @@ count n, the mean error and the sum of squared deviations SS matter, so the like
 
 (the level mean is a nuisance parameter, hence n − 1). A read taken at t_p > t0 is
 brought back to t0 with the drift model: e = g·(t_p/t0)^μ_ν − g_T, and the spread of ν adds
-(g_T·σ_ν·ln(t_p/t0))² to r². The degree is chosen by AIC among 0..4 (at most levels − 2);
-the published degree 2 is kept when it is within 2 AIC units of the best. Polynomials
+(g_T·σ_ν·ln(t_p/t0))² to r². The degree is chosen by BIC (n = devices) among 0..4 (at most levels − 2);
+the published degree 2 is kept when it is within 2 BIC units of the best. Polynomials
 that are not positive over the observed range are rejected. Coefficient covariance: the
 inverse Fisher information plus the shift caused by a one-standard-error change of the
 read-noise model (a systematic part).
@@ -95,7 +95,7 @@ class ProgNoiseFit:
     coefficients_s: np.ndarray
     covariance: np.ndarray
     degree: int
-    aic_by_degree: dict[int, float]
+    bic_by_degree: dict[int, float]
     level_g_s: np.ndarray
     level_sigma_s: np.ndarray
     level_sigma_se_s: np.ndarray
@@ -123,8 +123,8 @@ class ProgNoiseFit:
             "coefficients_s": self.coefficients_s.tolist(),
             "degree": self.degree,
             "degree_selection": {
-                "criterion": "AIC (published degree 2 kept within 2 units of the best)",
-                "aic": {str(k): v for k, v in self.aic_by_degree.items()},
+                "criterion": "BIC over devices (published degree 2 kept within 2 units of the best)",
+                "bic": {str(k): v for k, v in self.bic_by_degree.items()},
             },
             "fitted_from": self.sources,
             **({"source_consistency": self.consistency} if self.consistency else {}),
@@ -199,7 +199,7 @@ def fit_prog_noise(
 ) -> ProgNoiseFit:
     """Fit σ_prog(x) = Σ c_k x^k to per-level error statistics of one or more sources.
 
-    ``degree`` None chooses it by AIC; ``read_var_shift`` (same stats with the read
+    ``degree`` None chooses it by BIC; ``read_var_shift`` (same stats with the read
     variance moved by one standard error of the read-noise model) adds the systematic part
     of the coefficient covariance.
     """
@@ -215,7 +215,8 @@ def fit_prog_noise(
             f"programming-noise degree {degree} needs at least {degree + 1} levels, got {n_levels}"
         )
     fits: dict[int, np.ndarray] = {}
-    aic: dict[int, float] = {}
+    bic: dict[int, float] = {}
+    n_obs = sum(float(st.n.sum()) for st in stats)
     notes: list[str] = []
     degrees = range(max(0, max_deg) + 1) if degree is None else [degree]
     for k in degrees:
@@ -227,11 +228,11 @@ def fit_prog_noise(
                 notes.append(f"degree {k} rejected: σ_prog not positive over the levels")
                 continue
         fits[k] = c
-        aic[k] = 2 * _nll_and_fisher(c, stats, g_max_s)[0] + 2 * (k + 1)
+        bic[k] = 2 * _nll_and_fisher(c, stats, g_max_s)[0] + (k + 1) * np.log(n_obs)
     if not fits:
         raise FitInputError("no programming-noise polynomial is positive over the target levels")
-    best = min(aic, key=aic.__getitem__)
-    if degree is None and PUBLISHED_DEGREE in aic and aic[PUBLISHED_DEGREE] - aic[best] <= 2.0:
+    best = min(bic, key=bic.__getitem__)
+    if degree is None and PUBLISHED_DEGREE in bic and bic[PUBLISHED_DEGREE] - bic[best] <= 2.0:
         best = PUBLISHED_DEGREE
     c = fits[best]
     _, fisher = _nll_and_fisher(c, stats, g_max_s)
@@ -259,7 +260,7 @@ def fit_prog_noise(
         c,
         cov,
         best,
-        aic,
+        bic,
         g_all,
         np.array(sig_l),
         np.array(se_l),
