@@ -40,8 +40,10 @@ class NoiseSums:
     uu: np.ndarray  # Σ u²
     one_a2: np.ndarray  # Σ (1 + a²)
     v: np.ndarray  # Σ v
-    lag: np.ndarray  # Σ u_k u_{k+1}
-    a_lag: np.ndarray  # Σ a_{k+1}
+    lag: np.ndarray  # Σ u_k u_{k+1} over pairs sharing a read
+    a_lag: np.ndarray  # Σ a_{k+1} over the same links
+    lag_state: np.ndarray  # Σ u_k u_{k+1} over pairs linked by a repeat read of one state
+    a_lag_state: np.ndarray
     n: np.ndarray  # pairs used
     rep: np.ndarray  # Σ (repeat-read differences)²
     n_rep: np.ndarray  # repeat-read differences
@@ -96,7 +98,8 @@ def noise_sums(
 ) -> NoiseSums:
     """Per-device residual sums for the noise moment equations."""
     n_dev = blocks[0].y0.shape[0]
-    acc = {k: np.zeros(n_dev) for k in ("uu", "one_a2", "v", "lag", "a_lag", "n")}
+    keys = ("uu", "one_a2", "v", "lag", "a_lag", "lag_state", "a_lag_state", "n")
+    acc = {k: np.zeros(n_dev) for k in keys}
     for b in blocks:
         st = pair_statistics(model, b, values)
         okf = st.ok.astype(float)
@@ -108,6 +111,11 @@ def noise_sums(
             link = b.contiguous & st.ok[:, :-1] & st.ok[:, 1:]
             acc["lag"] += np.sum(st.u[:, :-1] * st.u[:, 1:] * link, axis=1)
             acc["a_lag"] += np.sum(st.a[:, 1:] * link, axis=1)
+            # the next pair starts at another read of the same state: only the write noise
+            # (redrawn by pulses, not by reads) is shared
+            link = b.same_state & st.ok[:, :-1] & st.ok[:, 1:]
+            acc["lag_state"] += np.sum(st.u[:, :-1] * st.u[:, 1:] * link, axis=1)
+            acc["a_lag_state"] += np.sum(st.a[:, 1:] * link, axis=1)
     if repeats is not None and repeats.diff.size:
         rep = np.sum(repeats.diff**2 * repeats.weight, axis=1)
         n_rep = repeats.weight.sum(axis=1)
@@ -133,21 +141,27 @@ class NoiseEstimate:
 
 
 def _pooled(s: NoiseSums, read_known: float | None) -> tuple[float, float, float, float, bool]:
-    a_lag = float(np.sum(s.a_lag))
-    na2 = max(-float(np.sum(s.lag)) / a_lag, 0.0) if a_lag > 0 else 0.0
+    a_lag, a_state = float(np.sum(s.a_lag)), float(np.sum(s.a_lag_state))
+    n_rep = float(np.sum(s.n_rep))
+    read2 = float(np.sum(s.rep)) / (2.0 * n_rep) if n_rep >= 10 else None
+    if read2 is None and read_known is not None:
+        read2 = read_known**2
+    write2_state = max(-float(np.sum(s.lag_state)) / a_state, 0.0) if a_state > 0 else None
+    if a_lag > 0:
+        na2 = max(-float(np.sum(s.lag)) / a_lag, 0.0)
+    elif write2_state is not None and read2 is not None:
+        na2 = write2_state + read2
+    else:
+        na2 = 0.0
     v = float(np.sum(s.v))
     c2 = (float(np.sum(s.uu)) - na2 * float(np.sum(s.one_a2))) / v if v > 0 else 0.0
-    n_rep = float(np.sum(s.n_rep))
-    if n_rep >= 10:
-        read2 = float(np.sum(s.rep)) / (2.0 * n_rep)
-        separable = True
-    elif read_known is not None:
-        read2 = read_known**2
-        separable = True
-    else:
+    separable = read2 is not None
+    if not separable:
         read2 = na2
-        separable = False
-    read2 = min(read2, na2) if separable else read2
+    elif a_lag <= 0 and write2_state is not None:
+        pass  # na2 was built from the two parts
+    else:
+        read2 = min(read2, na2)
     write2 = max(na2 - read2, 0.0)
     return np.sqrt(max(c2, 0.0)), np.sqrt(na2), np.sqrt(read2), np.sqrt(write2), separable
 

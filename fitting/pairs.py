@@ -33,6 +33,7 @@ class PairBlock:
     weight: np.ndarray  # (n_dev, P) 1.0 for a usable pair, 0.0 for padding / missing reads
     read_index: np.ndarray  # (n_dev, P) index k of y0 in the trace (-1 on padding)
     contiguous: np.ndarray  # (n_dev, P-1) bool: pair j+1 starts at the read pair j ends on
+    same_state: np.ndarray  # (n_dev, P-1) bool: pair j+1 starts at a repeat read of that state
 
     @property
     def n_pairs(self) -> np.ndarray:
@@ -54,6 +55,7 @@ class PairBlock:
             self.weight[rows],
             self.read_index[rows],
             self.contiguous[rows],
+            self.same_state[rows],
         )
 
 
@@ -113,10 +115,20 @@ def build_pairs(g: np.ndarray, pulses: np.ndarray, direction: int) -> PairBlock:
     n_arr = np.where(ok, n_p, 1).astype(np.int64)
     read_index = np.where(ok, k, -1)
     if k.shape[1] > 1:
-        contiguous = (k[:, 1:] == k[:, :-1] + 1) & ok[:, 1:] & ok[:, :-1]
+        both = ok[:, 1:] & ok[:, :-1]
+        contiguous = (k[:, 1:] == k[:, :-1] + 1) & both
+        # a state changes only with pulses: count pulse blocks up to every read
+        state = np.cumsum(pulses != 0, axis=-1)
+        state = np.broadcast_to(state, g.shape)
+        after = np.take_along_axis(state, k[:, :-1] + 1, axis=1)
+        start = np.take_along_axis(state, k[:, 1:], axis=1)
+        same_state = (after == start) & ~contiguous & both
     else:
         contiguous = np.zeros((n_dev, 0), dtype=bool)
-    return PairBlock(direction, y0, y1, z, n_arr, weight, read_index, np.asarray(contiguous))
+        same_state = contiguous
+    return PairBlock(
+        direction, y0, y1, z, n_arr, weight, read_index, np.asarray(contiguous), same_state
+    )
 
 
 def repeat_reads(g: np.ndarray, pulses: np.ndarray) -> RepeatReads:

@@ -36,6 +36,11 @@ def test_preset_roundtrip_with_provenance(tmp_path: Path) -> None:
         (lambda p: p["device"].pop("model"), "model"),
         (lambda p: p["device"]["parameters"].update(dw_min="big"), "dw_min"),
         (lambda p: p.update(schema="other"), "schema"),
+        (lambda p: p["device"].update(model="magic-step"), "model"),
+        (lambda p: p["device"].update(model="pow-step"), "pow_gamma"),
+        (lambda p: p["device"]["parameters"].update(dw_min=-1e-7), "dw_min must be positive"),
+        (lambda p: p["device"]["parameters"].update(w_min=5e-5), "w_min < w_max"),
+        (lambda p: p["device"].update(g_offset_s=-1e-6), "g_offset_s"),
     ],
 )
 def test_invalid_presets_are_refused_with_a_clear_message(tmp_path, mutate, message) -> None:
@@ -45,6 +50,23 @@ def test_invalid_presets_are_refused_with_a_clear_message(tmp_path, mutate, mess
     path.write_text(json.dumps(preset))
     with pytest.raises(CalibError, match=message):
         load_preset(path)
+
+
+def test_normalized_presets_may_center_anywhere_and_carry_lists() -> None:
+    device = {
+        **DEVICE,
+        "model": "piecewise-step",
+        "conductance_unit": "normalized",
+        "g_offset_s": -0.07,
+        "parameters": {
+            **DEVICE["parameters"],
+            "piecewise_up": [1.0, 0.5],
+            "piecewise_down": [0.5, 1.0],
+        },
+        "uncertainty": {"piecewise_up": [0.01, 0.02], "w_max": None},
+    }
+    preset = make_preset(device, provenance(None))
+    assert preset["device"]["parameters"]["piecewise_up"] == [1.0, 0.5]
 
 
 def _write(path: Path, chunks: int, fail: bool = False) -> None:
