@@ -191,6 +191,22 @@ class AnalogLayer(nn.Module):
                 self.tiles[r][c].update(x[:, i0:i1], d[:, o0:o1] / scale, lr)
 
     # ------------------------------------------------------------------ module
+    def get_extra_state(self) -> dict[str, Any]:
+        """For ``state_dict``: the realized weights and the digital scales.
+
+        Device parameters are re-drawn from the layer's seed; loading programs the weights
+        (a transfer tile puts them all on C), so construct the layer with the same seed.
+        """
+        return {"weights": self.get_weights().cpu(), "scales": copy.deepcopy(self.scales)}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.scales = copy.deepcopy(state["scales"])
+        weights = state["weights"].to(self.device)
+        for r, (o0, o1) in enumerate(self.out_edges):
+            for c, (i0, i1) in enumerate(self.in_edges):
+                block = weights[o0:o1, i0:i1] / self.scales[r][c]
+                self.tiles[r][c].set_weights(block)
+
     def train(self, mode: bool = True) -> AnalogLayer:
         super().train(mode)
         for tile in self.analog_tiles():

@@ -146,11 +146,12 @@ class PulsedTile:
         """
         n_up = n_up.to(self.device, torch.float32)
         n_down = n_down.to(self.device, torch.float32)
+        stuck = self.population.stuck
         if cols is None:
             w, params = self.w, self.population.params
         else:
             cols = cols.to(self.device)
-            w = self.w[:, cols]
+            w, stuck = self.w[:, cols], stuck[:, cols]
             params = {
                 k: v[:, cols] if torch.is_tensor(v) else v
                 for k, v in self.population.params.items()
@@ -158,7 +159,10 @@ class PulsedTile:
         family = self.config.family
         args = (self.config.dw_min_std, self._noise, self.config.mult_noise, self.max_substeps)
         write_noise = self.config.write_noise_std > 0
-        touched = (n_up + n_down) > 0 if (write_noise or family not in AFFINE_FAMILIES) else None
+        touched = None
+        if write_noise or family not in AFFINE_FAMILIES:
+            # stuck devices (b⁻ = b⁺) do nothing, and must not enter the non-affine rules
+            touched = ((n_up + n_down) > 0) & ~stuck
         if touched is None and cols is None:  # closed form in place on every device
             apply_pulse_counts(
                 family, w, n_up, n_down, params, *args, out=w, workspace=self.workspace

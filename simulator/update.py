@@ -108,9 +108,12 @@ def _random16(
 
 
 def _fires(v: torch.Tensor, prob: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Bernoulli(prob) from uniform int16 ``v``: v < prob·2¹⁶ − 2¹⁵."""
-    threshold = torch.round(prob * 65536.0 - 32768.0).to(torch.int32)
-    return torch.lt(v, threshold, out=out)
+    """Bernoulli(prob) as 0/1 int8 from uniform int16 ``v``: v < prob·2¹⁶ − 2¹⁵.
+
+    The threshold is int16 too (p = 1 then fires with probability 1 − 2⁻¹⁶).
+    """
+    threshold = torch.clamp(torch.round(prob * 65536.0 - 32768.0), -32768, 32767)
+    return torch.lt(v, threshold.to(torch.int16), out=out)
 
 
 _INT_MM_OK: dict[str, bool] = {}
@@ -167,24 +170,19 @@ def coincidence_counts(
     # x side as (batch, slots, n_in) and d side as (n_out, batch, slots): both matrices of the
     # count product are then row-major views, (batch·slots, n_in) and (n_out, batch·slots).
     v = _random16(k * (n_in + n_out), generator, x.device, workspace)
-    fx = _fires(v[: k * n_in].view(batch, slots, n_in), p[:, None, :],
-                buf("fx", (batch, slots, n_in), torch.bool))  # fmt: skip
-    fd = _fires(v[k * n_in :].view(n_out, batch, slots), q.T[:, :, None],
-                buf("fd", (n_out, batch, slots), torch.bool))  # fmt: skip
+    xu = buf("xu", (batch, slots, n_in), torch.int8)
+    du = buf("du", (n_out, batch, slots), torch.int8)
+    _fires(v[: k * n_in].view(batch, slots, n_in), p[:, None, :], xu)
+    _fires(v[k * n_in :].view(n_out, batch, slots), q.T[:, :, None], du)
     if bool((bl < slots).any()):  # slots beyond a sample's BL never fire (one side suffices)
-        fd &= (torch.arange(slots, device=x.device)[None, :] < bl[:, None])[None]
-    xu = buf("xu", (k, n_in), torch.int8).copy_(fx.view(k, n_in))
-    du = buf("du", (n_out, k), torch.int8).copy_(fd.view(n_out, k))
-    sx = torch.sign(x).to(torch.int8)[:, None, :]
-    sd = torch.sign(d).to(torch.int8).T[:, :, None]
-    xs = torch.mul(xu.view(batch, slots, n_in), sx, out=buf("xs", (batch, slots, n_in), torch.int8))
-    ds = torch.mul(
-        du.view(n_out, batch, slots), sd, out=buf("ds", (n_out, batch, slots), torch.int8)
-    )
+        du *= (torch.arange(slots, device=x.device)[None, :] < bl[:, None])[None]
+    xs = buf("xs", (batch, slots, n_in), torch.int8)
+    ds = buf("ds", (n_out, batch, slots), torch.int8)
+    torch.mul(xu, torch.sign(x).to(torch.int8)[:, None, :], out=xs)
+    torch.mul(du, torch.sign(d).to(torch.int8).T[:, :, None], out=ds)
+    xu, du, xs, ds = xu.view(k, n_in), du.view(n_out, k), xs.view(k, n_in), ds.view(n_out, k)
     total = _count_matmul(du, xu, buf("total", (n_out, n_in), torch.int32))
-    signed = _count_matmul(
-        ds.view(n_out, k), xs.view(k, n_in), buf("signed", (n_out, n_in), torch.int32)
-    )
+    signed = _count_matmul(ds, xs, buf("signed", (n_out, n_in), torch.int32))
     n_up = torch.sub(total, signed, out=buf("n_up", (n_out, n_in), torch.float32)).mul_(0.5)
     n_down = torch.add(total, signed, out=buf("n_down", (n_out, n_in), torch.float32)).mul_(0.5)
     return n_up, n_down

@@ -134,3 +134,16 @@ def test_layers_move_between_devices() -> None:
         y.sum().backward()
         AnalogSGD(layer, lr=0.1).step()
         assert y.device.type == "cuda" and layer.get_weights().device.type == "cuda"
+
+
+def test_state_dict_round_trip_keeps_the_analog_weights() -> None:
+    cfg = AnalogConfig(device=PulsedDeviceConfig(dw_min=0.01), forward=EXACT, backward=EXACT,
+                       mapping=MappingParameters(3, 2, weight_scaling_omega=0.5))  # fmt: skip
+    layer = AnalogLinear(5, 4, cfg, seed=7)
+    layer(torch.rand(6, 5)).sum().backward()
+    AnalogSGD(layer, lr=0.2).step()
+    state = layer.state_dict()
+    twin = AnalogLinear(5, 4, cfg, seed=7)
+    twin.load_state_dict(state)
+    torch.testing.assert_close(twin.get_weights(), layer.get_weights(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(twin.bias, layer.bias)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from simulator.devices.config import PulsedDeviceConfig
+from simulator.devices.response import FAMILIES
 from simulator.tile import PulsedTile
 
 
@@ -117,3 +118,42 @@ def test_symmetry_point_reference_centres_weights_on_the_devices_symmetry_point(
             tile.apply_counts(torch.ones(20, 20), torch.ones(20, 20))
     assert float(zero.get_weights().mean()) > 0.05  # up_down 0.3: SP well above 0
     assert float(sp.get_weights().abs().max()) < 0.01  # weights read relative to the SP
+
+
+def test_device_to_device_draws_follow_the_population_parameters() -> None:
+    cfg = PulsedDeviceConfig(family="soft-bounds", dw_min=0.01, up_down=0.1, dw_min_dtod=0.2,
+                             up_down_dtod=0.05, w_max=0.8, w_max_dtod=0.1, w_min=-0.6,
+                             w_min_dtod=0.1, corrupt_devices_prob=0.05)  # fmt: skip
+    tile = PulsedTile(200, 200, cfg, seed=4)
+    p, alive = tile.population.params, ~tile.population.stuck
+    up, down = p["delta_up"][alive] / 0.01, p["delta_down"][alive] / 0.01
+    # aihwkit §1.3: Δ⁺ = dw_min(g + r), Δ⁻ = dw_min(g − r − β); g ~ 1 ± 0.2, r ~ ±0.05.
+    # 38,000 devices: means to ~0.1 %, spreads to ~0.4 %; tolerances 1 % and 3 %
+    assert float(up.mean()) == pytest.approx(1.0, abs=0.01)
+    assert float(down.mean()) == pytest.approx(0.9, abs=0.01)
+    assert float(up.std()) == pytest.approx((0.2**2 + 0.05**2) ** 0.5, rel=0.03)
+    assert float((up - down).std()) == pytest.approx(2 * 0.05, rel=0.03)
+    assert float(p["b_max"][alive].mean()) == pytest.approx(0.8, rel=0.01)
+    assert float(p["b_max"][alive].std()) == pytest.approx(0.08, rel=0.03)
+    assert float(p["b_min"][alive].std()) == pytest.approx(0.06, rel=0.03)
+    # 5 % stuck devices (40,000 draws: ±0.3 %): no step, pinned inside the bounds
+    assert float(tile.population.stuck.float().mean()) == pytest.approx(0.05, abs=0.005)
+    assert float(p["delta_up"][~alive].abs().max()) == 0.0
+    before = tile.w.clone()
+    tile.apply_pulses(torch.full((200, 200), 10, dtype=torch.int32))
+    assert torch.equal(tile.w[~alive], before[~alive].clamp(p["b_min"][~alive], p["b_max"][~alive]))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_stuck_devices_stay_put_in_every_family(family: str) -> None:
+    cfg = PulsedDeviceConfig(family=family, corrupt_devices_prob=0.2,
+                             piecewise_up=[1.0, 0.5], piecewise_down=[0.5, 1.0])  # fmt: skip
+    tile = PulsedTile(20, 20, cfg, seed=0)
+    before = tile.w.clone()
+    tile.apply_pulses(torch.full((20, 20), 5, dtype=torch.int32))
+    tile.apply_pulse_counts(torch.ones(20, 3), torch.ones(20, 3), cols=torch.tensor([1, 4, 7]))
+    stuck = tile.population.stuck
+    assert 40 < int(stuck.sum()) < 120  # 20 % of 400
+    assert torch.isfinite(tile.w).all()
+    assert torch.equal(tile.w[stuck], before[stuck])
+    assert (tile.w[~stuck] != before[~stuck]).float().mean() > 0.9
