@@ -64,6 +64,14 @@ def _converged(conv: np.ndarray | None, n: int, src: str) -> np.ndarray | None:
     return c.astype(bool)
 
 
+def _check_common(sample, n: int) -> None:
+    """Converged flags, device ids and n_avg of any sample with ``n`` devices."""
+    sample.converged = _converged(sample.converged, n, sample.source)
+    sample.device_ids = _ids(sample.device_ids, n)
+    if sample.n_avg < 1:
+        raise FitInputError(f"{sample.source}: n_avg must be >= 1, got {sample.n_avg}")
+
+
 def _read_matrix(g: np.ndarray, t: np.ndarray, src: str) -> tuple[np.ndarray, np.ndarray]:
     """Conductance (n, R) and time broadcast to (n, R); checks shapes and times."""
     g = np.asarray(g, dtype=float)
@@ -107,12 +115,9 @@ class ProgrammingSample:
             raise FitInputError(f"{self.source}: no devices")
         self.conductance_s = g
         self.target_s = _targets(self.target_s, g.size, self.source)
-        self.converged = _converged(self.converged, g.size, self.source)
-        self.device_ids = _ids(self.device_ids, g.size)
+        _check_common(self, g.size)
         if self.read_time_s is not None and not (self.read_time_s > 0):
             raise FitInputError(f"{self.source}: read time {self.read_time_s} s must be > 0")
-        if self.n_avg < 1:
-            raise FitInputError(f"{self.source}: n_avg must be >= 1, got {self.n_avg}")
 
     @property
     def n_devices(self) -> int:
@@ -135,10 +140,7 @@ class DriftSample:
         self.conductance_s, self.time_s = _read_matrix(self.conductance_s, self.time_s, self.source)
         n = self.conductance_s.shape[0]
         self.target_s = _targets(self.target_s, n, self.source)
-        self.converged = _converged(self.converged, n, self.source)
-        self.device_ids = _ids(self.device_ids, n)
-        if self.n_avg < 1:
-            raise FitInputError(f"{self.source}: n_avg must be >= 1, got {self.n_avg}")
+        _check_common(self, n)
 
     @property
     def n_devices(self) -> int:
@@ -167,10 +169,7 @@ class RepeatedReadSample:
         n = self.conductance_s.shape[0]
         if self.target_s is not None:
             self.target_s = _targets(self.target_s, n, self.source)
-        self.converged = _converged(self.converged, n, self.source)
-        self.device_ids = _ids(self.device_ids, n)
-        if self.n_avg < 1:
-            raise FitInputError(f"{self.source}: n_avg must be >= 1, got {self.n_avg}")
+        _check_common(self, n)
 
     @property
     def n_devices(self) -> int:

@@ -9,8 +9,9 @@ count n, the mean error and the sum of squared deviations SS matter, so the like
 
 (the level mean is a nuisance parameter, hence n − 1). A read taken at t_p > t0 is
 brought back to t0 with the drift model: e = g·(t_p/t0)^μ_ν − g_T, and the spread of ν adds
-(g_T·σ_ν·ln(t_p/t0))² to r². The degree is chosen by BIC (n = devices) among 0..4 (at most levels − 2);
-the published degree 2 is kept when it is within 2 BIC units of the best. Polynomials
+(g_T·σ_ν·ln(t_p/t0))² to r². The degree is chosen by BIC (n = devices) among 0..4 (at
+most levels − 2); the published degree 2 is kept when it is within 2 BIC units of the best
+(AIC picked spurious degree-4 fits on 8 levels x 256 devices). Polynomials
 that are not positive over the observed range are rejected. Coefficient covariance: the
 inverse Fisher information plus the shift caused by a one-standard-error change of the
 read-noise model (a systematic part).
@@ -123,7 +124,7 @@ class ProgNoiseFit:
             "coefficients_s": self.coefficients_s.tolist(),
             "degree": self.degree,
             "degree_selection": {
-                "criterion": "BIC over devices (published degree 2 kept within 2 units of the best)",
+                "criterion": "BIC over devices (degree 2 kept within 2 units of the best)",
                 "bic": {str(k): v for k, v in self.bic_by_degree.items()},
             },
             "fitted_from": self.sources,
