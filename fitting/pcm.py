@@ -401,6 +401,11 @@ def _fit_programming(
 ) -> tuple[ProgNoiseFit | None, ProgNoiseFit | None]:
     """Programming-noise fit from the chosen sources, plus the other source as a cross-check."""
     read_var = _read_variance(rn_fit, g_max, opt.t_read_s)
+    if rn_fit is None and programming is not None:
+        notes.append(
+            "programming noise: the read noise of the programming read was removed with the "
+            "published Q_s (no read-noise or drift campaign to measure it)"
+        )
     sources: dict[str, list[LevelErrors]] = {}
     shifted: dict[str, list[LevelErrors]] = {}
     rel = _read_noise_rel_se(rn_fit)

@@ -212,6 +212,7 @@ def fit_drift(
     screening = screen_devices(
         np.where(in_window, g, np.nan), sample.converged, MIN_TIMES, positive=True, source=src
     )
+    screening.exclude(sample.target_s <= 0, "target 0 S (ln g_T undefined for the drift curves)")
     dev = fit_device_drift(g, t, t0, t_read_s, screening.keep)
     screening.exclude(~dev.ok, "degenerate drift fit (read times do not span a range)")
     levels = group_levels(sample.target_s, screening.keep, min_devices)
@@ -222,8 +223,6 @@ def fit_drift(
         )
     mu, sig, mu_se, sig_se, err = _level_populations(dev.nu, dev.nu_se, levels, screening)
     x = levels.g_target_s / g_max_s
-    if np.any(x <= 0):
-        raise FitInputError(f"{src}: a drift level has target 0 S; ln(g_T) is undefined there")
     mu_fit = fit_clipped_log(x, mu, mu_se)
     sigma_fit = fit_clipped_log(x, sig, sig_se)
     sigma_fit.lo = max(sigma_fit.lo, 0.0)

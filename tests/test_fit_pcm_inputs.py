@@ -263,3 +263,19 @@ def test_schema_refuses_malformed_pcm_sections(tmp_path, mutate, message) -> Non
     path.write_text(json.dumps(preset))
     with pytest.raises(CalibError, match=message):
         load_preset(path)
+
+
+def test_a_reset_level_at_zero_is_excluded_from_drift_but_not_fatal() -> None:
+    levels = np.array([0.0, *LEVELS[:3]])
+    prog, drift, reads = synthetic_campaigns(SyntheticPcm(), levels, 40, seed=2, n_reads=20)
+    fit = fit_pcm(prog, drift, reads)
+    assert "0 uS" in fit.excluded_levels["synthetic drift"]
+    assert fit.drift.levels.n_levels == 3 and fit.prog.level_g_s[0] == 0.0
+
+
+def test_read_noise_campaign_alone_fits_read_noise_only(samples) -> None:
+    _, _, reads = samples
+    fit = fit_pcm(read_noise=reads)
+    assert set(fit.not_fitted) == {"drift", "prog_noise"}
+    assert fit.section()["read_noise"]["fitted_from"] == "read_noise campaign"
+    assert any("published mean drift" in n for n in fit.notes)
