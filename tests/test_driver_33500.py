@@ -126,11 +126,25 @@ def test_fire_sets_the_burst_count_then_triggers_and_checks_errors() -> None:
 
 def test_a_50_ohm_setting_doubles_the_voltage_the_device_sees() -> None:
     limits = SafeLimits(max_voltage_v=2.0)
-    dialogue = [(":OUTP1:LOAD?", "+5.000000000000000E+01")]
+    dialogue = [
+        (":OUTP1:LOAD?", "+5.000000000000000E+01"),
+        (":SOUR1:VOLT:HIGH?", "+1.000000000000000E-01"),
+        (":SOUR1:VOLT:LOW?", "+0.000000000000000E+00"),
+        (":SOUR1:FUNC:PULS:PER?", "+2.000000000000000E-06"),
+        (":SOUR1:FUNC:PULS:WIDT?", "+1.000000000000000E-06"),
+        (":SOUR1:VOLT:HIGH 0.6;:OUTP1:POL NORM", None),  # 0.6 V programmed = 1.2 V at it
+        NO_ERROR,
+    ]
     with expected_protocol(Keysight33500B, dialogue, idn=IDN, limits=limits) as awg:
         assert awg.load_factor() == 2.0
+        awg.configure_pulse(1.2, 1e-6, 2e-6)
         with pytest.raises(SafeOperatingAreaError, match=r"2\.4 V"):
-            awg.configure_pulse(1.2, 1e-6, 2e-6)  # 1.2 V programmed = 2.4 V at the device
+            awg.high_level_v = 1.2  # programmed directly: 2.4 V at the device
+    with (
+        expected_protocol(Keysight33500B, [], idn=IDN, limits=limits) as awg,
+        pytest.raises(SafeOperatingAreaError),  # load unknown: assume the 50 Ω default
+    ):
+        awg.low_level_v = -1.5
 
 
 def test_values_outside_the_safe_area_or_range_never_leave_the_driver() -> None:

@@ -48,7 +48,7 @@ PREPARE = [
 ]
 READ_SETUP = (
     ":SOUR1:FUNC:SHAP DC;:SOUR1:VOLT:MODE FIX;:SENS1:CURR:PROT 0.001;:SOUR1:VOLT 0.2;"
-    ":SENS1:CURR:APER 0.0001;:TRIG1:SOUR AINT;:OUTP1 ON"
+    ":SENS1:CURR:APER 0.0001;:TRIG1:SOUR AINT;:TRIG1:ACQ:DEL 0;:OUTP1 ON"
 )
 
 
@@ -165,9 +165,16 @@ def test_smu_pulse_dialogue() -> None:
         smu.pulse(1.5, 1e-4, 3, 1e-3)
 
 
-def test_compliance_state_and_output_off() -> None:
-    dialogue = [(":SENS1:CURR:PROT:TRIP?", "1"), (":OUTP1 OFF", None), NO_ERROR]
+def test_compliance_limit_state_and_output_off() -> None:
+    dialogue = [
+        (":SENS1:CURR:PROT 0.0005", None),
+        NO_ERROR,
+        (":SENS1:CURR:PROT:TRIP?", "1"),
+        (":OUTP1 OFF", None),
+        NO_ERROR,
+    ]
     with expected_protocol(KeysightB2900, dialogue, idn=IDN) as smu:
+        smu.limit_current(5e-4)
         assert smu.compliance_tripped() is True
         smu.output_off()
 

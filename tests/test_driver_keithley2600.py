@@ -168,12 +168,15 @@ def test_pulse_uses_the_factory_script() -> None:
 
 def test_compliance_reset_and_output_off() -> None:
     dialogue = [
+        ("smua.source.limiti = 0.0005", None),
+        NO_ERROR,
         ("print(smua.source.compliance)", "true"),
         ("smua.reset()", None),
         ("smua.source.output = smua.OUTPUT_OFF", None),
         NO_ERROR,
     ]
     with expected_protocol(Keithley2600, dialogue, idn=IDN) as smu:
+        smu.limit_current(5e-4)
         assert smu.compliance_tripped() is True
         smu.reset()
         smu.output_off()

@@ -185,6 +185,10 @@ class Keithley2600(Instrument):
         freq = self.line_frequency_hz.cached or self.line_frequency_hz.get()
         return float(np.clip(aperture_s * freq, 0.001, 25.0))
 
+    def limit_current(self, compliance_a: float) -> None:
+        """Set the current compliance (before any output is switched on)."""
+        self.configure(current_limit_a=compliance_a)
+
     def configure_read(self, v_read_v: float, compliance_a: float, aperture_s: float) -> None:
         """DC level ``v_read_v`` with current compliance, measurements of ``aperture_s``."""
         self.configure(

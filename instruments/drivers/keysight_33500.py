@@ -74,6 +74,32 @@ class _Load(Validator):
         return "inf (high impedance) or 1 Ω to 10 kΩ"
 
 
+class _Level(Number):
+    """A programmed level; the safe limit applies to the voltage at a high-impedance device.
+
+    That is the level times the load factor of the cached load setting (2 when the setting
+    is unknown: the 50 Ω default after ``*RST``); validation does no I/O.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(-MAX_LEVEL_V, MAX_LEVEL_V)
+
+    def validate(self, value, inst, what):
+        number = super().validate(value, inst, what)
+        load = inst.output_load_ohm.cached
+        factor = 2.0 if load is None else _factor(load)
+        inst.limits.check("voltage", number * factor, inst.resource, f"{what} (at the device)")
+        return number
+
+    def describe(self):
+        return super().describe() + ", safe voltage limit at the device"
+
+
+def _factor(load_ohm: float) -> float:
+    """Volts at an open (high-impedance) load per programmed volt, for a load setting."""
+    return 1.0 if math.isinf(load_ohm) else (load_ohm + 50.0) / load_ohm
+
+
 class Keysight33500B(ScpiInstrument):
     """One output channel (1 or 2) of a 33500B/33600A waveform generator."""
 
@@ -115,14 +141,14 @@ class Keysight33500B(ScpiInstrument):
     high_level_v = Parameter(
         ":SOUR{ch}:VOLT:HIGH?",
         ":SOUR{ch}:VOLT:HIGH {value}",
-        Number(-MAX_LEVEL_V, MAX_LEVEL_V, limit="voltage"),
+        _Level(),
         unit="V",
         doc="High level [unverified].",
     )
     low_level_v = Parameter(
         ":SOUR{ch}:VOLT:LOW?",
         ":SOUR{ch}:VOLT:LOW {value}",
-        Number(-MAX_LEVEL_V, MAX_LEVEL_V, limit="voltage"),
+        _Level(),
         unit="V",
         doc="Low level [unverified].",
     )
@@ -186,18 +212,19 @@ class Keysight33500B(ScpiInstrument):
         load = self.output_load_ohm.cached
         if load is None:
             load = self.output_load_ohm.get()
-        return 1.0 if math.isinf(load) else (load + 50.0) / load
+        return _factor(load)
 
     def configure_pulse(self, amplitude_v: float, width_s: float, period_s: float) -> None:
         """Pulses of ``amplitude_v`` (sign = polarity) and ``width_s``, ``period_s`` apart.
 
-        The voltage the device sees is checked against the safe limits (and the width)
-        before anything is written; only settings that change are sent, in an order the
-        instrument accepts, as one program message with one error check.
+        ``amplitude_v`` is the voltage at the (high-impedance) device: it and the width are
+        checked against the safe limits before any I/O; the programmed levels account for
+        the load setting. Only settings that change are sent, in an order the instrument
+        accepts, as one program message with one error check.
         """
-        factor = self.load_factor()
-        self.limits.check("voltage", amplitude_v * factor, self.resource, "pulse amplitude")
+        self.limits.check("voltage", amplitude_v, self.resource, "pulse amplitude")
         self.limits.check("width", width_s, self.resource, "pulse width")
+        factor = self.load_factor()
         level = amplitude_v / factor
         high, low = (level, 0.0) if amplitude_v >= 0 else (0.0, level)
         if high <= low:  # a 0 V pulse still needs high > low

@@ -211,6 +211,10 @@ class KeysightB2900(ScpiInstrument):
             current_autorange=True,
         )
 
+    def limit_current(self, compliance_a: float) -> None:
+        """Set the current compliance (before any output is switched on)."""
+        self.configure(current_compliance_a=compliance_a)
+
     def configure_read(self, v_read_v: float, compliance_a: float, aperture_s: float) -> None:
         """DC level ``v_read_v`` with current compliance, measurements of ``aperture_s``."""
         self.configure(
@@ -220,6 +224,7 @@ class KeysightB2900(ScpiInstrument):
             source_voltage_v=v_read_v,
             aperture_s=aperture_s,
             trigger_source="auto",
+            acquire_delay_s=0.0,
             output_enabled=True,
         )
 
