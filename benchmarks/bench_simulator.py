@@ -145,6 +145,17 @@ def training_configs(preset: dict) -> dict[str, AnalogConfig | None]:
     }
 
 
+def train_mlp(config: AnalogConfig | None, seed: int, args: argparse.Namespace):
+    """A 64-hidden-10 MLP trained on the digits split of ``seed``; (model, split, result)."""
+    split = digits(seed)
+    model = analog_mlp([64, args.hidden, 10], config, seed=seed)
+    result = train_classifier(
+        model, split.x_train, split.y_train, split.x_test, split.y_test,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch, seed=seed,
+    )  # fmt: skip
+    return model, split, result
+
+
 def run_training(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     preset = reram_truth_preset()
@@ -158,18 +169,13 @@ def run_training(args: argparse.Namespace) -> None:
         accs = []
         t0 = time.perf_counter()
         for seed in range(args.seeds):
-            split = digits(seed)
-            model = analog_mlp([64, args.hidden, 10], config, seed=seed)
-            res = train_classifier(
-                model, split.x_train, split.y_train, split.x_test, split.y_test,
-                epochs=args.epochs, lr=args.lr, batch_size=args.batch, seed=seed,
-            )  # fmt: skip
-            accs.append(100 * res.final_accuracy)
+            accs.append(100 * train_mlp(config, seed, args)[2].final_accuracy)
         results[name] = accs
         times[name] = (time.perf_counter() - t0) / args.seeds
         print(f"  {name}: {[round(a, 2) for a in accs]}", file=sys.stderr, flush=True)
     fp = statistics.mean(results["floating-point SGD"])
-    print("| algorithm | test accuracy % (mean ± std, 5 seeds) | gap to FP SGD (pp) | s/run |")
+    print(f"| algorithm | test accuracy % (mean ± std, {args.seeds} seeds) | gap to FP SGD (pp) | "
+          "s/run |")  # fmt: skip
     print("|---|---|---|---|")
     for name, accs in results.items():
         mean, std = statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
@@ -199,12 +205,7 @@ def run_inference(args: argparse.Namespace) -> None:
         per_seed: dict[tuple[str, bool], list[float]] = {}
         clean = []
         for seed in range(args.seeds):
-            split = digits(seed)
-            model = analog_mlp([64, args.hidden, 10], hwa_config(preset, std), seed=seed)
-            train_classifier(
-                model, split.x_train, split.y_train, split.x_test, split.y_test,
-                epochs=args.epochs, lr=args.lr, batch_size=args.batch, seed=seed,
-            )  # fmt: skip
+            model, split, _ = train_mlp(hwa_config(preset, std), seed, args)
             clean.append(100 * evaluate_accuracy(model, split.x_test, split.y_test))
             model.eval()
             draws: dict[tuple[str, bool], list[float]] = {}
@@ -376,19 +377,25 @@ def run_cpu(args: argparse.Namespace) -> None:
 
 
 def run_gpu(args: argparse.Namespace) -> None:
-    if not torch.cuda.is_available():
+    """GPU vs CPU on one large tile (``--gpu-device cpu`` smoke-tests this code on a CPU)."""
+    accel = torch.device(args.gpu_device)
+    if accel.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU: GPU benchmark pending (run this part on a machine with a GPU)")
         return
-    cuda = torch.device("cuda")
-    name = torch.cuda.get_device_name(0)
+    name = torch.cuda.get_device_name(accel) if accel.type == "cuda" else str(accel)
     header(f"GPU speed ({name}): {args.gpu_size}x{args.gpu_size}, batch {args.batch}, BL 31")
-    sync = torch.cuda.synchronize
+    cuda = accel
+
+    def sync() -> None:
+        if accel.type == "cuda":
+            torch.cuda.synchronize(accel)
+
     lr = 0.2  # every sample uses all 31 slots (see run_cpu)
     rows = []
     for device, repeats in ((cuda, 20), (torch.device("cpu"), 3)):
         tile = AnalogTile(args.gpu_size, args.gpu_size, soft_bounds_config(), 0, device)
         x, d = step_inputs(args.gpu_size, args.batch, device)
-        wait = sync if device.type == "cuda" else None
+        wait = sync if device == accel else None
         t_step = time_it(training_step(tile, x, d, lr), repeats, wait)
         t_upd = time_it(lambda tile=tile, x=x, d=d: tile.update(x, d, lr), repeats, wait)
         rows.append((t_step, t_upd))
@@ -398,7 +405,7 @@ def run_gpu(args: argparse.Namespace) -> None:
     bw = args.bandwidth_tb_s * 1e12
     print("| device | step ms | update ms | device-updates/s (update) |")
     print("|---|---|---|---|")
-    print(f"| CUDA | {1e3 * t_gpu:.2f} | {1e3 * u_gpu:.2f} | {rate:.3g} |")
+    print(f"| {accel} | {1e3 * t_gpu:.2f} | {1e3 * u_gpu:.2f} | {rate:.3g} |")
     print(f"| CPU ({torch.get_num_threads()} threads) | {1e3 * t_cpu:.1f} | {1e3 * u_cpu:.1f} | "
           f"{n / u_cpu:.3g} |")  # fmt: skip
     print(f"\nspeed-up of the step: {t_cpu / t_gpu:.1f}x (target ≥ 10x)")
@@ -423,6 +430,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--bandwidth-tb-s", type=float, default=3.35)
+    parser.add_argument("--gpu-device", default="cuda")
     args = parser.parse_args()
     if args.batch is None:
         args.batch = 64 if args.part in ("cpu", "gpu") else 16

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from simulator.noise import normal
+
 __all__ = ["IOParameters", "analog_mvm", "quantize"]
 
 NOISE_MANAGEMENT = ("abs-max", "max", "constant", "none")
@@ -111,16 +113,16 @@ def _one_pass(
     xq = quantize(x / scale, dx, io.inp_sto_round, generator)
     xq = torch.clamp(xq, -io.inp_bound, io.inp_bound)
     if io.inp_noise > 0:
-        xq = xq + io.inp_noise * torch.randn(xq.shape, generator=generator, device=x.device)
+        xq = xq + io.inp_noise * normal(tuple(xq.shape), generator, x.device)
     z = xq @ w.T
     if io.w_noise > 0 and io.w_noise_type != "none":
         if io.w_noise_type == "additive-constant":
             amp = torch.linalg.vector_norm(xq, dim=1, keepdim=True)
         else:  # pcm-read
             amp = torch.sqrt((xq * xq) @ w.abs().T)
-        z = z + io.w_noise * amp * torch.randn(z.shape, generator=generator, device=z.device)
+        z = z + io.w_noise * amp * normal(tuple(z.shape), generator, z.device)
     if io.out_noise > 0:
-        z = z + io.out_noise * torch.randn(z.shape, generator=generator, device=z.device)
+        z = z + io.out_noise * normal(tuple(z.shape), generator, z.device)
     z = quantize(z, _resolution(io.out_res, io.out_bound), io.out_sto_round, generator)
     clipped = (z.abs() >= io.out_bound).any(dim=1)
     return torch.clamp(z, -io.out_bound, io.out_bound), clipped

@@ -29,6 +29,7 @@ from simulator.devices.response import (
 )
 from simulator.inference import InferenceState, modify_weights
 from simulator.io import analog_mvm
+from simulator.noise import make_generator, normal
 from simulator.update import coincidence_counts
 from simulator.workspace import Workspace
 
@@ -44,7 +45,7 @@ def check_matrix(t: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
 
 
 def _new_generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(int(seed) % (2**63))
+    return make_generator(device, seed)
 
 
 class PulsedTile:
@@ -114,8 +115,7 @@ class PulsedTile:
         if std <= 0:
             self._apparent = None
             return
-        noise = std * torch.randn(self.shape, generator=self._noise, device=self.device)
-        fresh = self.w + noise
+        fresh = self.w + std * normal(self.shape, self._noise, self.device)
         if touched is None or self._apparent is None:
             self._apparent = fresh
         else:

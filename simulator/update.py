@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from simulator.noise import uniform16
 from simulator.workspace import Workspace, scratch
 
 __all__ = ["PULSE_TYPES", "UpdateParameters", "coincidence_counts"]
@@ -90,23 +91,6 @@ def _probabilities(
     return bl, p, q
 
 
-def _random16(
-    n: int,
-    generator: torch.Generator | None,
-    device: torch.device,
-    workspace: Workspace | None,
-    packed: bool | None = None,
-) -> torch.Tensor:
-    """``n`` uniform int16 values: four per 64-bit draw on the CPU (its generator is slow per
-    call), one per draw elsewhere (counter-based generators are cheap)."""
-    if not (device.type == "cpu" if packed is None else packed):
-        out = scratch(workspace, "update.random", (n,), torch.int16, device)
-        return torch.randint(-(2**15), 2**15, (n,), generator=generator, out=out)
-    words = scratch(workspace, "update.random", ((n + 3) // 4,), torch.int64, device)
-    torch.randint(-(2**63), 2**63 - 1, words.shape, generator=generator, out=words)
-    return words.view(torch.int16)[:n]
-
-
 def _fires(v: torch.Tensor, prob: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Bernoulli(prob) as 0/1 int8 from uniform int16 ``v``: v < prob·2¹⁶ − 2¹⁵.
 
@@ -169,7 +153,7 @@ def coincidence_counts(
     k = batch * slots
     # x side as (batch, slots, n_in) and d side as (n_out, batch, slots): both matrices of the
     # count product are then row-major views, (batch·slots, n_in) and (n_out, batch·slots).
-    v = _random16(k * (n_in + n_out), generator, x.device, workspace)
+    v = uniform16(k * (n_in + n_out), generator, x.device)
     xu = buf("xu", (batch, slots, n_in), torch.int8)
     du = buf("du", (n_out, batch, slots), torch.int8)
     _fires(v[: k * n_in].view(batch, slots, n_in), p[:, None, :], xu)

@@ -115,12 +115,13 @@ def test_update_parameters_are_validated() -> None:
 
 
 def test_gpu_code_paths_agree_with_the_cpu_ones(monkeypatch) -> None:
-    """The unpacked random numbers and the float count product (used on CUDA), run on CPU."""
+    """The torch random stream and the float count product (used on CUDA), run on CPU."""
     from simulator import update
+    from simulator.noise import make_generator, uniform16
 
     gen = torch.Generator().manual_seed(0)
-    for packed in (True, False):
-        v = update._random16(200_000, gen, torch.device("cpu"), None, packed=packed).float()
+    for source in (make_generator("cpu", 0), gen):  # numpy SFC64 bulk stream, torch stream
+        v = uniform16(200_000, source, torch.device("cpu")).float()
         # uniform on [−32768, 32767]: mean −0.5, std 18918.6; 200k draws: ±0.5 % of the std
         assert abs(float(v.mean()) + 0.5) < 200 and float(v.std()) == pytest.approx(
             18918.6, rel=0.01

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from simulator.devices.response import affine_step, expected_step
+from simulator.noise import normal
 from simulator.workspace import Workspace, scratch
 
 __all__ = ["affine_coefficients", "apply_pulse_counts"]
@@ -150,7 +151,7 @@ def _affine(
     else:  # additive noise: σ·|c| per pulse
         var = torch.mul(n_up, cu * cu, out=buf("s0")).addcmul_(n_down, cd * cd)
     var.mul_(phi_k).mul_(e_k.add_(1.0)).mul_(0.5)  # damping φ(2K) = φ(K)·(1 + e^{−K})/2
-    xi = torch.randn(tuple(w.shape), generator=generator, out=big_c)
+    xi = normal(tuple(w.shape), generator, w.device, out=big_c)
     return result.addcmul_(var.clamp_(min=0.0).sqrt_(), xi, value=sigma)
 
 
@@ -178,7 +179,7 @@ def _stepwise(
             m = m_up if up else m_down
             step = expected_step(family, w, up, params)
             if sigma > 0:
-                xi = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+                xi = normal(tuple(w.shape), generator, w.device)
                 gain = m + sigma * torch.sqrt(m) * xi
             else:
                 gain = m
