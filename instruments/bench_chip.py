@@ -453,6 +453,13 @@ class BenchChip(ChipInterface):
         self._check_instruments("repeated reads")
         return out
 
+    def read_at_times(
+        self, sel: Selection, times_s: np.ndarray, v_read: float, n_avg: int = 1
+    ) -> np.ndarray:
+        """Reads ``times_s`` after each device's programming (waits on :attr:`clock`)."""
+        self.soa.check_read(v_read)  # before waiting, not after
+        return super().read_at_times(sel, times_s, v_read, n_avg)
+
     # ------------------------------------------------------------------ pulse trains
     def _list_possible(self, spec: PulseTrainSpec) -> bool:
         pulses = [p for n, p in ((spec.n_up, spec.up), (spec.n_down, spec.down)) if n]

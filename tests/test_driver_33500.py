@@ -115,6 +115,8 @@ def test_fire_sets_the_burst_count_then_triggers_and_checks_errors() -> None:
         (":SOUR1:BURS:NCYC 1", None),
         ("*TRG;*WAI;:SYST:ERR?", '-211,"Trigger ignored"'),
         (":SYST:ERR?", '+0,"No error"'),
+        (":OUTP1 OFF", None),
+        NO_ERROR,
     ]
     with expected_protocol(Keysight33500B, dialogue, idn=IDN) as awg:
         awg.fire(3)
@@ -122,6 +124,7 @@ def test_fire_sets_the_burst_count_then_triggers_and_checks_errors() -> None:
         with pytest.raises(InstrumentError, match="-211"):
             awg.fire(1)
         assert awg.transport.timeouts[0] >= 10.0
+        awg.output_off()
 
 
 def test_a_50_ohm_setting_doubles_the_voltage_the_device_sees() -> None:

@@ -154,3 +154,22 @@ def test_infinite_values_are_jsonable_in_snapshots() -> None:
         KeysightE5250A, dialogue, idn=E5250, limits=SafeLimits(max_current_a=math.inf)
     ) as sw:
         assert json.loads(json.dumps(sw.snapshot()))["limits"]["max_current_a"] == "inf"
+
+
+def test_ieee_488_basics_reset_forgets_the_cache() -> None:
+    dialogue = [
+        (":SOUR1:VOLT 0.5", None),
+        NO_ERROR,
+        ("*RST", None),
+        ("*CLS", None),
+        ("*OPC?", "1"),
+        ("*OPC?", "0"),
+    ]
+    with expected_protocol(KeysightB2900, dialogue, idn=B2900) as smu:
+        smu.source_voltage_v = 0.5
+        smu.reset()
+        assert smu.source_voltage_v.cached is None
+        smu.clear_status()
+        smu.wait()
+        with pytest.raises(Exception, match="unexpected reply '0'"):
+            smu.wait()

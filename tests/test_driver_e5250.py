@@ -59,6 +59,9 @@ def test_connect_is_break_before_make_in_one_round_trip_and_cached() -> None:
         (route + ";:SYST:ERR?", '-224,"Illegal parameter value"'),
         (":SYST:ERR?", OK),
         (route + ";:SYST:ERR?", OK),  # after a failure the route is not assumed
+        (route + ";:SYST:ERR?", OK),  # nor after forget_route()
+        ("*RST", None),
+        (route + ";:SYST:ERR?", OK),  # nor after a reset
     ]
     with expected_protocol(KeysightE5250A, dialogue, idn=IDN) as sw:
         sw.connect([10101, 10309])
@@ -66,6 +69,10 @@ def test_connect_is_break_before_make_in_one_round_trip_and_cached() -> None:
         sw.connect([10201, 10309])
         with pytest.raises(InstrumentError, match="-224"):
             sw.connect([10101, 10309])
+        sw.connect([10101, 10309])
+        sw.forget_route()
+        sw.connect([10101, 10309])
+        sw.reset()
         sw.connect([10101, 10309])
 
 
