@@ -20,7 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fitting.families import DEVICE_PARAMS, EXP_STEP_FIXED, PIECEWISE_NODES, FamilyModel
+from fitting.families import (
+    DEVICE_PARAMS,
+    EXP_STEP_FIXED,
+    FAMILY_MODELS,
+    PIECEWISE_NODES,
+    FamilyModel,
+)
 from fitting.gmm import DeviceFit, GmmProblem
 from fitting.pairs import PairBlock
 from fitting.soft_bounds import linear_iv, soft_bounds_from_iv
@@ -60,11 +66,14 @@ class DeviceData:
 
     def uniform_pulses(self) -> int | None:
         """The pulse count between reads if it is the same for every pair, else None."""
-        counts = set()
+        lo, hi = None, None
         for b in self.blocks:
-            vals = np.unique(b.n[b.weight > 0])
-            counts.update(vals.tolist())
-        return counts.pop() if len(counts) == 1 else None
+            valid = b.weight > 0
+            if valid.any():
+                n = b.n[valid]
+                lo = int(n.min()) if lo is None else min(lo, int(n.min()))
+                hi = int(n.max()) if hi is None else max(hi, int(n.max()))
+        return lo if lo is not None and lo == hi else None
 
 
 def _mid_step(block: PairBlock, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -217,10 +226,11 @@ def fit_devices(
     per_device_shape: bool,
 ) -> DeviceFit:
     """Per-device parameters of ``data`` with ``shape`` fixed (or as per-device start)."""
+    n_pulse = data.uniform_pulses()
+    if model.name == "soft-bounds" and n_pulse is not None:
+        return _soft_bounds_closed_form(data, n_pulse)
     vals, _ = initial_values(model, data)
     n = data.n_dev
-    if model.name == "soft-bounds" and data.uniform_pulses() is not None:
-        return _soft_bounds_closed_form(data, data.uniform_pulses(), vals)
     dev_shape = list(model.per_device_shape) if per_device_shape else []
     names = list(DEVICE_PARAMS) + dev_shape
     shared = [s for s in model.shape if s not in dev_shape]
@@ -235,7 +245,7 @@ def fit_devices(
     return DeviceFit(names, theta, cov, shared, phi, np.zeros((len(shared), len(shared))), q, conv)
 
 
-def _soft_bounds_closed_form(data: DeviceData, n_pulse: int, start: dict) -> DeviceFit:
+def _soft_bounds_closed_form(data: DeviceData, n_pulse: int) -> DeviceFit:
     """Exact IV estimator of soft-bounds (same pulse count before every read).
 
     A direction without data (single-direction traces) keeps its starting values with
@@ -250,8 +260,13 @@ def _soft_bounds_closed_form(data: DeviceData, n_pulse: int, start: dict) -> Dev
         cov[:, i, j] = c_up[:, a, b]
     for (i, j), (a, b) in {(1, 1): (0, 0), (1, 3): (0, 1), (3, 1): (1, 0), (3, 3): (1, 1)}.items():
         cov[:, i, j] = c_dn[:, a, b]
+    start = None
     for col, name in enumerate(DEVICE_PARAMS):
         missing = ~np.isfinite(theta[:, col]) | ~np.isfinite(cov[:, col, col])
+        if not missing.any():
+            continue
+        if start is None:
+            start, _ = initial_values(FAMILY_MODELS["soft-bounds"], data)
         theta[missing, col] = np.asarray(start[name], dtype=float)[missing]
         cov[missing, col, :] = 0.0
         cov[missing, :, col] = 0.0

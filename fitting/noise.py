@@ -100,22 +100,30 @@ def noise_sums(
     n_dev = blocks[0].y0.shape[0]
     keys = ("uu", "one_a2", "v", "lag", "a_lag", "lag_state", "a_lag_state", "n")
     acc = {k: np.zeros(n_dev) for k in keys}
+
+    def dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # row-wise Σ x·y, no temporaries
+        return np.einsum("ij,ij->i", x, y)
+
     for b in blocks:
         st = pair_statistics(model, b, values)
         okf = st.ok.astype(float)
-        acc["uu"] += np.sum(st.u**2 * okf, axis=1)
-        acc["one_a2"] += np.sum((1.0 + st.a**2) * okf, axis=1)
-        acc["v"] += np.sum(st.v * okf, axis=1)
+        u = st.u * okf
+        acc["uu"] += dot(u, u)
+        acc["one_a2"] += okf.sum(axis=1) + dot(st.a * okf, st.a)
+        acc["v"] += dot(st.v, okf)
         acc["n"] += okf.sum(axis=1)
-        if st.u.shape[1] > 1:
-            link = b.contiguous & st.ok[:, :-1] & st.ok[:, 1:]
-            acc["lag"] += np.sum(st.u[:, :-1] * st.u[:, 1:] * link, axis=1)
-            acc["a_lag"] += np.sum(st.a[:, 1:] * link, axis=1)
+        if u.shape[1] > 1:
+            prod = u[:, :-1] * u[:, 1:]  # zero unless both pairs are usable
+            a_next = st.a[:, 1:] * (okf[:, :-1] * okf[:, 1:])
+            link = b.contiguous.astype(float)
+            acc["lag"] += dot(prod, link)
+            acc["a_lag"] += dot(a_next, link)
             # the next pair starts at another read of the same state: only the write noise
             # (redrawn by pulses, not by reads) is shared
-            link = b.same_state & st.ok[:, :-1] & st.ok[:, 1:]
-            acc["lag_state"] += np.sum(st.u[:, :-1] * st.u[:, 1:] * link, axis=1)
-            acc["a_lag_state"] += np.sum(st.a[:, 1:] * link, axis=1)
+            if b.same_state.any():
+                link = b.same_state.astype(float)
+                acc["lag_state"] += dot(prod, link)
+                acc["a_lag_state"] += dot(a_next, link)
     if repeats is not None and repeats.diff.size:
         rep = np.sum(repeats.diff**2 * repeats.weight, axis=1)
         n_rep = repeats.weight.sum(axis=1)

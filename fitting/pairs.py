@@ -82,44 +82,65 @@ def _instrument_index(p: np.ndarray) -> np.ndarray:
 
 def build_pairs(g: np.ndarray, pulses: np.ndarray, direction: int) -> PairBlock:
     """Pairs of ``direction`` from reads ``g`` (n_dev, T) and pulses (T,) or (n_dev, T)."""
-    n_dev, _t = g.shape
-    finite = np.isfinite(g)
     if pulses.ndim == 1:
-        cand = np.nonzero(np.sign(pulses[1:]) == direction)[0]  # pair k: reads k, k+1
-        inst = _instrument_index(pulses)[cand]
-        k = np.broadcast_to(cand, (n_dev, cand.size))
-        kk = cand
-        valid = np.broadcast_to(inst >= 0, (n_dev, cand.size))
-        inst2 = np.broadcast_to(np.maximum(inst, 0), (n_dev, cand.size))
-        n_p = np.broadcast_to(np.abs(pulses[kk + 1]), (n_dev, cand.size))
-    else:
-        cand_mask = np.sign(pulses[:, 1:]) == direction
-        count = cand_mask.sum(axis=1)
-        width = int(count.max()) if count.size else 0
-        order = np.argsort(~cand_mask, axis=1, kind="stable")[:, :width]
-        k = order
-        valid_c = np.take_along_axis(cand_mask, order, axis=1)
-        inst_all = _instrument_index(pulses)
-        inst = np.take_along_axis(inst_all, k, axis=1)
-        valid = valid_c & (inst >= 0)
-        inst2 = np.maximum(inst, 0)
-        n_p = np.abs(np.take_along_axis(pulses, k + 1, axis=1))
+        return _build_shared(g, pulses, direction)
+    n_dev = g.shape[0]
+    finite = np.isfinite(g)
+    cand_mask = np.sign(pulses[:, 1:]) == direction
+    count = cand_mask.sum(axis=1)
+    width = int(count.max()) if count.size else 0
+    k = np.argsort(~cand_mask, axis=1, kind="stable")[:, :width]
+    valid_c = np.take_along_axis(cand_mask, k, axis=1)
+    inst = np.take_along_axis(_instrument_index(pulses), k, axis=1)
+    valid = valid_c & (inst >= 0)
+    inst2 = np.maximum(inst, 0)
+    n_p = np.abs(np.take_along_axis(pulses, k + 1, axis=1))
     rows = np.arange(n_dev)[:, None]
     y0 = g[rows, k].astype(np.float64)
     y1 = g[rows, k + 1].astype(np.float64)
     z = g[rows, inst2].astype(np.float64)
     ok = valid & finite[rows, k] & finite[rows, k + 1] & finite[rows, inst2]
+    state = np.broadcast_to(np.cumsum(pulses != 0, axis=-1), g.shape)
+    return _finish(direction, y0, y1, z, n_p, ok, k, state)
+
+
+def _build_shared(g: np.ndarray, pulses: np.ndarray, direction: int) -> PairBlock:
+    """Fast path for one pulse sequence shared by all devices: column slices only."""
+    n_dev = g.shape[0]
+    cand = np.nonzero(np.sign(pulses[1:]) == direction)[0]  # pair k: reads k, k+1
+    inst = _instrument_index(pulses)[cand]
+    keep = inst >= 0
+    cand, inst = cand[keep], inst[keep]
+    y0 = g[:, cand].astype(np.float64)
+    y1 = g[:, cand + 1].astype(np.float64)
+    z = g[:, inst].astype(np.float64)
+    ok = np.isfinite(y0) & np.isfinite(y1) & np.isfinite(z)
+    k = np.broadcast_to(cand, (n_dev, cand.size))
+    n_p = np.broadcast_to(np.abs(pulses[cand + 1]), (n_dev, cand.size))
+    state = np.cumsum(pulses != 0)
+    links = None
+    if cand.size > 1:  # links between consecutive pairs, the same for every device
+        contiguous = cand[1:] == cand[:-1] + 1
+        links = (contiguous, (state[cand[:-1] + 1] == state[cand[1:]]) & ~contiguous)
+    return _finish(direction, y0, y1, z, n_p, ok, k, state, links)
+
+
+def _finish(direction, y0, y1, z, n_p, ok, k, state, links=None) -> PairBlock:
+    n_dev = y0.shape[0]
+    if not ok.all():
+        for arr in (y0, y1, z):
+            arr[~ok] = 0.0
     weight = ok.astype(np.float64)
-    for arr in (y0, y1, z):
-        arr[~ok] = 0.0
     n_arr = np.where(ok, n_p, 1).astype(np.int64)
     read_index = np.where(ok, k, -1)
-    if k.shape[1] > 1:
+    if links is not None:
+        both = ok[:, 1:] & ok[:, :-1]
+        contiguous = links[0] & both
+        same_state = links[1] & both
+    elif k.shape[1] > 1:
         both = ok[:, 1:] & ok[:, :-1]
         contiguous = (k[:, 1:] == k[:, :-1] + 1) & both
         # a state changes only with pulses: count pulse blocks up to every read
-        state = np.cumsum(pulses != 0, axis=-1)
-        state = np.broadcast_to(state, g.shape)
         after = np.take_along_axis(state, k[:, :-1] + 1, axis=1)
         start = np.take_along_axis(state, k[:, 1:], axis=1)
         same_state = (after == start) & ~contiguous & both

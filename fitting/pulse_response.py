@@ -510,9 +510,6 @@ def _outliers(names: list[str], theta: np.ndarray, good: np.ndarray) -> np.ndarr
         return out
     for name in ("delta_up", "delta_down", "b_max", "b_min"):
         x = theta[:, names.index(name)]
-        if name.startswith("delta"):
-            with np.errstate(all="ignore"):
-                x = np.log(np.where(x > 0, x, np.nan))
         ref = x[good & np.isfinite(x)]
         if ref.size < 10:
             continue

@@ -26,7 +26,18 @@ import numpy as np
 from fitting.gmm import GmmProblem
 from fitting.noise import pair_statistics
 
-__all__ = ["ModelScore", "equivalences", "j_statistic", "rank_models"]
+__all__ = ["RELATIONS", "ModelScore", "equivalences", "j_statistic", "rank_models"]
+
+#: How the families relate (aihwkit_spec.md §1.6), shown next to the selection table.
+RELATIONS = {
+    "constant-step": "linear-step with γ = 0; piecewise-step with one node",
+    "soft-bounds": "linear-step with γ = 1 and each device's own bounds as reference "
+    "(aihwkit's SoftBoundsDevice); pow-step with exponent 1",
+    "linear-step": "contains constant-step (γ = 0); soft-bounds up to the reference bounds",
+    "pow-step": "contains soft-bounds (exponent 1)",
+    "exp-step": "contains constant-step (A → 0)",
+    "piecewise-step": "approximates any step shape with shared nodes",
+}
 
 #: A difference in BIC below this is "not distinguishable on these data" (Kass & Raftery).
 INDISTINGUISHABLE_BIC = 10.0
@@ -48,6 +59,10 @@ class ModelScore:
     equivalent_to: list[str] = field(default_factory=list)
     note: str = ""
 
+    @property
+    def relation(self) -> str:
+        return RELATIONS.get(self.family, "")
+
     def as_dict(self) -> dict:
         return {
             "family": self.family,
@@ -60,6 +75,7 @@ class ModelScore:
             "delta_aic": self.delta_aic,
             "delta_bic": self.delta_bic,
             "equivalent_to": list(self.equivalent_to),
+            "relation": self.relation,
             "note": self.note,
         }
 

@@ -34,40 +34,38 @@ class LinearIV:
 
 def linear_iv(block: PairBlock) -> LinearIV:
     """IV estimates of ΔG = c + s·G per device, with a lag-1 HAC sandwich covariance."""
+
+    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # row-wise Σ a·b
+        return np.einsum("ij,ij->i", a, b)
+
     w = block.weight
-    x, z = block.y0, block.z
+    x, z = block.y0, block.z  # 0 on padding
     y = (block.y1 - block.y0) * w
-    m = w.sum(axis=1)
+    m = w.sum(1)
     safe_m = np.maximum(m, 1.0)
-    xm = (x * w).sum(1) / safe_m
-    ym = y.sum(1) / safe_m
-    zm = (z * w).sum(1) / safe_m
-    zc = (z - zm[:, None]) * w
-    xc = (x - xm[:, None]) * w
-    yc = (y - ym[:, None] * w) * w
-    szx = np.sum(zc * xc, axis=1)
-    szy = np.sum(zc * yc, axis=1)
+    sx, sy, sz = x.sum(1), y.sum(1), z.sum(1)
+    szx = dot(z, x) - sz * sx / safe_m
+    szy = dot(z, y) - sz * sy / safe_m
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = szy / szx
-    intercept = ym - slope * xm
-    resid = (y - (intercept[:, None] + slope[:, None] * x)) * w
+    intercept = (sy - slope * sx) / safe_m
+    resid = y - intercept[:, None] * w - slope[:, None] * x
     # IV covariance, sandwich form (Z'X)⁻¹ S (X'Z)⁻¹ with Z = [1, z], X = [1, x]. The
     # residuals are MA(1): read noise enters increment k and k+1 with opposite signs, so S
     # includes the lag-1 cross terms of contiguous pairs (Newey-West with one lag, exact for
     # that structure). The iid formula would overstate the errors several-fold.
-    zw, xw = z * w, x * w
     zx = np.empty((x.shape[0], 2, 2))
     zx[:, 0, 0] = m
-    zx[:, 0, 1] = xw.sum(1)
-    zx[:, 1, 0] = zw.sum(1)
-    zx[:, 1, 1] = np.sum(zw * x, axis=1)
-    e2 = resid**2
+    zx[:, 0, 1] = sx
+    zx[:, 1, 0] = sz
+    zx[:, 1, 1] = dot(z, x)
+    e2 = resid * resid
     lag = resid[:, :-1] * resid[:, 1:] * block.contiguous
-    za, zb = z[:, :-1], z[:, 1:]
+    ze2 = z * e2
     meat = np.empty_like(zx)
     meat[:, 0, 0] = e2.sum(1) + 2 * lag.sum(1)
-    meat[:, 0, 1] = meat[:, 1, 0] = np.sum(z * e2, 1) + np.sum((za + zb) * lag, 1)
-    meat[:, 1, 1] = np.sum(z * z * e2, 1) + 2 * np.sum(za * zb * lag, 1)
+    meat[:, 0, 1] = meat[:, 1, 0] = ze2.sum(1) + dot(z[:, :-1] + z[:, 1:], lag)
+    meat[:, 1, 1] = dot(ze2, z) + 2 * dot(z[:, :-1] * z[:, 1:], lag)
     with np.errstate(all="ignore"):
         det = zx[:, 0, 0] * zx[:, 1, 1] - zx[:, 0, 1] * zx[:, 1, 0]
         safe = (np.abs(det) > 0) & (m >= 4)

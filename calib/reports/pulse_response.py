@@ -425,14 +425,14 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
             "",
             "## Model selection (GMM information criteria, lowest BIC first)",
             "",
-            "| family | J | dof | ΔAIC | ΔBIC | equivalent to | note |",
-            "|---|---|---|---|---|---|---|",
+            "| family | J | dof | ΔAIC | ΔBIC | equivalent here to | note | relation |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in fit.model_selection:
             lines.append(
                 f"| {r['family']} | {_fmt(r['j_statistic'])} | {r['degrees_of_freedom']} | "
                 f"{_fmt(r['delta_aic'])} | {_fmt(r['delta_bic'])} | "
-                f"{', '.join(r['equivalent_to']) or ''} | {r['note']} |"
+                f"{', '.join(r['equivalent_to']) or ''} | {r['note']} | {r.get('relation', '')} |"
             )
     if fit.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in fit.notes]
