@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _LOG_2PI = float(np.log(2 * np.pi))
+_VAR_FLOOR = 1e-14
 
 
 def aicc(nll: float, k: int, n: int) -> float:
@@ -89,8 +90,9 @@ def folded_normal_nll(mu: float, sigma: float, nu_hat: np.ndarray, e2: float) ->
     Closed form: p(ν̂) = Σ_{s=±1} N(ν̂; sμ, σ²+e²)·Φ(m_s/τ), with
     m_s = (sμ·e² + ν̂·σ²)/(σ² + e²) and τ = σe/sqrt(σ² + e²).
     """
-    s2 = sigma * sigma
-    e2 = max(e2, 1e-16)
+    # variance floors (std 1e-7 in ν) keep the closed form finite when σ or e vanish
+    s2 = max(sigma * sigma, _VAR_FLOOR)
+    e2 = max(e2, _VAR_FLOOR)
     v = s2 + e2
     tau = np.sqrt(s2 * e2 / v)
     terms = []
