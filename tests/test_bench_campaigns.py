@@ -62,11 +62,8 @@ def test_bench_pulse_response_fits_like_the_emulated_chip(tmp_path) -> None:
         open_bench(res.description(), timeout_s=10) as chip,
     ):
         bench_fit = _fit(measure_pulse_response(chip, params, tmp_path / "bench.h5"))
-        stuck = int(
-            res.bench.array.stuck[
-                read_campaign(tmp_path / "bench.h5", "pulse_response").device_index
-            ].sum()
-        )
+        measured = read_campaign(tmp_path / "bench.h5", "pulse_response").device_index
+        stuck = int(res.bench.array.stuck[measured].sum())
     with (
         running_emulator(truth=RERAM_100US, seed=5, shape=(16, 16)) as resource,
         EmulatedChip(resource) as chip,

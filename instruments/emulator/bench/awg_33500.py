@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from instruments.emulator.bench.device import ScpiDevice, _nr3, short_choice
+from instruments.emulator.bench.device import ScpiDevice, nr3, short_choice
 from instruments.emulator.scpi import ScpiError, parse_bool, parse_float, parse_int
 
 __all__ = ["Virtual33500B"]
@@ -56,24 +56,24 @@ class Virtual33500B(ScpiDevice):
             lambda a: short_choice(a, "function", ("PULSe", "SINusoid", "SQUare", "DC")),
         )
         self.add("[:SOURce{c}]:FUNCtion:PULSe:WIDTh", self._set_width, 1)
-        self.add("[:SOURce{c}]:FUNCtion:PULSe:WIDTh?", lambda a: _nr3(self.width), 0)
+        self.add("[:SOURce{c}]:FUNCtion:PULSe:WIDTh?", lambda a: nr3(self.width), 0)
         self.add("[:SOURce{c}]:FUNCtion:PULSe:PERiod", self._set_period, 1)
-        self.add("[:SOURce{c}]:FUNCtion:PULSe:PERiod?", lambda a: _nr3(self.period), 0)
+        self.add("[:SOURce{c}]:FUNCtion:PULSe:PERiod?", lambda a: nr3(self.period), 0)
         s(
             "[:SOURce{c}]:FUNCtion:PULSe:TRANsition[:BOTH]",
             "edge",
             lambda a: parse_float(a, "edge time", 8.4e-9, 1e-6),
         )
-        self.add("[:SOURce{c}]:FUNCtion:PULSe:TRANsition:LEADing?", lambda a: _nr3(self.edge), 0)
-        self.add("[:SOURce{c}]:FUNCtion:PULSe:TRANsition:TRAiling?", lambda a: _nr3(self.edge), 0)
+        self.add("[:SOURce{c}]:FUNCtion:PULSe:TRANsition:LEADing?", lambda a: nr3(self.edge), 0)
+        self.add("[:SOURce{c}]:FUNCtion:PULSe:TRANsition:TRAiling?", lambda a: nr3(self.edge), 0)
         self.add("[:SOURce{c}]:VOLTage:HIGH", lambda a: self._set_level(a, high=True), 1)
-        self.add("[:SOURce{c}]:VOLTage:HIGH?", lambda a: _nr3(self.high), 0)
+        self.add("[:SOURce{c}]:VOLTage:HIGH?", lambda a: nr3(self.high), 0)
         self.add("[:SOURce{c}]:VOLTage:LOW", lambda a: self._set_level(a, high=False), 1)
-        self.add("[:SOURce{c}]:VOLTage:LOW?", lambda a: _nr3(self.low), 0)
+        self.add("[:SOURce{c}]:VOLTage:LOW?", lambda a: nr3(self.low), 0)
         s(":OUTPut{c}[:STATe]", "output", lambda a: parse_bool(a, "output"))
         self.add(":OUTPut{c}:LOAD", self._set_load, 1)
         self.add(
-            ":OUTPut{c}:LOAD?", lambda a: _nr3(9.9e37 if math.isinf(self.load) else self.load), 0
+            ":OUTPut{c}:LOAD?", lambda a: nr3(9.9e37 if math.isinf(self.load) else self.load), 0
         )
         s(
             ":OUTPut{c}:POLarity",

@@ -178,7 +178,7 @@ class ScpiDevice(VirtualDevice):
             setattr(self, attr, parse(args[0]))
 
         self.add(pattern, setter, 1)
-        self.add(pattern + "?", lambda a: (show or _nr3)(getattr(self, attr)), 0)
+        self.add(pattern + "?", lambda a: (show or nr3)(getattr(self, attr)), 0)
 
     def _register_common(self) -> None:
         t = self.table
@@ -217,7 +217,7 @@ class ScpiDevice(VirtualDevice):
         """Default settings (``*RST``)."""
 
 
-def _nr3(value: object) -> str:
+def nr3(value: object) -> str:
     """SCPI NR3 reply: ``+1.000000E-03``; integers and booleans as NR1."""
     if isinstance(value, bool):
         return "1" if value else "0"

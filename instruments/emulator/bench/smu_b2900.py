@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from instruments.emulator.bench.device import ScpiDevice, _nr3, parse_chanlist, short_choice
+from instruments.emulator.bench.device import ScpiDevice, nr3, parse_chanlist, short_choice
 from instruments.emulator.scpi import (
     BlockReply,
     ScpiError,
@@ -95,14 +95,14 @@ class VirtualB2900(ScpiDevice):
         s(":OUTPut{c}[:STATe]", "output", lambda a: parse_bool(a, "output"))
         s(":FORMat:BORDer", "byte_order", _choice("byte order", ("NORMal", "SWAPped")))
         self.add(":SENSe{c}:CURRent[:DC]:NPLCycles", self._set_nplc, 1)
-        self.add(":SENSe{c}:CURRent[:DC]:NPLCycles?", lambda a: _nr3(self.aperture * 50), 0)
+        self.add(":SENSe{c}:CURRent[:DC]:NPLCycles?", lambda a: nr3(self.aperture * 50), 0)
         self.add(":SENSe{c}:FUNCtion[:ON]", self._set_sense)
         self.add(":SENSe{c}:FUNCtion[:ON]?", lambda a: self.sense, 0)
-        self.add(":SENSe{c}:CURRent[:DC]:PROTection:TRIPped?", lambda a: _nr3(self.tripped), 0)
+        self.add(":SENSe{c}:CURRent[:DC]:PROTection:TRIPped?", lambda a: nr3(self.tripped), 0)
         self.add(":FORMat[:DATA]", self._set_format)
         self.add(":FORMat[:DATA]?", lambda a: self.data_format, 0)
         self.add(":SOURce{c}:LIST:VOLTage", self._set_list)
-        self.add(":SOURce{c}:LIST:VOLTage?", lambda a: ",".join(map(_nr3, self.list_levels)), 0)
+        self.add(":SOURce{c}:LIST:VOLTage?", lambda a: ",".join(map(nr3, self.list_levels)), 0)
         self.add(":SOURce{c}:LIST:VOLTage:POINts?", lambda a: str(self.list_levels.size), 0)
         self.add(":INITiate[:IMMediate][:ALL]", self._initiate)
         self.add(":MEASure:CURRent[:DC]?", self._measure)
