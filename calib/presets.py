@@ -223,8 +223,9 @@ def make_preset(
         "provenance": _clean(prov),
     }
     if per_device:
+        # non-finite entries (e.g. the infinite error of an unidentified bound) become null
         preset["per_device"] = {
-            k: np.asarray(v, dtype=float).tolist() for k, v in per_device.items()
+            k: _clean(np.asarray(v, dtype=float).tolist()) for k, v in per_device.items()
         }
     preset.update(_clean(sections))
     validate_preset(preset, "<new preset>")

@@ -24,24 +24,29 @@ __all__ = ["PairResiduals", "device_values", "pair_residuals", "simulate_like", 
 def device_values(fit: PulseResponseFit) -> dict[str, Any]:
     """Per-device model values in data units around ``g_offset_s``, shaped (n, 1)."""
     pd, p = fit.per_device, fit.parameters
-    col = lambda a: np.asarray(a, dtype=float)[:, None]  # noqa: E731
+
+    def col(values: Any, fill: float) -> np.ndarray:  # unidentified entries: population value
+        a = np.asarray(values, dtype=float)
+        return np.where(np.isfinite(a), a, fill)[:, None]
+
+    beta = p["up_down"]
     vals: dict[str, Any] = {
-        "delta_up": col(pd["delta_up"]),
-        "delta_down": col(pd["delta_down"]),
-        "b_max": col(pd["w_max"]),
-        "b_min": col(pd["w_min"]),
+        "delta_up": col(pd["delta_up"], p["dw_min"] * (1 + min(beta, 0.0))),
+        "delta_down": col(pd["delta_down"], p["dw_min"] * (1 - max(beta, 0.0))),
+        "b_max": col(pd["w_max"], p["w_max"]),
+        "b_min": col(pd["w_min"], p["w_min"]),
     }
     fm = family_model(fit.model)
     vals.update(fm.fixed)
     if fit.model == "linear-step":
         for d, ref in (("up", p["w_max"]), ("down", -p["w_min"])):
             g = pd.get(f"gamma_{d}", np.full(pd["delta_up"].size, p[f"gamma_{d}"]))
-            vals[f"kappa_{d}"] = col(g) / ref
+            vals[f"kappa_{d}"] = col(g, p[f"gamma_{d}"]) / ref
     elif fit.model == "pow-step":
         for d in ("up", "down"):
             default = p["pow_gamma"] * _pow_factor(p, d)
             g = pd.get(f"pow_gamma_{d}", np.full(pd["delta_up"].size, default))
-            vals[f"log_gamma_{d}"] = np.log(col(g))
+            vals[f"log_gamma_{d}"] = np.log(col(g, default))
     elif fit.model == "exp-step":
         for k in ("A_up", "A_down"):
             vals[f"log_{k}"] = float(np.log(p[k]))

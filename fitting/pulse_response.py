@@ -58,7 +58,8 @@ MODEL_CHOICES = (*FAMILIES, "auto")
 DECOUPLED = ("constant-step", "soft-bounds", "linear-step")
 OUTLIER_MADS = 8.0  # per-device estimates this many robust SDs from the median: broken
 MAX_BOOTSTRAP_DEVICES = 2000
-SHAPE_SE_LIMIT = 0.15  # per-device shapes with larger median relative error stay shared
+PREDICTIVE_WARN = 0.10  # simulated mean trace off by more than this fraction of the span
+SHAPE_SE_LIMIT = 0.15  # per-device γ (or ln γ) with a larger median error: shape stays shared
 
 
 @dataclass
@@ -154,6 +155,8 @@ def _column_values(fit: DeviceFit) -> dict[str, Any]:
 
 
 def _fisher_or_boot(eff: RandomEffect) -> str:
+    if eff.n == 0:
+        return "not identifiable (direction-wise data)"
     return "bootstrap" if eff.spread_at_boundary else "fisher"
 
 
@@ -233,6 +236,61 @@ def fit_pulse_response(
         chosen = ranked[0].family
         _mark_equivalences(ranked, shared_fits)
         scores = ranked
+    fit_obj = _fit_chosen(
+        chosen,
+        traces,
+        screen,
+        fitted,
+        g0_pre,
+        scale,
+        sub_data,
+        shared_fits,
+        scores,
+        list(notes),
+        read_noise_s,
+        chunk_devices,
+        n_boot,
+        seed,
+        predictive_check,
+    )
+    if model == "auto" and predictive_check:
+        fit_obj = _predictive_tie_break(
+            fit_obj,
+            traces,
+            screen,
+            fitted,
+            g0_pre,
+            scale,
+            sub_data,
+            shared_fits,
+            scores,
+            notes,
+            read_noise_s,
+            chunk_devices,
+            n_boot,
+            seed,
+        )
+    return fit_obj
+
+
+def _fit_chosen(
+    chosen: str,
+    traces: PulseTraces,
+    screen: Screening,
+    fitted: np.ndarray,
+    g0_pre: float,
+    scale: float,
+    sub_data: DeviceData,
+    shared_fits: dict[str, DeviceFit],
+    scores: list[ModelScore],
+    notes: list[str],
+    read_noise_s: float | None,
+    chunk_devices: int,
+    n_boot: int,
+    seed: int,
+    predictive_check: bool,
+) -> PulseResponseFit:
+    """Per-device fits of family ``chosen`` for all devices, population, noise, checks."""
     fm = family_model(chosen)
     shape = {}
     if chosen in shared_fits:
@@ -266,7 +324,7 @@ def fit_pulse_response(
     hi_n = (screen.hi[fitted] - g0_pre) / scale
     good = _valid_estimates(fm, names, theta, cov, lo_n, hi_n)
     status[fitted[~good]] = "fit_failed"
-    out = _outliers(names, theta, good)
+    out = _outliers(names, theta, cov, good)
     status[fitted[out]] = "outlier"
     keep = good & ~out
     if keep.sum() == 0:
@@ -277,12 +335,14 @@ def fit_pulse_response(
     theta, cov = theta[keep], cov[keep]
     all_sums = all_sums.take(np.nonzero(keep)[0])
     ids = traces.device_ids[fitted[keep]]
+    plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
 
     # ---- reference conductance at the midpoint of the mean bounds
     delta = _recenter_offset(fm, names, theta, cov, notes)
     if delta != 0.0:
         theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, delta)
     g0 = g0_pre + delta * scale
+    plateaus = {k: v - delta for k, v in plateaus.items()}
 
     # ---- population
     noise = estimate_noise(
@@ -293,7 +353,7 @@ def fit_pulse_response(
     )
     try:
         pop = _population(
-            fm, names, theta, cov, shared_names, phi, phi_cov, scale, fit_random_effect
+            fm, names, theta, cov, shared_names, phi, phi_cov, scale, fit_random_effect, plateaus
         )
     except ValueError as exc:  # e.g. no device with an identified step in one direction
         raise FitInputError(
@@ -332,6 +392,15 @@ def fit_pulse_response(
             "identifiable and are reported as 0"
         )
 
+    if n_keep < 3:
+        for name in list(params):
+            if name.endswith("_dtod"):
+                unc[name], method[name] = None, f"not identifiable ({n_keep} device(s))"
+    for name, value in list(unc.items()):  # no finite error: say so instead of inf/nan
+        if isinstance(value, float) and not np.isfinite(value):
+            unc[name] = None
+            if not method.get(name, "").startswith("not "):
+                method[name] = method.get(name, "") + " (not available)"
     per_device = _per_device(fm, names, theta, cov, scale, ids, pop)
     excluded = {
         k: v for k, v in _status_counts(status).items() if k not in ("ok", "up_only", "down_only")
@@ -342,7 +411,7 @@ def fit_pulse_response(
         "pairs_per_device_up": float(np.median(screen.n_up[fitted])),
         "pairs_per_device_down": float(np.median(screen.n_down[fitted])),
         "masked_reads": float(screen.masked_reads),
-        "selection_devices": float(sub.size),
+        "selection_devices": float(sub_data.n_dev),
         "normalization_scale": float(scale),
         "non_accumulating_noise": float(noise.non_accumulating * scale),
     }
@@ -373,7 +442,79 @@ def fit_pulse_response(
     if predictive_check:
         fit_obj.predictive = predictive_summary(fit_obj, traces, seed=seed)
         fit_obj.diagnostics.update({f"predictive_{k}": v for k, v in fit_obj.predictive.items()})
+        err = fit_obj.predictive.get("mean_error_of_span", 0.0)
+        if err > PREDICTIVE_WARN:
+            fit_obj.notes.append(
+                f"posterior predictive check: the simulated mean trace deviates from the "
+                f"measured one by up to {err:.0%} of the conductance span; the preset does not "
+                "reproduce these traces well (too few devices or cycles for the noise level, "
+                "or a response outside the fitted family)"
+            )
     return fit_obj
+
+
+def _predictive_tie_break(
+    fit_obj,
+    traces,
+    screen,
+    fitted,
+    g0_pre,
+    scale,
+    sub_data,
+    shared_fits,
+    scores,
+    notes,
+    read_noise_s,
+    chunk_devices,
+    n_boot,
+    seed,
+):
+    """Among families the criteria cannot tell apart, prefer one that reproduces the data.
+
+    Only when the selected family fails the posterior predictive check: every family within
+    ΔBIC < 10 of it is fitted too and the one whose simulation is closest to the measured
+    mean trace is kept (said in the notes and in the table).
+    """
+    err = fit_obj.predictive.get("mean_error_of_span", 0.0)
+    if err <= PREDICTIVE_WARN:
+        return fit_obj
+    tied = [s for s in scores if s.family != fit_obj.model and s.delta_bic < 10.0]
+    best = fit_obj
+    for s in tied:
+        try:
+            alt = _fit_chosen(
+                s.family,
+                traces,
+                screen,
+                fitted,
+                g0_pre,
+                scale,
+                sub_data,
+                shared_fits,
+                scores,
+                list(notes),
+                read_noise_s,
+                chunk_devices,
+                n_boot,
+                seed,
+                True,
+            )
+        except FitInputError:
+            continue
+        if alt.predictive.get("mean_error_of_span", np.inf) < best.predictive.get(
+            "mean_error_of_span", np.inf
+        ):
+            best = alt
+    if best is not fit_obj:
+        best.notes.append(
+            f"{fit_obj.model} had the lowest BIC but families within ΔBIC < 10 cannot be told "
+            f"apart; {best.model} was kept because its simulation reproduces the measured mean "
+            f"trace better ({best.predictive['mean_error_of_span']:.0%} vs {err:.0%} of the span)"
+        )
+        for row in best.model_selection:
+            if row["family"] == best.model:
+                row["note"] = "selected by the predictive check among indistinguishable families"
+    return best
 
 
 def _shape_identified_per_device(
@@ -381,18 +522,19 @@ def _shape_identified_per_device(
 ) -> bool:
     """Whether per-device shape parameters (γ of linear-step, pow-step) are well determined.
 
-    Per-device fits of the shape are tried on the subsample; if their median standard
-    error exceeds :data:`SHAPE_SE_LIMIT` (relative), the shape stays shared by all devices
-    and its device-to-device spread is not estimated (said in the notes).
+    Per-device fits of the shape are tried on the subsample; if the median standard error
+    of γ (linear-step) or ln γ (pow-step) exceeds :data:`SHAPE_SE_LIMIT`, the shape stays
+    shared by all devices and its device-to-device spread is not estimated (said in the
+    notes).
     """
     fit = fit_devices(fm, data, shape, per_device_shape=True)
     rel = []
     for name in fm.per_device_shape:
-        j = fit.names.index(name)
         se = fit.stderr(name)
-        scale = 1.0 if name.startswith("log_") else np.abs(fit.theta[:, j])
-        with np.errstate(all="ignore"):
-            r = se / scale
+        if name.startswith("kappa_"):  # κ·(mean bound) = γ: judge the error of γ
+            bound = "b_max" if name.endswith("_up") else "b_min"
+            se = se * abs(float(np.median(fit.theta[:, fit.names.index(bound)])))
+        r = np.asarray(se, dtype=float)
         r = r[np.isfinite(r)]  # a direction a device did not see is not identified there
         rel.append(float(np.median(r)) if r.size else np.inf)
     worst = float(np.max(rel))
@@ -400,7 +542,7 @@ def _shape_identified_per_device(
         return True
     notes.append(
         f"the {fm.name} shape ({', '.join(fm.per_device_shape)}) is not determined per device "
-        f"(median relative standard error {worst:.2f}); it is fitted as shared by all devices "
+        f"(median standard error {worst:.2f}); it is fitted as shared by all devices "
         "and its device-to-device spread is not estimated (reported as 0)"
     )
     return False
@@ -503,20 +645,27 @@ def _valid_estimates(
     return ok
 
 
-def _outliers(names: list[str], theta: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Devices whose step or bounds are far outside the population (robust z)."""
+def _outliers(names: list[str], theta: np.ndarray, cov: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Devices whose step or bounds are far outside the population (robust z).
+
+    Only identified values count (a direction a device did not see, or a bound it never
+    approached, keeps its starting value and an infinite variance).
+    """
     out = np.zeros(theta.shape[0], dtype=bool)
     if good.sum() < 10:
         return out
+    var = np.diagonal(cov, axis1=1, axis2=2)
     for name in ("delta_up", "delta_down", "b_max", "b_min"):
-        x = theta[:, names.index(name)]
-        ref = x[good & np.isfinite(x)]
+        j = names.index(name)
+        x = theta[:, j]
+        known = good & np.isfinite(x) & np.isfinite(var[:, j])
+        ref = x[known]
         if ref.size < 10:
             continue
         med = np.median(ref)
         mad = 1.4826 * np.median(np.abs(ref - med))
         if mad > 0:
-            out |= good & np.isfinite(x) & (np.abs(x - med) > OUTLIER_MADS * mad)
+            out |= known & (np.abs(x - med) > OUTLIER_MADS * mad)
     return out
 
 
@@ -590,8 +739,14 @@ def _jacobian(fm, names, theta, delta):
 
 
 # ---------------------------------------------------------------------------------- population
-def _population(fm, names, theta, cov, shared_names, phi, phi_cov, scale, estimator) -> dict:
-    """aihwkit population parameters (data units) from per-device values (normalized)."""
+def _population(
+    fm, names, theta, cov, shared_names, phi, phi_cov, scale, estimator, plateaus=None
+) -> dict:
+    """aihwkit population parameters (data units) from per-device values (normalized).
+
+    ``plateaus`` (normalized ``b_max``/``b_min`` read plateaus per device) stand in for a
+    bound that the data do not identify.
+    """
     j = {n: i for i, n in enumerate(names)}
     var = np.diagonal(cov, axis1=1, axis2=2)
     params: dict[str, Any] = {}
@@ -626,17 +781,16 @@ def _population(fm, names, theta, cov, shared_names, phi, phi_cov, scale, estima
         enough = ok.sum() >= min(3, x.size)
         identified = enough and eff is not None and eff.mean_stderr < 0.25 * abs(eff.mean)
         if not identified:
-            direction = "highest" if name == "w_max" else "lowest"
-            finite = x[np.isfinite(x)]
-            value = (
-                float(np.max(finite) if name == "w_max" else np.min(finite)) if finite.size else 0.0
-            )
+            fallback = x if plateaus is None else plateaus[key] * scale
+            finite = fallback[np.isfinite(fallback)]
+            value = float(np.median(finite)) if finite.size else 0.0
             params[name], unc[name] = value, None
             params[f"{name}_dtod"], unc[f"{name}_dtod"] = 0.0, None
             method[name] = method[f"{name}_dtod"] = "not identified"
             notes.append(
                 f"{name} is not identified (the traces do not approach that bound, "
-                f"anchors.md §3.3); reported as the {direction} per-device estimate"
+                "anchors.md §3.3); reported at the median plateau of the reads: a limit, "
+                "not a measurement"
             )
             continue
         params[name] = eff.mean
@@ -669,6 +823,8 @@ def _population(fm, names, theta, cov, shared_names, phi, phi_cov, scale, estima
                 method[f"gamma_{d}"] = "sandwich (devices)"
                 method[f"gamma_{d}_dtod"] = "not identified per device"
         params["allow_increasing"] = bool(params["gamma_up"] < 0 or params["gamma_down"] < 0)
+        unc["allow_increasing"] = None
+        method["allow_increasing"] = "set when a fitted γ is negative"
     elif fm.name == "pow-step":
         if "log_gamma_up" in j:
             g_up = np.exp(theta[:, j["log_gamma_up"]])
@@ -781,24 +937,29 @@ def _per_device(fm, names, theta, cov, scale, ids, pop) -> dict[str, np.ndarray]
     j = {n: i for i, n in enumerate(names)}
     se = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
     out: dict[str, np.ndarray] = {"device_id": np.asarray(ids)}
+    # values a device did not identify (a direction it never saw, a bound it never
+    # approached) are NaN: they stay out of per-device statistics and plots
+    unknown = ~np.isfinite(se)
     for key, name in (
         ("delta_up", "delta_up"),
         ("delta_down", "delta_down"),
         ("b_max", "w_max"),
         ("b_min", "w_min"),
     ):
-        out[name] = theta[:, j[key]] * scale
-        out[f"{name}_se"] = se[:, j[key]] * scale
+        out[name] = np.where(unknown[:, j[key]], np.nan, theta[:, j[key]] * scale)
+        out[f"{name}_se"] = np.where(unknown[:, j[key]], np.nan, se[:, j[key]] * scale)
     if "kappa_up" in j:
         for d, ref in (("up", "w_max"), ("down", "w_min")):
             b = abs(pop["params"][ref]) / scale
-            out[f"gamma_{d}"] = theta[:, j[f"kappa_{d}"]] * b
-            out[f"gamma_{d}_se"] = se[:, j[f"kappa_{d}"]] * b
+            bad = unknown[:, j[f"kappa_{d}"]]
+            out[f"gamma_{d}"] = np.where(bad, np.nan, theta[:, j[f"kappa_{d}"]] * b)
+            out[f"gamma_{d}_se"] = np.where(bad, np.nan, se[:, j[f"kappa_{d}"]] * b)
     if "log_gamma_up" in j:
         for d in ("up", "down"):
+            bad = unknown[:, j[f"log_gamma_{d}"]]
             g = np.exp(theta[:, j[f"log_gamma_{d}"]])
-            out[f"pow_gamma_{d}"] = g
-            out[f"pow_gamma_{d}_se"] = g * se[:, j[f"log_gamma_{d}"]]
+            out[f"pow_gamma_{d}"] = np.where(bad, np.nan, g)
+            out[f"pow_gamma_{d}_se"] = np.where(bad, np.nan, g * se[:, j[f"log_gamma_{d}"]])
     return out
 
 
@@ -817,7 +978,7 @@ def predictive_summary(
     from fitting.diagnostics import simulate_like
 
     ids = fit.per_device["device_id"]
-    if ids.size < 2:
+    if ids.size < 1:
         return {}
     order = np.argsort(traces.device_ids)
     rows = order[np.searchsorted(traces.device_ids[order], ids)]
@@ -829,15 +990,17 @@ def predictive_summary(
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            both = np.sum(np.isfinite(g), axis=0) >= 2
+            both = np.sum(np.isfinite(g), axis=0) >= min(2, rows.size)
             mean_meas, mean_sim = np.nanmean(g, axis=0)[both], np.nanmean(sim, axis=0)[both]
             spread_meas = np.nanstd(g, axis=0)[both]
             spread_sim = np.nanstd(sim, axis=0)[both]
     span = fit.parameters["w_max"] - fit.parameters["w_min"]
     if not both.any() or not span > 0:
         return {}
-    return {
+    out = {
         "mean_error_of_span": float(np.nanmax(np.abs(mean_sim - mean_meas)) / span),
         "mean_rms_error_of_span": float(np.sqrt(np.nanmean((mean_sim - mean_meas) ** 2)) / span),
-        "spread_ratio": float(np.nanmean(spread_sim) / np.nanmean(spread_meas)),
     }
+    if rows.size >= 2:
+        out["spread_ratio"] = float(np.nanmean(spread_sim) / np.nanmean(spread_meas))
+    return out

@@ -132,16 +132,36 @@ def _mean_trace(out, traces, rows, measured, simulated, unit, scale) -> Path:
     grid = fig.add_gridspec(2, 2, height_ratios=[1.1, 1])
     ax = fig.add_subplot(grid[0, :])
     x = np.arange(measured.shape[1])
-    _band(ax, x, measured / scale, "black", "measured mean ± 1 sd (devices)")
-    _band(ax, x, simulated / scale, MODEL_COLOR, "fitted preset, simulated", "--")
     if traces.shared_pulses:
+        _band(ax, x, measured / scale, "black", "measured mean ± 1 sd (devices)")
+        _band(ax, x, simulated / scale, MODEL_COLOR, "fitted preset, simulated", "--")
         for a, b in _branches(traces.pulses, 1):
             ax.axvspan(a, b, color=UP_COLOR, alpha=0.05, lw=0)
         for a, b in _branches(traces.pulses, -1):
             ax.axvspan(a, b, color=DOWN_COLOR, alpha=0.05, lw=0)
+        ax.set_title(f"Mean trace of {rows.size} devices (blue: up pulses, red: down pulses)")
+    else:  # every device has its own sequence: show a few traces and their simulations
+        pick = np.unique(np.linspace(0, rows.size - 1, min(rows.size, 12)).astype(int))
+        for n, i in enumerate(pick):
+            ax.plot(
+                x,
+                measured[i] / scale,
+                "-",
+                color="black",
+                lw=1,
+                label="measured" if n == 0 else None,
+            )
+            ax.plot(
+                x,
+                simulated[i] / scale,
+                "--",
+                color=MODEL_COLOR,
+                lw=1,
+                label="fitted preset, simulated" if n == 0 else None,
+            )
+        ax.set_title(f"{pick.size} of {rows.size} traces (each device has its own pulse sequence)")
     ax.set_xlabel("read index")
     ax.set_ylabel(f"conductance ({unit})")
-    ax.set_title(f"Mean trace of {rows.size} devices (blue: up pulses, red: down pulses)")
     ax.legend(loc="best", fontsize=9)
     pulses = traces.pulses_of(rows)
     for col, (sign, name, color) in enumerate(((1, "up", UP_COLOR), (-1, "down", DOWN_COLOR))):
@@ -418,8 +438,11 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
             "",
             f"- largest deviation of the mean trace: {pr['mean_error_of_span']:.1%} of the "
             f"conductance span (rms {pr['mean_rms_error_of_span']:.1%})",
-            f"- device-to-device spread, simulated / measured: {pr['spread_ratio']:.2f}",
         ]
+        if "spread_ratio" in pr:
+            lines.append(
+                f"- device-to-device spread, simulated / measured: {pr['spread_ratio']:.2f}"
+            )
     if fit.model_selection:
         lines += [
             "",
