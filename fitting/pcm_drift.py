@@ -185,6 +185,13 @@ def _level_populations(
         e2 = float(np.mean(nu_se[members] ** 2))
         fit = fit_folded_normal(v, e2)
         mu[k], sig[k], mu_se[k], sig_se[k] = fit.mu, fit.sigma, fit.mu_se, fit.sigma_se
+        # Few devices can leave the likelihood flat in σ (σ -> 0) so that the numerical
+        # covariance is undefined; fall back to the normal-theory errors of a mean and an SD.
+        spread = np.sqrt(fit.sigma**2 + e2)
+        if not np.isfinite(mu_se[k]) or mu_se[k] <= 0:
+            mu_se[k] = spread / np.sqrt(members.size)
+        if not np.isfinite(sig_se[k]) or sig_se[k] <= 0:
+            sig_se[k] = spread / np.sqrt(2.0 * max(members.size - 1, 1))
         err[k] = np.sqrt(e2)
         levels.n_devices[k] = members.size
     return mu, sig, mu_se, sig_se, err

@@ -124,7 +124,11 @@ def fit_folded_normal(nu_hat: np.ndarray, e2: float) -> FoldedNormalFit:
     sd0 = np.sqrt(max(var - e2, 0.01 * var, 1e-12))
 
     def nll(p: np.ndarray) -> float:
-        return folded_normal_nll(p[0], float(np.exp(p[1])), nu_hat, e2)
+        if not -50.0 < p[1] < 5.0:  # σ outside (1e-22, 148): far off any drift exponent
+            return np.inf
+        with np.errstate(invalid="ignore", over="ignore"):
+            value = folded_normal_nll(p[0], float(np.exp(p[1])), nu_hat, e2)
+        return value if np.isfinite(value) else np.inf
 
     scale = np.sqrt(var) if var > 0 else 1.0
     res = optimize.minimize(
