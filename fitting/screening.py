@@ -176,7 +176,6 @@ def screen_traces(traces: PulseTraces, chunk_devices: int = 4096) -> Screening:
     status[~data] = "no_data"
     constant = data & (out["span"] == 0) & (out["noise"] == 0)
     status[constant] = "constant"
-    _flag_scale_outliers(traces, out, status)
     resp_up = out["t_up"] > SWING_T
     resp_down = out["t_down"] > SWING_T
     live = np.isin(status, ("ok", "up_only", "down_only"))
@@ -185,6 +184,7 @@ def screen_traces(traces: PulseTraces, chunk_devices: int = 4096) -> Screening:
     status[both & (resp_up != resp_down)] = "one_direction"
     status[live & (status == "up_only") & ~resp_up] = "stuck"
     status[live & (status == "down_only") & ~resp_down] = "stuck"
+    _flag_scale_outliers(traces, out, status)
     fitted = np.isin(status, ("ok", "up_only", "down_only"))
     return Screening(
         status=status.astype(str),
@@ -203,16 +203,20 @@ def screen_traces(traces: PulseTraces, chunk_devices: int = 4096) -> Screening:
 
 
 def _flag_scale_outliers(traces: PulseTraces, out: dict, status: np.ndarray) -> None:
-    live = np.isin(status, ("ok", "up_only", "down_only")) & (out["span"] > 0)
-    if live.sum() < 3:
+    """Devices ~100x away from the others in level (any device) or span (responsive ones)."""
+    responsive = np.isin(status, ("ok", "up_only", "down_only", "one_direction"))
+    live = responsive | (status == "stuck")
+    responsive &= out["span"] > 0
+    if responsive.sum() < 3:
         return
     span = out["span"]
-    ref_span = float(np.median(span[live]))
-    ref_level = float(np.median(out["level"][live]))
+    ref_span = float(np.median(span[responsive]))
+    ref_level = float(np.median(out["level"][responsive]))
     with np.errstate(divide="ignore", invalid="ignore"):
-        bad_span = np.abs(np.log10(span / ref_span)) > SCALE_DECADES
-    bad_level = np.abs(out["level"] - ref_level) > 10**SCALE_DECADES * ref_span
-    bad = live & (bad_span | bad_level)
+        # a stuck device has a tiny span (read noise only): only the level tells its scale
+        bad_span = responsive & (np.abs(np.log10(span / ref_span)) > SCALE_DECADES)
+    bad_level = live & (np.abs(out["level"] - ref_level) > 10**SCALE_DECADES * ref_span)
+    bad = bad_span | bad_level
     if bad.sum() > MAX_SCALE_OUTLIERS * live.sum():
         ids = traces.device_ids[bad][:5].tolist()
         raise FitInputError(

@@ -244,3 +244,18 @@ def test_known_read_noise_separates_write_noise() -> None:
     plain = fit_pulse_response(traces)  # without: all non-accumulating noise is read noise
     assert plain.parameters["write_noise_std"] == 0.0
     assert any("write noise cannot be told" in n for n in plain.notes)
+
+
+@pytest.mark.slow
+def test_non_family_response_is_approximated_and_checked() -> None:
+    """ECRAM's quadratic saturation is no fit family: auto picks the closest one, and a
+    simulation of the preset still reproduces the traces (the predictive check)."""
+    truth = chip_truth("ecram")
+    array = PulsedDeviceArray(truth, (16, 16), 1)
+    amp, width = truth.pulse_amplitude_v, truth.pulse_width_s
+    g = array.pulse_train(np.arange(256), 200, 200, 3, 1, (amp, width), (-amp, width))
+    fit = fit_pulse_response(PulseTraces(g.T, PULSES), model="auto")
+    assert fit.excluded == {"stuck": int(array.stuck.sum())}
+    assert fit.predictive["mean_error_of_span"] < 0.05
+    assert abs(fit.predictive["spread_ratio"] - 1.0) < 0.25
+    assert fit.parameters["w_max"] == pytest.approx(truth.w_max, rel=0.15)
