@@ -21,6 +21,7 @@ from calib.commands.fit_pcm import fit_pcm_command
 from calib.commands.importing import import_group
 from calib.commands.measure import measure as measure_group
 from calib.errors import CalibError
+from calib.invocation import set_command
 
 log = logging.getLogger("calib")
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from fitting.traces import FitInputError
     from instruments.visa_transport import InstrumentError
 
+    set_command(["calib", *(sys.argv[1:] if argv is None else argv)])
     try:
         cli.main(args=argv, prog_name="calib", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from calib._version import __version__
 from calib.errors import CalibError
+from calib.invocation import current_command
 from simulator.devices.response import FAMILIES
 
 __all__ = [
@@ -193,7 +193,7 @@ def provenance(input_file: str | Path | None = None, **extra: Any) -> dict[str, 
     record: dict[str, Any] = {
         "software_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)),
+        "command": current_command(),
         "input_file": str(input_file) if input_file is not None else None,
         "input_sha256": file_sha256(input_file) if input_file is not None else None,
     }
