@@ -66,14 +66,10 @@ class DeviceData:
 
     def uniform_pulses(self) -> int | None:
         """The pulse count between reads if it is the same for every pair, else None."""
-        lo, hi = None, None
+        counts = set()
         for b in self.blocks:
-            valid = b.weight > 0
-            if valid.any():
-                n = b.n[valid]
-                lo = int(n.min()) if lo is None else min(lo, int(n.min()))
-                hi = int(n.max()) if hi is None else max(hi, int(n.max()))
-        return lo if lo is not None and lo == hi else None
+            counts.update(b.pulse_counts)
+        return counts.pop() if len(counts) == 1 else None
 
 
 def _mid_step(block: PairBlock, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

@@ -214,6 +214,17 @@ class GmmProblem:
         return np.einsum("dm,dmn,dn->d", g, self.W, g)
 
     # ------------------------------------------------------------------ solvers
+    def subset(self, rows: np.ndarray) -> GmmProblem:
+        """The same problem restricted to the devices ``rows`` (arrays copied)."""
+        out = object.__new__(GmmProblem)
+        out.__dict__.update(self.__dict__)
+        out.blocks = [b.take(rows) for b in self.blocks]
+        out.Z = [z[rows] for z in self.Z]
+        out.gy = self.gy[rows]
+        out.W = self.W[rows]
+        out.n_dev = rows.size
+        return out
+
     def solve_devices(
         self,
         theta: np.ndarray,
@@ -221,7 +232,12 @@ class GmmProblem:
         max_iter: int = 40,
         rtol: float = 1e-10,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Levenberg-Marquardt on the per-device parameters with ``phi`` fixed."""
+        """Levenberg-Marquardt on the per-device parameters with ``phi`` fixed.
+
+        Devices that have converged drop out: once fewer than half of the devices still
+        iterate, the problem is restricted to them (one copy), so a few slow devices do not
+        cost a full evaluation of all.
+        """
         theta = theta.copy()
         n, p = theta.shape
         lam = np.full(n, 1e-3)
@@ -229,31 +245,38 @@ class GmmProblem:
         q = self.objective(g)
         done = ~np.isfinite(q)
         converged = np.zeros(n, dtype=bool)
+        prob, rows = self, np.arange(n)  # the (sub)problem iterated and its device rows
         for _ in range(max_iter):
             if done.all():
                 break
-            jac = self.jacobian(theta, phi, g)
-            jw = np.swapaxes(jac, 1, 2) @ self.W
+            if (~done[rows]).sum() < 0.5 * rows.size and rows.size > 64:
+                rows = np.nonzero(~done)[0]
+                prob = self.subset(rows)
+            th, gg, qq, lm, dn = theta[rows], g[rows], q[rows], lam[rows], done[rows]
+            jac = prob.jacobian(th, phi, gg)
+            jw = np.swapaxes(jac, 1, 2) @ prob.W
             hess = jw @ jac
-            grad = (jw @ g[..., None])[..., 0]
+            grad = (jw @ gg[..., None])[..., 0]
             diag = np.diagonal(hess, axis1=1, axis2=2).copy()
             floor = 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300)
             diag = np.maximum(diag, floor)
-            a = hess + lam[:, None, None] * (diag[:, :, None] * np.eye(p))
+            a = hess + lm[:, None, None] * (diag[:, :, None] * np.eye(p))
             a += np.eye(p) * floor[:, :, None] * 1e-3
             delta = -_solve(a, grad)
-            delta[done] = 0.0
-            trial = theta + delta
-            g_new = self.moments(trial, phi)
-            q_new = self.objective(g_new)
-            better = np.isfinite(q_new) & (q_new <= q) & ~done
-            small = better & ((q - q_new) <= rtol * np.maximum(q, 1e-30))
-            theta[better] = trial[better]
-            g[better] = g_new[better]
-            q = np.where(better, q_new, q)
-            lam = np.where(better, lam * 0.3, lam * 8.0)
-            converged |= small | (better & (q <= 1e-30))
-            done |= converged | (lam > 1e12)
+            delta[dn] = 0.0
+            trial = th + delta
+            g_new = prob.moments(trial, phi)
+            q_new = prob.objective(g_new)
+            better = np.isfinite(q_new) & (q_new <= qq) & ~dn
+            small = better & ((qq - q_new) <= rtol * np.maximum(qq, 1e-30))
+            th[better] = trial[better]
+            gg[better] = g_new[better]
+            qq = np.where(better, q_new, qq)
+            lm = np.where(better, lm * 0.3, lm * 8.0)
+            conv = small | (better & (qq <= 1e-30))
+            theta[rows], g[rows], q[rows], lam[rows] = th, gg, qq, lm
+            converged[rows] |= conv
+            done[rows] |= conv | (lm > 1e12)
         return theta, q, converged | (lam <= 1e12)
 
     def solve_joint(

@@ -81,13 +81,13 @@ def pair_statistics(
     inc_h = predict_increment(model, block, values, y0=block.y0 + h)
     a = 1.0 + (inc_h - inc) / h
     u = (block.y1 - block.y0) - inc
-    v = inc**2 / block.n
+    v = inc * inc if block.max_pulses == 1 else inc**2 / block.n
     valid = (block.weight > 0) & np.isfinite(u) & np.isfinite(a)
     ok = valid & ~clipped
-    zero = np.zeros_like(u)
-    return PairStatistics(
-        np.where(valid, u, zero), np.where(valid, a, zero), np.where(valid, v, zero), ok, valid
-    )
+    if not valid.all():
+        for arr in (u, a, v):
+            arr[~valid] = 0.0
+    return PairStatistics(u, a, v, ok, valid)
 
 
 def noise_sums(
@@ -107,7 +107,7 @@ def noise_sums(
     for b in blocks:
         st = pair_statistics(model, b, values)
         okf = st.ok.astype(float)
-        u = st.u * okf
+        u = st.u if st.ok.all() else st.u * okf
         acc["uu"] += dot(u, u)
         acc["one_a2"] += okf.sum(axis=1) + dot(st.a * okf, st.a)
         acc["v"] += dot(st.v, okf)

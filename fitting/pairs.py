@@ -34,6 +34,7 @@ class PairBlock:
     read_index: np.ndarray  # (n_dev, P) index k of y0 in the trace (-1 on padding)
     contiguous: np.ndarray  # (n_dev, P-1) bool: pair j+1 starts at the read pair j ends on
     same_state: np.ndarray  # (n_dev, P-1) bool: pair j+1 starts at a repeat read of that state
+    pulse_counts: tuple[int, ...] = ()  # distinct pulse counts of the usable pairs
 
     @property
     def n_pairs(self) -> np.ndarray:
@@ -56,6 +57,7 @@ class PairBlock:
             self.read_index[rows],
             self.contiguous[rows],
             self.same_state[rows],
+            tuple(int(c) for c in np.unique(self.n[rows][self.weight[rows] > 0])),
         )
 
 
@@ -122,10 +124,10 @@ def _build_shared(g: np.ndarray, pulses: np.ndarray, direction: int) -> PairBloc
     if cand.size > 1:  # links between consecutive pairs, the same for every device
         contiguous = cand[1:] == cand[:-1] + 1
         links = (contiguous, (state[cand[:-1] + 1] == state[cand[1:]]) & ~contiguous)
-    return _finish(direction, y0, y1, z, n_p, ok, k, state, links)
+    return _finish(direction, y0, y1, z, n_p, ok, k, state, links, np.abs(pulses[cand + 1]))
 
 
-def _finish(direction, y0, y1, z, n_p, ok, k, state, links=None) -> PairBlock:
+def _finish(direction, y0, y1, z, n_p, ok, k, state, links=None, n_shared=None) -> PairBlock:
     n_dev = y0.shape[0]
     if not ok.all():
         for arr in (y0, y1, z):
@@ -147,8 +149,19 @@ def _finish(direction, y0, y1, z, n_p, ok, k, state, links=None) -> PairBlock:
     else:
         contiguous = np.zeros((n_dev, 0), dtype=bool)
         same_state = contiguous
+    # one sequence for all devices: its counts on the usable columns suffice
+    counts = np.unique(n_shared[ok.any(axis=0)] if n_shared is not None else n_arr[ok])
     return PairBlock(
-        direction, y0, y1, z, n_arr, weight, read_index, np.asarray(contiguous), same_state
+        direction,
+        y0,
+        y1,
+        z,
+        n_arr,
+        weight,
+        read_index,
+        np.asarray(contiguous),
+        same_state,
+        tuple(int(c) for c in counts),
     )
 
 
