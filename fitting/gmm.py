@@ -42,6 +42,13 @@ def predict_increment(
     return_clipped: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Expected increment F_n(y0) − y0 of every pair (n pulses of the block's direction)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # trial parameters of a search may overflow (e.g. exp-step's A·e^{γz}): the
+        # criterion is then non-finite and the step is rejected, no warning needed
+        return _predict(model, block, values, y0, return_clipped)
+
+
+def _predict(model, block, values, y0, return_clipped):
     y0 = block.y0 if y0 is None else y0
     params = model.step_params(values)
     up = block.direction > 0
