@@ -32,24 +32,46 @@ import click
     help="Conductance per unit weight (default max(w_max, -w_min): bounds at most ±1).",
 )
 def export(preset_path: Path, target: str, output: Path | None, scale_s: float | None) -> None:
-    """Export the device model of PRESET to aihwkit."""
+    """Export the device model and/or PCM inference-noise model of PRESET to aihwkit.
+
+    A training preset exports its pulsed device (class + constructor fields); a preset with a
+    ``pcm`` section also exports the inference noise model (``PCMLikeNoiseModel`` or its
+    custom-drift variant, with constructor arguments in aihwkit's units).
+    """
     from calib.errors import CalibError
     from calib.export import aihwkit_device, python_snippet
+    from calib.export_pcm import aihwkit_noise_model
+    from calib.export_pcm import python_snippet as pcm_snippet
     from calib.presets import load_preset
 
-    exported = aihwkit_device(load_preset(preset_path), scale_s=scale_s)
+    preset = load_preset(preset_path)
+    device = preset.get("device")
+    has_device = bool(device) and device.get("model") not in (None, "none", "pcm")
+    if not has_device and "pcm" not in preset:
+        raise CalibError(f"{preset_path}: has neither an exportable device nor a pcm section")
+    exported: dict = aihwkit_device(preset, scale_s=scale_s) if has_device else {}
+    if "pcm" in preset:
+        exported["inference_noise_model"] = aihwkit_noise_model(preset["pcm"])
+    parts = []
+    if has_device:
+        parts.append(
+            f"{exported['device']['class']} ({len(exported['device']['parameters'])} fields)"
+        )
+    if "pcm" in preset:
+        parts.append(exported["inference_noise_model"]["class"])
     if target == "aihwkit":
         if output is None:
             raise CalibError("calib export --to aihwkit needs -o/--output FILE")
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(exported, indent=2) + "\n")
-        cls = exported["device"]["class"]
-        click.echo(f"{cls} with {len(exported['device']['parameters'])} fields written to {output}")
+        click.echo(f"{' and '.join(parts)} written to {output}")
         return
-    code = python_snippet(exported)
+    code = python_snippet(exported) if has_device else ""
+    if "pcm" in preset:
+        code += ("\n" if code else "") + pcm_snippet(preset["pcm"])
     if output is None:
         click.echo(code, nl=False)
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(code)
-        click.echo(f"aihwkit snippet written to {output}")
+        click.echo(f"aihwkit snippet ({' and '.join(parts)}) written to {output}")
