@@ -33,6 +33,7 @@ def test_device_and_pcm_presets_export_both(tmp_path: Path, capsys) -> None:
     doc = json.loads(out.read_text())
     assert doc["device"]["class"] == "SoftBoundsDevice"
     assert "inference_noise_model" in doc
+    capsys.readouterr()
     assert main(["export", str(path), "--to", "python"]) == 0
     code = capsys.readouterr().out
     assert "SoftBoundsDevice(" in code and "PCMLikeNoiseModel(" in code
