@@ -34,11 +34,23 @@ from typing import Any
 
 import numpy as np
 
+from fitting.chunked import (
+    DeviceEstimates,
+    DeviceSource,
+    FitPlan,
+    MapTasks,
+    TracesSource,
+    column_values,
+    device_data,
+    fit_piece,
+    screen_piece,
+    screening_pieces,
+    serial_map,
+)
 from fitting.families import EXP_STEP_FIXED, FamilyModel, family_model, piecewise_nodes
 from fitting.family_fit import DeviceData, fit_devices, fit_shared_shape
 from fitting.gmm import DeviceFit
-from fitting.noise import NoiseSums, estimate_noise, noise_sums
-from fitting.pairs import build_pairs, repeat_reads
+from fitting.noise import estimate_noise, noise_sums
 from fitting.population import (
     PairPopulation,
     RandomEffect,
@@ -46,12 +58,22 @@ from fitting.population import (
     fit_random_effect,
     pair_population,
 )
-from fitting.screening import Screening, chunks, screen_traces
+from fitting.screening import Screening, chunks, classify_devices, concat_statistics
 from fitting.selection import ModelScore, equivalences, j_statistic, rank_models
 from fitting.traces import FitInputError, PulseTraces
 from simulator.devices.response import FAMILIES
 
-__all__ = ["MODEL_CHOICES", "PulseResponseFit", "fit_pulse_response"]
+__all__ = [
+    "MODEL_CHOICES",
+    "FitContext",
+    "PulseResponseFit",
+    "combine_device_estimates",
+    "fit_all_devices",
+    "fit_pulse_response",
+    "fit_pulse_response_source",
+    "plan_device_fits",
+    "screen_source",
+]
 
 MODEL_CHOICES = (*FAMILIES, "auto")
 #: families whose up and down steps do not share parameters (fit direction-wise data)
@@ -134,26 +156,6 @@ def _pick(idx: np.ndarray, k: int) -> np.ndarray:
     return idx[np.unique(np.linspace(0, idx.size - 1, k).round().astype(int))]
 
 
-def _device_data(
-    traces: PulseTraces, rows: np.ndarray, g0: float, scale: float, screen: Screening
-) -> tuple[DeviceData, Any]:
-    g = (traces.conductance_s[rows].astype(np.float64) - g0) / scale
-    p = traces.pulses_of(rows)
-    data = DeviceData(
-        build_pairs(g, p, 1),
-        build_pairs(g, p, -1),
-        (screen.hi[rows] - g0) / scale,
-        (screen.lo[rows] - g0) / scale,
-    )
-    return data, repeat_reads(g, p)
-
-
-def _column_values(fit: DeviceFit) -> dict[str, Any]:
-    vals: dict[str, Any] = {n: fit.theta[:, j : j + 1] for j, n in enumerate(fit.names)}
-    vals.update({n: float(fit.phi[j]) for j, n in enumerate(fit.shared_names)})
-    return vals
-
-
 def _fisher_or_boot(eff: RandomEffect) -> str:
     if eff.n == 0:
         return "not identifiable (direction-wise data)"
@@ -179,15 +181,84 @@ def fit_pulse_response(
     ``read_noise_s`` is a separately measured read-noise std (same unit as the data); with
     it (or with repeated reads in the data) write noise is separated from read noise.
     """
+    return fit_pulse_response_source(
+        TracesSource(traces),
+        model,
+        read_noise_s=read_noise_s,
+        candidates=candidates,
+        selection_devices=selection_devices,
+        shape_devices=shape_devices,
+        chunk_devices=chunk_devices,
+        n_boot=n_boot,
+        seed=seed,
+        predictive_check=predictive_check,
+    )
+
+
+@dataclass
+class FitContext:
+    """The population-level facts of one fit, computed once from the whole dataset."""
+
+    source: DeviceSource
+    screen: Screening
+    fitted: np.ndarray  # rows of the screened-in devices (increasing)
+    g0_pre: float
+    scale: float
+    sub_data: DeviceData  # the subsample of the model choice and the shared shape
+    shared_fits: dict[str, DeviceFit]
+    scores: list[ModelScore]
+    read_noise_s: float | None
+    chunk_devices: int
+    n_boot: int
+    seed: int
+    map_tasks: MapTasks = serial_map
+
+
+def screen_source(
+    source: DeviceSource,
+    chunk_devices: int = 2048,
+    map_tasks: MapTasks = serial_map,
+    pieces_of: int | None = None,
+) -> Screening:
+    """First pass: per-device statistics (in pieces), then the classification (once)."""
+    size = max(chunk_devices, 1024)
+    tasks = [(source, sl, size) for sl in screening_pieces(source.n_devices, size, pieces_of)]
+    stats = concat_statistics(map_tasks(screen_piece, tasks))
+    return classify_devices(stats, source.device_ids, source.source)
+
+
+def fit_pulse_response_source(
+    source: DeviceSource,
+    model: str = "soft-bounds",
+    *,
+    read_noise_s: float | None = None,
+    candidates: Sequence[str] | None = None,
+    selection_devices: int = 128,
+    shape_devices: int = 96,
+    chunk_devices: int = 2048,
+    n_boot: int = 200,
+    seed: int = 0,
+    predictive_check: bool = True,
+    map_tasks: MapTasks | None = None,
+    screen_pieces_of: int | None = None,
+) -> PulseResponseFit:
+    """:func:`fit_pulse_response` of the devices of ``source``, per-device stages mapped.
+
+    ``map_tasks(func, tasks)`` runs the per-device tasks (screening pieces of
+    ``screen_pieces_of`` chunks, one task for all when None; per-device fits of
+    ``chunk_devices`` screened-in devices each); the default runs them here, in order.
+    Everything else runs once, here, on the combined per-device results.
+    """
+    run = map_tasks or serial_map
     if model not in MODEL_CHOICES:
         raise FitInputError(f"unknown model {model!r}; use one of {MODEL_CHOICES}")
     notes: list[str] = []
-    screen = screen_traces(traces, chunk_devices=max(chunk_devices, 1024))
+    screen = screen_source(source, chunk_devices, run, screen_pieces_of)
     fitted = np.nonzero(screen.fitted)[0]
     counts = screen.counts()
     if fitted.size == 0:
         raise FitInputError(
-            f"{traces.source}: none of the {traces.n_devices} devices respond to pulses as a "
+            f"{source.source}: none of the {source.n_devices} devices respond to pulses as a "
             f"pulsed device ({_describe(counts)}); nothing to fit"
         )
     direction_wise = screen.direction_wise
@@ -198,7 +269,7 @@ def fit_pulse_response(
         )
         if model not in ("auto", *DECOUPLED):
             raise FitInputError(
-                f"{traces.source}: the traces are single-direction ramps; {model} couples both "
+                f"{source.source}: the traces are single-direction ramps; {model} couples both "
                 f"directions through the device range, use one of {DECOUPLED} or auto"
             )
     g0_pre, scale = _reference(screen, fitted, direction_wise)
@@ -208,7 +279,7 @@ def fit_pulse_response(
     if direction_wise:
         families = [f for f in families if f in DECOUPLED]
     sub = _pick(fitted, selection_devices if model == "auto" else shape_devices)
-    sub_data, sub_rep = _device_data(traces, sub, g0_pre, scale, screen)
+    sub_data, sub_rep = device_data(source.read(sub), g0_pre, scale, screen.hi[sub], screen.lo[sub])
     shared_fits: dict[str, DeviceFit] = {}
     problems = {}
     scores: list[ModelScore] = []
@@ -228,7 +299,7 @@ def fit_pulse_response(
         scores += _score_families(shared_fits, problems, sub_data, sub_rep)
         finite = [s for s in scores if np.isfinite(s.j_statistic)]
         if not finite:
-            raise FitInputError(f"{traces.source}: no device family could be fitted")
+            raise FitInputError(f"{source.source}: no device family could be fitted")
         failed = [s for s in scores if not np.isfinite(s.j_statistic)]
         for s in failed:
             s.note = s.note or "fit failed (non-finite criterion)"
@@ -236,9 +307,8 @@ def fit_pulse_response(
         chosen = ranked[0].family
         _mark_equivalences(ranked, shared_fits)
         scores = ranked
-    fit_obj = _fit_chosen(
-        chosen,
-        traces,
+    ctx = FitContext(
+        source,
         screen,
         fitted,
         g0_pre,
@@ -246,74 +316,67 @@ def fit_pulse_response(
         sub_data,
         shared_fits,
         scores,
-        list(notes),
         read_noise_s,
         chunk_devices,
         n_boot,
         seed,
-        predictive_check,
+        run,
     )
+    fit_obj = _fit_chosen(ctx, chosen, list(notes), predictive_check)
     if model == "auto" and predictive_check:
-        fit_obj = _predictive_tie_break(
-            fit_obj,
-            traces,
-            screen,
-            fitted,
-            g0_pre,
-            scale,
-            sub_data,
-            shared_fits,
-            scores,
-            notes,
-            read_noise_s,
-            chunk_devices,
-            n_boot,
-            seed,
-        )
+        fit_obj = _predictive_tie_break(ctx, fit_obj, notes)
     return fit_obj
 
 
-def _fit_chosen(
-    chosen: str,
-    traces: PulseTraces,
-    screen: Screening,
-    fitted: np.ndarray,
-    g0_pre: float,
-    scale: float,
-    sub_data: DeviceData,
-    shared_fits: dict[str, DeviceFit],
-    scores: list[ModelScore],
-    notes: list[str],
-    read_noise_s: float | None,
-    chunk_devices: int,
-    n_boot: int,
-    seed: int,
-    predictive_check: bool,
-) -> PulseResponseFit:
-    """Per-device fits of family ``chosen`` for all devices, population, noise, checks."""
+def plan_device_fits(ctx: FitContext, chosen: str, notes: list[str]) -> FitPlan:
+    """The plan of the per-device stage for family ``chosen`` (shape from the subsample)."""
     fm = family_model(chosen)
     shape = {}
-    if chosen in shared_fits:
-        f = shared_fits[chosen]
+    if chosen in ctx.shared_fits:
+        f = ctx.shared_fits[chosen]
         shape = {n: float(f.phi[j]) for j, n in enumerate(f.shared_names)}
     per_device_shape = bool(fm.per_device_shape) and _shape_identified_per_device(
-        fm, sub_data, shape, notes
+        fm, ctx.sub_data, shape, notes
     )
+    return FitPlan(chosen, float(ctx.g0_pre), float(ctx.scale), shape, per_device_shape)
 
-    # ---- per-device fits of all devices, chunked
-    fits, sums = [], []
-    for sl in chunks(fitted.size, chunk_devices):
+
+def fit_all_devices(ctx: FitContext, plan: FitPlan) -> DeviceEstimates:
+    """Per-device stage: every screened-in device, in chunks of ``ctx.chunk_devices``."""
+    hi, lo, fitted = ctx.screen.hi, ctx.screen.lo, ctx.fitted
+    tasks = []
+    for sl in chunks(fitted.size, ctx.chunk_devices):
         rows = fitted[sl]
-        data, rep = _device_data(traces, rows, g0_pre, scale, screen)
-        dfit = fit_devices(fm, data, shape, per_device_shape=per_device_shape)
-        fits.append(dfit)
-        sums.append(noise_sums(fm, data.blocks, _column_values(dfit), rep))
-    names = fits[0].names
-    theta = np.concatenate([f.theta for f in fits])
-    cov = np.concatenate([f.cov for f in fits])
-    all_sums = NoiseSums.concat(sums)
-    shared_names = fits[0].shared_names
-    phi = fits[0].phi
+        tasks.append((ctx.source, rows, hi[rows], lo[rows], plan))
+    return DeviceEstimates.concat(ctx.map_tasks(fit_piece, tasks))
+
+
+def _fit_chosen(
+    ctx: FitContext, chosen: str, notes: list[str], predictive_check: bool
+) -> PulseResponseFit:
+    """Per-device fits of family ``chosen`` for all devices, population, noise, checks."""
+    plan = plan_device_fits(ctx, chosen, notes)
+    return combine_device_estimates(ctx, plan, fit_all_devices(ctx, plan), notes, predictive_check)
+
+
+def combine_device_estimates(
+    ctx: FitContext,
+    plan: FitPlan,
+    est: DeviceEstimates,
+    notes: list[str],
+    predictive_check: bool = True,
+) -> PulseResponseFit:
+    """Population stage, once on the per-device estimates of all screened-in devices.
+
+    Failed fits and outliers are excluded, the reference conductance is recentred, then the
+    random effects, noise model, bootstrap and predictive check run on the combined values.
+    """
+    chosen, fm = plan.family, family_model(plan.family)
+    screen, fitted, g0_pre, scale = ctx.screen, ctx.fitted, plan.g0_pre, plan.scale
+    read_noise_s, n_boot, seed, sub_data = ctx.read_noise_s, ctx.n_boot, ctx.seed, ctx.sub_data
+    shared_fits, scores = ctx.shared_fits, ctx.scores
+    names, theta, cov, all_sums = est.names, est.theta, est.cov, est.sums
+    shared_names, phi = est.shared_names, est.phi
     phi_cov = shared_fits[chosen].phi_cov if chosen in shared_fits else np.zeros((0, 0))
     if chosen in shared_fits and shared_fits[chosen].shared_names != shared_names:
         phi_cov = np.zeros((len(shared_names), len(shared_names)))
@@ -329,12 +392,12 @@ def _fit_chosen(
     keep = good & ~out
     if keep.sum() == 0:
         raise FitInputError(
-            f"{traces.source}: the {chosen} fit failed for every responsive device "
+            f"{ctx.source.source}: the {chosen} fit failed for every responsive device "
             f"({_describe(_status_counts(status))})"
         )
     theta, cov = theta[keep], cov[keep]
     all_sums = all_sums.take(np.nonzero(keep)[0])
-    ids = traces.device_ids[fitted[keep]]
+    ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
 
     # ---- reference conductance at the midpoint of the mean bounds
@@ -357,7 +420,7 @@ def _fit_chosen(
         )
     except ValueError as exc:  # e.g. no device with an identified step in one direction
         raise FitInputError(
-            f"{traces.source}: {chosen} population cannot be formed: {exc}"
+            f"{ctx.source.source}: {chosen} population cannot be formed: {exc}"
         ) from None
     params, unc, method = pop["params"], pop["uncertainty"], pop["method"]
     n_stuck = int(np.sum(status == "stuck"))
@@ -422,7 +485,7 @@ def _fit_chosen(
         uncertainty=unc,
         per_device=per_device,
         read_noise_s=float(noise.read * scale),
-        n_devices=traces.n_devices,
+        n_devices=ctx.source.n_devices,
         excluded=excluded,
         diagnostics=diagnostics,
         uncertainty_method=method,
@@ -436,11 +499,11 @@ def _fit_chosen(
             "read_write_separable": bool(noise.separable),
             "read_noise_stderr": float(noise.read_se * scale),
         },
-        conductance_unit=traces.units,
+        conductance_unit=ctx.source.units,
     )
     fit_obj.uncertainty["read_noise_s"] = float(noise.read_se * scale)
     if predictive_check:
-        fit_obj.predictive = predictive_summary(fit_obj, traces, seed=seed)
+        fit_obj.predictive = _predictive(fit_obj, ctx.source, seed=seed)
         fit_obj.diagnostics.update({f"predictive_{k}": v for k, v in fit_obj.predictive.items()})
         err = fit_obj.predictive.get("mean_error_of_span", 0.0)
         if err > PREDICTIVE_WARN:
@@ -454,21 +517,8 @@ def _fit_chosen(
 
 
 def _predictive_tie_break(
-    fit_obj,
-    traces,
-    screen,
-    fitted,
-    g0_pre,
-    scale,
-    sub_data,
-    shared_fits,
-    scores,
-    notes,
-    read_noise_s,
-    chunk_devices,
-    n_boot,
-    seed,
-):
+    ctx: FitContext, fit_obj: PulseResponseFit, notes: list[str]
+) -> PulseResponseFit:
     """Among families the criteria cannot tell apart, prefer one that reproduces the data.
 
     Only when the selected family fails the posterior predictive check: every family within
@@ -478,27 +528,11 @@ def _predictive_tie_break(
     err = fit_obj.predictive.get("mean_error_of_span", 0.0)
     if err <= PREDICTIVE_WARN:
         return fit_obj
-    tied = [s for s in scores if s.family != fit_obj.model and s.delta_bic < 10.0]
+    tied = [s for s in ctx.scores if s.family != fit_obj.model and s.delta_bic < 10.0]
     best = fit_obj
     for s in tied:
         try:
-            alt = _fit_chosen(
-                s.family,
-                traces,
-                screen,
-                fitted,
-                g0_pre,
-                scale,
-                sub_data,
-                shared_fits,
-                scores,
-                list(notes),
-                read_noise_s,
-                chunk_devices,
-                n_boot,
-                seed,
-                True,
-            )
+            alt = _fit_chosen(ctx, s.family, list(notes), True)
         except FitInputError:
             continue
         if alt.predictive.get("mean_error_of_span", np.inf) < best.predictive.get(
@@ -581,7 +615,7 @@ def _score_families(fits: dict, problems: dict, data: DeviceData, rep) -> list[M
     noise = {}
     for fam, fit in fits.items():
         fm = family_model(fam)
-        noise[fam] = estimate_noise(noise_sums(fm, data.blocks, _column_values(fit), rep), n_boot=0)
+        noise[fam] = estimate_noise(noise_sums(fm, data.blocks, column_values(fit), rep), n_boot=0)
     ref = min(noise.values(), key=lambda n: n.c2c if np.isfinite(n.c2c) else np.inf)
     n_obs = int(sum(b.weight.sum() for b in data.blocks))
     out = []
@@ -975,16 +1009,28 @@ def predictive_summary(
     (w_max − w_min), its rms, and the ratio of the device-to-device spread (std across
     devices, averaged over reads), simulated / measured.
     """
+    return _predictive(fit, TracesSource(traces), seed, max_devices)
+
+
+def _predictive(
+    fit: PulseResponseFit, source: DeviceSource, seed: int = 0, max_devices: int = 512
+) -> dict[str, float]:
+    """:func:`predictive_summary` reading only the compared devices from ``source``."""
     from fitting.diagnostics import simulate_like
 
     ids = fit.per_device["device_id"]
     if ids.size < 1:
         return {}
-    order = np.argsort(traces.device_ids)
-    rows = order[np.searchsorted(traces.device_ids[order], ids)]
+    all_ids = source.device_ids
+    order = np.argsort(all_ids)
+    rows = order[np.searchsorted(all_ids[order], ids)]
     rows = _pick(rows, max_devices)
-    g = traces.conductance_s[rows].astype(np.float64)
-    sim = simulate_like(traces, fit, rows, seed=seed + 7)
+    # rows are increasing (fitted devices in file order): read just those
+    picked = np.sort(rows)
+    traces = source.read(picked)
+    pos = np.searchsorted(picked, rows)
+    g = traces.conductance_s[pos].astype(np.float64)
+    sim = simulate_like(traces, fit, pos, seed=seed + 7)
     with np.errstate(all="ignore"):
         import warnings
 

@@ -28,7 +28,16 @@ import numpy as np
 from fitting.pairs import build_pairs
 from fitting.traces import FitInputError, PulseTraces
 
-__all__ = ["MIN_PAIRS", "SWING_T", "Screening", "chunks", "screen_traces"]
+__all__ = [
+    "MIN_PAIRS",
+    "SWING_T",
+    "Screening",
+    "chunks",
+    "classify_devices",
+    "concat_statistics",
+    "device_statistics",
+    "screen_traces",
+]
 
 MIN_PAIRS = 8
 SWING_T = 8.0  # a device "responds" to a direction when its swing t statistic exceeds this
@@ -130,24 +139,36 @@ def _noise_scale(g: np.ndarray) -> np.ndarray:
 
 def screen_traces(traces: PulseTraces, chunk_devices: int = 4096) -> Screening:
     """Status and summary statistics of every device of ``traces``."""
+    return classify_devices(
+        device_statistics(traces, chunk_devices), traces.device_ids, traces.source
+    )
+
+
+def device_statistics(traces: PulseTraces, chunk_devices: int = 4096) -> dict[str, np.ndarray]:
+    """Per-device summary statistics of ``traces`` (no population statistics).
+
+    Every value depends on its own device only, so the statistics of a file can be computed
+    in pieces (any split of the devices) and concatenated (:func:`concat_statistics`) before
+    :func:`classify_devices` compares devices with the population.
+    """
     n = traces.n_devices
     out = {
         k: np.full(n, np.nan)
         for k in ("level", "span", "hi", "lo", "noise", "t_up", "t_down", "n_up", "n_down")
     }
-    finite_reads = np.zeros(n, dtype=np.int64)
-    nan_inside = np.zeros(n, dtype=np.int64)
+    out["finite_reads"] = np.zeros(n, dtype=np.int64)
+    out["nan_inside"] = np.zeros(n, dtype=np.int64)
     for rows in chunks(n, chunk_devices):
         g = traces.conductance_s[rows].astype(np.float64)
         p = traces.pulses_of(rows)
         finite = np.isfinite(g)
-        finite_reads[rows] = finite.sum(axis=1)
+        out["finite_reads"][rows] = finite.sum(axis=1)
         # NaNs between the first and last finite read (not trailing padding)
         first = np.argmax(finite, axis=1)
         last = g.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1)
         idx = np.arange(g.shape[1])
         inside = (idx >= first[:, None]) & (idx <= last[:, None]) & ~finite
-        nan_inside[rows] = inside.sum(axis=1)
+        out["nan_inside"][rows] = inside.sum(axis=1)
         all_finite = bool(finite.all())
         # levels from every other read of long traces: ample for 3 % / 97 % quantiles
         sub = g[:, ::2] if g.shape[1] > 400 else g
@@ -166,6 +187,21 @@ def screen_traces(traces: PulseTraces, chunk_devices: int = 4096) -> Screening:
                 t, cnt = _swing(build_pairs(g, p, direction), noise)
             out[f"t_{key}"][rows] = t
             out[f"n_{key}"][rows] = cnt
+    return out
+
+
+def concat_statistics(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The statistics of consecutive pieces of the devices, as one (in the given order)."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def classify_devices(
+    stats: dict[str, np.ndarray], device_ids: np.ndarray, source: str
+) -> Screening:
+    """Status of every device from its statistics and the population's (scale outliers)."""
+    out = dict(stats)
+    finite_reads, nan_inside = out.pop("finite_reads"), out.pop("nan_inside")
+    n = finite_reads.size
     status = np.full(n, "ok", dtype=object)
     has_up = out["n_up"] >= MIN_PAIRS
     has_down = out["n_down"] >= MIN_PAIRS
@@ -184,7 +220,7 @@ def screen_traces(traces: PulseTraces, chunk_devices: int = 4096) -> Screening:
     status[both & (resp_up != resp_down)] = "one_direction"
     status[live & (status == "up_only") & ~resp_up] = "stuck"
     status[live & (status == "down_only") & ~resp_down] = "stuck"
-    _flag_scale_outliers(traces, out, status)
+    _flag_scale_outliers(device_ids, source, out, status)
     fitted = np.isin(status, ("ok", "up_only", "down_only"))
     return Screening(
         status=status.astype(str),
@@ -202,7 +238,9 @@ def screen_traces(traces: PulseTraces, chunk_devices: int = 4096) -> Screening:
     )
 
 
-def _flag_scale_outliers(traces: PulseTraces, out: dict, status: np.ndarray) -> None:
+def _flag_scale_outliers(
+    device_ids: np.ndarray, source: str, out: dict, status: np.ndarray
+) -> None:
     """Devices ~100x away from the others in level (any device) or span (responsive ones)."""
     responsive = np.isin(status, ("ok", "up_only", "down_only", "one_direction"))
     live = responsive | (status == "stuck")
@@ -218,9 +256,9 @@ def _flag_scale_outliers(traces: PulseTraces, out: dict, status: np.ndarray) -> 
     bad_level = live & (np.abs(out["level"] - ref_level) > 10**SCALE_DECADES * ref_span)
     bad = bad_span | bad_level
     if bad.sum() > MAX_SCALE_OUTLIERS * live.sum():
-        ids = traces.device_ids[bad][:5].tolist()
+        ids = device_ids[bad][:5].tolist()
         raise FitInputError(
-            f"{traces.source}: {int(bad.sum())} of {int(live.sum())} devices have conductances "
+            f"{source}: {int(bad.sum())} of {int(live.sum())} devices have conductances "
             f"about 100x or more away from the others (e.g. devices {ids}); mixed units? "
             "Convert every device to the same unit (siemens) before fitting"
         )

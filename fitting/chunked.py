@@ -1,0 +1,213 @@
+"""Chunk-then-combine structure of the pulse-response fit (any split of the devices).
+
+The fit of :mod:`fitting.pulse_response` has two kinds of stages:
+
+* **per-device** stages, pure functions of one piece of the devices and of a few numbers
+  computed once for the whole dataset: :func:`screen_piece` (screening statistics) and
+  :func:`fit_piece` (per-device estimates with their covariances and noise sums, a few
+  dozen floats per device, never the traces);
+* **population** stages that run once on the concatenated per-device results: the
+  screening classification (scale outliers against the population's medians), the
+  reference conductance and normalization, the model choice and shared shape (on an evenly
+  spread subsample of the screened-in devices), and after the per-device fits the outlier
+  exclusion, recentering, random effects, noise, bootstrap and predictive check.
+
+Everything that depends on more than one device is therefore computed once from the whole
+dataset (first pass: screening; then the subsample) and passed to the pieces as a
+:class:`FitPlan`, so a fit split into pieces and combined equals the fit of all devices in
+one process. The pieces of the per-device fit are consecutive groups of ``chunk_devices``
+screened-in devices, the same groups the in-process fit uses, so the two are identical for
+the same ``chunk_devices``; other chunk sizes agree to floating-point tolerance (the
+per-device solvers only use chunk statistics as fallback starting values for degenerate
+devices).
+
+A :class:`DeviceSource` gives the pieces their traces: :class:`TracesSource` wraps arrays
+in memory; ``calib`` provides an HDF5 source that pickles as a path, so a task sent to a
+distributed worker carries (file, device rows, plan) and the worker reads its rows itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from fitting.families import family_model
+from fitting.family_fit import DeviceData, fit_devices
+from fitting.gmm import DeviceFit
+from fitting.noise import NoiseSums, noise_sums
+from fitting.pairs import build_pairs, repeat_reads
+from fitting.screening import chunks, device_statistics
+from fitting.traces import PulseTraces
+
+__all__ = [
+    "DeviceEstimates",
+    "DeviceSource",
+    "FitPlan",
+    "MapTasks",
+    "TracesSource",
+    "column_values",
+    "device_data",
+    "fit_device_chunk",
+    "fit_piece",
+    "screen_piece",
+    "screening_pieces",
+    "serial_map",
+]
+
+#: ``map_tasks(func, tasks)``: ``[func(*t) for t in tasks]`` in order (in-process or on a
+#: cluster, see ``calib.distributed.map_tasks``)
+MapTasks = Callable[[Callable[..., Any], Sequence[tuple]], list]
+
+
+class DeviceSource(Protocol):
+    """Where the traces of a dataset's devices come from (all of them, or a few rows)."""
+
+    source: str  # file name or label, for messages
+    units: str  # "S" or "normalized"
+
+    @property
+    def n_devices(self) -> int: ...
+
+    @property
+    def device_ids(self) -> np.ndarray: ...
+
+    def read(self, rows: np.ndarray | slice) -> PulseTraces:
+        """The traces of the devices ``rows`` (increasing row numbers, or a slice)."""
+        ...
+
+
+@dataclass
+class TracesSource:
+    """A :class:`DeviceSource` over traces held in memory."""
+
+    traces: PulseTraces
+    source: str = field(init=False)
+    units: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.source, self.units = self.traces.source, self.traces.units
+
+    @property
+    def n_devices(self) -> int:
+        return self.traces.n_devices
+
+    @property
+    def device_ids(self) -> np.ndarray:
+        return self.traces.device_ids
+
+    def read(self, rows: np.ndarray | slice) -> PulseTraces:
+        if isinstance(rows, slice) and rows == slice(0, self.n_devices):
+            return self.traces
+        return self.traces.subset(rows)
+
+
+def serial_map(func: Callable[..., Any], tasks: Iterable[tuple]) -> list:
+    """Run the tasks one after the other in this process."""
+    return [func(*t) for t in tasks]
+
+
+# ---------------------------------------------------------------------------------- screening
+def screening_pieces(n_devices: int, chunk_devices: int, pieces_of: int | None) -> list[slice]:
+    """Device ranges of the screening pass: one (``pieces_of=None``) or ``pieces_of`` chunks.
+
+    A piece is a whole number of screening chunks, so its statistics are computed over the
+    same groups of devices as in one pass (bit-identical results).
+    """
+    if pieces_of is None:
+        return [slice(0, n_devices)]
+    return list(chunks(n_devices, pieces_of * chunk_devices))
+
+
+def screen_piece(source: DeviceSource, rows: slice, chunk_devices: int) -> dict[str, np.ndarray]:
+    """Screening statistics of the devices ``rows`` (first pass; per device only)."""
+    return device_statistics(source.read(rows), chunk_devices)
+
+
+# ---------------------------------------------------------------------------------- device fits
+@dataclass(frozen=True)
+class FitPlan:
+    """What the per-device fits need, computed once from the whole dataset.
+
+    ``g0_pre`` and ``scale`` (data units) normalize conductances as ``(G − g0_pre)/scale``;
+    ``shape`` holds the shared shape parameters fitted on the subsample; with
+    ``per_device_shape`` they are only starting values of per-device shapes.
+    """
+
+    family: str
+    g0_pre: float
+    scale: float
+    shape: dict[str, float]
+    per_device_shape: bool
+
+
+@dataclass
+class DeviceEstimates:
+    """Per-device stage of a set of devices (normalized units), a few dozen floats each."""
+
+    names: list[str]
+    theta: np.ndarray  # (n, p) per-device values
+    cov: np.ndarray  # (n, p, p) sandwich covariances
+    shared_names: list[str]
+    phi: np.ndarray  # (q,) shared values used
+    sums: NoiseSums  # per-device residual sums for the noise model
+
+    @property
+    def n_dev(self) -> int:
+        return self.theta.shape[0]
+
+    @staticmethod
+    def concat(parts: Sequence[DeviceEstimates]) -> DeviceEstimates:
+        """The estimates of consecutive sets of devices as one (same plan)."""
+        first = parts[0]
+        return DeviceEstimates(
+            first.names,
+            np.concatenate([p.theta for p in parts]),
+            np.concatenate([p.cov for p in parts]),
+            first.shared_names,
+            first.phi,
+            NoiseSums.concat([p.sums for p in parts]),
+        )
+
+
+def column_values(fit: DeviceFit) -> dict[str, Any]:
+    """Model values of a fit: per-device columns (n, 1) and shared scalars."""
+    vals: dict[str, Any] = {n: fit.theta[:, j : j + 1] for j, n in enumerate(fit.names)}
+    vals.update({n: float(fit.phi[j]) for j, n in enumerate(fit.shared_names)})
+    return vals
+
+
+def device_data(
+    traces: PulseTraces, g0: float, scale: float, hi: np.ndarray, lo: np.ndarray
+) -> tuple[DeviceData, Any]:
+    """Normalized read pairs of every device of ``traces`` (plateaus ``hi``/``lo``, data units)."""
+    g = (traces.conductance_s.astype(np.float64) - g0) / scale
+    p = traces.pulses
+    data = DeviceData(
+        build_pairs(g, p, 1), build_pairs(g, p, -1), (hi - g0) / scale, (lo - g0) / scale
+    )
+    return data, repeat_reads(g, p)
+
+
+def fit_device_chunk(
+    traces: PulseTraces, hi: np.ndarray, lo: np.ndarray, plan: FitPlan
+) -> DeviceEstimates:
+    """Per-device estimates of every device of ``traces`` under ``plan`` (one chunk)."""
+    fm = family_model(plan.family)
+    data, rep = device_data(traces, plan.g0_pre, plan.scale, hi, lo)
+    dfit = fit_devices(fm, data, plan.shape, per_device_shape=plan.per_device_shape)
+    sums = noise_sums(fm, data.blocks, column_values(dfit), rep)
+    return DeviceEstimates(dfit.names, dfit.theta, dfit.cov, dfit.shared_names, dfit.phi, sums)
+
+
+def fit_piece(
+    source: DeviceSource, rows: np.ndarray, hi: np.ndarray, lo: np.ndarray, plan: FitPlan
+) -> DeviceEstimates:
+    """Task of the per-device stage: read the devices ``rows`` of ``source`` and fit them.
+
+    ``rows`` are increasing row numbers of screened-in devices; ``hi``/``lo`` their read
+    plateaus from the screening pass (data units).
+    """
+    return fit_device_chunk(source.read(rows), hi, lo, plan)
