@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from calib.errors import CalibError
 from calib.io import read_pulse_response_any
@@ -10,6 +11,8 @@ from calib.presets import make_preset, provenance, save_preset
 from fitting import FitInputError, PulseResponseFit, PulseTraces, fit_pulse_response
 
 __all__ = ["fit_pulse_response_file", "load_pulse_traces"]
+
+SCREEN_PIECE_CHUNKS = 8  # screening tasks of 8 chunks of devices each (first pass)
 
 
 def load_pulse_traces(input_path: str | Path, units: str = "S") -> tuple[PulseTraces, dict]:
@@ -44,18 +47,35 @@ def fit_pulse_response_file(
     report_dir: str | Path | None = None,
     read_noise_s: float | None = None,
     seed: int = 0,
+    client: Any | None = None,
+    chunk_devices: int = 2048,
+    progress_label: str | None = None,
 ) -> tuple[Path, PulseResponseFit]:
     """Fit the pulse-response campaign of ``input_path`` and write a preset.
 
     ``model`` is a family name or ``auto``; ``report_dir`` (optional) receives PNG plots and
-    ``summary.md``/``summary.json``.
+    ``summary.md``/``summary.json``. With a Dask ``client`` (:mod:`calib.distributed`) the
+    per-device stages run on its workers in chunks of ``chunk_devices`` devices, each
+    worker reading its rows from the HDF5 file; the result is the same as in-process.
     """
     input_path = Path(input_path)
-    traces, attrs = load_pulse_traces(input_path, units)
-    try:
-        fit = fit_pulse_response(traces, model=model, read_noise_s=read_noise_s, seed=seed)
-    except FitInputError as exc:
-        raise CalibError(str(exc)) from None
+    if client is not None:
+        fit, attrs = _fit_distributed(
+            input_path, model, read_noise_s, seed, client, chunk_devices, progress_label
+        )
+        traces = None
+    else:
+        traces, attrs = load_pulse_traces(input_path, units)
+        try:
+            fit = fit_pulse_response(
+                traces,
+                model=model,
+                read_noise_s=read_noise_s,
+                seed=seed,
+                chunk_devices=chunk_devices,
+            )
+        except FitInputError as exc:
+            raise CalibError(str(exc)) from None
     prov = provenance(
         input_path,
         campaign="pulse_response",
@@ -70,5 +90,42 @@ def fit_pulse_response_file(
     if report_dir is not None:
         from calib.reports.pulse_response import write_pulse_response_report
 
+        if traces is None:  # the plots need the traces themselves
+            traces, _ = load_pulse_traces(input_path, units)
         write_pulse_response_report(report_dir, traces, fit, preset, seed=seed)
     return path, fit
+
+
+def _fit_distributed(
+    input_path: Path,
+    model: str,
+    read_noise_s: float | None,
+    seed: int,
+    client: Any,
+    chunk_devices: int,
+    progress_label: str | None,
+) -> tuple[PulseResponseFit, dict]:
+    """The fit with its per-device stages on the workers of ``client`` (HDF5 input only)."""
+    from calib.distributed import task_mapper
+    from calib.pulse_source import HDF5PulseSource
+    from fitting.pulse_response import fit_pulse_response_source
+
+    if input_path.suffix.lower() == ".csv":
+        raise CalibError(
+            f"{input_path}: distributed fits read HDF5 datasets; convert the CSV first "
+            "(calib import csv ... -o FILE.h5)"
+        )
+    source = HDF5PulseSource(input_path)
+    try:
+        fit = fit_pulse_response_source(
+            source,
+            model,
+            read_noise_s=read_noise_s,
+            seed=seed,
+            chunk_devices=chunk_devices,
+            map_tasks=task_mapper(client, progress_label),
+            screen_pieces_of=SCREEN_PIECE_CHUNKS,
+        )
+    except FitInputError as exc:
+        raise CalibError(str(exc)) from None
+    return fit, source.attrs

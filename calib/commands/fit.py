@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from calib.commands.scheduling import scheduler_options
 from simulator.devices.response import FAMILIES
 
 MODEL_CHOICES = ["auto", *FAMILIES]
@@ -48,6 +49,14 @@ def fit() -> None:
     help="Known read-noise std (data units); separates write noise from read noise.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@scheduler_options
+@click.option(
+    "--chunk-devices",
+    type=click.IntRange(min=64),
+    default=2048,
+    show_default=True,
+    help="Devices per per-device fit task (and per in-process chunk).",
+)
 def fit_pulse_response_cmd(
     input_path: Path,
     model: str,
@@ -56,23 +65,32 @@ def fit_pulse_response_cmd(
     units: str,
     read_noise_s: float | None,
     seed: int,
+    scheduler: str | None,
+    workers: int | None,
+    chunk_devices: int,
 ) -> None:
     """Fit the pulse-response traces of INPUT (HDF5 dataset or CSV) into a preset.
 
     A CSV needs the columns device,pulse,conductance (optional time,row,col), one row per
     read in time order; pulse is the signed number of pulses before the read.
     """
+    from calib.distributed import cluster_client, parse_scheduler
     from calib.fit_commands import fit_pulse_response_file
 
-    path, result = fit_pulse_response_file(
-        input_path,
-        output,
-        model=model,
-        units=units,
-        report_dir=report_dir,
-        read_noise_s=read_noise_s,
-        seed=seed,
-    )
+    spec = parse_scheduler(scheduler, workers)
+    with cluster_client(spec) as client:
+        path, result = fit_pulse_response_file(
+            input_path,
+            output,
+            model=model,
+            units=units,
+            report_dir=report_dir,
+            read_noise_s=read_noise_s,
+            seed=seed,
+            client=client,
+            chunk_devices=chunk_devices,
+            progress_label=None if client is None else "fitting devices",
+        )
     excluded = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.excluded.items())
     click.echo(
         f"fitted {result.n_fitted} of {result.n_devices} devices with {result.model}"

@@ -1,0 +1,214 @@
+"""Run independent tasks on a Dask cluster (``dask.distributed``), or in this process.
+
+``--scheduler SPEC`` of the commands that fan out work:
+
+* omitted (and no ``--workers``): everything runs in this process, as always;
+* ``local`` (the default when ``--workers N`` is given): a ``LocalCluster`` of N worker
+  processes on this machine, one thread each, started and closed with the command;
+* ``tcp://HOST:PORT``: an existing scheduler (``dask scheduler`` + ``dask worker`` on a
+  cluster); the workers must see the same files at the same paths.
+
+Tasks are mapped with :func:`map_tasks`: results come back in the order of the tasks,
+progress is shown from the futures as they complete, and a task whose worker dies is
+rescheduled by Dask (up to ``distributed.scheduler.allowed-failures`` times) while one that
+raises is retried ``retries`` times. Tasks carry file paths and row ranges, never traces:
+the workers read their own data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from calib.errors import CalibError
+
+__all__ = [
+    "ClusterSpec",
+    "cluster_client",
+    "map_tasks",
+    "parse_scheduler",
+    "task_mapper",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where tasks run: ``kind`` is ``inprocess``, ``local`` or ``address``."""
+
+    kind: str
+    workers: int | None = None
+    address: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return f"local Dask cluster of {self.workers} worker processes"
+        if self.kind == "address":
+            return f"Dask scheduler {self.address}"
+        return "this process"
+
+
+def parse_scheduler(spec: str | None, workers: int | None = None) -> ClusterSpec:
+    """Parse ``--scheduler`` / ``--workers`` into a :class:`ClusterSpec` (one-line errors)."""
+    if workers is not None and workers < 1:
+        raise CalibError(f"--workers must be >= 1, got {workers}")
+    if spec is None or spec == "":
+        if workers is None:
+            return ClusterSpec("inprocess")
+        return ClusterSpec("local", workers=workers)
+    spec = spec.strip()
+    if spec == "local":
+        return ClusterSpec("local", workers=workers or max(os.cpu_count() or 1, 1))
+    if spec.startswith(("tcp://", "tls://", "inproc://")):
+        rest = spec.split("://", 1)[1]
+        if not rest or (spec.startswith(("tcp", "tls")) and ":" not in rest):
+            raise CalibError(f"--scheduler {spec!r}: expected tcp://HOST:PORT")
+        if workers is not None:
+            raise CalibError(
+                "--workers applies to a local cluster; an existing scheduler has its own workers"
+            )
+        return ClusterSpec("address", address=spec)
+    raise CalibError(f"--scheduler {spec!r}: use 'local' or an address tcp://HOST:PORT")
+
+
+@contextlib.contextmanager
+def cluster_client(
+    spec: ClusterSpec | str | None,
+    workers: int | None = None,
+    local_directory: str | None = None,
+) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``spec`` (``None`` for in-process), closed on exit.
+
+    A local cluster has ``workers`` processes with one thread each (the numerical code is
+    vectorized; threads would contend for the GIL and for BLAS), a dashboard on a free port, and its
+    spill directory in ``local_directory`` (a temporary folder by default).
+    """
+    if not isinstance(spec, ClusterSpec):
+        spec = parse_scheduler(spec, workers)
+    if spec.kind == "inprocess":
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise CalibError(
+            "distributed runs need dask.distributed: pip install distributed"
+        ) from None
+    if spec.kind == "address":
+        try:
+            client = Client(spec.address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise CalibError(f"cannot reach the Dask scheduler {spec.address}: {exc}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with contextlib.ExitStack() as stack:
+        folder = local_directory or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="calib-dask-")
+        )
+        cluster = LocalCluster(
+            n_workers=spec.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            local_directory=folder,
+            silence_logs=logging.ERROR,
+        )
+        try:
+            client = Client(cluster)
+            try:
+                yield client
+            finally:
+                client.close()
+        finally:
+            cluster.close()
+
+
+def map_tasks(
+    func: Callable[..., Any],
+    tasks: Sequence[tuple],
+    client: Any | None = None,
+    progress_label: str | None = None,
+    retries: int = DEFAULT_RETRIES,
+) -> list:
+    """``[func(*t) for t in tasks]``, in order: here (``client=None``) or on the cluster.
+
+    ``func`` must be a module-level function and every task small (paths, row ranges,
+    options): each is shipped to a worker as it is. ``progress_label`` shows a progress bar
+    (rich, on stderr) that advances as futures complete. A worker that dies is replaced and
+    its tasks rerun by Dask; a task that raises is retried ``retries`` times, then its
+    error is raised here.
+    """
+    tasks = list(tasks)
+    bar = _Bar(progress_label, len(tasks))
+    with bar:
+        if client is None:
+            out = []
+            for t in tasks:
+                out.append(func(*t))
+                bar.advance()
+            return out
+        from distributed import as_completed
+
+        columns = list(zip(*tasks, strict=True)) if tasks else []
+        name = getattr(func, "__name__", "task")
+        futures = client.map(func, *columns, pure=False, retries=retries, key=_keys(name, tasks))
+        try:
+            for fut in as_completed(futures):
+                if fut.status == "error":
+                    fut.result()  # raises the task's exception
+                bar.advance()
+            return client.gather(futures)
+        finally:
+            client.cancel(futures)
+
+
+def task_mapper(client: Any | None, progress_label: str | None = None, retries: int = 2):
+    """``map_tasks`` bound to a client: the ``map_tasks`` argument of the fitting code."""
+
+    def mapper(func: Callable[..., Any], tasks: Sequence[tuple]) -> list:
+        return map_tasks(func, tasks, client, progress_label, retries)
+
+    return mapper
+
+
+def _keys(name: str, tasks: Sequence[tuple]) -> list[str]:
+    import uuid
+
+    run = uuid.uuid4().hex[:8]
+    return [f"{name}-{run}-{i}" for i in range(len(tasks))]
+
+
+class _Bar:
+    """A rich progress bar when labelled (and there is more than one task), else nothing."""
+
+    def __init__(self, label: str | None, total: int) -> None:
+        self.progress = None
+        if label and total > 1:
+            from calib.progress import progress_bar
+
+            self.progress = progress_bar()
+            self.task = self.progress.add_task(label, total=total)
+
+    def __enter__(self) -> _Bar:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
