@@ -20,6 +20,7 @@ from calib.commands.fit import fit as fit_group
 from calib.commands.fit_pcm import fit_pcm_command
 from calib.commands.importing import import_group
 from calib.commands.measure import measure as measure_group
+from calib.commands.validate import validate_command
 from calib.errors import CalibError
 from calib.invocation import set_command
 
@@ -50,6 +51,7 @@ cli.add_command(fit_group, "fit")
 fit_group.add_command(fit_pcm_command, "pcm")
 cli.add_command(import_group, "import")
 cli.add_command(export_command, "export")
+cli.add_command(validate_command, "validate")
 
 
 # --------------------------------------------------------------------------- entry point

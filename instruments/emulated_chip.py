@@ -44,7 +44,9 @@ class ScpiClock:
 
     def advance(self, dt_s: float) -> None:
         if dt_s > 0:
-            with self._t.timeout(max(self._t.timeout_s, dt_s + 10.0)):
+            # a virtual advance answers at once; VISA timeouts cannot exceed ~49 days
+            wait = 0.0 if self.virtual else dt_s
+            with self._t.timeout(min(max(self._t.timeout_s, wait + 10.0), 4.0e6)):
                 self._t.command(f"SYST:CLOC:ADV {float(dt_s)!r}")
 
 

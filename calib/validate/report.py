@@ -1,0 +1,160 @@
+"""The validation report: ``report.json`` (machine-readable), ``report.md`` (for people).
+
+Accuracies are fractions in the JSON (``sources.<name>.mean``/``std``/``accuracy`` per time)
+and percentages in the Markdown; gaps are percentage points. Gap standard errors: fitted -
+truth is *paired* (both sources see the same random draws for a repeat, so the SE is the std
+of the per-repeat differences over √n); fitted - chip is unpaired (√(s_f²/n + s_c²/n)).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calib.validate.plots import format_time
+
+__all__ = ["SCHEMA", "TARGETS_PP", "gap_statistics", "source_statistics", "write_report"]
+
+SCHEMA = "aimc-calib-validation"
+SCHEMA_VERSION = 1
+#: |fitted - truth| and |fitted - chip| limits of issue 8, percentage points
+TARGETS_PP = {"fitted - truth": 1.0, "fitted - chip": 2.0}
+
+
+def source_statistics(acc: np.ndarray) -> dict[str, Any]:
+    """Mean/std per time of accuracies (n_times, n_repeats), and the raw values."""
+    acc = np.asarray(acc, dtype=float)
+    std = acc.std(axis=1, ddof=1) if acc.shape[1] > 1 else np.zeros(acc.shape[0])
+    return {
+        "mean": acc.mean(axis=1).tolist(),
+        "std": std.tolist(),
+        "n": int(acc.shape[1]),
+        "accuracy": acc.tolist(),
+    }
+
+
+def gap_statistics(a: np.ndarray, b: np.ndarray, paired: bool) -> dict[str, Any]:
+    """Gap a - b per time in percentage points, with its standard error."""
+    a, b = 100 * np.asarray(a, dtype=float), 100 * np.asarray(b, dtype=float)
+    n = a.shape[1]
+    if paired:
+        d = a - b
+        se = d.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(a.shape[0])
+    else:
+        var = lambda x: x.var(axis=1, ddof=1) if n > 1 else np.zeros(x.shape[0])  # noqa: E731
+        se = np.sqrt(var(a) / n + var(b) / n)
+    mean = a.mean(axis=1) - b.mean(axis=1)
+    return {
+        "mean": mean.tolist(),
+        "standard_error": np.asarray(se).tolist(),
+        "paired": paired,
+        "max_abs": float(np.max(np.abs(mean))),
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _markdown(report: Mapping[str, Any]) -> str:
+    net, opts, inputs = report["network"], report["options"], report["inputs"]
+    times = report["times_s"]
+    sources = report["sources"]
+    lines = [
+        f"# Validation by inference: {Path(inputs['preset']['path']).name}",
+        "",
+        f"- preset: `{inputs['preset']['path']}` ({inputs['preset']['kind']} preset, "
+        f"technology {inputs['preset'].get('technology') or 'unknown'})",
+    ]
+    if inputs.get("truth"):
+        lines.append(f"- truth: `{inputs['truth']['path']}`")
+    if inputs.get("chip"):
+        chip = inputs["chip"]
+        lines.append(f"- chip: `{chip['resource']}` ({chip.get('idn', '')}), {chip['mapping']}")
+    lines += [
+        f"- network: {net['kind']} on {net['dataset']} ({net['n_parameters']} weights, "
+        f"{net['n_tiles']} tiles); trained {net['training']['method']}, "
+        f"{net['training']['epochs']} epochs: float test accuracy "
+        f"{_pct(net['float_test_accuracy'])} %",
+        f"- {opts['repeats']} repeats per source and time, seed {opts['seed']}; "
+        f"defective devices {'cancelled' if opts['prune_defects'] else 'kept'}; "
+        f"drift compensation {'on' if opts['drift_compensation'] else 'off'}",
+        f"- time convention: {report['time_convention']}",
+        "",
+        "## Test accuracy (%, mean ± std over repeats)",
+        "",
+    ]
+    names = list(sources)
+    gaps = report["gaps_pp"]
+    header = ["time after programming", *names, *[f"{g} (pp)" for g in gaps]]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for k, t in enumerate(times):
+        cells = [format_time(float(t))]
+        cells += [f"{_pct(sources[n]['mean'][k])} ± {_pct(sources[n]['std'][k])}" for n in names]
+        cells += [
+            f"{g['mean'][k]:+.2f} ± {1.96 * g['standard_error'][k]:.2f}" for g in gaps.values()
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Gaps: mean ± 95 % confidence half-width.", ""]
+    for name, target in report.get("targets", {}).items():
+        verdict = "met" if target["met"] else "NOT met"
+        lines.append(
+            f"- target |{name}| ≤ {target['limit_pp']:g} pp at every time: {verdict} "
+            f"(largest {target['max_abs_gap_pp']:.2f} pp)"
+        )
+    prog = report.get("chip_programming")
+    if prog:
+        lines += [
+            "",
+            f"Chip programming ({prog['n_devices']} devices per repeat): "
+            f"{prog['mean_not_converged']:.1f} did not converge, {prog['mean_pruned']:.1f} "
+            f"cancelled as defective, {prog['mean_iterations']:.1f} iterations on average.",
+        ]
+    check = report.get("predictive_check")
+    lines += ["", "## Predictive check of the preset's campaign", ""]
+    if check:
+        lines.append(
+            f"`{check['source']}` ({check['campaign']}, {check['n_devices']} devices): "
+            f"discrepancy score {check['score']:.2%} of the span "
+            f"(sampling floor {check['sampling_floor']:.2%}); {check['score_definition']}."
+        )
+    else:
+        lines.append(report.get("predictive_note", "not run"))
+    lines += ["", "## Figures", ""]
+    for label, name in report["plots"].items():
+        lines.append(f"![{label}]({name})")
+    for note in report.get("notes", []):
+        lines.append(f"\nNote: {note}")
+    prov = report["provenance"]
+    lines += [
+        "",
+        f"aimc-calib {prov['software_version']}, {prov['created']}: `{prov['command']}` "
+        f"({report['seconds']['total']:.1f} s)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite floats become None (JSON has no NaN), recursively."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_report(report: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "report.json", out / "report.md"
+    json_path.write_text(json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
+    md_path.write_text(_markdown(report))
+    return json_path, md_path

@@ -1,0 +1,130 @@
+"""Inference simulated with a preset: one repeat at one time after programming.
+
+* PCM (``pcm`` presets): the trained weights go onto differential PCM pairs of analog tiles
+  (:func:`simulator.convert_to_analog` with :func:`simulator.inference_config`), are
+  programmed once per repeat (programming noise and drift exponents,
+  :func:`simulator.program_analog_weights`), drifted to ``t_inference`` with fresh read noise
+  and global drift compensation (:func:`simulator.drift_analog_weights`), then classify.
+* Pulsed devices: the weights (device states in the network's weight units, see
+  :class:`~calib.validate.networks.TrainedNetwork`) are written onto a fresh device
+  population of the preset (device-to-device bounds, stuck devices, write noise), one device
+  per weight against the reference conductance; the preset's read noise enters every MVM as
+  additive weight noise σ_read/scale·‖x̂‖. No drift model: time changes only the noise draw.
+  With ``prune_defects``, a device whose held weight is farther from its target than zero
+  (a stuck device) is cancelled (its reference set to its state, weight 0), as the chip
+  path cancels the devices that failed program-and-verify.
+
+Seeds: ``program_seed`` fixes the device population, programming noise and drift exponents
+(the same for every time of a repeat); ``read_seed`` fixes the read and periphery noise of
+one time. With the same seeds, two presets see the same standard-normal draws (common random
+numbers), so their accuracy difference is not blurred by independent sampling noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from calib.errors import CalibError
+from calib.validate.sources import rereferenced, simulatable_preset
+from simulator import (
+    SGD,
+    IOParameters,
+    MappingParameters,
+    analog_config,
+    convert_to_analog,
+    drift_analog_weights,
+    inference_config,
+    program_analog_weights,
+)
+from simulator.inference import analog_tiles
+from simulator.layers import AnalogLayer
+from simulator.noise import make_generator
+from simulator.presets import PresetError
+
+__all__ = ["simulated_accuracy"]
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for first in range(0, x.shape[0], batch):
+            pred = model(x[first : first + batch]).argmax(dim=1)
+            correct += int((pred == y[first : first + batch]).sum())
+    return correct / max(int(x.shape[0]), 1)
+
+
+def _reseed_tiles(model: nn.Module, seed: int) -> None:
+    """Fresh noise generators (read and periphery noise) for one evaluation time."""
+    for k, tile in enumerate(analog_tiles(model)):
+        tile.generator = make_generator(tile.device, int(seed) * 7919 + k)
+
+
+def _prune_defects(analog: nn.Module, trained: nn.Module) -> int:
+    """Zero the weights that devices hold farther from their target than zero would."""
+    pruned = 0
+    for name, layer in analog.named_modules():
+        if not isinstance(layer, AnalogLayer):
+            continue
+        target = trained.get_submodule(name).weight.detach().reshape(layer.out_features, -1)
+        for r, (o0, o1) in enumerate(layer.out_edges):
+            for c, (i0, i1) in enumerate(layer.in_edges):
+                tile = layer.tiles[r][c]
+                if not getattr(tile, "arrays", None) or len(tile.arrays) != 1:
+                    continue  # floating-point or pair cells: nothing to prune
+                want = target[o0:o1, i0:i1].to(tile.reference.device)
+                state = tile.arrays[0].w
+                bad = ((state - tile.reference) - want).abs() > want.abs()
+                tile.reference = torch.where(bad, state, tile.reference)
+                pruned += int(bad.sum())
+    return pruned
+
+
+def simulated_accuracy(
+    model: nn.Sequential,
+    preset: Mapping[str, Any],
+    kind: str,
+    network_mapping: Mapping[str, Any],
+    io: IOParameters,
+    mapping: MappingParameters,
+    t_inference_s: float,
+    drift_compensation: bool,
+    prune_defects: bool,
+    program_seed: int,
+    read_seed: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> float:
+    """Test accuracy (fraction) of ``model`` simulated with ``preset`` (see the module doc)."""
+    try:
+        if kind == "pcm":
+            config = inference_config(
+                preset, forward=io, mapping=mapping, drift_compensation=drift_compensation
+            )
+            analog = convert_to_analog(model, config, seed=program_seed)
+            analog.eval()
+            program_analog_weights(analog, seed=program_seed)
+            _reseed_tiles(analog, read_seed)
+            drift_analog_weights(analog, t_inference_s, seed=read_seed)
+            return _accuracy(analog, x, y)
+        g_ref, scale = float(network_mapping["g_offset_s"]), float(network_mapping["scale_s"])
+        device_preset = rereferenced(simulatable_preset(preset), g_ref)
+        read_noise = float(device_preset["device"].get("read_noise_s") or 0.0)
+        forward = replace(io, w_noise=read_noise / scale, w_noise_type="additive-constant")
+        if read_noise <= 0:
+            forward = replace(io, w_noise=0.0, w_noise_type="none")
+        config = analog_config(
+            device_preset, SGD(), scale_s=scale, forward=forward, mapping=mapping
+        )
+        analog = convert_to_analog(model, config, seed=program_seed)
+        if prune_defects:
+            _prune_defects(analog, model)
+        _reseed_tiles(analog, read_seed)
+        return _accuracy(analog, x, y)
+    except PresetError as exc:
+        raise CalibError(str(exc)) from None
