@@ -17,6 +17,7 @@ from calib.commands.demo import demo as demo_command
 from calib.commands.emulator import emulator as emulator_group
 from calib.commands.export import export as export_command
 from calib.commands.fit import fit as fit_group
+from calib.commands.fit_many import fit_many_command
 from calib.commands.fit_pcm import fit_pcm_command
 from calib.commands.importing import import_group
 from calib.commands.measure import measure as measure_group
@@ -51,6 +52,7 @@ cli.add_command(fit_group, "fit")
 fit_group.add_command(fit_pcm_command, "pcm")
 cli.add_command(import_group, "import")
 cli.add_command(export_command, "export")
+cli.add_command(fit_many_command, "fit-many")
 cli.add_command(validate_command, "validate")
 
 

@@ -1,0 +1,83 @@
+"""``calib fit-many``: fit one dataset per chip (die) in parallel; wafer summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from calib.commands.scheduling import scheduler_options
+from calib.fit_many import SPLIT_DEVICES, SUMMARY_PARAMETERS
+from simulator.devices.response import FAMILIES
+
+__all__ = ["fit_many_command"]
+
+
+@click.command("fit-many")
+@click.argument("inputs", metavar="PATTERN_OR_MANIFEST")
+@click.option(
+    "-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True
+)
+@click.option(
+    "--model",
+    type=click.Choice(["auto", *FAMILIES]),
+    default="soft-bounds",
+    show_default=True,
+    help="Device family of every chip, or 'auto' (selected per chip).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every chip's fit.")
+@click.option(
+    "--map-parameter",
+    type=click.Choice(SUMMARY_PARAMETERS),
+    default="dw_min",
+    show_default=True,
+    help="Parameter of the wafer map (when the manifest has die_x, die_y).",
+)
+@click.option(
+    "--split-devices",
+    type=click.IntRange(min=1),
+    default=SPLIT_DEVICES,
+    show_default=True,
+    help="Chips with more devices are fitted one at a time, their device chunks in parallel.",
+)
+@scheduler_options
+def fit_many_command(
+    inputs: str,
+    outdir: Path,
+    model: str,
+    seed: int,
+    map_parameter: str,
+    split_devices: int,
+    scheduler: str | None,
+    workers: int | None,
+) -> None:
+    """Fit every chip of PATTERN_OR_MANIFEST into OUTDIR and summarize the wafer.
+
+    PATTERN is a glob of HDF5 datasets ('dies/*.h5'); a MANIFEST is a CSV with a column
+    path (relative to the manifest) and optional chip, die_x, die_y. Writes one preset per
+    chip (OUTDIR/presets/), wafer_chips.csv, wafer_summary.csv/.json and plots.
+    """
+    from calib.distributed import cluster_client, parse_scheduler
+    from calib.fit_many import fit_many
+
+    spec = parse_scheduler(scheduler, workers)
+    with cluster_client(spec) as client:
+        result = fit_many(
+            inputs,
+            outdir,
+            model,
+            seed=seed,
+            client=client,
+            map_parameter=map_parameter,
+            split_devices=split_devices,
+            progress=True,
+        )
+    chips = result["chips"]
+    failed = [r for r in chips if r.get("error")]
+    outliers = [r["chip"] for r in chips if r.get("outlier")]
+    click.echo(
+        f"fitted {len(chips) - len(failed)} of {len(chips)} chips on {spec.describe()}; "
+        f"outlier chips: {', '.join(outliers) or 'none'}; summary in {outdir}"
+    )
+    for r in failed:
+        click.echo(f"failed: {r['chip']}: {r['error']}")

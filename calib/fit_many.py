@@ -1,0 +1,373 @@
+"""Fit many chips (dies) in parallel and summarize the wafer: a population of populations.
+
+``calib fit-many PATTERN_OR_MANIFEST -o OUTDIR`` fits the pulse-response campaign of every
+dataset file (one per chip or die) and writes
+
+* ``OUTDIR/presets/<chip>.json``: one preset per chip (the same as ``calib fit
+  pulse-response`` of that file with the same options and seed);
+* ``OUTDIR/wafer_chips.csv``: per chip, its population parameters, their standard errors,
+  devices fitted and excluded, the robust z-score of every parameter against the other
+  chips, and an ``outlier`` flag (or the error that stopped its fit: never dropped);
+* ``OUTDIR/wafer_summary.csv`` / ``.json``: per parameter, the spread across chips (mean,
+  std, median, robust std from the MAD, coefficient of variation, mean within-chip standard
+  error) and the number of outlier chips;
+* ``OUTDIR/wafer_parameters.png`` and, when the manifest gives die coordinates,
+  ``OUTDIR/wafer_map_<param>.png``.
+
+Input: a glob pattern of ``.h5`` files, or a manifest CSV with a column ``path`` (relative
+to the manifest's folder), and optional ``chip`` (a name), ``die_x``, ``die_y``.
+
+Execution: each chip is one task (:func:`fit_chip`: it reads its own file and writes its
+own preset, returning a few numbers) mapped with :func:`calib.distributed.map_tasks`;
+chips larger than ``split_devices`` are fitted one after the other with their per-device
+chunks spread over the workers instead (no worker then holds a whole large chip).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calib.errors import CalibError
+
+__all__ = [
+    "SUMMARY_PARAMETERS",
+    "ChipInput",
+    "fit_chip",
+    "fit_many",
+    "read_chip_inputs",
+    "wafer_summary",
+]
+
+#: population parameters compared across chips (when the family has them)
+SUMMARY_PARAMETERS = (
+    "dw_min",
+    "up_down",
+    "w_max",
+    "w_min",
+    "dw_min_dtod",
+    "up_down_dtod",
+    "w_max_dtod",
+    "w_min_dtod",
+    "dw_min_std",
+    "write_noise_std",
+    "corrupt_devices_prob",
+    "gamma_up",
+    "gamma_down",
+    "pow_gamma",
+)
+OUTLIER_Z = 3.5  # robust z (MAD-based) beyond which a chip is flagged (Iglewicz & Hoaglin)
+SPLIT_DEVICES = 50_000
+
+
+@dataclass(frozen=True)
+class ChipInput:
+    """One chip's dataset, its name and (optionally) its die coordinates on the wafer."""
+
+    name: str
+    path: str
+    die_x: float | None = None
+    die_y: float | None = None
+
+
+def read_chip_inputs(spec: str | Path) -> list[ChipInput]:
+    """Chips of a manifest CSV, or of the files matching a glob pattern (sorted)."""
+    spec = str(spec)
+    if spec.lower().endswith(".csv") and Path(spec).is_file():
+        return _read_manifest(Path(spec))
+    paths = sorted(glob.glob(spec))
+    if not paths:
+        raise CalibError(f"{spec}: no dataset file matches (give a glob pattern or a manifest CSV)")
+    chips = [ChipInput(Path(p).stem, str(Path(p))) for p in paths]
+    _check_unique(chips, spec)
+    return chips
+
+
+def _read_manifest(path: Path) -> list[ChipInput]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or ())
+        if "path" not in cols:
+            raise CalibError(f"{path}: manifest needs a 'path' column (has {sorted(cols)})")
+        chips = []
+        for line, row in enumerate(reader, start=2):
+            rel = (row.get("path") or "").strip()
+            if not rel:
+                raise CalibError(f"{path}:{line}: empty path")
+            file = Path(rel) if Path(rel).is_absolute() else path.parent / rel
+            coords = []
+            for key in ("die_x", "die_y"):
+                text = (row.get(key) or "").strip()
+                try:
+                    coords.append(float(text) if text else None)
+                except ValueError:
+                    raise CalibError(f"{path}:{line}: {key} {text!r} is not a number") from None
+            name = (row.get("chip") or "").strip() or file.stem
+            chips.append(ChipInput(name, str(file), *coords))
+    if not chips:
+        raise CalibError(f"{path}: manifest lists no chips")
+    _check_unique(chips, str(path))
+    return chips
+
+
+def _check_unique(chips: list[ChipInput], spec: str) -> None:
+    names = [c.name for c in chips]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise CalibError(f"{spec}: chip names are not unique ({', '.join(dup[:5])})")
+
+
+# ---------------------------------------------------------------------------------- one chip
+def fit_chip(
+    chip: ChipInput, preset_path: str, model: str, seed: int, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Fit one chip's file, write its preset, return a compact summary (runs on a worker).
+
+    A chip whose data cannot be fitted returns its error instead of raising, so that one
+    bad die does not stop the wafer (it is listed as failed in the summary).
+    """
+    from calib.fit_commands import fit_pulse_response_file
+    from fitting.traces import FitInputError
+
+    try:
+        _, fit = fit_pulse_response_file(chip.path, preset_path, model=model, seed=seed, **options)
+    except (CalibError, FitInputError) as exc:
+        return {"chip": chip.name, "error": str(exc)}
+    return _chip_row(chip, preset_path, fit)
+
+
+def _chip_row(chip: ChipInput, preset_path: str, fit: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "chip": chip.name,
+        "error": "",
+        "model": fit.model,
+        "n_devices": fit.n_devices,
+        "n_fitted": fit.n_fitted,
+        "n_excluded": int(sum(fit.excluded.values())),
+        "read_noise_s": fit.read_noise_s,
+        "preset": preset_path,
+    }
+    for name in SUMMARY_PARAMETERS:
+        value = fit.parameters.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            row[name] = float(value)
+            se = fit.uncertainty.get(name)
+            row[f"{name}_se"] = float(se) if isinstance(se, int | float) else math.nan
+    return row
+
+
+# ---------------------------------------------------------------------------------- wafer
+def fit_many(
+    spec: str | Path,
+    outdir: str | Path,
+    model: str = "soft-bounds",
+    *,
+    seed: int = 0,
+    client: Any | None = None,
+    map_parameter: str = "dw_min",
+    chunk_devices: int = 2048,
+    split_devices: int = SPLIT_DEVICES,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fit every chip of ``spec`` into ``outdir`` and write the wafer summary.
+
+    Returns ``{"chips": rows, "summary": per-parameter spread, "files": written paths}``.
+    Every chip is fitted with the same ``model`` and ``seed`` as a single ``calib fit
+    pulse-response`` would, so its preset does not depend on how the wafer was run.
+    """
+    from calib.distributed import map_tasks
+    from calib.pulse_source import HDF5PulseSource
+
+    chips = read_chip_inputs(spec)
+    outdir = Path(outdir)
+    (outdir / "presets").mkdir(parents=True, exist_ok=True)
+    small, large = [], []
+    for chip in chips:
+        if not Path(chip.path).is_file():
+            raise CalibError(f"{chip.path}: file not found (chip {chip.name})")
+        n = HDF5PulseSource(chip.path).n_devices if client is not None else 0
+        (large if n > split_devices else small).append(chip)
+    preset = {c.name: str(outdir / "presets" / f"{c.name}.json") for c in chips}
+    options = {"chunk_devices": chunk_devices}
+    tasks = [(c, preset[c.name], model, seed, options) for c in small]
+    label = "fitting chips" if progress else None
+    rows = dict(
+        zip(
+            (c.name for c in small),
+            map_tasks(fit_chip, tasks, client, label),
+            strict=True,
+        )
+    )
+    for chip in large:  # per-device chunks of one large chip at a time on the workers
+        opts = dict(options, client=client, progress_label=f"{chip.name}" if progress else None)
+        rows[chip.name] = fit_chip(chip, preset[chip.name], model, seed, opts)
+    table = [dict(rows[c.name], die_x=c.die_x, die_y=c.die_y) for c in chips]
+    summary = wafer_summary(table)
+    files = _write_outputs(outdir, table, summary, map_parameter, model, seed, spec)
+    return {"chips": table, "summary": summary, "files": files}
+
+
+def wafer_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Spread of every parameter across the fitted chips; marks outlier chips in ``rows``.
+
+    A chip is an outlier when any parameter lies more than :data:`OUTLIER_Z` robust
+    standard deviations (1.4826 MAD) from the chips' median; ``z_<param>`` is stored in
+    its row. With fewer than 4 fitted chips no chip is flagged (the MAD is not meaningful).
+    """
+    ok = [r for r in rows if not r.get("error")]
+    for r in rows:
+        r["outlier"] = False
+        r["outlier_parameters"] = ""
+    summary: dict[str, dict[str, float]] = {}
+    for name in SUMMARY_PARAMETERS:
+        vals = np.array([r.get(name, np.nan) for r in ok], dtype=float)
+        finite = np.isfinite(vals)
+        if not finite.any():
+            continue
+        x = vals[finite]
+        ses = np.array([r.get(f"{name}_se", np.nan) for r in ok], dtype=float)[finite]
+        med = float(np.median(x))
+        robust_sd = 1.4826 * float(np.median(np.abs(x - med)))
+        mean = float(np.mean(x))
+        std = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+        n_out = 0
+        for r, v in zip(ok, vals, strict=True):
+            if not np.isfinite(v):
+                continue
+            if robust_sd > 0:
+                z = (v - med) / robust_sd
+            else:  # all chips equal but this one: an outlier only if it differs
+                z = 0.0 if v == med else math.copysign(math.inf, v - med)
+            r[f"z_{name}"] = float(z)
+            if x.size >= 4 and abs(z) > OUTLIER_Z:
+                r["outlier"] = True
+                r["outlier_parameters"] = " ".join(filter(None, [r["outlier_parameters"], name]))
+                n_out += 1
+        summary[name] = {
+            "chips": int(x.size),
+            "mean": mean,
+            "std": std,
+            "median": med,
+            "robust_std": robust_sd,
+            "cv": std / abs(mean) if mean != 0 and np.isfinite(std) else math.nan,
+            "mean_within_chip_se": float(np.nanmean(ses)) if np.isfinite(ses).any() else math.nan,
+            "outlier_chips": n_out,
+        }
+    return summary
+
+
+def _write_outputs(outdir, table, summary, map_parameter, model, seed, spec) -> list[Path]:
+    from calib.presets import provenance
+
+    files = []
+    cols: list[str] = []
+    for r in table:
+        cols += [k for k in r if k not in cols]
+    path = outdir / "wafer_chips.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        for r in table:
+            writer.writerow({k: _fmt(r.get(k)) for k in cols})
+    files.append(path)
+    path = outdir / "wafer_summary.csv"
+    stats = ["chips", "mean", "std", "median", "robust_std", "cv", "mean_within_chip_se"]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["parameter", *stats, "outlier_chips"])
+        for name, s in summary.items():
+            writer.writerow([name, *(_fmt(s[k]) for k in stats), s["outlier_chips"]])
+    files.append(path)
+    doc = {
+        "provenance": provenance(
+            None, fit_options={"model": model, "seed": seed, "inputs": str(spec)}
+        ),
+        "outlier_rule": f"|robust z| > {OUTLIER_Z} in any parameter (z from the chips' MAD)",
+        "chips": len(table),
+        "failed": [r["chip"] for r in table if r.get("error")],
+        "outliers": [r["chip"] for r in table if r.get("outlier")],
+        "parameters": summary,
+    }
+    path = outdir / "wafer_summary.json"
+    path.write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+    files.append(path)
+    files += _plots(outdir, table, summary, map_parameter)
+    return files
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return "" if v is None else v
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _plots(outdir: Path, table, summary, map_parameter: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in table if not r.get("error")]
+    names = [n for n in summary if n in ("dw_min", "up_down", "w_max", "dw_min_dtod", "dw_min_std")]
+    files = []
+    if ok and names:
+        fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 3.2), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
+            y = np.array([r.get(name, np.nan) for r in ok], dtype=float)
+            se = np.array([r.get(f"{name}_se", np.nan) for r in ok], dtype=float)
+            out = np.array([name in r["outlier_parameters"].split() for r in ok])
+            x = np.arange(y.size)
+            ax.errorbar(x[~out], y[~out], yerr=np.nan_to_num(se[~out]), fmt="o", ms=3)
+            if out.any():
+                ax.plot(x[out], y[out], "rx", ms=8, label="outlier chip")
+                ax.legend(fontsize=7)
+            ax.axhline(summary[name]["median"], color="k", lw=0.8)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("chip")
+        fig.suptitle("per-chip population parameters (±1 SE; line: wafer median)", fontsize=9)
+        fig.tight_layout()
+        path = outdir / "wafer_parameters.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(path)
+    placed = [r for r in ok if r.get("die_x") is not None and r.get("die_y") is not None]
+    if placed and map_parameter in summary:
+        fig, ax = plt.subplots(figsize=(4.5, 4.0))
+        xs = [r["die_x"] for r in placed]
+        ys = [r["die_y"] for r in placed]
+        vals = [r.get(map_parameter, np.nan) for r in placed]
+        sc = ax.scatter(xs, ys, c=vals, s=400, marker="s", cmap="viridis")
+        for r in placed:
+            if r.get("outlier"):
+                ax.plot(r["die_x"], r["die_y"], "rx", ms=12)
+        failed = [r for r in table if r.get("error") and r.get("die_x") is not None]
+        for r in failed:
+            ax.plot(r["die_x"], r["die_y"], "k*", ms=10)
+        fig.colorbar(sc, ax=ax, label=map_parameter)
+        ax.set_xlabel("die x")
+        ax.set_ylabel("die y")
+        ax.set_title(f"wafer map of {map_parameter} (x: outlier chip)", fontsize=9)
+        ax.set_aspect("equal")
+        fig.tight_layout()
+        path = outdir / f"wafer_map_{map_parameter}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(path)
+    return files
