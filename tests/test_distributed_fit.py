@@ -17,25 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chip_files import measure_chip_file
 
-from calib.campaigns import PulseResponseParams, measure_pulse_response
 from calib.distributed import cluster_client
 from calib.fit_commands import fit_pulse_response_file
 from calib.fit_many import fit_many
 from calib.pulse_source import HDF5PulseSource
 from fitting.pulse_response import fit_pulse_response, fit_pulse_response_source
-from instruments.emulated_chip import EmulatedChip
-from instruments.emulator.server import running_emulator
 
 CHIP_SEEDS = (21, 22, 23, 24)
-
-
-def _measure(path: Path, seed: int, n_devices: int, shape=(32, 32), n_pulses=100) -> Path:
-    params = PulseResponseParams(
-        n_devices=n_devices, n_up=n_pulses, n_down=n_pulses, cycles=2, seed=seed
-    )
-    with running_emulator("reram", seed=seed, shape=shape) as res, EmulatedChip(res) as chip:
-        return measure_pulse_response(chip, params, path)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +42,7 @@ def wafer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dic
     rows = []
     reference = {}
     for k, seed in enumerate(CHIP_SEEDS):
-        path = _measure(folder / f"die{k}.h5", seed, 600)
+        path = measure_chip_file(folder / f"die{k}.h5", seed, 600)
         rows.append({"path": path.name, "chip": f"die{k}", "die_x": k % 2, "die_y": k // 2})
         fit_pulse_response_file(path, folder / f"ref{k}.json", seed=3)
         reference[f"die{k}"] = json.loads((folder / f"ref{k}.json").read_text())
@@ -89,7 +79,7 @@ def test_fit_many_on_two_workers_equals_sequential_fits(client, wafer, tmp_path:
 
 
 def test_chunked_fit_of_10k_devices_equals_unchunked(client, tmp_path: Path) -> None:
-    path = _measure(tmp_path / "big.h5", 31, 10_000, shape=(128, 128), n_pulses=60)
+    path = measure_chip_file(tmp_path / "big.h5", 31, 10_000, shape=(128, 128), n_pulses=60)
     source = HDF5PulseSource(path)
     whole = fit_pulse_response(source.read(slice(0, source.n_devices)), chunk_devices=20_000)
     from calib.distributed import task_mapper
