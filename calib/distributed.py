@@ -30,6 +30,7 @@ from calib.errors import CalibError
 __all__ = [
     "ClusterSpec",
     "cluster_client",
+    "map_like",
     "map_tasks",
     "parse_scheduler",
     "task_mapper",
@@ -38,6 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRIES = 2
+NANNY_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 @dataclass(frozen=True)
@@ -116,14 +118,20 @@ def cluster_client(
         folder = local_directory or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="calib-dask-")
         )
-        cluster = LocalCluster(
-            n_workers=spec.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            local_directory=folder,
-            silence_logs=logging.ERROR,
-        )
+        import dask
+
+        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers: glibc then returns
+        # every large numpy temporary to the OS at once, and the per-device fits ran 2x
+        # slower than in this process (benchmarks/RESULTS.md); keep glibc's default.
+        with dask.config.set({NANNY_TRIM: None}):
+            cluster = LocalCluster(
+                n_workers=spec.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                local_directory=folder,
+                silence_logs=logging.ERROR,
+            )
         try:
             client = Client(cluster)
             try:
@@ -178,6 +186,31 @@ def task_mapper(client: Any | None, progress_label: str | None = None, retries: 
 
     def mapper(func: Callable[..., Any], tasks: Sequence[tuple]) -> list:
         return map_tasks(func, tasks, client, progress_label, retries)
+
+    return mapper
+
+
+def map_like(client: Any | None, retries: int = DEFAULT_RETRIES):
+    """A drop-in for the builtin ``map(func, items)`` that runs on ``client`` (or here).
+
+    Results are yielded in the order of ``items`` as soon as each is ready (a caller that
+    reports progress per result sees it advance); all tasks are submitted at once.
+    """
+
+    def mapper(func: Callable[[Any], Any], items: Any) -> Iterator[Any]:
+        if client is None:
+            yield from map(func, items)
+            return
+        items = list(items)
+        name = getattr(func, "__name__", "task")
+        futures = client.map(
+            func, items, pure=False, retries=retries, key=_keys(name, [(i,) for i in items])
+        )
+        try:
+            for fut in futures:
+                yield fut.result()
+        finally:
+            client.cancel(futures)
 
     return mapper
 
