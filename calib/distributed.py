@@ -158,6 +158,8 @@ def map_tasks(
     error is raised here.
     """
     tasks = list(tasks)
+    if not tasks:
+        return []
     bar = _Bar(progress_label, len(tasks))
     with bar:
         if client is None:
@@ -168,7 +170,7 @@ def map_tasks(
             return out
         from distributed import as_completed
 
-        columns = list(zip(*tasks, strict=True)) if tasks else []
+        columns = list(zip(*tasks, strict=True))
         name = getattr(func, "__name__", "task")
         futures = client.map(func, *columns, pure=False, retries=retries, key=_keys(name, tasks))
         try:

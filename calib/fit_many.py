@@ -19,8 +19,9 @@ to the manifest's folder), and optional ``chip`` (a name), ``die_x``, ``die_y``.
 
 Execution: each chip is one task (:func:`fit_chip`: it reads its own file and writes its
 own preset, returning a few numbers) mapped with :func:`calib.distributed.map_tasks`;
-chips larger than ``split_devices`` are fitted one after the other with their per-device
-chunks spread over the workers instead (no worker then holds a whole large chip).
+chips larger than ``split_devices`` have their per-device chunks spread over the workers
+instead (no worker then holds a whole large chip), up to ``concurrent_large`` chips at a
+time so that the stages that run once per chip on the client overlap.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ SUMMARY_PARAMETERS = (
 )
 OUTLIER_Z = 3.5  # robust z (MAD-based) beyond which a chip is flagged (Iglewicz & Hoaglin)
 SPLIT_DEVICES = 50_000
+CONCURRENT_LARGE = 4  # large chips whose client-side stages overlap (threads of the client)
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ def fit_many(
     map_parameter: str = "dw_min",
     chunk_devices: int = 2048,
     split_devices: int = SPLIT_DEVICES,
+    concurrent_large: int = CONCURRENT_LARGE,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Fit every chip of ``spec`` into ``outdir`` and write the wafer summary.
@@ -183,7 +186,6 @@ def fit_many(
     pulse-response`` would, so its preset does not depend on how the wafer was run.
     """
     from calib.distributed import map_tasks
-    from calib.pulse_source import HDF5PulseSource
 
     chips = read_chip_inputs(spec)
     outdir = Path(outdir)
@@ -192,8 +194,7 @@ def fit_many(
     for chip in chips:
         if not Path(chip.path).is_file():
             raise CalibError(f"{chip.path}: file not found (chip {chip.name})")
-        n = HDF5PulseSource(chip.path).n_devices if client is not None else 0
-        (large if n > split_devices else small).append(chip)
+        (large if client is not None and _n_devices(chip) > split_devices else small).append(chip)
     preset = {c.name: str(outdir / "presets" / f"{c.name}.json") for c in chips}
     options = {"chunk_devices": chunk_devices}
     tasks = [(c, preset[c.name], model, seed, options) for c in small]
@@ -205,13 +206,35 @@ def fit_many(
             strict=True,
         )
     )
-    for chip in large:  # per-device chunks of one large chip at a time on the workers
-        opts = dict(options, client=client, progress_label=f"{chip.name}" if progress else None)
-        rows[chip.name] = fit_chip(chip, preset[chip.name], model, seed, opts)
+    rows.update(_fit_large(large, preset, model, seed, options, client, concurrent_large))
     table = [dict(rows[c.name], die_x=c.die_x, die_y=c.die_y) for c in chips]
     summary = wafer_summary(table)
     files = _write_outputs(outdir, table, summary, map_parameter, model, seed, spec)
     return {"chips": table, "summary": summary, "files": files}
+
+
+def _fit_large(chips, preset, model, seed, options, client, concurrent) -> dict[str, dict]:
+    """Large chips: per-device chunks on the workers; the once-per-chip stages of up to
+    ``concurrent`` chips overlap in threads here (numpy releases the GIL in its loops), so
+    the workers are not idle while one chip's population stage runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not chips:
+        return {}
+    opts = dict(options, client=client)
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrent, len(chips)))) as pool:
+        jobs = {c.name: pool.submit(fit_chip, c, preset[c.name], model, seed, opts) for c in chips}
+        return {name: job.result() for name, job in jobs.items()}
+
+
+def _n_devices(chip: ChipInput) -> int:
+    """Devices of a chip's file (0 when it cannot be read: its own task reports why)."""
+    from calib.pulse_source import HDF5PulseSource
+
+    try:
+        return HDF5PulseSource(chip.path).n_devices
+    except CalibError:
+        return 0
 
 
 def wafer_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -130,3 +130,26 @@ def test_killed_worker_still_yields_the_complete_identical_result(
         _same_preset(json.loads((tmp_path / "out" / "presets" / f"{name}.json").read_text()), ref)
     client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
     assert killed[0] not in set(client.run(os.getpid).values())
+
+
+def test_large_chips_are_split_into_device_chunks_with_the_same_result(
+    client, wafer, tmp_path: Path
+) -> None:
+    manifest, reference = wafer
+    # every chip "large": fitted one at a time, per-device chunks of 256 on the workers
+    fit_many(
+        manifest, tmp_path / "out", seed=3, client=client, split_devices=100, chunk_devices=256
+    )
+    for name, ref in reference.items():
+        _same_preset(json.loads((tmp_path / "out" / "presets" / f"{name}.json").read_text()), ref)
+
+
+def test_cli_fit_with_workers_equals_in_process(wafer, tmp_path: Path) -> None:
+    from calib.cli import main
+
+    manifest, reference = wafer
+    die = manifest.parent / "die0.h5"
+    out = tmp_path / "die0.json"
+    argv = ["fit", "pulse-response", str(die), "-o", str(out), "--seed", "3", "--workers", "2"]
+    assert main(argv) == 0
+    _same_preset(json.loads(out.read_text()), reference["die0"])

@@ -41,6 +41,7 @@ def test_scheduler_specs() -> None:
 
 def test_map_tasks_in_process_keeps_order() -> None:
     assert map_tasks(divmod, [(7, 2), (9, 4), (1, 1)]) == [(3, 1), (2, 1), (1, 0)]
+    assert map_tasks(divmod, []) == []
 
 
 def test_wafer_summary_flags_the_chip_far_from_the_others() -> None:
@@ -112,11 +113,14 @@ def test_generic_family_fit_does_not_depend_on_the_chunking() -> None:
 def test_fit_many_cli_in_process_and_one_line_errors(tmp_path: Path, capsys) -> None:
     for k in range(2):
         measure_chip_file(tmp_path / f"die{k}.h5", 40 + k, 200)
+    (tmp_path / "die2.h5").write_text("not hdf5")  # a broken die is reported, not dropped
     out = tmp_path / "out"
     assert main(["fit-many", str(tmp_path / "die*.h5"), "-o", str(out)]) == 0
-    assert "fitted 2 of 2 chips on this process" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "fitted 2 of 3 chips on this process" in printed
+    assert "failed: die2: " in printed and "not a readable HDF5 file" in printed
     assert sorted(p.name for p in (out / "presets").iterdir()) == ["die0.json", "die1.json"]
-    assert (out / "wafer_chips.csv").read_text().count("\n") == 3
+    assert (out / "wafer_chips.csv").read_text().count("\n") == 4
     code = main(["fit-many", str(tmp_path / "die*.h5"), "-o", str(out), "--scheduler", "yarn"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0 and "--scheduler 'yarn'" in err
