@@ -80,7 +80,11 @@ def _tile(text: str) -> tuple[int, int]:
     help="Seed of the data split, training and every repeat.",
 )
 @click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate.")
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    help="Learning rate [0.1; 0.05 for a CNN on pulsed devices].",
+)
 @click.option(
     "--algorithm",
     type=click.Choice(["sgd", "tiki-taka", "ttv2", "c-ttv2"]),
@@ -167,50 +171,42 @@ def validate_command(**kw: Any) -> None:
         chip_seed=kw["chip_seed"],
     )
     console = Console()
+    bar = progress_bar()  # started at the first progress report (errors before stay one line)
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not bars:
+            bar.start()
+        if stage not in bars:
+            bars[stage] = bar.add_task(stage, total=total)
+        bar.update(bars[stage], completed=done, total=total)
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tiles: one thread is fastest
     try:
-        with progress_bar() as bar:
-            bars: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in bars:
-                    bars[stage] = bar.add_task(stage, total=total)
-                bar.update(bars[stage], completed=done, total=total)
-
-            result = run_validation(options, progress=progress)
+        result = run_validation(options, progress=progress)
     finally:
         torch.set_num_threads(threads)
+        if bars:
+            bar.stop()
     _print_summary(console, result)
 
 
 def _print_summary(console: Any, result: Any) -> None:
     from rich.table import Table
 
-    from calib.validate.plots import format_time
+    from calib.validate.report import accuracy_table, target_lines
 
     report = result.report
-    table = Table(title="test accuracy (%), mean ± std over repeats")
-    table.add_column("time after programming", justify="right")
-    for name in report["sources"]:
+    header, rows = accuracy_table(report)
+    table = Table(title="test accuracy (%, mean ± std) and gaps (pp, ± 95 % half-width)")
+    for name in header:
         table.add_column(name, justify="right")
-    for name in report["gaps_pp"]:
-        table.add_column(f"{name} (pp)", justify="right")
-    for k, t in enumerate(report["times_s"]):
-        row = [format_time(t)]
-        row += [
-            f"{100 * s['mean'][k]:.2f} ± {100 * s['std'][k]:.2f}"
-            for s in report["sources"].values()
-        ]
-        row += [f"{g['mean'][k]:+.2f}" for g in report["gaps_pp"].values()]
+    for row in rows:
         table.add_row(*row)
     console.print(table)
-    for name, target in report["targets"].items():
-        verdict = "[green]met[/]" if target["met"] else "[red]NOT met[/]"
-        console.print(
-            f"|{name}| <= {target['limit_pp']:g} pp: {verdict} "
-            f"(largest {target['max_abs_gap_pp']:.2f} pp)"
-        )
+    for line in target_lines(report):
+        console.print(line, markup=False, highlight=False)
     check = report.get("predictive_check")
     if check:
         console.print(

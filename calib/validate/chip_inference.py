@@ -4,10 +4,12 @@ One evaluation (:func:`chip_accuracy`), for one repeat at one time after program
 
 1. reseed the chip's noise (emulators only: ``seed_noise``), so that a repeat is reproducible
    and independent of what ran before;
-2. erase and program every tile's devices with program-and-verify in one batched call
+2. place the tiles on the array at an offset drawn from the repeat's seed (each repeat uses
+   other devices, as each simulated repeat draws a new device population), then erase and
+   program every tile's devices with program-and-verify in one batched call
    (``reset_pulses`` depressing pulses first: a RESET for PCM, a train to the lower bound for
    pulsed devices, so that the outcome does not depend on earlier states); devices that
-   failed and sit farther from their target than zero would (stuck devices) are cancelled
+   failed and miss their target by more than half of it (stuck devices) are cancelled
    digitally (``prune_defects``, the same rule as the simulated sources);
 3. PCM with drift compensation: at ``t0`` after the last programming pulse read each tile's
    baseline mean|W·e_i| through the chip (one-hot inputs), as the simulator does at
@@ -40,6 +42,7 @@ from calib.validate.chip_network import (
     chip_tiles,
     place_tiles,
 )
+from calib.validate.networks import classification_accuracy
 from instruments.chip import ChipInterface, ListSelection, PulseSpec
 from simulator.io import IOParameters
 
@@ -195,15 +198,6 @@ def _chip_layers(model: nn.Module) -> list[ChipLayer]:
     return [m for m in model.modules() if isinstance(m, ChipLayer)]
 
 
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
-    correct = 0
-    with torch.no_grad():
-        for first in range(0, x.shape[0], batch):
-            pred = model(x[first : first + batch]).argmax(dim=1)
-            correct += int((pred == y[first : first + batch]).sum())
-    return correct / max(int(x.shape[0]), 1)
-
-
 def chip_accuracy(
     chip: ChipInterface,
     model: nn.Sequential,
@@ -230,7 +224,7 @@ def chip_accuracy(
     if callable(seed_noise):
         seed_noise(int(chip_seed))
     tiles = chip_tiles(model, mapping)
-    place_tiles(tiles, chip.shape, mapping)
+    place_tiles(tiles, chip.shape, mapping, offset_seed=chip_seed)
     summary = program_tiles(chip, tiles, mapping, settings, prune_defects)
     generator = torch.Generator().manual_seed(int(periphery_seed))
     net = chip_network(model, tiles, chip, mapping, io, generator)
@@ -246,4 +240,4 @@ def chip_accuracy(
         for layer in layers:
             for k, tile in enumerate(layer.tiles):
                 tile.alpha = tile.baseline / layer.readout(k)
-    return _accuracy(net, x, y), summary
+    return classification_accuracy(net, x, y), summary

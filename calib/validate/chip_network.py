@@ -37,6 +37,7 @@ from instruments.chip import BlockSelection, ChipInterface
 from simulator.io import IOParameters
 
 __all__ = [
+    "PRUNE_FRACTION",
     "ChipLayer",
     "ChipMapping",
     "ChipTile",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 MAX_VALUES_PER_MVM = 1 << 20  # voltages or currents per MEAS:MVM? round trip (4 MiB float32)
+#: a device that failed programming is cancelled when its error exceeds this fraction of its
+#: target weight (it is then more wrong than right); the simulated sources use the same rule
+PRUNE_FRACTION = 0.5
 
 
 def tile_edges(size: int, limit: int) -> list[tuple[int, int]]:
@@ -118,19 +122,21 @@ class ChipTile:
     def prune_defects(
         self, mapping: ChipMapping, verify_s: np.ndarray, converged: np.ndarray, tol_s: float
     ) -> int:
-        """Cancel, digitally, devices that missed their target by more than zero would.
+        """Cancel, digitally, the devices that failed programming and are more wrong than right.
 
         ``verify_s``/``converged`` are the block's final verify reads and flags (row-major).
-        A device that did not converge and whose read is farther from its target than the
-        weight zero is (G_target - g_ref, or G_target for a PCM pair) gets its read
-        conductance (minus g_ref) subtracted from every MVM: its weight becomes 0. A device
-        held at its bound (a target beyond its range) stays. Returns how many were pruned.
+        A device that did not converge and whose read misses its target by more than half
+        the target's distance from zero weight (G_target - g_ref, or G_target for a PCM pair)
+        is cancelled: its read conductance (minus g_ref) is subtracted from every MVM, so its
+        weight becomes 0. Near misses (a device held at its bound, a PCM device that cannot
+        quite reach g_max) stay. Returns how many were cancelled.
         """
         target = self.targets(mapping)
         g = np.asarray(verify_s, dtype=float).reshape(target.shape)
         ok = np.asarray(converged, dtype=bool).reshape(target.shape)
         zero = mapping.g_ref_s if mapping.kind == "reference" else 0.0
-        bad = ~ok & (np.abs(g - target) > np.abs(target - zero)) & (np.abs(g - target) > tol_s)
+        error = np.abs(g - target)
+        bad = ~ok & (error > tol_s) & (error > PRUNE_FRACTION * np.abs(target - zero))
         self.correction_s = np.where(bad, g - zero, 0.0) if bad.any() else None
         return int(bad.sum())
 
@@ -196,10 +202,18 @@ def chip_tiles(
     return tiles
 
 
-def place_tiles(tiles: list[ChipTile], shape: tuple[int, int], mapping: ChipMapping) -> None:
+def place_tiles(
+    tiles: list[ChipTile],
+    shape: tuple[int, int],
+    mapping: ChipMapping,
+    offset_seed: int | None = None,
+) -> None:
     """Give every tile its own block of the ``shape`` chip (shelves, left to right).
 
-    A :class:`CalibError` names the shortfall when the network does not fit.
+    With ``offset_seed`` the whole layout is shifted by a random offset that keeps it on
+    the array, so that repeats with different seeds use different devices (as the simulated
+    sources draw a new device population per repeat). A :class:`CalibError` names the
+    shortfall when the network does not fit.
     """
     n_rows, n_cols = shape
     row, col, shelf = 0, 0, 0
@@ -221,6 +235,14 @@ def place_tiles(tiles: list[ChipTile], shape: tuple[int, int], mapping: ChipMapp
         tile.row0, tile.col0 = row, col
         col += width
         shelf = max(shelf, height)
+    if offset_seed is not None and tiles:
+        height = max(t.row0 + t.n_in for t in tiles)
+        width = max(t.col0 + t.n_out * mapping.columns_per_output for t in tiles)
+        rng = np.random.default_rng(offset_seed)
+        dr, dc = rng.integers(0, n_rows - height + 1), rng.integers(0, n_cols - width + 1)
+        for tile in tiles:
+            tile.row0 += int(dr)
+            tile.col0 += int(dc)
 
 
 class ChipLayer(nn.Module):

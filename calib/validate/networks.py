@@ -6,11 +6,12 @@ made with :func:`simulator.convert_to_analog` (simulation) or
 with :func:`save_network` as a small ``torch.save`` file (weights, the architecture, the
 data set, how it was trained), so that evaluation tasks can refer to it by path.
 
-Architectures (tanh activations, digital bias, pooling and reshapes in torch):
+Architectures (digital bias, activations, pooling and reshapes in torch):
 
-* ``mlp``: features -> ``hidden`` -> classes (one hidden layer by default);
-* ``cnn``: the features as a 1-channel image, conv 8 -> pool -> conv 16 -> pool ->
-  linear; 3x3 kernels on 2-D images (digits), 1x5 kernels on 1-D signals (MNIST-1D).
+* ``mlp``: features -> ``hidden`` (tanh) -> classes (one hidden layer of 64 by default);
+* ``cnn``: the features as a 1-channel image, conv 8 -> tanh -> max-pool -> conv 16 ->
+  tanh -> max-pool -> linear; 3x3 kernels on 2-D images (digits), 1x5 kernels on 1-D
+  signals (MNIST-1D).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "NetworkSpec",
     "TrainedNetwork",
     "build_network",
+    "classification_accuracy",
     "copy_trained_weights",
     "load_network",
     "matrix_layers",
@@ -90,13 +92,26 @@ def build_network(spec: NetworkSpec, seed: int = 0) -> nn.Sequential:
         nn.Unflatten(1, (1, height, width)),
         nn.Conv2d(1, c1, kernel, padding=pad),
         nn.Tanh(),
-        nn.AvgPool2d(pool),
+        nn.MaxPool2d(pool),
         nn.Conv2d(c1, c2, kernel, padding=pad),
         nn.Tanh(),
-        nn.AvgPool2d(pool),
+        nn.MaxPool2d(pool),
         nn.Flatten(),
         nn.Linear(c2 * out_h * out_w, info.n_classes),
     )
+
+
+def classification_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512
+) -> float:
+    """Fraction of ``x`` classified as ``y`` (eval mode, no gradients, in batches)."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for first in range(0, x.shape[0], batch):
+            pred = model(x[first : first + batch]).argmax(dim=1)
+            correct += int((pred == y[first : first + batch]).sum())
+    return correct / max(int(x.shape[0]), 1)
 
 
 def matrix_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

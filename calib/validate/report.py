@@ -17,7 +17,15 @@ import numpy as np
 
 from calib.validate.plots import format_time
 
-__all__ = ["SCHEMA", "TARGETS_PP", "gap_statistics", "source_statistics", "write_report"]
+__all__ = [
+    "SCHEMA",
+    "TARGETS_PP",
+    "accuracy_table",
+    "gap_statistics",
+    "source_statistics",
+    "target_lines",
+    "write_report",
+]
 
 SCHEMA = "aimc-calib-validation"
 SCHEMA_VERSION = 1
@@ -60,10 +68,30 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+def accuracy_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: time, accuracy (%) mean ± std per source, gaps ± 95 % half-width."""
+    sources, gaps = report["sources"], report["gaps_pp"]
+    header = ["time", *sources, *[f"{g} (pp)" for g in gaps]]
+    rows = []
+    for k, t in enumerate(report["times_s"]):
+        row = [format_time(float(t))]
+        row += [f"{_pct(s['mean'][k])} ± {_pct(s['std'][k])}" for s in sources.values()]
+        row += [f"{g['mean'][k]:+.2f} ± {1.96 * g['standard_error'][k]:.2f}" for g in gaps.values()]
+        rows.append(row)
+    return header, rows
+
+
+def target_lines(report: Mapping[str, Any]) -> list[str]:
+    """One verdict line per target: met or not, and the largest gap."""
+    return [
+        f"target |{name}| <= {t['limit_pp']:g} pp at every time: "
+        f"{'met' if t['met'] else 'NOT met'} (largest {t['max_abs_gap_pp']:.2f} pp)"
+        for name, t in report.get("targets", {}).items()
+    ]
+
+
 def _markdown(report: Mapping[str, Any]) -> str:
     net, opts, inputs = report["network"], report["options"], report["inputs"]
-    times = report["times_s"]
-    sources = report["sources"]
     lines = [
         f"# Validation by inference: {Path(inputs['preset']['path']).name}",
         "",
@@ -85,27 +113,14 @@ def _markdown(report: Mapping[str, Any]) -> str:
         f"drift compensation {'on' if opts['drift_compensation'] else 'off'}",
         f"- time convention: {report['time_convention']}",
         "",
-        "## Test accuracy (%, mean ± std over repeats)",
+        "## Test accuracy (%, mean ± std over repeats; time after programming)",
         "",
     ]
-    names = list(sources)
-    gaps = report["gaps_pp"]
-    header = ["time after programming", *names, *[f"{g} (pp)" for g in gaps]]
+    header, rows = accuracy_table(report)
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for k, t in enumerate(times):
-        cells = [format_time(float(t))]
-        cells += [f"{_pct(sources[n]['mean'][k])} ± {_pct(sources[n]['std'][k])}" for n in names]
-        cells += [
-            f"{g['mean'][k]:+.2f} ± {1.96 * g['standard_error'][k]:.2f}" for g in gaps.values()
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Gaps: mean ± 95 % confidence half-width.", ""]
-    for name, target in report.get("targets", {}).items():
-        verdict = "met" if target["met"] else "NOT met"
-        lines.append(
-            f"- target |{name}| ≤ {target['limit_pp']:g} pp at every time: {verdict} "
-            f"(largest {target['max_abs_gap_pp']:.2f} pp)"
-        )
+    lines += [f"- {line}" for line in target_lines(report)]
     prog = report.get("chip_programming")
     if prog:
         lines += [

@@ -10,9 +10,9 @@
   population of the preset (device-to-device bounds, stuck devices, write noise), one device
   per weight against the reference conductance; the preset's read noise enters every MVM as
   additive weight noise σ_read/scale·‖x̂‖. No drift model: time changes only the noise draw.
-  With ``prune_defects``, a device whose held weight is farther from its target than zero
-  (a stuck device) is cancelled (its reference set to its state, weight 0), as the chip
-  path cancels the devices that failed program-and-verify.
+  With ``prune_defects``, a device whose held weight misses its target by more than half
+  the target (a stuck device) is cancelled (its reference set to its state, weight 0), the
+  rule the chip path applies to the devices that failed program-and-verify.
 
 Seeds: ``program_seed`` fixes the device population, programming noise and drift exponents
 (the same for every time of a repeat); ``read_seed`` fixes the read and periphery noise of
@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from calib.errors import CalibError
+from calib.validate.chip_network import PRUNE_FRACTION
+from calib.validate.networks import classification_accuracy
 from calib.validate.sources import rereferenced, simulatable_preset
 from simulator import (
     SGD,
@@ -49,16 +51,6 @@ from simulator.presets import PresetError
 __all__ = ["simulated_accuracy"]
 
 
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for first in range(0, x.shape[0], batch):
-            pred = model(x[first : first + batch]).argmax(dim=1)
-            correct += int((pred == y[first : first + batch]).sum())
-    return correct / max(int(x.shape[0]), 1)
-
-
 def _reseed_tiles(model: nn.Module, seed: int) -> None:
     """Fresh noise generators (read and periphery noise) for one evaluation time."""
     for k, tile in enumerate(analog_tiles(model)):
@@ -66,7 +58,7 @@ def _reseed_tiles(model: nn.Module, seed: int) -> None:
 
 
 def _prune_defects(analog: nn.Module, trained: nn.Module) -> int:
-    """Zero the weights that devices hold farther from their target than zero would."""
+    """Zero the weights that devices hold more wrongly than rightly (as on the chip)."""
     pruned = 0
     for name, layer in analog.named_modules():
         if not isinstance(layer, AnalogLayer):
@@ -79,7 +71,7 @@ def _prune_defects(analog: nn.Module, trained: nn.Module) -> int:
                     continue  # floating-point or pair cells: nothing to prune
                 want = target[o0:o1, i0:i1].to(tile.reference.device)
                 state = tile.arrays[0].w
-                bad = ((state - tile.reference) - want).abs() > want.abs()
+                bad = ((state - tile.reference) - want).abs() > PRUNE_FRACTION * want.abs()
                 tile.reference = torch.where(bad, state, tile.reference)
                 pruned += int(bad.sum())
     return pruned
@@ -111,7 +103,7 @@ def simulated_accuracy(
             program_analog_weights(analog, seed=program_seed)
             _reseed_tiles(analog, read_seed)
             drift_analog_weights(analog, t_inference_s, seed=read_seed)
-            return _accuracy(analog, x, y)
+            return classification_accuracy(analog, x, y)
         g_ref, scale = float(network_mapping["g_offset_s"]), float(network_mapping["scale_s"])
         device_preset = rereferenced(simulatable_preset(preset), g_ref)
         read_noise = float(device_preset["device"].get("read_noise_s") or 0.0)
@@ -125,6 +117,6 @@ def simulated_accuracy(
         if prune_defects:
             _prune_defects(analog, model)
         _reseed_tiles(analog, read_seed)
-        return _accuracy(analog, x, y)
+        return classification_accuracy(analog, x, y)
     except PresetError as exc:
         raise CalibError(str(exc)) from None

@@ -10,7 +10,7 @@ and the form in which the simulator evaluates each.
 The ECRAM chip's truth response (``quadratic-saturation``) is not one of the simulator's
 families; :func:`simulatable_preset` rewrites it exactly as a 21-node ``piecewise-step``
 (the step multiplier 1 - c·u² up and 1 - c·(1 - u)² down, u the position in the device's own
-range, is exact at the nodes and linear in between: at most c/800 relative error).
+range, is exact at the nodes and linear in between: at most c/1600 relative error).
 """
 
 from __future__ import annotations
