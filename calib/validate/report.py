@@ -102,7 +102,11 @@ def _markdown(report: Mapping[str, Any]) -> str:
         lines.append(f"- truth: `{inputs['truth']['path']}`")
     if inputs.get("chip"):
         chip = inputs["chip"]
-        lines.append(f"- chip: `{chip['resource']}` ({chip.get('idn', '')}), {chip['mapping']}")
+        where = f"`{chip['resource']}`"
+        if chip.get("embedded_emulator"):
+            emu = chip["embedded_emulator"]
+            where = f"the embedded {emu['kind']} emulator (seed {emu['seed']}) at {where}"
+        lines.append(f"- chip: {where} ({chip.get('idn', '')}); mapping: {chip['mapping']}")
     lines += [
         f"- network: {net['kind']} on {net['dataset']} ({net['n_parameters']} weights, "
         f"{net['n_tiles']} tiles); trained {net['training']['method']}, "

@@ -269,6 +269,8 @@ def run_validation(
                 )
                 chip_info = _check_chip(resource, kind, tech, spec, mapping)
                 chip_info["mapping"] = _mapping_text(kind)
+                if options.chip == EMBEDDED:
+                    chip_info["embedded_emulator"] = {"kind": tech, "seed": options.chip_seed}
             split = load_dataset(options.dataset, options.seed)
             t0 = time.perf_counter()
             trained = train_network(
