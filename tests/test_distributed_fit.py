@@ -153,3 +153,14 @@ def test_cli_fit_with_workers_equals_in_process(wafer, tmp_path: Path) -> None:
     argv = ["fit", "pulse-response", str(die), "-o", str(out), "--seed", "3", "--workers", "2"]
     assert main(argv) == 0
     _same_preset(json.loads(out.read_text()), reference["die0"])
+
+
+def test_cli_fit_many_on_an_existing_scheduler(client, wafer, tmp_path: Path) -> None:
+    from calib.cli import main
+
+    manifest, reference = wafer
+    address = client.scheduler.address  # what `dask scheduler` prints: tcp://HOST:PORT
+    argv = ["fit-many", str(manifest), "-o", str(tmp_path), "--seed", "3", "--scheduler", address]
+    assert main(argv) == 0
+    for name, ref in reference.items():
+        _same_preset(json.loads((tmp_path / "presets" / f"{name}.json").read_text()), ref)
