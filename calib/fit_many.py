@@ -181,7 +181,8 @@ def fit_many(
 ) -> dict[str, Any]:
     """Fit every chip of ``spec`` into ``outdir`` and write the wafer summary.
 
-    Returns ``{"chips": rows, "summary": per-parameter spread, "files": written paths}``.
+    Returns ``{"chips": rows, "summary": per-parameter spread, "files": written paths,
+    "notes": [...]}``.
     Every chip is fitted with the same ``model`` and ``seed`` as a single ``calib fit
     pulse-response`` would, so its preset does not depend on how the wafer was run.
     """
@@ -210,7 +211,11 @@ def fit_many(
     table = [dict(rows[c.name], die_x=c.die_x, die_y=c.die_y) for c in chips]
     summary = wafer_summary(table)
     files = _write_outputs(outdir, table, summary, map_parameter, model, seed, spec)
-    return {"chips": table, "summary": summary, "files": files}
+    notes = []
+    placed = any(c.die_x is not None and c.die_y is not None for c in chips)
+    if placed and map_parameter not in summary:
+        notes.append(f"no wafer map: no chip has a fitted {map_parameter} ({model} fits)")
+    return {"chips": table, "summary": summary, "files": files, "notes": notes}
 
 
 def _fit_large(chips, preset, model, seed, options, client, concurrent) -> dict[str, dict]:

@@ -38,7 +38,7 @@ __all__ = ["fit_many_command"]
     type=click.IntRange(min=1),
     default=SPLIT_DEVICES,
     show_default=True,
-    help="Chips with more devices are fitted one at a time, their device chunks in parallel.",
+    help="Chips with more devices are split: their device chunks become the tasks.",
 )
 @scheduler_options
 def fit_many_command(
@@ -81,3 +81,5 @@ def fit_many_command(
     )
     for r in failed:
         click.echo(f"failed: {r['chip']}: {r['error']}")
+    for note in result["notes"]:
+        click.echo(f"note: {note}")
