@@ -198,8 +198,8 @@ def _print_summary(console: Any, result: Any) -> None:
     from calib.validate.report import accuracy_table, target_lines
 
     report = result.report
-    header, rows = accuracy_table(report)
-    table = Table(title="test accuracy (%, mean ± std) and gaps (pp, ± 95 % half-width)")
+    header, rows = accuracy_table(report, compact=True)
+    table = Table(title="test accuracy (%, mean±std); gaps (pp, ±95 % half-width)")
     for name in header:
         table.add_column(name, justify="right")
     for row in rows:

@@ -68,15 +68,24 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def accuracy_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: time, accuracy (%) mean ± std per source, gaps ± 95 % half-width."""
+def accuracy_table(
+    report: Mapping[str, Any], compact: bool = False
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: time, accuracy (%) mean ± std per source, gaps ± 95 % half-width.
+
+    ``compact`` (for terminals): no spaces around ±, gap columns named ``fit-truth``.
+    """
     sources, gaps = report["sources"], report["gaps_pp"]
-    header = ["time", *sources, *[f"{g} (pp)" for g in gaps]]
+    pm = "±" if compact else " ± "
+    names = [g.replace("fitted - ", "fit-") if compact else f"{g} (pp)" for g in gaps]
+    header = ["time", *sources, *names]
     rows = []
     for k, t in enumerate(report["times_s"]):
         row = [format_time(float(t))]
-        row += [f"{_pct(s['mean'][k])} ± {_pct(s['std'][k])}" for s in sources.values()]
-        row += [f"{g['mean'][k]:+.2f} ± {1.96 * g['standard_error'][k]:.2f}" for g in gaps.values()]
+        row += [f"{_pct(s['mean'][k])}{pm}{_pct(s['std'][k])}" for s in sources.values()]
+        row += [
+            f"{g['mean'][k]:+.2f}{pm}{1.96 * g['standard_error'][k]:.2f}" for g in gaps.values()
+        ]
         rows.append(row)
     return header, rows
 

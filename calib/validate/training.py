@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
+
 from calib.errors import CalibError
 from calib.validate.networks import (
     NetworkSpec,
@@ -137,19 +139,27 @@ def train_network(
     if lr is None:
         lr = 0.05 if (kind == "pulsed" and spec.kind == "cnn") else 0.1
     analog = convert_to_analog(model, config, seed=seed)
-    result = train_classifier(
-        analog,
-        split.x_train,
-        split.y_train,
-        split.x_test,
-        split.y_test,
-        epochs=options.epochs,
-        lr=lr,
-        batch_size=options.batch_size,
-        seed=seed,
-        on_epoch=on_epoch,
-    )
+    try:
+        result = train_classifier(
+            analog,
+            split.x_train,
+            split.y_train,
+            split.x_test,
+            split.y_test,
+            epochs=options.epochs,
+            lr=lr,
+            batch_size=options.batch_size,
+            seed=seed,
+            on_epoch=on_epoch,
+        )
+    except ValueError as exc:  # NaN/inf reached a layer: the device model misbehaves
+        raise CalibError(
+            f"training {how} diverged ({exc}); the preset's device does not behave like a "
+            "device (check its parameters and its predictive check)"
+        ) from None
     copy_trained_weights(analog, model)
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise CalibError(f"training {how} diverged (non-finite weights); check the preset")
     training = {
         **asdict(options),
         "lr": lr,
