@@ -376,10 +376,16 @@ def _build_report(
             }
     model = trained.model
     layers = matrix_layers(model)
-    n_tiles = len(chip_tiles(model, chip_mapping(
-        kind, trained.mapping, preset, options.settings.read_voltage_v,
-        options.settings.tile_inputs, options.settings.tile_outputs,
-    )))  # fmt: skip
+    settings = options.settings
+    mapping = chip_mapping(
+        kind,
+        trained.mapping,
+        preset,
+        settings.read_voltage_v,
+        settings.tile_inputs,
+        settings.tile_outputs,
+    )
+    n_tiles = len(chip_tiles(model, mapping))
     inputs: dict[str, Any] = {
         "preset": {
             "path": str(options.preset),
@@ -394,7 +400,6 @@ def _build_report(
         inputs["truth"] = {"path": str(options.truth), "sha256": file_sha256(options.truth)}
     if check is not None:
         inputs["campaign"] = {"path": check.source, "sha256": file_sha256(check.source)}
-    settings = options.settings
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
