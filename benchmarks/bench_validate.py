@@ -41,6 +41,7 @@ from calib.campaigns import (
     measure_pulse_response,
     measure_read_noise,
 )
+from calib.errors import CalibError
 from calib.fit_commands import fit_pulse_response_file
 from calib.fit_pcm import fit_pcm_files
 from calib.presets import save_preset
@@ -134,7 +135,11 @@ def main() -> None:
     print(f"# {args.devices} devices, {args.network} on {args.dataset}, {args.repeats} repeats, "
           f"files in {root}")  # fmt: skip
     for kind in args.kinds:
-        res = run_chain(kind, args, root)
+        try:
+            res = run_chain(kind, args, root)
+        except CalibError as exc:  # e.g. a fit that fails: report it, go on with the others
+            print(f"\n### {kind}\n\nFAILED: {exc}")
+            continue
         s, report = res["stages"], res["report"]
         load = os.getloadavg()[0]
         print(f"\n### {kind}\n")

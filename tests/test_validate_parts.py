@@ -300,3 +300,35 @@ def test_network_files_round_trip_and_foreign_files_are_refused(tmp_path: Path) 
     with pytest.raises(CalibError, match="not a trained-network file"):
         load_network(tmp_path / "other.pt")
     assert copy.deepcopy(spec) == spec
+
+
+def test_pcm_defects_follow_the_recorded_fraction_and_the_pruning_rule() -> None:
+    from calib.validate.simulated import _pcm_defects
+    from calib.validate.sources import defect_fraction
+    from simulator import convert_to_analog, inference_config, program_analog_weights
+    from simulator.inference import analog_tiles
+
+    truth = _json("pcm_truth.json")
+    assert defect_fraction(truth) == truth["device"]["parameters"]["corrupt_devices_prob"]
+    fitted = {"pcm": {"excluded_devices": {"a.h5:drift": {"program-and-verify did not converge":
+              30, "outlier": 5}, "b.h5:programming": {"program-and-verify did not converge": 10}},
+              "n_devices": {"a.h5:drift": 1000, "b.h5:programming": 1000}}}  # fmt: skip
+    assert defect_fraction(fitted) == pytest.approx(0.02)
+    assert defect_fraction({"pcm": {}}) == 0.0
+    model = nn.Sequential(nn.Linear(200, 100))
+    for prune in (False, True):
+        analog = convert_to_analog(model, inference_config(truth), seed=1)
+        program_analog_weights(analog, seed=1)
+        _pcm_defects(analog, 0.05, prune, seed=3)
+        state = next(iter(analog_tiles(analog))).inference
+        defect = state.nu == 0  # defects do not drift (a drawn ν is never exactly 0)
+        # 40,000 devices at p = 0.05: binomial sd 44 devices, 5 sd = 0.55 % of the devices
+        assert abs(defect.float().mean().item() - 0.05) < 0.0055
+        target, g = state.g_target[defect], state.g_prog[defect]
+        if prune:  # kept stuck devices are within half their target; the others read 0
+            kept = g > 0
+            assert bool(((g[kept] - target[kept]).abs() <= 0.5 * target[kept]).all())
+            assert bool((g[target == 0] == 0).all())
+        else:
+            assert float(g.max()) <= truth["pcm"]["g_max_s"] and float(g.min()) >= 0
+        assert state.baseline is None

@@ -5,6 +5,9 @@
   programmed once per repeat (programming noise and drift exponents,
   :func:`simulator.program_analog_weights`), drifted to ``t_inference`` with fresh read noise
   and global drift compensation (:func:`simulator.drift_analog_weights`), then classify.
+  The PCM model has no defective devices; the fraction of devices the preset's campaigns
+  could not program (:func:`~calib.validate.sources.defect_fraction`) is added here, stuck
+  at random conductances and cancelled by the chip path's rule (:func:`_pcm_defects`).
 * Pulsed devices: the weights (device states in the network's weight units, see
   :class:`~calib.validate.networks.TrainedNetwork`) are written onto a fresh device
   population of the preset (device-to-device bounds, stuck devices, write noise), one device
@@ -32,7 +35,7 @@ from torch import nn
 from calib.errors import CalibError
 from calib.validate.chip_network import PRUNE_FRACTION
 from calib.validate.networks import classification_accuracy
-from calib.validate.sources import rereferenced, simulatable_preset
+from calib.validate.sources import defect_fraction, rereferenced, simulatable_preset
 from simulator import (
     SGD,
     IOParameters,
@@ -55,6 +58,33 @@ def _reseed_tiles(model: nn.Module, seed: int) -> None:
     """Fresh noise generators (read and periphery noise) for one evaluation time."""
     for k, tile in enumerate(analog_tiles(model)):
         tile.generator = make_generator(tile.device, int(seed) * 7919 + k)
+
+
+def _pcm_defects(analog: nn.Module, fraction: float, prune: bool, seed: int) -> None:
+    """Make a ``fraction`` of the programmed PCM devices defective (seeded per tile).
+
+    The PCM model has no stuck devices; here a defective device is stuck at a conductance
+    uniform in [0, g_max] that does not drift (the assumption). With ``prune`` the chip
+    path's rule follows: a device farther from its target than half the target is
+    cancelled (contributes nothing). The drift-compensation baseline is then taken from the
+    defective array.
+    """
+    if fraction <= 0:
+        return
+    for k, tile in enumerate(analog_tiles(analog)):
+        state = tile.inference
+        gen = torch.Generator().manual_seed(int(seed) * 7 + 104729 * (k + 1))
+        shape, device = state.g_prog.shape, state.g_prog.device
+        mask = (torch.rand(shape, generator=gen) < fraction).to(device)
+        stuck = torch.rand(shape, generator=gen).to(device) * tile.config.noise_model.g_max_s
+        if prune:
+            target = state.g_target
+            cancel = (stuck - target).abs() > PRUNE_FRACTION * target
+            stuck = torch.where(cancel, torch.zeros_like(stuck), stuck)
+        state.g_prog = torch.where(mask, stuck, state.g_prog)
+        state.nu = torch.where(mask, torch.zeros_like(state.nu), state.nu)
+        state.weights = (state.g_prog[0] - state.g_prog[1]) / state.scale
+        state.baseline = None  # recomputed from the defective array by drift_tile
 
 
 def _prune_defects(analog: nn.Module, trained: nn.Module) -> int:
@@ -101,6 +131,7 @@ def simulated_accuracy(
             analog = convert_to_analog(model, config, seed=program_seed)
             analog.eval()
             program_analog_weights(analog, seed=program_seed)
+            _pcm_defects(analog, defect_fraction(preset), prune_defects, program_seed)
             _reseed_tiles(analog, read_seed)
             drift_analog_weights(analog, t_inference_s, seed=read_seed)
             return classification_accuracy(analog, x, y)

@@ -27,6 +27,7 @@ from simulator.devices.response import FAMILIES
 
 __all__ = [
     "check_compatible",
+    "defect_fraction",
     "preset_kind",
     "rereferenced",
     "simulatable_preset",
@@ -143,3 +144,24 @@ def rereferenced(preset: Mapping[str, Any], g_ref_s: float) -> dict[str, Any]:
         )
     device["g_offset_s"] = float(g_ref_s)
     return out
+
+
+def defect_fraction(preset: Mapping[str, Any]) -> float:
+    """Fraction of devices that cannot be programmed (stuck), as the preset records it.
+
+    A truth (or any preset with a device section) states ``corrupt_devices_prob``; a fitted
+    PCM preset has no device section, so the fraction is what its campaigns measured: the
+    devices excluded because program-and-verify did not converge, pooled over the campaigns
+    (``pcm.excluded_devices`` / ``pcm.n_devices``). 0 when neither is recorded.
+    """
+    params = (preset.get("device") or {}).get("parameters") or {}
+    if params.get("corrupt_devices_prob") is not None:
+        return float(params["corrupt_devices_prob"])
+    pcm = preset.get("pcm") or {}
+    excluded, counts = pcm.get("excluded_devices") or {}, pcm.get("n_devices") or {}
+    failed = total = 0
+    for source, reasons in excluded.items():
+        if isinstance(reasons, Mapping) and isinstance(counts.get(source), (int, float)):
+            failed += sum(int(n) for r, n in reasons.items() if "did not converge" in r)
+            total += int(counts[source])
+    return failed / total if total else 0.0
