@@ -1,8 +1,10 @@
 """Validate presets by simulated training on a small benchmark.
 
 Trains an MLP on scikit-learn's digits with in-memory SGD (stochastic pulse trains through
-the preset's device model, exact periphery) and reports the test accuracy. The full set of
-algorithms, periphery non-idealities and PCM inference lives in :mod:`simulator`.
+the preset's device model, exact periphery) and reports the test accuracy: the quick check of
+``calib demo``. The full set of algorithms, periphery non-idealities and PCM inference lives
+in :mod:`simulator`; validation by inference against the truth and the chip itself
+(``calib validate``) in :mod:`calib.validate`.
 """
 
 from __future__ import annotations

@@ -131,15 +131,20 @@ def make_tasks(
     options: ValidationOptions,
     chip_resource: str | None,
 ) -> list[EvalTask]:
-    """One task per source, time and repeat (sources in the order given)."""
+    """One task per source, time and repeat (sources in the order given).
+
+    File paths are made absolute, so that workers started elsewhere find the same files.
+    """
     tasks = []
+    network = str(Path(network_file).resolve())
     for source, preset_path in sources.items():
+        preset = str(Path(preset_path).resolve())
         for t in options.times_s:
             for r in range(options.repeats):
                 tasks.append(
                     EvalTask(
-                        str(network_file),
-                        str(preset_path),
+                        network,
+                        preset,
                         source,
                         t,
                         r,
