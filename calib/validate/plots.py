@@ -66,7 +66,9 @@ def plot_accuracy(report: Mapping[str, Any], path: str | Path) -> Path:
         mean, std = np.asarray(res["mean"]) * 100, np.asarray(res["std"]) * 100
         color = COLORS.get(name, "k")
         ax.plot(times, mean, "o-", color=color, lw=2, label=f"{LABELS.get(name, name)}")
-        ax.fill_between(times, mean - std, mean + std, color=color, alpha=0.18, lw=0)
+        ax.fill_between(times, mean - std, mean + std, color=color, alpha=0.10, lw=0)
+        for edge in (mean - std, mean + std):  # band edges keep overlapping bands apart
+            ax.plot(times, edge, color=color, lw=0.8, ls="--", alpha=0.7)
     clean = report["network"].get("float_test_accuracy")
     if clean is not None:
         ax.axhline(100 * clean, color="0.4", ls=":", lw=1.2, label="float weights, no noise")
@@ -74,7 +76,7 @@ def plot_accuracy(report: Mapping[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("test accuracy (%)")
     net = report["network"]
     ax.set_title(
-        f"{net['kind'].upper()} on {net['dataset']}: mean ± std of "
+        f"{net['kind'].upper()} on {net['dataset']}: mean, ±1 std band (dashed) of "
         f"{report['options']['repeats']} repeats"
     )
     ax.legend(loc="lower left", fontsize=9)
@@ -99,7 +101,7 @@ def plot_accuracy(report: Mapping[str, Any], path: str | Path) -> Path:
     gx.axhline(0.0, color="0.3", lw=0.8)
     _time_axis(gx, times)
     gx.set_ylabel("accuracy gap (percentage points)")
-    gx.set_title("gaps with 95 % confidence; dashed: targets (truth 1 pp, chip 2 pp)")
+    gx.set_title("gaps, 95 % confidence; dashed: targets (1 pp, 2 pp)")
     if report["gaps_pp"]:
         gx.legend(loc="best", fontsize=9)
     else:
