@@ -1,47 +1,32 @@
-"""Monte-Carlo validation tasks on a LocalCluster of 2 worker processes: same accuracies.
+"""Monte-Carlo validation on a LocalCluster of 2 worker processes: the same report.
 
-The validation's orchestration (``calib.validate.run_validation``) takes a ``map_fn`` with
-the builtin ``map``'s signature; :func:`calib.distributed.map_like` is that map on Dask.
+``calib validate --workers 2`` maps the simulated (source, time, repeat) tasks with
+:func:`calib.distributed.map_like` (``run_validation``'s ``map_fn``); every accuracy and gap
+must equal the in-process run's (seeds come from (seed, repeat, time) alone).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import pytest
-import torch
-
-from calib.distributed import cluster_client, map_like
-from calib.validate import TrainingOptions, ValidationOptions, run_validation
+from calib.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "examples"
 PCM_TRUTH = EXAMPLES / "pcm_truth.json"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers run torch on one thread too (Dask's default)
-    yield
-    torch.set_num_threads(threads)
+def test_validate_with_workers_gives_the_in_process_report(tmp_path: Path) -> None:
+    def run(out: str, *extra: str) -> dict:
+        argv = ["validate", str(PCM_TRUTH), "--truth", str(PCM_TRUTH), "--repeats", "3"]
+        argv += ["--times", "1,1d", "--epochs", "2", "-o", str(tmp_path / out), *extra]
+        assert main(argv) == 0
+        return json.loads((tmp_path / out / "report.json").read_text())
 
-
-def test_distributed_repeats_and_times_give_the_in_process_report(tmp_path: Path) -> None:
-    def options(out: str) -> ValidationOptions:
-        return ValidationOptions(
-            PCM_TRUTH,
-            tmp_path / out,
-            truth=PCM_TRUTH,
-            repeats=3,
-            times_s=(1.0, 86400.0),
-            training=TrainingOptions(epochs=2),
-        )
-
-    here = run_validation(options("here")).report
-    with cluster_client("local", 2, local_directory=str(tmp_path / "dask")) as client:
-        there = run_validation(options("there"), map_fn=map_like(client)).report
+    here = run("here")
+    there = run("there", "--workers", "2")
     # every accuracy of every source, time and repeat, and the gaps between sources
     assert here["sources"] == there["sources"]
     assert here["gaps_pp"] == there["gaps_pp"]
-    # 2 sources x 2 times x 3 repeats, all evaluated
     assert all(len(s["accuracy"][0]) == 3 for s in here["sources"].values())
+    assert main(["validate", str(PCM_TRUTH), "-o", str(tmp_path / "x"), "--scheduler", "k8s"]) == 1

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from calib.commands.scheduling import scheduler_options
+
 __all__ = ["parse_times", "validate_command"]
 
 _UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -130,6 +132,7 @@ def _tile(text: str) -> tuple[int, int]:
     help="Do not cancel devices that fail programming (stuck devices).",
 )
 @click.option("--no-drift-compensation", is_flag=True, help="Turn global drift compensation off.")
+@scheduler_options
 def validate_command(**kw: Any) -> None:
     """Validate PRESET by inference: simulated with the preset, with the true device
     (--truth) and on the chip (--chip), at several times after programming.
@@ -137,15 +140,19 @@ def validate_command(**kw: Any) -> None:
     Trains the network once (hardware-aware for PCM presets, on the preset's device for
     pulsed presets), evaluates it --repeats times per source and time, and writes
     OUTPUT/report.json, report.md, accuracy_vs_time.png and predictive_check.png.
+    With --scheduler/--workers the simulated repeats and times run on Dask (same results);
+    chip tasks always run here, one at a time.
     """
     import torch
     from rich.console import Console
 
     from calib.commands.common import progress_bar
+    from calib.distributed import cluster_client, map_like, parse_scheduler
     from calib.validate import EvalSettings, TrainingOptions, ValidationOptions, run_validation
     from calib.validate.datasets import dataset_info
 
     dataset_info(kw["dataset"])  # one-line error for an unknown name, before anything slow
+    cluster = parse_scheduler(kw["scheduler"], kw["workers"])  # simulated repeats x times
     tile_in, tile_out = _tile(kw["tile_size"])
     options = ValidationOptions(
         preset=kw["preset"],
@@ -184,7 +191,8 @@ def validate_command(**kw: Any) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tiles: one thread is fastest
     try:
-        result = run_validation(options, progress=progress)
+        with cluster_client(cluster) as client:
+            result = run_validation(options, map_fn=map_like(client), progress=progress)
     finally:
         torch.set_num_threads(threads)
         if bars:
