@@ -108,26 +108,24 @@ def _program_options(func: Callable) -> Callable:
             "--tolerance",
             "tolerance_s",
             type=float,
-            default=0.5e-6,
-            show_default=True,
-            help="Program-and-verify tolerance (S).",
+            default=None,
+            help="Program-and-verify tolerance (S); default per technology "
+            "(reram 0.5e-6, ecram 0.05e-6, pcm 0.25e-6).",
         ),
         click.option("--max-iterations", type=click.IntRange(1), default=100, show_default=True),
         click.option(
             "--pulse-amplitude",
             "pulse_amplitude_v",
             type=float,
-            default=1.2,
-            show_default=True,
-            help="Programming pulse amplitude (V).",
+            default=None,
+            help="Programming pulse amplitude (V); default per technology.",
         ),
         click.option(
             "--pulse-width",
             "pulse_width_s",
             type=float,
-            default=1e-6,
-            show_default=True,
-            help="Programming pulse width (s).",
+            default=None,
+            help="Programming pulse width (s); default per technology.",
         ),
     ]
     for option in reversed(options):
@@ -189,16 +187,26 @@ def _run(
 @click.option(
     "--amplitude",
     type=float,
-    default=1.2,
-    show_default=True,
-    help="Pulse amplitude (V); up pulses +A, down pulses -A.",
+    default=None,
+    help="Pulse amplitude (V); up pulses +A, down pulses -A; default per technology "
+    "(reram 1.2, ecram 3.0, pcm 1.0).",
 )
-@click.option("--width", type=float, default=1e-6, show_default=True, help="Pulse width (s).")
+@click.option(
+    "--width",
+    type=float,
+    default=None,
+    help="Pulse width (s); default per technology (reram 1e-6, ecram 10e-3, pcm 100e-9).",
+)
 def measure_pulse_response_cmd(**kw: Any) -> None:
     """N up then N down pulses with a read after each (or every k), C cycles."""
     from calib.campaigns import PulseResponseParams, measure_pulse_response
 
     def make(technology: str) -> PulseResponseParams:
+        from calib.campaigns.programming import PROGRAM_DEFAULTS
+
+        _, amp, width = PROGRAM_DEFAULTS.get(technology.lower(), PROGRAM_DEFAULTS["reram"])
+        amp = amp if kw["amplitude"] is None else kw["amplitude"]
+        width = width if kw["width"] is None else kw["width"]
         return PulseResponseParams(
             n_devices=kw["n_devices"],
             selection=kw["selection"],
@@ -209,9 +217,9 @@ def measure_pulse_response_cmd(**kw: Any) -> None:
             n_down=kw["n_down"],
             cycles=kw["cycles"],
             read_every=kw["read_every"],
-            amplitude_up_v=abs(kw["amplitude"]),
-            amplitude_down_v=-abs(kw["amplitude"]),
-            width_s=kw["width"],
+            amplitude_up_v=abs(amp),
+            amplitude_down_v=-abs(amp),
+            width_s=width,
         )
 
     _run(

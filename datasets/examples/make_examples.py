@@ -21,6 +21,7 @@ from calib.campaigns import (
     measure_pulse_response,
     measure_read_noise,
 )
+from calib.campaigns.programming import PROGRAM_DEFAULTS
 from calib.commands.common import CHIP_KINDS
 from calib.presets import save_preset
 from calib.truth import truth_preset
@@ -32,7 +33,17 @@ SEED = 2026
 
 
 def make_pulse_response(kind: str) -> None:
-    params = PulseResponseParams(n_devices=64, seed=SEED, n_up=100, n_down=100, cycles=3)
+    _, amplitude, width = PROGRAM_DEFAULTS[kind]  # the technology's nominal pulse
+    params = PulseResponseParams(
+        n_devices=64,
+        seed=SEED,
+        n_up=100,
+        n_down=100,
+        cycles=3,
+        amplitude_up_v=amplitude,
+        amplitude_down_v=-amplitude,
+        width_s=width,
+    )
     with running_emulator(kind, seed=SEED, shape=(64, 64)) as res, EmulatedChip(res) as chip:
         print(
             measure_pulse_response(chip, params, HERE / f"{kind}_pulse_response.h5", overwrite=True)
