@@ -402,6 +402,17 @@ def combine_device_estimates(
 
     # ---- reference conductance at the midpoint of the mean bounds
     delta = _recenter_offset(fm, names, theta, cov, notes)
+    # Bounds that the traces never approach are extrapolated far outside the data; a
+    # reference conductance there (even a negative one) would be meaningless, so keep the
+    # plateau midpoint, which lies inside the observed range.
+    lo_obs, hi_obs = g0_pre - scale, g0_pre + scale
+    if delta != 0.0 and not lo_obs <= g0_pre + delta * scale <= hi_obs:
+        notes.append(
+            f"the midpoint of the fitted bounds ({g0_pre + delta * scale:.4g}) lies outside the "
+            "measured conductance range (bounds not reached by the traces); the reference "
+            f"conductance stays at the plateau midpoint {g0_pre:.4g}"
+        )
+        delta = 0.0
     if delta != 0.0:
         theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, delta)
     g0 = g0_pre + delta * scale
