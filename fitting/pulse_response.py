@@ -149,6 +149,24 @@ class PulseResponseFit:
 
 
 # ---------------------------------------------------------------------------------- helpers
+#: Shared shape values beyond this magnitude mean a diverged fit (normalized units: node
+#: multipliers, exponents and slopes of a sane device are O(1)-O(100)).
+MAX_SHAPE_MAGNITUDE = 1e4
+
+
+def _implausible_shape(fit: DeviceFit) -> str:
+    """Why a shared-shape fit diverged (non-finite or huge values), or '' when it is sane.
+
+    A shape parameter the traces do not constrain (e.g. a piecewise node at a bound the
+    devices never reach) can run away to ±1e100 while the criterion barely changes.
+    """
+    phi = np.asarray(fit.phi, dtype=float)
+    for name, value in zip(fit.shared_names, phi, strict=True):
+        if not np.isfinite(value) or abs(value) > MAX_SHAPE_MAGNITUDE:
+            return f"shape parameter {name} = {value:.3g} (not constrained by the traces)"
+    return ""
+
+
 def _pick(idx: np.ndarray, k: int) -> np.ndarray:
     """At most ``k`` entries of ``idx``, evenly spread (deterministic)."""
     if idx.size <= k:
@@ -291,6 +309,12 @@ def fit_pulse_response_source(
             fit, prob = fit_shared_shape(fm, sub_data)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
             scores.append(ModelScore(fam, np.inf, 0, 0, note=f"fit failed: {exc}"))
+            continue
+        bad = _implausible_shape(fit)
+        if bad:
+            if model != "auto":
+                raise FitInputError(f"{source.source}: the {fam} fit did not converge: {bad}")
+            scores.append(ModelScore(fam, np.inf, 0, 0, note=f"fit failed: {bad}"))
             continue
         shared_fits[fam] = fit
         problems[fam] = prob
