@@ -30,20 +30,8 @@ from pathlib import Path
 
 import torch
 
-from calib.campaigns import (
-    DriftParams,
-    ProgrammingParams,
-    PulseResponseParams,
-    ReadNoiseParams,
-    default_levels,
-    measure_drift,
-    measure_programming,
-    measure_pulse_response,
-    measure_read_noise,
-)
+from calib.chain import characterize, fit_characterized
 from calib.errors import CalibError
-from calib.fit_commands import fit_pulse_response_file
-from calib.fit_pcm import fit_pcm_files
 from calib.presets import save_preset
 from calib.truth import truth_preset
 from calib.validate import TrainingOptions, ValidationOptions, run_validation
@@ -53,40 +41,6 @@ from instruments.emulator.server import running_emulator
 
 SHAPE = (256, 256)
 CHIP_SEED = 11
-
-
-def characterize(kind: str, chip: EmulatedChip, n: int, out: Path) -> list[Path]:
-    """The campaigns of one chip kind (see the module docstring)."""
-    if kind == "pcm":
-        common = dict(n_devices=n, levels_s=default_levels("pcm", 16), tolerance_s=0.25e-6,
-                      pulse_amplitude_v=1.0, pulse_width_s=100e-9)  # fmt: skip
-        return [
-            measure_programming(chip, ProgrammingParams(**common, seed=1), out / "prog.h5"),
-            measure_drift(chip, DriftParams(**common, seed=2), out / "drift.h5"),
-            measure_read_noise(
-                chip, ReadNoiseParams(**common, seed=3, n_reads=100), out / "read_noise.h5"
-            ),
-        ]
-    if kind == "ecram":
-        params = PulseResponseParams(
-            n_devices=n,
-            seed=1,
-            n_up=400,
-            n_down=400,
-            cycles=2,
-            amplitude_up_v=3.0,
-            amplitude_down_v=-3.0,
-            width_s=10e-3,
-        )
-    else:
-        params = PulseResponseParams(n_devices=n, seed=1)
-    return [measure_pulse_response(chip, params, out / "pulse_response.h5")]
-
-
-def fit(kind: str, files: list[Path], out: Path) -> Path:
-    if kind == "pcm":
-        return fit_pcm_files(files, out / "preset.json")[0]
-    return fit_pulse_response_file(files[0], out / "preset.json", model="auto")[0]
 
 
 def run_chain(kind: str, args: argparse.Namespace, root: Path) -> dict:
@@ -102,7 +56,7 @@ def run_chain(kind: str, args: argparse.Namespace, root: Path) -> dict:
             truth = save_preset(truth_preset(chip), out / "truth.json")
         torch.set_num_threads(2)
         t = time.perf_counter()
-        preset = fit(kind, files, out)
+        preset = fit_characterized(kind, files, out)
         stages["fit"] = time.perf_counter() - t
         torch.set_num_threads(1)
         t = time.perf_counter()
