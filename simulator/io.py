@@ -18,13 +18,14 @@ steps); res ≤ 0 turns a quantizer off; ``*_sto_round`` adds U(−½, ½)·Δ b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from simulator.noise import normal
 
-__all__ = ["IOParameters", "analog_mvm", "quantize"]
+__all__ = ["Core", "IOParameters", "analog_mvm", "periphery_mvm", "quantize"]
 
 NOISE_MANAGEMENT = ("abs-max", "max", "constant", "none")
 BOUND_MANAGEMENT = ("iterative", "none")
@@ -101,9 +102,15 @@ def _nm_scale(x: torch.Tensor, io: IOParameters) -> torch.Tensor:
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
+#: The analog core of an MVM: normalized inputs x̂ (B, n_in) -> accumulated outputs (B, n_out)
+#: in weight units, before output noise and the ADC (the tile's W·x̂ with weight read noise,
+#: or a chip's column currents).
+Core = Callable[[torch.Tensor], torch.Tensor]
+
+
 def _one_pass(
     x: torch.Tensor,
-    w: torch.Tensor,
+    core: Core,
     io: IOParameters,
     scale: torch.Tensor,
     generator: torch.Generator | None,
@@ -114,18 +121,66 @@ def _one_pass(
     xq = torch.clamp(xq, -io.inp_bound, io.inp_bound)
     if io.inp_noise > 0:
         xq = xq + io.inp_noise * normal(tuple(xq.shape), generator, x.device)
-    z = xq @ w.T
-    if io.w_noise > 0 and io.w_noise_type != "none":
-        if io.w_noise_type == "additive-constant":
-            amp = torch.linalg.vector_norm(xq, dim=1, keepdim=True)
-        else:  # pcm-read
-            amp = torch.sqrt((xq * xq) @ w.abs().T)
-        z = z + io.w_noise * amp * normal(tuple(z.shape), generator, z.device)
+    z = core(xq)
     if io.out_noise > 0:
         z = z + io.out_noise * normal(tuple(z.shape), generator, z.device)
     z = quantize(z, _resolution(io.out_res, io.out_bound), io.out_sto_round, generator)
     clipped = (z.abs() >= io.out_bound).any(dim=1)
     return torch.clamp(z, -io.out_bound, io.out_bound), clipped
+
+
+def _weight_core(w: torch.Tensor, io: IOParameters, generator: torch.Generator | None) -> Core:
+    """z = W·x̂ plus the weight read noise of the forward model."""
+
+    def core(xq: torch.Tensor) -> torch.Tensor:
+        z = xq @ w.T
+        if io.w_noise > 0 and io.w_noise_type != "none":
+            if io.w_noise_type == "additive-constant":
+                amp = torch.linalg.vector_norm(xq, dim=1, keepdim=True)
+            else:  # pcm-read
+                amp = torch.sqrt((xq * xq) @ w.abs().T)
+            z = z + io.w_noise * amp * normal(tuple(z.shape), generator, z.device)
+        return z
+
+    return core
+
+
+def periphery_mvm(
+    x: torch.Tensor,
+    core: Core,
+    io: IOParameters,
+    generator: torch.Generator | None,
+    bound_management: bool = True,
+) -> torch.Tensor:
+    """y = W·x for a batch ``x`` (B, n_in) through the periphery around any analog ``core``.
+
+    Noise management, DAC, input noise, ``core``, output noise, ADC, clipping, and iterative
+    bound management. With a perfect periphery the inputs are still scaled into [-1, 1]
+    (abs-max), since a physical core only takes bounded inputs.
+    """
+    if io.is_perfect:
+        alpha = x.abs().amax(dim=1, keepdim=True)
+        if io.nm_thres > 0:
+            alpha = torch.clamp(alpha, max=io.nm_thres)
+        alpha = torch.where(alpha > 0, alpha, torch.ones_like(alpha))
+        return core(x / alpha) * alpha
+    alpha = _nm_scale(x, io)
+    beta = torch.ones_like(alpha)
+    y, clipped = _one_pass(x, core, io, alpha, generator)
+    if bound_management and io.bound_management == "iterative":
+        dx = _resolution(io.inp_res, io.inp_bound)
+        beta_max = io.max_bm_factor if dx <= 0 else min(io.max_bm_factor, io.max_bm_res / dx)
+        while True:
+            redo = clipped & (beta[:, 0] < beta_max)
+            if not bool(redo.any()):
+                break
+            rows = redo.nonzero().squeeze(1)
+            beta[rows] *= 2.0
+            y_rows, clipped_rows = _one_pass(x[rows], core, io, alpha[rows] * beta[rows], generator)
+            y[rows] = y_rows
+            clipped = torch.zeros_like(clipped)
+            clipped[rows] = clipped_rows
+    return y * (alpha * beta)
 
 
 def analog_mvm(
@@ -138,20 +193,4 @@ def analog_mvm(
     """y = W·x through the periphery, for a batch ``x`` (B, n_in) and ``w`` (n_out, n_in)."""
     if io.is_perfect:
         return x @ w.T
-    alpha = _nm_scale(x, io)
-    beta = torch.ones_like(alpha)
-    y, clipped = _one_pass(x, w, io, alpha, generator)
-    if bound_management and io.bound_management == "iterative":
-        dx = _resolution(io.inp_res, io.inp_bound)
-        beta_max = io.max_bm_factor if dx <= 0 else min(io.max_bm_factor, io.max_bm_res / dx)
-        while True:
-            redo = clipped & (beta[:, 0] < beta_max)
-            if not bool(redo.any()):
-                break
-            rows = redo.nonzero().squeeze(1)
-            beta[rows] *= 2.0
-            y_rows, clipped_rows = _one_pass(x[rows], w, io, alpha[rows] * beta[rows], generator)
-            y[rows] = y_rows
-            clipped = torch.zeros_like(clipped)
-            clipped[rows] = clipped_rows
-    return y * (alpha * beta)
+    return periphery_mvm(x, _weight_core(w, io, generator), io, generator, bound_management)

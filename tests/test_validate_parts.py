@@ -36,7 +36,6 @@ from calib.validate.networks import (
     load_network,
     save_network,
 )
-from calib.validate.periphery import periphery_mvm
 from calib.validate.sources import (
     check_compatible,
     preset_kind,
@@ -47,7 +46,7 @@ from calib.validate.sources import (
 from calib.validate.tasks import EvalTask, derived_seed
 from instruments.chip import ChipInterface, ProgramResult, VirtualClock
 from simulator import AnalogLinear, IOParameters, MappingParameters
-from simulator.io import analog_mvm
+from simulator.io import analog_mvm, periphery_mvm
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "examples"
 

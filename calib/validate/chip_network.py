@@ -18,7 +18,7 @@ outputs on its columns. Two weight-to-conductance mappings:
 Inputs become row voltages V = x̂·v with v = ``read_voltage_v`` / ``inp_bound`` (x̂ the
 DAC output, |x̂| ≤ inp_bound), so |V| never exceeds the read voltage. Everything digital
 (noise and bound management, DAC/ADC quantization, output noise, the digital bias, global
-drift compensation, activations, pooling) runs in torch (:mod:`calib.validate.periphery`).
+drift compensation, activations, pooling) runs in torch (:func:`simulator.io.periphery_mvm`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from torch import nn
 
 from calib.errors import CalibError
 from calib.validate.networks import matrix_layers
-from calib.validate.periphery import periphery_mvm
 from instruments.chip import BlockSelection, ChipInterface
-from simulator.io import IOParameters
+from simulator.io import IOParameters, periphery_mvm
 
 __all__ = [
     "PRUNE_FRACTION",
