@@ -16,6 +16,7 @@ is reported under ``not_exported``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from calib.errors import CalibError
@@ -153,6 +154,8 @@ def python_snippet(exported: dict[str, Any]) -> str:
 def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CalibError(f"{value} is not a finite number: no aihwkit code written")
     if isinstance(value, float):
         return repr(float(f"{value:.10g}"))
     if isinstance(value, list):

@@ -22,12 +22,12 @@ programming minus t0.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from calib.errors import CalibError
+from calib.presets import json_text
 from fitting.pcm_model import PUBLISHED, drift_curves, min_power_q
 
 __all__ = ["aihwkit_noise_model", "python_snippet"]
@@ -76,9 +76,12 @@ def aihwkit_noise_model(pcm: dict[str, Any]) -> dict[str, Any]:
     q_pub = min_power_q(
         x_pub, q_pub_params["a"], q_pub_params["b"], q_pub_params["c"], q_pub_params["x_floor"]
     )
-    log_ratio = np.log(q / q_pub)
-    scale = float(np.exp(log_ratio.mean()))
-    max_rel = float(np.max(np.abs(scale * q_pub / q - 1)))
+    if np.all(q == 0):  # a = 0: no read noise, which aihwkit's scale 0 reproduces exactly
+        scale, max_rel = 0.0, 0.0
+    else:
+        log_ratio = np.log(q / q_pub)
+        scale = float(np.exp(log_ratio.mean()))
+        max_rel = float(np.max(np.abs(scale * q_pub / q - 1)))
     if max_rel > 0.01:
         notes.append(
             f"read noise: aihwkit's Q_s shape is fixed; read_noise_scale={scale:.4g} matches "
@@ -138,6 +141,7 @@ def aihwkit_noise_model(pcm: dict[str, Any]) -> dict[str, Any]:
 def python_snippet(pcm: dict[str, Any]) -> str:
     """Python code that builds the aihwkit noise model and an InferenceRPUConfig using it."""
     model = aihwkit_noise_model(pcm)
+    json_text(model, "aihwkit noise model")  # refuses NaN/inf: no `nan` in the code
     conv = model["g_converter"]
     args = dict(model["arguments"])
     lines = [
@@ -151,7 +155,7 @@ def python_snippet(pcm: dict[str, Any]) -> str:
     ]
     if "custom_drift_model" in args:
         drift = args.pop("custom_drift_model")
-        lines.append(f"    custom_drift_model={json.dumps(drift)},")
+        lines.append(f"    custom_drift_model={json_text(drift, 'custom drift model', None)},")
     lines.append(
         f"    g_converter={conv['class']}(g_max={conv['arguments']['g_max']!r}, "
         f"g_min={conv['arguments']['g_min']!r}),"

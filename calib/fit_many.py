@@ -324,7 +324,7 @@ def _write_outputs(outdir, table, summary, map_parameter, model, seed, spec) -> 
         "parameters": summary,
     }
     path = outdir / "wafer_summary.json"
-    path.write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+    path.write_text(json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n")
     files.append(path)
     files += _plots(outdir, table, summary, map_parameter)
     return files

@@ -29,6 +29,7 @@ __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "file_sha256",
+    "json_text",
     "load_preset",
     "make_preset",
     "provenance",
@@ -244,18 +245,41 @@ def _check_per_device(per_device: dict[str, Any], source: str) -> None:
         if any(isinstance(v, bool) for v in values):
             raise CalibError(f"{source}: invalid preset at per_device/{name}: booleans found")
         try:
-            np.asarray([np.nan if v is None else v for v in values], dtype=float)
+            arr = np.asarray([0.0 if v is None else v for v in values], dtype=float)
         except (TypeError, ValueError):
             raise CalibError(
                 f"{source}: invalid preset at per_device/{name}: values must be numbers or null"
             ) from None
+        if arr.ndim != 1:
+            raise CalibError(f"{source}: invalid preset at per_device/{name}: not a flat list")
+        if not np.all(np.isfinite(arr)):
+            k = int(np.argmax(~np.isfinite(arr)))
+            raise CalibError(
+                f"{source}: invalid preset at per_device/{name}/{k}: {arr[k]} is not a finite "
+                "number (use null for a missing estimate)"
+            )
 
 
 def validate_preset(preset: Any, source: str) -> None:
-    """Raise :class:`CalibError` naming the first problem of ``preset``."""
+    """Raise :class:`CalibError` naming the first problem of ``preset``.
+
+    Beyond the schema: every number is finite, ``schema_version`` is an integer (not 2.0),
+    and the values are in range (:func:`_check_ranges`).
+    """
     if not isinstance(preset, dict):
         raise CalibError(f"{source}: a preset must be a JSON object")
     version = preset.get("schema_version")
+    if "schema_version" in preset and type(version) is not int:
+        raise CalibError(
+            f"{source}: invalid preset at schema_version: {version!r} is not an integer"
+        )
+    bad = _first_non_finite({k: v for k, v in preset.items() if k != "per_device"})
+    if bad is not None:
+        where, value = bad
+        raise CalibError(
+            f"{source}: invalid preset at {where}: {value} is not a finite number "
+            "(use null for a value that is not known)"
+        )
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise CalibError(
             f"{source}: preset schema version {version} is newer than this software supports "
@@ -286,6 +310,111 @@ def validate_preset(preset: Any, source: str) -> None:
             or w_min >= w_max
         ):
             raise CalibError(f"{source}: invalid preset: device needs w_min < w_max")
+    problem = _check_ranges(preset)
+    if problem is not None:
+        raise CalibError(f"{source}: invalid preset at {problem}")
+
+
+# -- value checks the schema cannot express (finite numbers, ranges, ordered tables)
+#: device parameters that are spreads or noise levels (relative std devs): >= 0
+_NON_NEGATIVE = ("write_noise_std", "dw_min_std", "pow_gamma_dtod", "pow_up_down_dtod")
+#: device parameters that are probabilities
+_PROBABILITY = ("corrupt_devices_prob",)
+
+
+def _first_non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
+    """(path, value) of the first NaN or infinite float inside ``value``, or None."""
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        if isinstance(value, float | np.floating) and not math.isfinite(value):
+            return (where or "top level", float(value))
+        return None
+    for key, item in items:
+        found = _first_non_finite(item, f"{where}/{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_ranges(preset: dict[str, Any]) -> str | None:
+    """The first out-of-range value as ``"path: problem"`` (None when all are in range).
+
+    Ranges follow aihwkit's meaning of each field (``datasets/PRESET.md``): spreads
+    (``*_dtod``, ``*_std``), uncertainties and noise levels are >= 0, probabilities in
+    [0, 1], ``up_down`` in [-1, 1] (aihwkit's steps are dw_min·(1 ± up_down): beyond ±1 one
+    direction would step backwards); PCM clip bounds ``lo <= hi``, drift tables sorted in
+    x > 0 with one μ_ν and σ_ν per x, σ_ν >= 0, valid ranges with min <= max.
+    """
+    device = preset.get("device")
+    if isinstance(device, dict):
+        params = device.get("parameters") or {}
+        for name, value in params.items():
+            where = f"device/parameters/{name}"
+            if not _is_number(value):
+                nodes = value if name.startswith("piecewise_") and isinstance(value, list) else []
+                if any(_is_number(v) and v < 0 for v in nodes):
+                    return f"{where}: step scale factors must be >= 0"
+                continue
+            if (name.endswith("_dtod") or name in _NON_NEGATIVE) and value < 0:
+                return f"{where}: a spread must be >= 0, got {value:g}"
+            if name in _PROBABILITY and not 0 <= value <= 1:
+                return f"{where}: a probability must be in [0, 1], got {value:g}"
+            if name == "up_down" and not -1 <= value <= 1:
+                return f"{where}: must be in [-1, 1] (steps dw_min·(1 ± up_down)), got {value:g}"
+        for name, value in (device.get("uncertainty") or {}).items():
+            values = value if isinstance(value, list) else [value]
+            if any(_is_number(v) and v < 0 for v in values):
+                return f"device/uncertainty/{name}: a standard error must be >= 0"
+    pcm = preset.get("pcm")
+    if isinstance(pcm, dict):
+        return _check_pcm_ranges(pcm)
+    return None
+
+
+def _check_pcm_ranges(pcm: dict[str, Any]) -> str | None:
+    drift = pcm.get("drift") or {}
+    if drift.get("form") == "clipped-log":
+        for part in ("mu_nu", "sigma_nu"):
+            clip = drift[part]
+            if clip["lo"] > clip["hi"]:
+                return f"pcm/drift/{part}: clip bounds lo {clip['lo']:g} > hi {clip['hi']:g}"
+        if drift["sigma_nu"]["lo"] < 0:
+            return "pcm/drift/sigma_nu/lo: a standard deviation must be >= 0"
+    elif drift.get("form") == "table":
+        x = np.asarray(drift["x"], dtype=float)
+        for part in ("mu_nu", "sigma_nu"):
+            if len(drift[part]) != x.size:
+                return (
+                    f"pcm/drift/{part}: {len(drift[part])} values for {x.size} table points x "
+                    "(one per x)"
+                )
+        if np.any(x <= 0):
+            return "pcm/drift/x: normalized conductances must be > 0"
+        if np.any(np.diff(x) <= 0):
+            return "pcm/drift/x: table points must be strictly increasing"
+        if np.any(np.asarray(drift["sigma_nu"], dtype=float) < 0):
+            return "pcm/drift/sigma_nu: a standard deviation must be >= 0"
+    rng = pcm.get("valid_range") or {}
+    for lo, hi in (("g_min_s", "g_max_s"), ("t_min_s", "t_max_s")):
+        if _is_number(rng.get(lo)) and _is_number(rng.get(hi)) and rng[lo] > rng[hi]:
+            return f"pcm/valid_range: {lo} {rng[lo]:g} > {hi} {rng[hi]:g}"
+    return None
+
+
+def json_text(doc: Any, what: str, indent: int | None = 2) -> str:
+    """``doc`` as strict JSON (no NaN/Infinity); :class:`CalibError` naming the first
+    non-finite value otherwise. Every JSON document the toolkit writes goes through here."""
+    bad = _first_non_finite(doc)
+    if bad is not None:
+        raise CalibError(f"{what}: {bad[0]} is {bad[1]}, not a finite number; nothing written")
+    return json.dumps(doc, indent=indent, allow_nan=False)
 
 
 def save_preset(preset: dict[str, Any], path: str | Path) -> Path:
@@ -294,7 +423,7 @@ def save_preset(preset: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(preset, indent=2, allow_nan=False) + "\n")
+    tmp.write_text(json_text(preset, str(path)) + "\n")
     tmp.replace(path)
     return path
 
@@ -305,11 +434,32 @@ def load_preset(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CalibError(f"{path}: preset file not found")
     try:
-        preset = json.loads(path.read_text())
+        preset = json.loads(
+            path.read_bytes().decode("utf-8"),
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_keys,
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CalibError(f"{path}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # NaN/Infinity or a repeated key
+        raise CalibError(f"{path}: not a valid preset ({exc})") from None
     validate_preset(preset, str(path))
     return preset
+
+
+def _refuse_constant(name: str) -> None:
+    """``NaN``/``Infinity`` are not JSON (RFC 8259 §6); Python's parser accepts them."""
+    raise ValueError(f"{name} is not a JSON number; use null for a value that is not known")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (the second would silently win)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def _clean(value: Any) -> Any:
