@@ -1,0 +1,659 @@
+"""Pulse-response traces made by aihwkit's own device classes (issue 13, conformance suite).
+
+    /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py generate [--cases a,b]
+    /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py check-single-pulse
+    .venv/bin/python benchmarks/aihwkit_conformance.py table [--cases a,b]   # our fitter
+
+``generate`` needs aihwkit (1.2.0, MIT) and writes, for every case of :data:`CASES`,
+``tests/fixtures/aihwkit/<case>.h5`` (our pulse-response format, ``datasets/FORMAT.md``) and
+``<case>.json`` (the truth). The fixtures are committed, so the tests and ``table`` run
+without aihwkit.
+
+How the traces are made (the way our pulse-response campaign drives a chip,
+``calib/campaigns/pulse_response.py``): every device is one cross-point of an aihwkit
+``AnalogTile`` of shape (1, n_devices) with ``SingleRPUConfig(device=<class>(**fields))``.
+The update is put in single-pulse mode exactly as aihwkit's own fitting utility does
+(``aihwkit/utils/fitting.py``): ``desired_bl = 1``, ``update_bl_management = False``,
+``update_management = False``, learning rate 1. Then ``update(x=+1, d=-1)`` gives every
+device exactly one up pulse and ``update(x=-1, d=-1)`` one down pulse (the pulse probability
+min(1, sqrt(lr / (dw_min · BL))) is 1 whenever the weight granularity is below 1, which
+``check-single-pulse`` verifies on a noise-free device). The weights are read with
+``tile.get_weights()`` after every single pulse: one read at the start (pulses 0), then
+``cycles`` x (``n_pulses`` up, ``n_pulses`` down), one read after each pulse. White read
+noise N(0, (read_noise · (w_max - w_min))²) is added to every read with numpy (seeded); the
+noise-free weights decide which bounds were reached.
+
+Frame: the ``conductance`` dataset holds aihwkit's weights themselves, marked
+``units="normalized"`` (G = w: scale 1, offset 0). Values are stored as float32 with
+HDF5's scale-offset filter at 1e-4 (quantization std 3e-5, under 0.5 % of the smallest
+read noise, 6e-3) and gzip.
+
+Seeds: aihwkit's device-to-device sampling uses ``construction_seed`` (the case's seed, so
+the devices are reproducible); aihwkit seeds its cycle-to-cycle generator from the clock,
+so a regenerated trace differs in its c2c noise (the statistics do not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "aihwkit"
+QUANTUM_DIGITS = 4  # scale-offset filter: values kept to 1e-4 (normalized units)
+
+#: our family name -> aihwkit device class
+CLASSES = {
+    "constant-step": "ConstantStepDevice",
+    "linear-step": "LinearStepDevice",
+    "soft-bounds": "SoftBoundsDevice",
+    "exp-step": "ExpStepDevice",
+    "pow-step": "PowStepDevice",
+    "piecewise-step": "PiecewiseStepDevice",
+}
+
+#: aihwkit's default d2d / c2c spreads of PulsedDevice, and twice them
+DEFAULT_SPREAD: dict[str, float] = {}
+TWICE_SPREAD = {
+    "dw_min_dtod": 0.6,
+    "dw_min_std": 0.6,
+    "up_down_dtod": 0.02,
+    "w_max_dtod": 0.6,
+    "w_min_dtod": 0.6,
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One aihwkit device and one measurement protocol."""
+
+    name: str
+    family: str
+    fields: dict[str, Any]
+    n_devices: int = 96
+    n_pulses: int = 150
+    cycles: int = 2
+    read_noise: float = 0.01  # std as a fraction of the mean range w_max - w_min
+    w_init: float = 0.0
+    note: str = ""
+    #: families that are exactly equivalent on this case, with the reason
+    equivalent: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return zlib.crc32(self.name.encode()) % 2**31 + 1
+
+    @property
+    def cls(self) -> str:
+        return CLASSES[self.family]
+
+
+_PW5_UP = [1.3, 1.2, 1.0, 0.7, 0.3]
+_PW5_DOWN = [0.3, 0.8, 1.0, 1.1, 1.2]
+
+CASES: tuple[Case, ...] = (
+    # ---------------------------------------------------------------- constant-step
+    Case(
+        "cs_default_reached",
+        "constant-step",
+        {"dw_min": 0.01},
+        note="aihwkit defaults (bounds ±0.6, d2d/c2c 0.3), both bounds reached",
+    ),
+    Case(
+        "cs_asym_bounds_up_down_pos",
+        "constant-step",
+        {"dw_min": 0.012, "w_max": 0.9, "w_min": -0.4, "up_down": 0.2},
+        n_devices=64,
+        cycles=3,
+        read_noise=0.005,
+        note="asymmetric bounds, up_down +0.2",
+    ),
+    Case(
+        "cs_lower_bound_partly_reached",
+        "constant-step",
+        {"dw_min": 0.01, "w_max": 0.6, "w_min": -1.0},
+        n_pulses=140,
+        w_init=-0.2,
+        note="upper bound reached by most devices, the lower bound by about half only",
+    ),
+    Case(
+        "cs_twice_spread",
+        "constant-step",
+        {"dw_min": 0.01, **TWICE_SPREAD},
+        n_devices=256,
+        n_pulses=160,
+        cycles=1,
+        note="d2d and c2c spreads at twice aihwkit's defaults",
+    ),
+    Case(
+        "cs_up_down_neg_unreached",
+        "constant-step",
+        {"dw_min": 0.004, "up_down": -0.3},
+        n_pulses=100,
+        cycles=3,
+        note="up_down -0.3, bounds not reached",
+    ),
+    # ---------------------------------------------------------------- linear-step
+    Case(
+        "ls_gamma_03_07_hard_bounds",
+        "linear-step",
+        {"dw_min": 0.01, "gamma_up": 0.3, "gamma_down": 0.7},
+        n_pulses=200,
+        note="gamma_up 0.3, gamma_down 0.7, devices reach their hard bounds",
+    ),
+    Case(
+        "ls_weak_unreached",
+        "linear-step",
+        {"dw_min": 0.005, "gamma_up": 0.1, "gamma_down": 0.1, "w_max": 1.0, "w_min": -1.0},
+        n_devices=64,
+        n_pulses=120,
+        cycles=3,
+        read_noise=0.005,
+        note="weak nonlinearity, bounds not reached",
+    ),
+    Case(
+        "ls_strong_asym",
+        "linear-step",
+        {
+            "dw_min": 0.015,
+            "gamma_up": 0.9,
+            "gamma_down": 0.5,
+            "w_max": 0.8,
+            "w_min": -0.5,
+            "up_down": 0.1,
+        },
+        n_devices=64,
+        read_noise=0.02,
+        note="strong nonlinearity, asymmetric bounds; some devices saturate below b+",
+    ),
+    Case(
+        "ls_twice_spread",
+        "linear-step",
+        {
+            "dw_min": 0.01,
+            "gamma_up": 0.4,
+            "gamma_down": 0.4,
+            "gamma_up_dtod": 0.1,
+            "gamma_down_dtod": 0.1,
+            **TWICE_SPREAD,
+        },
+        n_devices=256,
+        cycles=1,
+        note="twice the default spreads (gamma_*_dtod too)",
+    ),
+    Case(
+        "ls_allow_increasing",
+        "linear-step",
+        {"dw_min": 0.01, "gamma_up": -0.3, "gamma_down": 0.4, "allow_increasing": True},
+        note="allow_increasing: the up step grows with w (gamma_up < 0)",
+    ),
+    # ---------------------------------------------------------------- soft-bounds
+    Case(
+        "sb_default_saturating",
+        "soft-bounds",
+        {"dw_min": 0.01},
+        n_pulses=200,
+        note="aihwkit defaults, saturates at both bounds",
+    ),
+    Case(
+        "sb_asym_up_down_pos",
+        "soft-bounds",
+        {"dw_min": 0.01, "w_max": 1.0, "w_min": -0.5, "up_down": 0.2},
+        n_devices=64,
+        cycles=3,
+        read_noise=0.005,
+        note="asymmetric bounds, up_down +0.2",
+    ),
+    Case(
+        "sb_weak_unreached",
+        "soft-bounds",
+        {"dw_min": 0.003, "w_max": 1.0, "w_min": -1.0},
+        n_pulses=100,
+        read_noise=0.005,
+        note="weak nonlinearity: a third of the range visited",
+    ),
+    Case(
+        "sb_strong",
+        "soft-bounds",
+        {"dw_min": 0.05, "w_max": 0.8, "w_min": -0.6},
+        n_devices=64,
+        n_pulses=80,
+        cycles=3,
+        read_noise=0.02,
+        note="strong nonlinearity (large steps), quick saturation",
+    ),
+    Case(
+        "sb_twice_spread",
+        "soft-bounds",
+        {"dw_min": 0.01, **TWICE_SPREAD},
+        n_devices=256,
+        n_pulses=200,
+        cycles=1,
+        note="twice the default spreads",
+    ),
+    Case(
+        "sb_up_down_neg",
+        "soft-bounds",
+        {"dw_min": 0.008, "up_down": -0.3},
+        read_noise=0.015,
+        note="up_down -0.3",
+    ),
+    # ---------------------------------------------------------------- exp-step
+    Case(
+        "es_default",
+        "exp-step",
+        {"dw_min": 0.01},
+        note="aihwkit's default exp-step shape",
+    ),
+    Case(
+        "es_A_up_negative_general_ab",
+        "exp-step",
+        {
+            "dw_min": 0.01,
+            "A_up": -0.05,
+            "A_down": 0.1,
+            "gamma_up": 5.0,
+            "gamma_down": 4.0,
+            "a": 0.5,
+            "b": -0.1,
+        },
+        note="A_up < 0 (up step grows with w), a and b not the defaults",
+    ),
+    Case(
+        "es_weak_unreached",
+        "exp-step",
+        {
+            "dw_min": 0.006,
+            "A_up": 0.05,
+            "A_down": 0.05,
+            "gamma_up": 2.0,
+            "gamma_down": 2.0,
+            "w_max": 1.0,
+            "w_min": -1.0,
+        },
+        n_devices=64,
+        n_pulses=120,
+        cycles=3,
+        read_noise=0.005,
+        note="weak nonlinearity, bounds not reached",
+    ),
+    Case(
+        "es_strong",
+        "exp-step",
+        {
+            "dw_min": 0.01,
+            "A_up": 0.01,
+            "A_down": 0.01,
+            "gamma_up": 15.0,
+            "gamma_down": 15.0,
+            "b": 0.0,
+        },
+        note="strong nonlinearity: steps collapse well inside the bounds",
+    ),
+    Case(
+        "es_both_A_negative",
+        "exp-step",
+        {
+            "dw_min": 0.008,
+            "A_up": -0.02,
+            "A_down": -0.02,
+            "gamma_up": 4.0,
+            "gamma_down": 4.0,
+            "a": 0.3,
+            "b": 0.1,
+            "w_max": 0.7,
+            "w_min": -0.5,
+        },
+        n_devices=64,
+        note="both A negative: steps grow towards the hard bounds",
+    ),
+    Case(
+        "es_twice_spread",
+        "exp-step",
+        {"dw_min": 0.01, **TWICE_SPREAD},
+        n_devices=256,
+        cycles=1,
+        note="default shape, twice the default spreads",
+    ),
+    # ---------------------------------------------------------------- pow-step
+    Case(
+        "ps_default",
+        "pow-step",
+        {"dw_min": 0.02},
+        note="aihwkit defaults (pow_gamma 1, pow_gamma_dtod 0.1)",
+    ),
+    Case(
+        "ps_strong_up_down_pos",
+        "pow-step",
+        {
+            "dw_min": 0.04,
+            "pow_gamma": 2.5,
+            "pow_up_down": 0.3,
+            "w_max": 0.8,
+            "w_min": -0.5,
+        },
+        n_devices=64,
+        n_pulses=200,
+        cycles=3,
+        note="strong nonlinearity, pow_up_down +0.3, asymmetric bounds",
+    ),
+    Case(
+        "ps_weak_gamma",
+        "pow-step",
+        {"dw_min": 0.01, "pow_gamma": 0.3},
+        n_devices=64,
+        read_noise=0.02,
+        note="pow_gamma 0.3: nearly constant steps that drop at the bounds",
+    ),
+    Case(
+        "ps_up_down_neg_unreached",
+        "pow-step",
+        {"dw_min": 0.01, "pow_gamma": 1.5, "pow_up_down": -0.4, "w_max": 1.0, "w_min": -1.0},
+        n_pulses=100,
+        read_noise=0.005,
+        note="pow_up_down -0.4, bounds not reached",
+    ),
+    Case(
+        "ps_twice_spread",
+        "pow-step",
+        {"dw_min": 0.03, "pow_gamma": 2.0, "pow_gamma_dtod": 0.2, **TWICE_SPREAD},
+        n_devices=256,
+        cycles=1,
+        note="twice the default spreads (pow_gamma_dtod too)",
+    ),
+    Case(
+        "ps_gamma_one_equivalent",
+        "pow-step",
+        {"dw_min": 0.02, "pow_gamma": 1.0, "pow_gamma_dtod": 0.0},
+        n_devices=64,
+        note="every exponent exactly 1",
+        equivalent={
+            "soft-bounds": "with γ⁺ = γ⁻ = 1 on every device the pow-step rule "
+            "Δ⁺(b⁺ - w)/R, Δ⁻(w - b⁻)/R is soft-bounds with steps Δ⁺b⁺/R and -Δ⁻b⁻/R at w = 0"
+        },
+    ),
+    # ---------------------------------------------------------------- piecewise-step
+    Case(
+        "pw_5_nodes",
+        "piecewise-step",
+        {"dw_min": 0.01, "piecewise_up": _PW5_UP, "piecewise_down": _PW5_DOWN},
+        note="5 nodes, monotone",
+    ),
+    Case(
+        "pw_3_nodes_asym",
+        "piecewise-step",
+        {
+            "dw_min": 0.01,
+            "piecewise_up": [1.5, 1.0, 0.2],
+            "piecewise_down": [0.5, 1.0, 1.4],
+            "w_max": 0.8,
+            "w_min": -0.5,
+            "up_down": 0.1,
+        },
+        n_devices=64,
+        cycles=3,
+        read_noise=0.005,
+        note="3 nodes, asymmetric bounds, up_down +0.1",
+    ),
+    Case(
+        "pw_9_nodes_non_monotone",
+        "piecewise-step",
+        {
+            "dw_min": 0.01,
+            "piecewise_up": [1.0, 1.2, 1.3, 1.1, 1.0, 0.9, 0.6, 0.4, 0.2],
+            "piecewise_down": [0.2, 0.5, 0.8, 1.0, 1.0, 1.1, 1.2, 1.1, 0.9],
+        },
+        n_pulses=160,
+        note="9 nodes, non-monotone",
+    ),
+    Case(
+        "pw_1_node_equivalent",
+        "piecewise-step",
+        {"dw_min": 0.01, "piecewise_up": [0.8], "piecewise_down": [1.2]},
+        n_devices=64,
+        note="one node: constant multipliers",
+        equivalent={
+            "constant-step": "with one node the step is Δ±·v± everywhere: constant-step with "
+            "dw_min and up_down rescaled"
+        },
+    ),
+    Case(
+        "pw_twice_spread",
+        "piecewise-step",
+        {"dw_min": 0.01, "piecewise_up": _PW5_UP, "piecewise_down": _PW5_DOWN, **TWICE_SPREAD},
+        n_devices=256,
+        cycles=1,
+        note="5 nodes, twice the default spreads",
+    ),
+    Case(
+        "pw_unreached",
+        "piecewise-step",
+        {
+            "dw_min": 0.004,
+            "piecewise_up": _PW5_UP,
+            "piecewise_down": _PW5_DOWN,
+            "w_max": 1.0,
+            "w_min": -1.0,
+        },
+        n_devices=64,
+        n_pulses=100,
+        read_noise=0.005,
+        note="5 nodes, bounds not reached (outer nodes not visited)",
+    ),
+)
+
+
+def case_by_name(name: str) -> Case:
+    for case in CASES:
+        if case.name == name:
+            return case
+    raise SystemExit(f"unknown case {name!r}; cases: {', '.join(c.name for c in CASES)}")
+
+
+def pulse_sequence(case: Case) -> np.ndarray:
+    """Signed pulses before each read: 0 (initial read), then cycles x (+1 x n, -1 x n)."""
+    cycle = np.r_[np.ones(case.n_pulses), -np.ones(case.n_pulses)]
+    return np.r_[0, np.tile(cycle, case.cycles)].astype(np.int64)
+
+
+# ---------------------------------------------------------------------------- aihwkit side
+def aihwkit_device(case: Case, **overrides: Any):
+    """The aihwkit device object of ``case`` (``overrides`` replace fields)."""
+    from aihwkit.simulator.configs import devices
+
+    fields = {**case.fields, **overrides}
+    return getattr(devices, case.cls)(construction_seed=case.seed, **fields)
+
+
+def single_pulse_tile(device, n_devices: int):
+    """An aihwkit tile (1 x n_devices) whose ``update(±1, -1)`` is one pulse per device."""
+    from aihwkit.simulator.configs import SingleRPUConfig
+    from aihwkit.simulator.tiles import AnalogTile
+
+    config = SingleRPUConfig(device=device)
+    config.update.desired_bl = 1
+    config.update.update_bl_management = False
+    config.update.update_management = False
+    tile = AnalogTile(1, n_devices, config)
+    tile.set_learning_rate(1.0)
+    return tile
+
+
+def run_protocol(case: Case, device) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Noise-free (read-noise-free) weights (n_devices, n_reads) and hidden parameters."""
+    import torch
+
+    tile = single_pulse_tile(device, case.n_devices)
+    tile.set_weights(torch.full((1, case.n_devices), float(case.w_init)))
+    pulses = pulse_sequence(case)
+    reads = np.empty((case.n_devices, pulses.size), dtype=np.float64)
+    d = -torch.ones(1)
+    x_up = torch.ones(case.n_devices)
+    reads[:, 0] = tile.tile.get_weights()[0].numpy()
+    for k in range(1, pulses.size):
+        tile.update(x_up if pulses[k] > 0 else -x_up, d)
+        reads[:, k] = tile.tile.get_weights()[0].numpy()
+    hidden = {
+        name: value.detach().cpu().numpy().reshape(-1).astype(np.float64)
+        for name, value in tile.get_hidden_parameters().items()
+    }
+    return reads, hidden
+
+
+def device_fields(device) -> dict[str, Any]:
+    """Every field of the aihwkit device dataclass (nested dataclasses as dicts)."""
+    return json.loads(json.dumps(dataclasses.asdict(device), default=str))
+
+
+def reached_fractions(w: np.ndarray, hidden: dict[str, np.ndarray]) -> dict[str, float]:
+    """Fraction of devices whose noise-free weight touched its own bound."""
+    tol = 1e-6
+    return {
+        "w_max": float(np.mean(w.max(axis=1) >= hidden["max_bound"] - tol)),
+        "w_min": float(np.mean(w.min(axis=1) <= hidden["min_bound"] + tol)),
+    }
+
+
+def generate(case: Case, out_dir: Path) -> dict[str, Any]:
+    """Write ``<case>.h5`` and ``<case>.json`` and return the truth."""
+    import aihwkit
+    import h5py
+    import torch
+
+    device = aihwkit_device(case)
+    t0 = time.perf_counter()
+    w, hidden = run_protocol(case, device)
+    elapsed = time.perf_counter() - t0
+    span = float(case.fields.get("w_max", 0.6) - case.fields.get("w_min", -0.6))
+    read_std = case.read_noise * span
+    rng = np.random.default_rng(case.seed)
+    g = w + read_std * rng.standard_normal(w.shape)
+    pulses = pulse_sequence(case)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    h5 = out_dir / f"{case.name}.h5"
+    params = {
+        "generator": "benchmarks/aihwkit_conformance.py",
+        "case": case.name,
+        "n_up": case.n_pulses,
+        "n_down": case.n_pulses,
+        "cycles": case.cycles,
+        "read_every": 1,
+        "w_init": case.w_init,
+        "read_noise_std": read_std,
+    }
+    with h5py.File(h5, "w") as f:
+        f.attrs["format"] = "aimc-calib-dataset"
+        f.attrs["format_version"] = 1
+        f.attrs["software_version"] = f"aihwkit {aihwkit.__version__} (conformance generator)"
+        grp = f.create_group("pulse_response")
+        grp.attrs["campaign"] = "pulse_response"
+        grp.attrs["status"] = "complete"
+        grp.attrs["rows_complete"] = case.n_devices
+        grp.attrs["parameters"] = json.dumps(params)
+        grp.attrs["seed"] = case.seed
+        grp.attrs["idn"] = f"aihwkit {aihwkit.__version__} {case.cls} (simulated)"
+        grp.attrs["pulse_amplitude_up_v"] = 1.0
+        grp.attrs["pulse_amplitude_down_v"] = -1.0
+        grp.attrs["pulse_width_s"] = 1e-6
+        ds = grp.create_dataset(
+            "conductance",
+            data=g.astype(np.float32),
+            scaleoffset=QUANTUM_DIGITS,
+            compression="gzip",
+            chunks=True,
+        )
+        ds.attrs["units"] = "normalized"
+        grp.create_dataset("pulses", data=pulses.astype(np.int8), compression="gzip")
+        idx = np.arange(case.n_devices, dtype=np.int64)
+        grp.create_dataset("device_index", data=idx)
+        grp.create_dataset("row", data=np.zeros_like(idx))
+        grp.create_dataset("col", data=idx)
+        truth_grp = f.create_group("aihwkit_truth")
+        truth_grp.attrs["note"] = (
+            "per-device hidden parameters from tile.get_hidden_parameters() (weight units)"
+        )
+        for name, values in hidden.items():
+            truth_grp.create_dataset(name, data=values.astype(np.float32), compression="gzip")
+    truth = {
+        "case": case.name,
+        "family": case.family,
+        "aihwkit_class": case.cls,
+        "fields_set": case.fields,
+        "aihwkit_fields": device_fields(device),
+        "equivalent_families": case.equivalent,
+        "note": case.note,
+        "protocol": params,
+        "frame": {
+            "units": "normalized",
+            "note": "conductance = aihwkit weight w (scale 1, offset 0) + read noise",
+        },
+        "reached": reached_fractions(w, hidden),
+        "noise_free_mean_trace_span": float(np.ptp(w.mean(axis=0))),
+        "hidden_parameter_names": sorted(hidden),
+        "seed": case.seed,
+        "versions": {
+            "aihwkit": aihwkit.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(elapsed, 2),
+    }
+    (out_dir / f"{case.name}.json").write_text(json.dumps(truth, indent=1) + "\n")
+    return truth
+
+
+def check_single_pulse() -> None:
+    """One update = one pulse per device: noise-free constant steps move by exactly Δ±."""
+    case = Case("single_pulse_check", "constant-step", {"dw_min": 0.01}, n_devices=32)
+    device = aihwkit_device(case, dw_min_std=0.0, w_max=5.0, w_min=-5.0)
+    short = dataclasses.replace(case, n_pulses=20, cycles=1)
+    w, hidden = run_protocol(short, device)
+    steps = np.diff(w, axis=1)
+    up, down = steps[:, : short.n_pulses], steps[:, short.n_pulses :]
+    err_up = np.abs(up - hidden["dwmin_up"][:, None]).max()
+    err_down = np.abs(down + hidden["dwmin_down"][:, None]).max()
+    print(f"max |step - Δ+| = {err_up:.2e}, max |step + Δ-| = {err_down:.2e} (float32 weights)")
+    if max(err_up, err_down) > 1e-5:
+        raise SystemExit("an update is not exactly one pulse per device")
+
+
+# ---------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("generate", "check-single-pulse", "list"))
+    parser.add_argument("--cases", default="", help="comma-separated case names (default all)")
+    parser.add_argument("--out", type=Path, default=FIXTURES)
+    args = parser.parse_args(argv)
+    cases = [case_by_name(n) for n in args.cases.split(",") if n] or list(CASES)
+    if args.part == "list":
+        for c in cases:
+            print(f"{c.name:32s} {c.family:15s} {c.n_devices:4d} x {c.cycles} x {c.n_pulses}")
+        return 0
+    if args.part == "check-single-pulse":
+        check_single_pulse()
+        return 0
+    print(f"# load {os.getloadavg()[0]:.2f}, {platform.node()}, {sys.version.split()[0]}")
+    for case in cases:
+        truth = generate(case, args.out)
+        print(
+            f"{case.name:32s} reached w_max {truth['reached']['w_max']:.2f} "
+            f"w_min {truth['reached']['w_min']:.2f} ({truth['seconds']} s)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
