@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pyvisa
 
 from instruments.chip import BlockSelection, PulseSpec
 from instruments.emulated_chip import EmulatedChip
+from instruments.emulator import scpi
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError, VisaTransport
 
@@ -218,3 +220,102 @@ def test_fuzzed_messages_never_crash_or_hit_an_internal_error() -> None:
         assert not any("-300" in e for e in errors)  # none hit an internal error
         with VisaTransport(resource) as t:
             assert t.query("*IDN?").startswith("EMU,AIMC-XBAR-PCM")
+
+
+# --------------------------------------------------------------------------- issue 18 (13, 5)
+def _connect(resource: str, rcvbuf: int | None = None) -> socket.socket:
+    port = int(resource.split("::")[2])
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(30)
+    return sock
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {len(data)} bytes")
+        data += chunk
+    return bytes(data)
+
+
+def test_a_message_arriving_in_pieces_is_scanned_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each byte of an unterminated message is looked at once, not once per piece: 1 MB
+    sent in 1 kB pieces costs ~1 MB of scanning (it was ~500 MB, quadratic)."""
+    scanned = []
+
+    class Spy:
+        def search(self, buffer, pos):
+            scanned.append(len(buffer) - pos)
+            return scpi._SCAN_RE.search(buffer, pos)
+
+    monkeypatch.setattr(scpi, "_SCAN_RE", scpi._SCAN, raising=False)
+    monkeypatch.setattr(scpi, "_SCAN", Spy())
+    framer = scpi.MessageFramer()
+    piece = b"SOUR:PULS:AMPL " + b"1" * 1009
+    for _ in range(1000):
+        assert framer.feed(piece) == []
+    block = b"#15ab\nde"  # a block with a LF inside, split in two pieces
+    assert framer.feed(b";:X " + block[:4]) == []
+    assert framer.feed(block[4:] + b"\n") == [piece * 1000 + b";:X " + block]
+    assert sum(scanned) < 2 * len(piece) * 1000
+
+
+def test_an_endless_line_drops_the_client_with_an_error_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A line without LF beyond 4 MiB of text: -223 queued, the client dropped (logged at
+    warning level), other clients unaffected (it used to be buffered up to 2 GiB)."""
+    with running_emulator("reram", seed=1, shape=(4, 4)) as resource:
+        bad = _connect(resource)
+        with (
+            caplog.at_level("WARNING", logger="instruments.emulator.server"),
+            pytest.raises(OSError),
+        ):
+            for _ in range(6 * 16):  # 6 MiB in 64 kB pieces
+                bad.sendall(b"A" * 65536)
+            _read_line(bad)
+        bad.close()
+        with VisaTransport(resource) as t:
+            errors = t.errors()
+        assert [e.split(",")[0] for e in errors] == ["-223"]
+        assert any("dropping client" in r.message for r in caplog.records)
+
+
+def test_error_texts_are_bounded() -> None:
+    """SCPI-99 vol. 2 §21.8: at most 255 characters per error; SYST:ERR:ALL? stays small
+    however long the offending headers (a 1 MB header was echoed whole)."""
+    with running_emulator("reram", seed=1, shape=(4, 4)) as resource:
+        inst = _raw_session(resource)
+        for _ in range(40):
+            inst.write_raw(b"X" * 200_000 + b" 1\n")
+        inst.write_raw(b"SOUR:PULS:AMPL " + b"9" * 100_000 + b"x\n")
+        text = inst.query("SYST:ERR:ALL?")
+        inst.close()
+    entries = text.split(",-")
+    assert len(entries) == 32 and len(text) < 32 * 270
+    assert max(len(e) for e in entries) < 270
+
+
+def test_a_reader_pausing_mid_reply_still_gets_all_of_it(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 18.5: the 0.5 s receive poll used to apply to sendall, so a client that paused
+    reading a 16 MB reply for more than 0.5 s was dropped mid-reply."""
+    with running_emulator("reram", seed=2, shape=(64, 64)) as resource:
+        sock = _connect(resource, rcvbuf=4096)
+        sock.sendall(b"SEQ:PTR:DEF 500,1.2,500,-1.2,1e-6,1,1;:SEQ:INIT;:FETC:COND?\n")
+        first = sock.recv(64)
+        assert first.startswith(b"#8")
+        time.sleep(1.5)  # the reader pauses; the server must wait
+        expected = int(first[2:10]) + 10 + 1
+        received = len(first)
+        while received < expected:
+            chunk = sock.recv(1 << 20)
+            assert chunk, f"server closed the connection after {received} of {expected} bytes"
+            received += len(chunk)
+        sock.close()
+    assert received == expected
+    assert not any("dropped" in r.message for r in caplog.records)

@@ -30,11 +30,13 @@ from instruments.emulator.scpi import (
     CommandTable,
     ErrorQueue,
     ScpiError,
+    StatusModel,
     block_reply,
     decode_block,
     parse_choice,
     parse_float,
     parse_int,
+    register_common,
 )
 from instruments.emulator.sequences import MAX_DEVICE_PULSES, SequenceCommands
 
@@ -101,6 +103,7 @@ class EmulatedCrossbar(SequenceCommands):
         self.seed = seed
         self.lock = threading.Lock()
         self.errors = ErrorQueue()
+        self.status = StatusModel(self.errors)
         self.clock = VirtualClock()
         self.table = CommandTable()
         self.profile: dict[str, float] = {}
@@ -180,22 +183,11 @@ class EmulatedCrossbar(SequenceCommands):
     def _register(self) -> None:
         t = self.table
         # IEEE 488.2 common commands
-        t.add("*IDN?", lambda a: self.identity(), 0)
-        t.add("*RST", lambda a: self._reset(), 0)
-        t.add("*CLS", lambda a: self.errors.clear(), 0)
-        t.add("*OPC?", lambda a: "1", 0)
-        t.add("*OPC", lambda a: None, 0)
-        t.add("*WAI", lambda a: None, 0)
-        t.add("*ESR?", lambda a: "32" if len(self.errors) else "0", 0)
-        t.add("*STB?", lambda a: "4" if len(self.errors) else "0", 0)
-        t.add("SYSTem:ERRor?", lambda a: self.errors.pop(), 0)
-        t.add("SYSTem:ERRor:NEXT?", lambda a: self.errors.pop(), 0)
-        t.add("SYSTem:ERRor:ALL?", lambda a: self.errors.pop_all(), 0)
-        t.add("SYSTem:ERRor:COUNt?", lambda a: str(len(self.errors)), 0)
+        register_common(t, self.status, self.identity, self._reset)
         t.add("SYSTem:CONFiguration?", self._conf, 0)
         # data format
-        t.add("FORMat:DATA", self._form_data)
-        t.add("FORMat:DATA?", lambda a: "REAL,32" if self.block_dtype == "<f4" else "REAL,64", 0)
+        t.add("FORMat[:DATA]", self._form_data)
+        t.add("FORMat[:DATA]?", lambda a: "REAL,32" if self.block_dtype == "<f4" else "REAL,64", 0)
         # clock
         t.add("SYSTem:CLOCk:TIME?", lambda a: repr(self.clock.now()), 0)
         t.add("SYSTem:CLOCk:ADVance", self._clock_advance, 1)
@@ -290,7 +282,8 @@ class EmulatedCrossbar(SequenceCommands):
 
     def _soa_setter(self, attr: str, hi: float):
         def setter(args: list) -> None:
-            setattr(self.soa, attr, parse_float(args[0], attr, 0.0, hi))
+            default = getattr(SafeOperatingArea(), attr)  # DEFault: the power-on area
+            setattr(self.soa, attr, parse_float(args[0], attr, 0.0, hi, default))
 
         return setter
 

@@ -1,9 +1,15 @@
 """Loopback TCP server that exposes an emulated instrument as a raw SCPI socket.
 
 Reach it with PyVISA's ``@py`` backend at ``TCPIP::127.0.0.1::<port>::SOCKET`` (LF
-terminations), exactly like a LAN instrument on port 5025. One thread per client; the
-instrument serializes commands with its own lock. The server survives garbage, dropped
-clients and half-sent binary blocks.
+terminations; CR LF is accepted too), exactly like a LAN instrument on port 5025. One
+thread per client; the instrument serializes commands with its own lock. The server
+survives garbage, dropped clients and half-sent binary blocks.
+
+Each received byte is scanned once (:class:`~instruments.emulator.scpi.MessageFramer`);
+a client whose unterminated message grows beyond the engine's limit (4 MiB of text, or
+the largest block plus that) gets -223 queued and is dropped. Receiving polls every
+:data:`RECV_POLL_S` (to notice :meth:`EmulatorServer.stop`); sending a reply may wait up to
+:data:`SEND_TIMEOUT_S` for a slow reader. Dropped clients are logged at warning level.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-from instruments.emulator.scpi import BlockReply, split_messages
+from instruments.emulator.scpi import BlockReply, LineTooLongError, MessageFramer, ScpiError
 
 __all__ = ["EmulatorServer", "running_emulator"]
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_BYTES = 1 << 31  # drop a client whose unterminated message exceeds 2 GiB
+RECV_POLL_S = 0.5  # how often a waiting client thread checks for stop()
+SEND_TIMEOUT_S = 600.0  # a reader may pause this long in the middle of a reply
 
 
 class ScpiInstrument(Protocol):
@@ -76,36 +83,61 @@ class EmulatorServer:
             th.start()
 
     def _serve_client(self, conn: socket.socket) -> None:
-        buffer = bytearray()
+        framer = MessageFramer()
+        peer = _peer(conn)
         try:
-            conn.settimeout(0.5)
+            conn.settimeout(RECV_POLL_S)
             while not self._stop.is_set():
                 try:
                     chunk = conn.recv(1 << 20)
                 except TimeoutError:
                     continue
                 if not chunk:
+                    if framer.pending:
+                        log.info(
+                            "client %s closed with %d bytes unterminated", peer, framer.pending
+                        )
                     break  # client closed; any half-sent message is discarded
-                buffer += chunk
-                messages, used = split_messages(buffer)
-                if used:
-                    del buffer[:used]
-                if len(buffer) > MAX_PENDING_BYTES:
-                    log.warning("dropping client: unterminated message over 2 GiB")
+                try:
+                    messages = framer.feed(chunk)
+                except LineTooLongError as exc:
+                    self._queue_error(ScpiError(-223, str(exc)))
+                    log.warning("dropping client %s: %s", peer, exc)
                     break
                 for message in messages:
                     replies = self.instrument.handle(message)
                     if replies:
-                        for part in _frame(replies):
-                            conn.sendall(part)
+                        self._send(conn, _frame(replies))
         except (ConnectionError, OSError) as exc:
-            log.debug("client dropped: %s", exc)
+            if not self._stop.is_set():
+                log.warning("client %s dropped: %s", peer, exc)
         except Exception:  # a bug must cost one connection, never the server
-            log.exception("closing a client after an internal error")
+            log.exception("closing client %s after an internal error", peer)
         finally:
             self._clients.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
+
+    @staticmethod
+    def _send(conn: socket.socket, parts: list[bytes | memoryview]) -> None:
+        """Send a reply; a slow reader may pause up to :data:`SEND_TIMEOUT_S` (not the poll)."""
+        conn.settimeout(SEND_TIMEOUT_S)
+        try:
+            for part in parts:
+                conn.sendall(part)
+        finally:
+            conn.settimeout(RECV_POLL_S)
+
+    def _queue_error(self, exc: ScpiError) -> None:
+        """Queue ``exc`` on the instrument's error queue, if it has one."""
+        errors = getattr(self.instrument, "errors", None)
+        lock = getattr(self.instrument, "lock", None) or getattr(
+            getattr(self.instrument, "bench", None), "lock", None
+        )
+        if errors is None:
+            return
+        with lock if lock is not None else contextlib.nullcontext():
+            errors.push(exc.code, exc.text)
 
     def stop(self) -> None:
         """Stop accepting, close every client, and join the threads."""
@@ -121,6 +153,14 @@ class EmulatorServer:
             self._accept_thread.join(timeout=5)
         for th in self._threads:
             th.join(timeout=5)
+
+
+def _peer(conn: socket.socket) -> str:
+    try:
+        host, port = conn.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
 
 
 def _frame(replies: list[str | bytes | BlockReply]) -> list[bytes | memoryview]:

@@ -24,10 +24,13 @@ from instruments.emulator.scpi import (
     CommandTable,
     ErrorQueue,
     ScpiError,
+    StatusModel,
     block_reply,
     parse_choice,
     parse_float,
     parse_int,
+    register_common,
+    special_value,
 )
 
 if TYPE_CHECKING:
@@ -149,10 +152,13 @@ class ScpiDevice(VirtualDevice):
     def __init__(self, bench: VirtualBench) -> None:
         super().__init__(bench)
         self.errors = ErrorQueue()
+        self.status = StatusModel(self.errors)
         self.table = CommandTable()
+        self._settings: list[str] = []
         self._register_common()
         self.register()
         self.reset()
+        self.defaults = {attr: getattr(self, attr) for attr in self._settings}  # *RST values
 
     def execute(self, message: bytes) -> list[str | bytes | BlockReply]:
         return self.table.execute(message, self.errors)
@@ -172,27 +178,38 @@ class ScpiDevice(VirtualDevice):
         parse: Callable[[object], object],
         show: Callable[[object], str] | None = None,
     ) -> None:
-        """A settable value with its query: ``parse(arg)`` validates, ``show`` formats."""
+        """A settable value with its query: ``parse(arg)`` validates, ``show`` formats.
+
+        ``DEFault`` sets the ``*RST`` value; the query takes ``MINimum``/``MAXimum``/
+        ``DEFault`` and answers that value (SCPI-99 vol. 1 §7.2.1.1) where ``parse``
+        defines it.
+        """
+        self._settings.append(attr)
+        fmt = show or nr3
 
         def setter(args: list) -> None:
-            setattr(self, attr, parse(args[0]))
+            if special_value(args[0]) == "DEF":
+                setattr(self, attr, self.defaults[attr])
+            else:
+                setattr(self, attr, parse(args[0]))
+
+        def getter(args: list) -> str:
+            if not args:
+                return fmt(getattr(self, attr))
+            if len(args) > 1:
+                raise ScpiError(-108, "a setting query takes at most MIN, MAX or DEF")
+            special = special_value(args[0])
+            if special == "DEF":
+                return fmt(self.defaults[attr])
+            if special is None:
+                raise ScpiError(-224, "a setting query takes MIN, MAX or DEF")
+            return fmt(parse(args[0]))
 
         self.add(pattern, setter, 1)
-        self.add(pattern + "?", lambda a: (show or nr3)(getattr(self, attr)), 0)
+        self.add(pattern + "?", getter)
 
     def _register_common(self) -> None:
-        t = self.table
-        t.add("*IDN?", lambda a: self.idn, 0)
-        t.add("*RST", lambda a: self.reset(), 0)
-        t.add("*CLS", lambda a: self.errors.clear(), 0)
-        t.add("*OPC?", lambda a: "1", 0)
-        t.add("*OPC", lambda a: None, 0)
-        t.add("*WAI", lambda a: None, 0)
-        t.add("*ESR?", lambda a: "32" if len(self.errors) else "0", 0)
-        t.add("*STB?", lambda a: "4" if len(self.errors) else "0", 0)
-        self.add(":SYSTem:ERRor[:NEXT]?", lambda a: self.errors.pop(), 0)
-        self.add(":SYSTem:ERRor:ALL?", lambda a: self.errors.pop_all(), 0)
-        self.add(":SYSTem:ERRor:COUNt?", lambda a: str(len(self.errors)), 0)
+        register_common(self.table, self.status, lambda: self.idn, self.reset)
         # emulator-only: the bench's clock, noise stream and hidden truth
         self.add("EMU:CLOCk:TIME?", lambda a: repr(self.bench.clock.now()), 0)
         self.add("EMU:CLOCk:ADVance", self._advance, 1)
