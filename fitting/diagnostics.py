@@ -18,7 +18,33 @@ from fitting.pulse_response import PulseResponseFit
 from fitting.synthetic import simulate_preset
 from fitting.traces import PulseTraces
 
-__all__ = ["PairResiduals", "device_values", "pair_residuals", "simulate_like", "step_curve"]
+__all__ = [
+    "PairResiduals",
+    "device_values",
+    "measured_span",
+    "pair_residuals",
+    "simulate_like",
+    "step_curve",
+]
+
+#: percentiles of a device's reads taken as its lower and upper plateau (as in screening)
+PLATEAU_PERCENTILES = (3.0, 97.0)
+
+
+def measured_span(conductance: np.ndarray) -> float:
+    """Measured conductance span of traces (devices, reads), data units.
+
+    The median over devices of the upper plateau (97th percentile of a device's reads) minus
+    the median of the lower plateau (3rd percentile): a property of the data alone, so a
+    score divided by it does not depend on the bounds a fit extrapolates. NaN reads are
+    ignored; NaN when no device has two reads.
+    """
+    g = np.asarray(conductance, dtype=float)
+    g = g[np.sum(np.isfinite(g), axis=1) >= 2]
+    if g.shape[0] == 0:
+        return float("nan")
+    lo, hi = np.nanpercentile(g, PLATEAU_PERCENTILES, axis=1)
+    return float(np.median(hi) - np.median(lo))
 
 
 def device_values(fit: PulseResponseFit) -> dict[str, Any]:
@@ -38,32 +64,8 @@ def device_values(fit: PulseResponseFit) -> dict[str, Any]:
     }
     fm = family_model(fit.model)
     vals.update(fm.fixed)
-    if fit.model == "linear-step":
-        for d, ref in (("up", p["w_max"]), ("down", -p["w_min"])):
-            g = pd.get(f"gamma_{d}", np.full(pd["delta_up"].size, p[f"gamma_{d}"]))
-            vals[f"kappa_{d}"] = col(g, p[f"gamma_{d}"]) / ref
-    elif fit.model == "pow-step":
-        for d in ("up", "down"):
-            default = p["pow_gamma"] * _pow_factor(p, d)
-            g = pd.get(f"pow_gamma_{d}", np.full(pd["delta_up"].size, default))
-            vals[f"log_gamma_{d}"] = np.log(col(g, default))
-    elif fit.model == "exp-step":
-        for k in ("A_up", "A_down"):
-            vals[f"log_{k}"] = float(np.log(p[k]))
-        vals["gamma_up"], vals["gamma_down"] = p["gamma_up"], p["gamma_down"]
-        vals["a"], vals["b"] = p["a"], p["b"]
-    elif fit.model == "piecewise-step":
-        mid = len(p["piecewise_up"]) // 2
-        for d in ("up", "down"):
-            for j, v in enumerate(p[f"piecewise_{d}"]):
-                if j != mid:
-                    vals[f"node_{d}_{j}"] = float(v)
+    vals.update(fm.from_preset(p, pd, col))  # the family's shape values
     return vals
-
-
-def _pow_factor(p: dict, direction: str) -> float:
-    beta = p.get("pow_up_down", 0.0)
-    return (1 + min(beta, 0.0)) if direction == "up" else (1 - max(beta, 0.0))
 
 
 @dataclass

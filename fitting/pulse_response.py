@@ -71,6 +71,7 @@ __all__ = [
     "fit_all_devices",
     "fit_pulse_response",
     "fit_pulse_response_source",
+    "fit_verdict",
     "plan_device_fits",
     "screen_source",
 ]
@@ -81,6 +82,9 @@ DECOUPLED = ("constant-step", "soft-bounds", "linear-step")
 OUTLIER_MADS = 8.0  # per-device estimates this many robust SDs from the median: broken
 MAX_BOOTSTRAP_DEVICES = 2000
 PREDICTIVE_WARN = 0.10  # simulated mean trace off by more than this fraction of the span
+#: simulated mean trace off by more than this fraction of the measured span: "does not fit"
+DOES_NOT_FIT = 0.5
+MIN_SIMULATED_DEVICES = 64  # predictive check: simulated copies of few measured devices
 SHAPE_SE_LIMIT = 0.15  # per-device γ (or ln γ) with a larger median error: shape stays shared
 
 
@@ -103,6 +107,7 @@ class PulseResponseFit:
     noise: dict[str, Any] = field(default_factory=dict)
     conductance_unit: str = "S"
     predictive: dict[str, float] = field(default_factory=dict)
+    fit_status: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_fitted(self) -> int:
@@ -145,6 +150,7 @@ class PulseResponseFit:
             "model_selection": list(self.model_selection),
             "excluded_devices": dict(self.excluded),
             "notes": list(self.notes),
+            **({"fit_status": dict(self.fit_status)} if self.fit_status else {}),
         }
 
 
@@ -327,6 +333,8 @@ def fit_pulse_response_source(
         failed = [s for s in scores if not np.isfinite(s.j_statistic)]
         for s in failed:
             s.note = s.note or "fit failed (non-finite criterion)"
+            # a failed family has no criterion: it is never "within ΔBIC" of the best
+            s.aic = s.bic = s.delta_aic = s.delta_bic = math.inf
         ranked = rank_models(finite) + failed
         chosen = ranked[0].family
         _mark_equivalences(ranked, shared_fits)
@@ -548,7 +556,53 @@ def combine_device_estimates(
                 "reproduce these traces well (too few devices or cycles for the noise level, "
                 "or a response outside the fitted family)"
             )
+        fit_obj.fit_status = fit_verdict(
+            fit_obj.predictive, fit_obj.model, fit_obj.conductance_unit
+        )
+        if fit_obj.fit_status["status"] == "does_not_fit":
+            fit_obj.notes.append(
+                "verdict: DOES NOT FIT (device.fit_status in the preset): "
+                + fit_obj.fit_status["suggestion"]
+            )
     return fit_obj
+
+
+def fit_verdict(predictive: dict[str, float], model: str, unit: str = "S") -> dict[str, str]:
+    """Whether the fitted family reproduces the traces, from the posterior predictive check.
+
+    ``status`` is ``fits`` (simulated mean trace within :data:`PREDICTIVE_WARN` of the
+    measured span), ``poor_fit`` (within :data:`DOES_NOT_FIT`) or ``does_not_fit``; a
+    simulated 5 % band below 0 S (impossible for a conductance) is a poor fit at least.
+    ``reason`` and ``suggestion`` say why and what to do.
+    """
+    err = predictive.get("mean_error_of_span")
+    if err is None or not np.isfinite(err):
+        return {"status": "not_checked", "reason": "no predictive check could be made"}
+    reasons = [
+        f"the simulated mean trace of {model} misses the measured one by up to {err:.0%} "
+        "of the measured conductance span"
+    ]
+    status = "fits" if err <= PREDICTIVE_WARN else "poor_fit"
+    if err > DOES_NOT_FIT:
+        status = "does_not_fit"
+    low = predictive.get("simulated_q05_min", 0.0)
+    if unit == "S" and low < 0:
+        reasons.append(f"its simulated 5 % band goes below 0 S (down to {low:.3g} S)")
+        status = "poor_fit" if status == "fits" else status
+    out = {"status": status, "reason": "; ".join(reasons)}
+    if status == "does_not_fit":
+        out["suggestion"] = (
+            "no fitted family describes these traces (e.g. an abrupt one-pulse jump in one "
+            "direction and gradual steps in the other): fit piecewise-step with more nodes, "
+            "or simulate with the measured lookup table of step vs conductance instead of a "
+            "parametric preset; do not use this preset for accuracy predictions"
+        )
+    elif status == "poor_fit":
+        out["suggestion"] = (
+            "check the report's mean-trace plot; more devices or cycles, or another family "
+            "(--model auto), may describe the traces better"
+        )
+    return out
 
 
 def _predictive_tie_break(
@@ -563,13 +617,24 @@ def _predictive_tie_break(
     err = fit_obj.predictive.get("mean_error_of_span", 0.0)
     if err <= PREDICTIVE_WARN:
         return fit_obj
-    tied = [s for s in ctx.scores if s.family != fit_obj.model and s.delta_bic < 10.0]
+    # a best family that does not fit at all: try every family that could be fitted
+    limit = np.inf if err > DOES_NOT_FIT else 10.0
+    tied = [
+        s
+        for s in ctx.scores
+        if s.family != fit_obj.model and np.isfinite(s.j_statistic) and s.delta_bic < limit
+    ]
+    tried = {fit_obj.model: err}
     best = fit_obj
     for s in tied:
+        if family_model(s.family).shape and s.family not in ctx.shared_fits:
+            continue  # its shared-shape fit failed (the reason is in the table already)
         try:
             alt = _fit_chosen(ctx, s.family, list(notes), True)
-        except FitInputError:
+        except FitInputError as exc:
+            s.note = f"refit for the predictive check failed: {exc}"
             continue
+        tried[s.family] = alt.predictive.get("mean_error_of_span", np.inf)
         if alt.predictive.get("mean_error_of_span", np.inf) < best.predictive.get(
             "mean_error_of_span", np.inf
         ):
@@ -583,6 +648,12 @@ def _predictive_tie_break(
         for row in best.model_selection:
             if row["family"] == best.model:
                 row["note"] = "selected by the predictive check among indistinguishable families"
+    for row in best.model_selection:
+        if row["family"] in tried:
+            row["predictive_error_of_span"] = float(tried[row["family"]])
+    if best.fit_status.get("status") == "does_not_fit" and len(tried) > 1:
+        misses = ", ".join(f"{f} {e:.0%}" for f, e in sorted(tried.items(), key=lambda x: x[1]))
+        best.fit_status["reason"] += f"; every family tried misses: {misses}"
     return best
 
 
@@ -850,15 +921,22 @@ def _population(
         enough = ok.sum() >= min(3, x.size)
         identified = enough and eff is not None and eff.mean_stderr < 0.25 * abs(eff.mean)
         if not identified:
-            fallback = x if plateaus is None else plateaus[key] * scale
-            finite = fallback[np.isfinite(fallback)]
-            value = float(np.median(finite)) if finite.size else 0.0
+            # the exported device is the fitted one: the median of the per-device fitted
+            # (extrapolated) bounds, which the steps were fitted with; the read plateau only
+            # where no device has a fitted value (a direction without data)
+            if ok.any():
+                value, where = float(np.median(x[ok])), "at the median of the fitted values"
+            else:
+                fallback = x if plateaus is None else plateaus[key] * scale
+                finite = fallback[np.isfinite(fallback)]
+                value = float(np.median(finite)) if finite.size else 0.0
+                where = "at the median plateau of the reads (no device has a fitted value)"
             params[name], unc[name] = value, None
             params[f"{name}_dtod"], unc[f"{name}_dtod"] = 0.0, None
             method[name] = method[f"{name}_dtod"] = "not identified"
             notes.append(
                 f"{name} is not identified (the traces do not approach that bound, "
-                "anchors.md §3.3); reported at the median plateau of the reads: a limit, "
+                f"anchors.md §3.3); reported {where}: an extrapolation with a large error, "
                 "not a measurement"
             )
             continue
@@ -1040,9 +1118,9 @@ def predictive_summary(
 
     The fitted (responsive) devices are compared with a simulation of as many responsive
     devices from the same starting reads. Returns the largest deviation of the simulated
-    mean trace from the measured one as a fraction of the conductance span
-    (w_max − w_min), its rms, and the ratio of the device-to-device spread (std across
-    devices, averaged over reads), simulated / measured.
+    mean trace from the measured one as a fraction of the measured conductance span
+    (``span``, :func:`fitting.diagnostics.measured_span`), its rms, and the ratio of the
+    device-to-device spread (std across devices, averaged over reads), simulated / measured.
     """
     return _predictive(fit, TracesSource(traces), seed, max_devices)
 
@@ -1051,7 +1129,7 @@ def _predictive(
     fit: PulseResponseFit, source: DeviceSource, seed: int = 0, max_devices: int = 512
 ) -> dict[str, float]:
     """:func:`predictive_summary` reading only the compared devices from ``source``."""
-    from fitting.diagnostics import simulate_like
+    from fitting.diagnostics import measured_span, simulate_like
 
     ids = fit.per_device["device_id"]
     if ids.size < 1:
@@ -1065,22 +1143,31 @@ def _predictive(
     traces = source.read(picked)
     pos = np.searchsorted(picked, rows)
     g = traces.conductance_s[pos].astype(np.float64)
-    sim = simulate_like(traces, fit, pos, seed=seed + 7)
+    # few devices: simulate each several times, so the simulated mean trace is the model's
+    # expectation rather than one noisy draw (the spread ratio uses the first copy)
+    reps = max(1, -(-MIN_SIMULATED_DEVICES // pos.size))
+    sims = simulate_like(traces, fit, np.tile(pos, reps), seed=seed + 7)
+    sim = sims[: pos.size]
     with np.errstate(all="ignore"):
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             both = np.sum(np.isfinite(g), axis=0) >= min(2, rows.size)
-            mean_meas, mean_sim = np.nanmean(g, axis=0)[both], np.nanmean(sim, axis=0)[both]
+            mean_meas, mean_sim = np.nanmean(g, axis=0)[both], np.nanmean(sims, axis=0)[both]
+            band_low = float(np.nanmin(np.nanpercentile(sims, 5.0, axis=0)))
             spread_meas = np.nanstd(g, axis=0)[both]
             spread_sim = np.nanstd(sim, axis=0)[both]
-    span = fit.parameters["w_max"] - fit.parameters["w_min"]
+    # the measured span, not the preset's w_max - w_min: bounds extrapolated far beyond the
+    # data would otherwise make any miss look small
+    span = measured_span(g)
     if not both.any() or not span > 0:
         return {}
     out = {
+        "span": span,
         "mean_error_of_span": float(np.nanmax(np.abs(mean_sim - mean_meas)) / span),
         "mean_rms_error_of_span": float(np.sqrt(np.nanmean((mean_sim - mean_meas) ** 2)) / span),
+        "simulated_q05_min": band_low,
     }
     if rows.size >= 2:
         out["spread_ratio"] = float(np.nanmean(spread_sim) / np.nanmean(spread_meas))

@@ -437,8 +437,13 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
             "## Posterior predictive check (simulation of this preset)",
             "",
             f"- largest deviation of the mean trace: {pr['mean_error_of_span']:.1%} of the "
-            f"conductance span (rms {pr['mean_rms_error_of_span']:.1%})",
+            f"measured conductance span (rms {pr['mean_rms_error_of_span']:.1%})",
         ]
+        if fit.fit_status:
+            st = fit.fit_status
+            lines.append(f"- verdict: **{st['status'].replace('_', ' ')}**: {st['reason']}")
+            if st.get("suggestion"):
+                lines.append(f"- what to do: {st['suggestion']}")
         if "spread_ratio" in pr:
             lines.append(
                 f"- device-to-device spread, simulated / measured: {pr['spread_ratio']:.2f}"
@@ -476,6 +481,7 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
         "excluded": fit.excluded,
         "model_selection": fit.model_selection,
         "predictive": fit.predictive,
+        "fit_status": fit.fit_status,
         "diagnostics": fit.diagnostics,
         "notes": fit.notes,
         "figures": [f.name for f in figures],

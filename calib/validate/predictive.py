@@ -12,8 +12,10 @@ with the measured protocol, and both are summarized per step by the mean and the
   programming - t0, the simulator's convention), with the preset's PCM model.
 
 Discrepancy score (one number): the mean over steps (and levels) of
-(|Δ mean| + |Δ q05| + |Δ q95|) / 3, divided by the preset's conductance span (w_max - w_min
-for pulsed devices, g_max for PCM). Its sampling floor is the same score between two random
+(|Δ mean| + |Δ q05| + |Δ q95|) / 3, divided by the measured conductance span for pulsed
+devices (:func:`fitting.diagnostics.measured_span`: median upper minus lower plateau of the
+measured traces, so bounds that a fit extrapolates far beyond the data cannot shrink the
+score) and by g_max for PCM. Its sampling floor is the same score between two random
 halves of the measured devices, divided by √2 (two halves of n/2 devices differ by √2 times
 more than n measured and n simulated devices would under a perfect model): a score near the
 floor means the preset reproduces the campaign as well as the data can tell.
@@ -31,6 +33,7 @@ import torch
 
 from calib.errors import CalibError
 from calib.io import read_campaign
+from fitting.diagnostics import measured_span
 from fitting.synthetic import simulate_preset
 from simulator.presets import PresetError, pcm_noise_model
 
@@ -148,8 +151,9 @@ def pulse_response_check(
         g = g[np.sort(rng.choice(g.shape[0], max_devices, replace=False))]
     with np.errstate(invalid="ignore", divide="ignore"):  # stuck devices: zero-width range
         simulated = simulate_preset(device, pulses, g[:, 0].astype(float), seed=seed + 1)
-    params = device["parameters"]
-    span = float(params["w_max"]) - float(params["w_min"])
+    span = measured_span(g)  # the data's span: extrapolated bounds must not shrink the score
+    if not span > 0:
+        raise CalibError(f"{path}: the measured traces have no conductance span to compare")
     score, floor, m, p = _score([g], [simulated], span, seed + 2)
     return PredictiveCheck(
         "pulse_response",
