@@ -14,7 +14,15 @@ where the instruments allow it:
 
 The safe operating area (:class:`SafeOperatingArea`) is enforced twice before anything
 reaches an instrument: :class:`BenchChip` checks every request, and every driver's
-validators check every value against the same limits. A reading at the current
+validators check every value against the same limits. It checks what the device sees,
+not only each pulse: in an SMU list sweep consecutive points at one level are one
+continuous hold (checked against the pulse width limit), a pulse period is kept (the
+list gets 0 V points between pulses) and the duty cycle is limited. The pulse
+generator has no current limit of its own, so its path needs a declared
+:class:`SeriesLimiter` (resistor or transistor) whose worst-case current stays within
+the compliance; before the generator is re-leveled or its polarity flipped the relays
+are opened, so no device sees the intermediate levels. The bench file format is
+documented in ``datasets/BENCH.md``. A reading at the current
 compliance is clamped by the SMU, so it stops the operation with an
 :class:`~instruments.visa_transport.InstrumentError` instead of being recorded; so does
 any instrument error (the error queues are checked after every operation) or a lost
@@ -48,9 +56,18 @@ from instruments.drivers.base import SafeLimits, SafeOperatingAreaError, Setting
 from instruments.drivers.keysight_e5250 import N_CARDS, N_INPUTS, N_OUTPUTS, matrix_channel
 from instruments.visa_transport import InstrumentError
 
-__all__ = ["BenchChip", "Routing", "SafeOperatingArea", "open_bench"]
+__all__ = [
+    "BenchChip",
+    "Routing",
+    "SafeOperatingArea",
+    "SeriesLimiter",
+    "bench_is_virtual",
+    "load_bench_description",
+    "open_bench",
+]
 
 BENCH = "bench"  # resource name used in errors raised before any instrument is involved
+GENERATOR_OHM = 50.0  # output impedance of the pulse generator
 
 
 # --------------------------------------------------------------------------- routing
@@ -146,12 +163,15 @@ class SafeOperatingArea:
     max_pulse_width_s: float = 1.0
     max_read_voltage_v: float = 0.5
     compliance_current_a: float = 1e-3
+    max_duty_cycle: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"safe operating area: {f.name} must be a number > 0")
+        if self.max_duty_cycle > 1:
+            raise ValueError("safe operating area: max_duty_cycle must be <= 1")
 
     def limits(self) -> SafeLimits:
         """The same limits in the drivers' terms."""
@@ -159,6 +179,7 @@ class SafeOperatingArea:
             max_voltage_v=max(self.max_pulse_voltage_v, self.max_read_voltage_v),
             max_current_a=self.compliance_current_a,
             max_pulse_width_s=self.max_pulse_width_s,
+            max_dc_voltage_v=self.max_read_voltage_v,
         )
 
     def check_read(self, v_read: float) -> None:
@@ -194,6 +215,81 @@ class SafeOperatingArea:
                 what,
                 "period must be finite and >= 0 s (safe operating area); nothing was sent",
             )
+        if pulse.period_s > 0 and pulse.width_s / pulse.period_s > self.max_duty_cycle * (1 + 1e-9):
+            raise SafeOperatingAreaError(
+                BENCH,
+                what,
+                f"duty cycle {pulse.width_s / pulse.period_s:g} exceeds {self.max_duty_cycle:g} "
+                "(safe operating area); nothing was sent",
+            )
+
+    def check_holds(self, levels_v: np.ndarray, step_s: float, what: str) -> None:
+        """Each run of one level above the read limit lasts at most the pulse width limit."""
+        self.limits().check_holds(levels_v, step_s, BENCH, what)
+
+
+@dataclass(frozen=True)
+class SeriesLimiter:
+    """The current limiter in series with the pulse generator (declared in the bench file).
+
+    ``kind`` ``"resistor"`` with ``resistance_ohm`` (the generator's 50 Ω adds to it) or
+    ``"transistor"`` with ``max_current_a`` (its saturation current at the gate bias used).
+    """
+
+    kind: str
+    resistance_ohm: float | None = None
+    max_current_a: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "resistor":
+            value, name = self.resistance_ohm, "resistance_ohm"
+            other = self.max_current_a
+        elif self.kind == "transistor":
+            value, name = self.max_current_a, "max_current_a"
+            other = self.resistance_ohm
+        else:
+            raise ValueError(
+                f"series_limiter: kind must be resistor or transistor, not {self.kind!r}"
+            )
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"series_limiter: a {self.kind} needs {name} > 0")
+        if other is not None:
+            raise ValueError(f"series_limiter: a {self.kind} takes only {name}")
+
+    def worst_current_a(self, volts: float) -> float:
+        """Largest current at ``volts`` from the generator (a shorted device), A."""
+        if self.kind == "resistor":
+            return abs(volts) / (float(self.resistance_ohm) + GENERATOR_OHM)
+        return float(self.max_current_a)
+
+    def to_dict(self) -> dict:
+        key = "resistance_ohm" if self.kind == "resistor" else "max_current_a"
+        return {"kind": self.kind, key: getattr(self, key)}
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> SeriesLimiter:
+        if not isinstance(doc, dict):
+            raise ValueError(
+                "series_limiter must be an object {kind, resistance_ohm|max_current_a}"
+            )
+        unknown = sorted(set(doc) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"series_limiter has unknown key(s) {', '.join(unknown)}")
+        if "kind" not in doc:
+            raise ValueError("series_limiter needs 'kind' (resistor or transistor)")
+        return cls(**doc)
+
+    def check(self, soa: SafeOperatingArea) -> None:
+        """Refuse a limiter that lets more than the compliance through at the pulse limit."""
+        worst = self.worst_current_a(soa.max_pulse_voltage_v)
+        if worst > soa.compliance_current_a * (1 + 1e-9):
+            raise SafeOperatingAreaError(
+                BENCH,
+                "series limiter",
+                f"the {self.kind} lets {worst:g} A through at the {soa.max_pulse_voltage_v:g} V "
+                f"pulse limit, above the {soa.compliance_current_a:g} A compliance (safe "
+                "operating area)",
+            )
 
 
 def _tighter(a: SafeLimits, b: SafeLimits) -> SafeLimits:
@@ -201,6 +297,7 @@ def _tighter(a: SafeLimits, b: SafeLimits) -> SafeLimits:
         max_voltage_v=min(a.max_voltage_v, b.max_voltage_v),
         max_current_a=min(a.max_current_a, b.max_current_a),
         max_pulse_width_s=min(a.max_pulse_width_s, b.max_pulse_width_s),
+        max_dc_voltage_v=min(a.max_dc_voltage_v, b.max_dc_voltage_v),
     )
 
 
@@ -271,8 +368,12 @@ class BenchChip(ChipInterface):
     ``pulser`` may be ``None``: pulses then come from the SMU (its pulse mode, so at least
     its minimum pulse width). ``train_mode`` chooses how pulse trains run: ``"auto"`` (an
     SMU list sweep when the pulses allow it, else pulser bursts), ``"list"`` or
-    ``"pulser"``. ``read_aperture_s`` is the SMU integration time of a read.
+    ``"pulser"``. ``read_aperture_s`` is the SMU integration time of a read. ``limiter``
+    (the series limiter of the pulser path) is required with a pulse generator.
     """
+
+    #: whether the chip runs on a virtual bench's clock (see :func:`open_bench`)
+    virtual = False
 
     def __init__(
         self,
@@ -286,6 +387,7 @@ class BenchChip(ChipInterface):
         read_aperture_s: float = 1e-4,
         train_mode: str = "auto",
         prepare: bool = True,
+        limiter: SeriesLimiter | None = None,
     ) -> None:
         if train_mode not in ("auto", "list", "pulser"):
             raise ValueError(f"train_mode must be auto, list or pulser, got {train_mode!r}")
@@ -293,6 +395,15 @@ class BenchChip(ChipInterface):
             raise ValueError("train_mode 'pulser' needs a pulse generator")
         self.smu, self.pulser, self.switch, self.routing = smu, pulser, switch, routing
         self.soa = soa or SafeOperatingArea()
+        if pulser is not None:
+            if limiter is None:
+                raise ValueError(
+                    "the pulse generator path has no current limit: declare its series "
+                    "limiter (resistor or transistor, 'series_limiter' in the bench file)"
+                )
+            limiter.check(self.soa)
+        self.limiter = limiter
+        self._pulser_setting: tuple[float, float, float] | None = None
         self.shape = routing.shape
         self.clock = clock or RealClock()
         self.read_aperture_s = float(read_aperture_s)
@@ -313,6 +424,7 @@ class BenchChip(ChipInterface):
 
     def prepare(self) -> None:
         """Bench defaults: relays open, SMU compliance from the safe area, outputs idle."""
+        self._pulser_setting = None
         self.switch.prepare()
         self.smu.prepare()
         self.smu.limit_current(self.soa.compliance_current_a)
@@ -335,6 +447,7 @@ class BenchChip(ChipInterface):
             "switch": self.switch.snapshot(),
             "routing": self.routing.to_dict(),
             "safe_operating_area": asdict(self.soa),
+            "series_limiter": self.limiter.to_dict() if self.limiter else None,
             "read_aperture_s": self.read_aperture_s,
             "train_mode": self.train_mode,
             "clock": "virtual" if getattr(self.clock, "virtual", False) else "real",
@@ -399,7 +512,14 @@ class BenchChip(ChipInterface):
 
     def _configure_pulse(self, pulse: PulseSpec) -> None:
         if self.pulser is not None:
-            self.pulser.configure_pulse(pulse.amplitude_v, pulse.width_s, self._period(pulse))
+            setting = (pulse.amplitude_v, pulse.width_s, self._period(pulse))
+            if setting != self._pulser_setting:
+                # open the relays first: while the generator is re-leveled (or its polarity
+                # flipped) its output passes through intermediate levels
+                self._pulser_setting = None
+                self.switch.open_all()
+                self.pulser.configure_pulse(*setting)
+                self._pulser_setting = setting
         elif pulse.width_s < self.smu.min_pulse_width_s:
             raise SettingError(
                 self.smu.resource,
@@ -467,14 +587,16 @@ class BenchChip(ChipInterface):
         ok = (
             all(p.width_s == width for p in pulses)
             and width >= self.smu.min_list_step_s
-            and all(p.period_s <= 2 * width for p in pulses)
+            and len({_list_gap(p) for p in pulses}) == 1
+            and _list_gap(pulses[0]) >= 0
         )
         if self.train_mode == "list" and not ok:
             raise SettingError(
                 self.smu.resource,
                 "pulse train",
                 "an SMU list sweep needs equal pulse widths of at least "
-                f"{self.smu.min_list_step_s:g} s and periods up to twice the width",
+                f"{self.smu.min_list_step_s:g} s and equal periods that are whole multiples "
+                "of the width",
             )
         return ok and self.train_mode != "pulser"
 
@@ -491,6 +613,8 @@ class BenchChip(ChipInterface):
         out = np.empty((spec.n_reads, idx.size))
         if self._list_possible(spec):
             levels, is_read = _train_levels(spec, counts, v_read)
+            step = spec.up.width_s if spec.n_up else spec.down.width_s
+            self.soa.check_holds(levels, step, "pulse train as an SMU list")
             bounds = _chunks(is_read, self.smu.max_list_points)
             for k, flat in enumerate(idx):
                 with self._on_device(flat, "list sweep"):
@@ -615,15 +739,34 @@ class BenchChip(ChipInterface):
         return ProgramResult(g, iterations, converged, last_pulse)
 
 
+def _list_gap(pulse: PulseSpec) -> int:
+    """0 V list points after each pulse that keep its period (-1: not a whole multiple).
+
+    A period of 0 means "as the bench chooses": one gap point (50 % duty cycle), as the
+    pulse generator path does. A period equal to the width means back-to-back pulses.
+    """
+    if pulse.period_s == 0:
+        return 1
+    ratio = pulse.period_s / pulse.width_s
+    k = round(ratio)
+    return k - 1 if k >= 1 and abs(ratio - k) <= 1e-6 * ratio else -1
+
+
 def _train_levels(
     spec: PulseTrainSpec, counts: np.ndarray, v_read: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SMU levels of a pulse train (read, pulses, read, ...) and which are reads."""
+    """SMU levels of a pulse train (read, pulses with 0 V gaps, read, ...) and which are reads.
+
+    Each pulse is one list step followed by the 0 V steps that keep its period, so the
+    device sees the requested duty cycle (consecutive pulses without gaps would be one
+    long pulse).
+    """
     levels, is_read = [v_read], [True]
     for count in counts[1:]:
-        amplitude = spec.up.amplitude_v if count > 0 else spec.down.amplitude_v
-        levels += [amplitude] * int(abs(count)) + [v_read]
-        is_read += [False] * int(abs(count)) + [True]
+        pulse = spec.up if count > 0 else spec.down
+        one = [pulse.amplitude_v] + [0.0] * _list_gap(pulse)
+        levels += one * int(abs(count)) + [v_read]
+        is_read += [False] * (len(one) * int(abs(count))) + [True]
     return np.array(levels), np.array(is_read)
 
 
@@ -649,22 +792,27 @@ ROLES = {
     "pulser": ("keysight_33500",),
     "switch": ("keysight_e5250",),
 }
+TOP_KEYS = (
+    *ROLES,
+    "routing",
+    "safe_operating_area",
+    "series_limiter",
+    "read_aperture_s",
+    "train_mode",
+    "timeout_s",
+    "virtual",
+    "description",
+)
 
 
-def open_bench(
-    description: str | Path | dict, *, timeout_s: float | None = None, prepare: bool = True
-) -> BenchChip:
-    """Connect to the bench a description (JSON file or dict) names and build its chip.
+def load_bench_description(description: str | Path | dict) -> dict:
+    """Read and check a bench description (``datasets/BENCH.md``) without connecting.
 
-    The description has ``smu``, ``pulser`` (may be null) and ``switch``, each
-    ``{"driver": ..., "resource": ..., "channel": ...}``, a ``routing``
-    (:meth:`Routing.to_dict`), optionally ``safe_operating_area``, ``read_aperture_s``,
-    ``train_mode``, ``timeout_s`` and ``virtual`` (true for the emulator's virtual bench:
-    its clock and noise seeding). Raises ``ValueError`` naming the problem for a bad
-    description, :class:`~instruments.visa_transport.InstrumentError` for an instrument.
+    Returns the document with ``routing``, ``safe_operating_area`` and ``series_limiter``
+    parsed into :class:`Routing`, :class:`SafeOperatingArea` and :class:`SeriesLimiter`
+    (under ``_routing``, ``_soa``, ``_limiter``). Raises ``ValueError`` with one line
+    naming the file and the key for anything wrong.
     """
-    from instruments.drivers import DRIVERS
-
     if isinstance(description, dict):
         doc, source = description, "bench description"
     else:
@@ -677,36 +825,115 @@ def open_bench(
             raise ValueError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{source}: expected a JSON object")
-    known = {*ROLES, "routing", "safe_operating_area", "read_aperture_s", "train_mode"}
-    known |= {"timeout_s", "virtual", "description"}
-    unknown = sorted(set(doc) - known)
+    unknown = sorted(set(doc) - set(TOP_KEYS))
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}")
-    try:
-        routing = Routing.from_dict(doc.get("routing"))
-        soa = SafeOperatingArea(**doc.get("safe_operating_area", {}))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: {exc}") from None
-    timeout = float(timeout_s if timeout_s is not None else doc.get("timeout_s", 10.0))
-    specs = {}
+        raise ValueError(
+            f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(TOP_KEYS)})"
+        )
+    out = dict(doc)
     for role, allowed in ROLES.items():
         entry = doc.get(role)
         if entry is None and role == "pulser":
-            specs[role] = None
             continue
         if not isinstance(entry, dict) or "driver" not in entry or "resource" not in entry:
             raise ValueError(f"{source}: '{role}' needs an object with 'driver' and 'resource'")
         if entry["driver"] not in allowed:
             raise ValueError(
-                f"{source}: {role} driver {entry['driver']!r} is not one of {', '.join(allowed)}"
+                f"{source}: {role}.driver {entry['driver']!r} is not one of {', '.join(allowed)}"
             )
+        if not isinstance(entry["resource"], str) or not entry["resource"]:
+            raise ValueError(f"{source}: {role}.resource must be a VISA resource string")
         extra = sorted(set(entry) - {"driver", "resource", "channel"})
         if extra:
             raise ValueError(f"{source}: {role} has unknown key(s) {', '.join(extra)}")
-        specs[role] = entry
+    parts = (
+        ("routing", "_routing", lambda d: Routing.from_dict(d)),
+        ("safe_operating_area", "_soa", lambda d: _soa_from(d)),
+        ("series_limiter", "_limiter", lambda d: SeriesLimiter.from_dict(d)),
+    )
+    for key, slot, parse in parts:
+        if key not in doc:
+            if key == "routing":
+                raise ValueError(f"{source}: 'routing' is missing")
+            out[slot] = SafeOperatingArea() if key == "safe_operating_area" else None
+            continue
+        try:
+            out[slot] = parse(doc[key])
+        except (TypeError, ValueError) as exc:
+            message = str(exc)
+            prefix = "" if message.startswith(key) else f"{key}: "
+            raise ValueError(f"{source}: {prefix}{message}") from None
+    if doc.get("pulser") is not None and out["_limiter"] is None:
+        raise ValueError(
+            f"{source}: series_limiter is missing: the pulser path needs a declared series "
+            'limiter ({"kind": "resistor", "resistance_ohm": ...} or '
+            '{"kind": "transistor", "max_current_a": ...})'
+        )
+    if out["_limiter"] is not None:
+        try:
+            out["_limiter"].check(out["_soa"])
+        except SafeOperatingAreaError as exc:
+            raise ValueError(f"{source}: series_limiter: {exc.reason}") from None
+    for key in ("read_aperture_s", "timeout_s"):
+        if key in doc and not (
+            isinstance(doc[key], int | float) and math.isfinite(doc[key]) and doc[key] > 0
+        ):
+            raise ValueError(f"{source}: {key} must be a number > 0 (seconds)")
+    if doc.get("train_mode", "auto") not in ("auto", "list", "pulser"):
+        raise ValueError(f"{source}: train_mode must be auto, list or pulser")
+    if not isinstance(doc.get("virtual", False), bool):
+        raise ValueError(f"{source}: virtual must be true or false")
+    out["_source"] = source
+    return out
+
+
+def _soa_from(doc: Any) -> SafeOperatingArea:
+    if not isinstance(doc, dict):
+        raise ValueError("safe_operating_area must be an object")
+    unknown = sorted(set(doc) - {f.name for f in fields(SafeOperatingArea)})
+    if unknown:
+        raise ValueError(f"safe_operating_area has unknown key(s) {', '.join(unknown)}")
+    return SafeOperatingArea(**doc)
+
+
+def bench_is_virtual(description: str | Path | dict) -> bool:
+    """Whether a (checked) bench description is the emulator's virtual bench."""
+    return bool(load_bench_description(description).get("virtual", False))
+
+
+def open_bench(
+    description: str | Path | dict,
+    *,
+    timeout_s: float | None = None,
+    prepare: bool = True,
+    chip_class: type[BenchChip] = BenchChip,
+) -> BenchChip:
+    """Connect to the bench a description (JSON file or dict) names and build its chip.
+
+    The format is documented in ``datasets/BENCH.md``: ``smu``, ``pulser`` (may be null)
+    and ``switch``, each ``{"driver": ..., "resource": ..., "channel": ...}``, a
+    ``routing`` (:meth:`Routing.to_dict`), ``series_limiter`` (required with a pulser),
+    optionally ``safe_operating_area``, ``read_aperture_s``, ``train_mode``,
+    ``timeout_s`` and ``virtual``. A virtual bench (the emulator's) needs a
+    ``chip_class`` that runs on its virtual clock
+    (``instruments.emulator.bench.client.VirtualBenchChip``): this module does not
+    depend on the emulator. Raises ``ValueError`` naming the problem for a bad
+    description, :class:`~instruments.visa_transport.InstrumentError` for an instrument.
+    """
+    from instruments.drivers import DRIVERS
+
+    doc = load_bench_description(description)
+    source = doc["_source"]
+    if doc.get("virtual", False) and not getattr(chip_class, "virtual", False):
+        raise ValueError(
+            f"{source}: describes a virtual bench (virtual: true); open it with its virtual "
+            "clock (instruments.emulator.bench.client.open_virtual_bench)"
+        )
+    timeout = float(timeout_s if timeout_s is not None else doc.get("timeout_s", 10.0))
     opened: dict[str, Any] = {}
     try:
-        for role, entry in specs.items():
+        for role in ROLES:
+            entry = doc.get(role)
             if entry is None:
                 opened[role] = None
                 continue
@@ -714,19 +941,17 @@ def open_bench(
             opened[role] = DRIVERS[entry["driver"]].open(
                 entry["resource"], timeout_s=timeout, **kwargs
             )
-        options = {
-            "soa": soa,
-            "read_aperture_s": float(doc.get("read_aperture_s", 1e-4)),
-            "train_mode": doc.get("train_mode", "auto"),
-            "prepare": prepare,
-        }
-        if doc.get("virtual", False):
-            from instruments.emulator.bench.client import VirtualBenchChip
-
-            chip_class: type[BenchChip] = VirtualBenchChip
-        else:
-            chip_class = BenchChip
-        return chip_class(opened["smu"], opened["pulser"], opened["switch"], routing, **options)
+        return chip_class(
+            opened["smu"],
+            opened["pulser"],
+            opened["switch"],
+            doc["_routing"],
+            soa=doc["_soa"],
+            read_aperture_s=float(doc.get("read_aperture_s", 1e-4)),
+            train_mode=doc.get("train_mode", "auto"),
+            prepare=prepare,
+            limiter=doc["_limiter"] if opened["pulser"] is not None else None,
+        )
     except BaseException:
         for inst in opened.values():
             if inst is not None:

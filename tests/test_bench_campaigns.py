@@ -15,9 +15,9 @@ from calib.cli import main
 from calib.io import read_campaign
 from fitting import PulseTraces, fit_pulse_response
 from fitting.pcm_drift import fit_device_drift
-from instruments.bench_chip import open_bench
 from instruments.emulated_chip import EmulatedChip
 from instruments.emulator.bench import running_bench
+from instruments.emulator.bench.client import open_virtual_bench as open_bench
 from instruments.emulator.physics import chip_truth
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError

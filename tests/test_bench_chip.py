@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from protocol import ProtocolTransport
 
-from instruments.bench_chip import BenchChip, Routing, SafeOperatingArea, open_bench
+from instruments.bench_chip import BenchChip, Routing, SafeOperatingArea, SeriesLimiter
 from instruments.chip import ListSelection, PulseSpec, PulseTrainSpec, pulse_sequence
 from instruments.drivers import Keysight33500B, KeysightB2900, KeysightE5250A
 from instruments.drivers.base import SafeOperatingAreaError, SettingError
 from instruments.emulator.bench import running_bench
+from instruments.emulator.bench.client import open_virtual_bench as open_bench
 from instruments.emulator.physics import make_device_array
 from instruments.visa_transport import InstrumentError
 
@@ -30,6 +31,7 @@ def fake_bench(**kwargs) -> BenchChip:
     smu = KeysightB2900(ProtocolTransport([], "Keysight Technologies,B2901A,X,1"))
     awg = Keysight33500B(ProtocolTransport([], "Keysight Technologies,33521B,X,1"))
     switch = KeysightE5250A(ProtocolTransport([], "Agilent Technologies,E5250A,0,1"))
+    kwargs.setdefault("limiter", SeriesLimiter("transistor", max_current_a=1e-4))
     return BenchChip(smu, awg, switch, Routing.sequential(SHAPE), prepare=False, **kwargs)
 
 
@@ -199,8 +201,10 @@ def test_repeated_reads_and_reads_at_times(bench, chip) -> None:
 
 def test_compliance_stops_the_read_and_names_the_device(bench) -> None:
     soa = {"compliance_current_a": 1e-6}
+    limiter = {"kind": "transistor", "max_current_a": 1e-6}
+    doc = {**bench.description(), "safe_operating_area": soa, "series_limiter": limiter}
     with (
-        open_bench({**bench.description(), "safe_operating_area": soa}, timeout_s=5) as chip,
+        open_bench(doc, timeout_s=5) as chip,
         pytest.raises(InstrumentError, match=r"compliance.*clamped.*device \(1, 2\)"),
     ):
         chip.read_conductance(ListSelection.of([6]), 0.2)
@@ -262,7 +266,7 @@ def test_bench_descriptions_are_validated(tmp_path, bench) -> None:
         ({**good, "switch": None}, "'switch' needs"),
         ({**good, "extra": 1}, "unknown key"),
         ({**good, "routing": {**good["routing"], "rows": []}}, "at least one row"),
-        ({**good, "safe_operating_area": {"max_volts": 1}}, "unexpected keyword"),
+        ({**good, "safe_operating_area": {"max_volts": 1}}, "unknown key"),
         ({**good, "smu": {**good["smu"], "speed": 2}}, "unknown key"),
     ]
     for doc, message in cases:

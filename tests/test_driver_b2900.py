@@ -48,7 +48,7 @@ PREPARE = [
 ]
 READ_SETUP = (
     ":SOUR1:FUNC:SHAP DC;:SOUR1:VOLT:MODE FIX;:SENS1:CURR:PROT 0.001;:SOUR1:VOLT 0.2;"
-    ":SENS1:CURR:APER 0.0001;:TRIG1:SOUR AINT;:TRIG1:ACQ:DEL 0;:OUTP1 ON"
+    ":SOUR1:VOLT:TRIG 0.2;:SENS1:CURR:APER 0.0001;:TRIG1:SOUR AINT;:TRIG1:ACQ:DEL 0;:OUTP1 ON"
 )
 
 
@@ -78,7 +78,7 @@ def test_prepare_and_cached_configuration_send_only_changes() -> None:
         *PREPARE,
         (READ_SETUP, None),
         NO_ERROR,
-        (":SOUR1:VOLT 0.1", None),  # only the level changed
+        (":SOUR1:VOLT 0.1;:SOUR1:VOLT:TRIG 0.1", None),  # only the levels changed
         NO_ERROR,
     ]
     with expected_protocol(KeysightB2900, dialogue, idn=IDN) as smu:

@@ -116,13 +116,15 @@ def test_snapshot_records_identity_limits_and_every_setting() -> None:
         (":ROUT:FUNC?", "NCON"),
         (":ROUT:CONN:RULE? 1", "SROU"),
         (":ROUT:CONN:SEQ? 1", "BBM"),
+        (":ROUT:BIAS:STAT? 1", "0"),
+        (":ROUT:COUP:STAT? 1", "0"),
     ]
     with expected_protocol(KeysightE5250A, dialogue, idn=E5250) as sw:
         snap = sw.snapshot()
         cached = sw.snapshot(update=False)  # from the cache: no I/O
     assert snap["driver"] == "KeysightE5250A" and snap["idn"] == E5250
     assert snap["settings"]["connection_rule"] == {"value": "single", "unit": ""}
-    assert snap["limits"]["max_voltage_v"] == "inf"
+    assert snap["limits"]["max_voltage_v"] == 5.0  # finite unless the caller states limits
     assert cached["settings"] == snap["settings"]
     json.dumps(snap)  # stored in dataset attributes
 
@@ -149,6 +151,8 @@ def test_infinite_values_are_jsonable_in_snapshots() -> None:
         (":ROUT:FUNC?", "NCON"),
         (":ROUT:CONN:RULE? 1", "FREE"),
         (":ROUT:CONN:SEQ? 1", "NSEQ"),
+        (":ROUT:BIAS:STAT? 1", "0"),
+        (":ROUT:COUP:STAT? 1", "0"),
     ]
     with expected_protocol(
         KeysightE5250A, dialogue, idn=E5250, limits=SafeLimits(max_current_a=math.inf)

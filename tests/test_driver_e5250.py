@@ -23,6 +23,8 @@ PARAMETERS = [
         "break_before_make",
         ":ROUT:CONN:SEQ ALL,BBM",
     ),
+    ("bias_mode", ":ROUT:BIAS:STAT? 1", "0", False, ":ROUT:BIAS:STAT ALL,OFF"),
+    ("couple_mode", ":ROUT:COUP:STAT? 1", "0", False, ":ROUT:COUP:STAT ALL,OFF"),
 ]
 
 
@@ -40,10 +42,16 @@ def test_rule_and_sequence_of_another_card_are_queried_with_its_number() -> None
         assert sw.connection_rule.get() == "free"
 
 
-def test_prepare_opens_every_relay() -> None:
+def test_prepare_resets_turns_bias_and_couple_mode_off_and_opens_every_relay() -> None:
+    # E5250A Guide 5-11: a bias mode left on would put every unrouted line on the bias port
     dialogue = [
+        ("*RST", None),
         ("*CLS", None),
-        (":ROUT:FUNC NCON;:ROUT:CONN:RULE ALL,SROU;:ROUT:CONN:SEQ ALL,BBM", None),
+        (
+            ":ROUT:BIAS:STAT ALL,OFF;:ROUT:COUP:STAT ALL,OFF;:ROUT:FUNC NCON;"
+            ":ROUT:CONN:RULE ALL,SROU;:ROUT:CONN:SEQ ALL,BBM",
+            None,
+        ),
         NO_ERROR,
         (":ROUT:OPEN:CARD ALL;:SYST:ERR?", OK),
     ]

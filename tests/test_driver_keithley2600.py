@@ -156,10 +156,12 @@ def test_list_sweep_uses_the_factory_script() -> None:
 
 
 def test_pulse_uses_the_factory_script() -> None:
+    # the level lasts ton + the 0.001-NPLC measurement (20 µs at 50 Hz): ton = 200 - 20 µs
     dialogue = [
-        ("smua.source.limiti = 0.001;smua.measure.count = 1", None),
+        ("print(localnode.linefreq)", "5.000000e+01"),
+        ("smua.source.limiti = 0.001;smua.measure.count = 1;smua.measure.nplc = 0.001", None),
         NO_ERROR,
-        ("PulseVMeasureI(smua, 0, 1.5, 0.0002, 0.0002, 4); print(smua.nvbuffer1.n)", "4.0e+00"),
+        ("PulseVMeasureI(smua, 0, 1.5, 0.00018, 0.0002, 4); print(smua.nvbuffer1.n)", "4.0e+00"),
         NO_ERROR,
     ]
     with expected_protocol(Keithley2600, dialogue, idn=IDN) as smu:

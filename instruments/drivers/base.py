@@ -50,6 +50,7 @@ __all__ = [
     "SettingError",
     "Transport",
     "format_number",
+    "level_runs",
 ]
 
 
@@ -83,11 +84,19 @@ class SafeOperatingAreaError(SettingError):
 
 @dataclass(frozen=True)
 class SafeLimits:
-    """Largest magnitudes a driver may ever send (volts, amperes, seconds)."""
+    """Largest magnitudes a driver may ever send (volts, amperes, seconds).
 
-    max_voltage_v: float = math.inf
-    max_current_a: float = math.inf
-    max_pulse_width_s: float = math.inf
+    The defaults are finite and match the bench's default safe operating area
+    (:class:`instruments.bench_chip.SafeOperatingArea`): a standalone driver is safe unless
+    the caller states other limits (``math.inf`` must be written out to lift one).
+    ``max_dc_voltage_v`` is the largest level that may be held for any time (a read
+    level); a level above it is a pulse, held at most ``max_pulse_width_s`` in one piece.
+    """
+
+    max_voltage_v: float = 5.0
+    max_current_a: float = 1e-3
+    max_pulse_width_s: float = 1.0
+    max_dc_voltage_v: float = 0.5
 
     def check(self, kind: str, value: float, resource: str, what: str) -> None:
         """Raise :class:`SafeOperatingAreaError` if ``value`` exceeds the ``kind`` limit."""
@@ -95,6 +104,7 @@ class SafeLimits:
             "voltage": (self.max_voltage_v, "V"),
             "current": (self.max_current_a, "A"),
             "width": (self.max_pulse_width_s, "s"),
+            "dc": (self.max_dc_voltage_v, "V"),
         }[kind]
         if abs(value) > limit:
             raise SafeOperatingAreaError(
@@ -103,6 +113,37 @@ class SafeLimits:
                 f"{abs(value):g} {unit} exceeds the safe operating area ({kind} <= {limit:g} "
                 f"{unit}); nothing was sent",
             )
+
+    def check_holds(self, levels_v: np.ndarray, step_s: float, resource: str, what: str) -> None:
+        """Check what a device sees from a list of ``step_s`` holds (a list sweep).
+
+        Consecutive points at the same level are one continuous hold: every hold above
+        ``max_dc_voltage_v`` must last at most ``max_pulse_width_s``. Raises
+        :class:`SafeOperatingAreaError` naming the first offending hold; nothing was sent.
+        """
+        for start, length, level in level_runs(levels_v):
+            if abs(level) <= self.max_dc_voltage_v:
+                continue
+            held = length * step_s
+            if held > self.max_pulse_width_s * (1 + 1e-9):
+                raise SafeOperatingAreaError(
+                    resource,
+                    what,
+                    f"points {start}-{start + length - 1} hold {level:g} V for {held:g} s in "
+                    f"one piece (> {self.max_pulse_width_s:g} s pulse width limit above "
+                    f"{self.max_dc_voltage_v:g} V); nothing was sent",
+                )
+
+
+def level_runs(levels_v: np.ndarray) -> list[tuple[int, int, float]]:
+    """``(start, length, level)`` of each run of equal consecutive levels."""
+    levels = np.asarray(levels_v, dtype=float).ravel()
+    if levels.size == 0:
+        return []
+    edges = np.flatnonzero(np.diff(levels) != 0) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [levels.size]))
+    return [(int(a), int(b - a), float(levels[a])) for a, b in zip(starts, ends, strict=True)]
 
 
 def format_number(value: float) -> str:
@@ -153,11 +194,13 @@ class Number(Validator):
             raise SettingError(inst.resource, what, f"{value!r} is not an integer")
         if self.limit is not None:
             inst.limits.check(self.limit, number, inst.resource, what)
-        if not self.lo <= number <= self.hi:
+        lo, hi = inst.range_of(what) or (self.lo, self.hi)
+        if not lo <= number <= hi:
+            model = f" ({inst.model})" if inst.model else ""
             raise SettingError(
                 inst.resource,
                 what,
-                f"{number:g} is outside the instrument's range [{self.lo:g}, {self.hi:g}]; "
+                f"{number:g} is outside the instrument's range{model} [{lo:g}, {hi:g}]; "
                 "nothing was sent",
             )
         return int(number) if self.integer else number
@@ -408,6 +451,15 @@ class Instrument:
     @property
     def idn(self) -> str:
         return self.transport.idn
+
+    @property
+    def model(self) -> str:
+        """The identified model (empty when the driver does not distinguish models)."""
+        return ""
+
+    def range_of(self, name: str) -> tuple[float, float] | None:
+        """The identified model's range of parameter ``name``; ``None``: the declared one."""
+        return None
 
     def fields(self) -> dict[str, Any]:
         """Placeholders available in command templates."""

@@ -31,10 +31,24 @@ Commands and where they were checked (Series 2600B Reference Manual, 2600BS-901-
 ``print(smuX.measure.i())``                             [unverified] (instruments.md section 4.2)
 ``localnode.linefreq``                                  [unverified]
 ====================================================  ==========================================
+
+Model ranges (2600B datasheet and Reference Manual Rev. F 9-244, ``smuX.source.limiti``):
+2601B/2602B/2604B source up to ±40 V (40.4 V full scale) and 3 A; 2611B/2612B/2614B and
+2634B/2635B/2636B up to ±200 V (202 V) and 1.5 A; the 100 pA current limit exists on
+2634B-2636B only (10 nA elsewhere). The driver takes them from the ``*IDN?`` model; an
+unknown 26xx model gets the narrowest (2601B) ranges.
+
+``PulseVMeasureI`` (2600 Reference Manual Rev. C, 13-4, KIPulse factory script): bias for
+``toff``, then per point the level for ``ton``, a current measurement *at the level*
+(``smuX.measure.nplc`` / line frequency), the bias for ``toff``. The device therefore
+sees the level for ``ton`` plus the measurement: :meth:`Keithley2600.pulse` measures at
+the shortest integration (0.001 NPLC) and subtracts it from the requested width.
+The manuals are listed in ``instruments/MANUALS.md``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -50,7 +64,15 @@ from instruments.drivers.base import (
 )
 from instruments.visa_transport import InstrumentError
 
-__all__ = ["Keithley2600"]
+__all__ = ["MODEL_RANGES", "Keithley2600"]
+
+#: (max |V| source, min current limit, max current limit) per model family
+MODEL_RANGES = {
+    "260": (40.4, 10e-9, 3.03),  # 2601B, 2602B, 2604B
+    "261": (202.0, 10e-9, 1.515),  # 2611B, 2612B, 2614B
+    "263": (202.0, 100e-12, 1.515),  # 2634B, 2635B, 2636B
+}
+PULSE_NPLC = 0.001  # shortest integration, used for the measurement inside a pulse
 
 
 def parse_numbers(reply: str) -> np.ndarray:
@@ -149,6 +171,22 @@ class Keithley2600(Instrument):
         if channel not in ("a", "b"):
             raise ValueError(f"2600B channel must be 'a' or 'b', got {channel!r}")
         super().__init__(transport, channel=channel, **kwargs)
+        found = re.search(r"Model\s+(26\d\d[A-Z]?)", transport.idn)
+        self._model = found.group(1) if found else ""
+        family = self._model[:3]
+        self._ranges = MODEL_RANGES.get(family, MODEL_RANGES["260"])
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def range_of(self, name: str) -> tuple[float, float] | None:
+        volts, i_min, i_max = self._ranges
+        return {
+            "source_voltage_v": (-volts, volts),
+            "voltage_range_v": (0.0, volts),
+            "current_limit_a": (i_min, i_max),
+        }.get(name)
 
     def fields(self) -> dict:
         return {"ch": f"smu{self.channel}"}
@@ -191,6 +229,7 @@ class Keithley2600(Instrument):
 
     def configure_read(self, v_read_v: float, compliance_a: float, aperture_s: float) -> None:
         """DC level ``v_read_v`` with current compliance, measurements of ``aperture_s``."""
+        self.limits.check("dc", v_read_v, self.resource, "read level (held)")
         self.configure(
             current_limit_a=compliance_a,
             source_voltage_v=v_read_v,
@@ -234,6 +273,7 @@ class Keithley2600(Instrument):
                 f"{levels.size} points; SweepVListMeasureI takes 2 to {self.max_list_points}",
             )
         tokens = [format_number(self.source_voltage_v.validate(v)) for v in levels]
+        self.limits.check_holds(levels, step_s, self.resource, "SweepVListMeasureI")
         nplc = self._nplc(min(aperture_s, 0.5 * step_s))
         freq = self.line_frequency_hz.cached or self.line_frequency_hz.get()
         settle = step_s - nplc / freq
@@ -256,20 +296,30 @@ class Keithley2600(Instrument):
     def pulse(
         self, peak_v: float, width_s: float, count: int, compliance_a: float, base_v: float = 0.0
     ) -> None:
-        """``PulseVMeasureI``: ``count`` pulses of ``peak_v`` for ``width_s`` from ``base_v``."""
+        """``PulseVMeasureI``: ``count`` pulses of ``peak_v`` lasting ``width_s`` from ``base_v``.
+
+        The script measures at the level after ``ton``, so the device sees the level for
+        ``ton`` + the measurement: the measurement is the shortest one (0.001 NPLC) and
+        ``ton = width_s`` minus it. ``width_s`` (the whole time at the level) is what the
+        width limit checks. The off time between pulses equals the width.
+        """
         peak = self.source_voltage_v.validate(peak_v)
         base = self.source_voltage_v.validate(base_v)
-        self.limits.check("width", width_s, self.resource, "PulseVMeasureI")
+        self.limits.check("width", width_s, self.resource, "PulseVMeasureI (ton + measurement)")
+        freq = self.line_frequency_hz.cached or self.line_frequency_hz.get()
+        measure_s = PULSE_NPLC / freq
+        ton = width_s - measure_s
         if width_s < self.min_pulse_width_s or count < 1:
             raise SettingError(
                 self.resource, "PulseVMeasureI", f"width {width_s:g} s or count {count} too small"
             )
-        self.configure(current_limit_a=compliance_a, measure_count=1)
+        self.configure(current_limit_a=compliance_a, measure_count=1, nplc=PULSE_NPLC)
         command = self.render(
-            "PulseVMeasureI({ch}, {base}, {peak}, {w}, {w}, {n}); print({ch}.nvbuffer1.n)",
+            "PulseVMeasureI({ch}, {base}, {peak}, {ton}, {toff}, {n}); print({ch}.nvbuffer1.n)",
             base=format_number(base),
             peak=format_number(peak),
-            w=format_number(width_s),
+            ton=format_number(ton),
+            toff=format_number(width_s),
             n=int(count),
         )
         self._cache.pop("source_voltage_v", None)

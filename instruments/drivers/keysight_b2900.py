@@ -9,11 +9,20 @@ it is written.
 Commands and where they were checked (B2900 SCPI Command Reference, Edition 2, part
 B2910-90030, and B2900 User's Guide; B2961A/B2962A SCPI Command Reference, Edition 6, for
 commands shared by the family). Commands marked [unverified] follow the family's syntax
-and public drivers, but their page could not be read:
+and public drivers, but their page could not be read. The manuals are listed in
+``instruments/MANUALS.md``.
+
+Immediate and triggered levels (SCPI ref. 4-93): ``:SOUR:VOLT`` changes the output at once;
+``:SOUR:VOLT:TRIG`` is where the output goes when the transient trigger of an ``:INIT``
+(or of ``:READ``, which is ``:INIT`` + ``:FETC``) arrives. A read therefore sets *both*
+to the read level: with only the immediate level set, a read after a pulse would apply
+the pulse peak (still the triggered level) to the device.
 
 ================================================  ===============================================
 ``:SOUR{c}:VOLT <v>``                             verified (SCPI ref. 4-93, level, default 0)
-``:SOUR{c}:VOLT:TRIG <v>``                        verified (SCPI ref. 4-93, triggered/pulse level)
+``:SOUR{c}:VOLT:TRIG <v>``                        verified (SCPI ref. 4-93: the level the output
+                                                  moves to on a transient trigger, default 0;
+                                                  the pulse peak in pulse mode)
 ``:SOUR{c}:VOLT:RANG <v>``                        verified (SCPI ref. 4-95)
 ``:SOUR{c}:LIST:VOLT <v,...>`` / ``:POIN?``       verified (SCPI ref. 4-105: at most 2500 values)
 ``:SENS{c}:CURR:APER <s>``                        verified (SCPI ref. 4-73: 8e-6 to 2 s)
@@ -216,12 +225,19 @@ class KeysightB2900(ScpiInstrument):
         self.configure(current_compliance_a=compliance_a)
 
     def configure_read(self, v_read_v: float, compliance_a: float, aperture_s: float) -> None:
-        """DC level ``v_read_v`` with current compliance, measurements of ``aperture_s``."""
+        """DC level ``v_read_v`` with current compliance, measurements of ``aperture_s``.
+
+        Sets the immediate *and* the triggered level (SCPI ref. 4-93): ``:READ`` initiates
+        a transient trigger, which moves the output to the triggered level. The level is
+        held between reads, so it must be within the DC (read) limit.
+        """
+        self.limits.check("dc", v_read_v, self.resource, "read level (held)")
         self.configure(
             source_shape="dc",
             voltage_mode="fixed",
             current_compliance_a=compliance_a,
             source_voltage_v=v_read_v,
+            pulse_peak_v=v_read_v,
             aperture_s=aperture_s,
             trigger_source="auto",
             acquire_delay_s=0.0,
@@ -254,7 +270,9 @@ class KeysightB2900(ScpiInstrument):
         """Hardware-timed list: each level held ``step_s``, current measured at its end.
 
         Returns the currents (A), one per level. Every level is checked against the safe
-        limits and the instrument's range before anything is sent.
+        limits and the instrument's range, and what the device sees (consecutive points
+        at one level are one continuous hold) against the pulse width limit, before
+        anything is sent (:meth:`~.base.SafeLimits.check_holds`).
         """
         levels = np.asarray(levels_v, dtype=float).ravel()
         if not 1 <= levels.size <= self.max_list_points:
@@ -266,6 +284,7 @@ class KeysightB2900(ScpiInstrument):
         param = self.source_voltage_v
         tokens = [format_number(param.validate(v)) for v in levels]
         step = float(self.trigger_timer_s.validate(step_s))
+        self.limits.check_holds(levels, step, self.resource, "list sweep")
         aperture = min(float(aperture_s), 0.5 * step)
         self.configure(
             source_shape="dc",

@@ -22,7 +22,19 @@ E5252A: 10 inputs x 12 outputs                  verified (E5250A Guide 5-9, card
 ``:ROUT:CONN:RULE ALL,SROU`` argument form      [unverified]
 ``:ROUT:FUNC NCON|ACON``                        [unverified]
 ``:ROUT:CLOS:CARD? <card>``                     [unverified]
+``*RST``: relays open, bias mode off            verified (B2200 Guide Ed. 2, 5-33: "At *RST,
+                                                the Bias Mode is OFF")
+``:ROUT:BIAS:STAT ALL,OFF`` (bias mode)         verified (E5250A Guide Ed. 9, 5-11; B2200
+                                                Guide 5-33 syntax ``card,state``)
+``:ROUT:COUP:STAT ALL,OFF`` (couple mode)       [unverified] E5250A page; B2200 syntax
 ==============================================  ===========================================
+
+Bias mode (E5250A Guide Ed. 9, 5-11): while it is on, the bias input port is connected to
+every bias-enabled output that no other input is connected to, so every unrouted line of
+the crossbar would sit on the bias input. The mainframe keeps its modes across
+connections, so :meth:`KeysightE5250A.prepare` resets it (``*RST``) and turns bias and
+couple mode off explicitly instead of trusting the previous session's state. The
+manuals are listed in ``instruments/MANUALS.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from instruments.drivers.base import Choice, Parameter, ScpiInstrument, SettingError
+from instruments.drivers.base import Choice, Flag, Parameter, ScpiInstrument, SettingError
 from instruments.visa_transport import InstrumentError
 
 __all__ = ["KeysightE5250A", "format_channels", "matrix_channel", "parse_channels"]
@@ -95,6 +107,20 @@ class KeysightE5250A(ScpiInstrument):
         doc="Relay order when a route replaces another (single route rule).",
     )
 
+    bias_mode = Parameter(
+        ":ROUT:BIAS:STAT? {card}",
+        ":ROUT:BIAS:STAT ALL,{value}",
+        Flag(),
+        doc="Bias mode: the bias input on every unrouted bias-enabled output (off for the "
+        "bench; E5250A Guide 5-11).",
+    )
+    couple_mode = Parameter(
+        ":ROUT:COUP:STAT? {card}",
+        ":ROUT:COUP:STAT ALL,{value}",
+        Flag(),
+        doc="Couple mode: paired inputs switched together (off for the bench) [unverified].",
+    )
+
     def __init__(self, transport, *, card: int = 1, **kwargs) -> None:
         super().__init__(transport, **kwargs)
         if not 1 <= card <= N_CARDS:
@@ -128,9 +154,13 @@ class KeysightE5250A(ScpiInstrument):
 
     # ------------------------------------------------------------------ setup
     def prepare(self) -> None:
-        """Bench defaults: normal configuration, single route, break-before-make, all open."""
+        """Bench defaults from a known state: ``*RST``, bias and couple mode off, normal
+        configuration, single route, break-before-make, every relay open."""
+        self.reset()
         self.clear_status()
         self.configure(
+            bias_mode=False,
+            couple_mode=False,
             configuration_mode="normal",
             connection_rule="single",
             connection_sequence="break_before_make",

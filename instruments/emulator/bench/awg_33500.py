@@ -10,6 +10,13 @@ one times (R + 50 Ω)/R for a finite load setting R (twice it for the 50 Ω defa
 changing the load setting rescales the displayed levels (the output itself does not
 change), as the instrument does. The burst takes ``NCYC·PER`` of the bench clock.
 
+Output state between triggers (33500 Operating Guide, burst mode): with the output on,
+the output sits at the idle level (the low level, or the high level when inverted)
+whenever no burst runs, and every level, polarity or load change takes effect at once on
+whatever the switch routes to the pulser input (recorded as an exposure of those devices,
+:meth:`~instruments.emulator.bench.bench.VirtualBench.hold`). Pulses reach the devices
+through the bench's series limiter (resistor divider or transistor current cap).
+
 Refused with an error and no change: a width that leaves less than 16 ns of the period
 (-221), high <= low (-221), a level beyond ±10 V open-circuit (-222), a trigger from the
 wrong source (-211), and a trigger in a mode other than triggered pulse bursts (-221, not
@@ -26,6 +33,7 @@ from instruments.emulator.scpi import ScpiError, parse_bool, parse_float, parse_
 __all__ = ["Virtual33500B"]
 
 MIN_WIDTH_S = 16e-9
+SOURCE = "pulser:33500B"
 MAX_OPEN_CIRCUIT_V = 10.0
 
 
@@ -95,6 +103,18 @@ class Virtual33500B(ScpiDevice):
         self.table.add("*TRG", lambda a: self._trigger(bus=True), 0)
         self.add(":TRIGger{c}[:IMMediate]", lambda a: self._trigger(bus=False), 0)
 
+    def execute(self, message: bytes) -> list:
+        replies = super().execute(message)
+        idle = self.idle_level() if self.output else 0.0
+        if idle != self.bench.held(SOURCE):
+            self.bench.hold(SOURCE, self.bench.routing.pulser_input, idle)
+        return replies
+
+    def idle_level(self) -> float:
+        """Open-circuit voltage between pulses: the low level, the high level if inverted."""
+        factor = self._factor()
+        return (self.low if self.polarity == "NORM" else self.high) * factor
+
     # ------------------------------------------------------------------ settings
     def _factor(self, load: float | None = None) -> float:
         """Open-circuit volts per displayed volt for a load setting."""
@@ -143,13 +163,18 @@ class Virtual33500B(ScpiDevice):
         high, low = self.high * factor, self.low * factor
         pulse, base = (high, low) if self.polarity == "NORM" else (low, high)
         bench = self.bench
+        bench.release(SOURCE)  # the idle level lasted until now
         idx = bench.devices_on(bench.routing.pulser_input)
         n, t = int(self.cycles), bench.now()
         if idx.size:
-            if bench.array.strength(pulse, self.width) > 0:
-                bench.array.apply_pulses(idx, pulse, self.width, n, t, self.period)
+            seen = bench.pulser_voltage(idx, pulse, t)  # behind the series limiter
+            bench.record(idx, seen, self.width, t, SOURCE, n)
+            if bench.array.strength(seen, self.width) > 0:
+                bench.array.apply_pulses(idx, seen, self.width, n, t, self.period)
             gap = self.period - self.width
+            bench.record(idx, base, gap, t + self.width, SOURCE, n)
             if bench.array.strength(base, gap) > 0:  # a wrong idle level stresses the devices
                 bench.array.apply_pulses(idx, base, gap, n, t + self.width, self.period)
         self.delivered += n
         bench.clock.advance(n * self.period)
+        bench.restart(SOURCE)

@@ -10,6 +10,16 @@ SMU models (B2900 and 2600B) are alternatives on the same SMU input.
 Every instrument action advances the one virtual clock by its modelled duration (relay
 settling, measurement apertures, list steps, pulse periods), so drift experiments run in
 no wall time and programming times are consistent across instruments.
+
+Between triggers an instrument whose output is on keeps its idle level on its switch
+input (:meth:`VirtualBench.hold`): the SMU its present source level, the pulse generator
+the level between pulses. Whatever devices the relays connect to that input see it for
+as long as both last, so a level changed while a device is still routed reaches that
+device. Every voltage a device sees (pulses, list points, measurements, idle levels) is
+recorded in :attr:`VirtualBench.exposures` with its time, duration and source, so tests
+can check that no device saw a voltage it was not meant to. The pulse generator's path
+has a series limiter (:class:`SeriesLimiter`): a resistor divides the pulse with the
+device, a transistor caps its current; the device sees what is left.
 """
 
 from __future__ import annotations
@@ -23,13 +33,41 @@ from pathlib import Path
 
 import numpy as np
 
-from instruments.bench_chip import Routing
+from instruments.bench_chip import Routing, SeriesLimiter
 from instruments.emulator.crossbar import VirtualClock
 from instruments.emulator.pcm import PcmTruth
 from instruments.emulator.physics import PulsedTruth, chip_truth, make_device_array
 from instruments.emulator.server import EmulatorServer
 
-__all__ = ["BenchResources", "VirtualBench", "running_bench"]
+__all__ = ["BenchResources", "Exposure", "VirtualBench", "limited_voltage", "running_bench"]
+
+SOURCE_OHM = 50.0  # output impedance of the pulse generator
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A voltage one device saw: from ``t_s`` for ``duration_s`` (0: a step), ``count`` times."""
+
+    device: int
+    volts: float
+    t_s: float
+    duration_s: float
+    source: str
+    count: int = 1
+
+
+def limited_voltage(limiter: SeriesLimiter, volts: float, conductance_s: float) -> float:
+    """Voltage across a device of ``conductance_s`` when the generator drives ``volts``.
+
+    A resistor divides (with the generator's 50 Ω); a transistor in saturation passes the
+    full voltage up to its current, then holds the current (its on-resistance neglected).
+    """
+    if limiter.kind == "resistor":
+        return volts / (1.0 + conductance_s * (float(limiter.resistance_ohm) + SOURCE_OHM))
+    cap = float(limiter.max_current_a)
+    if conductance_s * abs(volts) > cap:
+        return float(np.sign(volts)) * cap / conductance_s
+    return volts
 
 
 class VirtualBench:
@@ -43,6 +81,7 @@ class VirtualBench:
         shape: tuple[int, int],
         seed: int,
         routing: Routing | None = None,
+        limiter: SeriesLimiter | None = None,
     ) -> None:
         from instruments.emulator.bench.awg_33500 import Virtual33500B
         from instruments.emulator.bench.smu_b2900 import VirtualB2900
@@ -59,6 +98,9 @@ class VirtualBench:
         self.clock = VirtualClock()
         self.array = make_device_array(truth, self.shape, self.seed)
         self.closed: set[tuple[int, int, int]] = set()  # (card, input, output) relays
+        self.limiter = limiter or SeriesLimiter("transistor", max_current_a=1e-3)
+        self.exposures: list[Exposure] = []
+        self._holds: dict[str, tuple[int, float, float]] = {}  # source -> (input, V, since)
         self._rows = {line: r for r, line in enumerate(self.routing.rows)}
         self._cols = {line: c for c, line in enumerate(self.routing.columns)}
         self.switch = VirtualE5250A(self)
@@ -76,12 +118,15 @@ class VirtualBench:
         }
 
     # ------------------------------------------------------------------ wiring
+    def connections(self) -> set[tuple[int, int, int]]:
+        """Every (card, input, output) connection: closed relays plus the switch's bias mode."""
+        return self.switch.connections()
+
     def devices_on(self, input_port: int) -> np.ndarray:
         """Flat indices of the devices between ``input_port`` and ground, given the relays."""
-        driven = {(card, out) for card, inp, out in self.closed if inp == input_port}
-        grounded = {
-            (card, out) for card, inp, out in self.closed if inp == self.routing.ground_input
-        }
+        links = self.connections()
+        driven = {(card, out) for card, inp, out in links if inp == input_port}
+        grounded = {(card, out) for card, inp, out in links if inp == self.routing.ground_input}
         rows = sorted(self._rows[line] for line in driven if line in self._rows)
         cols = sorted(self._cols[line] for line in grounded if line in self._cols)
         if not rows or not cols:
@@ -92,10 +137,75 @@ class VirtualBench:
     def now(self) -> float:
         return self.clock.now()
 
-    def apply_voltage(self, idx: np.ndarray, volts: float, duration_s: float, t: float) -> None:
+    def apply_voltage(
+        self, idx: np.ndarray, volts: float, duration_s: float, t: float, source: str = "smu"
+    ) -> None:
         """``idx`` held at ``volts`` for ``duration_s`` from ``t``: a pulse if it switches."""
+        self.record(idx, volts, duration_s, t, source)
         if idx.size and duration_s > 0 and self.array.strength(volts, duration_s) > 0:
             self.array.apply_pulses(idx, volts, duration_s, 1, t)
+
+    def record(
+        self,
+        idx: np.ndarray,
+        volts: float,
+        duration_s: float,
+        t: float,
+        source: str,
+        count: int = 1,
+    ) -> None:
+        """Note that devices ``idx`` saw ``volts`` (nothing is noted for 0 V)."""
+        if volts != 0:
+            for k in np.asarray(idx).ravel():
+                self.exposures.append(
+                    Exposure(int(k), float(volts), t, duration_s, source, int(count))
+                )
+
+    def seen_by(self, device: int) -> list[Exposure]:
+        """Everything device ``device`` (flat index) saw, in order."""
+        return [e for e in self.exposures if e.device == device]
+
+    # ------------------------------------------------------------------ idle levels
+    def hold(self, source: str, input_port: int, volts: float) -> None:
+        """From now on ``source`` keeps ``volts`` on ``input_port`` (0: off or floating)."""
+        self.release(source)
+        self._holds[source] = (input_port, float(volts), self.now())
+        if volts != 0:  # the devices routed now see the new level at once
+            self.record(self.devices_on(input_port), volts, 0.0, self.now(), source)
+
+    def release(self, source: str) -> None:
+        """Apply the idle level of ``source`` for the time it lasted; restart its timer."""
+        port, volts, since = self._holds.get(source, (0, 0.0, self.now()))
+        if volts != 0 and self.now() > since:
+            self.apply_voltage(self.devices_on(port), volts, self.now() - since, since, source)
+        self._holds[source] = (port, volts, self.now())
+
+    def restart(self, source: str) -> None:
+        """The instrument drove the input itself until now: its idle level restarts now."""
+        port, volts, _ = self._holds.get(source, (0, 0.0, 0.0))
+        self._holds[source] = (port, volts, self.now())
+
+    def held(self, source: str) -> float:
+        """The idle level ``source`` keeps now (0 V when none)."""
+        return self._holds.get(source, (0, 0.0, 0.0))[1]
+
+    def release_all(self) -> None:
+        """Settle every idle level before the relays change (the switch calls this)."""
+        for source in list(self._holds):
+            self.release(source)
+
+    def relays_changed(self) -> None:
+        """After a relay change: devices newly routed to an idle level see it from now."""
+        for source, (port, volts, _) in self._holds.items():
+            if volts != 0:
+                self.record(self.devices_on(port), volts, 0.0, self.now(), source)
+
+    def pulser_voltage(self, idx: np.ndarray, volts: float, t: float) -> float:
+        """What the devices ``idx`` see of the generator's ``volts`` behind the series limiter."""
+        if idx.size == 0 or volts == 0:
+            return volts
+        g = float(np.sum(self.array.conductance(idx, t)))  # noise-free: no draw
+        return limited_voltage(self.limiter, volts, max(g, 0.0))
 
     def current(self, idx: np.ndarray, volts: float, t: float) -> float:
         """Current (A) through ``idx`` in parallel at ``volts``: I = V·ΣG, G read with noise."""
@@ -137,6 +247,7 @@ class BenchResources:
             "pulser": {"driver": "keysight_33500", "resource": self.pulser},
             "switch": {"driver": "keysight_e5250", "resource": self.switch},
             "routing": self.bench.routing.to_dict(),
+            "series_limiter": self.bench.limiter.to_dict(),
             "timeout_s": timeout_s,
             "virtual": True,
         }
@@ -155,13 +266,16 @@ def running_bench(
     truth: PulsedTruth | PcmTruth | None = None,
     routing: Routing | None = None,
     host: str = "127.0.0.1",
+    limiter: SeriesLimiter | None = None,
 ) -> Iterator[BenchResources]:
     """Serve a virtual bench on four free loopback ports for the duration of the block.
 
     Yields :class:`BenchResources` (iterable as the four resource strings: B2900 SMU,
     2600B SMU, 33500B pulse generator, E5250A switch).
     """
-    bench = VirtualBench(truth if truth is not None else chip_truth(chip), shape, seed, routing)
+    bench = VirtualBench(
+        truth if truth is not None else chip_truth(chip), shape, seed, routing, limiter
+    )
     servers = []
     try:
         for inst in (bench.smu, bench.smu_tsp, bench.pulser, bench.switch):

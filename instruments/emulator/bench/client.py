@@ -10,13 +10,14 @@ and with ``seed_noise`` (``EMU:NOIS:SEED``), which lets campaigns resume reprodu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
-from instruments.bench_chip import BenchChip
+from instruments.bench_chip import BenchChip, bench_is_virtual, open_bench
 from instruments.visa_transport import InstrumentError
 
-__all__ = ["EmulatorBenchClock", "VirtualBenchChip"]
+__all__ = ["EmulatorBenchClock", "VirtualBenchChip", "open_virtual_bench"]
 
 
 class EmulatorBenchClock:
@@ -46,6 +47,8 @@ class EmulatorBenchClock:
 class VirtualBenchChip(BenchChip):
     """A bench chip on the virtual bench: virtual clock, reseedable noise, hidden truth."""
 
+    virtual = True
+
     def __init__(self, smu, pulser, switch, routing, **kwargs) -> None:
         kwargs.setdefault("clock", EmulatorBenchClock(switch))
         super().__init__(smu, pulser, switch, routing, **kwargs)
@@ -66,3 +69,9 @@ class VirtualBenchChip(BenchChip):
         if data.size != self.shape[0] * self.shape[1]:
             raise InstrumentError(self.switch.resource, "EMU:GTRU?", "wrong size")
         return data.copy()
+
+
+def open_virtual_bench(description: str | Path | dict, **kwargs) -> BenchChip:
+    """:func:`~instruments.bench_chip.open_bench` for any bench, virtual ones on their clock."""
+    chip_class = VirtualBenchChip if bench_is_virtual(description) else BenchChip
+    return open_bench(description, chip_class=chip_class, **kwargs)

@@ -10,6 +10,16 @@ interval (which must hold the acquire delay plus the aperture); otherwise a poin
 acquire delay + aperture + 20 µs. Pulse shape: each point is a pulse of the triggered
 level and the pulse width, measured at its end. Data come back as ASCII (``+1.234560E-05``)
 or as IEEE blocks per ``:FORM:DATA``/``:FORM:BORD``.
+
+Immediate and triggered levels (B2900 SCPI Command Reference Ed. 2, 4-93): ``:SOUR:VOLT``
+changes the output at once; ``:SOUR:VOLT:TRIG`` is stored (0 V after power-on and
+``*RST``) and becomes the output when a transient trigger arrives. ``:INIT`` and ``:READ``
+(``:INIT`` + ``:FETC``) trigger the transient, so in DC fixed mode they measure at the
+triggered level and the output stays there afterwards (the immediate level becomes the
+triggered one); ``:MEAS`` is a spot measurement at the present output. In pulse shape the
+triggered level is the peak and the immediate level the base the output returns to. With
+the output on, the present level stays on the routed devices between triggers
+(:meth:`~instruments.emulator.bench.bench.VirtualBench.hold`).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from instruments.emulator.scpi import (
 __all__ = ["VirtualB2900"]
 
 OVERHEAD_S = 20e-6  # per measurement point outside the timer trigger
+SOURCE = "smu:B2900"
 LINE_FREQUENCY_HZ = 50.0
 MAX_LIST = 2500
 
@@ -110,6 +121,13 @@ class VirtualB2900(ScpiDevice):
         self.add(":READ:ARRay:CURRent[:DC]?", self._read)
 
     # ------------------------------------------------------------------ settings
+    def execute(self, message: bytes) -> list:
+        replies = super().execute(message)
+        idle = self.level if self.output else 0.0
+        if idle != self.bench.held(SOURCE):
+            self.bench.hold(SOURCE, self.bench.routing.smu_input, idle)
+        return replies
+
     def _set_nplc(self, args: list) -> None:
         self.aperture = float(np.clip(parse_float(args[0], "nplc", 4e-4, 100) / 50, 8e-6, 2))
 
@@ -151,7 +169,7 @@ class VirtualB2900(ScpiDevice):
                     -221, f"trigger count {n} exceeds the {self.list_levels.size} list points"
                 )
             return self.list_levels[:n]
-        return np.full(n, self.level)
+        return np.full(n, self.level if spot else self.triggered_level)
 
     def _acquire(self, spot: bool) -> None:
         """Run a sweep (or one spot point) and keep its currents in ``self.data``."""
@@ -165,20 +183,24 @@ class VirtualB2900(ScpiDevice):
         if timed and settle > self.timer * (1 + 1e-9):
             raise ScpiError(-221, "timer interval shorter than acquire delay + aperture")
         bench = self.bench
+        bench.release(SOURCE)  # the idle level lasted until now; the acquisition takes over
         idx = bench.devices_on(bench.routing.smu_input)
         currents = np.empty(levels.size)
         for k, volts in enumerate(levels):
             t = bench.now()
             if self.shape == "PULS":
                 hold = self.pulse_width
-                bench.apply_voltage(idx, volts, hold, t + self.pulse_delay)
+                bench.apply_voltage(idx, volts, hold, t + self.pulse_delay, SOURCE)
                 t_read, step = t + self.pulse_delay + hold, self.pulse_delay + hold + OVERHEAD_S
             else:
                 step = self.timer if timed else settle + OVERHEAD_S
-                bench.apply_voltage(idx, volts, step, t)
+                bench.apply_voltage(idx, volts, step, t, SOURCE)
                 t_read = t + min(settle, step)
             currents[k] = bench.current(idx, volts, t_read)
             bench.clock.advance(step)
+        bench.restart(SOURCE)
+        if not spot and self.shape == "DC" and self.mode == "FIX":
+            self.level = self.triggered_level  # the transient moved the output there
         clamped = np.abs(currents) > self.compliance
         currents[clamped] = np.sign(currents[clamped]) * self.compliance
         self.tripped = bool(clamped[-1]) if clamped.size else False

@@ -9,6 +9,15 @@ rangev, limiti, output, compliance), ``smua.measure.*`` (nplc, autorangei, count
 ``SweepVListMeasureI`` and ``PulseVMeasureI``. Nothing is printed for a chunk that fails
 (the error is queued), exactly like the instrument, so a failed query times out.
 
+Ranges are the 2601B's (Reference Manual Rev. F 9-244 and datasheet): levels up to
+±40.4 V (``smua.source.levelv``, ``rangev``, list values), current limit 10 nA to 3.03 A;
+beyond them the chunk fails with error 1102/1103 and nothing changes.
+
+``PulseVMeasureI(smu, bias, level, ton, toff, points)`` (2600 Reference Manual Rev. C,
+13-4): bias for ``toff``; then per point the level for ``ton``, a measurement *at the
+level* for the integration time (``nplc`` / line frequency), the bias for ``toff``. The
+devices see the level for ``ton`` plus the measurement.
+
 The physics is the same as the virtual B2900's: I = V·ΣG through the routed devices,
 clamped to ``limiti`` (``smua.source.compliance`` becomes true), levels above the
 switching threshold program the devices for as long as they are held.
@@ -25,6 +34,8 @@ from instruments.emulator.scpi import ErrorQueue
 __all__ = ["Virtual2600B"]
 
 OVERHEAD_S = 30e-6  # per reading, besides the integration time
+MAX_V = 40.4  # 2601B full scale of the 40 V range
+MIN_LIMIT_I, MAX_LIMIT_I = 10e-9, 3.03
 CONSTANTS = {
     "smua.OUTPUT_DCAMPS": 0.0,
     "smua.OUTPUT_DCVOLTS": 1.0,
@@ -114,9 +125,9 @@ class Virtual2600B(VirtualDevice):
 
             n.attributes[path] = (lambda: getattr(self, name), setter)
 
-        attr("smua.source.levelv", "levelv", -200, 200)
-        attr("smua.source.rangev", "rangev", 0, 200)
-        attr("smua.source.limiti", "limiti", 1e-8, 3)
+        attr("smua.source.levelv", "levelv", -MAX_V, MAX_V)
+        attr("smua.source.rangev", "rangev", 0, MAX_V)
+        attr("smua.source.limiti", "limiti", MIN_LIMIT_I, MAX_LIMIT_I)
         attr("smua.measure.nplc", "nplc", 0.001, 25)
         attr("format.asciiprecision", "precision", 1, 16)
         attr("localnode.linefreq", "linefreq", 50, 60)
@@ -208,7 +219,7 @@ class Virtual2600B(VirtualDevice):
         idx = bench.devices_on(bench.routing.smu_input)
         aperture = self.nplc / self.linefreq
         t = bench.now()
-        bench.apply_voltage(idx, volts, hold_s + aperture, t)
+        bench.apply_voltage(idx, volts, hold_s + aperture, t, "smu:2600B")
         current = bench.current(idx, volts, t + hold_s + aperture)
         bench.clock.advance(hold_s + aperture + OVERHEAD_S)
         self.compliance = abs(current) > self.limiti
@@ -234,7 +245,7 @@ class Virtual2600B(VirtualDevice):
         if npts < 2 or settle < 0:
             raise TspError(1102, "Parameter too small: points or stime")
         levels = [self._number(v, "list value") for v in vlist]
-        if any(abs(v) > 200 for v in levels):
+        if any(abs(v) > MAX_V for v in levels):
             raise TspError(1103, "Parameter too large: list value")
         was_on = self.output
         self.output = 1.0
@@ -252,6 +263,8 @@ class Virtual2600B(VirtualDevice):
         npts = int(self._number(points, "points"))
         if ton <= 0 or toff < 0 or npts < 1:
             raise TspError(1102, "Parameter too small: ton, toff or points")
+        if max(abs(bias), abs(level)) > MAX_V:
+            raise TspError(1103, "Parameter too large: bias or level")
         was_on = self.output
         self.output = 1.0
         self._check_source()
@@ -259,10 +272,10 @@ class Virtual2600B(VirtualDevice):
         idx = bench.devices_on(bench.routing.smu_input)
         buf = self.buffers[1].readings
         buf.clear()
+        bench.apply_voltage(idx, bias, toff, bench.now(), "smu:2600B")
+        bench.clock.advance(toff)
         for _ in range(npts):
-            bench.apply_voltage(idx, bias, ton, bench.now())
-            bench.clock.advance(ton)
-            buf.append(self._reading(level, max(ton - self.nplc / self.linefreq, 0.0)))
-            bench.apply_voltage(idx, bias, toff, bench.now())
+            buf.append(self._reading(level, ton))  # ton at the level, then the measurement
+            bench.apply_voltage(idx, bias, toff, bench.now(), "smu:2600B")
             bench.clock.advance(toff)
         self.output = was_on

@@ -8,6 +8,15 @@ one first, which momentarily joins two inputs (counted in ``overlaps``). With th
 rule, connecting a second input to an output is refused (-221): on the real instrument it
 would short the two instruments together. Every command that changes a relay advances
 the clock by the relay settling time.
+
+Bias mode (E5250A User's Guide Ed. 9, 5-11; ``[:ROUTe]:BIAS[:STATe] card,ON|OFF``, B2200
+Guide 5-33): with bias mode on for a card, its bias input port (``:ROUT:BIAS:PORT``,
+input 10 by default) is connected to every bias-enabled output that no other input is
+connected to; closing a route to an output takes it off the bias port, opening it puts
+it back. All outputs are bias-enabled by default (``:ROUT:BIAS:CHAN:ENAB|DIS``). Couple
+mode (``[:ROUTe]:COUPle[:STATe]``) is stored and reported; connections with it on are
+refused (-221, not modelled). ``*RST`` opens every relay and turns bias and couple mode
+off; nothing else does, so a previous session's modes survive a reconnection.
 """
 
 from __future__ import annotations
@@ -37,7 +46,14 @@ class VirtualE5250A(ScpiDevice):
         self.rule = dict.fromkeys(CARDS, "FREE")
         self.sequence = dict.fromkeys(CARDS, "NSEQ")
         self.overlaps = 0
-        self.bench.closed.clear()
+        self.bias = dict.fromkeys(CARDS, False)
+        self.bias_port = dict.fromkeys(CARDS, 10)
+        self.bias_disabled: set[tuple[int, int]] = set()  # (card, output)
+        self.couple = dict.fromkeys(CARDS, False)
+        if self.bench.closed:
+            self.bench.release_all()
+            self.bench.closed.clear()
+            self.bench.relays_changed()
 
     def register(self) -> None:
         self.add("[:ROUTe]:FUNCtion", self._set_mode, 1)
@@ -55,6 +71,76 @@ class VirtualE5250A(ScpiDevice):
         self.add("[:ROUTe]:OPEN[:LIST]?", lambda a: self._states(a, closed=False))
         self.add("[:ROUTe]:CLOSe:CARD?", self._closed_on_card, 1)
         self.add(":SYSTem:CTYPe?", lambda a: "E5252A" if self._card(a[0]) else "", 1)
+        self.add("[:ROUTe]:BIAS[:STATe]", self._per_card_flag("bias"), 2)
+        self.add("[:ROUTe]:BIAS[:STATe]?", lambda a: "1" if self.bias[self._card(a[0])] else "0", 1)
+        self.add("[:ROUTe]:BIAS:PORT", self._set_bias_port, 2)
+        self.add("[:ROUTe]:BIAS:PORT?", lambda a: str(self.bias_port[self._card(a[0])]), 1)
+        self.add("[:ROUTe]:BIAS:CHANnel:ENABle[:LIST]", lambda a: self._bias_enable(a, True))
+        self.add("[:ROUTe]:BIAS:CHANnel:DISable[:LIST]", lambda a: self._bias_enable(a, False))
+        self.add("[:ROUTe]:COUPle[:STATe]", self._per_card_flag("couple"), 2)
+        self.add(
+            "[:ROUTe]:COUPle[:STATe]?", lambda a: "1" if self.couple[self._card(a[0])] else "0", 1
+        )
+
+    # ------------------------------------------------------------------ connections
+    def connections(self) -> set[tuple[int, int, int]]:
+        """Closed relays plus, on cards in bias mode, the bias port on every free output."""
+        links = set(self.bench.closed)
+        for card in CARDS:
+            if not self.bias[card]:
+                continue
+            used = {out for c, _, out in self.bench.closed if c == card}
+            for out in OUTPUTS:
+                if out not in used and (card, out) not in self.bias_disabled:
+                    links.add((card, self.bias_port[card], out))
+        return links
+
+    def _relays(self, change) -> None:
+        """Run ``change`` on the relays, settling idle levels before and after."""
+        self.bench.release_all()
+        if change():
+            self.bench.relays_changed()
+            self._changed()
+
+    def _per_card_flag(self, attr: str):
+        def setter(args: list) -> None:
+            from instruments.emulator.scpi import parse_bool
+
+            cards = self._cards(args[0])
+            value = parse_bool(args[1], attr)
+
+            def change() -> bool:
+                before = {c: getattr(self, attr)[c] for c in cards}
+                for card in cards:
+                    getattr(self, attr)[card] = value
+                return any(before[c] != value for c in cards) and attr == "bias"
+
+            self._relays(change)
+
+        return setter
+
+    def _set_bias_port(self, args: list) -> None:
+        cards = self._cards(args[0])
+        port = parse_int(args[1], "bias port", 1, 10)
+
+        def change() -> bool:
+            for card in cards:
+                self.bias_port[card] = port
+            return any(self.bias[c] for c in cards)
+
+        self._relays(change)
+
+    def _bias_enable(self, args: list, enable: bool) -> None:
+        outputs = {(c, o) for c, _, o in (_decode(ch) for ch in parse_chanlist(args, ()))}
+
+        def change() -> bool:
+            if enable:
+                self.bias_disabled.difference_update(outputs)
+            else:
+                self.bias_disabled.update(outputs)
+            return any(self.bias[c] for c, _ in outputs)
+
+        self._relays(change)
 
     # ------------------------------------------------------------------ settings
     def _set_mode(self, args: list) -> None:
@@ -87,13 +173,22 @@ class VirtualE5250A(ScpiDevice):
     def _open_card(self, args: list) -> None:
         cards = self._cards(args[0])
         closed = self.bench.closed
-        before = len(closed)
-        closed.difference_update({relay for relay in closed if relay[0] in cards})
-        if len(closed) != before:
-            self._changed()
+
+        def change() -> bool:
+            before = len(closed)
+            closed.difference_update({relay for relay in closed if relay[0] in cards})
+            return len(closed) != before
+
+        self._relays(change)
 
     def _close(self, args: list) -> None:
         relays = [_decode(ch) for ch in parse_chanlist(args, ())]
+        for card, _, _ in relays:
+            if self.couple[card]:
+                raise ScpiError(-221, f"couple mode is on for card {card} (not modelled)")
+        self._relays(lambda: self._close_relays(relays))
+
+    def _close_relays(self, relays: list[tuple[int, int, int]]) -> bool:
         closed = self.bench.closed
         changed = False
         for card, inp, out in relays:
@@ -111,14 +206,18 @@ class VirtualE5250A(ScpiDevice):
             closed.difference_update(clash)
             closed.add((card, inp, out))
             changed = True
-        if changed:
-            self._changed()
+        return changed
 
     def _open(self, args: list) -> None:
         relays = {_decode(ch) for ch in parse_chanlist(args, ())}
-        if relays & self.bench.closed:
-            self.bench.closed.difference_update(relays)
-            self._changed()
+
+        def change() -> bool:
+            if relays & self.bench.closed:
+                self.bench.closed.difference_update(relays)
+                return True
+            return False
+
+        self._relays(change)
 
     def _states(self, args: list, closed: bool) -> str:
         relays = [_decode(ch) for ch in parse_chanlist(args, ())]
