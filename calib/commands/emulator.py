@@ -98,13 +98,18 @@ def emulator_serve(
 @_params_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def emulator_truth(chip: str, params: Path | None, seed: int, output: Path) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def emulator_truth(
+    chip: str, params: Path | None, seed: int, output: Path, overwrite: bool
+) -> None:
     """Write the emulated chip's hidden ground truth as a preset."""
+    from calib.outputs import check_output_file
     from calib.presets import save_preset
     from calib.truth import truth_preset
     from instruments.emulated_chip import EmulatedChip
     from instruments.emulator.server import running_emulator
 
+    check_output_file(output, [params], overwrite)
     truth = _truth(chip, params)
     with (
         running_emulator(chip, seed=seed, shape=(8, 8), truth=truth) as resource,

@@ -24,6 +24,7 @@ import click
     default=None,
     help="Output file (required for --to aihwkit; --to python prints when omitted).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option(
     "--scale",
     "scale_s",
@@ -31,7 +32,13 @@ import click
     default=None,
     help="Conductance per unit weight (default max(w_max, -w_min): bounds at most ±1).",
 )
-def export(preset_path: Path, target: str, output: Path | None, scale_s: float | None) -> None:
+def export(
+    preset_path: Path,
+    target: str,
+    output: Path | None,
+    overwrite: bool,
+    scale_s: float | None,
+) -> None:
     """Export the device model and/or PCM inference-noise model of PRESET to aihwkit.
 
     A training preset exports its pulsed device (class + constructor fields); a preset with a
@@ -42,8 +49,11 @@ def export(preset_path: Path, target: str, output: Path | None, scale_s: float |
     from calib.export import aihwkit_device, python_snippet
     from calib.export_pcm import aihwkit_noise_model
     from calib.export_pcm import python_snippet as pcm_snippet
+    from calib.outputs import check_output_file
     from calib.presets import load_preset
 
+    if output is not None:
+        check_output_file(output, [preset_path], overwrite)
     preset = load_preset(preset_path)
     device = preset.get("device")
     has_device = bool(device) and device.get("model") not in (None, "none", "pcm")

@@ -27,6 +27,7 @@ def fit() -> None:
     help="Device family to fit, or 'auto' to fit all and select by information criterion.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT (and a non-empty report folder).")
 @click.option(
     "--report",
     "report_dir",
@@ -68,6 +69,7 @@ def fit_pulse_response_cmd(
     scheduler: str | None,
     workers: int | None,
     chunk_devices: int,
+    overwrite: bool,
 ) -> None:
     """Fit the pulse-response traces of INPUT (HDF5 dataset or CSV) into a preset.
 
@@ -76,7 +78,11 @@ def fit_pulse_response_cmd(
     """
     from calib.distributed import cluster_client, parse_scheduler
     from calib.fit_commands import fit_pulse_response_file
+    from calib.outputs import check_output_dir, check_output_file
 
+    check_output_file(output, [input_path], overwrite)
+    if report_dir is not None:
+        check_output_dir(report_dir, [input_path, output], overwrite, "--report")
     spec = parse_scheduler(scheduler, workers)
     with cluster_client(spec) as client:
         path, result = fit_pulse_response_file(

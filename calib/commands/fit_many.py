@@ -40,6 +40,7 @@ __all__ = ["fit_many_command"]
     show_default=True,
     help="Chips with more devices are split: their device chunks become the tasks.",
 )
+@click.option("--overwrite", is_flag=True, help="Write into OUTDIR although it holds files.")
 @scheduler_options
 def fit_many_command(
     inputs: str,
@@ -50,6 +51,7 @@ def fit_many_command(
     split_devices: int,
     scheduler: str | None,
     workers: int | None,
+    overwrite: bool,
 ) -> None:
     """Fit every chip of PATTERN_OR_MANIFEST into OUTDIR and summarize the wafer.
 
@@ -59,7 +61,9 @@ def fit_many_command(
     """
     from calib.distributed import cluster_client, parse_scheduler
     from calib.fit_many import fit_many
+    from calib.outputs import check_output_dir
 
+    check_output_dir(outdir, _input_files(inputs), overwrite)
     spec = parse_scheduler(scheduler, workers)
     with cluster_client(spec) as client:
         result = fit_many(
@@ -83,3 +87,12 @@ def fit_many_command(
         click.echo(f"failed: {r['chip']}: {r['error']}")
     for note in result["notes"]:
         click.echo(f"note: {note}")
+
+
+def _input_files(inputs: str) -> list[Path]:
+    """The manifest, or the files the pattern matches (for the output-folder guard)."""
+    import glob
+
+    if Path(inputs).is_file():
+        return [Path(inputs)]
+    return [Path(p) for p in glob.glob(inputs, recursive=True)]

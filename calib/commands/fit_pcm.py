@@ -26,6 +26,7 @@ def _degree(value: str) -> int | None:
     "inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(path_type=Path)
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT (and a non-empty report folder).")
 @click.option(
     "--report",
     "report_dir",
@@ -98,6 +99,7 @@ def fit_pcm_command(
     read_noise_conductance: str,
     min_devices: int,
     truth: Path | None,
+    overwrite: bool,
 ) -> None:
     """Fit PCM programming noise, drift and read noise from INPUT files into a preset.
 
@@ -107,9 +109,13 @@ def fit_pcm_command(
     """
     from calib.errors import CalibError
     from calib.fit_pcm import accuracy_table, fit_pcm_files
+    from calib.outputs import check_output_dir, check_output_file
     from calib.presets import load_preset
     from fitting.pcm import PcmFitOptions
 
+    check_output_file(output, [*inputs, truth], overwrite)
+    if report_dir is not None:
+        check_output_dir(report_dir, [*inputs, truth, output], overwrite, "--report")
     options = PcmFitOptions(
         g_max_s=g_max,
         t0_s=t0,

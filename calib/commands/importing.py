@@ -43,7 +43,9 @@ def import_csv(input_path: Path, kind: str, units: str, output: Path, overwrite:
     `device,target,conductance[,iterations]`. Invalid rows are refused with their line number.
     """
     from calib.io import campaign_from_csv, write_campaign
+    from calib.outputs import check_output_file
 
+    check_output_file(output, [input_path], overwrite)
     data = campaign_from_csv(input_path, KINDS[kind], units)
     path = write_campaign(output, data, overwrite=overwrite)
     click.echo(

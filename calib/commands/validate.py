@@ -132,6 +132,7 @@ def _tile(text: str) -> tuple[int, int]:
     help="Do not cancel devices that fail programming (stuck devices).",
 )
 @click.option("--no-drift-compensation", is_flag=True, help="Turn global drift compensation off.")
+@click.option("--overwrite", is_flag=True, help="Write into OUTPUT although it holds files.")
 @scheduler_options
 def validate_command(**kw: Any) -> None:
     """Validate PRESET by inference: simulated with the preset, with the true device
@@ -148,10 +149,14 @@ def validate_command(**kw: Any) -> None:
 
     from calib.commands.common import progress_bar
     from calib.distributed import cluster_client, map_like, parse_scheduler
+    from calib.outputs import check_output_dir
     from calib.validate import EvalSettings, TrainingOptions, ValidationOptions, run_validation
     from calib.validate.datasets import dataset_info
 
     dataset_info(kw["dataset"])  # one-line error for an unknown name, before anything slow
+    bench = kw["chip"][len("bench:") :] if (kw["chip"] or "").startswith("bench:") else None
+    inputs = [kw["preset"], kw["truth"], kw["campaign"], bench]
+    check_output_dir(kw["output"], inputs, kw["overwrite"])
     cluster = parse_scheduler(kw["scheduler"], kw["workers"])  # simulated repeats x times
     tile_in, tile_out = _tile(kw["tile_size"])
     options = ValidationOptions(
