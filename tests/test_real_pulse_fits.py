@@ -111,3 +111,21 @@ def test_verdict_levels_and_negative_band_are_said() -> None:
     neg = fit_verdict({"mean_error_of_span": 0.05, "simulated_q05_min": -2e-6}, "linear-step")
     assert neg["status"] == "poor_fit" and "below 0 S" in neg["reason"]
     assert fit_verdict({}, "soft-bounds")["status"] == "not_checked"
+
+
+def test_a_family_that_misses_the_trace_gets_a_does_not_fit_status_that_validate_warns_on(
+    gong,
+) -> None:
+    # pow-step on the Gong trace: its simulation misses the measured mean trace by ~85 % of
+    # the measured span (0.85 at seed 0; anything above DOES_NOT_FIT = 0.5 is the verdict)
+    from calib.validate.predictive import fit_status_warning
+
+    fit = fit_pulse_response(gong, "pow-step")
+    assert fit.predictive["mean_error_of_span"] > DOES_NOT_FIT
+    section = fit.device_section()
+    assert section["fit_status"]["status"] == "does_not_fit"
+    assert "pow-step" in section["fit_status"]["reason"]
+    assert any(n.startswith("verdict: DOES NOT FIT") for n in fit.notes)
+    warning = fit_status_warning({"device": section})
+    assert warning.startswith("WARNING") and "lookup table" in warning
+    assert fit_status_warning({"device": {"fit_status": {"status": "fits"}}}) == ""

@@ -41,6 +41,7 @@ __all__ = [
     "PredictiveCheck",
     "campaign_file",
     "drift_check",
+    "fit_status_warning",
     "pulse_response_check",
     "step_statistics",
 ]
@@ -227,6 +228,22 @@ def drift_check(
         excluded,
         notes,
     )
+
+
+def fit_status_warning(preset: Mapping[str, Any]) -> str:
+    """A one-line warning when the preset's fit says its family does not fit the data, else ''.
+
+    ``device.fit_status`` is written by the pulse-response fit (posterior predictive check);
+    a ``does_not_fit`` preset predicts accuracies of a device that was not measured.
+    """
+    status = (preset.get("device") or {}).get("fit_status") or {}
+    if status.get("status") != "does_not_fit":
+        return ""
+    return (
+        f"WARNING: this preset does not fit its measurements ({status.get('reason', '')}); "
+        f"accuracies below describe the fitted model, not the device. "
+        f"{status.get('suggestion', '')}"
+    ).strip()
 
 
 def campaign_file(preset: Mapping[str, Any], preset_path: str | Path, kind: str) -> Path | None:

@@ -35,6 +35,7 @@ from calib.validate.predictive import (
     PredictiveCheck,
     campaign_file,
     drift_check,
+    fit_status_warning,
     pulse_response_check,
 )
 from calib.validate.report import (
@@ -457,4 +458,8 @@ def _build_report(
         }
     if check is not None:
         report["notes"].extend(check.notes)
+    warning = fit_status_warning(preset)
+    if warning:
+        report["fit_status"] = dict(preset["device"]["fit_status"])
+        report["notes"].insert(0, warning)
     return report
