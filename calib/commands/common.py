@@ -31,10 +31,10 @@ def open_chip(resource: str | None, seed: int, chip_kind: str) -> Iterator[ChipI
         with running_emulator(chip_kind, seed=seed) as res, EmulatedChip(res) as chip:
             yield chip
     elif resource.startswith(BENCH_PREFIX):
-        from instruments.bench_chip import open_bench
+        from instruments.emulator.bench.client import open_virtual_bench
 
-        try:
-            bench = open_bench(resource[len(BENCH_PREFIX) :])
+        try:  # a real bench, or the virtual one (calib bench serve) on its virtual clock
+            bench = open_virtual_bench(resource[len(BENCH_PREFIX) :])
         except ValueError as exc:
             raise CalibError(str(exc)) from None
         with bench:

@@ -34,6 +34,7 @@ __all__ = ["Virtual33500B"]
 
 MIN_WIDTH_S = 16e-9
 SOURCE = "pulser:33500B"
+IDLE_SETTINGS = frozenset({"high", "low", "polarity", "output", "load"})
 MAX_OPEN_CIRCUIT_V = 10.0
 
 
@@ -103,12 +104,21 @@ class Virtual33500B(ScpiDevice):
         self.table.add("*TRG", lambda a: self._trigger(bus=True), 0)
         self.add(":TRIGger{c}[:IMMediate]", lambda a: self._trigger(bus=False), 0)
 
-    def execute(self, message: bytes) -> list:
-        replies = super().execute(message)
-        idle = self.idle_level() if self.output else 0.0
+    def __setattr__(self, name: str, value: object) -> None:
+        # each command that moves the output takes effect at once, even in the middle of a
+        # program message: the routed devices see every intermediate idle level
+        super().__setattr__(name, value)
+        if name in IDLE_SETTINGS and not self.__dict__.get("_rescaling", False):
+            self._sync_idle()
+
+    def _sync_idle(self) -> None:
+        try:
+            idle = self.idle_level() if self.output else 0.0
+        except AttributeError:  # during reset(): not every setting exists yet
+            return
         if idle != self.bench.held(SOURCE):
             self.bench.hold(SOURCE, self.bench.routing.pulser_input, idle)
-        return replies
+
 
     def idle_level(self) -> float:
         """Open-circuit voltage between pulses: the low level, the high level if inverted."""
@@ -147,8 +157,10 @@ class Virtual33500B(ScpiDevice):
         text = (args[0].decode() if isinstance(args[0], bytes) else str(args[0])).strip().upper()
         load = math.inf if text in ("INF", "INFINITY", "MAX") else parse_float(text, "load", 1, 1e4)
         scale = self._factor() / self._factor(load)  # the output stays, the display changes
+        self._rescaling = True
         self.high *= scale
         self.low *= scale
+        self._rescaling = False
         self.load = load
 
     # ------------------------------------------------------------------ bursts
