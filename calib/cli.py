@@ -13,6 +13,7 @@ import sys
 import click
 
 from calib._version import __version__
+from calib.commands.bench import bench as bench_group
 from calib.commands.demo import demo as demo_command
 from calib.commands.emulator import emulator as emulator_group
 from calib.commands.export import export as export_command
@@ -54,6 +55,7 @@ cli.add_command(import_group, "import")
 cli.add_command(export_command, "export")
 cli.add_command(fit_many_command, "fit-many")
 cli.add_command(validate_command, "validate")
+cli.add_command(bench_group, "bench")
 
 
 # --------------------------------------------------------------------------- entry point
