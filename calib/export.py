@@ -20,69 +20,20 @@ import math
 from typing import Any
 
 from calib.errors import CalibError
+from simulator.devices.families import CATALOGUE, PULSED_FIELDS
 
 __all__ = ["AIHWKIT_CLASSES", "AIHWKIT_FIELDS", "aihwkit_device", "python_snippet"]
 
-AIHWKIT_CLASSES = {
-    "constant-step": "ConstantStepDevice",
-    "linear-step": "LinearStepDevice",
-    "soft-bounds": "SoftBoundsDevice",
-    "exp-step": "ExpStepDevice",
-    "pow-step": "PowStepDevice",
-    "piecewise-step": "PiecewiseStepDevice",
-}
-
-_PULSED = (
-    "dw_min",
-    "dw_min_dtod",
-    "dw_min_std",
-    "up_down",
-    "up_down_dtod",
-    "w_max",
-    "w_max_dtod",
-    "w_min",
-    "w_min_dtod",
-    "corrupt_devices_prob",
-)
+#: aihwkit device class of every family (from the family catalogue).
+AIHWKIT_CLASSES = {name: fam.aihwkit_class for name, fam in CATALOGUE.items()}
 
 #: Constructor fields we export, per aihwkit class (a subset of each dataclass's fields).
 AIHWKIT_FIELDS: dict[str, tuple[str, ...]] = {
-    "ConstantStepDevice": _PULSED,
-    "LinearStepDevice": (
-        *_PULSED,
-        "write_noise_std",
-        "gamma_up",
-        "gamma_down",
-        "gamma_up_dtod",
-        "gamma_down_dtod",
-        "allow_increasing",
-        "mean_bound_reference",
-        "mult_noise",
-    ),
-    "SoftBoundsDevice": (*_PULSED, "write_noise_std"),
-    "ExpStepDevice": (
-        *_PULSED,
-        "write_noise_std",
-        "A_up",
-        "A_down",
-        "gamma_up",
-        "gamma_down",
-        "a",
-        "b",
-    ),
-    "PowStepDevice": (
-        *_PULSED,
-        "write_noise_std",
-        "pow_gamma",
-        "pow_gamma_dtod",
-        "pow_up_down",
-        "pow_up_down_dtod",
-    ),
-    "PiecewiseStepDevice": (*_PULSED, "write_noise_std", "piecewise_up", "piecewise_down"),
+    fam.aihwkit_class: fam.exported for fam in CATALOGUE.values()
 }
 
-CONDUCTANCE_FIELDS = ("dw_min", "w_max", "w_min")
-FIXED = {"LinearStepDevice": {"mean_bound_reference": True, "mult_noise": True}}
+CONDUCTANCE_FIELDS = tuple(f.name for f in PULSED_FIELDS if f.kind == "conductance")
+FIXED = {fam.aihwkit_class: dict(fam.export_fixed) for fam in CATALOGUE.values()}
 
 
 def aihwkit_device(preset: dict[str, Any], scale_s: float | None = None) -> dict[str, Any]:
@@ -110,8 +61,9 @@ def aihwkit_device(preset: dict[str, Any], scale_s: float | None = None) -> dict
             if name in CONDUCTANCE_FIELDS:
                 value = float(value) / scale_s
             out[name] = value
-    if cls == "ConstantStepDevice" and float(params.get("write_noise_std") or 0.0) > 0:
-        not_exported["write_noise_std"] = params["write_noise_std"]  # aihwkit refuses it here
+    for name in CATALOGUE[model].export_refused:  # e.g. ConstantStep aborts on write noise
+        if float(params.get(name) or 0.0) > 0:
+            not_exported[name] = params[name]
     if device.get("read_noise_s") is not None:
         not_exported["read_noise_s"] = device["read_noise_s"]
     for name, value in params.items():

@@ -21,7 +21,7 @@ import numpy as np
 from calib._version import __version__
 from calib.errors import CalibError
 from calib.invocation import current_command
-from simulator.devices.response import FAMILIES
+from simulator.devices.families import CATALOGUE, FAMILIES
 
 __all__ = [
     "FAMILY_REQUIRED",
@@ -50,12 +50,8 @@ _NUMBER_MAP = {"type": "object", "additionalProperties": _VALUE}
 
 #: aihwkit parameters every preset of a family must define (aihwkit_spec.md §1.2-1.6).
 FAMILY_REQUIRED: dict[str, tuple[str, ...]] = {
-    family: ("dw_min", "up_down", "w_max", "w_min") for family in FAMILIES
+    name: family.preset_required for name, family in CATALOGUE.items()
 }
-FAMILY_REQUIRED["linear-step"] += ("gamma_up", "gamma_down")
-FAMILY_REQUIRED["exp-step"] += ("A_up", "A_down", "gamma_up", "gamma_down", "a", "b")
-FAMILY_REQUIRED["pow-step"] += ("pow_gamma",)
-FAMILY_REQUIRED["piecewise-step"] += ("piecewise_up", "piecewise_down")
 
 
 def _family_rule(family: str) -> dict[str, Any]:

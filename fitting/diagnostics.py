@@ -64,32 +64,8 @@ def device_values(fit: PulseResponseFit) -> dict[str, Any]:
     }
     fm = family_model(fit.model)
     vals.update(fm.fixed)
-    if fit.model == "linear-step":
-        for d, ref in (("up", p["w_max"]), ("down", -p["w_min"])):
-            g = pd.get(f"gamma_{d}", np.full(pd["delta_up"].size, p[f"gamma_{d}"]))
-            vals[f"kappa_{d}"] = col(g, p[f"gamma_{d}"]) / ref
-    elif fit.model == "pow-step":
-        for d in ("up", "down"):
-            default = p["pow_gamma"] * _pow_factor(p, d)
-            g = pd.get(f"pow_gamma_{d}", np.full(pd["delta_up"].size, default))
-            vals[f"log_gamma_{d}"] = np.log(col(g, default))
-    elif fit.model == "exp-step":
-        for k in ("A_up", "A_down"):
-            vals[f"log_{k}"] = float(np.log(p[k]))
-        vals["gamma_up"], vals["gamma_down"] = p["gamma_up"], p["gamma_down"]
-        vals["a"], vals["b"] = p["a"], p["b"]
-    elif fit.model == "piecewise-step":
-        mid = len(p["piecewise_up"]) // 2
-        for d in ("up", "down"):
-            for j, v in enumerate(p[f"piecewise_{d}"]):
-                if j != mid:
-                    vals[f"node_{d}_{j}"] = float(v)
+    vals.update(fm.from_preset(p, pd, col))  # the family's shape values
     return vals
-
-
-def _pow_factor(p: dict, direction: str) -> float:
-    beta = p.get("pow_up_down", 0.0)
-    return (1 + min(beta, 0.0)) if direction == "up" else (1 - max(beta, 0.0))
 
 
 @dataclass

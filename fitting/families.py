@@ -1,8 +1,11 @@
-"""The six pulsed-device families as fit models, on top of the shared response functions.
+"""Fit parametrizations of the pulsed-device families, attached to the catalogue by name.
 
-The equations live in one place, :func:`simulator.devices.response.expected_step`; this
-module only says which quantities of each family are free, how they map to the arguments of
-that function, and how they become aihwkit's population parameters.
+The family itself (aihwkit class and fields, equations, sampler, preset, export) is defined
+once in :mod:`simulator.devices.families`; this module only says, per family, which
+quantities are fitted, how they feed the shared step equations, their start guesses, how the
+fitted shape maps back to aihwkit's fields, and which simpler families it reduces to. Each
+family is one :class:`FamilyModel` in :data:`FAMILY_MODELS`; nothing else in ``fitting``
+branches on a family name.
 
 Internal units: the fitter works in *normalized weight* ``w = (G − g0)/scale`` (dimension-
 less, span about 1). Every family has four per-device parameters: the step sizes Δ⁺, Δ⁻
@@ -12,49 +15,116 @@ all devices (aihwkit has no device-to-device spread for them: exp-step's A and �
 piecewise-step's nodes) or vary per device around a population mean (linear-step's γ,
 pow-step's exponents; aihwkit's ``gamma_*_dtod``, ``pow_*_dtod``).
 
-Parametrizations chosen for identifiability:
+Parametrizations chosen for identifiability (aihwkit's whole parameter space):
 
-* linear-step: ``kappa_up`` = γ⁺/w_max and ``kappa_down`` = γ⁻/|w_min| (γ and the
-  reference bound only enter as their ratio); γ follows once the population bounds are known.
-* exp-step: only A⁺e^{γ⁺b}, A⁻e^{−γ⁻b}, a·γ⁺ and a·γ⁻ are identifiable (z = 2a·w/R + b), so
-  ``a`` and ``b`` are fixed at aihwkit's defaults and ``log A_up``, ``log A_down``,
-  ``gamma_up``, ``gamma_down`` are fitted.
-* pow-step: ``log γ⁺``, ``log γ⁻`` (exponents stay positive).
+* linear-step: ``kappa_up`` = γ⁺/w_max and ``kappa_down`` = γ⁻/|w_min| (γ and the mean
+  reference bound only enter as their ratio, ``mean_bound_reference``); γ follows once the
+  population bounds are known. κ of either sign (negative: ``allow_increasing``).
+* exp-step: with z = 2a·w/(b⁺ − b⁻) + b the step is Δ⁺(1 − A⁺e^{γ⁺b}·e^{2aγ⁺w/R}) up and
+  Δ⁻(1 − A⁻e^{−γ⁻b}·e^{−2aγ⁻w/R}) down, so only A⁺e^{γ⁺b}, A⁻e^{−γ⁻b}, a·γ⁺ and a·γ⁻ are
+  identifiable. ``a`` and ``b`` are therefore held at aihwkit's defaults (a₀, b₀) and
+  ``gamma_up``, ``gamma_down`` and the signed decays ``decay_up`` = A⁺e^{γ⁺(a₀ + b₀)},
+  ``decay_down`` = A⁻e^{−γ⁻(b₀ − a₀)} are fitted (the relative step decrease at w = ±R/2;
+  either sign: A < 0 makes steps grow towards the bound; O(1) values condition the fit
+  better than A itself, which spans decades). Any aihwkit device (A, γ, a, b) is the same device
+  as (A', γ', a₀, b₀) with γ' = γ·a/a₀ and A'⁺ = A⁺e^{γ⁺b − γ'⁺b₀}, A'⁻ = A⁻e^{−γ⁻b + γ'⁻b₀}:
+  the exported fields are this representative, and the preset says that a, b are not
+  identified.
+* pow-step: ``log γ⁺``, ``log γ⁻`` (exponents stay positive); ``pow_up_down`` follows from
+  their ratio as aihwkit samples it.
 * piecewise-step: node values; the middle node of each direction is fixed to 1 so that Δ±
-  is the step at the middle of the device's range (aihwkit's granularity convention).
+  is the step at the middle of the device's range (aihwkit's granularity convention). Any
+  node count (:func:`piecewise_model`); the count is read from the value names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from simulator.devices.response import FAMILIES, expected_step
+from fitting.population import pair_population
+from simulator.devices.families import FAMILIES, device_family
+from simulator.devices.response import expected_step
 
 __all__ = [
     "DEVICE_PARAMS",
     "EXP_STEP_FIXED",
     "FAMILY_MODELS",
     "FamilyModel",
+    "ShapeStart",
     "family_model",
+    "piecewise_model",
     "piecewise_nodes",
 ]
 
 #: Per-device parameters every family has (normalized units).
 DEVICE_PARAMS = ("delta_up", "delta_down", "b_max", "b_min")
 
-#: aihwkit ExpStepDevice defaults for the parameters that cannot be identified.
-EXP_STEP_FIXED = {"a": 0.244, "b": 0.2425}
+#: aihwkit ExpStepDevice defaults of the parameters that cannot be identified (a, b).
+EXP_STEP_FIXED = {
+    k: v for k, v in device_family("exp-step").aihwkit_defaults().items() if k in ("a", "b")
+}
 
 PIECEWISE_NODES = 5
 
 
+@dataclass
+class ShapeStart:
+    """What start guesses may use: per-device linear IV fits per pulse and the plateaus."""
+
+    c_up: np.ndarray  # step at w = 0 of the linear fit, per pulse (up, signed)
+    s_up: np.ndarray  # slope of the step in w (up)
+    c_down: np.ndarray
+    s_down: np.ndarray
+    hi: np.ndarray  # upper read plateau per device (normalized)
+    lo: np.ndarray
+
+    @property
+    def span(self) -> np.ndarray:
+        return np.maximum(self.hi - self.lo, 1e-9)
+
+
+Values = Mapping[str, Any]
+
+
+def _no_step(v: Values) -> dict[str, Any]:
+    return {}
+
+
+def _no_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
+    return [{}]
+
+
+def _no_population(ctx: dict) -> None:
+    return None
+
+
+def _no_reduction(shape: Values, near: Callable[[str, float], bool]) -> list[str]:
+    return []
+
+
+def _no_transform(j: Mapping[str, int], theta: np.ndarray, out: np.ndarray, delta: float) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class FamilyModel:
-    """Which parameters of a family are fitted, and how they feed ``expected_step``."""
+    """One family's fit parametrization: free quantities, starts, mapping back to aihwkit.
+
+    Hooks (plain functions, one set per family):
+
+    ``to_step(values)``: the family's extra arguments of :func:`expected_step`;
+    ``starts(model, start, vals)``: candidate shared shapes (may refine ``vals`` in place);
+    ``population(ctx)``: aihwkit population fields from the fitted shape (fills
+    ``ctx["params"]``, ``ctx["uncertainty"]``, ``ctx["method"]``);
+    ``reduces_to(shape, near)``: simpler families it equals at the fitted shape;
+    ``transform(j, theta, out, delta)``: per-device values after moving the origin of w;
+    ``from_preset(p, per_device, col)``: fit values of a preset (diagnostics);
+    ``per_device(j, theta, se, unknown, bounds, out)``: per-device preset arrays.
+    """
 
     name: str
     shape: tuple[str, ...] = ()  # shape parameters (shared in model selection)
@@ -62,33 +132,30 @@ class FamilyModel:
     clip: bool = True  # the step is non-zero at the bounds, so clipping shapes the trace
     fixed: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    decoupled: bool = False  # up and down share no parameter (direction-wise data allowed)
+    bounds_by_direction: bool = False  # b_max only shapes up steps, b_min down steps
+    closed_form: bool = False  # the linear IV fit is the exact estimator (same pulse counts)
+    recenter: bool = True  # the origin of w can move (False: the shape fixes it)
+    recenter_shape: tuple[str, ...] = ()  # shared values that change when the origin moves
+    typical: Mapping[str, float] = field(default_factory=dict)  # scales of shape values
+    to_step: Callable[[Values], dict] = _no_step
+    starts: Callable[..., list[dict]] = _no_start
+    population: Callable[[dict], None] = _no_population
+    reduces_to: Callable[..., list[str]] = _no_reduction
+    transform: Callable[..., None] = _no_transform
+    from_preset: Callable[..., dict] = lambda p, pd, col: {}
+    per_device: Callable[..., None] = lambda j, theta, se, unknown, bounds, out: None
+    equivalence_shape: Callable[..., None] = lambda shape, se, fit: None
 
-    def step_params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+    def step_params(self, values: Values) -> dict[str, Any]:
         """Arguments of :func:`expected_step` from fitted values (arrays broadcast)."""
         v = dict(self.fixed)
         v.update(values)
         p: dict[str, Any] = {k: v[k] for k in DEVICE_PARAMS}
-        if self.name == "linear-step":
-            p.update(gamma_up=v["kappa_up"], gamma_down=v["kappa_down"], ref_max=1.0, ref_min=-1.0)
-        elif self.name == "exp-step":
-            p.update(
-                A_up=np.exp(v["log_A_up"]),
-                A_down=np.exp(v["log_A_down"]),
-                gamma_up=v["gamma_up"],
-                gamma_down=v["gamma_down"],
-                a=v["a"],
-                b=v["b"],
-            )
-        elif self.name == "pow-step":
-            p.update(
-                pow_gamma_up=np.exp(v["log_gamma_up"]), pow_gamma_down=np.exp(v["log_gamma_down"])
-            )
-        elif self.name == "piecewise-step":
-            up, down = piecewise_nodes(v)
-            p.update(piecewise_up=up, piecewise_down=down)
+        p.update(self.to_step(v))
         return p
 
-    def step(self, w: np.ndarray, up: bool, values: Mapping[str, Any]) -> np.ndarray:
+    def step(self, w: np.ndarray, up: bool, values: Values) -> np.ndarray:
         """Expected signed step of one pulse at normalized state ``w``."""
         return expected_step(self.name, w, up, self.step_params(values))
 
@@ -97,6 +164,283 @@ class FamilyModel:
         return len(self.shape)
 
 
+# ============================================================================ soft-bounds
+def _soft_bounds_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
+    span = s.span
+    with np.errstate(all="ignore"):
+        b_up, b_dn = -s.c_up / s.s_up, -s.c_down / s.s_down
+    ok_up = np.isfinite(b_up) & (s.s_up < 0) & (b_up > s.lo) & (b_up < s.hi + 3 * span)
+    ok_dn = np.isfinite(b_dn) & (s.s_down < 0) & (b_dn < s.hi) & (b_dn > s.lo - 3 * span)
+    vals["b_max"] = np.where(ok_up, b_up, s.hi + 0.05 * span)
+    vals["b_min"] = np.where(ok_dn, b_dn, s.lo - 0.05 * span)
+    vals["delta_up"] = np.where(ok_up & (s.c_up > 0), s.c_up, vals["delta_up"])
+    vals["delta_down"] = np.where(ok_dn & (-s.c_down > 0), -s.c_down, vals["delta_down"])
+    return [{}]
+
+
+def _soft_bounds_transform(j, theta, out, delta) -> None:
+    # Δ(1 − w/b) with w = w' + δ: Δ' = Δ(b − δ)/b at the new origin
+    out[:, j["delta_up"]] *= (theta[:, j["b_max"]] - delta) / theta[:, j["b_max"]]
+    out[:, j["delta_down"]] *= (theta[:, j["b_min"]] - delta) / theta[:, j["b_min"]]
+
+
+# ============================================================================ linear-step
+def _linear_to_step(v: Values) -> dict:
+    return {
+        "gamma_up": v["kappa_up"],
+        "gamma_down": v["kappa_down"],
+        "ref_max": 1.0,
+        "ref_min": -1.0,
+    }
+
+
+def _linear_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
+    with np.errstate(all="ignore"):
+        k_up = np.nanmedian(np.clip(-s.s_up / np.abs(s.c_up), -5, 5))
+        k_dn = np.nanmedian(np.clip(-s.s_down / np.abs(s.c_down), -5, 5))
+    k_up = float(k_up) if np.isfinite(k_up) else 0.0
+    k_dn = float(k_dn) if np.isfinite(k_dn) else 0.0
+    # the IV slope (negative γ allowed: aihwkit's allow_increasing), a clipped one, none
+    cands = [{"kappa_up": k_up, "kappa_down": k_dn}]
+    if k_up < 0 or k_dn < 0:
+        cands.append({"kappa_up": max(k_up, 0.0), "kappa_down": max(k_dn, 0.0)})
+    cands.append({"kappa_up": 0.0, "kappa_down": 0.0})
+    return cands
+
+
+def _linear_population(ctx: dict) -> None:
+    params, unc, method = ctx["params"], ctx["uncertainty"], ctx["method"]
+    j, theta, var = ctx["j"], ctx["theta"], ctx["var"]
+    shared_names, phi, phi_cov = ctx["shared_names"], ctx["phi"], ctx["phi_cov"]
+    for d in ("up", "down"):
+        k = f"kappa_{d}"
+        ref = ctx["mean_b"][d]
+        if k in j:
+            g = theta[:, j[k]] * ref
+            se = np.sqrt(np.maximum(var[:, j[k]], 0.0)) * ref
+            eff = ctx["estimator"](g, se)
+            params[f"gamma_{d}"], unc[f"gamma_{d}"] = eff.mean, eff.mean_stderr
+            params[f"gamma_{d}_dtod"] = eff.spread
+            unc[f"gamma_{d}_dtod"] = eff.spread_stderr
+            method[f"gamma_{d}"] = "fisher"
+            method[f"gamma_{d}_dtod"] = ctx["fisher_or_boot"](eff)
+            ctx["effects"][f"gamma_{d}"] = eff
+        else:
+            q = shared_names.index(k)
+            params[f"gamma_{d}"] = float(phi[q]) * ref
+            unc[f"gamma_{d}"] = float(np.sqrt(max(phi_cov[q, q], 0.0))) * ref or None
+            params[f"gamma_{d}_dtod"], unc[f"gamma_{d}_dtod"] = 0.0, None
+            method[f"gamma_{d}"] = "sandwich (devices)"
+            method[f"gamma_{d}_dtod"] = "not identified per device"
+    params["allow_increasing"] = bool(params["gamma_up"] < 0 or params["gamma_down"] < 0)
+    unc["allow_increasing"] = None
+    method["allow_increasing"] = "set when a fitted γ is negative"
+    params["mean_bound_reference"] = True
+    unc["mean_bound_reference"] = None
+    method["mean_bound_reference"] = "fixed (γ is fitted relative to the mean bounds)"
+
+
+def _linear_reduces(shape: Values, near) -> list[str]:
+    out = []
+    if near("gamma_up", 0.0) and near("gamma_down", 0.0):
+        out.append("constant-step")
+    if near("gamma_up", 1.0) and near("gamma_down", 1.0):
+        out.append("soft-bounds")
+    return out
+
+
+def _linear_transform(j, theta, out, delta) -> None:
+    if "kappa_up" not in j:
+        return
+    ku, kd = theta[:, j["kappa_up"]], theta[:, j["kappa_down"]]
+    out[:, j["delta_up"]] *= 1.0 - ku * delta
+    out[:, j["kappa_up"]] = ku / (1.0 - ku * delta)
+    out[:, j["delta_down"]] *= 1.0 + kd * delta
+    out[:, j["kappa_down"]] = kd / (1.0 + kd * delta)
+
+
+def _linear_from_preset(p, pd, col) -> dict:
+    vals = {}
+    n = pd["delta_up"].size
+    for d, ref in (("up", p["w_max"]), ("down", -p["w_min"])):
+        g = pd.get(f"gamma_{d}", np.full(n, p[f"gamma_{d}"]))
+        vals[f"kappa_{d}"] = col(g, p[f"gamma_{d}"]) / ref
+    return vals
+
+
+def _linear_per_device(j, theta, se, unknown, bounds, out) -> None:
+    if "kappa_up" not in j:
+        return
+    for d, ref in (("up", "w_max"), ("down", "w_min")):
+        b = bounds[ref]
+        bad = unknown[:, j[f"kappa_{d}"]]
+        out[f"gamma_{d}"] = np.where(bad, np.nan, theta[:, j[f"kappa_{d}"]] * b)
+        out[f"gamma_{d}_se"] = np.where(bad, np.nan, se[:, j[f"kappa_{d}"]] * b)
+
+
+def _linear_equivalence_shape(shape: dict, se: dict, fit) -> None:
+    # γ = κ·(mean bound) in the normalized units of the fit
+    for d, b in (("up", "b_max"), ("down", "b_min")):
+        ref = float(np.median(np.abs(fit.theta[:, fit.names.index(b)])))
+        if f"kappa_{d}" in shape:
+            shape[f"gamma_{d}"] = shape[f"kappa_{d}"] * ref
+            se[f"gamma_{d}"] = se[f"kappa_{d}"] * ref
+
+
+# =============================================================================== exp-step
+def _exp_to_step(v: Values) -> dict:
+    """A± from the fitted decays: decay⁺ = A⁺e^{γ⁺(a + b)}, decay⁻ = A⁻e^{−γ⁻(b − a)}."""
+    a, b = v["a"], v["b"]
+    return {
+        "A_up": v["decay_up"] * np.exp(-v["gamma_up"] * (a + b)),
+        "A_down": v["decay_down"] * np.exp(v["gamma_down"] * (b - a)),
+        "gamma_up": v["gamma_up"],
+        "gamma_down": v["gamma_down"],
+        "a": a,
+        "b": b,
+    }
+
+
+def _exp_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
+    """Shrinking (decay > 0) and growing (decay < 0: A < 0) steps, weak and strong."""
+    cands = []
+    for gamma in (12.0, 4.0):
+        for decay in (0.4, 0.8, -0.6):  # 1 − (step at the bound)/(step far from it)
+            cands.append(
+                {"decay_up": decay, "decay_down": decay, "gamma_up": gamma, "gamma_down": gamma}
+            )
+    return cands
+
+
+def _exp_population(ctx: dict) -> None:
+    """aihwkit's A±, γ± at a = a₀, b = b₀ (the identified combinations mapped back)."""
+    params, unc, method = ctx["params"], ctx["uncertainty"], ctx["method"]
+    phi, phi_cov = ctx["phi"], ctx["phi_cov"]
+    q = {n: i for i, n in enumerate(ctx["shared_names"])}
+    a, b = EXP_STEP_FIXED["a"], EXP_STEP_FIXED["b"]
+    for d, ref in (("up", -(a + b)), ("down", b - a)):
+        i, k = q[f"decay_{d}"], q[f"gamma_{d}"]
+        decay, gamma = float(phi[i]), float(phi[k])
+        factor = float(np.exp(gamma * ref))
+        value = decay * factor
+        # delta method: ∂A/∂decay = factor, ∂A/∂γ = A·ref
+        grad = np.array([factor, value * ref])
+        sub = np.array([[phi_cov[i, i], phi_cov[i, k]], [phi_cov[k, i], phi_cov[k, k]]])
+        params[f"A_{d}"] = value
+        unc[f"A_{d}"] = float(np.sqrt(max(grad @ sub @ grad, 0.0)))
+        params[f"gamma_{d}"] = gamma
+        unc[f"gamma_{d}"] = float(np.sqrt(max(phi_cov[k, k], 0.0)))
+        method[f"A_{d}"] = method[f"gamma_{d}"] = "sandwich (devices)"
+    note = device_family("exp-step").unidentifiable
+    for k, v in EXP_STEP_FIXED.items():
+        params[k], unc[k] = v, None
+        method[k] = f"not identified: {note[k]}"
+
+
+def _exp_from_preset(p, pd, col) -> dict:
+    a, b = p["a"], p["b"]
+    return {
+        "decay_up": p["A_up"] * np.exp(p["gamma_up"] * (a + b)),
+        "decay_down": p["A_down"] * np.exp(-p["gamma_down"] * (b - a)),
+        "gamma_up": p["gamma_up"],
+        "gamma_down": p["gamma_down"],
+        "a": a,
+        "b": b,
+    }
+
+
+# =============================================================================== pow-step
+def _pow_to_step(v: Values) -> dict:
+    return {
+        "pow_gamma_up": np.exp(v["log_gamma_up"]),
+        "pow_gamma_down": np.exp(v["log_gamma_down"]),
+    }
+
+
+def _pow_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
+    vals["b_max"] = s.hi + 0.02 * s.span
+    vals["b_min"] = s.lo - 0.02 * s.span
+    return [{"log_gamma_up": np.log(g), "log_gamma_down": np.log(g)} for g in (1.0, 2.0, 0.5)]
+
+
+def _pow_population(ctx: dict) -> None:
+    """γ, pow_up_down and their spreads, inverted from aihwkit's sampling of γ⁺, γ⁻."""
+    params, unc, method = ctx["params"], ctx["uncertainty"], ctx["method"]
+    j, theta, var, cov = ctx["j"], ctx["theta"], ctx["var"], ctx["cov"]
+    shared_names, phi, phi_cov = ctx["shared_names"], ctx["phi"], ctx["phi_cov"]
+    if "log_gamma_up" in j:
+        g_up = np.exp(theta[:, j["log_gamma_up"]])
+        g_dn = np.exp(theta[:, j["log_gamma_down"]])
+        pp = pair_population(
+            g_up,
+            g_dn,
+            g_up**2 * var[:, j["log_gamma_up"]],
+            g_dn**2 * var[:, j["log_gamma_down"]],
+            g_up * g_dn * cov[:, j["log_gamma_up"], j["log_gamma_down"]],
+            estimator=ctx["estimator"],
+        )
+        params["pow_gamma"], unc["pow_gamma"] = pp.scale, pp.scale_stderr
+        params["pow_up_down"], unc["pow_up_down"] = pp.asymmetry, pp.asymmetry_stderr
+        params["pow_gamma_dtod"] = pp.gain.spread
+        unc["pow_gamma_dtod"] = pp.gain.spread_stderr
+        params["pow_up_down_dtod"] = pp.asym.spread
+        unc["pow_up_down_dtod"] = pp.asym.spread_stderr
+        method["pow_gamma"] = method["pow_up_down"] = "fisher"
+        method["pow_gamma_dtod"] = ctx["fisher_or_boot"](pp.gain)
+        method["pow_up_down_dtod"] = ctx["fisher_or_boot"](pp.asym)
+        ctx["effects"]["pow"] = pp
+        return
+    qu, qd = shared_names.index("log_gamma_up"), shared_names.index("log_gamma_down")
+    g_up, g_dn = float(np.exp(phi[qu])), float(np.exp(phi[qd]))
+    se_up = g_up * float(np.sqrt(max(phi_cov[qu, qu], 0.0)))
+    se_dn = g_dn * float(np.sqrt(max(phi_cov[qd, qd], 0.0)))
+    # aihwkit: γ⁺ = γ(1 + min(β, 0)), γ⁻ = γ(1 − max(β, 0))
+    if g_up >= g_dn:
+        params["pow_gamma"], params["pow_up_down"] = g_up, 1.0 - g_dn / g_up
+        unc["pow_gamma"] = se_up
+        unc["pow_up_down"] = float(np.hypot(se_dn / g_up, g_dn * se_up / g_up**2))
+    else:
+        params["pow_gamma"], params["pow_up_down"] = g_dn, g_up / g_dn - 1.0
+        unc["pow_gamma"] = se_dn
+        unc["pow_up_down"] = float(np.hypot(se_up / g_dn, g_up * se_dn / g_dn**2))
+    method["pow_gamma"] = method["pow_up_down"] = "sandwich (devices)"
+    params["pow_gamma_dtod"] = params["pow_up_down_dtod"] = 0.0
+    unc["pow_gamma_dtod"] = unc["pow_up_down_dtod"] = None
+    method["pow_gamma_dtod"] = method["pow_up_down_dtod"] = "not identified per device"
+
+
+def _pow_reduces(shape: Values, near) -> list[str]:
+    if near("log_gamma_up", 0.0) and near("log_gamma_down", 0.0):
+        return ["soft-bounds"]
+    return []
+
+
+def _pow_factor(p: Values, direction: str) -> float:
+    beta = p.get("pow_up_down", 0.0) or 0.0
+    return (1 + min(beta, 0.0)) if direction == "up" else (1 - max(beta, 0.0))
+
+
+def _pow_from_preset(p, pd, col) -> dict:
+    vals = {}
+    n = pd["delta_up"].size
+    for d in ("up", "down"):
+        default = p["pow_gamma"] * _pow_factor(p, d)
+        g = pd.get(f"pow_gamma_{d}", np.full(n, default))
+        vals[f"log_gamma_{d}"] = np.log(col(g, default))
+    return vals
+
+
+def _pow_per_device(j, theta, se, unknown, bounds, out) -> None:
+    if "log_gamma_up" not in j:
+        return
+    for d in ("up", "down"):
+        bad = unknown[:, j[f"log_gamma_{d}"]]
+        g = np.exp(theta[:, j[f"log_gamma_{d}"]])
+        out[f"pow_gamma_{d}"] = np.where(bad, np.nan, g)
+        out[f"pow_gamma_{d}_se"] = np.where(bad, np.nan, g * se[:, j[f"log_gamma_{d}"]])
+
+
+# ========================================================================= piecewise-step
 def _piecewise_shape(n_nodes: int) -> tuple[str, ...]:
     mid = n_nodes // 2
     names = [f"node_up_{j}" for j in range(n_nodes) if j != mid]
@@ -104,50 +448,153 @@ def _piecewise_shape(n_nodes: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def piecewise_nodes(values: Mapping[str, Any], n_nodes: int = PIECEWISE_NODES) -> tuple[list, list]:
-    """Node lists (up, down) with the fixed middle node 1, from fitted node values."""
+def piecewise_nodes(values: Values, n_nodes: int | None = None) -> tuple[list, list]:
+    """Node lists (up, down) with the fixed middle node 1, from fitted node values.
+
+    ``n_nodes`` defaults to the count the value names imply (any node count).
+    """
+    if n_nodes is None:
+        n_nodes = len([k for k in values if k.startswith("node_up_")]) + 1
     mid = n_nodes // 2
     up = [1.0 if j == mid else values[f"node_up_{j}"] for j in range(n_nodes)]
     down = [1.0 if j == mid else values[f"node_down_{j}"] for j in range(n_nodes)]
     return up, down
 
 
-FAMILY_MODELS: dict[str, FamilyModel] = {
-    "constant-step": FamilyModel(
-        "constant-step", clip=True, description="constant step, hard bounds by clipping"
-    ),
-    "soft-bounds": FamilyModel(
-        "soft-bounds", clip=False, description="step shrinks linearly to zero at own bounds"
-    ),
-    "linear-step": FamilyModel(
-        "linear-step",
-        shape=("kappa_up", "kappa_down"),
-        per_device_shape=("kappa_up", "kappa_down"),
-        clip=True,
-        description="step linear in w relative to the mean bounds; hard bounds clip",
-    ),
-    "exp-step": FamilyModel(
-        "exp-step",
-        shape=("log_A_up", "log_A_down", "gamma_up", "gamma_down"),
-        clip=True,
-        fixed=dict(EXP_STEP_FIXED),
-        description="exponential step shape (global), hard bounds clip",
-    ),
-    "pow-step": FamilyModel(
-        "pow-step",
-        shape=("log_gamma_up", "log_gamma_down"),
-        per_device_shape=("log_gamma_up", "log_gamma_down"),
-        clip=False,
-        description="step ∝ distance to the bound to a power",
-    ),
-    "piecewise-step": FamilyModel(
+def _piecewise_to_step(v: Values) -> dict:
+    up, down = piecewise_nodes(v)
+    return {"piecewise_up": up, "piecewise_down": down}
+
+
+def _piecewise_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
+    n_nodes = len(model.shape) // 2 + 1
+    mid = n_nodes // 2
+    flat = {n: 1.0 for n in model.shape}
+    x = np.linspace(0.0, 1.0, n_nodes)
+    lin = {}
+    for d, c, sl in (("up", s.c_up, s.s_up), ("down", s.c_down, s.s_down)):
+        w_nodes = s.lo[:, None] + x[None, :] * s.span[:, None]
+        with np.errstate(all="ignore"):
+            step = np.abs(c[:, None] + sl[:, None] * w_nodes)
+            rel = np.nanmedian(step / step[:, mid : mid + 1], axis=0)
+        rel = np.where(np.isfinite(rel), np.clip(rel, 0.0, 5.0), 1.0)
+        for j in range(n_nodes):
+            if j != mid:
+                lin[f"node_{d}_{j}"] = float(rel[j])
+    return [lin, flat]
+
+
+def _piecewise_population(ctx: dict) -> None:
+    params, unc, method = ctx["params"], ctx["uncertainty"], ctx["method"]
+    phi, phi_cov, shared_names = ctx["phi"], ctx["phi_cov"], ctx["shared_names"]
+    values = {n: float(phi[q]) for q, n in enumerate(shared_names)}
+    ses = {n: float(np.sqrt(max(phi_cov[q, q], 0.0))) for q, n in enumerate(shared_names)}
+    up, down = piecewise_nodes(values)
+    up_se, down_se = piecewise_nodes(ses)
+    mid = len(up) // 2
+    up_se[mid] = down_se[mid] = 0.0
+    params["piecewise_up"], params["piecewise_down"] = up, down
+    unc["piecewise_up"], unc["piecewise_down"] = up_se, down_se
+    method["piecewise_up"] = method["piecewise_down"] = "sandwich (devices)"
+
+
+def _piecewise_from_preset(p, pd, col) -> dict:
+    vals = {}
+    mid = len(p["piecewise_up"]) // 2
+    for d in ("up", "down"):
+        for j, v in enumerate(p[f"piecewise_{d}"]):
+            if j != mid:
+                vals[f"node_{d}_{j}"] = float(v)
+    return vals
+
+
+def piecewise_model(n_nodes: int = PIECEWISE_NODES) -> FamilyModel:
+    """The piecewise-step fit model with ``n_nodes`` nodes per direction (≥ 2)."""
+    if n_nodes < 2:
+        raise ValueError(f"piecewise-step needs at least 2 nodes to fit, got {n_nodes}")
+    return FamilyModel(
         "piecewise-step",
-        shape=_piecewise_shape(PIECEWISE_NODES),
+        shape=_piecewise_shape(n_nodes),
         clip=True,
-        description=f"piecewise-linear step multiplier, {PIECEWISE_NODES} nodes (global)",
-    ),
+        description=f"piecewise-linear step multiplier, {n_nodes} nodes (global)",
+        to_step=_piecewise_to_step,
+        starts=_piecewise_start,
+        population=_piecewise_population,
+        from_preset=_piecewise_from_preset,
+    )
+
+
+FAMILY_MODELS: dict[str, FamilyModel] = {
+    m.name: m
+    for m in (
+        FamilyModel(
+            "constant-step",
+            clip=True,
+            decoupled=True,
+            description=device_family("constant-step").description,
+        ),
+        FamilyModel(
+            "soft-bounds",
+            clip=False,
+            decoupled=True,
+            bounds_by_direction=True,
+            closed_form=True,
+            starts=_soft_bounds_start,
+            transform=_soft_bounds_transform,
+            description=device_family("soft-bounds").description,
+        ),
+        FamilyModel(
+            "linear-step",
+            shape=("kappa_up", "kappa_down"),
+            per_device_shape=("kappa_up", "kappa_down"),
+            clip=True,
+            decoupled=True,
+            recenter_shape=("kappa_up", "kappa_down"),
+            typical={"kappa_up": 0.1, "kappa_down": 0.1},
+            to_step=_linear_to_step,
+            starts=_linear_start,
+            population=_linear_population,
+            reduces_to=_linear_reduces,
+            transform=_linear_transform,
+            from_preset=_linear_from_preset,
+            per_device=_linear_per_device,
+            equivalence_shape=_linear_equivalence_shape,
+            description=device_family("linear-step").description,
+        ),
+        FamilyModel(
+            "exp-step",
+            shape=("decay_up", "decay_down", "gamma_up", "gamma_down"),
+            clip=True,
+            fixed=dict(EXP_STEP_FIXED),
+            recenter=False,  # z = 2a·w/R + b fixes the origin of w (a, b are not refitted)
+            typical={"decay_up": 0.1, "decay_down": 0.1, "gamma_up": 1.0, "gamma_down": 1.0},
+            to_step=_exp_to_step,
+            starts=_exp_start,
+            population=_exp_population,
+            from_preset=_exp_from_preset,
+            description=device_family("exp-step").description,
+        ),
+        FamilyModel(
+            "pow-step",
+            shape=("log_gamma_up", "log_gamma_down"),
+            per_device_shape=("log_gamma_up", "log_gamma_down"),
+            clip=False,
+            typical={"log_gamma_up": 0.1, "log_gamma_down": 0.1},
+            to_step=_pow_to_step,
+            starts=_pow_start,
+            population=_pow_population,
+            reduces_to=_pow_reduces,
+            from_preset=_pow_from_preset,
+            per_device=_pow_per_device,
+            description=device_family("pow-step").description,
+        ),
+        piecewise_model(PIECEWISE_NODES),
+    )
 }
 assert set(FAMILY_MODELS) == set(FAMILIES)
+
+#: Families whose up and down steps share no parameter (direction-wise data can be fitted).
+DECOUPLED = tuple(n for n, m in FAMILY_MODELS.items() if m.decoupled)
 
 
 def family_model(name: str) -> FamilyModel:

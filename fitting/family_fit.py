@@ -20,31 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fitting.families import (
-    DEVICE_PARAMS,
-    EXP_STEP_FIXED,
-    FAMILY_MODELS,
-    PIECEWISE_NODES,
-    FamilyModel,
-)
+from fitting.families import DEVICE_PARAMS, FAMILY_MODELS, FamilyModel, ShapeStart
 from fitting.gmm import DeviceFit, GmmProblem
 from fitting.pairs import PairBlock
 from fitting.soft_bounds import linear_iv, soft_bounds_from_iv
 
 __all__ = ["DeviceData", "fit_devices", "fit_shared_shape", "initial_values"]
 
-TYPICAL = {
-    "b_max": 0.1,
-    "b_min": 0.1,
-    "kappa_up": 0.1,
-    "kappa_down": 0.1,
-    "log_gamma_up": 0.1,
-    "log_gamma_down": 0.1,
-    "log_A_up": 0.1,
-    "log_A_down": 0.1,
-    "gamma_up": 1.0,
-    "gamma_down": 1.0,
-}
+TYPICAL = {"b_max": 0.1, "b_min": 0.1}  # shape parameters: FamilyModel.typical
 
 
 @dataclass
@@ -115,67 +98,17 @@ def initial_values(model: FamilyModel, data: DeviceData) -> tuple[dict, list[dic
         "b_max": data.hi.copy(),
         "b_min": data.lo.copy(),
     }
-    cand: list[dict] = [{}]
     c_up, s_up = iv["up"].intercept / n_typ["up"], iv["up"].slope / n_typ["up"]
     c_dn, s_dn = iv["down"].intercept / n_typ["down"], iv["down"].slope / n_typ["down"]
-    if model.name == "soft-bounds":
-        with np.errstate(all="ignore"):
-            b_up, b_dn = -c_up / s_up, -c_dn / s_dn
-        ok_up = np.isfinite(b_up) & (s_up < 0) & (b_up > data.lo) & (b_up < data.hi + 3 * span)
-        ok_dn = np.isfinite(b_dn) & (s_dn < 0) & (b_dn < data.hi) & (b_dn > data.lo - 3 * span)
-        vals["b_max"] = np.where(ok_up, b_up, data.hi + 0.05 * span)
-        vals["b_min"] = np.where(ok_dn, b_dn, data.lo - 0.05 * span)
-        vals["delta_up"] = np.where(ok_up & (c_up > 0), c_up, vals["delta_up"])
-        vals["delta_down"] = np.where(ok_dn & (-c_dn > 0), -c_dn, vals["delta_down"])
-    elif model.name == "linear-step":
-        with np.errstate(all="ignore"):
-            k_up = np.nanmedian(np.clip(-s_up / np.abs(c_up), -5, 5))
-            k_dn = np.nanmedian(np.clip(-s_dn / np.abs(c_dn), -5, 5))
-        k_up = float(k_up) if np.isfinite(k_up) else 0.0
-        k_dn = float(k_dn) if np.isfinite(k_dn) else 0.0
-        cand = [
-            {"kappa_up": max(k_up, 0.0), "kappa_down": max(k_dn, 0.0)},
-            {"kappa_up": 0.0, "kappa_down": 0.0},
-        ]
-    elif model.name == "pow-step":
-        cand = [{"log_gamma_up": np.log(g), "log_gamma_down": np.log(g)} for g in (1.0, 2.0, 0.5)]
-        vals["b_max"] = data.hi + 0.02 * span
-        vals["b_min"] = data.lo - 0.02 * span
-    elif model.name == "exp-step":
-        a, b = EXP_STEP_FIXED["a"], EXP_STEP_FIXED["b"]
-        cand = []
-        for gamma in (12.0, 4.0):
-            for y_end in (0.6, 0.2):
-                cand.append(
-                    {
-                        "log_A_up": np.log(1.0 - y_end) - gamma * (b + a),
-                        "log_A_down": np.log(1.0 - y_end) + gamma * (b - a),
-                        "gamma_up": gamma,
-                        "gamma_down": gamma,
-                    }
-                )
-    elif model.name == "piecewise-step":
-        mid = PIECEWISE_NODES // 2
-        flat = {n: 1.0 for n in model.shape}
-        x = np.linspace(0.0, 1.0, PIECEWISE_NODES)
-        lin = {}
-        for d, c, s in (("up", c_up, s_up), ("down", c_dn, s_dn)):
-            w_nodes = data.lo[:, None] + x[None, :] * span[:, None]
-            with np.errstate(all="ignore"):
-                step = np.abs(c[:, None] + s[:, None] * w_nodes)
-                rel = np.nanmedian(step / step[:, mid : mid + 1], axis=0)
-            rel = np.where(np.isfinite(rel), np.clip(rel, 0.0, 5.0), 1.0)
-            for j in range(PIECEWISE_NODES):
-                if j != mid:
-                    lin[f"node_{d}_{j}"] = float(rel[j])
-        cand = [lin, flat]
+    start = ShapeStart(c_up, s_up, c_dn, s_dn, data.hi, data.lo)
+    cand = model.starts(model, start, vals)
     return vals, cand
 
 
 def _problem(
     model: FamilyModel, data: DeviceData, names: Sequence[str], shared: Sequence[str]
 ) -> GmmProblem:
-    typical = dict(TYPICAL)
+    typical = {**TYPICAL, **model.typical}
     for d in ("delta_up", "delta_down"):
         typical[d] = 1e-3
     return GmmProblem(model, data.blocks, names, shared, fixed=model.fixed, typical=typical)
@@ -223,7 +156,7 @@ def fit_devices(
 ) -> DeviceFit:
     """Per-device parameters of ``data`` with ``shape`` fixed (or as per-device start)."""
     n_pulse = data.uniform_pulses()
-    if model.name == "soft-bounds" and n_pulse is not None:
+    if model.closed_form and n_pulse is not None:
         return _soft_bounds_closed_form(data, n_pulse)
     vals, _ = initial_values(model, data)
     n = data.n_dev

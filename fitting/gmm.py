@@ -148,9 +148,9 @@ class GmmProblem:
                 hit = up
             elif name.endswith("_down") or name.startswith("node_down"):
                 hit = not up
-            elif name == "b_max" and self.model.name == "soft-bounds":
+            elif name == "b_max" and self.model.bounds_by_direction:
                 hit = up
-            elif name == "b_min" and self.model.name == "soft-bounds":
+            elif name == "b_min" and self.model.bounds_by_direction:
                 hit = not up
             else:
                 hit = True

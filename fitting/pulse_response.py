@@ -47,7 +47,7 @@ from fitting.chunked import (
     screening_pieces,
     serial_map,
 )
-from fitting.families import EXP_STEP_FIXED, FamilyModel, family_model, piecewise_nodes
+from fitting.families import DECOUPLED, FamilyModel, family_model
 from fitting.family_fit import DeviceData, fit_devices, fit_shared_shape
 from fitting.gmm import DeviceFit
 from fitting.noise import estimate_noise, noise_sums
@@ -78,7 +78,6 @@ __all__ = [
 
 MODEL_CHOICES = (*FAMILIES, "auto")
 #: families whose up and down steps do not share parameters (fit direction-wise data)
-DECOUPLED = ("constant-step", "soft-bounds", "linear-step")
 OUTLIER_MADS = 8.0  # per-device estimates this many robust SDs from the median: broken
 MAX_BOOTSTRAP_DEVICES = 2000
 PREDICTIVE_WARN = 0.10  # simulated mean trace off by more than this fraction of the span
@@ -746,12 +745,7 @@ def _mark_equivalences(ranked: list[ModelScore], fits: dict[str, DeviceFit]) -> 
         se = {
             n: float(np.sqrt(max(fit.phi_cov[j, j], 0.0))) for j, n in enumerate(fit.shared_names)
         }
-        if s.family == "linear-step":
-            # γ = κ·(mean bound) in the normalized units of the fit
-            for d, b in (("up", "b_max"), ("down", "b_min")):
-                ref = float(np.median(np.abs(fit.theta[:, fit.names.index(b)])))
-                shape[f"gamma_{d}"] = shape[f"kappa_{d}"] * ref
-                se[f"gamma_{d}"] = se[f"kappa_{d}"] * ref
+        family_model(s.family).equivalence_shape(shape, se, fit)  # e.g. linear-step's γ
         s.equivalent_to = equivalences(s.family, shape, se)
         if s is not best and abs(s.delta_bic) < 10.0:
             s.note = "not distinguishable from the best on these data (|ΔBIC| < 10)"
@@ -813,8 +807,8 @@ def _outliers(names: list[str], theta: np.ndarray, cov: np.ndarray, good: np.nda
 def _recenter_offset(
     fm: FamilyModel, names: list[str], theta: np.ndarray, cov: np.ndarray, notes: list[str]
 ) -> float:
-    if fm.name == "exp-step":
-        return 0.0  # z = 2a·w/R + b fixes the origin of w (a, b are not refitted)
+    if not fm.recenter:
+        return 0.0  # e.g. exp-step: z = 2a·w/R + b fixes the origin of w
     mids = []
     for name in ("b_max", "b_min"):
         j = names.index(name)
@@ -833,23 +827,16 @@ def _transform(fm: FamilyModel, names: list[str], theta: np.ndarray, delta: floa
     out = theta.copy()
     out[:, j["b_max"]] -= delta
     out[:, j["b_min"]] -= delta
-    if fm.name == "soft-bounds":
-        out[:, j["delta_up"]] *= (theta[:, j["b_max"]] - delta) / theta[:, j["b_max"]]
-        out[:, j["delta_down"]] *= (theta[:, j["b_min"]] - delta) / theta[:, j["b_min"]]
-    elif fm.name == "linear-step" and "kappa_up" in j:
-        ku, kd = theta[:, j["kappa_up"]], theta[:, j["kappa_down"]]
-        out[:, j["delta_up"]] *= 1.0 - ku * delta
-        out[:, j["kappa_up"]] = ku / (1.0 - ku * delta)
-        out[:, j["delta_down"]] *= 1.0 + kd * delta
-        out[:, j["kappa_down"]] = kd / (1.0 + kd * delta)
+    fm.transform(j, theta, out, delta)  # the family's step values at the new origin
     return out
 
 
 def _recenter(fm, names, theta, cov, shared_names, phi, delta):
     """Per-device values, covariances and shared values after moving the origin by delta."""
     full, th = names, theta
-    if fm.name == "linear-step" and "kappa_up" not in names:
-        # shared κ: transform it as a per-device column, then take it back out
+    if any(n in fm.recenter_shape for n in shared_names):
+        # shared shape that moves with the origin (linear-step's κ): transform it as a
+        # per-device column, then take it back out
         full = names + list(shared_names)
         th = np.concatenate([theta, np.broadcast_to(phi, (theta.shape[0], phi.size))], axis=1)
     new = _transform(fm, full, th, delta)
@@ -949,91 +936,24 @@ def _population(
         naive[f"{name}_dtod"] = eff.naive_spread / abs(eff.mean)
         effects[name] = eff
     mean_b = {"up": params["w_max"] / scale, "down": abs(params["w_min"]) / scale}
-    if fm.name == "linear-step":
-        for d in ("up", "down"):
-            k = f"kappa_{d}"
-            if k in j:
-                g = theta[:, j[k]] * mean_b[d]
-                se = np.sqrt(np.maximum(var[:, j[k]], 0.0)) * mean_b[d]
-                eff = estimator(g, se)
-                params[f"gamma_{d}"], unc[f"gamma_{d}"] = eff.mean, eff.mean_stderr
-                params[f"gamma_{d}_dtod"] = eff.spread
-                unc[f"gamma_{d}_dtod"] = eff.spread_stderr
-                method[f"gamma_{d}"] = "fisher"
-                method[f"gamma_{d}_dtod"] = _fisher_or_boot(eff)
-                effects[f"gamma_{d}"] = eff
-            else:
-                q = shared_names.index(k)
-                params[f"gamma_{d}"] = float(phi[q]) * mean_b[d]
-                unc[f"gamma_{d}"] = float(np.sqrt(max(phi_cov[q, q], 0.0))) * mean_b[d] or None
-                params[f"gamma_{d}_dtod"], unc[f"gamma_{d}_dtod"] = 0.0, None
-                method[f"gamma_{d}"] = "sandwich (devices)"
-                method[f"gamma_{d}_dtod"] = "not identified per device"
-        params["allow_increasing"] = bool(params["gamma_up"] < 0 or params["gamma_down"] < 0)
-        unc["allow_increasing"] = None
-        method["allow_increasing"] = "set when a fitted γ is negative"
-    elif fm.name == "pow-step":
-        if "log_gamma_up" in j:
-            g_up = np.exp(theta[:, j["log_gamma_up"]])
-            g_dn = np.exp(theta[:, j["log_gamma_down"]])
-            pp = pair_population(
-                g_up,
-                g_dn,
-                g_up**2 * var[:, j["log_gamma_up"]],
-                g_dn**2 * var[:, j["log_gamma_down"]],
-                g_up * g_dn * cov[:, j["log_gamma_up"], j["log_gamma_down"]],
-                estimator=estimator,
-            )
-            params["pow_gamma"], unc["pow_gamma"] = pp.scale, pp.scale_stderr
-            params["pow_up_down"], unc["pow_up_down"] = pp.asymmetry, pp.asymmetry_stderr
-            params["pow_gamma_dtod"] = pp.gain.spread
-            unc["pow_gamma_dtod"] = pp.gain.spread_stderr
-            params["pow_up_down_dtod"] = pp.asym.spread
-            unc["pow_up_down_dtod"] = pp.asym.spread_stderr
-            method["pow_gamma"] = method["pow_up_down"] = "fisher"
-            method["pow_gamma_dtod"] = _fisher_or_boot(pp.gain)
-            method["pow_up_down_dtod"] = _fisher_or_boot(pp.asym)
-            effects["pow"] = pp
-        else:
-            qu, qd = shared_names.index("log_gamma_up"), shared_names.index("log_gamma_down")
-            g_up, g_dn = float(np.exp(phi[qu])), float(np.exp(phi[qd]))
-            se_up = g_up * float(np.sqrt(max(phi_cov[qu, qu], 0.0)))
-            se_dn = g_dn * float(np.sqrt(max(phi_cov[qd, qd], 0.0)))
-            if g_up >= g_dn:
-                params["pow_gamma"], params["pow_up_down"] = g_up, 1.0 - g_dn / g_up
-                unc["pow_gamma"] = se_up
-                unc["pow_up_down"] = float(np.hypot(se_dn / g_up, g_dn * se_up / g_up**2))
-            else:
-                params["pow_gamma"], params["pow_up_down"] = g_dn, g_up / g_dn - 1.0
-                unc["pow_gamma"] = se_dn
-                unc["pow_up_down"] = float(np.hypot(se_up / g_dn, g_up * se_dn / g_dn**2))
-            method["pow_gamma"] = method["pow_up_down"] = "sandwich (devices)"
-            params["pow_gamma_dtod"] = params["pow_up_down_dtod"] = 0.0
-            unc["pow_gamma_dtod"] = unc["pow_up_down_dtod"] = None
-            method["pow_gamma_dtod"] = method["pow_up_down_dtod"] = "not identified per device"
-    elif fm.name == "exp-step":
-        for q, name in enumerate(shared_names):
-            se = float(np.sqrt(max(phi_cov[q, q], 0.0)))
-            if name.startswith("log_"):
-                value = float(np.exp(phi[q]))
-                params[name[4:]], unc[name[4:]] = value, value * se
-                method[name[4:]] = "sandwich (devices)"
-            else:
-                params[name], unc[name] = float(phi[q]), se
-                method[name] = "sandwich (devices)"
-        for k, v in EXP_STEP_FIXED.items():
-            params[k], unc[k] = v, None
-            method[k] = "fixed (aihwkit default; only A·e^{±γb} and a·γ are identifiable)"
-    elif fm.name == "piecewise-step":
-        values = {n: float(phi[q]) for q, n in enumerate(shared_names)}
-        ses = {n: float(np.sqrt(max(phi_cov[q, q], 0.0))) for q, n in enumerate(shared_names)}
-        up, down = piecewise_nodes(values)
-        up_se, down_se = piecewise_nodes(ses)
-        mid = len(up) // 2
-        up_se[mid] = down_se[mid] = 0.0
-        params["piecewise_up"], params["piecewise_down"] = up, down
-        unc["piecewise_up"], unc["piecewise_down"] = up_se, down_se
-        method["piecewise_up"] = method["piecewise_down"] = "sandwich (devices)"
+    fm.population(
+        {
+            "params": params,
+            "uncertainty": unc,
+            "method": method,
+            "effects": effects,
+            "j": j,
+            "theta": theta,
+            "var": var,
+            "cov": cov,
+            "shared_names": list(shared_names),
+            "phi": phi,
+            "phi_cov": phi_cov,
+            "mean_b": mean_b,
+            "estimator": estimator,
+            "fisher_or_boot": _fisher_or_boot,
+        }
+    )
     return {
         "params": params,
         "uncertainty": unc,
@@ -1095,18 +1015,8 @@ def _per_device(fm, names, theta, cov, scale, ids, pop) -> dict[str, np.ndarray]
     ):
         out[name] = np.where(unknown[:, j[key]], np.nan, theta[:, j[key]] * scale)
         out[f"{name}_se"] = np.where(unknown[:, j[key]], np.nan, se[:, j[key]] * scale)
-    if "kappa_up" in j:
-        for d, ref in (("up", "w_max"), ("down", "w_min")):
-            b = abs(pop["params"][ref]) / scale
-            bad = unknown[:, j[f"kappa_{d}"]]
-            out[f"gamma_{d}"] = np.where(bad, np.nan, theta[:, j[f"kappa_{d}"]] * b)
-            out[f"gamma_{d}_se"] = np.where(bad, np.nan, se[:, j[f"kappa_{d}"]] * b)
-    if "log_gamma_up" in j:
-        for d in ("up", "down"):
-            bad = unknown[:, j[f"log_gamma_{d}"]]
-            g = np.exp(theta[:, j[f"log_gamma_{d}"]])
-            out[f"pow_gamma_{d}"] = np.where(bad, np.nan, g)
-            out[f"pow_gamma_{d}_se"] = np.where(bad, np.nan, g * se[:, j[f"log_gamma_{d}"]])
+    bounds = {ref: abs(pop["params"][ref]) / scale for ref in ("w_max", "w_min")}
+    fm.per_device(j, theta, se, unknown, bounds, out)  # per-device shape (γ, exponents)
     return out
 
 

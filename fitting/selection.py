@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fitting.families import family_model
 from fitting.gmm import GmmProblem
 from fitting.noise import pair_statistics
 
@@ -104,14 +105,7 @@ def equivalences(
             return False
         return abs(value - target) <= max(2.0 * se, 0.02 * max(abs(target), 1.0))
 
-    out: list[str] = []
-    if family == "pow-step" and near("log_gamma_up", 0.0) and near("log_gamma_down", 0.0):
-        out.append("soft-bounds")
-    if family == "linear-step" and near("gamma_up", 0.0) and near("gamma_down", 0.0):
-        out.append("constant-step")
-    if family == "linear-step" and near("gamma_up", 1.0) and near("gamma_down", 1.0):
-        out.append("soft-bounds")
-    return out
+    return family_model(family).reduces_to(shape, near)
 
 
 def j_statistic(

@@ -12,8 +12,8 @@ from typing import Any
 
 from simulator.config import SGD, AnalogConfig, ChoppedTTv2, TikiTaka
 from simulator.devices.config import PulsedDeviceConfig
+from simulator.devices.families import FAMILIES
 from simulator.devices.pcm import PCMNoiseModel
-from simulator.devices.response import FAMILIES
 
 __all__ = [
     "PresetError",

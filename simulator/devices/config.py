@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from simulator.devices.response import FAMILIES
+from simulator.devices.families import FAMILIES, TorchDraws, sample_population
 
 __all__ = ["DevicePopulation", "PulsedDeviceConfig"]
 
@@ -60,11 +60,13 @@ class PulsedDeviceConfig:
     reset_std: float = 0.01
     # linear-step and soft-bounds: multiplicative (True) or additive cycle-to-cycle noise
     mult_noise: bool = True
-    # linear-step
+    # linear-step (aihwkit's LinearStepDevice; catalogue: simulator.devices.families)
     gamma_up: float = 0.0
     gamma_down: float = 0.0
     gamma_up_dtod: float = 0.05
     gamma_down_dtod: float = 0.05
+    allow_increasing: bool = False
+    mean_bound_reference: bool = True
     # exp-step (tile-global, no d2d spread, as in aihwkit)
     A_up: float = 0.00081
     A_down: float = 0.36833
@@ -188,62 +190,19 @@ class DevicePopulation:
         index per cross-point); parameters the arrays lack are sampled as usual.
         """
 
-        def normal() -> torch.Tensor:
-            return torch.randn(shape, generator=generator, dtype=dtype)
-
         c = config
-        gain = torch.exp(c.dw_min_dtod * normal()) if c.dw_min_dtod_log_normal else None
-        if gain is None:
-            gain = 1.0 + c.dw_min_dtod * normal()
-        asym = c.up_down_dtod * normal()
-        delta_up = (c.dw_min * (gain + asym + min(c.up_down, 0.0))).abs()
-        delta_down = (c.dw_min * (gain - asym - max(c.up_down, 0.0))).abs()
-        b_max = c.w_max * (1.0 + c.w_max_dtod * normal())
-        b_min = c.w_min * (1.0 + c.w_min_dtod * normal())
-        params: dict[str, Any] = {"delta_up": delta_up, "delta_down": delta_down}
+        draws = TorchDraws(generator, shape, dtype)
+        measured = None
         if c.per_device:
             n_measured = next(iter(c.per_device.values())).numel()
-            pick = torch.randint(n_measured, shape, generator=generator)
-            for name, values in c.per_device.items():
-                drawn = values.to(dtype)[pick]
-                if name == "b_max":
-                    b_max = drawn
-                elif name == "b_min":
-                    b_min = drawn
-                else:
-                    params[name] = drawn
-        # enforce_consistency: swap crossed bounds, then force b_max >= 0 >= b_min
-        lo, hi = torch.minimum(b_min, b_max), torch.maximum(b_min, b_max)
-        b_max, b_min = hi.abs(), -lo.abs()
-        params.update(b_max=b_max, b_min=b_min)
-        params["reset_bias"] = c.reset + c.reset_dtod * normal()
-        if c.family == "linear-step":
-            for key in ("gamma_up", "gamma_down"):
-                if key not in params:
-                    mean, spread = getattr(c, key), getattr(c, key + "_dtod")
-                    params[key] = (mean + spread * normal()).abs()
-            params["ref_max"] = torch.full(shape, c.w_max, dtype=dtype)
-            params["ref_min"] = torch.full(shape, c.w_min, dtype=dtype)
-        elif c.family == "exp-step":
-            params.update(A_up=c.A_up, A_down=c.A_down, gamma_up=c.gamma_up)
-            params.update(gamma_down=c.gamma_down, a=c.a, b=c.b)
-        elif c.family == "pow-step" and "pow_gamma_up" not in params:
-            g = 1.0 + c.pow_gamma_dtod * normal()
-            r = c.pow_up_down_dtod * normal()
-            params["pow_gamma_up"] = (c.pow_gamma * (g + r + min(c.pow_up_down, 0.0))).abs()
-            params["pow_gamma_down"] = (c.pow_gamma * (g - r - max(c.pow_up_down, 0.0))).abs()
-        elif c.family == "piecewise-step":
-            params["piecewise_up"] = [float(v) for v in c.piecewise_up]
-            params["piecewise_down"] = [float(v) for v in c.piecewise_down]
-        stuck = torch.rand(shape, generator=generator) < c.corrupt_devices_prob
-        if stuck.any():
-            lo = torch.clamp(b_min, min=-c.corrupt_devices_range)
-            hi = torch.clamp(b_max, max=c.corrupt_devices_range)
-            value = lo + torch.rand(shape, generator=generator, dtype=dtype) * (hi - lo)
-            for key in ("delta_up", "delta_down"):
-                params[key] = torch.where(stuck, torch.zeros_like(params[key]), params[key])
-            params["b_max"] = torch.where(stuck, value, b_max)
-            params["b_min"] = torch.where(stuck, value, b_min)
+
+            def measured() -> dict[str, torch.Tensor]:
+                pick = torch.randint(n_measured, shape, generator=generator)
+                return {name: values.to(dtype)[pick] for name, values in c.per_device.items()}
+
+        fields = {f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
+        params = sample_population(c.family, fields, draws, measured, with_reset=True)
+        stuck = params.pop("stuck")
         return cls(c.family, params, stuck)
 
     def to(self, device: torch.device | str) -> DevicePopulation:
