@@ -17,6 +17,7 @@ import numpy as np
 
 from calib.errors import CalibError
 from calib.io import CampaignData, read_campaign, read_campaign_any
+from calib.io.checks import check_technology
 from calib.io.hdf5 import open_dataset
 from calib.presets import SCHEMA_NAME, SCHEMA_VERSION, _clean, file_sha256, provenance, save_preset
 from fitting.pcm import PcmFit, PcmFitOptions, fit_pcm
@@ -29,9 +30,16 @@ PCM_CAMPAIGNS = ("programming", "drift", "read_noise")
 
 
 def load_pcm_campaigns(
-    inputs: Sequence[str | Path], kinds: Sequence[str] = (), units: str = "S"
+    inputs: Sequence[str | Path],
+    kinds: Sequence[str] = (),
+    units: str = "S",
+    any_technology: bool = False,
 ) -> dict[str, CampaignData]:
-    """Read the PCM campaigns of ``inputs``; ``kinds`` name the CSV files' campaigns, in order."""
+    """Read the PCM campaigns of ``inputs``; ``kinds`` name the CSV files' campaigns, in order.
+
+    A campaign whose instrument snapshot names another technology (a ReRAM chip's
+    programming campaign) is refused unless ``any_technology``.
+    """
     if not inputs:
         raise CalibError("no input files given")
     kinds = [k.replace("-", "_") for k in kinds]
@@ -75,6 +83,8 @@ def load_pcm_campaigns(
                 else read_campaign(path, name)
             )
             _check_campaign(data, path)
+            if not any_technology:
+                check_technology(data.attrs, "pcm", f"{path}: {name}", "a PCM fit")
             found[name] = data
     return found
 
@@ -150,12 +160,13 @@ def fit_pcm_files(
     kinds: Sequence[str] = (),
     units: str = "S",
     report_dir: str | Path | None = None,
+    any_technology: bool = False,
 ) -> tuple[Path, PcmFit, dict[str, Any]]:
     """Fit the PCM model from ``inputs`` and write the preset to ``output``.
 
     Returns (preset path, fit, preset document). ``report_dir`` also writes the plots.
     """
-    campaigns = load_pcm_campaigns(inputs, kinds, units)
+    campaigns = load_pcm_campaigns(inputs, kinds, units, any_technology)
     prog, drift, reads = pcm_samples(campaigns)
     options = options or PcmFitOptions()
     try:

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from calib.errors import CalibError
+from calib.io.checks import check_campaign_values, check_unique_ids
 from calib.io.hdf5 import UNITS, open_dataset
 from fitting.traces import PulseTraces
 
@@ -63,6 +64,14 @@ class HDF5PulseSource:
                 raise CalibError(
                     f"{path}: {group}/pulses shape {pshape} does not match conductance {shape}"
                 )
+            for name in ("conductance", "pulses", "device_index"):
+                if g[name].dtype.kind not in "biuf":
+                    raise CalibError(
+                        f"{path}: {group}/{name} has non-numeric type {g[name].dtype} "
+                        "(numbers expected)"
+                    )
+            ids = np.asarray(g["device_index"][()], dtype=np.int64)
+            check_unique_ids(ids, group, path)  # over the whole file; values per piece
             self.shape = (int(shape[0]), int(shape[1]))
             self.attrs = {
                 k: (v.decode() if isinstance(v, bytes) else v) for k, v in g.attrs.items()
@@ -125,22 +134,11 @@ def _rows(ds: h5py.Dataset, rows: np.ndarray | slice) -> np.ndarray:
 
 
 def _traces(g: np.ndarray, pulses: np.ndarray, ids: np.ndarray, path: str, units: str):
-    """PulseTraces of one piece, with the checks of the file format on those rows."""
+    """PulseTraces of one piece, after the checks every reader applies (calib.io.checks)."""
     if not np.issubdtype(g.dtype, np.floating):
         g = g.astype(np.float64)
-    if np.isinf(g).any():
-        raise CalibError(f"{path}: conductance contains infinite values")
-    pad = ~np.isfinite(g)
-    if pad.any():
-        first_pad = np.where(pad.any(1), pad.argmax(1), g.shape[1])
-        trailing = pad.sum(1) == g.shape[1] - first_pad
-        if not np.all(trailing):
-            raise CalibError(
-                f"{path}: device {int(ids[~trailing][0])} has NaN reads inside its trace "
-                "(only trailing padding of shorter sequences may be NaN)"
-            )
-    if not np.all(np.isfinite(pulses)) or np.any(pulses != np.round(pulses)):
-        raise CalibError(f"{path}: pulse counts must be finite integers")
+    arrays = {"device_index": ids, "conductance": g, "pulses": pulses}
+    check_campaign_values(GROUP, arrays, {"conductance": units}, path)
     out = object.__new__(PulseTraces)
     out.conductance_s = g
     out.pulses = pulses.astype(np.int64)

@@ -85,6 +85,12 @@ def _degree(value: str) -> int | None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A preset with the true pcm section (e.g. the emulator's): print fit vs truth.",
 )
+@click.option(
+    "--any-technology",
+    is_flag=True,
+    help="Fit campaigns whose instrument snapshot names another technology than PCM "
+    "(refused by default).",
+)
 def fit_pcm_command(
     inputs: tuple[Path, ...],
     output: Path,
@@ -100,6 +106,7 @@ def fit_pcm_command(
     min_devices: int,
     truth: Path | None,
     overwrite: bool,
+    any_technology: bool,
 ) -> None:
     """Fit PCM programming noise, drift and read noise from INPUT files into a preset.
 
@@ -131,7 +138,9 @@ def fit_pcm_command(
         if "pcm" not in truth_doc:
             raise CalibError(f"{truth}: has no pcm section")
         truth_section = truth_doc["pcm"]
-    path, fit, preset = fit_pcm_files(inputs, output, options, kinds, units, report_dir)
+    path, fit, preset = fit_pcm_files(
+        inputs, output, options, kinds, units, report_dir, any_technology=any_technology
+    )
     for line in fit.summary():
         click.echo(line)
     click.echo(f"preset written to {path}" + (f"; plots in {report_dir}" if report_dir else ""))

@@ -11,7 +11,11 @@ Contracts (column names are case-sensitive; extra columns are ignored and report
 
 Conductances are in siemens unless ``units`` says otherwise (``uS``, ``nS``, ``mS`` are
 converted; ``normalized`` keeps dimensionless values and marks them so). Invalid rows (NaN,
-negative conductance, non-numeric values) are refused with the line number, never dropped.
+negative conductance, non-numeric values) are refused with the line number, never dropped;
+then the values pass the same checks as an HDF5 file (:mod:`calib.io.checks`: implausible
+units, duplicated or shuffled rows, times out of order, pulse counts out of range), also
+reported with the line number. Device ids that are the same number written differently
+(``01`` and ``1``) are refused, and so is a drift ``target`` that changes within a device.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from calib.errors import CalibError
+from calib.io.checks import MAX_PLAUSIBLE_S, check_campaign_values
 from calib.io.hdf5 import CampaignData, read_campaign
 
 __all__ = [
@@ -42,9 +47,6 @@ CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "read_noise": (("device", "time", "conductance"), ("target", "row", "col")),
     "programming": (("device", "target", "conductance"), ("iterations", "row", "col")),
 }
-
-#: Conductances above this many siemens are not plausible for a memory device.
-MAX_PLAUSIBLE_S = 0.1
 
 
 def _read_table(path: Path, campaign: str) -> pd.DataFrame:
@@ -94,19 +96,40 @@ def _scale(path: Path, frame: pd.DataFrame, columns: tuple[str, ...], units: str
             raise CalibError(f"{path}: line {line}: negative {col} {values[line - 2]:g}")
         values = values * UNIT_SCALE[units]
         if units != "normalized" and np.max(values) > MAX_PLAUSIBLE_S:
+            line = int(np.argmax(values > MAX_PLAUSIBLE_S)) + 2
             raise CalibError(
-                f"{path}: {col} reaches {np.max(values):g} S, not plausible in siemens; "
+                f"{path}: line {line}: {col} {np.max(values):g} S is not plausible in siemens; "
                 "state the units (--units uS, nS, mS or normalized)"
             )
         frame[col] = values
 
 
-def _device_index(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """Per-row device code (order of first appearance), unique ids, and labels if not ints."""
-    codes, uniques = pd.factorize(frame["device"], sort=False)
+def _device_index(
+    path: Path, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Per-row device code (order of first appearance), unique ids, and labels if not ints.
+
+    Ids that are the same number written differently (``01`` and ``1``, ``1.0``) are
+    refused: they would be one device in an HDF5 file, and merging them silently could mix
+    two devices' reads.
+    """
+    labels = frame["device"].str.strip()
+    codes, uniques = pd.factorize(labels, sort=False)
     ints = pd.to_numeric(pd.Series(uniques), errors="coerce")
-    if ints.notna().all() and np.all(ints == np.round(ints)):
-        return codes, ints.to_numpy(dtype=np.int64), None
+    if ints.notna().all() and np.all(ints == np.round(ints)) and np.all(np.abs(ints) < 2**62):
+        ids = ints.to_numpy(dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        same = ids[order][1:] == ids[order][:-1]
+        if same.any():
+            k = int(np.argmax(same))
+            a, b = int(order[k]), int(order[k + 1])
+            line_a = int(np.argmax(codes == a)) + 2
+            line_b = int(np.argmax(codes == b)) + 2
+            raise CalibError(
+                f"{path}: line {line_b}: device id {uniques[b]!r} is the same number as "
+                f"{uniques[a]!r} (line {line_a}); write each device's id one way"
+            )
+        return codes, ids, None
     return codes, np.arange(len(uniques), dtype=np.int64), [str(u) for u in uniques]
 
 
@@ -133,8 +156,10 @@ def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> Camp
         raise CalibError(f"unknown campaign {campaign!r}; use one of {sorted(CSV_COLUMNS)}")
     frame = _read_table(path, campaign)
     _scale(path, frame, ("conductance", "target"), units)
-    codes, ids, labels = _device_index(frame)
+    codes, ids, labels = _device_index(path, frame)
     n_dev = ids.size
+    line_no = np.arange(len(frame), dtype=float) + 2  # +1 header, +1 one-based
+    lines = _matrix(codes, line_no, n_dev, -1)
     unit = "normalized" if units == "normalized" else "S"
     arrays: dict[str, np.ndarray] = {"device_index": ids}
     lengths = np.bincount(codes, minlength=n_dev)
@@ -151,7 +176,8 @@ def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> Camp
             line = int(np.argmax(pulses != np.round(pulses))) + 2
             raise CalibError(f"{path}: line {line}: pulse must be an integer count")
         arrays["conductance"] = _matrix(codes, g, n_dev, np.nan)
-        arrays["pulses"] = _shared_or_matrix(_matrix(codes, pulses, n_dev, 0), lengths).astype(int)
+        # float until checked: 1e20 pulses would wrap around in int64
+        arrays["pulses"] = _matrix(codes, pulses, n_dev, 0)
         if "time" in frame.columns:
             t = _matrix(codes, frame["time"].to_numpy(float), n_dev, np.nan)
             arrays["time"] = _shared_or_matrix(t, lengths)
@@ -165,7 +191,16 @@ def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> Camp
         arrays["time"] = _shared_or_matrix(_matrix(codes, t, n_dev, np.nan), lengths)
         unit_map["time"] = "s"
         if "target" in frame.columns:
-            arrays["target"] = _matrix(codes, frame["target"].to_numpy(float), n_dev, np.nan)[:, 0]
+            targets = _matrix(codes, frame["target"].to_numpy(float), n_dev, np.nan)
+            changed = (targets != targets[:, :1]) & (lines >= 0)
+            if changed.any():
+                i, j = np.argwhere(changed)[0]
+                raise CalibError(
+                    f"{path}: line {int(lines[i, j])}: target {targets[i, j]:g} differs from "
+                    f"the device's first target {targets[i, 0]:g} (line {int(lines[i, 0])}); "
+                    "a device is programmed once per campaign"
+                )
+            arrays["target"] = targets[:, 0]
             unit_map["target"] = unit
         elif campaign == "drift":
             raise CalibError(f"{path}: a drift CSV needs a target column (programmed level, S)")
@@ -173,11 +208,15 @@ def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> Camp
         if np.any(lengths > 1):
             dup = ids[np.argmax(lengths > 1)]
             raise CalibError(f"{path}: device {dup} has {lengths.max()} rows; programming has one")
+        lines = line_no[np.argsort(codes)]
         arrays["conductance"] = g[np.argsort(codes)]
         arrays["target"] = frame["target"].to_numpy(float)[np.argsort(codes)]
         unit_map["target"] = unit
         if "iterations" in frame.columns:
             arrays["iterations"] = frame["iterations"].to_numpy(float)[np.argsort(codes)]
+    check_campaign_values(campaign, arrays, unit_map, str(path), lines)
+    if campaign == "pulse_response":
+        arrays["pulses"] = _shared_or_matrix(arrays["pulses"], lengths).astype(np.int64)
     attrs = {
         "campaign": campaign,
         "status": "complete",

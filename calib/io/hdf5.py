@@ -20,6 +20,7 @@ import numpy as np
 
 from calib._version import __version__
 from calib.errors import CalibError
+from calib.io.checks import check_campaign_values, check_numeric, check_self_contained
 
 __all__ = [
     "CAMPAIGNS",
@@ -294,6 +295,11 @@ def open_dataset(path: str | Path) -> h5py.File:
         raise CalibError(
             f"{path}: format version {version} is newer than supported ({FORMAT_VERSION})"
         )
+    try:
+        check_self_contained(f, str(path))  # no data outside the file (issue 18.12)
+    except CalibError:
+        f.close()
+        raise
     return f
 
 
@@ -328,7 +334,9 @@ def read_campaign(path: str | Path, campaign: str) -> CampaignData:
         if arr.ndim == 0 or arr.shape[0] != n:
             rows = arr.shape[0] if arr.ndim else 0
             raise CalibError(f"{path}: {campaign}/{name} has {rows} rows for {n} devices")
+    check_numeric(campaign, arrays, str(path))
     _check_shapes(path, campaign, arrays)
+    check_campaign_values(campaign, arrays, units, str(path))  # the checks CSVs get too
     return CampaignData(campaign, arrays, attrs, units, str(path))
 
 
