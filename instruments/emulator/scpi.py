@@ -372,8 +372,20 @@ def _split_args(text: bytes) -> list[bytes | str]:
     i = 0
     n = len(text)
     token = bytearray()
+    quote = 0
     while i < n:
         c = text[i]
+        if quote:  # a string parameter may hold commas (IEEE 488.2 §7.7.5)
+            token.append(c)
+            if c == quote:
+                quote = 0
+            i += 1
+            continue
+        if c in (0x22, 0x27):
+            quote = c
+            token.append(c)
+            i += 1
+            continue
         if c == 0x23:  # '#': a block must be a whole argument
             if token.strip():
                 raise ScpiError(-161, "block inside another argument")

@@ -32,6 +32,8 @@ from instruments.emulator.scpi import ScpiError, parse_bool, parse_float, parse_
 
 __all__ = ["Virtual33500B"]
 
+#: waveforms of FUNCtion (arbitrary waveforms are not modelled); triggers need PULSe
+FUNCTIONS = ("PULSe", "SINusoid", "SQUare", "DC", "TRIangle", "RAMP", "PRBS", "NOISe")
 MIN_WIDTH_S = 16e-9
 SOURCE = "pulser:33500B"
 IDLE_SETTINGS = frozenset({"high", "low", "polarity", "output", "load"})
@@ -56,13 +58,14 @@ class Virtual33500B(ScpiDevice):
         self.cycles = 1
         self.trigger_source = "IMM"
         self.delivered = 0  # pulses that reached the output (for tests)
+        self._reset_waveform()
 
     def register(self) -> None:
         s = self.setting
         s(
             "[:SOURce{c}]:FUNCtion",
             "function",
-            lambda a: short_choice(a, "function", ("PULSe", "SINusoid", "SQUare", "DC")),
+            lambda a: short_choice(a, "function", FUNCTIONS),
         )
         self.add("[:SOURce{c}]:FUNCtion:PULSe:WIDTh", self._set_width, 1)
         self.add("[:SOURce{c}]:FUNCtion:PULSe:WIDTh?", lambda a: nr3(self.width), 0)
@@ -103,6 +106,7 @@ class Virtual33500B(ScpiDevice):
         )
         self.table.add("*TRG", lambda a: self._trigger(bus=True), 0)
         self.add(":TRIGger{c}[:IMMediate]", lambda a: self._trigger(bus=False), 0)
+        self._register_waveform()
 
     def __setattr__(self, name: str, value: object) -> None:
         # each command that moves the output takes effect at once, even in the middle of a
@@ -118,7 +122,6 @@ class Virtual33500B(ScpiDevice):
             return
         if idle != self.bench.held(SOURCE):
             self.bench.hold(SOURCE, self.bench.routing.pulser_input, idle)
-
 
     def idle_level(self) -> float:
         """Open-circuit voltage between pulses: the low level, the high level if inverted."""
@@ -190,3 +193,106 @@ class Virtual33500B(ScpiDevice):
         self.delivered += n
         bench.clock.advance(n * self.period)
         bench.restart(SOURCE)
+
+    # ------------------------------------------------------------------ waveform settings
+    # Settings of the 33500B that the bench does not use but any driver may (PyMeasure's
+    # Agilent33500 does): stored and answered with the manual's ranges and couplings
+    # (33500B Operating and Service Guide, SCPI reference: FREQuency, VOLTage,
+    # VOLTage:OFFSet, PHASe, FUNCtion:SQUare/RAMP/PULSe, BURSt:INTernal:PERiod, OUTPut:TRIGger).
+    def _reset_waveform(self) -> None:
+        self.phase = 0.0
+        self.square_duty = 50.0
+        self.ramp_symmetry = 100.0
+        self.pulse_hold = "WIDT"
+        self.burst_period = 10e-3
+        self.trigger_output = False
+        self.display_text = ""
+
+    def _register_waveform(self) -> None:
+        s = self.setting
+        # frequency and period are one setting (FUNCtion:PULSe:PERiod is coupled to it)
+        self.add("[:SOURce{c}]:FREQuency[:CW]", self._set_frequency, 1)
+        self.add("[:SOURce{c}]:FREQuency[:CW]?", lambda a: nr3(1.0 / self.period), 0)
+        # amplitude (peak to peak) and offset are the high and low levels seen another way
+        self.add("[:SOURce{c}]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._set_amplitude, 1)
+        self.add(
+            "[:SOURce{c}]:VOLTage[:LEVel][:IMMediate][:AMPLitude]?",
+            lambda a: nr3(self.high - self.low),
+            0,
+        )
+        self.add("[:SOURce{c}]:VOLTage[:LEVel][:IMMediate]:OFFSet", self._set_offset, 1)
+        self.add(
+            "[:SOURce{c}]:VOLTage[:LEVel][:IMMediate]:OFFSet?",
+            lambda a: nr3((self.high + self.low) / 2),
+            0,
+        )
+        self.add("[:SOURce{c}]:VOLTage:UNIT", self._set_unit, 1)
+        self.add("[:SOURce{c}]:VOLTage:UNIT?", lambda a: "VPP", 0)
+        s("[:SOURce{c}]:PHASe[:ADJust]", "phase", lambda a: parse_float(a, "phase", -360, 360))
+        s(
+            "[:SOURce{c}]:FUNCtion:SQUare:DCYCle",
+            "square_duty",
+            lambda a: parse_float(a, "square duty cycle", 0.01, 99.99),
+        )
+        s(
+            "[:SOURce{c}]:FUNCtion:RAMP:SYMMetry",
+            "ramp_symmetry",
+            lambda a: parse_float(a, "ramp symmetry", 0, 100),
+        )
+        s(
+            "[:SOURce{c}]:FUNCtion:PULSe:HOLD",
+            "pulse_hold",
+            lambda a: short_choice(a, "pulse hold", ("WIDTh", "DCYCle")),
+        )
+        self.add("[:SOURce{c}]:FUNCtion:PULSe:DCYCle", self._set_duty, 1)
+        self.add(
+            "[:SOURce{c}]:FUNCtion:PULSe:DCYCle?", lambda a: nr3(100 * self.width / self.period), 0
+        )
+        s(
+            "[:SOURce{c}]:BURSt:INTernal:PERiod",
+            "burst_period",
+            lambda a: parse_float(a, "burst period", 1e-6, 8000),
+        )
+        s(":OUTPut:TRIGger[:STATe]", "trigger_output", lambda a: parse_bool(a, "trigger out"))
+        self.add(":SOURce{c}:PHASe:SYNChronize", lambda a: None, 0)
+        self.add(":PHASe:SYNChronize", lambda a: None, 0)
+        self.add(":SYSTem:BEEPer[:IMMediate]", lambda a: None, 0)
+        self.add(":DISPlay:TEXT[:DATA]", self._set_text, 1)
+        self.add(":DISPlay:TEXT[:DATA]?", lambda a: '"' + self.display_text + '"', 0)
+        self.add(":DISPlay:TEXT:CLEar", lambda a: setattr(self, "display_text", ""), 0)
+
+    def _set_frequency(self, args: list) -> None:
+        frequency = parse_float(args[0], "frequency", 1e-6, 30e6)
+        self._set_period([repr(1.0 / frequency)])
+
+    def _set_amplitude(self, args: list) -> None:
+        limit = 2 * MAX_OPEN_CIRCUIT_V / self._factor()
+        amplitude = parse_float(args[0], "amplitude", 1e-3 / self._factor(), limit)
+        self._set_both((self.high + self.low) / 2, amplitude)
+
+    def _set_offset(self, args: list) -> None:
+        limit = MAX_OPEN_CIRCUIT_V / self._factor()
+        self._set_both(parse_float(args[0], "offset", -limit, limit), self.high - self.low)
+
+    def _set_both(self, offset: float, amplitude: float) -> None:
+        high, low = offset + amplitude / 2, offset - amplitude / 2
+        limit = MAX_OPEN_CIRCUIT_V / self._factor()
+        if max(abs(high), abs(low)) > limit * (1 + 1e-12):
+            raise ScpiError(-222, f"offset and amplitude reach beyond ±{limit:g} V")
+        self.high, self.low = high, low
+
+    def _set_unit(self, args: list) -> None:
+        unit = short_choice(args[0], "amplitude unit", ("VPP", "VRMS", "DBM"))
+        if unit != "VPP":
+            raise ScpiError(-221, "the virtual generator keeps amplitudes in VPP")
+
+    def _set_duty(self, args: list) -> None:
+        duty = parse_float(args[0], "pulse duty cycle", 0, 100)
+        width = duty / 100 * self.period
+        if not MIN_WIDTH_S <= width <= self.period - MIN_WIDTH_S:
+            raise ScpiError(-221, f"a {duty:g} % pulse does not fit the period {self.period:g} s")
+        self.width = width
+
+    def _set_text(self, args: list) -> None:
+        text = args[0].decode("ascii", "replace") if isinstance(args[0], bytes) else args[0]
+        self.display_text = text.strip().strip('"').strip("'")[:40]

@@ -80,6 +80,7 @@ class VirtualB2900(ScpiDevice):
         self.list_levels = np.zeros(1)
         self.data = np.zeros(0)
         self.tripped = False
+        self._reset_peer()
 
     def register(self) -> None:
         s = self.setting
@@ -119,6 +120,7 @@ class VirtualB2900(ScpiDevice):
         self.add(":MEASure:CURRent[:DC]?", self._measure)
         self.add(":FETCh:ARRay:CURRent[:DC]?", self._fetch)
         self.add(":READ:ARRay:CURRent[:DC]?", self._read)
+        self._register_peer()
 
     # ------------------------------------------------------------------ settings
     def execute(self, message: bytes) -> list:
@@ -192,6 +194,8 @@ class VirtualB2900(ScpiDevice):
                 hold = self.pulse_width
                 bench.apply_voltage(idx, volts, hold, t + self.pulse_delay, SOURCE)
                 t_read, step = t + self.pulse_delay + hold, self.pulse_delay + hold + OVERHEAD_S
+                if self.trigger_source == "TIM":  # one pulse per timer interval
+                    step = max(step, self.timer)
             else:
                 step = self.timer if timed else settle + OVERHEAD_S
                 bench.apply_voltage(idx, volts, step, t, SOURCE)
@@ -232,3 +236,52 @@ class VirtualB2900(ScpiDevice):
         self._channels(args)
         self._acquire(spot=False)
         return self._reply()
+
+    # ------------------------------------------------------------------ other drivers' queries
+    # What QCoDeS's B2962A driver (and any B2900 program) may ask besides the bench's
+    # subset (B2900 SCPI Command Reference: :SOURce:CURRent, :SENSe:VOLTage:PROTection,
+    # :SENSe:REMote, :MEASure:VOLTage?, :MEASure:RESistance?).
+    def _reset_peer(self) -> None:
+        self.current_level = 0.0
+        self.voltage_limit = 2.0
+        self.remote_sense = False
+
+    def _register_peer(self) -> None:
+        s = self.setting
+        s(
+            ":SOURce{c}:CURRent[:LEVel][:IMMediate][:AMPLitude]",
+            "current_level",
+            _num(-3.03, 3.03, "current level"),
+        )
+        s(":SENSe{c}:VOLTage[:DC]:PROTection[:LEVel]", "voltage_limit", _num(0.2, 210, "limit"))
+        s(":SENSe{c}:REMote", "remote_sense", lambda a: parse_bool(a, "remote sense"))
+        self.add(":MEASure:VOLTage[:DC]?", self._measure_voltage)
+        self.add(":MEASure:RESistance?", self._measure_resistance)
+
+    def _spot(self, args: list) -> tuple[float, float]:
+        """One spot measurement: (volts at the output, amps). With the current limit reached
+        the output voltage is what the limit lets the routed devices drop."""
+        self._channels(args)
+        self._acquire(spot=True)
+        amps = float(self.data[-1])
+        volts = self.level
+        if self.tripped:
+            bench = self.bench
+            g = float(np.sum(bench.array.conductance(bench.devices_on(bench.routing.smu_input))))
+            volts = float(np.sign(self.level)) * min(abs(self.level), self.compliance / g)
+        return volts, amps
+
+    def _one(self, value: float) -> str | BlockReply:
+        if self.data_format == "ASC":
+            return f"{value:+.6E}"
+        order = "<" if self.byte_order == "SWAP" else ">"
+        return block_reply(
+            np.array([value]), f"{order}f{4 if self.data_format == 'REAL,32' else 8}"
+        )
+
+    def _measure_voltage(self, args: list) -> str | BlockReply:
+        return self._one(self._spot(args)[0])
+
+    def _measure_resistance(self, args: list) -> str | BlockReply:
+        volts, amps = self._spot(args)
+        return self._one(volts / amps if amps else 9.91e37)  # SCPI NaN for an open circuit

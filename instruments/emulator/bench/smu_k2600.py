@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from instruments.emulator.bench import smu_k2600_names
 from instruments.emulator.bench.device import VirtualDevice
 from instruments.emulator.bench.tsp import Namespace, TspError, run_chunk
-from instruments.emulator.scpi import ErrorQueue
+from instruments.emulator.scpi import CommandTable, ErrorQueue, StatusModel, register_common
 
 __all__ = ["Virtual2600B"]
 
@@ -60,8 +61,12 @@ class Virtual2600B(VirtualDevice):
     def __init__(self, bench) -> None:
         super().__init__(bench)
         self.errors = ErrorQueue()
+        self.status = StatusModel(self.errors)
         self.names = Namespace(constants=dict(CONSTANTS))
         self._register()
+        smu_k2600_names.install(self)  # the names other drivers use
+        self.common = CommandTable()
+        register_common(self.common, self.status, lambda: self.idn, self.reset)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -79,36 +84,36 @@ class Virtual2600B(VirtualDevice):
         self.data_format = 1.0
         self.precision = 6
         self.linefreq = 50.0
+        smu_k2600_names.reset(self)
 
     def inject_error(self) -> None:
         self.errors.push(5005, "Hardware fault (virtual fault injected)")
 
     # ------------------------------------------------------------------ messages
-    def execute(self, message: bytes) -> list[str]:
+    def execute(self, message: bytes) -> list[str | bytes]:
         text = message.decode("ascii", "replace").strip()
-        if text.startswith("*"):
+        if self.script is not None:  # loading an anonymous script (Reference Manual 6)
+            if text != "endscript":
+                self.script.append(text)
+                return []
+            text, self.script = "\n".join(self.script), None
+        elif text.split(None, 1)[:1] == ["loadandrunscript"]:
+            self.script = []
+            return []
+        elif text.startswith("*"):
             return self._common(text)
-        self._out: list[str] = []
+        self._out: list[str | bytes] = []
         try:
             run_chunk(text, self.names)
         except TspError as exc:
             self.errors.push(exc.code, exc.message)
             return []
-        return ["\n".join(self._out)] if self._out else []
+        return [smu_k2600_names.join_output(self._out)] if self._out else []
 
     def _common(self, text: str) -> list[str]:
-        head = text.upper()
-        if head == "*IDN?":
-            return [self.idn]
-        if head == "*OPC?":
-            return ["1"]
-        if head == "*RST":
-            self.reset()
-        elif head == "*CLS":
-            self.errors.clear()
-        elif head not in ("*WAI", "*OPC"):
-            self.errors.push(-113, "Undefined header")
-        return []
+        """IEEE 488.2 common commands (2600B Reference Manual, "Common commands")."""
+        replies = self.common.execute(text.encode(), self.errors)
+        return [str(r) for r in replies]
 
     # ------------------------------------------------------------------ names
     def _register(self) -> None:

@@ -50,6 +50,7 @@ class VirtualE5250A(ScpiDevice):
         self.bias_port = dict.fromkeys(CARDS, 10)
         self.bias_disabled: set[tuple[int, int]] = set()  # (card, output)
         self.couple = dict.fromkeys(CARDS, False)
+        self.couple_ports: dict[int, tuple[int, ...]] = dict.fromkeys(CARDS, ())
         if self.bench.closed:
             self.bench.release_all()
             self.bench.closed.clear()
@@ -77,6 +78,11 @@ class VirtualE5250A(ScpiDevice):
         self.add("[:ROUTe]:BIAS:PORT?", lambda a: str(self.bias_port[self._card(a[0])]), 1)
         self.add("[:ROUTe]:BIAS:CHANnel:ENABle[:LIST]", lambda a: self._bias_enable(a, True))
         self.add("[:ROUTe]:BIAS:CHANnel:DISable[:LIST]", lambda a: self._bias_enable(a, False))
+        self.add("[:ROUTe]:BIAS:CHANnel:ENABle:CARD", lambda a: self._bias_card(a, True), 1)
+        self.add("[:ROUTe]:BIAS:CHANnel:DISable:CARD", lambda a: self._bias_card(a, False), 1)
+        self.add("[:ROUTe]:COUPle:PORT", self._set_couple_ports, 2)
+        self.add("[:ROUTe]:COUPle:PORT?", self._couple_ports_query, 1)
+        self.add("[:ROUTe]:COUPle:PORT:DETect", self._detect_couple_ports, 0)
         self.add("[:ROUTe]:COUPle[:STATe]", self._per_card_flag("couple"), 2)
         self.add(
             "[:ROUTe]:COUPle[:STATe]?", lambda a: "1" if self.couple[self._card(a[0])] else "0", 1
@@ -131,7 +137,7 @@ class VirtualE5250A(ScpiDevice):
         self._relays(change)
 
     def _bias_enable(self, args: list, enable: bool) -> None:
-        outputs = {(c, o) for c, _, o in (_decode(ch) for ch in parse_chanlist(args, ()))}
+        outputs = {(c, o) for c, _, o in (self._channel(ch) for ch in parse_chanlist(args, ()))}
 
         def change() -> bool:
             if enable:
@@ -142,17 +148,75 @@ class VirtualE5250A(ScpiDevice):
 
         self._relays(change)
 
+    def _bias_card(self, args: list, enable: bool) -> None:
+        channels = [
+            card * 10000 + 100 + out if self.mode != "ACON" else 100 + (card - 1) * 12 + out
+            for card in self._cards(args[0])
+            for out in OUTPUTS
+        ]
+        self._bias_enable([f"(@{','.join(f'{c:05d}' for c in channels)})"], enable)
+
+    # ------------------------------------------------------------------ couple ports
+    # Couple ports (E5250A User's Guide, [:ROUTe]:COUPle:PORT): odd inputs paired with the
+    # next one for Kelvin connections; the virtual bench has none, so detection finds none.
+    def _set_couple_ports(self, args: list) -> None:
+        cards = self._cards(args[0])
+        text = args[1].decode() if isinstance(args[1], bytes) else str(args[1])
+        text = text.strip().strip("'\"")
+        ports = tuple(parse_int(p, "couple port", 1, 9) for p in text.split(",") if p.strip())
+        if any(p % 2 == 0 for p in ports):
+            raise ScpiError(-224, "couple ports are odd inputs (1, 3, 5, 7, 9)")
+        for card in cards:
+            self.couple_ports[card] = ports
+
+    def _couple_ports_query(self, args: list) -> str:
+        return "'" + ",".join(str(p) for p in self.couple_ports[self._card(args[0])]) + "'"
+
+    def _detect_couple_ports(self, args: list) -> None:
+        for card in CARDS:
+            self.couple_ports[card] = ()
+
     # ------------------------------------------------------------------ settings
     def _set_mode(self, args: list) -> None:
         self.mode = short_choice(args[0], "configuration mode", ("NCONnect", "ACONnect"))
 
-    @staticmethod
-    def _card(arg: object) -> int:
-        return parse_int(arg, "card", 1, len(CARDS))
+    def _card(self, arg: object) -> int:
+        """A card number: 1-4 in normal configuration mode, 0 (all cards as one) in auto."""
+        if self.mode == "ACON":
+            parse_int(arg, "card (0 in auto configuration mode)", 0, 0)
+            return CARDS[0]  # the cards share their settings in auto mode
+        card = parse_int(arg, "card", 0, len(CARDS))
+        if card == 0:
+            raise ScpiError(-224, "card 0 is for the auto configuration mode (ROUT:FUNC ACON)")
+        return card
 
     def _cards(self, arg: object) -> tuple[int, ...]:
         text = (arg.decode() if isinstance(arg, bytes) else str(arg)).strip().upper()
-        return CARDS if text == "ALL" else (self._card(text),)
+        if text == "ALL" or (self.mode == "ACON" and self._card(text)):
+            return CARDS
+        return (self._card(text),)
+
+    def _channel(self, channel: int) -> tuple[int, int, int]:
+        """(card, input, output) of a channel; in auto configuration mode the cards are one
+        card 0 whose outputs 1-48 run through cards 1-4 (E5250A User's Guide Ed. 9, 5-6
+        and 5-15: channel list and configuration mode)."""
+        if self.mode != "ACON":
+            if channel // 10000 == 0:
+                raise ScpiError(-224, f"channel {channel:05d}: card 0 needs ROUT:FUNC ACON")
+            return _decode(channel)
+        inp, out = (channel // 100) % 100, channel % 100
+        if channel // 10000 != 0 or inp not in INPUTS or not 1 <= out <= 12 * len(CARDS):
+            raise ScpiError(
+                -224,
+                f"channel {channel:05d} does not exist (auto mode: card 0, input 1-10, out 1-48)",
+            )
+        return (out - 1) // 12 + 1, inp, (out - 1) % 12 + 1
+
+    def _name(self, card: int, inp: int, out: int) -> str:
+        """A relay as the channel list names it in the present configuration mode."""
+        if self.mode == "ACON":
+            return f"0{inp:02d}{(card - 1) * 12 + out:02d}"
+        return f"{card}{inp:02d}{out:02d}"
 
     def _per_card(self, attr: str, choices: tuple[str, ...]):
         def setter(args: list) -> None:
@@ -182,7 +246,7 @@ class VirtualE5250A(ScpiDevice):
         self._relays(change)
 
     def _close(self, args: list) -> None:
-        relays = [_decode(ch) for ch in parse_chanlist(args, ())]
+        relays = [self._channel(ch) for ch in parse_chanlist(args, ())]
         for card, _, _ in relays:
             if self.couple[card]:
                 raise ScpiError(-221, f"couple mode is on for card {card} (not modelled)")
@@ -194,7 +258,12 @@ class VirtualE5250A(ScpiDevice):
         for card, inp, out in relays:
             if (card, inp, out) in closed:
                 continue
-            clash = {r for r in closed if r[0] == card and (r[1] == inp or r[2] == out)}
+            one = self.mode == "ACON"  # auto mode: the cards are one matrix
+            clash = {
+                r
+                for r in closed
+                if (r[0] == card and r[2] == out) or ((one or r[0] == card) and r[1] == inp)
+            }
             if self.rule[card] == "FREE":
                 if any(r[2] == out and r[1] != inp for r in clash):
                     raise ScpiError(
@@ -209,7 +278,7 @@ class VirtualE5250A(ScpiDevice):
         return changed
 
     def _open(self, args: list) -> None:
-        relays = {_decode(ch) for ch in parse_chanlist(args, ())}
+        relays = {self._channel(ch) for ch in parse_chanlist(args, ())}
 
         def change() -> bool:
             if relays & self.bench.closed:
@@ -220,10 +289,10 @@ class VirtualE5250A(ScpiDevice):
         self._relays(change)
 
     def _states(self, args: list, closed: bool) -> str:
-        relays = [_decode(ch) for ch in parse_chanlist(args, ())]
+        relays = [self._channel(ch) for ch in parse_chanlist(args, ())]
         return ",".join("1" if (r in self.bench.closed) == closed else "0" for r in relays)
 
     def _closed_on_card(self, args: list) -> str:
-        card = self._card(args[0])
-        chans = sorted(c * 10000 + i * 100 + o for c, i, o in self.bench.closed if c == card)
-        return "(@" + ",".join(str(ch) for ch in chans) + ")"
+        cards = self._cards(args[0])
+        names = sorted(self._name(*r) for r in self.bench.closed if r[0] in cards)
+        return "(@" + ",".join(names) + ")"

@@ -5,7 +5,7 @@ calls ``f(args)``; expressions that are numbers, strings, ``true``/``false``/``n
 tables ``{1, 2, 3}``, dotted names with ``[n]`` indices, unary minus on numbers, and calls
 (all their results when last in an argument list, as in Lua; else the first). Names
 resolve in a :class:`Namespace`: constants, attributes (getter, setter) and functions,
-all keyed by their dotted path. A syntax error
+all keyed by their dotted path, and global variables that a chunk assigns. A syntax error
 aborts the whole chunk before anything runs (-285); a runtime error aborts the rest of it
 (-286), as on the instrument.
 """
@@ -178,6 +178,8 @@ class Namespace:
         default_factory=dict
     )
     functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: global variables a chunk assigns (``oldint = smua.measure.interval``), as in Lua
+    variables: dict[str, Any] = field(default_factory=dict)
 
     def value(self, expr: Any) -> Any:
         if isinstance(expr, Table):
@@ -191,6 +193,8 @@ class Namespace:
                 return self.constants[key]
             if key in self.attributes:
                 return self.attributes[key][0]()
+            if key in self.variables:
+                return self.variables[key]
             raise TspError(-286, f"TSP Runtime error at line 1: {key} is nil")
         return expr
 
@@ -213,6 +217,9 @@ class Namespace:
     def assign(self, stmt: Assign) -> None:
         key = str(stmt.path)
         entry = self.attributes.get(key)
+        if entry is None and len(stmt.path.parts) == 1 and key not in self.constants:
+            self.variables[key] = self.value(stmt.value)  # a new global variable
+            return
         if entry is None:
             raise TspError(-286, f"TSP Runtime error at line 1: cannot assign {key}")
         if entry[1] is None:
