@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from calib.commands.common import CHIP_KINDS
+from calib.commands.common import CHIP_KINDS, SEED
 from calib.errors import CalibError
 
 __all__ = ["bench"]
@@ -41,7 +41,7 @@ def bench() -> None:
     default=None,
     help="Custom-chip JSON file (datasets/BENCH.md), with --chip custom.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Hidden chip seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Hidden chip seed.")
 @click.option("--rows", type=click.IntRange(1, 24), default=8, show_default=True)
 @click.option("--cols", type=click.IntRange(1, 24), default=8, show_default=True)
 @click.option(

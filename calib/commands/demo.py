@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from calib.commands.common import CHIP_KINDS
+from calib.commands.common import CHIP_KINDS, SEED
 
 
 @click.command()
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of chip and training.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of chip and training.")
 @click.option(
     "--devices",
     "n_devices",

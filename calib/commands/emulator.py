@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from calib.commands.common import CHIP_KINDS
+from calib.commands.common import CHIP_KINDS, SEED
 from calib.errors import CalibError
 
 EMULATOR_KINDS = (*CHIP_KINDS, "custom")
@@ -54,7 +54,7 @@ def emulator() -> None:
 @_params_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=5025, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Hidden chip seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Hidden chip seed.")
 @click.option("--rows", type=click.IntRange(1, 4096), default=256, show_default=True)
 @click.option("--cols", type=click.IntRange(1, 4096), default=256, show_default=True)
 @click.option(
@@ -96,7 +96,7 @@ def emulator_serve(
 @emulator.command("truth")
 @_chip_option
 @_params_option
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def emulator_truth(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
+
+from calib.commands.common import number
 
 
 @click.command("export")
@@ -28,7 +29,7 @@ import click
 @click.option(
     "--scale",
     "scale_s",
-    type=float,
+    type=number(0, min_open=True),
     default=None,
     help="Conductance per unit weight (default max(w_max, -w_min): bounds at most ±1).",
 )
@@ -50,7 +51,7 @@ def export(
     from calib.export_pcm import aihwkit_noise_model
     from calib.export_pcm import python_snippet as pcm_snippet
     from calib.outputs import check_output_file
-    from calib.presets import load_preset
+    from calib.presets import json_text, load_preset
 
     if output is not None:
         check_output_file(output, [preset_path], overwrite)
@@ -73,9 +74,10 @@ def export(
         if output is None:
             raise CalibError("calib export --to aihwkit needs -o/--output FILE")
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(exported, indent=2) + "\n")
+        output.write_text(json_text(exported, f"export of {preset_path}") + "\n")
         click.echo(f"{' and '.join(parts)} written to {output}")
         return
+    json_text(exported, f"export of {preset_path}")  # refuses NaN/inf before any code
     code = python_snippet(exported) if has_device else ""
     if "pcm" in preset:
         code += ("\n" if code else "") + pcm_snippet(preset["pcm"])

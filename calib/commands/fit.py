@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from calib.commands.common import SEED, number
 from calib.commands.scheduling import scheduler_options
 from simulator.devices.response import FAMILIES
 
@@ -45,11 +46,11 @@ def fit() -> None:
 @click.option(
     "--read-noise",
     "read_noise_s",
-    type=float,
+    type=number(0),
     default=None,
     help="Known read-noise std (data units); separates write noise from read noise.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap.")
 @scheduler_options
 @click.option(
     "--chunk-devices",

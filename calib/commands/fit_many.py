@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from calib.commands.common import SEED
 from calib.commands.scheduling import scheduler_options
 from calib.fit_many import SPLIT_DEVICES, SUMMARY_PARAMETERS
 from simulator.devices.response import FAMILIES
@@ -25,7 +26,7 @@ __all__ = ["fit_many_command"]
     show_default=True,
     help="Device family of every chip, or 'auto' (selected per chip).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every chip's fit.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every chip's fit.")
 @click.option(
     "--map-parameter",
     type=click.Choice(SUMMARY_PARAMETERS),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from calib.commands.common import number
+
 __all__ = ["fit_pcm_command"]
 
 
@@ -47,10 +49,25 @@ def _degree(value: str) -> int | None:
     show_default=True,
     help="Conductance units of CSV inputs.",
 )
-@click.option("--g-max", "g_max", type=float, help="Reference conductance g_max (S) [auto].")
-@click.option("--t0", "t0", type=float, help="Drift reference time t0 (s) [first drift read].")
 @click.option(
-    "--t-read", "t_read", type=float, default=250e-9, show_default=True, help="t_read (s)."
+    "--g-max",
+    "g_max",
+    type=number(0, min_open=True),
+    help="Reference conductance g_max (S) [auto].",
+)
+@click.option(
+    "--t0",
+    "t0",
+    type=number(0, min_open=True),
+    help="Drift reference time t0 (s) [first drift read].",
+)
+@click.option(
+    "--t-read",
+    "t_read",
+    type=number(0, min_open=True),
+    default=250e-9,
+    show_default=True,
+    help="t_read (s).",
 )
 @click.option(
     "--prog-degree",

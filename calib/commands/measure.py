@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from calib.commands.common import CHIP_KINDS, open_chip, progress_bar
+from calib.commands.common import CHIP_KINDS, SEED, number, open_chip, progress_bar
 from calib.errors import CalibError
 
 __all__ = ["measure"]
@@ -39,7 +39,7 @@ def _common_options(func: Callable) -> Callable:
         ),
         click.option(
             "--seed",
-            type=int,
+            type=SEED,
             default=0,
             show_default=True,
             help="Seed of device selection (and of the embedded emulator).",
@@ -70,7 +70,7 @@ def _common_options(func: Callable) -> Callable:
         click.option(
             "--read-voltage",
             "read_voltage_v",
-            type=float,
+            type=number(0, min_open=True),
             default=0.2,
             show_default=True,
             help="Read voltage (V).",
@@ -107,7 +107,7 @@ def _program_options(func: Callable) -> Callable:
         click.option(
             "--tolerance",
             "tolerance_s",
-            type=float,
+            type=number(0, min_open=True),
             default=None,
             help="Program-and-verify tolerance (S); default per technology "
             "(reram 0.5e-6, ecram 0.05e-6, pcm 0.25e-6).",
@@ -116,14 +116,14 @@ def _program_options(func: Callable) -> Callable:
         click.option(
             "--pulse-amplitude",
             "pulse_amplitude_v",
-            type=float,
+            type=number(),
             default=None,
             help="Programming pulse amplitude (V); default per technology.",
         ),
         click.option(
             "--pulse-width",
             "pulse_width_s",
-            type=float,
+            type=number(0, min_open=True),
             default=None,
             help="Programming pulse width (s); default per technology.",
         ),
@@ -186,14 +186,14 @@ def _run(
 )
 @click.option(
     "--amplitude",
-    type=float,
+    type=number(),
     default=None,
     help="Pulse amplitude (V); up pulses +A, down pulses -A; default per technology "
     "(reram 1.2, ecram 3.0, pcm 1.0).",
 )
 @click.option(
     "--width",
-    type=float,
+    type=number(0, min_open=True),
     default=None,
     help="Pulse width (s); default per technology (reram 1e-6, ecram 10e-3, pcm 100e-9).",
 )
@@ -266,14 +266,14 @@ def _programming_kwargs(kw: dict[str, Any], technology: str) -> dict[str, Any]:
 @_program_options
 @click.option(
     "--t-min",
-    type=float,
+    type=number(0, min_open=True),
     default=20.0,
     show_default=True,
     help="First read time after programming (s).",
 )
 @click.option(
     "--t-max",
-    type=float,
+    type=number(0, min_open=True),
     default=1e5,
     show_default=True,
     help="Last read time after programming (s).",
@@ -324,7 +324,7 @@ def measure_drift_cmd(**kw: Any) -> None:
 @_program_options
 @click.option(
     "--read-delay",
-    type=float,
+    type=number(0),
     default=20.0,
     show_default=True,
     help="Time after programming of the independent read (s).",
@@ -364,7 +364,7 @@ def measure_programming_cmd(**kw: Any) -> None:
 )
 @click.option(
     "--read-delay",
-    type=float,
+    type=number(0),
     default=100.0,
     show_default=True,
     help="Wait after programming before the reads (s).",

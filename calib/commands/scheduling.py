@@ -14,7 +14,7 @@ def scheduler_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--scheduler SPEC`` and ``--workers N`` (see :mod:`calib.distributed`)."""
     func = click.option(
         "--workers",
-        type=int,
+        type=click.IntRange(1),
         default=None,
         help="Worker processes of a local Dask cluster (implies --scheduler local).",
     )(func)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from calib.commands.common import SEED, number
 from calib.commands.scheduling import scheduler_options
 
 __all__ = ["parse_times", "validate_command"]
@@ -76,7 +77,7 @@ def _tile(text: str) -> tuple[int, int]:
 )
 @click.option(
     "--seed",
-    type=int,
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed of the data split, training and every repeat.",
@@ -84,7 +85,7 @@ def _tile(text: str) -> tuple[int, int]:
 @click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True)
 @click.option(
     "--lr",
-    type=click.FloatRange(0, min_open=True),
+    type=number(0, min_open=True),
     help="Learning rate [0.1; 0.05 for a CNN on pulsed devices].",
 )
 @click.option(
@@ -96,7 +97,7 @@ def _tile(text: str) -> tuple[int, int]:
 )
 @click.option(
     "--hwa-noise",
-    type=click.FloatRange(0),
+    type=number(0),
     default=1.0,
     show_default=True,
     help="Programming-noise scale injected in hardware-aware training (PCM).",
@@ -109,7 +110,7 @@ def _tile(text: str) -> tuple[int, int]:
 )
 @click.option(
     "--read-voltage",
-    type=click.FloatRange(0, min_open=True),
+    type=number(0, min_open=True),
     default=0.2,
     show_default=True,
     help="Largest MVM input voltage on the chip (V).",
@@ -121,7 +122,7 @@ def _tile(text: str) -> tuple[int, int]:
 )
 @click.option(
     "--chip-seed",
-    type=int,
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed of the embedded emulator (--chip embedded).",
