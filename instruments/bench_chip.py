@@ -320,7 +320,13 @@ class SourceMeter(Protocol):
         self, levels_v: np.ndarray, step_s: float, compliance_a: float, aperture_s: float
     ) -> np.ndarray: ...
     def pulse(
-        self, peak_v: float, width_s: float, count: int, compliance_a: float, base_v: float = 0.0
+        self,
+        peak_v: float,
+        width_s: float,
+        count: int,
+        compliance_a: float,
+        base_v: float = 0.0,
+        period_s: float = 0.0,
     ) -> None: ...
     def output_off(self) -> None: ...
     def check_errors(self, context: str = ...) -> None: ...
@@ -535,7 +541,13 @@ class BenchChip(ChipInterface):
             self.pulser.fire(n)
         else:
             self.switch.connect(self.routing.read_channels(row, col))
-            self.smu.pulse(pulse.amplitude_v, pulse.width_s, n, self.soa.compliance_current_a)
+            self.smu.pulse(
+                pulse.amplitude_v,
+                pulse.width_s,
+                n,
+                self.soa.compliance_current_a,
+                period_s=self._period(pulse),
+            )
 
     # ------------------------------------------------------------------ primitives
     def read_conductance(self, sel: Selection, v_read: float, n_avg: int = 1) -> np.ndarray:

@@ -180,7 +180,8 @@ def _interrupted_run(tmp_path, kind: str, instrument: str):
 
 def test_a_dropped_connection_stops_the_campaign_with_a_resumable_file(tmp_path) -> None:
     message, interrupted, whole, part = _interrupted_run(tmp_path, "drop", "smu")
-    assert "timed out waiting for the instrument" in message
+    # a dropped connection is reported at once (or, without EOF detection, as a timeout)
+    assert "connection closed by the instrument" in message or "timed out waiting" in message
     assert "list sweep of device (" in message  # which device was being measured
     assert interrupted.attrs["status"] == "interrupted" and interrupted.n_devices == 4
     resumed = read_campaign(part, "pulse_response")

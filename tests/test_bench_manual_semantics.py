@@ -227,3 +227,32 @@ def test_prepare_clears_a_bias_mode_left_on_by_a_previous_session(bench) -> None
     # with bias mode on the read would see the whole row (4 devices in parallel)
     assert g == pytest.approx(g_true, rel=0.2)
     assert not any(bench.bench.switch.bias.values())
+
+
+def test_the_33500b_driver_on_its_own_keeps_a_routed_device_off_while_releveling(bench) -> None:
+    routing = bench.bench.routing
+    with (
+        KeysightE5250A.open(bench.switch, timeout_s=5) as switch,
+        Keysight33500B.open(bench.pulser, timeout_s=5, limits=WIDE) as awg,
+    ):
+        switch.prepare()
+        awg.prepare()
+        switch.connect(routing.pulse_channels(2, 2))  # stays routed throughout
+        awg.configure_pulse(1.5, 1e-5, 2e-5)
+        awg.fire(2)
+        awg.configure_pulse(-1.5, 1e-5, 2e-5)  # the polarity flip
+        awg.configure_pulse(1.0, 1e-5, 2e-5)
+    seen = {e.volts for e in bench.bench.seen_by(_flat(2, 2))}
+    assert seen and min(seen) >= 0, f"the device saw {sorted(seen)} V"
+
+
+def test_smu_pulses_keep_their_period(bench) -> None:
+    _route_to_smu(bench, 0, 3)
+    with KeysightB2900.open(bench.smu, timeout_s=5, limits=WIDE) as smu:
+        smu.prepare()
+        smu.pulse(1.2, 1e-4, 3, 1e-3)  # period 0: twice the width
+        smu.pulse(1.1, 1e-4, 2, 1e-3, period_s=5e-4)
+    starts = [e.t_s for e in bench.bench.seen_by(_flat(0, 3)) if e.volts == 1.2]
+    assert np.diff(starts) == pytest.approx([2e-4, 2e-4])
+    starts = [e.t_s for e in bench.bench.seen_by(_flat(0, 3)) if e.volts == 1.1]
+    assert np.diff(starts) == pytest.approx([5e-4])

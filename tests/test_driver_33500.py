@@ -86,16 +86,18 @@ def test_parameter_get_and_set_dialogues(row) -> None:
 def test_prepare_then_negative_pulses_move_levels_in_a_legal_order() -> None:
     dialogue = [
         *PREPARE,
-        # -1.2 V: the low level goes down first (high must stay above low), polarity inverted
+        # -1.2 V: the low level goes down first (high must stay above low), polarity
+        # inverted, all with the output off (the idle output would pass through -1.2 V)
         (
-            ":SOUR1:VOLT:LOW -1.2;:SOUR1:VOLT:HIGH 0;:SOUR1:FUNC:PULS:PER 1.032e-06;:OUTP1:POL INV",
+            ":OUTP1 OFF;:SOUR1:VOLT:LOW -1.2;:SOUR1:VOLT:HIGH 0;:SOUR1:FUNC:PULS:PER 1.032e-06;"
+            ":OUTP1:POL INV;:OUTP1 ON",
             None,
         ),
         NO_ERROR,
         # +1.2 V, 10 µs: the high level first, the period before the width
         (
-            ":SOUR1:VOLT:HIGH 1.2;:SOUR1:VOLT:LOW 0;:SOUR1:FUNC:PULS:PER 2e-05;"
-            ":SOUR1:FUNC:PULS:WIDT 1e-05;:OUTP1:POL NORM",
+            ":OUTP1 OFF;:SOUR1:VOLT:HIGH 1.2;:SOUR1:VOLT:LOW 0;:SOUR1:FUNC:PULS:PER 2e-05;"
+            ":SOUR1:FUNC:PULS:WIDT 1e-05;:OUTP1:POL NORM;:OUTP1 ON",
             None,
         ),
         NO_ERROR,

@@ -157,8 +157,8 @@ def test_list_points_query() -> None:
 def test_smu_pulse_dialogue() -> None:
     setup = (
         ":SOUR1:FUNC:SHAP PULS;:SOUR1:VOLT:MODE FIX;:SENS1:CURR:PROT 0.001;:SOUR1:VOLT 0;"
-        ":SOUR1:VOLT:TRIG 1.5;:SOUR1:PULS:WIDT 0.0001;:SOUR1:PULS:DEL 0;:TRIG1:SOUR AINT;"
-        ":TRIG1:COUN 3;:OUTP1 ON"
+        ":SOUR1:VOLT:TRIG 1.5;:SOUR1:PULS:WIDT 0.0001;:SOUR1:PULS:DEL 0;:TRIG1:SOUR TIM;"
+        ":TRIG1:COUN 3;:TRIG1:TIM 0.0002;:OUTP1 ON"  # timer-triggered: period 2x width
     )
     dialogue = [(setup, None), NO_ERROR, (":INIT (@1);*OPC?", "1")]
     with expected_protocol(KeysightB2900, dialogue, idn=IDN) as smu:

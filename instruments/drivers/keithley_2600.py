@@ -294,14 +294,21 @@ class Keithley2600(Instrument):
         return currents
 
     def pulse(
-        self, peak_v: float, width_s: float, count: int, compliance_a: float, base_v: float = 0.0
+        self,
+        peak_v: float,
+        width_s: float,
+        count: int,
+        compliance_a: float,
+        base_v: float = 0.0,
+        period_s: float = 0.0,
     ) -> None:
         """``PulseVMeasureI``: ``count`` pulses of ``peak_v`` lasting ``width_s`` from ``base_v``.
 
         The script measures at the level after ``ton``, so the device sees the level for
         ``ton`` + the measurement: the measurement is the shortest one (0.001 NPLC) and
         ``ton = width_s`` minus it. ``width_s`` (the whole time at the level) is what the
-        width limit checks. The off time between pulses equals the width.
+        width limit checks. The off time ``toff`` is ``period_s - width_s`` (0: the width,
+        a 50 % duty cycle).
         """
         peak = self.source_voltage_v.validate(peak_v)
         base = self.source_voltage_v.validate(base_v)
@@ -309,6 +316,7 @@ class Keithley2600(Instrument):
         freq = self.line_frequency_hz.cached or self.line_frequency_hz.get()
         measure_s = PULSE_NPLC / freq
         ton = width_s - measure_s
+        toff = period_s - width_s if period_s > width_s else width_s
         if width_s < self.min_pulse_width_s or count < 1:
             raise SettingError(
                 self.resource, "PulseVMeasureI", f"width {width_s:g} s or count {count} too small"
@@ -319,11 +327,11 @@ class Keithley2600(Instrument):
             base=format_number(base),
             peak=format_number(peak),
             ton=format_number(ton),
-            toff=format_number(width_s),
+            toff=format_number(toff),
             n=int(count),
         )
         self._cache.pop("source_voltage_v", None)
-        with self.timeout(count * 3 * width_s + 10.0):
+        with self.timeout(count * (width_s + toff) + toff + 10.0):
             done = int(float(self.query(command)))
         if done != count:
             raise InstrumentError(self.resource, "PulseVMeasureI", f"{done} of {count} pulses")

@@ -7,6 +7,10 @@ pulses and waits until the burst is complete. Levels assume a high-impedance dev
 voltage, so :meth:`Keysight33500B.prepare` sets INF and the safe-limit check uses the
 voltage the device really sees.
 
+Between triggers the output sits at the idle level (the low level; the high level when
+inverted), so re-leveling with the output on reaches the connected device: see
+:meth:`Keysight33500B.configure_pulse`. The manuals are listed in ``instruments/MANUALS.md``.
+
 Polarity: a positive pulse is ``VOLT:HIGH V; VOLT:LOW 0`` (the pulse is at the high level),
 a negative pulse ``VOLT:HIGH 0; VOLT:LOW -V`` with ``OUTP:POL INV`` (inversion about the
 offset puts the pulse at -V and the idle level at 0 V). Levels and width/period are written
@@ -220,7 +224,10 @@ class Keysight33500B(ScpiInstrument):
         ``amplitude_v`` is the voltage at the (high-impedance) device: it and the width are
         checked against the safe limits before any I/O; the programmed levels account for
         the load setting. Only settings that change are sent, in an order the instrument
-        accepts, as one program message with one error check.
+        accepts, as one program message with one error check. A level or polarity change
+        while the output is on is bracketed by ``OUTP OFF`` ... ``OUTP ON``, so whatever
+        the output is connected to never sees the intermediate levels (the bench also
+        opens its relays first).
         """
         self.limits.check("voltage", amplitude_v, self.resource, "pulse amplitude")
         self.limits.check("width", width_s, self.resource, "pulse width")
@@ -241,6 +248,12 @@ class Keysight33500B(ScpiInstrument):
             commands.append((pol, polarity))
         if not commands:
             return
+        releveled = any(p.name in ("high_level_v", "low_level_v", "polarity") for p, _ in commands)
+        if releveled and self.output_enabled.cached is True:
+            # between these commands the output passes through intermediate levels (a
+            # polarity flip briefly puts -V on the idle output): keep it off meanwhile
+            out = self.output_enabled
+            commands = [(out, False), *commands, (out, True)]
         message = self.write_all([p.command(v) for p, v in commands])
         try:
             self.check_errors(message)

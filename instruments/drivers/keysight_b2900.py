@@ -304,9 +304,22 @@ class KeysightB2900(ScpiInstrument):
         return currents
 
     def pulse(
-        self, peak_v: float, width_s: float, count: int, compliance_a: float, base_v: float = 0.0
+        self,
+        peak_v: float,
+        width_s: float,
+        count: int,
+        compliance_a: float,
+        base_v: float = 0.0,
+        period_s: float = 0.0,
     ) -> None:
-        """``count`` SMU pulses of ``peak_v`` (from ``base_v``) and ``width_s``."""
+        """``count`` SMU pulses of ``peak_v`` (from ``base_v``) and ``width_s``, ``period_s`` apart.
+
+        The pulses are timer-triggered so the device sees the period asked for (0: twice
+        the width, a 50 % duty cycle); with the AINT trigger they would follow each other
+        as fast as the SMU can. The peak is the triggered level (SCPI ref. 4-93), so it
+        stays the triggered level afterwards: :meth:`configure_read` resets it.
+        """
+        period = period_s if period_s > 0 else 2.0 * width_s
         self.configure(
             source_shape="pulse",
             voltage_mode="fixed",
@@ -315,11 +328,12 @@ class KeysightB2900(ScpiInstrument):
             pulse_peak_v=peak_v,
             pulse_width_s=width_s,
             pulse_delay_s=0.0,
-            trigger_source="auto",
+            trigger_source="timer",
             trigger_count=count,
+            trigger_timer_s=period,
             output_enabled=True,
         )
-        with self.timeout(count * 2 * width_s + 10.0):
+        with self.timeout(count * period + 10.0):
             reply = self.query(self.render(":INIT {chanlist};*OPC?"))
         if reply.strip() != "1":
             raise InstrumentError(self.resource, ":INIT;*OPC?", f"unexpected reply {reply!r}")

@@ -182,8 +182,10 @@ class VirtualB2900(ScpiDevice):
         levels = self._levels(spot)
         timed = self.trigger_source == "TIM" and not spot
         settle = self.acquire_delay + self.aperture
-        if timed and settle > self.timer * (1 + 1e-9):
+        if timed and self.shape == "DC" and settle > self.timer * (1 + 1e-9):
             raise ScpiError(-221, "timer interval shorter than acquire delay + aperture")
+        if timed and self.shape == "PULS" and self.pulse_delay + self.pulse_width > self.timer:
+            raise ScpiError(-221, "timer interval shorter than pulse delay + pulse width")
         bench = self.bench
         bench.release(SOURCE)  # the idle level lasted until now; the acquisition takes over
         idx = bench.devices_on(bench.routing.smu_input)
