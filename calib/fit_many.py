@@ -30,6 +30,7 @@ import csv
 import glob
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from calib.errors import CalibError
 __all__ = [
     "SUMMARY_PARAMETERS",
     "ChipInput",
+    "chip_file_stem",
     "fit_chip",
     "fit_many",
     "read_chip_inputs",
@@ -93,7 +95,19 @@ def read_chip_inputs(spec: str | Path) -> list[ChipInput]:
 
 
 def _read_manifest(path: Path) -> list[ChipInput]:
-    with open(path, newline="") as fh:
+    try:
+        return _parse_manifest(path)
+    except UnicodeDecodeError as exc:
+        raise CalibError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r}: "
+            f"{exc.reason}); save the manifest as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise CalibError(f"{path}: not a readable CSV manifest ({exc})") from None
+
+
+def _parse_manifest(path: Path) -> list[ChipInput]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         cols = set(reader.fieldnames or ())
         if "path" not in cols:
@@ -124,6 +138,22 @@ def _check_unique(chips: list[ChipInput], spec: str) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise CalibError(f"{spec}: chip names are not unique ({', '.join(dup[:5])})")
+    seen: dict[str, str] = {}
+    for name in names:
+        key = chip_file_stem(name).lower()  # case-insensitive file systems too
+        if key in seen:
+            raise CalibError(
+                f"{spec}: chips {seen[key]!r} and {name!r} would write the same preset file "
+                f"({chip_file_stem(name)}.json); rename one"
+            )
+        seen[key] = name
+
+
+def chip_file_stem(name: str) -> str:
+    """A chip name as a file name: letters, digits, ``._+-`` kept, anything else (path
+    separators, spaces, control characters) as ``_``; no leading dot, so never ``..``."""
+    stem = re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".")
+    return stem[:120] or "chip"
 
 
 # ---------------------------------------------------------------------------------- one chip
@@ -196,7 +226,7 @@ def fit_many(
         if not Path(chip.path).is_file():
             raise CalibError(f"{chip.path}: file not found (chip {chip.name})")
         (large if client is not None and _n_devices(chip) > split_devices else small).append(chip)
-    preset = {c.name: str(outdir / "presets" / f"{c.name}.json") for c in chips}
+    preset = {c.name: str(outdir / "presets" / f"{chip_file_stem(c.name)}.json") for c in chips}
     options = {"chunk_devices": chunk_devices}
     tasks = [(c, preset[c.name], model, seed, options) for c in small]
     label = "fitting chips" if progress else None
