@@ -2,6 +2,7 @@
 
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py generate [--cases a,b]
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py check-single-pulse
+    /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py nominal [--cases a,b]
     .venv/bin/python benchmarks/aihwkit_conformance.py table [--cases a,b]   # our fitter
 
 ``generate`` needs aihwkit (1.2.0, MIT) and writes, for every case of :data:`CASES`,
@@ -615,6 +616,34 @@ def generate(case: Case, out_dir: Path) -> dict[str, Any]:
     return truth
 
 
+def nominal_trace(case: Case) -> list[float]:
+    """The noise-free trace of one nominal device (every ``*_dtod`` and ``*_std`` field 0, as
+    aihwkit's ``fit_measurements(suppress_device_noise=True)`` does), same protocol."""
+    from aihwkit.simulator.configs import devices
+
+    cls = getattr(devices, case.cls)
+    quiet = {
+        f.name: 0.0
+        for f in dataclasses.fields(cls)
+        if f.name.endswith(("_dtod", "_std")) and f.type in (float, "float")
+    }
+    device = aihwkit_device(case, **quiet)
+    w, _ = run_protocol(dataclasses.replace(case, n_devices=1), device)
+    return [float(f"{v:.8g}") for v in w[0]]
+
+
+def add_nominal(case: Case, out_dir: Path) -> None:
+    """Add ``nominal_trace`` (and the fields zeroed for it) to ``<case>.json``."""
+    path = out_dir / f"{case.name}.json"
+    truth = json.loads(path.read_text())
+    truth["nominal_trace"] = nominal_trace(case)
+    truth["nominal_note"] = (
+        "one device, every *_dtod and *_std field 0 (no d2d, no c2c, no read noise), "
+        "same pulses and initial weight"
+    )
+    path.write_text(json.dumps(truth, indent=1) + "\n")
+
+
 def check_single_pulse() -> None:
     """One update = one pulse per device: noise-free constant steps move by exactly Δ±."""
     case = Case("single_pulse_check", "constant-step", {"dw_min": 0.01}, n_devices=32)
@@ -630,17 +659,76 @@ def check_single_pulse() -> None:
         raise SystemExit("an update is not exactly one pulse per device")
 
 
+# ---------------------------------------------------------------------------- our side
+def table(cases: list[Case], json_out: Path | None) -> int:
+    """Fit every case with ``--model auto`` (our fitter) and print one table per family."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from aihwkit_checks import evaluate_case
+
+    load = os.getloadavg()[0]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"machine: {platform.node()} {os.cpu_count()}-core, load {load:.1f}, {stamp}")
+    results = []
+    for case in cases:
+        t0 = time.perf_counter()
+        r = evaluate_case(case.name)
+        r["seconds"] = round(time.perf_counter() - t0, 1)
+        results.append(r)
+        print(f"{case.name}: {r['family']} {'; '.join(r['failures']) or 'pass'}", flush=True)
+    for family in CLASSES:
+        rows = [r for r in results if r["true_family"] == family]
+        if not rows:
+            continue
+        print(f"\n#### {family} ({CLASSES[family]})\n")
+        print(
+            "| case | auto picks | step rms up / down | dw_min_dtod fit / true | "
+            "dw_min_std fit / true | w_max fit / true (reached) | w_min fit / true (reached) "
+            "| mean trace err | spread ratio | verdict |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            verdict = "pass" if not r["failures"] else "FAIL: " + "; ".join(r["failures"])
+            print(
+                f"| {r['case']} | {r['family']} | {r['curve_rms']['up']:.3f} / "
+                f"{r['curve_rms']['down']:.3f} | {r['dw_min_dtod'][0]:.3f} / "
+                f"{r['dw_min_dtod'][1]:.2f} | {r['dw_min_std'][0]:.3f} / {r['dw_min_std'][1]:.2f}"
+                f" | {_bound(r, 'w_max')} | {_bound(r, 'w_min')} | {r['mean_trace_error']:.1%} | "
+                f"{r['spread_ratio']:.2f} | {verdict} |"
+            )
+    if json_out is not None:
+        json_out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    n_pass = sum(not r["failures"] for r in results)
+    print(f"\n{n_pass} of {len(results)} cases meet every criterion")
+    return 0
+
+
+def _bound(r: dict[str, Any], name: str) -> str:
+    x = r["bounds"][name]
+    mark = "" if x["checked"] else " limit"
+    return f"{x['fitted']:.3f} / {x['true']:.3f} ({x['reached']:.0%}{mark})"
+
+
 # ---------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("generate", "check-single-pulse", "list"))
+    parser.add_argument(
+        "part", choices=("generate", "nominal", "check-single-pulse", "list", "table")
+    )
     parser.add_argument("--cases", default="", help="comma-separated case names (default all)")
     parser.add_argument("--out", type=Path, default=FIXTURES)
+    parser.add_argument("--json", type=Path, help="table: also write the results here")
     args = parser.parse_args(argv)
     cases = [case_by_name(n) for n in args.cases.split(",") if n] or list(CASES)
     if args.part == "list":
         for c in cases:
             print(f"{c.name:32s} {c.family:15s} {c.n_devices:4d} x {c.cycles} x {c.n_pulses}")
+        return 0
+    if args.part == "table":
+        return table(cases, args.json)
+    if args.part == "nominal":  # add the nominal traces to existing fixtures
+        for case in cases:
+            add_nominal(case, args.out)
         return 0
     if args.part == "check-single-pulse":
         check_single_pulse()
@@ -648,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# load {os.getloadavg()[0]:.2f}, {platform.node()}, {sys.version.split()[0]}")
     for case in cases:
         truth = generate(case, args.out)
+        add_nominal(case, args.out)
         print(
             f"{case.name:32s} reached w_max {truth['reached']['w_max']:.2f} "
             f"w_min {truth['reached']['w_min']:.2f} ({truth['seconds']} s)"
