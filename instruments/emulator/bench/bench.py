@@ -24,6 +24,7 @@ device, a transistor caps its current; the device sees what is left.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import threading
@@ -42,9 +43,10 @@ from instruments.emulator.server import EmulatorServer
 __all__ = ["BenchResources", "Exposure", "VirtualBench", "limited_voltage", "running_bench"]
 
 SOURCE_OHM = 50.0  # output impedance of the pulse generator
+MAX_EXPOSURES = 200_000  # exposures kept (about 20 MB); 0 keeps none
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Exposure:
     """A voltage one device saw: from ``t_s`` for ``duration_s`` (0: a step), ``count`` times."""
 
@@ -82,6 +84,7 @@ class VirtualBench:
         seed: int,
         routing: Routing | None = None,
         limiter: SeriesLimiter | None = None,
+        max_exposures: int = MAX_EXPOSURES,
     ) -> None:
         from instruments.emulator.bench.awg_33500 import Virtual33500B
         from instruments.emulator.bench.smu_b2900 import VirtualB2900
@@ -99,7 +102,8 @@ class VirtualBench:
         self.array = make_device_array(truth, self.shape, self.seed)
         self.closed: set[tuple[int, int, int]] = set()  # (card, input, output) relays
         self.limiter = limiter or SeriesLimiter("transistor", max_current_a=1e-3)
-        self.exposures: list[Exposure] = []
+        # the most recent exposures (a long campaign would otherwise fill the memory)
+        self.exposures: collections.deque[Exposure] = collections.deque(maxlen=max_exposures)
         self._holds: dict[str, tuple[int, float, float]] = {}  # source -> (input, V, since)
         self._rows = {line: r for r, line in enumerate(self.routing.rows)}
         self._cols = {line: c for c, line in enumerate(self.routing.columns)}
@@ -155,7 +159,7 @@ class VirtualBench:
         count: int = 1,
     ) -> None:
         """Note that devices ``idx`` saw ``volts`` (nothing is noted for 0 V)."""
-        if volts != 0:
+        if volts != 0 and self.exposures.maxlen:
             for k in np.asarray(idx).ravel():
                 self.exposures.append(
                     Exposure(int(k), float(volts), t, duration_s, source, int(count))
