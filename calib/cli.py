@@ -20,6 +20,7 @@ from calib.commands.export import export as export_command
 from calib.commands.fit import fit as fit_group
 from calib.commands.fit_many import fit_many_command
 from calib.commands.fit_pcm import fit_pcm_command
+from calib.commands.formats import formats_command
 from calib.commands.importing import import_group
 from calib.commands.measure import measure as measure_group
 from calib.commands.validate import validate_command
@@ -29,19 +30,42 @@ from calib.invocation import set_command
 log = logging.getLogger("calib")
 
 
+VERBOSE_HELP = "Log progress details and every instrument exchange (SCPI, truncated)."
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, verbose: bool) -> None:
+    """``-v`` anywhere on the command line: INFO logs, and the SCPI traffic at DEBUG."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if verbose:
+        root.setLevel(logging.INFO)
+        logging.getLogger("instruments.traffic").setLevel(logging.DEBUG)
+    elif ctx.parent is None:  # the group's own default; a subcommand never lowers it
+        root.setLevel(logging.WARNING)
+
+
+def _verbose_option() -> click.Option:
+    return click.Option(
+        ["-v", "--verbose"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_verbose,
+        help=VERBOSE_HELP,
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="calib")
-@click.option("-v", "--verbose", is_flag=True, help="Log instrument traffic and progress details.")
-def cli(verbose: bool) -> None:
+def cli() -> None:
     """Hardware-in-the-loop calibration of analog in-memory computing devices.
 
-    Characterize a chip (measure), fit device models (fit), and check the fits by
-    simulated training (demo). Without --resource, commands use the embedded emulated chip.
+    Characterize a chip (measure), fit device models (fit, fit-many), export presets
+    (export) and check them by simulated and chip-in-the-loop inference (validate, demo).
+    Without --resource, commands use the embedded emulated chip. `calib formats` shows
+    where the file-format and command references are.
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
 
 
 # --------------------------------------------------------------------------- commands
@@ -56,16 +80,29 @@ cli.add_command(export_command, "export")
 cli.add_command(fit_many_command, "fit-many")
 cli.add_command(validate_command, "validate")
 cli.add_command(bench_group, "bench")
+cli.add_command(formats_command, "formats")
+
+
+def _add_verbose(command: click.Command) -> None:
+    """``-v/--verbose`` on every command and group, so it may follow the subcommand too."""
+    command.params.append(_verbose_option())
+    for sub in getattr(command, "commands", {}).values():
+        _add_verbose(sub)
+
+
+_add_verbose(cli)
 
 
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors, non-zero exit codes."""
+    from calib.installation import check_installation
     from fitting.traces import FitInputError
     from instruments.visa_transport import InstrumentError
 
     set_command(["calib", *(sys.argv[1:] if argv is None else argv)])
     try:
+        check_installation()
         cli.main(args=argv, prog_name="calib", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)

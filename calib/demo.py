@@ -1,36 +1,52 @@
 """``calib demo``: the whole path once, end to end, against the embedded emulated chip.
 
-1. start the emulated chip on a free loopback port (background thread, real SCPI socket);
-2. connect through PyVISA (``@py``) and measure pulse-response traces;
-3. write them to an HDF5 dataset;
-4. fit a soft-bounds device model (lmfit population step);
-5. write the preset JSON (and the emulator's ground truth as a preset);
-6. train an MLP on digits with the fitted device and with the true device; print both.
+What a chip is characterized for depends on its technology:
+
+* ReRAM and ECRAM (pulsed devices, training presets): measure pulse-response traces through
+  PyVISA with the technology's pulses and train length, fit a device model (soft bounds on
+  ReRAM, the family picked by BIC on ECRAM), write the preset and the emulator's ground
+  truth, and train an MLP on digits in memory with the fitted and with the true device;
+* PCM (inference presets): measure programming, drift and read noise, fit the PCM noise
+  model (programming noise, drift, 1/f read noise), write the preset and the truth, train
+  an MLP hardware-aware once, and compare its accuracy over time after programming (1 s to
+  1 year) simulated with the fitted and with the true noise model (``calib validate``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from calib.campaigns.pulse_response import PulseResponseParams, measure_pulse_response
-from calib.fit_commands import fit_pulse_response_file
-from calib.presets import save_preset
+from calib.chain import characterize
+from calib.presets import load_preset, save_preset
 from calib.progress import progress_bar
 from calib.truth import truth_preset
-from calib.validation import load_digits_split, train_accuracy
 from instruments.emulated_chip import EmulatedChip
 from instruments.emulator.server import running_emulator
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DEMO_FIT_MODEL", "DemoResult", "run_demo"]
+
+#: Device family the demo fits per pulsed technology (ECRAM is no exact family: pick by BIC)
+DEMO_FIT_MODEL = {"reram": "soft-bounds", "ecram": "auto"}
+PCM_DEMO_TIMES_S = (1.0, 3600.0, 86400.0, 31536000.0)
+PCM_DEMO_REPEATS = 5
 
 
 @dataclass
 class DemoResult:
+    """Artifacts and accuracies (fractions) of a demo run.
+
+    Pulsed chips: ``accuracy_*`` after in-memory training with the fitted / true device and
+    in floating point. PCM: ``accuracy_*`` at the first time after programming (fitted /
+    true noise model; float: the trained weights read exactly), ``accuracy_over_time``
+    holds every time's means.
+    """
+
     dataset: Path
     preset: Path
     truth: Path
@@ -38,6 +54,11 @@ class DemoResult:
     accuracy_truth: float
     accuracy_float: float
     seconds: float
+    chip_kind: str = "reram"
+    datasets: list[Path] = field(default_factory=list)
+    accuracy_over_time: dict[str, list[float]] = field(default_factory=dict)
+    times_s: tuple[float, ...] = ()
+    validation: Path | None = None
 
 
 def run_demo(
@@ -48,91 +69,204 @@ def run_demo(
     epochs: int = 10,
     console: Console | None = None,
 ) -> DemoResult:
-    """Run the demo; returns the artifact paths and the accuracies (fractions)."""
+    """Run the demo on an emulated ``chip_kind`` chip (``reram``, ``ecram``, ``pcm``)."""
     console = console or Console()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    dataset = out / "pulse_response.h5"
-    preset_path = out / "preset.json"
     truth_path = out / "truth.json"
-
     with running_emulator(chip_kind, seed=seed, shape=(128, 128)) as resource:
         console.print(f"[green]emulated {chip_kind} chip[/] listening at {resource}")
         with EmulatedChip(resource) as chip:
             console.print(f"connected through PyVISA: {chip.identity()}")
-            params = PulseResponseParams(
-                n_devices=n_devices, selection="random", seed=seed, chunk_devices=64
-            )
-            with progress_bar(console) as progress:
-                task = progress.add_task("measuring pulse response", total=n_devices)
-                measure_pulse_response(
-                    chip,
-                    params,
-                    dataset,
-                    lambda done, total: progress.update(task, completed=done),
-                    overwrite=True,
-                )
+            if chip_kind == "pcm":
+                files = _measure_pcm(chip, n_devices, seed, out, console)
+            else:
+                files = _measure_pulsed(chip, n_devices, seed, out, console)
             truth = truth_preset(chip)
     save_preset(truth, truth_path)
+    if chip_kind == "pcm":
+        result = _pcm_inference(files, truth_path, out, seed, epochs, console)
+    else:
+        result = _pulsed_training(chip_kind, files[0], truth, out, seed, epochs, console)
+    result.truth = truth_path
+    result.seconds = time.perf_counter() - t_start
+    console.print("artifacts:")
+    labels = [("dataset", f) for f in result.datasets] + [
+        ("preset", result.preset),
+        ("truth", truth_path),
+    ]
+    if result.validation is not None:
+        labels.append(("report", result.validation / "report.md"))
+    for label, path in labels:
+        console.print(f"  {label:8s} {path.resolve()}")
+    console.print(f"done in {result.seconds:.1f} s")
+    return result
+
+
+# --------------------------------------------------------------------------- pulsed chips
+def _measure_pulsed(
+    chip: EmulatedChip, n_devices: int, seed: int, out: Path, console: Console
+) -> list[Path]:
+    params = PulseResponseParams.for_technology(
+        chip.technology, n_devices=n_devices, selection="random", seed=seed, chunk_devices=64
+    )
+    dataset = out / "pulse_response.h5"
+    with progress_bar(console) as progress:
+        task = progress.add_task("measuring pulse response", total=n_devices)
+        measure_pulse_response(
+            chip,
+            params,
+            dataset,
+            lambda done, total: progress.update(task, completed=done),
+            overwrite=True,
+        )
     console.print(
         f"measured {n_devices} devices x {params.train().n_reads} reads "
-        f"({params.cycles} cycles of {params.n_up} up + {params.n_down} down pulses)"
+        f"({params.cycles} cycles of {params.n_up} up + {params.n_down} down pulses of "
+        f"{params.amplitude_up_v:g} V, {params.width_s:g} s)"
     )
+    return [dataset]
 
-    _, fit = fit_pulse_response_file(dataset, preset_path, model="soft-bounds")
-    _print_fit(console, fit.parameters, fit.uncertainty, truth["device"]["parameters"], fit)
 
+def _pulsed_training(
+    kind: str, dataset: Path, truth: dict, out: Path, seed: int, epochs: int, console: Console
+) -> DemoResult:
+    from calib.fit_commands import fit_pulse_response_file
+    from calib.validate.sources import simulatable_preset
+    from calib.validation import load_digits_split, train_accuracy
+
+    preset_path = out / "preset.json"
+    _, fit = fit_pulse_response_file(dataset, preset_path, model=DEMO_FIT_MODEL[kind])
+    _print_fit(console, fit, truth["device"])
     split = load_digits_split(seed)
     accuracies = {}
+    sources = (("float", None), ("fitted", load_preset(preset_path)), ("truth", truth))
     with progress_bar(console) as progress:
-        for name, preset in (("float", None), ("fitted", _load(preset_path)), ("truth", truth)):
+        for name, preset in sources:
             task = progress.add_task(f"training MLP on digits ({name} device)", total=epochs)
             accuracies[name] = train_accuracy(
-                preset,
+                None if preset is None else simulatable_preset(preset),
                 split,
                 seed=seed,
                 epochs=epochs,
                 on_epoch=lambda e, a, t=task: progress.update(t, completed=e + 1),
             )
-    seconds = time.perf_counter() - t_start
     console.print(
-        f"[bold]test accuracy on digits[/]: fitted device {accuracies['fitted']:.2%}, "
-        f"true device {accuracies['truth']:.2%} (floating point {accuracies['float']:.2%})"
+        f"[bold]test accuracy on digits[/] after in-memory training: fitted device "
+        f"{accuracies['fitted']:.2%}, true device {accuracies['truth']:.2%} "
+        f"(floating point {accuracies['float']:.2%})"
     )
-    console.print("artifacts:")
-    for label, path in (("dataset", dataset), ("preset", preset_path), ("truth", truth_path)):
-        console.print(f"  {label:8s} {path.resolve()}")
-    console.print(f"done in {seconds:.1f} s")
     return DemoResult(
         dataset,
         preset_path,
-        truth_path,
+        out / "truth.json",
         accuracies["fitted"],
         accuracies["truth"],
         accuracies["float"],
-        seconds,
+        0.0,
+        chip_kind=kind,
+        datasets=[dataset],
     )
 
 
-def _load(path: Path) -> dict:
-    from calib.presets import load_preset
-
-    return load_preset(path)
-
-
-def _print_fit(console: Console, params: dict, unc: dict, truth: dict, fit: object) -> None:
-    table = Table(title="fitted soft-bounds device (population)")
+def _print_fit(console: Console, fit: object, truth_device: dict) -> None:
+    truth = truth_device["parameters"]
+    model = getattr(fit, "model", "?")
+    true_model = truth_device.get("emulator_response") or truth_device.get("model")
+    table = Table(title=f"fitted {model} device (population) vs the emulator's {true_model}")
     for col in ("parameter", "fitted", "± std. error", "truth"):
         table.add_column(col, justify="right")
-    for name, value in params.items():
+    unc = fit.uncertainty
+    for name, value in fit.parameters.items():
+        if not isinstance(value, int | float):
+            continue  # piecewise node vectors: in the preset, not in the table
         se = unc.get(name)
         table.add_row(
             name,
             f"{value:.4g}",
-            "" if se is None else f"{se:.2g}",
+            "" if not isinstance(se, int | float) else f"{se:.2g}",
             "" if name not in truth else f"{truth[name]:.4g}",
         )
     console.print(table)
     excluded = getattr(fit, "excluded", {})
     console.print(f"excluded devices: {excluded}")
+
+
+# --------------------------------------------------------------------------- PCM chips
+def _measure_pcm(
+    chip: EmulatedChip, n_devices: int, seed: int, out: Path, console: Console
+) -> list[Path]:
+    with progress_bar(console) as progress:
+
+        def stage(name: str):
+            task = progress.add_task(f"measuring {name}", total=n_devices)
+            return lambda done, total: progress.update(task, completed=done)
+
+        files = characterize(
+            "pcm",
+            chip,
+            n_devices,
+            out,
+            seed=seed,
+            chunk_devices=64,
+            progress=stage,
+            overwrite=True,
+        )
+    console.print(
+        f"measured {n_devices} devices on 16 levels: programming (program-and-verify), drift "
+        "(reads 20 s .. 1e5 s after programming) and read noise (100 reads per device)"
+    )
+    return files
+
+
+def _pcm_inference(
+    files: list[Path], truth_path: Path, out: Path, seed: int, epochs: int, console: Console
+) -> DemoResult:
+    from calib.fit_pcm import fit_pcm_files
+    from calib.validate import TrainingOptions, ValidationOptions, run_validation
+    from calib.validate.console import print_summary
+
+    preset_path = out / "preset.json"
+    _, fit, _ = fit_pcm_files(files, preset_path)
+    console.print("[bold]PCM noise model[/] (fitted from the three campaigns):")
+    for line in fit.summary():
+        console.print(f"  {line}", markup=False, highlight=False)
+    options = ValidationOptions(
+        preset=preset_path,
+        output=out / "validation",
+        truth=truth_path,
+        times_s=PCM_DEMO_TIMES_S,
+        repeats=PCM_DEMO_REPEATS,
+        seed=seed,
+        training=TrainingOptions(epochs=epochs),
+    )
+    with progress_bar(console) as progress:
+        tasks: dict[str, object] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        result = run_validation(options, progress=report)
+    console.print(
+        "[bold]MLP on digits, trained hardware-aware once, then inference over time after "
+        "programming[/] (simulated with the fitted and with the true PCM model):"
+    )
+    print_summary(console, result, timing=False)
+    means = {name: list(s["mean"]) for name, s in result.report["sources"].items()}
+    return DemoResult(
+        files[0],
+        preset_path,
+        truth_path,
+        means["fitted"][0],
+        means["truth"][0],
+        float(result.report["network"]["float_test_accuracy"]),
+        0.0,
+        chip_kind="pcm",
+        datasets=list(files),
+        accuracy_over_time=means,
+        times_s=tuple(result.report["times_s"]),
+        validation=options.output,
+    )

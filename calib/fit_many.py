@@ -67,6 +67,7 @@ SUMMARY_PARAMETERS = (
     "pow_gamma",
 )
 OUTLIER_Z = 3.5  # robust z (MAD-based) beyond which a chip is flagged (Iglewicz & Hoaglin)
+MIN_CHIPS_FOR_OUTLIERS = 5  # fewer fitted chips: no outlier is called (a MAD of 4 is noise)
 SPLIT_DEVICES = 50_000
 CONCURRENT_LARGE = 4  # large chips whose client-side stages overlap (threads of the client)
 
@@ -275,9 +276,13 @@ def _n_devices(chip: ChipInput) -> int:
 def wafer_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Spread of every parameter across the fitted chips; marks outlier chips in ``rows``.
 
-    A chip is an outlier when any parameter lies more than :data:`OUTLIER_Z` robust
-    standard deviations (1.4826 MAD) from the chips' median; ``z_<param>`` is stored in
-    its row. With fewer than 4 fitted chips no chip is flagged (the MAD is not meaningful).
+    A chip is an outlier when any parameter lies more than :data:`OUTLIER_Z` standard
+    deviations from the median of the *other* chips, where the standard deviation combines
+    the chip-to-chip spread τ (robust: τ² = (1.4826 MAD)² minus the median squared standard
+    error, floored at 0), the chip's own standard error, and the uncertainty of the others'
+    median (π/2 · (τ² + their median SE²) / (n - 1)). So a chip that differs from the
+    others by what its own fit cannot resolve is not flagged. ``z_<param>`` is stored in its
+    row. With fewer than :data:`MIN_CHIPS_FOR_OUTLIERS` fitted chips no chip is flagged.
     """
     ok = [r for r in rows if not r.get("error")]
     for r in rows:
@@ -295,16 +300,12 @@ def wafer_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         robust_sd = 1.4826 * float(np.median(np.abs(x - med)))
         mean = float(np.mean(x))
         std = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+        z_all = _outlier_z(x, np.nan_to_num(ses, nan=0.0), robust_sd)
         n_out = 0
-        for r, v in zip(ok, vals, strict=True):
-            if not np.isfinite(v):
-                continue
-            if robust_sd > 0:
-                z = (v - med) / robust_sd
-            else:  # all chips equal but this one: an outlier only if it differs
-                z = 0.0 if v == med else math.copysign(math.inf, v - med)
+        rows_ok = [r for r, v in zip(ok, vals, strict=True) if np.isfinite(v)]
+        for r, z in zip(rows_ok, z_all, strict=True):
             r[f"z_{name}"] = float(z)
-            if x.size >= 4 and abs(z) > OUTLIER_Z:
+            if x.size >= MIN_CHIPS_FOR_OUTLIERS and abs(z) > OUTLIER_Z:
                 r["outlier"] = True
                 r["outlier_parameters"] = " ".join(filter(None, [r["outlier_parameters"], name]))
                 n_out += 1
@@ -319,6 +320,26 @@ def wafer_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             "outlier_chips": n_out,
         }
     return summary
+
+
+def _outlier_z(x: np.ndarray, se: np.ndarray, robust_sd: float) -> np.ndarray:
+    """z of each chip against the median of the others (see :func:`wafer_summary`)."""
+    n = x.size
+    tau2 = max(robust_sd**2 - float(np.median(se**2)), 0.0)
+    z = np.zeros(n)
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        if others.size == 0:
+            continue
+        m = float(np.median(x[others]))
+        var = tau2 + se[i] ** 2
+        var += 0.5 * math.pi * (tau2 + float(np.median(se[others] ** 2))) / others.size
+        diff = x[i] - m
+        if var > 0:
+            z[i] = diff / math.sqrt(var)
+        elif diff != 0:  # all other chips equal and no uncertainty: an outlier if it differs
+            z[i] = math.copysign(math.inf, diff)
+    return z
 
 
 def _write_outputs(outdir, table, summary, map_parameter, model, seed, spec) -> list[Path]:
@@ -347,7 +368,9 @@ def _write_outputs(outdir, table, summary, map_parameter, model, seed, spec) -> 
         "provenance": provenance(
             None, fit_options={"model": model, "seed": seed, "inputs": str(spec)}
         ),
-        "outlier_rule": f"|robust z| > {OUTLIER_Z} in any parameter (z from the chips' MAD)",
+        "outlier_rule": f"|z| > {OUTLIER_Z} in any parameter, z = (value - median of the "
+        "other chips) / sqrt(tau^2 + SE^2 + var(median)), tau from the chips' MAD less their "
+        f"SEs; no outliers with fewer than {MIN_CHIPS_FOR_OUTLIERS} chips",
         "chips": len(table),
         "failed": [r["chip"] for r in table if r.get("error")],
         "outliers": [r["chip"] for r in table if r.get("outlier")],

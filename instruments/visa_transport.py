@@ -9,6 +9,7 @@ known-length payload arrives (a float32 payload contains 0x0A bytes by chance), 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -17,6 +18,15 @@ import pyvisa
 from pyvisa import constants
 
 __all__ = ["InstrumentError", "VisaTransport"]
+
+#: every SCPI exchange at DEBUG level (``calib -v``), truncated to :data:`TRAFFIC_CHARS`
+traffic_log = logging.getLogger("instruments.traffic")
+TRAFFIC_CHARS = 120
+
+
+def _short(text: str) -> str:
+    text = text.rstrip("\n")
+    return text if len(text) <= TRAFFIC_CHARS else f"{text[:TRAFFIC_CHARS]}... ({len(text)} chars)"
 
 
 class InstrumentError(RuntimeError):
@@ -82,19 +92,26 @@ class VisaTransport:
             self._inst.timeout = old
 
     def write(self, command: str) -> None:
+        traffic_log.debug("%s <- %s", self.resource, _short(command))
         try:
             self._inst.write(command)
         except (pyvisa.Error, OSError) as exc:
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
 
     def query(self, command: str) -> str:
+        traffic_log.debug("%s <- %s", self.resource, _short(command))
         try:
-            return self._inst.query(command).strip()
+            reply = self._inst.query(command).strip()
         except (pyvisa.Error, OSError) as exc:
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
+        traffic_log.debug("%s -> %s", self.resource, _short(reply))
+        return reply
 
     def write_block(self, command: str, values: np.ndarray, dtype: str = "<f4") -> None:
         """Send ``command`` followed by ``values`` as an IEEE definite-length block."""
+        traffic_log.debug(
+            "%s <- %s <block of %d x %s>", self.resource, _short(command), np.size(values), dtype
+        )
         try:
             self._inst.write_raw(_block_message(command, values, dtype))
         except (pyvisa.Error, OSError) as exc:
@@ -113,6 +130,7 @@ class VisaTransport:
         off while the known-length payload arrives, which may contain LF bytes.
         """
         inst = self._inst
+        traffic_log.debug("%s <- %s", self.resource, _short(command))
         try:
             if payload is None:
                 inst.write(command)
@@ -145,6 +163,7 @@ class VisaTransport:
             raise InstrumentError(
                 self.resource, command, f"block of {n} bytes is not a multiple of {itemsize}"
             )
+        traffic_log.debug("%s -> <block of %d bytes>", self.resource, n)
         return np.frombuffer(data, dtype=dtype, count=n // itemsize)
 
     def _read_exact(self, count: int) -> bytes:

@@ -4,23 +4,40 @@ Imports nothing from ``fitting``, ``calib`` or ``instruments``. Presets come in 
 dicts (datasets/PRESET.md); see :mod:`simulator.presets`.
 """
 
-from simulator.config import (
-    SGD,
-    AnalogConfig,
-    ChoppedTTv2,
-    MappingParameters,
-    TikiTaka,
-    WeightModifier,
-    ttv2,
-)
-from simulator.devices import FAMILIES, PulsedDeviceConfig, expected_step
-from simulator.devices.pcm import PUBLISHED_PCM_SECTION, PCMNoiseModel
-from simulator.inference import drift_analog_weights, program_analog_weights
-from simulator.io import IOParameters
-from simulator.layers import AnalogConv2d, AnalogLinear, AnalogSGD, convert_to_analog
-from simulator.presets import PresetError, analog_config, device_config, inference_config
-from simulator.tile import AnalogTile, PulsedTile
-from simulator.update import UpdateParameters
+import importlib
+from typing import Any
+
+# Names are imported on first use (PEP 562), so that ``import simulator.devices.response``
+# and the catalogue of families load no torch: ``calib --help`` and ``calib export`` stay
+# fast. ``from simulator import X`` works as before.
+_EXPORTS = {
+    "SGD": "simulator.config",
+    "AnalogConfig": "simulator.config",
+    "ChoppedTTv2": "simulator.config",
+    "MappingParameters": "simulator.config",
+    "TikiTaka": "simulator.config",
+    "WeightModifier": "simulator.config",
+    "ttv2": "simulator.config",
+    "FAMILIES": "simulator.devices",
+    "PulsedDeviceConfig": "simulator.devices",
+    "expected_step": "simulator.devices",
+    "PUBLISHED_PCM_SECTION": "simulator.devices.pcm",
+    "PCMNoiseModel": "simulator.devices.pcm",
+    "drift_analog_weights": "simulator.inference",
+    "program_analog_weights": "simulator.inference",
+    "IOParameters": "simulator.io",
+    "AnalogConv2d": "simulator.layers",
+    "AnalogLinear": "simulator.layers",
+    "AnalogSGD": "simulator.layers",
+    "convert_to_analog": "simulator.layers",
+    "PresetError": "simulator.presets",
+    "analog_config": "simulator.presets",
+    "device_config": "simulator.presets",
+    "inference_config": "simulator.presets",
+    "AnalogTile": "simulator.tile",
+    "PulsedTile": "simulator.tile",
+    "UpdateParameters": "simulator.update",
+}
 
 __all__ = [
     "FAMILIES",
@@ -50,3 +67,16 @@ __all__ = [
     "program_analog_weights",
     "ttv2",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
 from calib.errors import CalibError
 from calib.progress import progress_bar
-from instruments.chip import ChipInterface
+
+if TYPE_CHECKING:  # instruments (pyvisa) load when a chip is opened
+    from instruments.chip import ChipInterface
 
 __all__ = ["CHIP_KINDS", "SEED", "FiniteFloat", "number", "open_chip", "progress_bar"]
 

@@ -6,11 +6,22 @@ from pathlib import Path
 
 import click
 
-from calib.io.csv_import import CSV_COLUMNS, UNIT_SCALE
+from calib.commands.lazy import LazyChoice
 
 __all__ = ["import_group"]
 
-KINDS = {name.replace("_", "-"): name for name in CSV_COLUMNS}
+
+def _kinds() -> dict[str, str]:
+    """CLI kind name -> campaign name (calib.io loads pandas/h5py: only when used)."""
+    from calib.io.csv_import import CSV_COLUMNS
+
+    return {name.replace("_", "-"): name for name in CSV_COLUMNS}
+
+
+def _units() -> list[str]:
+    from calib.io.csv_import import UNIT_SCALE
+
+    return sorted(UNIT_SCALE)
 
 
 @click.group("import")
@@ -22,13 +33,13 @@ def import_group() -> None:
 @click.argument("input_path", metavar="INPUT.csv", type=click.Path(path_type=Path))
 @click.option(
     "--kind",
-    type=click.Choice(sorted(KINDS)),
+    type=LazyChoice(lambda: sorted(_kinds())),
     required=True,
     help="Which campaign the CSV holds (see datasets/FORMAT.md for the columns).",
 )
 @click.option(
     "--units",
-    type=click.Choice(sorted(UNIT_SCALE)),
+    type=LazyChoice(_units),
     default="S",
     show_default=True,
     help="Units of the conductance (and target) columns.",
@@ -46,7 +57,7 @@ def import_csv(input_path: Path, kind: str, units: str, output: Path, overwrite:
     from calib.outputs import check_output_file
 
     check_output_file(output, [input_path], overwrite)
-    data = campaign_from_csv(input_path, KINDS[kind], units)
+    data = campaign_from_csv(input_path, _kinds()[kind], units)
     path = write_campaign(output, data, overwrite=overwrite)
     click.echo(
         f"imported {data.attrs['rows_imported']} rows of {data.n_devices} devices "

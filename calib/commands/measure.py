@@ -33,9 +33,9 @@ def _common_options(func: Callable) -> Callable:
         click.option(
             "--chip",
             type=click.Choice(CHIP_KINDS),
-            default="reram",
-            show_default=True,
-            help="Emulated chip kind (only without --resource).",
+            default=None,
+            help="Emulated chip kind [default: reram]; not with --resource (a chip reports "
+            "its own technology).",
         ),
         click.option(
             "--seed",
@@ -133,6 +133,14 @@ def _program_options(func: Callable) -> Callable:
     return func
 
 
+def _alias(kw: dict[str, Any], key: str, name: str, old_name: str) -> Any:
+    """The value of option ``name`` or of its hidden old name (not both)."""
+    value, old = kw[key], kw.pop(f"{key}_alias")
+    if value is not None and old is not None:
+        raise click.UsageError(f"give {name} only (the old name {old_name} is the same option)")
+    return old if value is None else value
+
+
 def _levels(text: str | None, n_levels: int, technology: str) -> tuple[float, ...]:
     from calib.campaigns.programming import default_levels
 
@@ -149,13 +157,19 @@ def _run(
     make_params: Callable[[str], Any],
     run: Callable[..., Path],
     resource: str | None,
-    chip: str,
+    chip: str | None,
     seed: int,
     n_devices: int,
     output: Path,
     resume: bool,
     overwrite: bool,
 ) -> None:
+    if resource is not None and chip is not None:
+        raise click.UsageError(
+            "--chip picks the embedded emulator's kind; with --resource the chip reports its "
+            "own technology (drop --chip)"
+        )
+    chip = chip or "reram"
     with open_chip(resource, seed, chip) as c, progress_bar() as progress:
         technology = str(c.snapshot().get("configuration", {}).get("technology", chip))
         params = make_params(technology)
@@ -174,9 +188,24 @@ def _run(
 
 @measure.command("pulse-response")
 @_common_options
-@click.option("--n-up", type=click.IntRange(0), default=200, show_default=True)
-@click.option("--n-down", type=click.IntRange(0), default=200, show_default=True)
-@click.option("--cycles", type=click.IntRange(1), default=3, show_default=True)
+@click.option(
+    "--n-up",
+    type=click.IntRange(0),
+    default=None,
+    help="Up pulses per cycle; default per technology (reram 200, ecram 400, pcm 200).",
+)
+@click.option(
+    "--n-down",
+    type=click.IntRange(0),
+    default=None,
+    help="Down pulses per cycle; default per technology (reram 200, ecram 400, pcm 200).",
+)
+@click.option(
+    "--cycles",
+    type=click.IntRange(1),
+    default=None,
+    help="Cycles; default per technology (reram 3, ecram 2, pcm 3).",
+)
 @click.option(
     "--read-every",
     type=click.IntRange(1),
@@ -185,29 +214,36 @@ def _run(
     help="Read after every k pulses.",
 )
 @click.option(
-    "--amplitude",
+    "--pulse-amplitude",
+    "amplitude",
     type=number(),
     default=None,
     help="Pulse amplitude (V); up pulses +A, down pulses -A; default per technology "
     "(reram 1.2, ecram 3.0, pcm 1.0).",
 )
 @click.option(
-    "--width",
+    "--pulse-width",
+    "width",
     type=number(0, min_open=True),
     default=None,
     help="Pulse width (s); default per technology (reram 1e-6, ecram 10e-3, pcm 100e-9).",
 )
+@click.option("--amplitude", "amplitude_alias", type=number(), default=None, hidden=True)
+@click.option("--width", "width_alias", type=number(0, min_open=True), default=None, hidden=True)
 def measure_pulse_response_cmd(**kw: Any) -> None:
-    """N up then N down pulses with a read after each (or every k), C cycles."""
+    """N up then N down pulses with a read after each (or every k), C cycles.
+
+    Pulse settings and train length follow the chip's technology unless given; the
+    defaults cross the emulated chip kinds' whole conductance window.
+    """
     from calib.campaigns import PulseResponseParams, measure_pulse_response
 
-    def make(technology: str) -> PulseResponseParams:
-        from calib.campaigns.programming import PROGRAM_DEFAULTS
+    amplitude = _alias(kw, "amplitude", "--pulse-amplitude", "--amplitude")
+    width = _alias(kw, "width", "--pulse-width", "--width")
 
-        _, amp, width = PROGRAM_DEFAULTS.get(technology.lower(), PROGRAM_DEFAULTS["reram"])
-        amp = amp if kw["amplitude"] is None else kw["amplitude"]
-        width = width if kw["width"] is None else kw["width"]
-        return PulseResponseParams(
+    def make(technology: str) -> PulseResponseParams:
+        return PulseResponseParams.for_technology(
+            technology,
             n_devices=kw["n_devices"],
             selection=kw["selection"],
             seed=kw["seed"],
@@ -217,8 +253,8 @@ def measure_pulse_response_cmd(**kw: Any) -> None:
             n_down=kw["n_down"],
             cycles=kw["cycles"],
             read_every=kw["read_every"],
-            amplitude_up_v=abs(amp),
-            amplitude_down_v=-abs(amp),
+            amplitude_up_v=None if amplitude is None else abs(amplitude),
+            amplitude_down_v=None if amplitude is None else -abs(amplitude),
             width_s=width,
         )
 

@@ -24,6 +24,8 @@ __all__ = [
     "gap_statistics",
     "source_statistics",
     "target_lines",
+    "training_verdict",
+    "verdict_lines",
     "write_report",
 ]
 
@@ -62,6 +64,71 @@ def gap_statistics(a: np.ndarray, b: np.ndarray, paired: bool) -> dict[str, Any]
         "paired": paired,
         "max_abs": float(np.max(np.abs(mean))),
     }
+
+
+#: A network "learned" when its accuracy keeps at least this fraction of the float
+#: reference's margin over chance (digits: chance 10 %, float ~97 % -> at least ~53 %).
+LEARNED_FRACTION = 0.5
+#: ... and the float reference itself must reach this fraction of the way from chance to 100 %.
+REFERENCE_FRACTION = 0.2
+
+
+def training_verdict(
+    fitted_accuracy: float, float_reference: float, n_classes: int, time_s: float
+) -> dict[str, Any]:
+    """Did training learn? ``fitted_accuracy``: mean accuracy (fraction) at ``time_s``.
+
+    Fails when the float reference itself stays near chance (1/``n_classes``: the network,
+    data set or epochs cannot show anything), or when the fitted preset's accuracy keeps
+    less than :data:`LEARNED_FRACTION` of the float reference's margin over chance (at
+    chance, or far below the reference).
+    """
+    chance = 1.0 / n_classes
+    reasons = []
+    if float_reference < chance + REFERENCE_FRACTION * (1.0 - chance):
+        reasons.append(
+            f"the float reference reaches only {_pct(float_reference)} % (chance "
+            f"{_pct(chance)} % for {n_classes} classes): more epochs or another network"
+        )
+    floor = chance + LEARNED_FRACTION * max(float_reference - chance, 0.0)
+    if fitted_accuracy < floor:
+        where = (
+            "at chance level"
+            if fitted_accuracy < chance + 0.1 * (1.0 - chance)
+            else "far below the float reference"
+        )
+        reasons.append(
+            f"training did not learn: fitted accuracy {_pct(fitted_accuracy)} % at "
+            f"{format_time(time_s)} is {where} (chance {_pct(chance)} % for {n_classes} "
+            f"classes, float reference {_pct(float_reference)} %, needs >= {_pct(floor)} %)"
+        )
+    return {
+        "learned": not reasons,
+        "reasons": reasons,
+        "fitted_accuracy": float(fitted_accuracy),
+        "float_reference_accuracy": float(float_reference),
+        "chance_accuracy": chance,
+        "min_accuracy": floor,
+        "time_s": float(time_s),
+        "rule": f"fitted accuracy at the first time >= chance + {LEARNED_FRACTION:g} x "
+        "(float reference - chance), and float reference >= chance + "
+        f"{REFERENCE_FRACTION:g} x (1 - chance)",
+    }
+
+
+def verdict_lines(report: Mapping[str, Any]) -> list[str]:
+    """One line: whether training learned (and why not)."""
+    verdict = report.get("verdict")
+    if not verdict:
+        return []
+    if verdict["learned"]:
+        return [
+            f"training learned: fitted {_pct(verdict['fitted_accuracy'])} % at "
+            f"{format_time(verdict['time_s'])}, float reference "
+            f"{_pct(verdict['float_reference_accuracy'])} %, chance "
+            f"{_pct(verdict['chance_accuracy'])} %"
+        ]
+    return [f"validation FAILED: {'; '.join(verdict['reasons'])}"]
 
 
 def _pct(x: float) -> str:
@@ -133,7 +200,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Gaps: mean ± 95 % confidence half-width.", ""]
-    lines += [f"- {line}" for line in target_lines(report)]
+    lines += [f"- {line}" for line in target_lines(report) + verdict_lines(report)]
     prog = report.get("chip_programming")
     if prog:
         lines += [

@@ -28,7 +28,7 @@ from calib.invocation import current_command
 from calib.presets import file_sha256, load_preset
 from calib.validate.chip_inference import chip_mapping
 from calib.validate.chip_network import chip_tiles, place_tiles
-from calib.validate.datasets import load_dataset
+from calib.validate.datasets import dataset_info, load_dataset
 from calib.validate.networks import NetworkSpec, build_network, matrix_layers, save_network
 from calib.validate.plots import plot_accuracy, plot_predictive
 from calib.validate.predictive import (
@@ -44,6 +44,7 @@ from calib.validate.report import (
     TARGETS_PP,
     gap_statistics,
     source_statistics,
+    training_verdict,
     write_report,
 )
 from calib.validate.sources import (
@@ -61,7 +62,7 @@ from calib.validate.tasks import (
     evaluate_task,
     open_chip,
 )
-from calib.validate.training import TrainingOptions, train_network
+from calib.validate.training import TrainingOptions, train_float_reference, train_network
 
 __all__ = [
     "DEFAULT_TIMES_S",
@@ -292,6 +293,11 @@ def run_validation(
             )
             save_network(trained, network_file)
             seconds["training"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            trained.training["float_reference_accuracy"] = train_float_reference(
+                spec, split, options.training, options.seed
+            )
+            seconds["float_reference"] = time.perf_counter() - t0
             sources = {"fitted": options.preset}
             if options.truth is not None:
                 sources["truth"] = options.truth
@@ -447,6 +453,12 @@ def _build_report(
         "predictive_check": check.summary() if check is not None else None,
         "notes": [],
     }
+    report["verdict"] = training_verdict(
+        sources["fitted"]["mean"][0],
+        trained.training["float_reference_accuracy"],
+        dataset_info(options.dataset).n_classes,
+        times[0],
+    )
     if note:
         report["predictive_note"] = note
     if programming:

@@ -50,7 +50,7 @@ from simulator import (
 from simulator.presets import PresetError
 from simulator.training import evaluate_accuracy, train_classifier
 
-__all__ = ["ALGORITHMS", "TrainingOptions", "train_network"]
+__all__ = ["ALGORITHMS", "TrainingOptions", "train_float_reference", "train_network"]
 
 ALGORITHMS = ("sgd", "tiki-taka", "ttv2", "c-ttv2")
 
@@ -171,3 +171,27 @@ def train_network(
     }
     model.eval()  # evaluate_accuracy leaves the model in training mode
     return TrainedNetwork(spec, model, split_seed, training, net_mapping)
+
+
+def train_float_reference(
+    spec: NetworkSpec, split: Split, options: TrainingOptions, seed: int = 0
+) -> float:
+    """Test accuracy of ``spec`` trained in floating point (plain SGD, same epochs and lr).
+
+    The reference a validation's accuracies are judged against: what the network and data
+    set reach without any device.
+    """
+    model = build_network(spec, seed)
+    lr = options.lr if options.lr is not None else 0.1
+    result = train_classifier(
+        model,
+        split.x_train,
+        split.y_train,
+        split.x_test,
+        split.y_test,
+        epochs=options.epochs,
+        lr=lr,
+        batch_size=options.batch_size,
+        seed=seed,
+    )
+    return float(result.final_accuracy)
