@@ -553,6 +553,7 @@ class Instrument:
         return {
             "driver": type(self).__name__,
             "idn": self.idn,
+            "model": self.model,
             "resource": self.resource,
             "channel": self.channel,
             "limits": {k: _jsonable(v) for k, v in asdict(self.limits).items()},

@@ -12,6 +12,12 @@ commands shared by the family). Commands marked [unverified] follow the family's
 and public drivers, but their page could not be read. The manuals are listed in
 ``instruments/MANUALS.md``.
 
+Models (B2900 User's Guide Ed. 5, Tables 2-4 and 2-5): every B2901A/B2902A/B2911A/B2912A
+sources up to ±210 V and ±3.03 A DC (±1.515 A above 6 V, ±105 mA above 21 V); the 10 nA
+measurement range exists on the B2911A/B2912A only, which this driver never selects (it
+measures in autorange). So the declared ranges hold for the whole family; the identified
+model is reported in errors and snapshots.
+
 Immediate and triggered levels (SCPI ref. 4-93): ``:SOUR:VOLT`` changes the output at once;
 ``:SOUR:VOLT:TRIG`` is where the output goes when the transient trigger of an ``:INIT``
 (or of ``:READ``, which is ``:INIT`` + ``:FETC``) arrives. A read therefore sets *both*
@@ -204,6 +210,12 @@ class KeysightB2900(ScpiInstrument):
         Choice({"normal": "NORM", "swapped": "SWAP"}),
         doc="Byte order of binary data (swapped = little-endian).",
     )
+
+    @property
+    def model(self) -> str:
+        """The model named in ``*IDN?`` (second field), e.g. ``B2902A``."""
+        parts = [p.strip() for p in self.idn.split(",")]
+        return parts[1] if len(parts) > 1 else ""
 
     def fields(self) -> dict:
         return {"ch": self.channel, "chanlist": f"(@{self.channel})"}
