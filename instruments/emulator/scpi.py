@@ -89,10 +89,16 @@ class ScpiError(Exception):
 
 def quoted_error_text(text: str) -> str:
     """``"text"`` cut to :data:`MAX_ERROR_TEXT` characters, inner quotes doubled (488.2 strings)."""
-    text = text.replace("\n", " ").replace("\r", " ")
+    text = _printable(text)
     if len(text) > MAX_ERROR_TEXT:
         text = text[: MAX_ERROR_TEXT - 3] + "..."
     return '"' + text.replace('"', "'") + '"'
+
+
+def _printable(text: str) -> str:
+    """``text`` in printable ASCII (IEEE 488.2 strings are 7-bit): others escaped."""
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in text)
 
 
 class ErrorQueue:
@@ -109,6 +115,7 @@ class ErrorQueue:
         self._q: deque[tuple[int, str]] = deque()
 
     def push(self, code: int, text: str) -> None:
+        text = _printable(text)
         if len(text) > MAX_ERROR_TEXT + 2:
             text = text[: MAX_ERROR_TEXT - 3] + ('..."' if text.startswith('"') else "...")
         if self.listener is not None:

@@ -148,6 +148,7 @@ class ScpiDevice(VirtualDevice):
     """A virtual SCPI instrument: command table, error queue, IEEE 488.2 and ``EMU:`` commands."""
 
     idn = "EMU,VIRTUAL,0,0"
+    options = "0"  # *OPT?: no options installed
 
     def __init__(self, bench: VirtualBench) -> None:
         super().__init__(bench)
@@ -210,6 +211,7 @@ class ScpiDevice(VirtualDevice):
 
     def _register_common(self) -> None:
         register_common(self.table, self.status, lambda: self.idn, self.reset)
+        self.table.add("*OPT?", lambda a: self.options, 0)  # 488.2 §10.20: installed options
         # emulator-only: the bench's clock, noise stream and hidden truth
         self.add("EMU:CLOCk:TIME?", lambda a: repr(self.bench.clock.now()), 0)
         self.add("EMU:CLOCk:ADVance", self._advance, 1)

@@ -15,6 +15,7 @@ references are collected in ``instruments/emulator/COMMANDS.md``):
   buffer, in both source functions: sourcing voltage the output is the level unless the
   current limit holds it lower (V = limiti/ΣG); sourcing current the devices drop
   V = I/ΣG unless ``limitv`` caps it (I = limitv·ΣG); nothing routed reads 0 A or the limit;
+  with the output off, the normal output-off state: 0 V on the devices, 0 A read;
 - ``status.measurement.instrument.smua.condition``: bit 0 voltage limit, bit 1 current limit;
 - ``format.data`` ``format.REAL32``/``REAL64`` and ``format.byteorder``: ``printnumber``
   and ``printbuffer`` then send ``#0`` followed by raw IEEE floats (``print`` stays ASCII);
@@ -156,10 +157,16 @@ def install(smu: Virtual2600B) -> None:
 
 # --------------------------------------------------------------------------- measurements
 def _point(smu: Virtual2600B) -> tuple[float, float]:
-    """One reading of (volts, amps) at the output, in either source function."""
-    if smu.output != 1.0:
-        raise TspError(5065, "Output is off (virtual bench)")
+    """One reading of (volts, amps) at the output, in either source function.
+
+    With the output off the SMU is in its normal output-off state (Reference Manual 2-42:
+    0 V, current limit ``offlimiti``): the routed devices see 0 V and read 0 A.
+    """
     bench = smu.bench
+    if smu.output != 1.0:
+        bench.clock.advance(smu.nplc / smu.linefreq + 30e-6)
+        smu.compliance, smu.condition = False, 0.0
+        return 0.0, 0.0
     idx = bench.devices_on(bench.routing.smu_input)
     if smu.func == 1.0:  # voltage source: the bench subset's reading, then the voltage
         amps = smu._reading(smu.levelv, 0.0)
@@ -215,7 +222,7 @@ def _readings(smu: Virtual2600B) -> list[tuple[float, float]]:
 
 
 def _measure(smu: Virtual2600B, kind: str, buf: object) -> float:
-    if kind == "i" and smu.func == 1.0 and smu.interval == 0.0:
+    if kind == "i" and smu.func == 1.0 and smu.interval == 0.0 and smu.output == 1.0:
         value = smu._measure_i(buf)  # the bench subset's reading, unchanged
         smu.condition = 2.0 if smu.compliance else 0.0
         return value
