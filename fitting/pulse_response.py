@@ -500,7 +500,8 @@ def combine_device_estimates(
     if n_keep < 3:
         for name in list(params):
             if name.endswith("_dtod"):
-                unc[name], method[name] = None, f"not identifiable ({n_keep} device(s))"
+                unc[name], method[name] = None, f"not available ({n_keep} device(s))"
+    _few_device_errors(params, unc, method, n_keep, n_alive, n_stuck)
     for name, value in list(unc.items()):  # no finite error: say so instead of inf/nan
         if isinstance(value, float) and not np.isfinite(value):
             unc[name] = None
@@ -543,7 +544,8 @@ def combine_device_estimates(
         },
         conductance_unit=ctx.source.units,
     )
-    fit_obj.uncertainty["read_noise_s"] = float(noise.read_se * scale)
+    read_se = float(noise.read_se * scale)  # bootstrap over devices: none with one device
+    fit_obj.uncertainty["read_noise_s"] = read_se if np.isfinite(read_se) and read_se > 0 else None
     if predictive_check:
         fit_obj.predictive = _predictive(fit_obj, ctx.source, seed=seed)
         fit_obj.diagnostics.update({f"predictive_{k}": v for k, v in fit_obj.predictive.items()})
@@ -602,6 +604,47 @@ def fit_verdict(predictive: dict[str, float], model: str, unit: str = "S") -> di
             "(--model auto), may describe the traces better"
         )
     return out
+
+
+#: a device-clustered sandwich needs this many devices; with fewer its errors are too small
+#: (one device gives exactly 0: the 'spread' of one cluster)
+MIN_SANDWICH_DEVICES = 5
+
+
+def _few_device_errors(
+    params: dict, unc: dict, method: dict, n_keep: int, n_alive: int, n_stuck: int
+) -> None:
+    """No standard error that the number of devices cannot support (in place).
+
+    A sandwich over fewer than :data:`MIN_SANDWICH_DEVICES` devices, and an error of exactly
+    0 on a fitted value, become ``None`` with the reason ("not available (N devices)"); the
+    binomial error of the stuck fraction is not 0 when no device is stuck: the rule of three
+    gives the 95 % upper limit instead. One trace: :func:`fitting.lmfit_models.fit_trace`
+    gives per-trace errors of every family parameter.
+    """
+    few = f"not available ({n_keep} device{'s' if n_keep != 1 else ''}"
+    for name, m in list(method.items()):
+        if name not in unc or name == "corrupt_devices_prob":
+            continue
+        if m.startswith("sandwich") and n_keep < MIN_SANDWICH_DEVICES:
+            unc[name] = None
+            method[name] = (
+                f"{few}: a sandwich over devices needs at least {MIN_SANDWICH_DEVICES}; "
+                "per-trace errors: fitting.lmfit_models.fit_trace)"
+            )
+            continue
+        value = unc[name]
+        zero = isinstance(value, float) and value == 0.0
+        zero |= isinstance(value, list) and any(v == 0.0 for v in value)
+        if zero and not m.startswith(("not ", "fixed")) and n_keep < MIN_SANDWICH_DEVICES:
+            unc[name] = None
+            method[name] = f"{few}: the estimate of the error is 0)"
+    if n_stuck == 0 and "corrupt_devices_prob" in unc:
+        unc["corrupt_devices_prob"] = None
+        method["corrupt_devices_prob"] = (
+            f"binomial: 0 of {n_alive} devices stuck; 95 % upper limit "
+            f"{min(3.0 / max(n_alive, 1), 1.0):.3g} (rule of three)"
+        )
 
 
 def _predictive_tie_break(

@@ -38,19 +38,41 @@ def _truncated(traces: PulseTraces, n: int) -> PulseTraces:
     return PulseTraces(g[keep][None], p[keep], units=traces.units)
 
 
-def test_auto_skips_a_family_whose_shared_shape_diverged_instead_of_crashing(gong) -> None:
-    # 700 up + 700 down reads of the Gong trace: the exp-step shared shape runs away
-    # (gamma_up ~ -4e4) and the selected family fails the predictive check; the tie-break
-    # used to refit exp-step without its shape: KeyError 'log_A_up' (issue: 'node_up_0' for
-    # piecewise-step on the full trace, the same path).
-    fit = fit_pulse_response(_truncated(gong, 700), "auto")
+def test_auto_skips_a_family_whose_shared_shape_diverged_instead_of_crashing(
+    gong, monkeypatch
+) -> None:
+    # Seen on the Gong trace: the piecewise-step shared shape diverged (node_up_0 ~ -6e103),
+    # the selected family failed the predictive check, and the tie-break refitted
+    # piecewise-step without its shape: KeyError 'node_up_0'. The divergence is injected
+    # here (it depends on the optimizer's path), the rest is the real trace.
+    import fitting.pulse_response as pr
+
+    real = pr.fit_shared_shape
+
+    def diverging(fm, data):
+        fit, prob = real(fm, data)
+        if fm.name == "piecewise-step":
+            fit.phi = np.asarray(fit.phi, dtype=float).copy()
+            fit.phi[0] = -6.2e103
+        return fit, prob
+
+    monkeypatch.setattr(pr, "fit_shared_shape", diverging)
+    fit = fit_pulse_response(gong, "auto")
     rows = {r["family"]: r for r in fit.model_selection}
-    failed = [r for r in rows.values() if r["note"].startswith("fit failed")]
-    assert failed, "the diverged family must be listed with its reason"
-    for r in failed:
-        assert "not constrained" in r["note"] or "fit failed" in r["note"]
-        assert r["delta_bic"] == np.inf  # a failed fit is never 'within ΔBIC' of the best
-    assert fit.model not in {r["family"] for r in failed}
+    assert rows["piecewise-step"]["note"].startswith("fit failed")
+    assert "node_up_0" in rows["piecewise-step"]["note"]
+    assert rows["piecewise-step"]["delta_bic"] == np.inf  # never 'within ΔBIC' of the best
+    assert fit.model != "piecewise-step"
+
+
+def test_auto_on_a_shorter_digitized_trace_does_not_crash(gong) -> None:
+    # 700 up + 700 down reads of the Gong trace: exp-step's shared shape ran away there
+    # (gamma_up ~ -4e4) and auto crashed with KeyError 'log_A_up' in the tie-break.
+    fit = fit_pulse_response(_truncated(gong, 700), "auto")
+    for r in fit.model_selection:
+        if r["note"].startswith("fit failed"):
+            assert r["delta_bic"] == np.inf
+    assert fit.fit_status["status"] in ("fits", "poor_fit", "does_not_fit")
 
 
 def test_predictive_score_is_divided_by_the_measured_span_not_the_presets(gong) -> None:
