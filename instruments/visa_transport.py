@@ -70,11 +70,14 @@ class VisaTransport:
             raise InstrumentError(resource, "*IDN?", "empty identity reply")
 
     def _tune_socket(self) -> None:
-        """TCP_NODELAY and a 64 KiB receive size on pyvisa-py sockets (no-op elsewhere)."""
+        """TCP_NODELAY and a 64 KiB receive size on pyvisa-py sockets (no-op elsewhere); an
+        instrument that closes the connection is reported at once (see :class:`_EofSocket`)."""
         with contextlib.suppress(Exception):
             session = self._inst.visalib.sessions[self._inst.session]
             session.interface.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             session.max_recv_size = 65536
+            if isinstance(session.interface, socket.socket):
+                session.interface = _EofSocket(session.interface)
 
     # ------------------------------------------------------------------ primitives
     @property
@@ -231,6 +234,30 @@ class _NotABlockError(Exception):
     pass
 
 
+CONNECTION_CLOSED = "connection closed by the instrument"
+
+
+class _EofSocket:
+    """A socket whose ``recv`` raises when the peer has closed the connection.
+
+    pyvisa-py's socket session treats an empty ``recv`` (end of stream) like "no data yet"
+    and polls until the I/O timeout, which is minutes during long sequences; an empty
+    ``recv`` after ``select`` reported the socket readable means the peer closed it.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        data = self._sock.recv(size, *flags)
+        if not data and size > 0:
+            raise ConnectionAbortedError(CONNECTION_CLOSED)
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
 def _block_message(command: str, values: np.ndarray, dtype: str) -> bytes:
     """``command #<d><len><payload>`` + LF, the payload being ``values`` as ``dtype``."""
     payload = np.ascontiguousarray(values, dtype=dtype).tobytes()
@@ -245,6 +272,8 @@ def _reason(exc: BaseException) -> str:
         return f"{exc.abbreviation}: {exc.description}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (nothing listens at that address)"
+    if isinstance(exc, ConnectionAbortedError | ConnectionResetError | BrokenPipeError):
+        return CONNECTION_CLOSED
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return str(exc) or type(exc).__name__

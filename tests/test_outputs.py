@@ -61,9 +61,7 @@ def test_fit_pcm_refuses_to_write_over_one_of_its_inputs(capsys, tmp_path: Path)
         shutil.copy(EXAMPLES / name, tmp_path / name)
         inputs.append(tmp_path / name)
     before = _digest(inputs[1])
-    code, err = _run(
-        capsys, "fit", "pcm", *map(str, inputs), "-o", str(inputs[1]), "--overwrite"
-    )
+    code, err = _run(capsys, "fit", "pcm", *map(str, inputs), "-o", str(inputs[1]), "--overwrite")
     assert code == 1 and "input file" in err
     assert _digest(inputs[1]) == before
 
@@ -78,9 +76,9 @@ def test_export_refuses_to_write_over_the_preset_it_reads(capsys, tmp_path: Path
     assert _run(capsys, "export", str(preset), "--to", "aihwkit", "-o", str(out))[0] == 0
     code, err = _run(capsys, "export", str(preset), "--to", "python", "-o", str(out))
     assert code == 1 and "exists" in err
-    assert _run(capsys, "export", str(preset), "--to", "python", "-o", str(out), "--overwrite")[
-        0
-    ] == 0
+    assert (
+        _run(capsys, "export", str(preset), "--to", "python", "-o", str(out), "--overwrite")[0] == 0
+    )
     assert "import" in out.read_text()
 
 

@@ -24,7 +24,14 @@ from calib.errors import CalibError
 from calib.io.hdf5 import CampaignWriter, RowSpec
 from instruments.chip import ChipInterface, ListSelection
 
-__all__ = ["CampaignParams", "ProgressCallback", "run_campaign", "select_devices"]
+__all__ = [
+    "CampaignParams",
+    "ChunkPlan",
+    "ProgressCallback",
+    "chip_record",
+    "run_campaign",
+    "select_devices",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,7 @@ class CampaignParams:
     seed: int = 0
     chunk_devices: int = 4096
     read_voltage_v: float = 0.2
+    chunk_seconds: float = 10.0  # instrument time between flushes, where chunking allows
 
     def __post_init__(self) -> None:
         if self.n_devices < 1:
@@ -48,6 +56,8 @@ class CampaignParams:
             raise CalibError(f"selection must be 'block' or 'random', got {self.selection!r}")
         if self.chunk_devices < 1:
             raise CalibError(f"chunk_devices must be >= 1, got {self.chunk_devices}")
+        if not 0 < self.chunk_seconds < float("inf"):
+            raise CalibError(f"chunk_seconds must be > 0 s and finite, got {self.chunk_seconds}")
         if not 0 < self.read_voltage_v <= 2.0:
             raise CalibError(f"read voltage {self.read_voltage_v} V outside (0, 2] V")
 
@@ -67,6 +77,109 @@ def _chunk_seed(seed: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, 23, chunk]).generate_state(1)[0])
 
 
+#: Devices in the first chunk, whose instrument time sizes the following chunks.
+PROBE_DEVICES = 64
+#: A campaign whose every chunk waits this long (drift to 1e5 s) is not probed: a probe
+#: chunk would add one more such wait. Its chunks are ``chunk_devices`` devices.
+LONG_WAIT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Chunk sizes: ``first`` devices, then ``steady`` devices per chunk (``None``: not
+    known yet, it is set from the instrument time of the first chunk)."""
+
+    first: int
+    steady: int | None
+
+    @classmethod
+    def start(cls, params: CampaignParams, fixed_wait_s: float) -> ChunkPlan:
+        probe = min(params.chunk_devices, PROBE_DEVICES)
+        if probe == params.chunk_devices or fixed_wait_s >= LONG_WAIT_S:
+            return cls(params.chunk_devices, params.chunk_devices)
+        return cls(probe, None)
+
+    def size(self, number: int) -> int:
+        if number == 0:
+            return self.first
+        if self.steady is None:
+            raise CalibError("chunk plan has no steady size yet")  # a bug, not user input
+        return self.steady
+
+    def sized_by(self, seconds: float, params: CampaignParams, fixed_wait_s: float) -> ChunkPlan:
+        """The plan once the first chunk took ``seconds`` of instrument time.
+
+        Time per device is what the first chunk took beyond the campaign's fixed wait,
+        divided by its devices; a chunk then takes about ``chunk_seconds``, or ten times the
+        fixed wait when that is longer (so the waits cost at most ~10 % more time).
+        """
+        per_device = max(seconds - fixed_wait_s, 0.0) / self.first
+        if per_device <= 0:
+            return ChunkPlan(self.first, params.chunk_devices)
+        budget = max(params.chunk_seconds, 9.0 * fixed_wait_s)
+        steady = int(np.clip(np.floor(budget / per_device), 1, params.chunk_devices))
+        return ChunkPlan(self.first, steady)
+
+    def record(self) -> dict[str, Any]:
+        return {"first_devices": self.first, "steady_devices": self.steady}
+
+    @classmethod
+    def recorded(cls, value: Any) -> ChunkPlan | None:
+        if isinstance(value, dict) and "first_devices" in value:
+            return cls(int(value["first_devices"]), value.get("steady_devices"))
+        return None
+
+
+def chip_record(chip: ChipInterface) -> dict[str, Any]:
+    """Identity, technology and shape of ``chip`` as compared on ``--resume``."""
+    snapshot = chip.snapshot()
+    config = snapshot.get("configuration") or {}
+    technology = config.get("technology") if isinstance(config, dict) else None
+    return {
+        "idn": chip.identity(),
+        "technology": str(technology or snapshot.get("kind") or "unknown").lower(),
+        "shape": [int(v) for v in chip.shape],
+    }
+
+
+def _same_chip(idn_a: str, idn_b: str) -> bool:
+    """Same maker, model and serial (``*IDN?`` fields 1-3; a firmware update is the same
+    chip); identities that are not four fields must match exactly."""
+    a, b = str(idn_a).split(","), str(idn_b).split(",")
+    if len(a) >= 4 and len(b) >= 4 and " | " not in idn_a + idn_b:
+        return [x.strip() for x in a[:3]] == [x.strip() for x in b[:3]]
+    return str(idn_a).strip() == str(idn_b).strip()
+
+
+def _check_same_chip(output: Path, stored: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """``None`` if ``now`` is the chip the file was measured on, else why it is not."""
+    instrument = stored.get("instrument") or {}
+    config = instrument.get("configuration") or {} if isinstance(instrument, dict) else {}
+    then = {
+        "idn": stored.get("idn", instrument.get("idn") if isinstance(instrument, dict) else None),
+        "technology": str(
+            (config.get("technology") if isinstance(config, dict) else None)
+            or (instrument.get("kind") if isinstance(instrument, dict) else None)
+            or "unknown"
+        ).lower(),
+        "shape": instrument.get("shape") if isinstance(instrument, dict) else None,
+    }
+    problems = []
+    if then["idn"] is None or not _same_chip(then["idn"], now["idn"]):
+        problems.append("identity")
+    if then["technology"] != now["technology"]:
+        problems.append("technology")
+    if then["shape"] is not None and list(then["shape"]) != now["shape"]:
+        problems.append("shape")
+    if not problems:
+        return None
+    return (
+        f"{output}: measured on {then['idn']} ({then['technology']}), but the instrument is "
+        f"{now['idn']} ({now['technology']}): {' and '.join(problems)} differ; resume on the "
+        "same chip, or pass --resume-on-other-chip to continue anyway (recorded in the file)"
+    )
+
+
 def run_campaign(
     chip: ChipInterface,
     campaign: str,
@@ -80,23 +193,48 @@ def run_campaign(
     progress: ProgressCallback | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    fixed_wait_s: float = 0.0,
+    resume_on_other_chip: bool = False,
 ) -> Path:
     """Measure ``params.n_devices`` devices chunk by chunk into group ``campaign``.
 
     ``measure_chunk(selection, device_indices, first)`` returns the row arrays of one chunk;
-    ``first`` is the chunk's position in the campaign's device selection.
+    ``first`` is the chunk's position in the campaign's device selection. ``fixed_wait_s`` is
+    the instrument time every chunk waits whatever its size (drift: the last read time);
+    chunks are sized from the first chunk's instrument time (:class:`ChunkPlan`), and the
+    plan is recorded so that ``resume`` cuts the same chunks. ``resume`` refuses another
+    chip (identity, technology, shape) unless ``resume_on_other_chip``.
     """
+    output = Path(output)
     devices = select_devices(chip.shape, params)
     identity = chip.identity()
     log.info("%s campaign on %s: %d devices", campaign, identity, devices.size)
+    created = False
     if resume:
         writer = CampaignWriter.resume(output, campaign)
-        stored = writer.attrs().get("parameters")
-        if stored != _jsonable(asdict(params)):
-            raise CalibError(
-                f"{output}: cannot resume with different parameters (file has {stored})"
-            )
+        try:
+            stored_attrs = writer.attrs()
+            now = chip_record(chip)
+            other = _check_same_chip(output, stored_attrs, now)
+            if other is not None and not resume_on_other_chip:
+                raise CalibError(other)
+            stored = stored_attrs.get("parameters")
+            if stored != _jsonable(asdict(params)):
+                raise CalibError(
+                    f"{output}: cannot resume with different parameters (file has {stored})"
+                )
+            if other is not None:
+                log.warning("%s", other)
+                history = list(stored_attrs.get("resumed_on_other_chip") or [])
+                history.append({**now, "rows_complete_before": writer.rows_complete})
+                writer.set_attrs(resumed_on_other_chip=history)
+        except BaseException:
+            writer.finish("interrupted")
+            raise
         start = writer.rows_complete
+        plan = ChunkPlan.recorded(stored_attrs.get("chunk_plan")) or ChunkPlan.start(
+            params, fixed_wait_s
+        )
     else:
         attrs = {
             "idn": identity,
@@ -117,24 +255,47 @@ def run_campaign(
             overwrite=overwrite,
             chunk_rows=min(params.chunk_devices, params.n_devices),
         )
+        created = True
         start = 0
+        plan = ChunkPlan.start(params, fixed_wait_s)
     seed_noise = getattr(chip, "seed_noise", None)
     try:
         if progress:
             progress(start, devices.size)
-        for first in range(start, devices.size, params.chunk_devices):
-            chunk = devices[first : first + params.chunk_devices]
+        number, first = 0, 0
+        while first < start:  # the chunks already in the file
+            first += plan.size(number)
+            number += 1
+        if first != start:
+            raise CalibError(
+                f"{output}: {start} rows written do not end a chunk of the recorded plan "
+                f"{plan.record()}; the file was not written by this campaign"
+            )
+        while first < devices.size:
+            chunk = devices[first : first + plan.size(number)]
             if seed_noise is not None:
-                seed_noise(_chunk_seed(params.seed, first // params.chunk_devices))
+                seed_noise(_chunk_seed(params.seed, number))
+            t0 = chip.clock.now()
             result = measure_chunk(ListSelection.of(chunk), chunk, first)
-            writer.append(chunk, chip.shape, **result)
+            if plan.steady is None:
+                plan = plan.sized_by(chip.clock.now() - t0, params, fixed_wait_s)
+            writer.append(chunk, chip.shape, attrs={"chunk_plan": plan.record()}, **result)
+            first += chunk.size
+            number += 1
             if progress:
-                progress(first + chunk.size, devices.size)
+                progress(first, devices.size)
     except BaseException:
-        writer.finish("interrupted")
+        try:
+            empty = created and writer.rows_complete == 0
+        except CalibError:
+            empty = False
+        if empty:
+            writer.discard()  # nothing measured: leave no file that blocks the next command
+        else:
+            writer.finish("interrupted")
         raise
     writer.finish("complete")
-    return Path(output)
+    return output
 
 
 def _jsonable(value: Any) -> Any:

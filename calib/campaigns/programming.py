@@ -175,6 +175,7 @@ def measure_programming(
     progress: ProgressCallback | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    resume_on_other_chip: bool = False,
 ) -> Path:
     """Program-and-verify statistics per target level (group ``programming``)."""
 
@@ -198,6 +199,8 @@ def measure_programming(
         progress=progress,
         resume=resume,
         overwrite=overwrite,
+        fixed_wait_s=params.read_delay_s,
+        resume_on_other_chip=resume_on_other_chip,
     )
 
 
@@ -208,6 +211,7 @@ def measure_drift(
     progress: ProgressCallback | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    resume_on_other_chip: bool = False,
 ) -> Path:
     """Program, then read at log-spaced times after programming (group ``drift``)."""
     times = params.times()
@@ -233,6 +237,8 @@ def measure_drift(
         progress=progress,
         resume=resume,
         overwrite=overwrite,
+        fixed_wait_s=params.t_max_s,
+        resume_on_other_chip=resume_on_other_chip,
     )
 
 
@@ -243,6 +249,7 @@ def measure_read_noise(
     progress: ProgressCallback | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    resume_on_other_chip: bool = False,
 ) -> Path:
     """Program, wait ``read_delay_s``, then ``n_reads`` back-to-back reads (``read_noise``)."""
 
@@ -275,4 +282,6 @@ def measure_read_noise(
         progress=progress,
         resume=resume,
         overwrite=overwrite,
+        fixed_wait_s=params.read_delay_s,
+        resume_on_other_chip=resume_on_other_chip,
     )

@@ -99,6 +99,7 @@ def measure_pulse_response(
     progress: ProgressCallback | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    resume_on_other_chip: bool = False,
 ) -> Path:
     """Run the campaign on ``chip`` and write group ``pulse_response`` of ``output``.
 
@@ -134,4 +135,5 @@ def measure_pulse_response(
         progress=progress,
         resume=resume,
         overwrite=overwrite,
+        resume_on_other_chip=resume_on_other_chip,
     )

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from calib.commands.common import CHIP_KINDS, SEED, number, open_chip, progress_bar
+from calib.commands.interruption import check_campaign_output, interrupted_message, stop_on_sigterm
 from calib.errors import CalibError
 
 __all__ = ["measure"]
@@ -86,6 +87,12 @@ def _common_options(func: Callable) -> Callable:
             "--resume",
             is_flag=True,
             help="Continue an interrupted campaign in OUTPUT with the same parameters.",
+        ),
+        click.option(
+            "--resume-on-other-chip",
+            is_flag=True,
+            help="With --resume: continue although the instrument's identity, technology or "
+            "shape differ from the file's (recorded in the file).",
         ),
         click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists."),
     ]
@@ -170,19 +177,31 @@ def _run(
             "own technology (drop --chip)"
         )
     chip = chip or "reram"
-    with open_chip(resource, seed, chip) as c, progress_bar() as progress:
+    other_chip = bool(click.get_current_context().params.get("resume_on_other_chip"))
+    check_campaign_output(output, resume, overwrite, other_chip)
+    with (
+        stop_on_sigterm(),
+        open_chip(resource, seed, chip) as c,
+        progress_bar() as progress,
+    ):
         technology = str(c.snapshot().get("configuration", {}).get("technology", chip))
         params = make_params(technology)
         click.echo(f"instrument: {c.identity()}", err=True)
         task = progress.add_task(kind, total=n_devices)
-        path = run(
-            c,
-            params,
-            output,
-            lambda done, total: progress.update(task, completed=done),
-            resume=resume,
-            overwrite=overwrite,
-        )
+        try:
+            path = run(
+                c,
+                params,
+                output,
+                lambda done, total: progress.update(task, completed=done),
+                resume=resume,
+                overwrite=overwrite,
+                resume_on_other_chip=other_chip,
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            click.echo(interrupted_message(output, n_devices), err=True)
+            raise
     click.echo(f"dataset written to {path}")
 
 

@@ -4,13 +4,21 @@ One group per campaign. Rows are devices. Every chunk of devices is appended to 
 datasets and flushed, and the file is closed between chunks, so a process killed while
 measuring leaves a consistent file holding every chunk written before. The group's
 ``status`` attribute is ``running`` while measuring, ``complete`` at the end, and
-``interrupted`` after an error; ``rows_complete`` counts the device rows safely written.
+``interrupted`` after an error; ``rows_complete`` counts the device rows safely written
+(readers ignore rows beyond it). One process writes a campaign file at a time
+(:class:`~calib.io.writer_lock.WriterLock`); a full disk interrupts the campaign with one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,7 @@ import numpy as np
 from calib._version import __version__
 from calib.errors import CalibError
 from calib.io.checks import check_campaign_values, check_numeric, check_self_contained
+from calib.io.writer_lock import WriterLock
 
 __all__ = [
     "CAMPAIGNS",
@@ -45,6 +54,76 @@ CONDUCTANCE_UNITS = ("S", "normalized")
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, so a chunk is written whole.
+
+    The handlers in place before are called afterwards with the signals that came in.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in kinds}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(caught):
+            handler = old[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
+
+
+class DiskFullError(CalibError):
+    """The disk (or the file-size limit) is full: the campaign stops, its file stays valid."""
+
+
+#: Room kept free beyond a chunk's data (HDF5 metadata, the final status attributes).
+SPACE_MARGIN_BYTES = 1 << 20
+
+
+def _check_space(path: Path, nbytes: int) -> None:
+    """Refuse a chunk that may not fit on the disk or under the file-size limit.
+
+    HDF5 does not recover from a failed write (the library may crash when it closes the
+    file), so the space is checked before writing: twice the chunk plus a margin.
+    """
+    need = 2 * nbytes + SPACE_MARGIN_BYTES
+    try:
+        st = os.statvfs(path.parent)
+        free = st.f_bavail * st.f_frsize
+    except (OSError, AttributeError):
+        free = None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            room = limit - (path.stat().st_size if path.exists() else 0)
+            free = room if free is None else min(free, room)
+    except (ImportError, OSError, ValueError):
+        pass
+    if free is not None and free < need:
+        raise DiskFullError(
+            f"{path}: disk full ({free / 1e6:.1f} MB free, the next chunk needs about "
+            f"{need / 1e6:.1f} MB); the campaign stopped and the file keeps its complete "
+            "chunks (free space, then --resume)"
+        )
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    full = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    if getattr(exc, "errno", None) in full:
+        return True
+    text = str(exc)
+    return any(os_text in text for os_text in ("No space left", "File too large", "quota"))
 
 
 @dataclass(frozen=True)
@@ -86,8 +165,23 @@ class CampaignWriter:
         self.campaign = campaign
         self.rows = {**ADDRESS_ROWS, **rows}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and not overwrite:
-            raise CalibError(f"{self.path}: exists; use --resume to continue it or remove it")
+        self.lock = WriterLock(self.path).acquire()
+        try:
+            if self.path.exists() and not overwrite:
+                raise CalibError(f"{self.path}: exists; use --resume to continue it or remove it")
+            self._create(columns, attrs, column_units, chunk_rows)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _create(
+        self,
+        columns: dict[str, np.ndarray],
+        attrs: dict[str, Any],
+        column_units: dict[str, str] | None,
+        chunk_rows: int,
+    ) -> None:
+        campaign = self.campaign
         with self._open("w") as f:
             f.attrs["format"] = FORMAT_NAME
             f.attrs["format_version"] = FORMAT_VERSION
@@ -121,6 +215,15 @@ class CampaignWriter:
     def resume(cls, path: str | Path, campaign: str) -> CampaignWriter:
         """Reopen an unfinished campaign; rows beyond ``rows_complete`` are discarded."""
         path = Path(path)
+        lock = WriterLock(path).acquire()
+        try:
+            return cls._resume(path, campaign, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _resume(cls, path: Path, campaign: str, lock: WriterLock) -> CampaignWriter:
         with open_dataset(path) as f:
             if campaign not in f:
                 raise CalibError(f"{path}: has no {campaign!r} group to resume")
@@ -137,6 +240,7 @@ class CampaignWriter:
         self.path = path
         self.campaign = campaign
         self.rows = rows
+        self.lock = lock
         with self._open("a") as f:
             g = f[campaign]
             done = int(g.attrs.get("rows_complete", 0))
@@ -163,8 +267,17 @@ class CampaignWriter:
         with self._open("r") as f:
             return {k: _attr(v) for k, v in f[self.campaign].attrs.items()}
 
-    def append(self, device_index: np.ndarray, shape: tuple[int, int], **rows: np.ndarray) -> None:
-        """Append one chunk: every declared row dataset must be given, leading dim = chunk."""
+    def append(
+        self,
+        device_index: np.ndarray,
+        shape: tuple[int, int],
+        attrs: dict[str, Any] | None = None,
+        **rows: np.ndarray,
+    ) -> None:
+        """Append one chunk: every declared row dataset must be given, leading dim = chunk.
+
+        ``attrs`` are group attributes written with the chunk (before it counts as complete).
+        """
         device_index = np.asarray(device_index, dtype=np.int64)
         n = device_index.size
         r, c = np.divmod(device_index, shape[1])
@@ -175,25 +288,65 @@ class CampaignWriter:
             raise ValueError(
                 f"chunk rows mismatch: missing {sorted(missing)}, extra {sorted(extra)}"
             )
+        for name, values in data.items():
+            shape = np.shape(values)
+            if shape != (n, *self.rows[name].shape):
+                raise ValueError(f"{name}: chunk of shape {shape}, expected {n} rows")
+        _check_space(self.path, sum(np.asarray(v).nbytes for v in data.values()))
+        n0 = None
+        try:
+            with _signals_deferred(), self._open("a") as f:
+                g = f[self.campaign]
+                n0 = int(g.attrs["rows_complete"])
+                for name, values in data.items():
+                    ds = g[name]
+                    ds.resize(n0 + n, axis=0)
+                    ds[n0:] = np.asarray(values)
+                for key, value in (attrs or {}).items():
+                    g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+                f.flush()
+                # rows count only once their data are on disk
+                g.attrs["rows_complete"] = n0 + n
+                f.flush()
+        except (OSError, CalibError) as exc:
+            if _is_disk_full(exc):
+                kept = "the rows written before" if n0 is None else f"{n0} device rows"
+                raise DiskFullError(
+                    f"{self.path}: disk full; the campaign stopped and the file keeps {kept} "
+                    "(free space, then --resume)"
+                ) from None
+            raise
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Record extra campaign attributes (JSON for dicts and lists)."""
         with self._open("a") as f:
             g = f[self.campaign]
-            n0 = int(g.attrs["rows_complete"])
-            for name, values in data.items():
-                arr = np.asarray(values)
-                if arr.shape != (n, *self.rows[name].shape):
-                    raise ValueError(f"{name}: chunk of shape {arr.shape}, expected {n} rows")
-                ds = g[name]
-                ds.resize(n0 + n, axis=0)
-                ds[n0:] = arr
-            g.attrs["rows_complete"] = n0 + n
-            f.flush()
+            for key, value in attrs.items():
+                g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+
+    def discard(self) -> None:
+        """Remove a file this writer created that holds no device row yet."""
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            self.lock.release()
 
     def finish(self, status: str = "complete") -> None:
-        """Set the final status and end time."""
-        with self._open("a") as f:
-            g = f[self.campaign]
-            g.attrs["status"] = status
-            g.attrs["end_time"] = _now()
+        """Set the final status and end time, and give up the writer lock.
+
+        A file that cannot take the status (a full disk) keeps ``running``, which readers and
+        ``--resume`` treat like ``interrupted``.
+        """
+        try:
+            with self._open("a") as f:
+                g = f[self.campaign]
+                g.attrs["status"] = status
+                g.attrs["end_time"] = _now()
+        except (OSError, CalibError):
+            if status == "complete":
+                raise
+        finally:
+            self.lock.release()
 
     def __enter__(self) -> CampaignWriter:
         return self
@@ -303,6 +456,15 @@ def open_dataset(path: str | Path) -> h5py.File:
     return f
 
 
+def _complete_rows(group: h5py.Group, ds: h5py.Dataset) -> np.ndarray:
+    """A dataset's values; per-device rows beyond ``rows_complete`` (a chunk being written
+    when the writer stopped) are left out."""
+    done = group.attrs.get("rows_complete")
+    if done is not None and ds.ndim and ds.maxshape[0] is None and ds.shape[0] > int(done):
+        return ds[: int(done)]
+    return ds[()]
+
+
 def read_campaign(path: str | Path, campaign: str) -> CampaignData:
     """Read one campaign group, validating required datasets, row counts, units and values."""
     path = Path(path)
@@ -315,7 +477,9 @@ def read_campaign(path: str | Path, campaign: str) -> CampaignData:
                 raise CalibError(f"{path}: {campaign}/{name} is missing")
         try:
             arrays = {
-                name: np.asarray(ds[()]) for name, ds in g.items() if isinstance(ds, h5py.Dataset)
+                name: np.asarray(_complete_rows(g, ds))
+                for name, ds in g.items()
+                if isinstance(ds, h5py.Dataset)
             }
         except OSError as exc:
             raise CalibError(f"{path}: {campaign} data cannot be read (truncated? {exc})") from None
