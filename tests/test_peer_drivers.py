@@ -128,7 +128,11 @@ def test_pymeasure_33500_settings_queries_and_a_burst(bench: BenchResources) -> 
         assert awg.pulse_width == pytest.approx(2e-4)
         awg.pulse_hold = "DCYC"
         assert awg.pulse_hold == "DCYC"
+        awg.pulse_period = 2e-3  # holding the duty cycle, the width follows the period
+        assert awg.pulse_width == pytest.approx(4e-4) and awg.pulse_dutycycle == pytest.approx(20)
         awg.pulse_hold = "WIDT"
+        awg.pulse_period = 1e-3
+        assert awg.pulse_width == pytest.approx(4e-4)
         awg.pulse_transition = 1e-8
         assert awg.pulse_transition == pytest.approx(1e-8)
         awg.burst_mode, awg.burst_ncycles, awg.burst_period = "TRIG", 5, 0.01
@@ -342,8 +346,6 @@ def test_qcodes_2601b_constructs_and_measures(bench: BenchResources) -> None:
 # =========================================================================== QCoDeS B2962A
 B2962_UNSUPPORTED = {
     "ch2": "the B2901A has one channel (SOURce2 is refused, as on the instrument)",
-    "current source measurements": "sourcing current is stored and read back; a reading "
-    "while sourcing current is refused (-221): the virtual B2900 forces voltages only",
 }
 
 
@@ -371,8 +373,18 @@ def test_qcodes_b2962a_channel_1_on_the_b2901a(bench: BenchResources) -> None:
     ch.current_limit(1e-6)  # at the limit the output voltage drops to I/G
     assert ch.current() == pytest.approx(1e-6)
     assert ch.voltage() == pytest.approx(1e-6 / g, rel=0.01)
+    ch.current_limit(1e-3)
+    ch.source_mode("current")  # forcing a current: V = I/G up to the voltage limit
     ch.source_current(1e-6)
     assert ch.source_current() == 1e-6
+    assert ch.current() == pytest.approx(1e-6)
+    assert ch.voltage() == pytest.approx(1e-6 / g, abs=6 * READ_NOISE_S * 1e-6 / g**2)
+    ch.voltage_limit(0.2)
+    ch.source_current(1.0)
+    assert ch.voltage() == pytest.approx(0.2)
+    assert ch.current() == pytest.approx(0.2 * g, abs=6 * READ_NOISE_S * 0.2)
+    ch.source_current(0.0)
+    ch.source_mode("voltage")
     ch.enable(False)
     assert not ch.enable()
     assert smu.ask("SYST:ERR?") == '0,"No error"'

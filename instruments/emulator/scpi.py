@@ -34,6 +34,7 @@ __all__ = [
     "StatusModel",
     "block_reply",
     "encode_block",
+    "expand_optional",
     "parse_bool",
     "parse_float",
     "parse_int",

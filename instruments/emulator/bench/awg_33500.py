@@ -142,6 +142,12 @@ class Virtual33500B(ScpiDevice):
 
     def _set_period(self, args: list) -> None:
         period = parse_float(args[0], "pulse period", 33e-9, 1e6)
+        if self.pulse_hold == "DCYC":  # FUNC:PULS:HOLD DCYC: the duty cycle stays
+            width = self.width * period / self.period
+            if not MIN_WIDTH_S <= width <= period - MIN_WIDTH_S:
+                raise ScpiError(-221, f"the duty cycle does not fit a {period:g} s period")
+            self.period, self.width = period, width
+            return
         if period < self.width + MIN_WIDTH_S:
             raise ScpiError(-221, f"period {period:g} s is shorter than the width + 16 ns")
         self.period = period

@@ -12,7 +12,6 @@ plain patterns that :class:`~instruments.emulator.scpi.CommandTable` matches.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ from instruments.emulator.scpi import (
     ScpiError,
     StatusModel,
     block_reply,
+    expand_optional,
     parse_choice,
     parse_float,
     parse_int,
@@ -99,21 +99,11 @@ class VirtualDevice:
 
 def expand_pattern(pattern: str, suffixes: tuple[str, ...] = ("", "1")) -> list[str]:
     """Every plain header a pattern with ``[:OPTional]`` nodes and ``{c}`` suffixes allows."""
-    query = pattern.endswith("?")
-    body = pattern.rstrip("?").lstrip(":")
-    nodes = body.replace("[:", ":[").split(":")
-    choices = []
-    for node in nodes:
-        if node.startswith("[") and node.endswith("]"):
-            choices.append(("", node[1:-1]))
-        else:
-            choices.append((node,))
-    headers = []
-    for combo in itertools.product(*choices):
-        header = ":".join(n for n in combo if n)
-        for suffix in suffixes if "{c}" in header else ("",):
-            headers.append(header.replace("{c}", suffix) + ("?" if query else ""))
-    return headers
+    return [
+        header.replace("{c}", suffix)
+        for header in expand_optional(pattern)
+        for suffix in (suffixes if "{c}" in header else ("",))
+    ]
 
 
 def short_choice(arg: object, name: str, choices: tuple[str, ...]) -> str:

@@ -178,7 +178,10 @@ class VirtualB2900(ScpiDevice):
         if not self.output:
             raise ScpiError(-221, "output is off")
         if self.function != "VOLT":
-            raise ScpiError(-221, "the virtual SMU sources voltage only")
+            if spot and self.shape == "DC":
+                self._force_current()  # a spot reading while sourcing current
+                return
+            raise ScpiError(-221, "the virtual SMU sweeps and pulses voltage only")
         levels = self._levels(spot)
         timed = self.trigger_source == "TIM" and not spot
         settle = self.acquire_delay + self.aperture
@@ -247,6 +250,7 @@ class VirtualB2900(ScpiDevice):
         self.current_level = 0.0
         self.voltage_limit = 2.0
         self.remote_sense = False
+        self.forced_volts = 0.0
 
     def _register_peer(self) -> None:
         s = self.setting
@@ -260,12 +264,34 @@ class VirtualB2900(ScpiDevice):
         self.add(":MEASure:VOLTage[:DC]?", self._measure_voltage)
         self.add(":MEASure:RESistance?", self._measure_resistance)
 
+    def _force_current(self) -> None:
+        """Source ``current_level`` into the routed devices for one reading: they drop
+        V = I/ΣG unless the voltage limit holds it (then I = V·ΣG); nothing routed: the
+        limit. The devices see that voltage for the acquire delay plus the aperture."""
+        bench = self.bench
+        bench.release(SOURCE)
+        idx = bench.devices_on(bench.routing.smu_input)
+        t = bench.now()
+        g = bench.current(idx, 1.0, t) if idx.size else 0.0  # ΣG read with its noise
+        sign = 1.0 if self.current_level >= 0 else -1.0
+        want = self.current_level / g if g > 0 else sign * np.inf
+        limited = abs(want) > self.voltage_limit
+        volts = sign * self.voltage_limit if limited else float(want)
+        step = self.acquire_delay + self.aperture + OVERHEAD_S
+        bench.apply_voltage(idx, volts, step, t, SOURCE)
+        bench.clock.advance(step)
+        bench.restart(SOURCE)
+        self.forced_volts = volts
+        self.data = np.array([volts * g if limited else self.current_level])
+
     def _spot(self, args: list) -> tuple[float, float]:
         """One spot measurement: (volts at the output, amps). With the current limit reached
         the output voltage is what the limit lets the routed devices drop."""
         self._channels(args)
         self._acquire(spot=True)
         amps = float(self.data[-1])
+        if self.function == "CURR":
+            return self.forced_volts, amps
         volts = self.level
         if self.tripped:
             bench = self.bench
