@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+import pyvisa
 
 from instruments.emulator.crossbar import EmulatedCrossbar
 from instruments.emulator.scpi import CommandTable, ErrorQueue
@@ -627,3 +628,40 @@ def test_jobs_too_big_for_one_command_are_refused() -> None:
         t.write("SEQ:PTR:DEF 100000,1.2,100000,-1.2,1e-6,1,1000;:SEQ:INIT")
         assert codes(t) == [-223, -223]
         assert t.query("SEQ:STAT?") == "IDLE"
+
+
+# --------------------------------------------------------------------------- bench instruments
+def test_the_bench_instruments_share_the_generic_rules() -> None:
+    """The E5250A manual's own compound example, MIN/MAX/DEF on bench settings, and the
+    status model on the SCPI and TSP instruments (one engine for all)."""
+    from instruments.emulator.bench.bench import running_bench
+
+    with running_bench("reram", seed=1, shape=(2, 2)) as res:
+        with VisaTransport(res.switch) as sw:
+            sw.command(":ROUT:CONN:RULE ALL,SROU;SEQ ALL,BBM")  # E5250A Guide 6-4
+            assert sw.query(":ROUT:CONN:RULE? 1;SEQ? 1") == "SROU;BBM"
+        with VisaTransport(res.smu) as smu:
+            assert float(smu.query(":SOUR:VOLT? MAX")) == 210.0
+            assert float(smu.query(":SENS:CURR:PROT? MIN")) == 1e-9
+            smu.command(":SENS:CURR:PROT 1e-3;:SENS:CURR:PROT DEF")
+            assert float(smu.query(":SENS:CURR:PROT?")) == 1e-4  # the *RST value
+            smu.command(":SOUR:VOLT MAX;:SOUR:VOLT MIN")
+            assert float(smu.query(":SOUR:VOLT?")) == -210.0
+            assert smu.query("*ESR?") == "128" and smu.query("*TST?") == "0"
+            smu.write(":SOUR:FUNC:MODE VOLT;:SOUR:VOLT 1e9")
+            assert smu.query("*ESR?") == "16"
+            smu.errors()
+        tsp = pyvisa.ResourceManager("@py").open_resource(
+            res.smu_tsp, read_termination="\n", write_termination="\r\n", timeout=2000
+        )
+        try:
+            assert tsp.query("*ESR?") == "128"
+            tsp.write("smua.source.levelv = 1e6")  # error 1103: a device-specific event
+            assert tsp.query("*ESR?") == "8"
+            tsp.write("*ESE 16;*SRE 32")  # the syntax error below is an execution error
+            tsp.write("bogus(")
+            assert tsp.query("*STB?") == str(4 + 32 + 64)
+            tsp.write("*CLS")
+            assert tsp.query("print(errorqueue.count)") == "0.00000e+00"
+        finally:
+            tsp.close()
