@@ -30,7 +30,7 @@ from simulator.devices.response import (
 from simulator.inference import InferenceState, modify_weights
 from simulator.io import analog_mvm
 from simulator.noise import make_generator, normal
-from simulator.update import coincidence_counts
+from simulator.update import coincidence_counts, sample_groups
 from simulator.workspace import Workspace
 
 __all__ = ["AnalogTile", "PulsedTile", "TileBase", "check_matrix"]
@@ -393,17 +393,34 @@ class AnalogTile(TileBase):
             clip = self.config.weight_clip
             if clip > 0:
                 self._float_w = self._float_w.clamp(-clip, clip)
-        else:
-            n_up, n_down = coincidence_counts(
-                x, d, lr, self.granularity, self.config.update, self.generator, self.workspace
-            )
-            self.apply_counts(n_up, n_down)
+        else:  # rank-one terms in order, as aihwkit (see simulator.update)
+            up = self.config.update
+            for start, stop in sample_groups(x.shape[0], up.max_sequential):
+                n_up, n_down = coincidence_counts(
+                    x[start:stop],
+                    d[start:stop],
+                    lr,
+                    self.granularity,
+                    up,
+                    self.generator,
+                    self.workspace,
+                )
+                self.apply_counts(n_up, n_down, refresh=False)
+            if len(self.arrays) == 2:
+                self._refresh()
         self.post_update()
 
     def apply_counts(
-        self, n_up: torch.Tensor, n_down: torch.Tensor, cols: torch.Tensor | None = None
+        self,
+        n_up: torch.Tensor,
+        n_down: torch.Tensor,
+        cols: torch.Tensor | None = None,
+        refresh: bool = True,
     ) -> None:
-        """Pulses that increase (``n_up``) and decrease (``n_down``) the weights."""
+        """Pulses that increase (``n_up``) and decrease (``n_down``) the weights.
+
+        A one-sided pair is refreshed afterwards when ``refresh`` (once per mini-batch).
+        """
         if len(self.arrays) == 1:
             self.arrays[0].apply_pulse_counts(n_up, n_down, cols)
             return
@@ -411,7 +428,8 @@ class AnalogTile(TileBase):
         zeros = torch.zeros_like(n_up)
         plus.apply_pulse_counts(n_up, zeros, cols)
         minus.apply_pulse_counts(n_down, zeros, cols)
-        self._refresh()
+        if refresh:
+            self._refresh()
 
     def _refresh(self, rounds: int = 4) -> None:
         """Reset pairs whose devices are both high and rewrite their difference (one-sided)."""

@@ -6,6 +6,13 @@ q_i = min(A·|d_i|, 1); each slot where both fire is a *coincidence*: one pulse 
 (i, j), down if sign(x_j)·sign(d_i) > 0, up otherwise. E[#coincidences] = BL·p_j·q_i =
 η|x_j||d_i|/ε for a device of granularity ε.
 
+The rank-one terms of a batch are applied one after another, as aihwkit does (its tile loops
+over the batch): within one term every pulse a device gets has the same sign, so the closed
+forms of :mod:`simulator.devices.pulses` are exact and a device clipped at a bound by one
+sample is pushed off it by the next. Batches of more than ``max_sequential`` terms (e.g. the
+im2col rows of a convolution) are split into that many consecutive groups, whose pulses are
+interleaved per device within a group (:func:`sample_groups`).
+
 Update management (aihwkit defaults): with k = η·max|x|·max|d|/ε, BL = min(⌈k⌉, desired_bl)
 (``update_bl_management``) and A = B = √(η/(ε·BL)), rebalanced by √(max|x|/max|d|) so both
 probabilities are √(k/BL) at the maxima (``update_management``); when k > desired_bl the d
@@ -27,7 +34,7 @@ import torch
 from simulator.noise import uniform16
 from simulator.workspace import Workspace, scratch
 
-__all__ = ["PULSE_TYPES", "UpdateParameters", "coincidence_counts"]
+__all__ = ["PULSE_TYPES", "UpdateParameters", "coincidence_counts", "sample_groups"]
 
 PULSE_TYPES = ("stochastic", "mean-count", "none")
 
@@ -38,7 +45,8 @@ class UpdateParameters:
 
     ``pulse_type``: ``stochastic`` (compressed stochastic pulse trains), ``mean-count``
     (expected coincidence counts, stochastically rounded) or ``none`` (exact floating-point
-    update, for ideal devices).
+    update, for ideal devices). ``max_sequential`` (ours, not aihwkit's): at most this many
+    groups of rank-one terms are applied one after another per batch (0: one group).
     """
 
     desired_bl: int = 31
@@ -47,12 +55,28 @@ class UpdateParameters:
     update_management: bool = True
     um_grad_scale: float = 1.0
     pulse_type: str = "stochastic"
+    max_sequential: int = 16
 
     def __post_init__(self) -> None:
         if self.pulse_type not in PULSE_TYPES:
             raise ValueError(f"pulse_type must be one of {PULSE_TYPES}, got {self.pulse_type!r}")
         if int(self.desired_bl) < 1:
             raise ValueError(f"desired_bl must be >= 1, got {self.desired_bl}")
+        if int(self.max_sequential) < 0:
+            raise ValueError(f"max_sequential must be >= 0, got {self.max_sequential}")
+
+
+def sample_groups(batch: int, max_sequential: int) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) row ranges of a batch, applied one after another.
+
+    One row per group up to ``max_sequential`` rows (aihwkit's order); a larger batch is cut
+    into ``max_sequential`` near-equal groups (0: the whole batch as one group).
+    """
+    if batch <= 0:
+        return []
+    n = 1 if max_sequential <= 0 else min(batch, int(max_sequential))
+    edges = [round(k * batch / n) for k in range(n + 1)]
+    return [(edges[k], edges[k + 1]) for k in range(n)]
 
 
 def _probabilities(
