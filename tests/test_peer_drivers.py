@@ -14,6 +14,7 @@ noise of 0.25 µS, so a single reading at 0.1 V is within 6 σ = 0.15 µA of 0.1
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -484,25 +485,38 @@ def test_qcodes_parameters_are_all_exercised_or_listed() -> None:
     from qcodes.instrument_drivers.Keysight.Keysight_B2962A import KeysightB2962AChannel
 
     def declared(cls: type, *names: str) -> set[str]:
+        """The parameters (``add_parameter("name", ...)``) and public methods of ``cls``."""
         source = inspect.getsource(cls)
-        params = set()
-        for line in source.splitlines():
-            line = line.strip()
-            if line.startswith('"') and line.endswith('",') and line[1:-2].isidentifier():
-                params.add(line[1:-2])
-            if line.startswith("name=") and line.endswith('",'):
-                params.add(line[6:-2])
+        params = set(re.findall(r'add_parameter\(\s*(?:name\s*=\s*)?"(\w+)"', source))
         methods = {
             n for n, v in vars(cls).items() if inspect.isfunction(v) and not n.startswith("_")
         }
         return (params | methods) - set(names)
 
     k2600 = declared(Keithley2600Channel, "get_raw") - {"fastsweep", "setup_fastsweep"}
+    assert len(k2600) >= 20  # the scan found the driver's parameters
     assert k2600 <= exercised["smua"], k2600 - exercised["smua"]
     b2962 = declared(KeysightB2962AChannel)
+    assert len(b2962) == 10
     assert b2962 <= exercised["b2962a"], b2962 - exercised["b2962a"]
     b2200 = declared(KeysightB2200.__mro__[1], "parse_channel_list", "to_channel_list")
+    assert len(b2200) >= 25 and "get_error" in b2200
     b2200 -= set(B2200_UNSUPPORTED)
     assert b2200 <= exercised["b2200"], b2200 - exercised["b2200"]
     for table in (QCODES_2600_UNSUPPORTED, B2962_UNSUPPORTED, B2200_UNSUPPORTED):
         assert all(reason for reason in table.values())
+
+
+def test_an_anonymous_script_that_never_ends_is_dropped(bench: BenchResources) -> None:
+    """``loadandrunscript`` collects lines until ``endscript``; an endless script is dropped
+    with an error once it passes 1 MB instead of growing without bound."""
+    smu = bench.bench.smu_tsp
+    smu.handle(b"loadandrunscript")
+    for _ in range(20):
+        assert smu.handle(b"x = 1 -- " + b"y" * 60_000) == []
+    assert smu.script is None and smu.errors.pop().startswith("-285")
+    smu.handle(b"loadandrunscript")
+    smu.handle(b"smua.source.levelv = 0.25\r")
+    assert smu.levelv == 0.0  # not run before endscript
+    smu.handle(b"endscript")
+    assert smu.levelv == 0.25

@@ -95,6 +95,9 @@ class Virtual2600B(VirtualDevice):
         if self.script is not None:  # loading an anonymous script (Reference Manual 6)
             if text != "endscript":
                 self.script.append(text)
+                if sum(map(len, self.script)) > smu_k2600_names.MAX_SCRIPT_CHARS:
+                    self.script = None
+                    self.errors.push(-285, "Program syntax: script too long (not loaded)")
                 return []
             text, self.script = "\n".join(self.script), None
         elif text.split(None, 1)[:1] == ["loadandrunscript"]:

@@ -46,6 +46,7 @@ V_RANGES = (0.1, 1.0, 6.0, 40.0)
 I_RANGES = (100e-9, 1e-6, 10e-6, 100e-6, 1e-3, 10e-3, 100e-3, 1.0, 3.0)
 OVER = 1.01  # each range reaches 101 % of its nominal value
 OVERFLOW = 9.91e37  # the 2600B's reading for an overflow
+MAX_SCRIPT_CHARS = 1 << 20  # an anonymous script being loaded is dropped beyond this
 CONSTANTS = {
     "smua.SENSE_LOCAL": 0.0,
     "smua.SENSE_REMOTE": 1.0,
