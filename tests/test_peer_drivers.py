@@ -346,7 +346,7 @@ def test_qcodes_2601b_constructs_and_measures(bench: BenchResources) -> None:
 
 # =========================================================================== QCoDeS B2962A
 B2962_UNSUPPORTED = {
-    "ch2": "the B2901A has one channel (SOURce2 is refused, as on the instrument)",
+    "ch2": "the B2901A has one channel: SOURce2 is refused (-114), as on the instrument",
 }
 
 
@@ -389,6 +389,8 @@ def test_qcodes_b2962a_channel_1_on_the_b2901a(bench: BenchResources) -> None:
     ch.enable(False)
     assert not ch.enable()
     assert smu.ask("SYST:ERR?") == '0,"No error"'
+    smu.write("SOURCE2:VOLT 0.1")  # what smu.ch2.source_voltage(0.1) sends
+    assert smu.ask("SYST:ERR?").startswith("-114,")  # header suffix out of range
     smu.close()
 
 

@@ -51,6 +51,7 @@ ERROR_MESSAGES = {
     -108: "Parameter not allowed",
     -109: "Missing parameter",
     -113: "Undefined header",
+    -114: "Header suffix out of range",
     -160: "Block data error",
     -161: "Invalid block data",
     -221: "Settings conflict",
@@ -652,7 +653,11 @@ class CommandTable:
         header = cmd.header[1:] if cmd.header[:1] == ("",) else cmd.header
         found = self._find(header, cmd.query)
         if found is None:
-            raise ScpiError(-113, (":".join(header) + ("?" if cmd.query else ""))[:80])
+            text = (":".join(header) + ("?" if cmd.query else ""))[:80]
+            bare = tuple(k.rstrip("0123456789") or k for k in header)
+            if bare != header and self._find(bare, cmd.query) is not None:
+                raise ScpiError(-114, text)  # a channel this instrument does not have
+            raise ScpiError(-113, text)
         return found
 
     def execute(self, message: bytes, errors: ErrorQueue) -> list[str | bytes | BlockReply]:
