@@ -6,7 +6,15 @@
 * ``local`` (the default when ``--workers N`` is given): a ``LocalCluster`` of N worker
   processes on this machine, one thread each, started and closed with the command;
 * ``tcp://HOST:PORT``: an existing scheduler (``dask scheduler`` + ``dask worker`` on a
-  cluster); the workers must see the same files at the same paths.
+  cluster); the workers must see the same files at the same paths. Dask's protocol is
+  unauthenticated pickle: whoever runs the scheduler (or can reach its port) can run code
+  here and on the workers, so use only a scheduler you trust, on a network you trust.
+  An address that does not answer as a Dask scheduler fails after ``CONNECT_TIMEOUT_S``.
+
+The local cluster listens on loopback only and serves no dashboard unless asked
+(``dashboard=True``, ``--dashboard``: on 127.0.0.1, a free port). Dask's own log lines
+(INFO on every worker start and stop, tracebacks of connections closed at shutdown) are
+hidden unless the root logger is at DEBUG (``calib -v`` shows ours, not Dask's chatter).
 
 Tasks are mapped with :func:`map_tasks`: results come back in the order of the tasks,
 progress is shown from the futures as they complete, and a task whose worker dies is
@@ -21,6 +29,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +49,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RETRIES = 2
 NANNY_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: Seconds an existing scheduler has to answer before the command stops with one line.
+CONNECT_TIMEOUT_S = 10.0
+LOOPBACK = "127.0.0.1"
+#: Loggers of Dask and the libraries it runs on, quiet during a run (see the module docstring).
+DASK_LOGGERS = ("distributed", "tornado", "bokeh", "asyncio")
+#: Key in click's context ``meta`` set by ``--dashboard`` (calib.commands.scheduling).
+DASHBOARD_META = "calib.dask_dashboard"
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class ClusterSpec:
     kind: str
     workers: int | None = None
     address: str | None = None
+    dashboard: bool | None = None  # None: as the command line asked (--dashboard)
 
     def describe(self) -> str:
         if self.kind == "local":
@@ -105,15 +122,14 @@ def cluster_client(
             "distributed runs need dask.distributed: pip install distributed"
         ) from None
     if spec.kind == "address":
-        try:
-            client = Client(spec.address, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise CalibError(f"cannot reach the Dask scheduler {spec.address}: {exc}") from None
-        try:
-            yield client
-        finally:
-            client.close()
+        with _quiet_dask():
+            client = _connect(str(spec.address), CONNECT_TIMEOUT_S)
+            try:
+                yield client
+            finally:
+                client.close()
         return
+    dashboard = spec.dashboard if spec.dashboard is not None else _dashboard_requested()
     with contextlib.ExitStack() as stack:
         folder = local_directory or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="calib-dask-")
@@ -123,15 +139,23 @@ def cluster_client(
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers: glibc then returns
         # every large numpy temporary to the OS at once, and the per-device fits ran 2x
         # slower than in this process (benchmarks/RESULTS.md); keep glibc's default.
+        stack.enter_context(_quiet_dask())
         with dask.config.set({NANNY_TRIM: None}):
             cluster = LocalCluster(
                 n_workers=spec.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=":0",
+                host=LOOPBACK,
+                dashboard_address=f"{LOOPBACK}:0" if dashboard else None,
+                worker_dashboard_address=None,
+                # the scheduler always serves HTTP (health, metrics; the dashboard only when
+                # asked): on loopback and a free port, not on 8787 of every interface
+                scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},
                 local_directory=folder,
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL if _quiet() else False,
             )
+        if dashboard:
+            log.warning("Dask dashboard at %s", cluster.dashboard_link)
         try:
             client = Client(cluster)
             try:
@@ -140,6 +164,70 @@ def cluster_client(
                 client.close()
         finally:
             cluster.close()
+
+
+def _connect(address: str, timeout_s: float) -> Any:
+    """A client of the scheduler at ``address``, or a one-line error after ``timeout_s``.
+
+    ``Client(address, timeout=...)`` can wait forever on a peer that accepts the TCP
+    connection but does not speak Dask's protocol (an instrument, a web server): the
+    connection is made in a daemon thread that is abandoned when it does not finish.
+    """
+    from distributed import Client
+
+    result: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            result["client"] = Client(address, timeout=f"{timeout_s}s")
+        except BaseException as exc:  # reported below, in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=connect, name="calib-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 5.0)
+    if thread.is_alive():
+        raise CalibError(
+            f"--scheduler {address}: no Dask scheduler answered within {timeout_s:g} s "
+            "(wrong address, or not a Dask scheduler?)"
+        )
+    if "error" in result:
+        exc = result["error"]
+        first = (str(exc).splitlines() or [""])[0]
+        raise CalibError(
+            f"cannot reach the Dask scheduler {address}: {type(exc).__name__}: {first}"
+        ) from None
+    return result["client"]
+
+
+def _quiet() -> bool:
+    return not logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _dashboard_requested() -> bool:
+    try:
+        import click
+    except ImportError:  # pragma: no cover - click is a dependency
+        return False
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(DASHBOARD_META))
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's loggers at CRITICAL while a cluster runs (unless logging at DEBUG)."""
+    if not _quiet():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in DASK_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def map_tasks(
