@@ -76,6 +76,7 @@ def fit_pulse_response_file(
             )
         except FitInputError as exc:
             raise CalibError(str(exc)) from None
+        _note_window_coverage(fit, traces, attrs)
     prov = provenance(
         input_path,
         campaign="pulse_response",
@@ -94,6 +95,17 @@ def fit_pulse_response_file(
             traces, _ = load_pulse_traces(input_path, units)
         write_pulse_response_report(report_dir, traces, fit, preset, seed=seed)
     return path, fit
+
+
+def _note_window_coverage(fit: PulseResponseFit, traces: PulseTraces, attrs: dict) -> None:
+    """Add a note to ``fit`` when the traces do not cover the fitted device window."""
+    from calib.coverage import coverage_note, window_coverage
+
+    params = attrs.get("parameters")
+    n_up = params.get("n_up") if isinstance(params, dict) else None
+    note = coverage_note(window_coverage(traces.conductance_s, traces.device_ids, fit), n_up)
+    if note:
+        fit.notes.append(note)
 
 
 def _fit_distributed(

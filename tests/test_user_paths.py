@@ -188,3 +188,24 @@ def test_another_package_with_one_of_our_names_stops_the_cli(tmp_path) -> None:
     check_installation([str(EXAMPLES)])  # nothing of that name there
     with pytest.raises(CalibError, match=r"another package named 'simulator'.*virtual env"):
         check_installation([str(tmp_path)])
+
+
+# ------------------------------------------------------------- window coverage (item 4)
+@pytest.mark.parametrize(
+    ("train", "warned"),
+    [([], False), (["--n-up", "200", "--n-down", "200", "--cycles", "3"], True)],
+)
+def test_fit_says_when_the_campaign_does_not_cover_the_ecram_window(
+    tmp_path, train, warned
+) -> None:
+    # ECRAM steps ~0.02 uS on an 8 uS window: 200 pulses cover ~60 % of it (measured 0.59
+    # with 128 devices and pow-step), its default 400 cover ~90 % (0.92)
+    data, preset = tmp_path / "pr.h5", tmp_path / "preset.json"
+    args = ["measure", "pulse-response", "--chip", "ecram", "--devices", "64", *train]
+    assert _invoke([*args, "-o", str(data)]).exit_code == 0
+    result = _invoke(["fit", "pulse-response", str(data), "--model", "pow-step", "-o", str(preset)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert ("the pulse trains cover only" in text) is warned
+    notes = json.loads(preset.read_text())["device"]["notes"]
+    assert any("cover only" in n for n in notes) is warned
