@@ -551,8 +551,9 @@ def test_chained_commands_short_and_long_forms(t: VisaTransport) -> None:
 
 
 def test_commands_after_a_semicolon_continue_the_previous_path(t: VisaTransport) -> None:
-    """SCPI-99 vol. 1 §6.2.4 (and the E5250A guide's ``:ROUT:CONN:RULE ALL,FREE;SEQ ALL,BBM``):
-    without a leading colon a command is relative to the previous command's path."""
+    """SCPI-99 vol. 1, compound headers (and the E5250A guide's example
+    ``:ROUT:CONN:RULE ALL,FREE;SEQ ALL,BBM``): without a leading colon a command is
+    relative to the previous command's path."""
     t.command("SOUR:PULS:AMPL 1.3;WIDT 2e-6;PER 1e-5;*WAI;COUN 3")  # *WAI keeps the path
     assert t.query("SOUR:PULS:AMPL?;WIDT?;PER?;COUN?") == "1.3;2e-06;1e-05;3"
     t.write("SOUR:PULS:AMPL 1.1;SENS:VOLT 0.15")  # relative: SOUR:PULS:SENS:VOLT

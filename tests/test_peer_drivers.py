@@ -147,7 +147,9 @@ def test_pymeasure_33500_settings_queries_and_a_burst(bench: BenchResources) -> 
         assert awg.check_errors() == []
         # a burst of 5 pulses of 1.2 V, 1 us, onto a routed device: it is SET (G rises)
         g0 = route(bench, 1, 2, source="pulser")
-        awg.write("VOLT:HIGH 1.2;LOW 0")  # relative path after ';' (SCPI-99 vol. 1 §6.2.4)
+        awg.write(
+            "VOLT:HIGH 1.2;LOW 0"
+        )  # relative path after ';' (SCPI-99 vol. 1, compound headers)
         awg.pulse_width, awg.pulse_period = 1e-6, 1e-4
         awg.burst_state = True
         awg.output = True

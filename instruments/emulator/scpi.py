@@ -71,7 +71,7 @@ MAX_BLOCK_BYTES = 1 << 30  # refuse single blocks above 1 GiB (-223)
 MAX_TEXT_BYTES = 4 << 20
 #: one program message: the largest legitimate block plus its text
 MAX_MESSAGE_BYTES = MAX_BLOCK_BYTES + MAX_TEXT_BYTES
-#: SCPI-99 vol. 2 §21.8.1: description and device-dependent info together, at most 255
+#: SCPI-99 vol. 2 §21.8: description and device-dependent info together, at most 255
 MAX_ERROR_TEXT = 255
 
 
@@ -153,7 +153,7 @@ class StatusModel:
 
     Event bits (§11.5.1): 0 OPC, 2 QYE, 3 DDE, 4 EXE, 5 CME, 7 PON. They latch until
     ``*ESR?`` reads them or ``*CLS``. Status byte (§11.2): bit 2 error/event queue not
-    empty (SCPI-99 vol. 1 §9), bit 5 ESB = ESR AND ESE, bit 6 MSS = summary of the
+    empty (SCPI-99 vol. 1, status reporting), bit 5 ESB = ESR AND ESE, bit 6 MSS = summary of the
     bits enabled by ``*SRE``. ``*RST`` leaves all of them alone (§10.32).
     """
 
@@ -167,7 +167,7 @@ class StatusModel:
         self.sre = 0
 
     def error_event(self, code: int) -> None:
-        """Set the event bit of an error's class (SCPI-99 vol. 2 §21.8.9-21.8.12)."""
+        """Set the event bit of an error's class (SCPI-99 vol. 2 §21.8)."""
         if -199 <= code <= -100:
             self.esr |= self.CME
         elif -299 <= code <= -200:
@@ -204,7 +204,7 @@ def register_common(
     """Register the IEEE 488.2 mandatory common commands (§10) and SCPI ``SYST:ERR``.
 
     ``*OPC?``/``*OPC``/``*WAI``: every command here completes before the next one is read
-    (sequential commands, §12.3), so ``*OPC?`` answers 1 at once and ``*OPC`` sets the OPC
+    (sequential commands), so ``*OPC?`` answers 1 at once and ``*OPC`` sets the OPC
     event bit at once. ``*TST?`` answers 0 (self-test passed).
     """
     t = table
@@ -462,7 +462,7 @@ def parse_unit(unit: bytes) -> Command | None:
 
 # --------------------------------------------------------------------------- values
 def special_value(arg: bytes | str) -> str | None:
-    """``MIN``/``MAX``/``DEF`` if ``arg`` is one of those mnemonics (SCPI-99 vol. 1 §7.2.1)."""
+    """``MIN``/``MAX``/``DEF`` if ``arg`` is one of those mnemonics (SCPI-99 vol. 1)."""
     if isinstance(arg, bytes):
         return None
     text = arg.strip().upper()
@@ -482,7 +482,8 @@ def parse_float(
     """A finite number within [lo, hi]; -104/-222 otherwise.
 
     ``MINimum``/``MAXimum`` stand for ``lo``/``hi`` and ``DEFault`` for ``default`` (the
-    ``*RST`` value), as SCPI-99 vol. 1 §7.2.1.1 defines; refused (-224) where not defined.
+    ``*RST`` value), as SCPI-99 vol. 1 defines for numeric parameters; refused (-224)
+    where not defined.
     """
     if isinstance(arg, bytes):
         raise ScpiError(-104, f"{name} must be a number, not a block")
@@ -532,7 +533,7 @@ def parse_bool(arg: bytes | str, name: str) -> bool:
         return True
     if text in ("0", "OFF"):
         return False
-    try:  # SCPI-99 vol. 1 §7.3: a number is rounded, and anything but 0 means ON
+    try:  # SCPI-99 vol. 1 (Boolean parameters): a number is rounded, and anything but 0 means ON
         value = float(text)
     except ValueError:
         value = math.nan
@@ -605,7 +606,7 @@ def _keyword_matches(long_form: str, token: str) -> bool:
 
 
 def expand_optional(pattern: str) -> list[str]:
-    """Every header a pattern with optional ``[:NODE]`` keywords allows (SCPI-99 vol. 1 §6.2.5)."""
+    """Every header a pattern with optional ``[:NODE]`` keywords allows (SCPI-99 vol. 1)."""
     query = pattern.endswith("?")
     nodes = pattern.rstrip("?").lstrip(":").replace("[:", ":[").split(":")
     choices = [
@@ -664,7 +665,7 @@ class CommandTable:
         """Run every command of a program message; returns the replies of its queries.
 
         A command without a leading ``:`` continues the path of the previous command of
-        the message (all of its header but the last keyword; SCPI-99 vol. 1 §6.2.4); a
+        the message (all of its header but the last keyword; SCPI-99 vol. 1, compound headers); a
         common command (``*XXX``) leaves the path alone; a new message starts at the root.
         A query that fails queues its error and produces no response.
         """

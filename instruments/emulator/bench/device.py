@@ -172,7 +172,7 @@ class ScpiDevice(VirtualDevice):
         """A settable value with its query: ``parse(arg)`` validates, ``show`` formats.
 
         ``DEFault`` sets the ``*RST`` value; the query takes ``MINimum``/``MAXimum``/
-        ``DEFault`` and answers that value (SCPI-99 vol. 1 §7.2.1.1) where ``parse``
+        ``DEFault`` and answers that value (SCPI-99 vol. 1, numeric parameters) where ``parse``
         defines it.
         """
         self._settings.append(attr)
