@@ -211,26 +211,28 @@ def run_campaign(
     log.info("%s campaign on %s: %d devices", campaign, identity, devices.size)
     created = False
     if resume:
-        writer = CampaignWriter.resume(output, campaign)
-        try:
-            stored_attrs = writer.attrs()
-            now = chip_record(chip)
-            other = _check_same_chip(output, stored_attrs, now)
+        now = chip_record(chip)
+        stored_attrs: dict[str, Any] = {}
+
+        def check(attrs: dict[str, Any]) -> None:
+            """Same chip and parameters, else refuse before the file is touched."""
+            stored_attrs.update(attrs)
+            other = _check_same_chip(output, attrs, now)
             if other is not None and not resume_on_other_chip:
                 raise CalibError(other)
-            stored = stored_attrs.get("parameters")
+            stored = attrs.get("parameters")
             if stored != _jsonable(asdict(params)):
                 raise CalibError(
                     f"{output}: cannot resume with different parameters (file has {stored})"
                 )
-            if other is not None:
-                log.warning("%s", other)
-                history = list(stored_attrs.get("resumed_on_other_chip") or [])
-                history.append({**now, "rows_complete_before": writer.rows_complete})
-                writer.set_attrs(resumed_on_other_chip=history)
-        except BaseException:
-            writer.finish("interrupted")
-            raise
+
+        writer = CampaignWriter.resume(output, campaign, check)
+        other = _check_same_chip(output, stored_attrs, now)
+        if other is not None:
+            log.warning("%s", other)
+            history = list(stored_attrs.get("resumed_on_other_chip") or [])
+            history.append({**now, "rows_complete_before": writer.rows_complete})
+            writer.set_attrs(resumed_on_other_chip=history)
         start = writer.rows_complete
         plan = ChunkPlan.recorded(stored_attrs.get("chunk_plan")) or ChunkPlan.start(
             params, fixed_wait_s

@@ -18,7 +18,7 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,18 +212,33 @@ class CampaignWriter:
                     ds.attrs["units"] = column_units[name]
 
     @classmethod
-    def resume(cls, path: str | Path, campaign: str) -> CampaignWriter:
-        """Reopen an unfinished campaign; rows beyond ``rows_complete`` are discarded."""
+    def resume(
+        cls,
+        path: str | Path,
+        campaign: str,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> CampaignWriter:
+        """Reopen an unfinished campaign; rows beyond ``rows_complete`` are discarded.
+
+        ``check(attrs)`` sees the group's attributes first and may refuse (raise): the file
+        is then left exactly as it was.
+        """
         path = Path(path)
         lock = WriterLock(path).acquire()
         try:
-            return cls._resume(path, campaign, lock)
+            return cls._resume(path, campaign, lock, check)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
-    def _resume(cls, path: Path, campaign: str, lock: WriterLock) -> CampaignWriter:
+    def _resume(
+        cls,
+        path: Path,
+        campaign: str,
+        lock: WriterLock,
+        check: Callable[[dict[str, Any]], None] | None,
+    ) -> CampaignWriter:
         with open_dataset(path) as f:
             if campaign not in f:
                 raise CalibError(f"{path}: has no {campaign!r} group to resume")
@@ -231,6 +246,8 @@ class CampaignWriter:
             status = _text(g.attrs.get("status"))
             if status == "complete":
                 raise CalibError(f"{path}: the {campaign} campaign is already complete")
+            if check is not None:
+                check({k: _attr(v) for k, v in g.attrs.items()})
             rows = {
                 name: RowSpec(ds.shape[1:], ds.dtype.str, _text(ds.attrs.get("units")))
                 for name, ds in g.items()
