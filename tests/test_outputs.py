@@ -167,3 +167,20 @@ def test_guard_unit_rules(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert check_output_dir(empty, [a]) == empty
+
+
+def test_measure_never_writes_over_its_bench_file(capsys, tmp_path: Path) -> None:
+    bench = tmp_path / "bench.json"
+    bench.write_text('{"smu": "TCPIP::127.0.0.1::1::SOCKET"}\n')
+    before = _digest(bench)
+    code, err = _run(
+        capsys,
+        "measure",
+        "pulse-response",
+        "--resource",
+        f"bench:{bench}",
+        "-o",
+        str(bench),
+        "--overwrite",
+    )
+    assert code == 1 and "names the bench file" in err and _digest(bench) == before

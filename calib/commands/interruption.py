@@ -22,8 +22,16 @@ from calib.invocation import current_command
 __all__ = ["check_campaign_output", "interrupted_message", "resume_command", "stop_on_sigterm"]
 
 
-def check_campaign_output(output: Path, resume: bool, overwrite: bool, other_chip: bool) -> None:
+def check_campaign_output(
+    output: Path, resume: bool, overwrite: bool, other_chip: bool, resource: str | None = None
+) -> None:
     """One-line refusal of an output that cannot be written, before the chip is opened."""
+    if resource is not None and resource.startswith("bench:"):
+        from calib.outputs import same_file
+
+        bench = Path(resource[len("bench:") :])
+        if same_file(output, bench):
+            raise CalibError(f"{output}: -o names the bench file {bench}; write to another file")
     if resume and overwrite:
         raise CalibError("--resume continues OUTPUT and --overwrite replaces it: give one")
     if other_chip and not resume:

@@ -178,7 +178,7 @@ def _run(
         )
     chip = chip or "reram"
     other_chip = bool(click.get_current_context().params.get("resume_on_other_chip"))
-    check_campaign_output(output, resume, overwrite, other_chip)
+    check_campaign_output(output, resume, overwrite, other_chip, resource)
     with (
         stop_on_sigterm(),
         open_chip(resource, seed, chip) as c,
