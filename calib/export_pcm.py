@@ -101,6 +101,10 @@ def aihwkit_noise_model(pcm: dict[str, Any]) -> dict[str, Any]:
         "read_noise_scale": scale,
         "drift_scale": 1.0,
     }
+    signed = drift.get("sign", "absolute") == "signed"
+    if signed:
+        same_drift = False
+        notes.append(_signed_drift_note(pcm, mu, sig))
     if same_drift:
         cls = "PCMLikeNoiseModel"
         notes.append("drift: the published μ_ν, σ_ν (aihwkit's built-in curves)")
@@ -136,6 +140,31 @@ def aihwkit_noise_model(pcm: dict[str, Any]) -> dict[str, Any]:
         "read_noise_scale_max_rel_error": max_rel,
         "notes": notes,
     }
+
+
+def _signed_drift_note(pcm: dict[str, Any], mu: np.ndarray, sig: np.ndarray) -> str:
+    """What aihwkit loses on a signed drift exponent (its drift is always |N(μ_ν, σ_ν)|)."""
+    from scipy import special
+
+    s = np.maximum(sig, 1e-12)
+    folded_mean = s * np.sqrt(2 / np.pi) * np.exp(-(mu**2) / (2 * s**2)) + mu * (
+        1 - 2 * special.ndtr(-mu / s)
+    )
+    rng = pcm.get("valid_range") or {}
+    t0 = float(pcm["t0_s"])
+    t = float(rng.get("t_max_s") or 1e4 * t0)
+    log_t = np.log(max(t, t0) / t0)
+    ours = float(np.exp(-np.mean(mu) * log_t))
+    theirs = float(np.exp(-np.mean(folded_mean) * log_t))
+    negative = float(np.mean(special.ndtr(-mu / s)))
+    return (
+        "drift: the preset's exponent is signed, ν ~ N(μ_ν, σ_ν) (conductance may relax up, "
+        f"{negative:.0%} of devices on average over the valid range); aihwkit draws "
+        "|N(μ_ν, σ_ν)| and cannot represent upward drift: the exported custom drift model "
+        "carries the same μ_ν, σ_ν, so aihwkit's devices drift down more: geometric-mean "
+        f"G(t)/G(t0) at t = {t:.3g} s is {theirs:.3f} in aihwkit vs {ours:.3f} in the preset "
+        "(use this toolkit's simulator for the signed model)"
+    )
 
 
 def python_snippet(pcm: dict[str, Any]) -> str:

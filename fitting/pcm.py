@@ -237,7 +237,8 @@ class PcmFit:
             c = self.drift.comparison
             lines.append(
                 f"drift: {self.drift.levels.n_levels} levels, form {self.drift.form} "
-                f"(better fit by leave-one-level-out: {c.get('better')})"
+                f"(better fit by leave-one-level-out: {c.get('better')}), exponent "
+                f"{self.drift.sign}: {self.drift.sign_selection.get('reason', '')}"
             )
         if self.read_noise is not None:
             lines.append(

@@ -33,7 +33,7 @@ from fitting.pcm_curves import (
 )
 from fitting.pcm_data import DriftSample, Levels, Screening, group_levels, screen_devices
 from fitting.pcm_model import read_time_factor
-from fitting.pcm_stats import fit_folded_normal
+from fitting.pcm_stats import fit_folded_normal, fit_signed_normal
 from fitting.traces import FitInputError
 
 __all__ = ["DeviceDrift", "DriftFit", "fit_device_drift", "fit_drift"]
@@ -42,6 +42,10 @@ MIN_TIMES = 3
 OUTLIER_MADS = 6.0
 #: the table form must beat the clipped-log form by this much leave-one-out χ² to be chosen
 TABLE_MARGIN = 2.0
+#: the signed exponent (ν may be negative: upward relaxation) must beat aihwkit's |N(μ, σ)|
+#: by this much log-likelihood, summed over levels, to be chosen (same number of parameters)
+SIGNED_MARGIN = 2.0
+DRIFT_SIGNS = ("absolute", "signed")
 
 
 @dataclass
@@ -127,6 +131,8 @@ class DriftFit:
     comparison: dict[str, Any]
     form: str
     notes: list[str] = field(default_factory=list)
+    sign: str = "absolute"  # ν ~ |N(μ_ν, σ_ν)| (aihwkit) or "signed": ν ~ N(μ_ν, σ_ν)
+    sign_selection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def level_x(self) -> np.ndarray:
@@ -154,7 +160,13 @@ class DriftFit:
             "sigma_nu": self.sigma_table(self.mu_table.x).tolist(),
         }
         main, other = (clipped, table) if self.form == "clipped-log" else (table, clipped)
-        return {**main, "alternative": other, "comparison": self.comparison}
+        sign = {"sign": self.sign, "sign_selection": self.sign_selection}
+        return {
+            **main,
+            **sign,
+            "alternative": {**other, "sign": self.sign},
+            "comparison": self.comparison,
+        }
 
     def uncertainty(self) -> dict[str, float]:
         out = {}
@@ -167,8 +179,16 @@ class DriftFit:
 def _level_populations(
     nu: np.ndarray, nu_se: np.ndarray, levels: Levels, screening: Screening
 ) -> tuple[np.ndarray, ...]:
+    """Per level: (μ, σ, their errors, rms ν error) of |N| and of N, and both −log L.
+
+    Returns ``(absolute, signed, nll)``: two 5-tuples of arrays and a dict of summed −log L.
+    """
     n_lv = levels.n_levels
     mu, sig, mu_se, sig_se, err = (np.full(n_lv, np.nan) for _ in range(5))
+    signed = [np.full(n_lv, np.nan) for _ in range(4)]
+    nll = {"absolute": 0.0, "signed": 0.0}
+    n_negative = 0
+    n_total = 0
     for k in range(n_lv):
         members = np.flatnonzero(levels.index == k)
         v = nu[members]
@@ -194,7 +214,45 @@ def _level_populations(
             sig_se[k] = spread / np.sqrt(2.0 * max(members.size - 1, 1))
         err[k] = np.sqrt(e2)
         levels.n_devices[k] = members.size
-    return mu, sig, mu_se, sig_se, err
+        sfit = fit_signed_normal(v, e2)
+        signed[0][k], signed[1][k], signed[2][k], signed[3][k] = (
+            sfit.mu,
+            sfit.sigma,
+            sfit.mu_se,
+            sfit.sigma_se,
+        )
+        nll["absolute"] += fit.nll
+        nll["signed"] += sfit.nll
+        n_negative += int(np.sum(v < 0))
+        n_total += int(v.size)
+    nll["fraction_negative_estimates"] = n_negative / max(n_total, 1)
+    return (mu, sig, mu_se, sig_se, err), (*signed, err), nll
+
+
+def _choose_sign(nll: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    """aihwkit's |N(μ, σ)| unless the signed exponent is clearly more likely (with the reason)."""
+    gain = nll["absolute"] - nll["signed"]  # log-likelihood gained by allowing ν < 0
+    chosen = "signed" if gain > SIGNED_MARGIN else "absolute"
+    frac = nll["fraction_negative_estimates"]
+    if chosen == "signed":
+        reason = (
+            f"{frac:.0%} of the per-device exponents are negative (conductance relaxing up); "
+            f"a signed exponent ν ~ N(μ_ν, σ_ν) is more likely than |N(μ_ν, σ_ν)| by "
+            f"Δ log L = {gain:.1f} (> {SIGNED_MARGIN:g}, same number of parameters)"
+        )
+    else:
+        reason = (
+            f"|N(μ_ν, σ_ν)| (aihwkit's PCM drift) is not worse than a signed exponent "
+            f"(Δ log L of the signed model {gain:.1f} <= {SIGNED_MARGIN:g})"
+        )
+    return chosen, {
+        "criterion": "maximum likelihood of the per-device exponents, summed over levels",
+        "nll_absolute": float(nll["absolute"]),
+        "nll_signed": float(nll["signed"]),
+        "fraction_negative_estimates": float(frac),
+        "chosen": chosen,
+        "reason": reason,
+    }
 
 
 def fit_drift(
@@ -228,7 +286,11 @@ def fit_drift(
             f"{src}: drift needs at least 3 target levels with >= {min_devices} usable devices, "
             f"got {levels.n_levels} (excluded levels: {levels.excluded_levels or 'none'})"
         )
-    mu, sig, mu_se, sig_se, err = _level_populations(dev.nu, dev.nu_se, levels, screening)
+    absolute, signed, nll = _level_populations(dev.nu, dev.nu_se, levels, screening)
+    sign, sign_selection = _choose_sign(nll)
+    mu, sig, mu_se, sig_se, err = signed if sign == "signed" else absolute
+    if sign == "signed":
+        notes.append(f"drift: signed exponent ({sign_selection['reason']})")
     x = levels.g_target_s / g_max_s
     mu_fit = fit_clipped_log(x, mu, mu_se)
     sigma_fit = fit_clipped_log(x, sig, sig_se)
@@ -257,6 +319,8 @@ def fit_drift(
         comparison,
         form,
         notes,
+        sign,
+        sign_selection,
     )
 
 

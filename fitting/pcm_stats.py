@@ -21,6 +21,7 @@ __all__ = [
     "aicc",
     "chi2_variance_nll",
     "fit_folded_normal",
+    "fit_signed_normal",
     "folded_normal_nll",
     "numerical_covariance",
 ]
@@ -143,6 +144,28 @@ def fit_folded_normal(nu_hat: np.ndarray, e2: float) -> FoldedNormalFit:
     mu_se = float(np.sqrt(cov[0, 0]))
     sigma_se = float(sigma * np.sqrt(cov[1, 1]))  # delta method from log σ
     return FoldedNormalFit(mu, sigma, mu_se, sigma_se, n, float(res.fun))
+
+
+def fit_signed_normal(nu_hat: np.ndarray, e2: float) -> FoldedNormalFit:
+    """Fit (μ, σ) of a signed exponent ν ~ N(μ, σ) from estimates ν̂ = ν + N(0, e2).
+
+    The technology-neutral alternative to :func:`fit_folded_normal`: a conductance may relax
+    up (ν < 0) as well as down. Closed-form maximum likelihood: μ = mean(ν̂),
+    σ² = max(var(ν̂) − e2, 0) (var with 1/n); ``nll`` includes the same constants as
+    :func:`folded_normal_nll`, so the two likelihoods can be compared.
+    """
+    nu_hat = np.asarray(nu_hat, dtype=float)
+    n = nu_hat.size
+    mu = float(nu_hat.mean())
+    var = float(np.mean((nu_hat - mu) ** 2))
+    s2 = max(var - e2, 0.0)
+    v = max(s2 + e2, _VAR_FLOOR)
+    nll = float(0.5 * np.sum(_LOG_2PI + np.log(v) + (nu_hat - mu) ** 2 / v))
+    sigma = float(np.sqrt(s2))
+    mu_se = float(np.sqrt(v / max(n, 1)))
+    # Var(σ̂²) ≈ 2v²/n; delta method to σ (a σ at 0 gets the error of its square root)
+    sigma_se = float(np.sqrt(2.0 / max(n, 1)) * v / max(2.0 * sigma, np.sqrt(v)))
+    return FoldedNormalFit(mu, sigma, mu_se, sigma_se, n, nll)
 
 
 def chi2_variance_nll(s2: np.ndarray, dof: np.ndarray, model_var: np.ndarray) -> float:

@@ -5,7 +5,8 @@ drift curves given as functions (not only the clipped-log form), either read-noi
 conductance convention, a white read floor and stuck devices. Written directly from the
 equations of ``datasets/PRESET.md`` (it shares no code with the fitter):
 
-- g_prog = max(g_T + σ_prog(x_T)·ξ, 0), σ_prog = Σ c_k x_T^k; ν = |μ_ν(x_T) + σ_ν(x_T)·ξ|;
+- g_prog = max(g_T + σ_prog(x_T)·ξ, 0), σ_prog = Σ c_k x_T^k; ν = |μ_ν(x_T) + σ_ν(x_T)·ξ|
+  (or, ``signed``, ν = μ_ν(x_T) + σ_ν(x_T)·ξ: a conductance that may relax up);
 - a read t s after programming: g_prog·(max(t, t0)/t0)^(−ν) plus Gaussian noise of std
   sqrt((g(t)·Q_s(x_ref)·sqrt(ln((t + t_read)/(2 t_read))))² + white²)/sqrt(n_avg),
   Q_s = min(a/max(x, x_floor)^b, c), x_ref = g_prog/g_max or g_T/g_max;
@@ -53,6 +54,7 @@ class SyntheticPcm:
     white_s: float = 0.0
     conductance: str = "g_prog"
     stuck_fraction: float = 0.0
+    signed: bool = False  # ν = μ_ν + σ_ν·ξ (may be < 0: upward relaxation) instead of |·|
 
     def sigma_prog(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(sum(c * x**k for k, c in enumerate(self.prog_coefficients_s)), 0.0)
@@ -64,7 +66,8 @@ class SyntheticPcm:
 def _program(m: SyntheticPcm, g_t: np.ndarray, rng: np.random.Generator):
     x = g_t / m.g_max_s
     g_prog = np.maximum(g_t + m.sigma_prog(x) * rng.standard_normal(g_t.size), 0.0)
-    nu = np.abs(m.mu_nu(x) + m.sigma_nu(x) * rng.standard_normal(g_t.size))
+    nu = m.mu_nu(x) + m.sigma_nu(x) * rng.standard_normal(g_t.size)
+    nu = nu if m.signed else np.abs(nu)
     stuck = rng.random(g_t.size) < m.stuck_fraction
     g_prog = np.where(stuck, rng.uniform(0, m.g_max_s, g_t.size), g_prog)
     nu = np.where(stuck, 0.0, nu)

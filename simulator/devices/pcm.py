@@ -6,7 +6,9 @@ The model is aihwkit's ``PCMLikeNoiseModel`` (anchors.md §2.1) parametrized by 
 * programming: g_prog = max(g_T + σ_prog(x_T)·ξ, 0), σ_prog = Σ_k c_k x_T^k;
 * drift exponent, drawn once per device from the *target*: ν = |μ_ν(x_T) + σ_ν(x_T)·ξ|,
   with μ_ν, σ_ν either ``clipped-log`` (clip(a·ln x + b, lo, hi), x ≥ 1e-7) or ``table``
-  (linear in ln x, constant outside the table);
+  (linear in ln x, constant outside the table); with ``drift.sign = "signed"`` (a fitted
+  technology-neutral relaxation, not aihwkit's model) ν = μ_ν + σ_ν·ξ may be negative: the
+  conductance then relaxes up, and ln g(t)/g(t0) has mean −μ_ν·ln(t/t0) and SD σ_ν·ln(t/t0);
 * at t_inference after programming, t = t_inference + t0:
   g(t) = g_prog·(t/t0)^(−ν), then read noise
   g ← max(g + g·Q_s(x)·√ln((t + t_read)/(2 t_read))·ξ, 0), Q_s = min(a / max(x, x_floor)^b, c),
@@ -68,6 +70,9 @@ class PCMNoiseModel:
     read_x_floor: float
     read_conductance: str = "g_prog"
     read_white_s: float = 0.0
+    #: "absolute": ν ~ |N(μ_ν, σ_ν)| (aihwkit's PCM model); "signed": ν ~ N(μ_ν, σ_ν), a
+    #: conductance may relax up (ν < 0) as well as down (e.g. RRAM after write-verify)
+    drift_sign: str = "absolute"
 
     @classmethod
     def from_section(cls, pcm: Mapping[str, Any]) -> PCMNoiseModel:
@@ -104,6 +109,9 @@ class PCMNoiseModel:
                 mu, sig = {}, {}
             else:
                 raise ValueError(f"pcm.drift.form {form!r} is not 'clipped-log' or 'table'")
+            sign = drift.get("sign", "absolute")
+            if sign not in ("absolute", "signed"):
+                raise ValueError(f"pcm.drift.sign {sign!r} is not 'absolute' or 'signed'")
             read = pcm["read_noise"]
             if read.get("form") != "min-power":
                 raise ValueError(f"pcm.read_noise.form {read.get('form')!r} is not 'min-power'")
@@ -125,6 +133,7 @@ class PCMNoiseModel:
                 read_x_floor=float(read.get("x_floor", 1e-3)),
                 read_conductance=conductance,
                 read_white_s=float(read.get("white_s", 0.0)),
+                drift_sign=sign,
             )
         except KeyError as exc:
             raise ValueError(f"pcm section lacks {exc.args[0]!r}") from None
@@ -172,7 +181,8 @@ class PCMNoiseModel:
         g_prog = torch.clamp(g_target + self.prog_noise_std(g_target) * xi, min=0.0)
         mu, sig = self.drift_parameters(g_target)
         xi = torch.randn(g_target.shape, generator=generator, device=g_target.device)
-        return g_prog, (mu + sig * xi).abs()
+        nu = mu + sig * xi
+        return g_prog, nu if self.drift_sign == "signed" else nu.abs()
 
     def at_time(
         self,
