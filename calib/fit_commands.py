@@ -50,6 +50,7 @@ def fit_pulse_response_file(
     client: Any | None = None,
     chunk_devices: int = 2048,
     progress_label: str | None = None,
+    show_stages: bool = False,
 ) -> tuple[Path, PulseResponseFit]:
     """Fit the pulse-response campaign of ``input_path`` and write a preset.
 
@@ -57,6 +58,7 @@ def fit_pulse_response_file(
     ``summary.md``/``summary.json``. With a Dask ``client`` (:mod:`calib.distributed`) the
     per-device stages run on its workers in chunks of ``chunk_devices`` devices, each
     worker reading its rows from the HDF5 file; the result is the same as in-process.
+    ``show_stages`` shows the in-process fit's stages on stderr (:mod:`calib.fit_progress`).
     """
     input_path = Path(input_path)
     if client is not None:
@@ -67,13 +69,16 @@ def fit_pulse_response_file(
     else:
         traces, attrs = load_pulse_traces(input_path, units)
         try:
-            fit = fit_pulse_response(
-                traces,
-                model=model,
-                read_noise_s=read_noise_s,
-                seed=seed,
-                chunk_devices=chunk_devices,
-            )
+            if show_stages:
+                fit = _fit_with_stages(traces, model, read_noise_s, seed, chunk_devices)
+            else:
+                fit = fit_pulse_response(
+                    traces,
+                    model=model,
+                    read_noise_s=read_noise_s,
+                    seed=seed,
+                    chunk_devices=chunk_devices,
+                )
         except FitInputError as exc:
             raise CalibError(str(exc)) from None
         _note_window_coverage(fit, traces, attrs)
@@ -95,6 +100,25 @@ def fit_pulse_response_file(
             traces, _ = load_pulse_traces(input_path, units)
         write_pulse_response_report(report_dir, traces, fit, preset, seed=seed)
     return path, fit
+
+
+def _fit_with_stages(
+    traces: PulseTraces, model: str, read_noise_s: float | None, seed: int, chunk_devices: int
+) -> PulseResponseFit:
+    """:func:`fit_pulse_response`, its stages shown on stderr (same result)."""
+    from calib.fit_progress import FitStages
+    from fitting.chunked import TracesSource
+    from fitting.pulse_response import fit_pulse_response_source
+
+    with FitStages(model=model) as stages:
+        return fit_pulse_response_source(
+            TracesSource(traces),
+            model,
+            read_noise_s=read_noise_s,
+            seed=seed,
+            chunk_devices=chunk_devices,
+            map_tasks=stages,
+        )
 
 
 def _note_window_coverage(fit: PulseResponseFit, traces: PulseTraces, attrs: dict) -> None:

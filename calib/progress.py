@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "stage_progress"]
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -17,5 +25,20 @@ def progress_bar(console: Console | None = None) -> Progress:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+    )
+
+
+def stage_progress(console: Console | None = None) -> Progress:
+    """A display of stages (on stderr): counted ones with a bar, others with a spinner.
+
+    Each stage shows its elapsed time; stages without a total (``total=None``) pulse.
+    """
+    return Progress(
+        SpinnerColumn(finished_text="✓"),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         console=console or Console(stderr=True),
     )

@@ -209,3 +209,25 @@ def test_fit_says_when_the_campaign_does_not_cover_the_ecram_window(
     assert ("the pulse trains cover only" in text) is warned
     notes = json.loads(preset.read_text())["device"]["notes"]
     assert any("cover only" in n for n in notes) is warned
+
+
+# ------------------------------------------------------------------ fit stages (item 10)
+def test_fit_shows_each_stage_on_stderr(tmp_path) -> None:
+    data = tmp_path / "pr.h5"
+    args = ["measure", "pulse-response", "--devices", "16", "--n-up", "40", "--n-down", "40"]
+    assert _invoke([*args, "-o", str(data)]).exit_code == 0
+    result = CliRunner().invoke(
+        cli, ["fit", "pulse-response", str(data), "-o", str(tmp_path / "p.json")]
+    )
+    assert result.exit_code == 0, result.output
+    stages = [
+        "screening devices",
+        "choosing the device family and its shared shape",
+        "per-device fits",
+        "population, bootstrap, predictive check",
+    ]
+    err = result.stderr
+    positions = [err.rfind(s) for s in stages]
+    assert all(p >= 0 for p in positions), err
+    assert positions == sorted(positions)  # in the order they run
+    assert "fitted 1" in result.stdout  # the result itself stays on stdout

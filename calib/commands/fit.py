@@ -97,6 +97,7 @@ def fit_pulse_response_cmd(
             client=client,
             chunk_devices=chunk_devices,
             progress_label=None if client is None else "fitting devices",
+            show_stages=client is None,
         )
     excluded = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.excluded.items())
     click.echo(
