@@ -155,9 +155,14 @@ def fit_pcm_command(
         if "pcm" not in truth_doc:
             raise CalibError(f"{truth}: has no pcm section")
         truth_section = truth_doc["pcm"]
-    path, fit, preset = fit_pcm_files(
-        inputs, output, options, kinds, units, report_dir, any_technology=any_technology
-    )
+    from calib.progress import stage_progress
+
+    with stage_progress() as progress:  # one stage: fitting.pcm reports no finer steps
+        stage = progress.add_task("fitting programming noise, drift and read noise", total=None)
+        path, fit, preset = fit_pcm_files(
+            inputs, output, options, kinds, units, report_dir, any_technology=any_technology
+        )
+        progress.update(stage, total=1, completed=1)
     for line in fit.summary():
         click.echo(line)
     click.echo(f"preset written to {path}" + (f"; plots in {report_dir}" if report_dir else ""))
