@@ -22,6 +22,7 @@ import pytest
 from pymeasure.instruments.agilent import Agilent33500
 from pymeasure.instruments.agilent.agilent33500 import Agilent33500Channel
 from pymeasure.instruments.keithley import keithley2600 as pymeasure_k2600
+from qcodes.dataset import LinSweep
 from qcodes.instrument import Instrument as QcodesInstrument
 from qcodes.instrument_drivers.Keithley import Keithley2601B
 from qcodes.instrument_drivers.Keysight import KeysightB2200, KeysightB2962A
@@ -263,9 +264,8 @@ def test_pymeasure_2600_sources_measures_and_limits(
 
 # =========================================================================== QCoDeS 2601B
 QCODES_2600_UNSUPPORTED = {
-    "fastsweep": "its script uses Lua for-loops; the TSP subset has no control flow",
-    "setup_fastsweep": "prepares fastsweep (see above)",
-    "smub": "the 2601B has one channel; QCoDeS creates smub for every model",
+    "smub": "the 2601B has one channel; QCoDeS creates smub for every model (and a 2-D "
+    "fastsweep needs it)",
     "Keithley2601B.reset": "re-reads every parameter of smub (see above); smua.reset() works",
 }
 
@@ -333,6 +333,17 @@ def test_qcodes_2601b_constructs_and_measures(bench: BenchResources) -> None:
     assert np.std(trace) > 0  # read noise, not a repeated number
     assert bench.bench.now() - t0 == pytest.approx(49 * 1e-3 + 0.01 / 50 + 30e-6, rel=0.01)
     assert a.time_axis().shape == (50,)
+    # a fast sweep: QCoDeS's anonymous Lua script with a for loop, on the instrument
+    a.limiti(1e-3)
+    a.setup_fastsweep(LinSweep(a.volt, 0.0, 0.2, 11))
+    sweep = a.fastsweep()
+    np.testing.assert_allclose(sweep, np.linspace(0, 0.2, 11) * g, atol=6 * READ_NOISE_S * 0.2)
+    a.setup_fastsweep(LinSweep(a.curr, 0.0, 1e-6, 5), mode="VI")  # forcing currents
+    volts = a.fastsweep()
+    # V = I/G, G read with 0.25 uS noise on ~60-80 uS: 2 % is over 6 sigma
+    np.testing.assert_allclose(volts, np.linspace(0, 1e-6, 5) / g, rtol=0.02)
+    a.mode("voltage")
+    a.volt(0.1)  # the sweep left the source at its last point, as the instrument does
     a.timetrace_mode("voltage")
     assert np.allclose(a.timetrace(), 0.1)
     k.display_settext("bench")
@@ -470,7 +481,7 @@ def test_qcodes_parameters_are_all_exercised_or_listed() -> None:
             "measurerange_v", "measure_autorange_v_enabled", "sourcerange_i",
             "source_autorange_i_enabled", "measurerange_i", "measure_autorange_i_enabled",
             "limitv", "limiti", "timetrace_npts", "timetrace_dt", "time_axis", "timetrace",
-            "timetrace_mode", "reset",
+            "timetrace_mode", "reset", "fastsweep", "setup_fastsweep",
         },
         "b2962a": {
             "source_voltage", "source_current", "voltage", "current", "resistance",
@@ -497,7 +508,7 @@ def test_qcodes_parameters_are_all_exercised_or_listed() -> None:
         }
         return (params | methods) - set(names)
 
-    k2600 = declared(Keithley2600Channel, "get_raw") - {"fastsweep", "setup_fastsweep"}
+    k2600 = declared(Keithley2600Channel, "get_raw")
     assert len(k2600) >= 20  # the scan found the driver's parameters
     assert k2600 <= exercised["smua"], k2600 - exercised["smua"]
     b2962 = declared(KeysightB2962AChannel)

@@ -22,8 +22,12 @@ references are collected in ``instruments/emulator/COMMANDS.md``):
 - ``loadandrunscript`` ... ``endscript`` (anonymous scripts, section 6): the lines between
   are collected and run as one chunk when ``endscript`` arrives.
 
-Lua control flow (``for``/``if``/functions) is not interpreted; scripts that need it (e.g.
-QCoDeS's fastsweep) fail with a -285 syntax error.
+- reading buffers' ``appendmode`` (off after reset: a measurement into a buffer first
+  clears it).
+
+Numeric ``for`` loops and arithmetic run (:mod:`~instruments.emulator.bench.tsp`), so
+QCoDeS's one-channel fastsweep works; ``if``, ``while`` and function definitions do not
+(a -285 syntax error).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def reset(smu: Virtual2600B) -> None:
     smu.display_screen = 0.0
     smu.display_text = ""
     smu.script = None  # lines of an anonymous script being loaded
+    smu.appendmode = {1: 0.0, 2: 0.0}  # off: a measurement first clears its buffer
 
 
 def install(smu: Virtual2600B) -> None:
@@ -138,6 +143,11 @@ def install(smu: Virtual2600B) -> None:
     choice("smua.sense", "sense", (0.0, 1.0, 3.0))
     choice("format.byteorder", "byteorder", (0.0, 1.0))
     choice("display.screen", "display_screen", (0.0, 1.0, 2.0, 3.0))
+    for k in (1, 2):
+        n.attributes[f"smua.nvbuffer{k}.appendmode"] = (
+            lambda k=k: smu.appendmode[k],
+            lambda v, k=k: smu.appendmode.__setitem__(k, _flag(smu, v, "appendmode")),
+        )
     n.attributes["status.measurement.instrument.smua.condition"] = (lambda: smu.condition, None)
     n.attributes["format.data"] = (lambda: smu.data_format, lambda v: _set_format(smu, v))
     n.functions.update(
@@ -223,11 +233,13 @@ def _readings(smu: Virtual2600B) -> list[tuple[float, float]]:
 
 
 def _measure(smu: Virtual2600B, kind: str, buf: object) -> float:
+    target = _buffer(smu, buf)
+    if target is not None and not smu.appendmode[int(buf)]:
+        target.clear()  # append mode off: the new readings replace the buffer's
     if kind == "i" and smu.func == 1.0 and smu.interval == 0.0 and smu.output == 1.0:
         value = smu._measure_i(buf)  # the bench subset's reading, unchanged
         smu.condition = 2.0 if smu.compliance else 0.0
         return value
-    target = _buffer(smu, buf)
     values = [_value(kind, v, i) for v, i in _readings(smu)]
     if target is not None:
         target.extend(values)
@@ -236,6 +248,9 @@ def _measure(smu: Virtual2600B, kind: str, buf: object) -> float:
 
 def _measure_iv(smu: Virtual2600B, ibuf: object, vbuf: object) -> tuple[float, float]:
     itarget, vtarget = _buffer(smu, ibuf), _buffer(smu, vbuf)
+    for buf, target in ((ibuf, itarget), (vbuf, vtarget)):
+        if target is not None and not smu.appendmode[int(buf)]:
+            target.clear()
     points = _readings(smu)
     if itarget is not None:
         itarget.extend(i for _, i in points)
@@ -287,3 +302,10 @@ def join_output(parts: list[str | bytes]) -> str | bytes:
     if all(isinstance(p, str) for p in parts):
         return "\n".join(parts)
     return b"\n".join(p if isinstance(p, bytes) else p.encode() for p in parts)
+
+
+def _flag(smu: Virtual2600B, value: object, what: str) -> float:
+    x = smu._number(value, what)
+    if x not in (0.0, 1.0):
+        raise TspError(1101, f"Illegal parameter value: {what} = {x:g}")
+    return x

@@ -1,8 +1,9 @@
 """A tiny interpreter for the TSP (Lua) subset that instrument drivers send.
 
 Supported: statements separated by ``;`` or new lines; assignments ``a.b.c = expr``;
-calls ``f(args)``; expressions that are numbers, strings, ``true``/``false``/``nil``,
-tables ``{1, 2, 3}``, dotted names with ``[n]`` indices, unary minus on numbers, and calls
+calls ``f(args)``; numeric ``for v = a, b[, step] do ... end`` loops; ``--`` comments;
+expressions that are numbers, strings, ``true``/``false``/``nil``, tables ``{1, 2, 3}``,
+dotted names with ``[n]`` indices, ``+ - * /`` with parentheses and unary minus, and calls
 (all their results when last in an argument list, as in Lua; else the first). Names
 resolve in a :class:`Namespace`: constants, attributes (getter, setter) and functions,
 all keyed by their dotted path, and global variables that a chunk assigns. A syntax error
@@ -12,6 +13,7 @@ aborts the whole chunk before anything runs (-285); a runtime error aborts the r
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +58,32 @@ class Assign:
     value: Any
 
 
+@dataclass(frozen=True)
+class BinOp:
+    op: str
+    left: Any
+    right: Any
+
+
+@dataclass(frozen=True)
+class Neg:
+    value: Any
+
+
+@dataclass(frozen=True)
+class For:
+    """``for var = start, stop[, step] do body end`` (a numeric for loop)."""
+
+    var: str
+    start: Any
+    stop: Any
+    step: Any
+    body: tuple
+
+
+MAX_LOOP = 100_000  # iterations of one loop the virtual instrument runs
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.s, self.i = text, 0
@@ -66,8 +94,20 @@ class _Parser:
         )
 
     def ws(self) -> None:
-        while self.i < len(self.s) and self.s[self.i] in " \t\r":
-            self.i += 1
+        while self.i < len(self.s):
+            if self.s[self.i] in " \t\r":
+                self.i += 1
+            elif self.s.startswith("--", self.i):  # a comment runs to the end of the line
+                end = self.s.find("\n", self.i)
+                self.i = len(self.s) if end < 0 else end
+            else:
+                return
+
+    def word(self) -> str:
+        """The name that starts here (without consuming it), or ''."""
+        self.ws()
+        m = _NAME.match(self.s, self.i)
+        return m.group() if m else ""
 
     def peek(self) -> str:
         self.ws()
@@ -78,18 +118,26 @@ class _Parser:
             raise self.error(f"'{char}' expected")
         self.i += 1
 
-    def statements(self) -> list:
+    def statements(self, block: bool = False) -> list:
+        """Statements up to the end of the text, or (``block``) up to a matching ``end``."""
         found = []
         while True:
             while self.peek() in (";", "\n"):
                 self.i += 1
+            if block and self.word() == "end":
+                self.i += 3
+                return found
             if not self.peek():
+                if block:
+                    raise self.error("'end' expected")
                 return found
             found.append(self.statement())
-            if self.peek() not in ("", ";", "\n"):
+            if self.peek() not in ("", ";", "\n") and self.word() != "end":
                 raise self.error("';' or end of line expected")
 
-    def statement(self) -> Assign | Call:
+    def statement(self) -> Assign | Call | For:
+        if self.word() == "for":
+            return self.for_loop()
         path = self.path()
         char = self.peek()
         if char == "=":
@@ -132,10 +180,57 @@ class _Parser:
         self.eat(")")
         return tuple(args)
 
+    def for_loop(self) -> For:
+        self.i += 3  # "for"
+        var = self.word()
+        if not var:
+            raise self.error("loop variable expected")
+        self.i += len(var)
+        self.eat("=")
+        bounds = [self.expression()]
+        while self.peek() == "," and len(bounds) < 3:
+            self.i += 1
+            bounds.append(self.expression())
+        if len(bounds) < 2 or self.word() != "do":
+            raise self.error("'for name = start, stop[, step] do' expected")
+        self.i += 2
+        body = tuple(self.statements(block=True))
+        step = bounds[2] if len(bounds) == 3 else 1.0
+        return For(var, bounds[0], bounds[1], step, body)
+
     def expression(self) -> Any:
+        """Sums and differences of products (Lua precedence for + - * /)."""
+        left = self.term()
+        while self.peek() in ("+", "-") and not self.s.startswith("--", self.i):
+            op = self.s[self.i]
+            self.i += 1
+            left = BinOp(op, left, self.term())
+        return left
+
+    def term(self) -> Any:
+        left = self.unary()
+        while self.peek() in ("*", "/"):
+            op = self.s[self.i]
+            self.i += 1
+            left = BinOp(op, left, self.unary())
+        return left
+
+    def unary(self) -> Any:
+        if self.peek() == "-":
+            self.i += 1
+            value = self.unary()
+            return -value if isinstance(value, float) else Neg(value)
+        return self.primary()
+
+    def primary(self) -> Any:
         char = self.peek()
+        if char == "(":
+            self.i += 1
+            value = self.expression()
+            self.eat(")")
+            return value
         m = _NUMBER.match(self.s, self.i)
-        if m and (char.isdigit() or char in ".+-"):
+        if m and (char.isdigit() or char == "."):
             self.i = m.end()
             return float(m.group())
         if char in "\"'":
@@ -182,6 +277,10 @@ class Namespace:
     variables: dict[str, Any] = field(default_factory=dict)
 
     def value(self, expr: Any) -> Any:
+        if isinstance(expr, BinOp):
+            return _arithmetic(expr.op, self.value(expr.left), self.value(expr.right))
+        if isinstance(expr, Neg):
+            return _arithmetic("-", 0.0, self.value(expr.value))
         if isinstance(expr, Table):
             return [self.value(item) for item in expr.items]
         if isinstance(expr, Call):
@@ -229,8 +328,63 @@ class Namespace:
 
 def run_chunk(text: str, names: Namespace) -> None:
     """Parse then run every statement; the first error stops the rest."""
-    for stmt in parse_chunk(text):
+    _run(parse_chunk(text), names)
+
+
+def _run(statements: list | tuple, names: Namespace) -> None:
+    for stmt in statements:
         if isinstance(stmt, Assign):
             names.assign(stmt)
+        elif isinstance(stmt, For):
+            _loop(stmt, names)
         else:
             names.call(stmt)
+
+
+def _loop(stmt: For, names: Namespace) -> None:
+    """A numeric for loop as Lua runs it (the variable steps while it has not passed
+    ``stop``); the variable is local to the loop."""
+    start, stop, step = (
+        _number(names.value(e), "'for' bounds must be numbers")
+        for e in (stmt.start, stmt.stop, stmt.step)
+    )
+    if step == 0:
+        raise TspError(-286, "TSP Runtime error at line 1: 'for' step is zero")
+    saved = names.variables.get(stmt.var, _UNSET)
+    try:
+        value, count = start, 0
+        while (value <= stop) if step > 0 else (value >= stop):
+            count += 1
+            if count > MAX_LOOP:
+                raise TspError(-286, f"TSP Runtime error: more than {MAX_LOOP} loop iterations")
+            names.variables[stmt.var] = value
+            _run(stmt.body, names)
+            value += step
+    finally:
+        if saved is _UNSET:
+            names.variables.pop(stmt.var, None)
+        else:
+            names.variables[stmt.var] = saved
+
+
+_UNSET = object()
+
+
+def _number(value: Any, message: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TspError(-286, f"TSP Runtime error at line 1: {message}")
+    return float(value)
+
+
+def _arithmetic(op: str, left: Any, right: Any) -> float:
+    what = "attempt to perform arithmetic on a non-number value"
+    a, b = _number(left, what), _number(right, what)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:  # Lua numbers are IEEE doubles
+        return math.nan if a == 0 else math.copysign(math.inf, a)
+    return a / b
