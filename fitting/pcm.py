@@ -307,12 +307,16 @@ def fit_pcm(
     # 1. drift
     drift_fit = None
     if drift is not None:
-        drift_fit = fit_drift(drift, g_max, opt.t_read_s, t0, opt.min_devices_per_level)
+        try:
+            drift_fit = fit_drift(drift, g_max, opt.t_read_s, t0, opt.min_devices_per_level)
+        except FitInputError as exc:  # what is present is fitted; this part is reported
+            not_fitted["drift"] = f"{exc} (published drift constants used)"
+    if drift is not None and drift_fit is not None:
         excluded[drift.source] = drift_fit.screening.excluded
         excluded_levels[drift.source] = drift_fit.levels.excluded_levels
         n_devices[drift.source] = drift.n_devices
         notes.extend(drift_fit.notes)
-    else:
+    elif drift is None:
         not_fitted["drift"] = "no drift campaign (published drift constants used)"
 
     def mu_nu(x: np.ndarray) -> np.ndarray:
@@ -350,13 +354,22 @@ def fit_pcm(
         not_fitted["read_noise"] = "no read-noise or drift campaign (published Q_s used)"
 
     # 3. programming noise
-    prog_fit, cross = _fit_programming(
-        programming, drift, drift_fit, rn_fit, g_max, t0, opt, excluded, excluded_levels, notes
-    )
+    try:
+        prog_fit, cross = _fit_programming(
+            programming, drift, drift_fit, rn_fit, g_max, t0, opt, excluded, excluded_levels, notes
+        )
+    except FitInputError as exc:
+        if opt.prog_from != "auto" and "requested" in str(exc):
+            raise  # an explicit source that is not there is the user's error
+        prog_fit, cross = None, None
+        not_fitted["prog_noise"] = f"{exc} (published polynomial used)"
     if programming is not None:
         n_devices[programming.source] = programming.n_devices
-    if prog_fit is None:
+    if prog_fit is None and "prog_noise" not in not_fitted:
         not_fitted["prog_noise"] = "no programming or drift campaign (published polynomial used)"
+    if drift_fit is None and rn_fit is None and prog_fit is None:
+        reasons = "; ".join(f"{k}: {v}" for k, v in not_fitted.items())
+        raise FitInputError(f"nothing could be fitted: {reasons}")
     return PcmFit(
         g_max,
         t0,
