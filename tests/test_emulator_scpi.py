@@ -652,6 +652,15 @@ def test_the_bench_instruments_share_the_generic_rules() -> None:
             smu.write(":SOUR:FUNC:MODE VOLT;:SOUR:VOLT 1e9")
             assert smu.query("*ESR?") == "16"
             smu.errors()
+            # B2961A/B2962A SCPI ref. Ed. 6, 4-67: :OUTP:ON:AUTO (on by default) turns the
+            # output on for :INIT and :READ
+            smu.command(":SOUR:VOLT 0")
+            assert smu.query(":OUTP?;:OUTP:ON:AUTO?") == "0;1"
+            assert smu.query(":READ:ARR:CURR?") == "+0.000000E+00"
+            assert smu.query(":OUTP?") == "1"
+            smu.command(":OUTP OFF;:OUTP:ON:AUTO OFF")
+            no_reply(smu, ":READ:ARR:CURR?")
+            assert [e.split(",")[0] for e in smu.errors()] == ["-221"]
         tsp = pyvisa.ResourceManager("@py").open_resource(
             res.smu_tsp, read_termination="\n", write_termination="\r\n", timeout=2000
         )

@@ -176,7 +176,9 @@ class VirtualB2900(ScpiDevice):
     def _acquire(self, spot: bool) -> None:
         """Run a sweep (or one spot point) and keep its currents in ``self.data``."""
         if not self.output:
-            raise ScpiError(-221, "output is off")
+            if spot or not self.auto_on:
+                raise ScpiError(-221, "output is off")
+            self.output = True  # :OUTP:ON:AUTO (on by default): INIT and READ turn it on
         if self.function != "VOLT":
             if spot and self.shape == "DC":
                 self._force_current()  # a spot reading while sourcing current
@@ -251,6 +253,7 @@ class VirtualB2900(ScpiDevice):
         self.voltage_limit = 2.0
         self.remote_sense = False
         self.forced_volts = 0.0
+        self.auto_on = True
 
     def _register_peer(self) -> None:
         s = self.setting
@@ -261,6 +264,7 @@ class VirtualB2900(ScpiDevice):
         )
         s(":SENSe{c}:VOLTage[:DC]:PROTection[:LEVel]", "voltage_limit", _num(0.2, 210, "limit"))
         s(":SENSe{c}:REMote", "remote_sense", lambda a: parse_bool(a, "remote sense"))
+        s(":OUTPut{c}:ON:AUTO", "auto_on", lambda a: parse_bool(a, "automatic output on"))
         self.add(":MEASure:VOLTage[:DC]?", self._measure_voltage)
         self.add(":MEASure:RESistance?", self._measure_resistance)
 
