@@ -80,6 +80,7 @@ AGILENT_33500_UNSUPPORTED = {
     "data_arb": "arbitrary waveform memory is not modelled",
     "data_volatile_clear": "arbitrary waveform memory is not modelled",
 }
+# ch_2: the 33521B has one channel; SOURce2 commands are refused with -114 (tested below)
 
 
 def test_pymeasure_33500_covers_every_operation() -> None:
@@ -146,6 +147,15 @@ def test_pymeasure_33500_settings_queries_and_a_burst(bench: BenchResources) -> 
         awg.beep()
         awg.phase_sync()
         assert awg.check_errors() == []
+        # channel 1 (SOURce1, OUTPut1 ...) is the same generator; the 33521B has no channel 2
+        channel_ops = public_operations(Agilent33500Channel) - AGILENT_33500_SKIP
+        for name in sorted(channel_ops - set(AGILENT_33500_UNSUPPORTED)):
+            if isinstance(inspect.getattr_static(Agilent33500Channel, name), property):
+                assert getattr(awg.ch_1, name) == getattr(awg, name), name
+        awg.ch_1.frequency = 500.0
+        assert awg.frequency == pytest.approx(500.0)
+        awg.ch_2.frequency = 500.0
+        assert [e[0] for e in awg.check_errors()] == [-114]  # header suffix out of range
         # a burst of 5 pulses of 1.2 V, 1 us, onto a routed device: it is SET (G rises)
         g0 = route(bench, 1, 2, source="pulser")
         awg.write(
