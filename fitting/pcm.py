@@ -49,6 +49,7 @@ from fitting.pcm_read_noise import (
     fit_read_noise,
     repeated_read_stats,
 )
+from fitting.read_noise_spectrum import is_long_record, spectral_read_noise_fit
 from fitting.traces import FitInputError
 
 __all__ = ["PcmFit", "PcmFitOptions", "fit_pcm", "published_section"]
@@ -85,6 +86,10 @@ class PcmFitOptions:
     prog_from: str = "auto"  # auto, programming, drift, both
     read_noise_conductance: str = "auto"  # auto, g_prog, g_T
     min_devices_per_level: int = 8
+    #: auto: per-device spectra when every record is long and evenly sampled and fewer
+    #: than min_devices_per_level devices are usable; variance: pooled over devices;
+    #: spectrum: per-device Welch fits (fitting.read_noise_spectrum)
+    read_noise_method: str = "auto"
 
 
 def published_section() -> dict[str, Any]:
@@ -331,21 +336,32 @@ def fit_pcm(
         scr = screen_devices(
             read_noise.conductance_s, read_noise.converged, 3, source=read_noise.source
         )
-        lv = None
-        if read_noise.target_s is not None:
-            lv = group_levels(read_noise.target_s, scr.keep, opt.min_devices_per_level)
-            excluded_levels[read_noise.source] = lv.excluded_levels
-        stats = repeated_read_stats(read_noise, scr.keep, g_max, t0, opt.t_read_s, mu_nu)
-        rn_fit = fit_read_noise(stats, lv, opt.read_noise_conductance)
+        if _spectral_read_noise(opt, read_noise, scr.keep):
+            rn_fit = spectral_read_noise_fit(
+                read_noise, scr.keep, g_max, opt.read_noise_conductance
+            )
+            notes.extend(rn_fit.notes)
+        else:
+            lv = None
+            if read_noise.target_s is not None:
+                lv = group_levels(read_noise.target_s, scr.keep, opt.min_devices_per_level)
+                excluded_levels[read_noise.source] = lv.excluded_levels
+            stats = repeated_read_stats(read_noise, scr.keep, g_max, t0, opt.t_read_s, mu_nu)
+            rn_fit = fit_read_noise(
+                stats, lv, opt.read_noise_conductance, opt.min_devices_per_level
+            )
+            notes.extend(rn_fit.notes)
         excluded[read_noise.source] = {**scr.excluded, **rn_fit.excluded}
         n_devices[read_noise.source] = read_noise.n_devices
-        if drift_fit is None:
+        if drift_fit is None and rn_fit.spectra is None:
             notes.append("read noise: x_prog brought back to t0 with the published mean drift")
     elif drift_fit is not None:
         stats = drift_residual_stats(
             drift_fit.device, drift, drift_fit.screening.keep, g_max, t0, opt.t_read_s
         )
-        rn_fit = fit_read_noise(stats, drift_fit.levels, opt.read_noise_conductance)
+        rn_fit = fit_read_noise(
+            stats, drift_fit.levels, opt.read_noise_conductance, opt.min_devices_per_level
+        )
         excluded[f"{drift.source} (read noise)"] = rn_fit.excluded
         notes.append(
             "read noise fitted from the residuals of the drift fits (no read-noise campaign)"
@@ -385,6 +401,17 @@ def fit_pcm(
         notes,
         drift,
     )
+
+
+def _spectral_read_noise(opt: PcmFitOptions, sample: RepeatedReadSample, keep: np.ndarray) -> bool:
+    """Whether the read-noise campaign is fitted per device from its spectra."""
+    if opt.read_noise_method not in ("auto", "variance", "spectrum"):
+        raise FitInputError(
+            f"read-noise method must be auto, variance or spectrum, not {opt.read_noise_method}"
+        )
+    if opt.read_noise_method != "auto":
+        return opt.read_noise_method == "spectrum"
+    return int(keep.sum()) < opt.min_devices_per_level and is_long_record(sample, keep)
 
 
 def _read_variance(rn_fit: ReadNoiseFit | None, g_max: float, t_read: float):

@@ -54,6 +54,9 @@ CAP_AICC_MARGIN = 10.0
 CAP_MIN_FRACTION = 0.05
 #: a convention must be better by this much log-likelihood to replace g_prog
 CONVENTION_MARGIN = 2.0
+#: usable devices the variance fit needs by default, and at least (a, b, white + 1)
+MIN_DEVICES = 10
+MIN_FIT_DEVICES = 4
 
 
 @dataclass
@@ -256,6 +259,8 @@ class ReadNoiseFit:
     device_q: np.ndarray
     excluded: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: per-device spectral fits (:mod:`fitting.read_noise_spectrum`) when fitted from them
+    spectra: list[dict[str, Any]] | None = None
 
     def q_s(self, x: np.ndarray) -> np.ndarray:
         return min_power_q(x, self.q.a, self.q.b, self.q.c, X_FLOOR)
@@ -282,6 +287,7 @@ class ReadNoiseFit:
             "c_identified": self.q.c_identified,
             "fitted_from": self.origin,
             "convention_nll": nll,
+            **({} if self.spectra is None else {"spectra": self.spectra}),
         }
 
     def uncertainty(self) -> dict[str, float]:
@@ -289,9 +295,17 @@ class ReadNoiseFit:
 
 
 def fit_read_noise(
-    stats: ReadNoiseStats, levels: Levels | None, convention: str = "auto"
+    stats: ReadNoiseStats,
+    levels: Levels | None,
+    convention: str = "auto",
+    min_devices: int = MIN_DEVICES,
 ) -> ReadNoiseFit:
-    """Fit Q_s from per-device variance statistics; ``convention``: auto, g_prog or g_T."""
+    """Fit Q_s from per-device variance statistics; ``convention``: auto, g_prog or g_T.
+
+    Needs ``min_devices`` usable devices (at least :data:`MIN_FIT_DEVICES`, one more than
+    the parameters a, b, white); a few long records are fitted per device by
+    :mod:`fitting.read_noise_spectrum` instead.
+    """
     from fitting.traces import FitInputError
 
     if convention not in ("auto", "g_prog", "g_T"):
@@ -300,9 +314,12 @@ def fit_read_noise(
     excluded: dict[str, int] = {}
     if int((stats.keep & ~keep).sum()):
         excluded["zero read variance"] = int((stats.keep & ~keep).sum())
-    if keep.sum() < 10:
+    need = max(int(min_devices), MIN_FIT_DEVICES)
+    if keep.sum() < need:
         raise FitInputError(
-            f"read noise needs at least 10 usable devices with repeated reads, got {keep.sum()}"
+            f"read noise needs at least {need} usable devices with repeated reads, got "
+            f"{keep.sum()} (--min-devices; a few long evenly sampled records: "
+            "--read-noise-method spectrum)"
         )
     conventions = ["g_prog", "g_T"] if convention == "auto" else [convention]
     if stats.x_target is None:
@@ -311,6 +328,7 @@ def fit_read_noise(
         conventions = ["g_prog"]
     fits: dict[str, QFit] = {}
     kept: dict[str, np.ndarray] = {}
+    notes: list[str] = []
     x_ref = stats.x_target if stats.x_target is not None else stats.x_prog
     x_low = (
         float(np.min(x_ref[keep]))
@@ -326,7 +344,16 @@ def fit_read_noise(
         kappa = special.digamma(st.dof / 2) - np.log(st.dof / 2)
         z = (np.log(st.s2 / var) - kappa) / np.sqrt(special.polygamma(1, st.dof / 2))
         out = np.abs(z) > OUTLIER_Z
-        if out.any():
+        if out.any() and int((~out).sum()) < need:
+            # excluding them would leave too few: the variance model (pooled over devices)
+            # misses these devices beyond their sampling error, e.g. long 1/f records
+            notes.append(
+                f"read noise: {int(out.sum())} of {out.size} devices lie > {OUTLIER_Z:g} SD "
+                f"from the pooled {conv} model but are kept (excluding them leaves fewer than "
+                f"{need}); long evenly sampled records are better fitted per device "
+                "(--read-noise-method spectrum)"
+            )
+        elif out.any():
             idx = np.flatnonzero(mask)
             mask[idx[out]] = False
             fit, _ = _fit_convention(stats.subset(mask), x_all[mask], x_low)
@@ -367,6 +394,7 @@ def fit_read_noise(
         x_dev,
         q_dev,
         excluded,
+        notes,
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from calib.commands.common import number
+from calib.figures import figure_format_option
 
 __all__ = ["fit_pcm_command"]
 
@@ -91,11 +92,21 @@ def _degree(value: str) -> int | None:
     "one the data prefer.",
 )
 @click.option(
+    "--read-noise-method",
+    type=click.Choice(["auto", "variance", "spectrum"]),
+    default="auto",
+    show_default=True,
+    help="Read noise pooled over devices (variance), or per device from the 1/f^alpha "
+    "spectrum of long evenly sampled records (spectrum); auto: spectrum when every record "
+    "has >= 1024 evenly spaced reads and fewer than --min-devices devices are usable.",
+)
+@click.option(
     "--min-devices",
     type=click.IntRange(2),
     default=8,
     show_default=True,
-    help="Usable devices a target level needs to be fitted.",
+    help="Usable devices a target level needs to be fitted (and the pooled read-noise fit, "
+    "at least 4).",
 )
 @click.option(
     "--truth",
@@ -108,6 +119,7 @@ def _degree(value: str) -> int | None:
     help="Fit campaigns whose instrument snapshot names another technology than PCM "
     "(refused by default).",
 )
+@figure_format_option
 def fit_pcm_command(
     inputs: tuple[Path, ...],
     output: Path,
@@ -120,6 +132,7 @@ def fit_pcm_command(
     prog_degree: str,
     prog_from: str,
     read_noise_conductance: str,
+    read_noise_method: str,
     min_devices: int,
     truth: Path | None,
     overwrite: bool,
@@ -148,6 +161,7 @@ def fit_pcm_command(
         prog_from=prog_from,
         read_noise_conductance=read_noise_conductance,
         min_devices_per_level=min_devices,
+        read_noise_method=read_noise_method,
     )
     truth_section = None
     if truth is not None:
