@@ -10,12 +10,13 @@ our package is imported from this checkout. Each part prints Markdown for
 ``tests/fixtures/aihwkit/parity.json`` is that file, which ``tests/test_aihwkit_parity.py``
 checks our side against without aihwkit.
 
-``tile``: a 256x256 tile of each device (:data:`DEVICES`), the same starting weights and the
-same 100 mini-batch updates (batch 8, x ~ U(0, 1), d ~ N(0.03, 0.1²), lr 0.01, aihwkit's
-default ``UpdateParameters``: stochastic compressed trains, BL 31, update and BL
-management); the weight change ΔW = W₁₀₀ − W₀ is compared by its mean and its spread (std
-over the tile's devices). Repeated ``--repeats`` times per side (aihwkit seeds its
-cycle-to-cycle and pulse generators from the clock, so its runs differ; ours from the seed).
+``tile``: a 256x256 tile of each device (:data:`DEVICES`), with aihwkit's spreads and without
+d2d spreads, the same starting weights and the same mini-batch updates (:data:`SCENARIOS`),
+aihwkit's default ``UpdateParameters`` (stochastic compressed trains, BL 31, update and BL
+management); the weight change ΔW is compared by its mean (or mean |ΔW|) and its spread
+(std over the tile's devices). Repeated ``--repeats`` times per side with different d2d
+draws (aihwkit seeds its cycle-to-cycle and pulse generators from the clock, so its runs
+differ anyway; ours from the seed); differences with their Welch 95 % intervals.
 
 ``train``: digits (8x8, scikit-learn) MLP 64-32-10, tanh, in-memory SGD, 15 epochs, batch 16,
 lr 0.1, aihwkit's default periphery (``IOParameters()`` forward and backward) and update.
@@ -35,6 +36,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +77,7 @@ TRAIN_CONFIGS = {
     "soft-bounds up_down 0.2": ("soft-bounds up_down 0.2", "sgd"),
     "constant-step dw_min 0.05": ("constant-step dw_min 0.05", "sgd"),
     "soft-bounds": ("soft-bounds", "sgd"),
-    "soft-bounds, Tiki-Taka": ("soft-bounds", "tiki-taka"),
+    "soft-bounds Tiki-Taka": ("soft-bounds", "tiki-taka"),
 }
 
 
@@ -160,103 +162,119 @@ def our_config(device_name: str, algorithm: str = "sgd", **overrides: Any) -> An
 
 # ------------------------------------------------------------------------ tile part
 TILE = 256
-N_UPDATES = 100
-BATCH = 8
-TILE_LR = 0.01
 
 
-def tile_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class Scenario:
+    """Inputs of the tile check: ``n_updates`` mini-batches of ``batch`` rank-one terms."""
+
+    n_updates: int
+    batch: int
+    lr: float
+    w0: str  # "uniform" (±0.2) or "bounds" (every weight clipped to one of its bounds)
+    d_mean: float
+    d_std: float
+    x_signed: bool
+    metric: str  # the statistic compared besides the spread: "mean" or "mean_abs"
+
+
+#: "drift": x ≥ 0 and d with a positive mean, so ΔW has a clear mean (batch 8, 100 updates);
+#: "bounds": weights start at their bounds and get mixed-sign pulses within each batch of 16,
+#: which exercises the clipping order inside a batch.
+SCENARIOS = {
+    "drift": Scenario(100, 8, 0.01, "uniform", 0.03, 0.1, False, "mean"),
+    "bounds": Scenario(50, 16, 0.1, "bounds", 0.0, 0.05, True, "mean_abs"),
+}
+
+
+def tile_inputs(sc: Scenario, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    w0 = (torch.rand(TILE, TILE, generator=gen) * 2 - 1) * 0.2
-    x = torch.rand(N_UPDATES, BATCH, TILE, generator=gen)
-    d = 0.03 + 0.1 * torch.randn(N_UPDATES, BATCH, TILE, generator=gen)
+    if sc.w0 == "uniform":
+        w0 = (torch.rand(TILE, TILE, generator=gen) * 2 - 1) * 0.2
+    else:  # ±1 is clipped to the device's own bound by set_weights on both sides
+        w0 = torch.sign(torch.rand(TILE, TILE, generator=gen) - 0.5)
+    x = torch.rand(sc.n_updates, sc.batch, TILE, generator=gen)
+    if sc.x_signed:
+        x = 2 * x - 1
+    d = sc.d_mean + sc.d_std * torch.randn(sc.n_updates, sc.batch, TILE, generator=gen)
     return w0, x, d
 
 
-def aihwkit_tile_change(name: str, overrides: dict[str, Any], seed: int) -> torch.Tensor:
+def aihwkit_tile_change(
+    name: str, overrides: dict[str, Any], sc: Scenario, seed: int
+) -> torch.Tensor:
+    """ΔW of an aihwkit tile (d2d from ``construction_seed`` = 1000 + seed)."""
+    from aihwkit.simulator.configs import SingleRPUConfig
     from aihwkit.simulator.tiles import AnalogTile as ATile
 
-    w0, x, d = tile_inputs()
+    w0, x, d = tile_inputs(sc)
     device = aihwkit_device(name, **overrides)
     device.construction_seed = 1000 + seed
-    tile = ATile(TILE, TILE, aihwkit_rpu_config_from(device))
-    tile.set_learning_rate(TILE_LR)
+    tile = ATile(TILE, TILE, SingleRPUConfig(device=device))
+    tile.set_learning_rate(sc.lr)
     tile.set_weights(w0)
     start = tile.get_weights()[0].clone()
-    for k in range(N_UPDATES):
+    for k in range(sc.n_updates):
         tile.update(x[k], d[k])
     return tile.get_weights()[0] - start
 
 
-def aihwkit_rpu_config_from(device):
-    from aihwkit.simulator.configs import SingleRPUConfig
-
-    return SingleRPUConfig(device=device)
-
-
-def our_tile_change(name: str, overrides: dict[str, Any], seed: int) -> torch.Tensor:
-    w0, x, d = tile_inputs()
-    tile = AnalogTile(TILE, TILE, AnalogConfig(device=our_device(name, **overrides)), seed=seed)
+def our_tile_change(name: str, overrides: dict[str, Any], sc: Scenario, seed: int) -> torch.Tensor:
+    """ΔW of our tile, same device fields and inputs (d2d from seed 1000 + seed: a stream
+    other than the inputs')."""
+    w0, x, d = tile_inputs(sc)
+    config = AnalogConfig(device=our_device(name, **overrides))
+    tile = AnalogTile(TILE, TILE, config, seed=1000 + seed)
     tile.set_weights(w0)
     start = tile.get_weights()
-    for k in range(N_UPDATES):
-        tile.update(x[k], d[k], TILE_LR)
+    for k in range(sc.n_updates):
+        tile.update(x[k], d[k], sc.lr)
     return tile.get_weights() - start
 
 
+def change_stats(dw: torch.Tensor) -> dict[str, float]:
+    return {"mean": float(dw.mean()), "mean_abs": float(dw.abs().mean()), "std": float(dw.std())}
+
+
 def tile_part(repeats: int) -> dict[str, Any]:
-    header(
-        f"Tile-level parity: {TILE}x{TILE}, {N_UPDATES} updates of batch {BATCH}, lr {TILE_LR}, "
-        f"{repeats} runs per side"
-    )
+    header(f"Tile-level parity: {TILE}x{TILE} tiles, {repeats} runs per side")
     print(
-        "| device | spreads | mean ΔW ours / aihwkit | diff (95 % CI) | std ΔW ours / aihwkit "
-        "| diff (95 % CI) | ms/update ours / aihwkit |"
+        "| scenario | device | spreads | statistic: ours / aihwkit | diff (95 % CI) | "
+        "std ΔW: ours / aihwkit | diff (95 % CI) | ms/update ours / aihwkit |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     out = {}
-    for name in DEVICES:
-        for label, overrides in (("aihwkit defaults", {}), ("no d2d", NO_SPREAD)):
-            stats: dict[str, list] = {
-                "ours_mean": [],
-                "ours_std": [],
-                "ref_mean": [],
-                "ref_std": [],
-            }
-            times = {"ours": 0.0, "ref": 0.0}
-            for r in range(repeats):
-                t0 = time.perf_counter()
-                ours = our_tile_change(name, overrides, seed=r)
-                times["ours"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                ref = aihwkit_tile_change(name, overrides, seed=r)
-                times["ref"] += time.perf_counter() - t0
-                stats["ours_mean"].append(float(ours.mean()))
-                stats["ours_std"].append(float(ours.std()))
-                stats["ref_mean"].append(float(ref.mean()))
-                stats["ref_std"].append(float(ref.std()))
-            row = {}
-            for what in ("mean", "std"):
-                a, b = stats[f"ours_{what}"], stats[f"ref_{what}"]
-                diff, half, p = welch(a, b)
-                scale = abs(statistics.fmean(b))
-                row[what] = {"rel_diff": diff / scale, "rel_ci95": half / scale, "p": p}
-            ms = {k: 1e3 * v / (repeats * N_UPDATES) for k, v in times.items()}
-            cells = []
-            for what in ("mean", "std"):
-                r = row[what]
-                lo, hi = r["rel_diff"] - r["rel_ci95"], r["rel_diff"] + r["rel_ci95"]
-                cells.append(
-                    f"{statistics.fmean(stats['ours_' + what]):.3e} / "
-                    f"{statistics.fmean(stats['ref_' + what]):.3e} | {r['rel_diff']:+.1%} "
-                    f"({lo:+.1%} to {hi:+.1%})"
+    for sc_name, sc in SCENARIOS.items():
+        for name in DEVICES:
+            for label, overrides in (("aihwkit defaults", {}), ("no d2d", NO_SPREAD)):
+                ours, ref = [], []
+                times = {"ours": 0.0, "ref": 0.0}
+                for r in range(repeats):
+                    t0 = time.perf_counter()
+                    ours.append(change_stats(our_tile_change(name, overrides, sc, seed=r)))
+                    times["ours"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    ref.append(change_stats(aihwkit_tile_change(name, overrides, sc, seed=r)))
+                    times["ref"] += time.perf_counter() - t0
+                row: dict[str, Any] = {"ours": ours, "aihwkit": ref}
+                cells = []
+                for what in (sc.metric, "std"):
+                    a, b = [v[what] for v in ours], [v[what] for v in ref]
+                    diff, half, p = welch(a, b)
+                    scale = abs(statistics.fmean(b))
+                    row[what] = {"rel_diff": diff / scale, "rel_ci95": half / scale, "p": p}
+                    lo, hi = (diff - half) / scale, (diff + half) / scale
+                    cells.append(
+                        f"{statistics.fmean(a):.4g} / {statistics.fmean(b):.4g} | "
+                        f"{diff / scale:+.1%} ({lo:+.1%} to {hi:+.1%})"
+                    )
+                ms = {k: 1e3 * v / (repeats * sc.n_updates) for k, v in times.items()}
+                print(
+                    f"| {sc_name} | {name} | {label} | {sc.metric} ΔW: {cells[0]} | {cells[1]} | "
+                    f"{ms['ours']:.1f} / {ms['ref']:.1f} |",
+                    flush=True,
                 )
-            print(
-                f"| {name} | {label} | {cells[0]} | {cells[1]} | {ms['ours']:.2f} / "
-                f"{ms['ref']:.2f} |",
-                flush=True,
-            )
-            out[f"{name} | {label}"] = {**stats, **row}
+                out[f"{sc_name} | {name} | {label}"] = row
     return out
 
 

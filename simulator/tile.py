@@ -16,6 +16,8 @@ pulse index (families without a closed form), bound-management iterations and re
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from simulator.config import AnalogConfig
@@ -30,7 +32,7 @@ from simulator.devices.response import (
 from simulator.inference import InferenceState, modify_weights
 from simulator.io import analog_mvm
 from simulator.noise import make_generator, normal
-from simulator.update import coincidence_counts, sample_groups
+from simulator.update import Trains, coincidence_counts, sample_counts
 from simulator.workspace import Workspace
 
 __all__ = ["AnalogTile", "PulsedTile", "TileBase", "check_matrix"]
@@ -195,6 +197,89 @@ class PulsedTile:
                 mask = torch.zeros(self.shape, dtype=torch.bool, device=self.device)
                 mask[:, cols] = touched
                 self._redraw_write_noise(mask)
+
+    def apply_pulse_counts_in_order(
+        self, n_up: torch.Tensor, n_down: torch.Tensor, trains: Trains
+    ) -> None:
+        """A batch's pulses, with aihwkit's sample order where the order matters.
+
+        ``n_up``/``n_down`` are the batch's summed counts and ``trains`` the pulse trains they
+        came from. Devices that got pulses of both signs and could reach a bound within the
+        batch are replayed sample by sample from their own per-sample counts; all others take
+        the summed counts (exact for pulses of one sign; soft nonlinearities to second order
+        in the step). "Could reach": 1 + 3σ times their count in one direction, times their
+        largest step on the way, would end at or beyond the bound.
+        """
+        mixed = (n_up > 0) & (n_down > 0) & ~self.population.stuck
+        if not bool(mixed.any()):
+            self.apply_pulse_counts(n_up, n_down)
+            return
+        margin = 1.0 + 3.0 * self.config.dw_min_std
+        if self.config.family in AFFINE_FAMILIES:
+            risky = mixed & self._may_reach_bound(n_up * margin, n_down * margin)
+            ridx = risky.reshape(-1).nonzero().squeeze(1)
+        else:
+            ridx = self._may_reach_bound_stepwise(mixed, n_up * margin, n_down * margin)
+        if ridx.numel() == 0:
+            self.apply_pulse_counts(n_up, n_down)
+            return
+        n_in = self.shape[1]
+        ups, downs = sample_counts(trains, ridx // n_in, ridx % n_in)
+        n_up, n_down = n_up.clone(), n_down.clone()
+        n_up.view(-1)[ridx] = 0.0  # the bulk pass leaves the replayed devices alone
+        n_down.view(-1)[ridx] = 0.0
+        self.apply_pulse_counts(n_up, n_down)
+        sub = self._flat_params(ridx)
+        wr = self.w.reshape(-1)[ridx]
+        args = (self.config.dw_min_std, self._noise, self.config.mult_noise, self.max_substeps)
+        for b in range(ups.shape[1]):
+            u, dn = ups[:, b], downs[:, b]
+            if bool((u + dn > 0).any()):
+                wr = apply_pulse_counts(self.config.family, wr, u, dn, sub, *args)
+        self.w = self.w.contiguous()
+        self.w.view(-1)[ridx] = wr
+        if self.config.write_noise_std > 0:
+            touched = torch.zeros(self.shape, dtype=torch.bool, device=self.device)
+            touched.view(-1)[ridx] = True
+            self._redraw_write_noise(touched)
+
+    def _may_reach_bound(self, n_up: torch.Tensor, n_down: torch.Tensor) -> torch.Tensor:
+        """Affine families (step c − a·w): could n one-direction pulses reach a bound?
+
+        The steps shrink as w approaches the bound when a > 0, so n steps move at most n times
+        the step at w; when a < 0 they grow, and the step at the bound caps them.
+        """
+        p, w = self.population.params, self.w
+        up_at = torch.where(p["_au"] > 0, w, self.b_max)
+        down_at = torch.where(p["_ad"] > 0, w, self.b_min)
+        reach_up = w + n_up * (p["_cu"] - p["_au"] * up_at)
+        reach_down = w + n_down * (p["_cd"] - p["_ad"] * down_at)
+        return (reach_up >= self.b_max) | (reach_down <= self.b_min)
+
+    def _may_reach_bound_stepwise(
+        self, mixed: torch.Tensor, n_up: torch.Tensor, n_down: torch.Tensor
+    ) -> torch.Tensor:
+        """Flat indices of mixed devices whose largest step times their count reaches a bound."""
+        idx = mixed.reshape(-1).nonzero().squeeze(1)
+        sub = self._flat_params(idx)
+        w = self.w.reshape(-1)[idx]
+        b_min, b_max = sub["b_min"], sub["b_max"]
+
+        def largest(up: bool) -> torch.Tensor:
+            steps = [expected_step(self.config.family, v, up, sub).abs() for v in (b_min, w, b_max)]
+            return torch.maximum(torch.maximum(steps[0], steps[1]), steps[2])
+
+        risky = (w + n_up.reshape(-1)[idx] * largest(True) >= b_max) | (
+            w - n_down.reshape(-1)[idx] * largest(False) <= b_min
+        )
+        return idx[risky]
+
+    def _flat_params(self, idx: torch.Tensor) -> dict[str, Any]:
+        """The population parameters of the devices at flat indices ``idx``."""
+        return {
+            k: v.reshape(-1)[idx] if torch.is_tensor(v) and v.shape == self.shape else v
+            for k, v in self.population.params.items()
+        }
 
     def expected_step(self, up: bool) -> torch.Tensor:
         """Expected signed step of one pulse at the current states (noise-free)."""
@@ -393,34 +478,28 @@ class AnalogTile(TileBase):
             clip = self.config.weight_clip
             if clip > 0:
                 self._float_w = self._float_w.clamp(-clip, clip)
-        else:  # rank-one terms in order, as aihwkit (see simulator.update)
-            up = self.config.update
-            for start, stop in sample_groups(x.shape[0], up.max_sequential):
-                n_up, n_down = coincidence_counts(
-                    x[start:stop],
-                    d[start:stop],
-                    lr,
-                    self.granularity,
-                    up,
-                    self.generator,
-                    self.workspace,
-                )
-                self.apply_counts(n_up, n_down, refresh=False)
-            if len(self.arrays) == 2:
-                self._refresh()
+        else:
+            trains: list[Trains] = []
+            n_up, n_down = coincidence_counts(
+                x,
+                d,
+                lr,
+                self.granularity,
+                self.config.update,
+                self.generator,
+                self.workspace,
+                trains if len(self.arrays) == 1 and x.shape[0] > 1 else None,
+            )
+            if trains:  # samples in order where it matters (see simulator.update)
+                self.arrays[0].apply_pulse_counts_in_order(n_up, n_down, trains[0])
+            else:
+                self.apply_counts(n_up, n_down)
         self.post_update()
 
     def apply_counts(
-        self,
-        n_up: torch.Tensor,
-        n_down: torch.Tensor,
-        cols: torch.Tensor | None = None,
-        refresh: bool = True,
+        self, n_up: torch.Tensor, n_down: torch.Tensor, cols: torch.Tensor | None = None
     ) -> None:
-        """Pulses that increase (``n_up``) and decrease (``n_down``) the weights.
-
-        A one-sided pair is refreshed afterwards when ``refresh`` (once per mini-batch).
-        """
+        """Pulses that increase (``n_up``) and decrease (``n_down``) the weights."""
         if len(self.arrays) == 1:
             self.arrays[0].apply_pulse_counts(n_up, n_down, cols)
             return
@@ -428,8 +507,7 @@ class AnalogTile(TileBase):
         zeros = torch.zeros_like(n_up)
         plus.apply_pulse_counts(n_up, zeros, cols)
         minus.apply_pulse_counts(n_down, zeros, cols)
-        if refresh:
-            self._refresh()
+        self._refresh()
 
     def _refresh(self, rounds: int = 4) -> None:
         """Reset pairs whose devices are both high and rewrite their difference (one-sided)."""

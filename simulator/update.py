@@ -6,12 +6,11 @@ q_i = min(A·|d_i|, 1); each slot where both fire is a *coincidence*: one pulse 
 (i, j), down if sign(x_j)·sign(d_i) > 0, up otherwise. E[#coincidences] = BL·p_j·q_i =
 η|x_j||d_i|/ε for a device of granularity ε.
 
-The rank-one terms of a batch are applied one after another, as aihwkit does (its tile loops
-over the batch): within one term every pulse a device gets has the same sign, so the closed
-forms of :mod:`simulator.devices.pulses` are exact and a device clipped at a bound by one
-sample is pushed off it by the next. Batches of more than ``max_sequential`` terms (e.g. the
-im2col rows of a convolution) are split into that many consecutive groups, whose pulses are
-interleaved per device within a group (:func:`sample_groups`).
+aihwkit applies the rank-one terms of a batch one after another, so a device clipped at a
+bound by one sample is pushed off it by the next. The summed counts are exact for a device
+whose pulses in the batch all have one sign (and, to second order in the step, for soft
+nonlinearities); the tile replays in sample order only the devices that got both signs and
+could reach a bound, from their per-sample counts (:func:`sample_counts`, same trains).
 
 Update management (aihwkit defaults): with k = η·max|x|·max|d|/ε, BL = min(⌈k⌉, desired_bl)
 (``update_bl_management``) and A = B = √(η/(ε·BL)), rebalanced by √(max|x|/max|d|) so both
@@ -34,7 +33,7 @@ import torch
 from simulator.noise import uniform16
 from simulator.workspace import Workspace, scratch
 
-__all__ = ["PULSE_TYPES", "UpdateParameters", "coincidence_counts", "sample_groups"]
+__all__ = ["PULSE_TYPES", "Trains", "UpdateParameters", "coincidence_counts", "sample_counts"]
 
 PULSE_TYPES = ("stochastic", "mean-count", "none")
 
@@ -45,8 +44,7 @@ class UpdateParameters:
 
     ``pulse_type``: ``stochastic`` (compressed stochastic pulse trains), ``mean-count``
     (expected coincidence counts, stochastically rounded) or ``none`` (exact floating-point
-    update, for ideal devices). ``max_sequential`` (ours, not aihwkit's): at most this many
-    groups of rank-one terms are applied one after another per batch (0: one group).
+    update, for ideal devices).
     """
 
     desired_bl: int = 31
@@ -55,28 +53,36 @@ class UpdateParameters:
     update_management: bool = True
     um_grad_scale: float = 1.0
     pulse_type: str = "stochastic"
-    max_sequential: int = 16
 
     def __post_init__(self) -> None:
         if self.pulse_type not in PULSE_TYPES:
             raise ValueError(f"pulse_type must be one of {PULSE_TYPES}, got {self.pulse_type!r}")
         if int(self.desired_bl) < 1:
             raise ValueError(f"desired_bl must be >= 1, got {self.desired_bl}")
-        if int(self.max_sequential) < 0:
-            raise ValueError(f"max_sequential must be >= 0, got {self.max_sequential}")
 
 
-def sample_groups(batch: int, max_sequential: int) -> list[tuple[int, int]]:
-    """Consecutive (start, stop) row ranges of a batch, applied one after another.
+@dataclass
+class Trains:
+    """The pulse trains of one batch update (views of workspace buffers: valid until the next
+    update): ``xu`` (batch, slots, n_in) and ``du`` (n_out, batch, slots) firing flags,
+    ``x_sign`` (batch, n_in) and ``d_sign`` (batch, n_out)."""
 
-    One row per group up to ``max_sequential`` rows (aihwkit's order); a larger batch is cut
-    into ``max_sequential`` near-equal groups (0: the whole batch as one group).
-    """
-    if batch <= 0:
-        return []
-    n = 1 if max_sequential <= 0 else min(batch, int(max_sequential))
-    edges = [round(k * batch / n) for k in range(n + 1)]
-    return [(edges[k], edges[k + 1]) for k in range(n)]
+    xu: torch.Tensor
+    du: torch.Tensor
+    x_sign: torch.Tensor
+    d_sign: torch.Tensor
+
+
+def sample_counts(
+    trains: Trains, rows: torch.Tensor, cols: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up and down counts (m, batch) of devices (rows[k], cols[k]) per sample, in order."""
+    du = trains.du[rows].to(torch.int16)  # (m, batch, slots)
+    xu = trains.xu[:, :, cols].permute(2, 0, 1).to(torch.int16)  # (m, batch, slots)
+    n = (du * xu).sum(dim=2).to(torch.float32)
+    down = (trains.x_sign[:, cols].T * trains.d_sign[:, rows].T) > 0  # §1.1: s > 0 is down
+    zero = torch.zeros_like(n)
+    return torch.where(down, zero, n), torch.where(down, n, zero)
 
 
 def _probabilities(
@@ -156,11 +162,14 @@ def coincidence_counts(
     up: UpdateParameters,
     generator: torch.Generator | None,
     workspace: Workspace | None = None,
+    trains: list[Trains] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Up and down pulse counts (n_out, n_in), float32, for the batch update −lr·dᵀx.
 
     ``x`` is (B, n_in), ``d`` is (B, n_out); ``granularity`` is ε in weight units. With a
-    ``workspace`` the returned tensors are its buffers, overwritten by the next call.
+    ``workspace`` the returned tensors are its buffers, overwritten by the next call. A
+    ``trains`` list receives the :class:`Trains` of stochastic pulses (for
+    :func:`sample_counts`).
     """
     n_out, n_in = d.shape[1], x.shape[1]
     if lr <= 0 or x.shape[0] == 0:
@@ -186,8 +195,11 @@ def coincidence_counts(
         du *= (torch.arange(slots, device=x.device)[None, :] < bl[:, None])[None]
     xs = buf("xs", (batch, slots, n_in), torch.int8)
     ds = buf("ds", (n_out, batch, slots), torch.int8)
-    torch.mul(xu, torch.sign(x).to(torch.int8)[:, None, :], out=xs)
-    torch.mul(du, torch.sign(d).to(torch.int8).T[:, :, None], out=ds)
+    x_sign, d_sign = torch.sign(x).to(torch.int8), torch.sign(d).to(torch.int8)
+    torch.mul(xu, x_sign[:, None, :], out=xs)
+    torch.mul(du, d_sign.T[:, :, None], out=ds)
+    if trains is not None:
+        trains.append(Trains(xu, du, x_sign, d_sign))
     xu, du, xs, ds = xu.view(k, n_in), du.view(n_out, k), xs.view(k, n_in), ds.view(n_out, k)
     total = _count_matmul(du, xu, buf("total", (n_out, n_in), torch.int32))
     signed = _count_matmul(ds, xs, buf("signed", (n_out, n_in), torch.int32))

@@ -9,7 +9,6 @@ so it reproduces the recorded numbers) and compared with the recorded aihwkit di
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import statistics
 from pathlib import Path
@@ -19,7 +18,6 @@ import torch
 
 from simulator import AnalogConfig, PulsedDeviceConfig, UpdateParameters
 from simulator.tile import AnalogTile
-from simulator.update import sample_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 PARITY = ROOT / "tests" / "fixtures" / "aihwkit" / "parity.json"
@@ -35,7 +33,7 @@ def _bench():
     return module
 
 
-def _deterministic_tile(max_sequential: int) -> AnalogTile:
+def _deterministic_tile() -> AnalogTile:
     """1x1 constant-step tile at its upper bound; every term fires exactly BL = 4 pulses."""
     device = PulsedDeviceConfig(
         family="constant-step",
@@ -48,12 +46,7 @@ def _deterministic_tile(max_sequential: int) -> AnalogTile:
         w_min_dtod=0.0,
         dw_min_std=0.0,
     )
-    update = UpdateParameters(
-        desired_bl=4,
-        update_bl_management=False,
-        update_management=False,
-        max_sequential=max_sequential,
-    )
+    update = UpdateParameters(desired_bl=4, update_bl_management=False, update_management=False)
     tile = AnalogTile(1, 1, AnalogConfig(device=device, update=update), seed=3)
     tile.set_weights(torch.tensor([[0.6]]))
     return tile
@@ -63,25 +56,27 @@ def test_batch_terms_are_applied_in_order_as_aihwkit_does():
     """A device clipped at its bound by one sample is pushed off it by the next.
 
     aihwkit loops over the batch: sample 1 (4 up pulses) is clipped at w_max = 0.6, sample 2
-    (4 down pulses) then gives 0.6 − 0.4 = 0.2. Summing the batch first (the old behaviour,
-    ``max_sequential=0``) cancels the pulses and leaves 0.6.
+    (4 down pulses) then gives 0.6 − 0.4 = 0.2. Summing the batch first (the code before this
+    test) cancels the pulses and leaves 0.6. In the reverse order the device ends at 0.6.
     """
     x = torch.tensor([[1.0], [1.0]])
     d = torch.tensor([[-1.0], [1.0]])  # sample 1: up, sample 2: down (sign convention §1.1)
-    tile = _deterministic_tile(max_sequential=16)
+    tile = _deterministic_tile()
     tile.update(x, d, lr=10.0)  # lr/ε ≫ BL: every slot fires
     assert float(tile.get_weights()) == pytest.approx(0.2, abs=1e-6)
-    summed = _deterministic_tile(max_sequential=0)
-    summed.update(x, d, lr=10.0)
-    assert float(summed.get_weights()) == pytest.approx(0.6, abs=1e-6)
+    tile = _deterministic_tile()
+    tile.update(x, -d, lr=10.0)  # down first: 0.2, then up: 0.6
+    assert float(tile.get_weights()) == pytest.approx(0.6, abs=1e-6)
 
 
-def test_sample_groups_cover_the_batch_in_order():
-    assert sample_groups(3, 16) == [(0, 1), (1, 2), (2, 3)]
-    groups = sample_groups(100, 16)
-    assert len(groups) == 16 and groups[0][0] == 0 and groups[-1][1] == 100
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(groups))
-    assert sample_groups(5, 0) == [(0, 5)]
+def test_devices_far_from_their_bounds_take_the_summed_counts():
+    """Order does not matter away from the bounds: +4 then −4 pulses from 0 end at 0."""
+    x = torch.tensor([[1.0], [1.0]])
+    d = torch.tensor([[-1.0], [1.0]])
+    tile = _deterministic_tile()
+    tile.set_weights(torch.tensor([[0.0]]))
+    tile.update(x, d, lr=10.0)
+    assert float(tile.get_weights()) == pytest.approx(0.0, abs=1e-6)
 
 
 def _recorded(part: str) -> dict:
