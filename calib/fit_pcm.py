@@ -24,7 +24,13 @@ from fitting.pcm import PcmFit, PcmFitOptions, fit_pcm
 from fitting.pcm_data import DriftSample, ProgrammingSample, RepeatedReadSample
 from fitting.traces import FitInputError
 
-__all__ = ["PCM_CAMPAIGNS", "fit_pcm_files", "load_pcm_campaigns", "pcm_samples"]
+__all__ = [
+    "PCM_CAMPAIGNS",
+    "fit_pcm_files",
+    "load_pcm_campaigns",
+    "pcm_samples",
+    "split_verify_reads",
+]
 
 PCM_CAMPAIGNS = ("programming", "drift", "read_noise")
 
@@ -109,6 +115,32 @@ def _parameters(data: CampaignData) -> dict[str, Any]:
     return params if isinstance(params, dict) else {}
 
 
+VERIFY_SOURCE = "drift verify reads (t = 0)"
+
+
+def split_verify_reads(
+    time: np.ndarray, conductance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Take the reads at t = 0 (the verify read of write-verify) out of a drift campaign.
+
+    ``time`` is shared (reads,) or per device (devices, reads); returns (time, conductance)
+    without them (a shared column is dropped, per-device entries become NaN) and the verify
+    conductance of each device (NaN where it has none), or None when no read is at t = 0.
+    """
+    g = np.array(conductance, dtype=float, copy=True)
+    zero = np.broadcast_to(time == 0, g.shape)
+    if not zero.any():
+        return time, g, None
+    first = np.argmax(zero, axis=1)
+    has = zero.any(axis=1)
+    verify = np.where(has, g[np.arange(g.shape[0]), first], np.nan)
+    if time.ndim == 1:
+        keep = time != 0
+        return time[keep], g[:, keep], verify
+    t = np.where(zero, np.nan, time)
+    return t, np.where(zero, np.nan, g), verify
+
+
 def pcm_samples(
     campaigns: dict[str, CampaignData],
 ) -> tuple[ProgrammingSample | None, DriftSample | None, RepeatedReadSample | None]:
@@ -129,15 +161,34 @@ def pcm_samples(
             )
         if "drift" in campaigns:
             d = campaigns["drift"]
+            n_avg = int(d.attrs.get("n_avg", _parameters(d).get("n_avg", 1)))
+            time, g, verify = split_verify_reads(
+                np.asarray(d["time"], dtype=float), np.asarray(d["conductance"], dtype=float)
+            )
             drift = DriftSample(
                 d["target"],
-                d["time"],
-                d["conductance"],
-                n_avg=int(d.attrs.get("n_avg", _parameters(d).get("n_avg", 1))),
+                time,
+                g,
+                n_avg=n_avg,
                 converged=d.arrays.get("converged"),
                 device_ids=d.device_index,
                 source=f"{Path(d.source).name}:drift",
             )
+            if verify is not None and prog is None:
+                # the verify read of write-verify (t = 0) is the programming read; drift
+                # before t0 is outside the power-law model, so it counts as a read at t0
+                ok = np.isfinite(verify)
+                if d.arrays.get("converged") is not None:
+                    ok &= np.asarray(d.arrays["converged"], dtype=bool)
+                prog = ProgrammingSample(
+                    d["target"],
+                    np.where(ok, verify, 0.0),
+                    read_time_s=drift.first_read_time(),
+                    n_avg=1,
+                    converged=ok,
+                    device_ids=d.device_index,
+                    source=f"{Path(d.source).name}:{VERIFY_SOURCE}",
+                )
         if "read_noise" in campaigns:
             d = campaigns["read_noise"]
             reads = RepeatedReadSample(
@@ -173,6 +224,12 @@ def fit_pcm_files(
         fit = fit_pcm(prog, drift, reads, options)
     except FitInputError as exc:
         raise CalibError(str(exc)) from None
+    if prog is not None and prog.source.endswith(VERIFY_SOURCE):
+        fit.notes.append(
+            f"programming noise: the drift campaign's reads at t = 0 (verify reads) are the "
+            f"programming reads, taken as reads at t0 = {prog.read_time_s:g} s (the power-law "
+            "drift model starts at t0)"
+        )
     files = []
     for raw in dict.fromkeys(str(p) for p in inputs):
         names = [c for c, d in campaigns.items() if Path(d.source) == Path(raw)]
