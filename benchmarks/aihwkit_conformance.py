@@ -3,7 +3,9 @@
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py generate [--cases a,b]
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py check-single-pulse
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py nominal [--cases a,b]
-    .venv/bin/python benchmarks/aihwkit_conformance.py table [--cases a,b]   # our fitter
+    /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py table [--cases a,b]
+        # our fitter on every case; with aihwkit importable the exported device is also
+        # re-simulated in aihwkit (.venv/bin/python runs it without that column)
 
 ``generate`` needs aihwkit (1.2.0, MIT) and writes, for every case of :data:`CASES`,
 ``tests/fixtures/aihwkit/<case>.h5`` (our pulse-response format, ``datasets/FORMAT.md``) and
