@@ -545,3 +545,12 @@ def test_an_anonymous_script_that_never_ends_is_dropped(bench: BenchResources) -
     assert smu.levelv == 0.0  # not run before endscript
     smu.handle(b"endscript")
     assert smu.levelv == 0.25
+
+
+def test_a_tsp_runtime_error_keeps_what_was_printed_before_it(bench: BenchResources) -> None:
+    """A runtime error stops a chunk where it happens (Lua): earlier prints were sent; a
+    syntax error runs nothing, so a failed query prints nothing at all."""
+    smu = bench.bench.smu_tsp
+    assert smu.handle(b"print(1); print(nosuch.value); print(2)") == ["1.00000e+00"]
+    assert smu.handle(b"print(1); print(2") == []
+    assert [smu.errors.pop().split(",")[0] for _ in range(2)] == ["-286", "-285"]

@@ -6,8 +6,10 @@ rangev, limiti, output, compliance), ``smua.measure.*`` (nplc, autorangei, count
 ``i([buffer])``), ``smua.nvbuffer1/2`` (``clear()``, ``n``, ``readings``), ``smua.reset()``,
 ``errorqueue.*``, ``format.data``/``format.asciiprecision``, ``localnode.linefreq``,
 ``print``, ``printbuffer``, ``waitcomplete``, ``delay`` and the factory scripts
-``SweepVListMeasureI`` and ``PulseVMeasureI``. Nothing is printed for a chunk that fails
-(the error is queued), exactly like the instrument, so a failed query times out.
+``SweepVListMeasureI`` and ``PulseVMeasureI`` (more names other drivers use:
+:mod:`~instruments.emulator.bench.smu_k2600_names`). A chunk with a syntax error runs and
+prints nothing; a runtime error stops it there (what it printed before is sent); either
+error is queued, exactly like the instrument, so a failed query times out.
 
 Ranges are the 2601B's (Reference Manual Rev. F 9-244 and datasheet): levels up to
 ±40.4 V (``smua.source.levelv``, ``rangev``, list values), current limit 10 nA to 3.03 A;
@@ -110,7 +112,8 @@ class Virtual2600B(VirtualDevice):
             run_chunk(text, self.names)
         except TspError as exc:
             self.errors.push(exc.code, exc.message)
-            return []
+            # a runtime error stops the chunk there: what it printed before is sent (a
+            # syntax error runs nothing, so nothing was printed)
         return [smu_k2600_names.join_output(self._out)] if self._out else []
 
     def _common(self, text: str) -> list[str]:
