@@ -66,6 +66,8 @@ SUMMARY_PARAMETERS = (
     "gamma_down",
     "pow_gamma",
 )
+#: units of the summary parameters (aihwkit names; the rest are relative, unit 1)
+PARAMETER_UNITS = {"dw_min": "S", "w_max": "S", "w_min": "S"}
 OUTLIER_Z = 3.5  # robust z (MAD-based) beyond which a chip is flagged (Iglewicz & Hoaglin)
 MIN_CHIPS_FOR_OUTLIERS = 5  # fewer fitted chips: no outlier is called (a MAD of 4 is noise)
 SPLIT_DEVICES = 50_000
@@ -399,41 +401,61 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _plot_unit(name: str) -> tuple[str, float]:
+    """Axis unit and scale of a summary parameter: conductances in µS."""
+    return ("µS", 1e6) if PARAMETER_UNITS.get(name) == "S" else ("1, relative", 1.0)
+
+
 def _plots(outdir: Path, table, summary, map_parameter: str) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from calib.figures import save_figure
 
     ok = [r for r in table if not r.get("error")]
     names = [n for n in summary if n in ("dw_min", "up_down", "w_max", "dw_min_dtod", "dw_min_std")]
     files = []
     if ok and names:
-        fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 3.2), squeeze=False)
+        labels = [str(r["chip"]) for r in ok]
+        width = max(3.0, 0.22 * len(ok) + 1.2)
+        fig, axes = plt.subplots(1, len(names), figsize=(width * len(names), 3.8), squeeze=False)
         for ax, name in zip(axes[0], names, strict=True):
-            y = np.array([r.get(name, np.nan) for r in ok], dtype=float)
-            se = np.array([r.get(f"{name}_se", np.nan) for r in ok], dtype=float)
+            unit, scale = _plot_unit(name)
+            y = np.array([r.get(name, np.nan) for r in ok], dtype=float) * scale
+            se = np.array([r.get(f"{name}_se", np.nan) for r in ok], dtype=float) * scale
             out = np.array([name in r["outlier_parameters"].split() for r in ok])
             x = np.arange(y.size)
             ax.errorbar(x[~out], y[~out], yerr=np.nan_to_num(se[~out]), fmt="o", ms=3)
             if out.any():
-                ax.plot(x[out], y[out], "rx", ms=8, label="outlier chip")
+                ax.errorbar(
+                    x[out],
+                    y[out],
+                    yerr=np.nan_to_num(se[out]),
+                    fmt="x",
+                    color="r",
+                    ms=8,
+                    label="outlier chip",
+                )
                 ax.legend(fontsize=7)
-            ax.axhline(summary[name]["median"], color="k", lw=0.8)
+            ax.axhline(summary[name]["median"] * scale, color="k", lw=0.8)
             ax.set_title(name, fontsize=9)
+            ax.set_ylabel(f"{name} ({unit})", fontsize=8)
+            ax.set_xticks(x, labels, rotation=90 if len(ok) > 4 else 0, fontsize=7)
             ax.set_xlabel("chip")
         fig.suptitle("per-chip population parameters (±1 SE; line: wafer median)", fontsize=9)
         fig.tight_layout()
-        path = outdir / "wafer_parameters.png"
-        fig.savefig(path, dpi=110)
+        files.append(save_figure(fig, outdir / "wafer_parameters.png", dpi=110))
         plt.close(fig)
-        files.append(path)
     placed = [r for r in ok if r.get("die_x") is not None and r.get("die_y") is not None]
     if placed and map_parameter in summary:
         fig, ax = plt.subplots(figsize=(4.5, 4.0))
         xs = [r["die_x"] for r in placed]
         ys = [r["die_y"] for r in placed]
-        vals = [r.get(map_parameter, np.nan) for r in placed]
+        unit, scale = _plot_unit(map_parameter)
+        vals = [r.get(map_parameter, np.nan) * scale for r in placed]
         sc = ax.scatter(xs, ys, c=vals, s=400, marker="s", cmap="viridis")
         for r in placed:
             if r.get("outlier"):
@@ -441,14 +463,14 @@ def _plots(outdir: Path, table, summary, map_parameter: str) -> list[Path]:
         failed = [r for r in table if r.get("error") and r.get("die_x") is not None]
         for r in failed:
             ax.plot(r["die_x"], r["die_y"], "k*", ms=10)
-        fig.colorbar(sc, ax=ax, label=map_parameter)
+        fig.colorbar(sc, ax=ax, label=f"{map_parameter} ({unit})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("die x")
         ax.set_ylabel("die y")
         ax.set_title(f"wafer map of {map_parameter} (x: outlier chip)", fontsize=9)
         ax.set_aspect("equal")
         fig.tight_layout()
-        path = outdir / f"wafer_map_{map_parameter}.png"
-        fig.savefig(path, dpi=110)
+        files.append(save_figure(fig, outdir / f"wafer_map_{map_parameter}.png", dpi=110))
         plt.close(fig)
-        files.append(path)
     return files

@@ -231,3 +231,19 @@ def test_fit_shows_each_stage_on_stderr(tmp_path) -> None:
     assert all(p >= 0 for p in positions), err
     assert positions == sorted(positions)  # in the order they run
     assert "fitted 1" in result.stdout  # the result itself stays on stdout
+
+
+# ------------------------------------------------------------------------ figures
+def test_figure_format_svg_writes_vector_figures_and_links_them(tmp_path) -> None:
+    data, report = tmp_path / "pr.h5", tmp_path / "report"
+    args = ["measure", "pulse-response", "--devices", "16", "--n-up", "40", "--n-down", "40"]
+    assert _invoke([*args, "-o", str(data)]).exit_code == 0
+    fit = ["fit", "pulse-response", str(data), "-o", str(tmp_path / "p.json")]
+    assert _invoke([*fit, "--report", str(report), "--figure-format", "svg"]).exit_code == 0
+    figures = sorted(p.suffix for p in report.iterdir() if p.suffix in (".png", ".svg"))
+    assert figures and set(figures) == {".svg"}
+    assert (report / "step_vs_conductance.svg").read_text().lstrip().startswith("<?xml")
+    assert "(step_vs_conductance.svg)" in (report / "summary.md").read_text()
+    from calib.figures import figure_path
+
+    assert figure_path("x.png").suffix == ".png"  # the format was the command's only

@@ -8,6 +8,7 @@ import click
 
 from calib.commands.common import SEED, number
 from calib.commands.scheduling import scheduler_options
+from calib.figures import figure_format_option
 from simulator.devices.response import FAMILIES
 
 MODEL_CHOICES = ["auto", *FAMILIES]
@@ -59,6 +60,7 @@ def fit() -> None:
     show_default=True,
     help="Devices per per-device fit task (and per in-process chunk).",
 )
+@figure_format_option
 def fit_pulse_response_cmd(
     input_path: Path,
     model: str,

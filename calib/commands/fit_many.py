@@ -8,6 +8,7 @@ import click
 
 from calib.commands.common import SEED
 from calib.commands.scheduling import scheduler_options
+from calib.figures import figure_format_option
 from calib.fit_many import SPLIT_DEVICES, SUMMARY_PARAMETERS
 from simulator.devices.response import FAMILIES
 
@@ -43,6 +44,7 @@ __all__ = ["fit_many_command"]
 )
 @click.option("--overwrite", is_flag=True, help="Write into OUTDIR although it holds files.")
 @scheduler_options
+@figure_format_option
 def fit_many_command(
     inputs: str,
     outdir: Path,

@@ -10,6 +10,7 @@ import click
 
 from calib.commands.common import SEED, number
 from calib.commands.scheduling import scheduler_options
+from calib.figures import figure_format_option
 
 __all__ = ["parse_times", "validate_command"]
 
@@ -141,6 +142,7 @@ def _tile(text: str) -> tuple[int, int]:
 )
 @click.option("--overwrite", is_flag=True, help="Write into OUTPUT although it holds files.")
 @scheduler_options
+@figure_format_option
 def validate_command(**kw: Any) -> None:
     """Validate PRESET by inference: simulated with the preset, with the true device
     (--truth) and on the chip (--chip), at several times after programming.

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.figures import save_figure
 from fitting.pcm import PcmFit, published_section
 from fitting.pcm_model import evaluate_section, polynomial_sigma
 from fitting.pcm_read_noise import X_FLOOR
@@ -64,9 +65,8 @@ def write_pcm_report(fit: PcmFit, report_dir: str | Path) -> list[Path]:
         if fig is None:
             continue
         fig.tight_layout()
-        fig.savefig(out / name)
+        files.append(save_figure(fig, out / name))
         plt.close(fig)
-        files.append(out / name)
     summary = out / "summary.md"
     summary.write_text(_summary(fit))
     files.append(summary)
@@ -192,7 +192,7 @@ def _drift_traces(plt, fit: PcmFit):
     d, sample = fit.drift, fit.drift_sample
     if d is None or sample is None:
         return None
-    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    fig, ax = plt.subplots(figsize=(8.4, 4.6))
     n_lv = d.levels.n_levels
     picks = np.unique(np.linspace(0, n_lv - 1, min(TRACE_LEVELS, n_lv)).astype(int))
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, picks.size))
@@ -220,16 +220,29 @@ def _drift_traces(plt, fit: PcmFit):
             (t_grid / d.t0_s) ** (-mu),
             "--",
             color=color,
-            label=f"g_T = {d.levels.g_target_s[k] * 1e6:.3g} µS: model μ_ν and 10-90 % of ν",
+            label=f"{d.levels.g_target_s[k] * 1e6:.3g} µS",
         )
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="time since programming t (s)",
         ylabel="G(t) / G(t0)",
-        title="Drift traces (dots: reads; thin lines: per-device fits)",
+        title=f"Drift traces: {TRACES_PER_LEVEL} devices at each of {picks.size} of the {n_lv} "
+        "levels\n(dots: reads; thin lines: per-device fits)",
     )
-    ax.legend(fontsize=7)
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.legend(
+        title="target g_T (dashed: model μ_ν,\nband: 10-90 % of ν)",
+        title_fontsize=7,
+        fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+    )
     return fig
 
 

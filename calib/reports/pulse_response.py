@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from calib.figures import save_figure
 from fitting.diagnostics import pair_residuals, simulate_like, step_curve
 from fitting.pulse_response import PulseResponseFit
 from fitting.traces import PulseTraces
@@ -61,7 +62,7 @@ def write_pulse_response_report(
     measured = traces.conductance_s[rows].astype(np.float64)
     simulated = simulate_like(traces, fit, rows, seed=seed + 11)
     files = [
-        _mean_trace(out, traces, rows, measured, simulated, unit, scale),
+        _mean_trace(out, traces, rows, measured, simulated, unit, scale, fit.n_fitted),
         _steps(out, traces, fit, rows, measured, simulated, unit, scale),
         _residuals(out, traces, fit, unit, scale),
         _parameters(out, fit, unit, scale),
@@ -83,6 +84,13 @@ def _unit(fit: PulseResponseFit) -> tuple[str, float]:
 
 
 # ------------------------------------------------------------------------------ branches
+def _shown(n_shown: int, n_fitted: int) -> str:
+    """``"125 fitted devices"``, or ``"512 of 4096 fitted devices (evenly spaced subsample)"``."""
+    if n_shown >= n_fitted:
+        return f"{n_shown} fitted devices"
+    return f"{n_shown} of {n_fitted} fitted devices (evenly spaced subsample)"
+
+
 def _branches(pulses: np.ndarray, sign: int) -> list[tuple[int, int]]:
     """(start read, end read) of every run of pulses of ``sign`` (start = read before)."""
     out = []
@@ -126,7 +134,7 @@ def _band(ax, x, data, color, label, style="-"):
     ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.18, lw=0)
 
 
-def _mean_trace(out, traces, rows, measured, simulated, unit, scale) -> Path:
+def _mean_trace(out, traces, rows, measured, simulated, unit, scale, n_fitted) -> Path:
     plt = _plt()
     fig = plt.figure(figsize=(11, 7.5))
     grid = fig.add_gridspec(2, 2, height_ratios=[1.1, 1])
@@ -139,7 +147,9 @@ def _mean_trace(out, traces, rows, measured, simulated, unit, scale) -> Path:
             ax.axvspan(a, b, color=UP_COLOR, alpha=0.05, lw=0)
         for a, b in _branches(traces.pulses, -1):
             ax.axvspan(a, b, color=DOWN_COLOR, alpha=0.05, lw=0)
-        ax.set_title(f"Mean trace of {rows.size} devices (blue: up pulses, red: down pulses)")
+        ax.set_title(
+            f"Mean trace of {_shown(rows.size, n_fitted)} (blue: up pulses, red: down pulses)"
+        )
     else:  # every device has its own sequence: show a few traces and their simulations
         pick = np.unique(np.linspace(0, rows.size - 1, min(rows.size, 12)).astype(int))
         for n, i in enumerate(pick):
@@ -179,7 +189,7 @@ def _mean_trace(out, traces, rows, measured, simulated, unit, scale) -> Path:
         axd.legend(loc="best", fontsize=9)
     fig.tight_layout()
     path = out / "mean_trace.png"
-    fig.savefig(path)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -207,9 +217,9 @@ def _steps(out, traces, fit, rows, measured, simulated, unit, scale) -> Path:
     for ax, (sign, name, color) in zip(
         axes, ((1, "up", UP_COLOR), (-1, "down", DOWN_COLOR)), strict=True
     ):
-        for data, label, mk, col in (
-            (measured, "measured", "o", color),
+        for data, label, mk, col in (  # simulated first: the measured points stay on top
             (simulated, "simulated preset", "s", MODEL_COLOR),
+            (measured, "measured", "o", color),
         ):
             b = build_pairs(data, pulses, sign)
             inc = np.abs((b.y1 - b.y0) / b.n)
@@ -221,10 +231,12 @@ def _steps(out, traces, fit, rows, measured, simulated, unit, scale) -> Path:
                     my / scale,
                     yerr=se / scale,
                     fmt=mk,
-                    ms=3.5,
+                    ms=3.5 if label == "measured" else 5,
+                    mfc=col if label == "measured" else "none",
                     color=col,
                     label=f"{label} (binned by instrument read)",
-                    alpha=0.85,
+                    alpha=0.9,
+                    zorder=3 if label == "measured" else 2,
                 )
         g, q50, q10, q90 = step_curve(fit, sign > 0)
         ax.plot(g / scale, q50 / scale, "-", color="black", lw=1.4, label="model, median device")
@@ -242,9 +254,10 @@ def _steps(out, traces, fit, rows, measured, simulated, unit, scale) -> Path:
         ax.set_title(f"{name} pulses: step vs conductance ({fit.model})")
         ax.set_ylim(bottom=0)
         ax.legend(loc="best", fontsize=8)
+    fig.suptitle(_shown(rows.size, fit.n_fitted), fontsize=10)
     fig.tight_layout()
     path = out / "step_vs_conductance.png"
-    fig.savefig(path)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -273,6 +286,7 @@ def _residuals(out, traces, fit, unit, scale) -> Path:
         )
         ax.set_title(f"Standardized residuals (sd {np.std(std):.2f})")
     ax.set_xlabel("standardized residual")
+    ax.set_ylabel("probability density")
     ax.legend(fontsize=8)
     ax = axes[1]
     lags = np.arange(0, 6)
@@ -305,7 +319,7 @@ def _residuals(out, traces, fit, unit, scale) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / "residuals.png"
-    fig.savefig(path)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -357,13 +371,14 @@ def _parameters(out, fit, unit, scale) -> Path:
             )
         ax.set_title(title)
         ax.set_xlabel(u)
+        ax.set_ylabel("devices (density)" if u == "1" else f"devices (density, 1/{u})")
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle("Per-device estimates and the fitted population (device-to-device spread)")
     fig.tight_layout()
     path = out / "parameters.png"
-    fig.savefig(path)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -385,7 +400,7 @@ def _model_selection(out, fit) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / "model_selection.png"
-    fig.savefig(path)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from calib.figures import save_figure
 from calib.validate.predictive import PredictiveCheck
 
 __all__ = ["format_time", "plot_accuracy", "plot_predictive"]
@@ -51,10 +52,9 @@ def _time_axis(ax: Any, times: Sequence[float]) -> None:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
+    """Save as ``path`` in the current figure format (:mod:`calib.figures`)."""
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    return path
+    return save_figure(fig, path, dpi=DPI, bbox_inches="tight")
 
 
 def plot_accuracy(report: Mapping[str, Any], path: str | Path) -> Path:

@@ -24,6 +24,7 @@ import numpy as np
 
 from calib._version import __version__
 from calib.errors import CalibError
+from calib.figures import figure_path
 from calib.invocation import current_command
 from calib.presets import file_sha256, load_preset
 from calib.validate.chip_inference import chip_mapping
@@ -320,9 +321,9 @@ def run_validation(
         options, preset, kind, tech, truth, trained, chip_info, simulated, outcomes, check, note
     )
     files = {"network": network_file}
-    report["plots"] = {"accuracy vs time": "accuracy_vs_time.png"}
+    report["plots"] = {"accuracy vs time": figure_path("accuracy_vs_time.png").name}
     if check is not None:
-        report["plots"]["predictive check"] = "predictive_check.png"
+        report["plots"]["predictive check"] = figure_path("predictive_check.png").name
     seconds["total"] = time.perf_counter() - t_start
     report["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     files["accuracy_plot"] = plot_accuracy(report, output / "accuracy_vs_time.png")
