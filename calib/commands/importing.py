@@ -46,7 +46,27 @@ def import_group() -> None:
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def import_csv(input_path: Path, kind: str, units: str, output: Path, overwrite: bool) -> None:
+@click.option(
+    "--drop-invalid",
+    is_flag=True,
+    help="Drop rows that would be refused (non-numeric, missing, negative conductance) and "
+    "report how many per reason (default: refuse the file with the line number).",
+)
+@click.option(
+    "--round-pulses",
+    is_flag=True,
+    help="Round non-integer pulse counts (digitized curves) to the nearest integer; the "
+    "number of rounded rows is reported.",
+)
+def import_csv(
+    input_path: Path,
+    kind: str,
+    units: str,
+    output: Path,
+    overwrite: bool,
+    drop_invalid: bool,
+    round_pulses: bool,
+) -> None:
     """Convert INPUT.csv into an HDF5 dataset in the documented format.
 
     Columns: pulse-response `device,pulse,conductance[,time,row,col]`; drift and read-noise
@@ -57,11 +77,20 @@ def import_csv(input_path: Path, kind: str, units: str, output: Path, overwrite:
     from calib.outputs import check_output_file
 
     check_output_file(output, [input_path], overwrite)
-    data = campaign_from_csv(input_path, _kinds()[kind], units)
+    data = campaign_from_csv(input_path, _kinds()[kind], units, drop_invalid, round_pulses)
     path = write_campaign(output, data, overwrite=overwrite)
     click.echo(
         f"imported {data.attrs['rows_imported']} rows of {data.n_devices} devices "
         f"({kind}) into {path}"
     )
+    for reason, count in data.attrs.get("dropped_rows", {}).items():
+        click.echo(f"dropped {count} row(s): {reason}", err=True)
+    if data.attrs.get("pulses_rounded"):
+        r = data.attrs["pulses_rounded"]
+        change = r["largest_change"]
+        click.echo(
+            f"rounded the pulse count of {r['rows']} row(s) (largest change {change:.3g})",
+            err=True,
+        )
     if data.attrs.get("ignored_columns"):
         click.echo(f"ignored columns: {', '.join(data.attrs['ignored_columns'])}", err=True)

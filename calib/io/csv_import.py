@@ -49,7 +49,64 @@ CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def _read_table(path: Path, campaign: str) -> pd.DataFrame:
+def _line(frame: pd.DataFrame, pos: int) -> int:
+    """File line (1-based, after the header) of row position ``pos`` of ``frame``.
+
+    The frame keeps the positions of the file's rows as its index, also after
+    ``drop_invalid`` took rows out.
+    """
+    return int(frame.index[pos]) + 2
+
+
+def _invalid_rows(frame: pd.DataFrame, numeric: list[str], units: str) -> dict[str, np.ndarray]:
+    """Masks of the rows that strict reading refuses, by reason (for ``drop_invalid``)."""
+    out: dict[str, np.ndarray] = {}
+    for col in numeric:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out[f"missing or non-numeric {col}"] = ~np.isfinite(values)
+        if col in ("conductance", "target") and units != "normalized":
+            with np.errstate(invalid="ignore"):
+                out[f"negative {col}"] = values < 0
+    out["empty device id"] = (frame["device"].str.strip() == "").to_numpy()
+    return out
+
+
+def _carry_pulses(path: Path, frame: pd.DataFrame, drop: np.ndarray) -> pd.DataFrame:
+    """Add the pulses of dropped pulse-response rows to the device's next kept read.
+
+    ``pulse`` counts the pulses since the previous read: a dropped read's pulses were still
+    applied. Up and down pulses cannot be merged into one signed count (refused).
+    """
+    pulses = pd.to_numeric(frame["pulse"], errors="coerce").to_numpy(dtype=float)
+    devices = frame["device"].str.strip().to_numpy()
+    carry: dict[str, float] = {}
+    out = pulses.copy()
+    for i in range(len(frame)):
+        dev = devices[i]
+        if drop[i]:
+            if np.isfinite(pulses[i]):
+                if carry.get(dev, 0.0) * pulses[i] < 0:
+                    raise CalibError(
+                        f"{path}: line {_line(frame, i)}: two dropped reads in a row between up "
+                        f"and down pulses of device {dev}: their pulses cannot be one count"
+                    )
+                carry[dev] = carry.get(dev, 0.0) + pulses[i]
+            continue
+        extra = carry.pop(dev, 0.0)
+        if extra and np.isfinite(pulses[i]) and extra * pulses[i] < 0:
+            raise CalibError(
+                f"{path}: line {_line(frame, i)}: a dropped read between up and down pulses of "
+                f"device {dev}: the pulses before this read cannot be one signed count"
+            )
+        out[i] = pulses[i] + extra
+    frame = frame.copy()
+    frame["pulse"] = [f"{v:.17g}" for v in out]
+    return frame
+
+
+def _read_table(
+    path: Path, campaign: str, drop_invalid: bool = False, units: str = "S"
+) -> pd.DataFrame:
     if not path.is_file():
         raise CalibError(f"{path}: file not found")
     try:
@@ -66,21 +123,39 @@ def _read_table(path: Path, campaign: str) -> pd.DataFrame:
     if frame.empty:
         raise CalibError(f"{path}: has a header but no data rows")
     numeric = [c for c in (*required, *optional) if c in frame.columns and c != "device"]
+    dropped: dict[str, int] = {}
+    if drop_invalid:  # count and report what strict reading would refuse, then drop it
+        masks = _invalid_rows(frame, numeric, units)
+        bad = np.zeros(len(frame), dtype=bool)
+        for reason, mask in masks.items():
+            new = mask & ~bad
+            if new.any():
+                first = int(frame.index[int(np.argmax(new))]) + 2
+                dropped[f"{reason} (first at line {first})"] = int(new.sum())
+            bad |= mask
+        if campaign == "pulse_response":
+            frame = _carry_pulses(path, frame, bad)
+        frame = frame[~bad].copy()
+        if frame.empty:
+            raise CalibError(f"{path}: every data row is invalid ({dropped})")
+    frame.attrs["dropped_rows"] = dropped
     for col in numeric:
         raw = frame[col]
         values = pd.to_numeric(raw, errors="coerce")
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
-            line = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 one-based
+            pos = int(np.argmax(bad.to_numpy()))
             raise CalibError(
-                f"{path}: line {line}: column {col!r} has a missing or non-numeric value "
-                f"({raw.iloc[line - 2]!r}); {int(bad.sum())} such row(s) in total"
+                f"{path}: line {_line(frame, pos)}: column {col!r} has a missing or non-numeric "
+                f"value ({raw.iloc[pos]!r}); {int(bad.sum())} such row(s) in total (calib "
+                "import csv --drop-invalid drops and counts them)"
             )
         frame[col] = values
     empty = frame["device"].str.strip() == ""
     if empty.any():
-        line = int(np.argmax(empty.to_numpy())) + 2
-        raise CalibError(f"{path}: line {line}: empty device id")
+        raise CalibError(
+            f"{path}: line {_line(frame, int(np.argmax(empty.to_numpy())))}: empty device id"
+        )
     return frame
 
 
@@ -92,11 +167,14 @@ def _scale(path: Path, frame: pd.DataFrame, columns: tuple[str, ...], units: str
             continue
         values = frame[col].to_numpy(dtype=float)
         if units != "normalized" and np.any(values < 0):
-            line = int(np.argmax(values < 0)) + 2
-            raise CalibError(f"{path}: line {line}: negative {col} {values[line - 2]:g}")
+            pos = int(np.argmax(values < 0))
+            raise CalibError(
+                f"{path}: line {_line(frame, pos)}: negative {col} {values[pos]:g} (calib import "
+                "csv --drop-invalid drops and counts such rows)"
+            )
         values = values * UNIT_SCALE[units]
         if units != "normalized" and np.max(values) > MAX_PLAUSIBLE_S:
-            line = int(np.argmax(values > MAX_PLAUSIBLE_S)) + 2
+            line = _line(frame, int(np.argmax(values > MAX_PLAUSIBLE_S)))
             raise CalibError(
                 f"{path}: line {line}: {col} {np.max(values):g} S is not plausible in siemens; "
                 "state the units (--units uS, nS, mS or normalized)"
@@ -123,8 +201,8 @@ def _device_index(
         if same.any():
             k = int(np.argmax(same))
             a, b = int(order[k]), int(order[k + 1])
-            line_a = int(np.argmax(codes == a)) + 2
-            line_b = int(np.argmax(codes == b)) + 2
+            line_a = _line(frame, int(np.argmax(codes == a)))
+            line_b = _line(frame, int(np.argmax(codes == b)))
             raise CalibError(
                 f"{path}: line {line_b}: device id {uniques[b]!r} is the same number as "
                 f"{uniques[a]!r} (line {line_a}); write each device's id one way"
@@ -149,16 +227,30 @@ def _shared_or_matrix(mat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return mat
 
 
-def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> CampaignData:
-    """Read a CSV in ``campaign``'s contract into the same structure as an HDF5 campaign."""
+def campaign_from_csv(
+    path: str | Path,
+    campaign: str,
+    units: str = "S",
+    drop_invalid: bool = False,
+    round_pulses: bool = False,
+) -> CampaignData:
+    """Read a CSV in ``campaign``'s contract into the same structure as an HDF5 campaign.
+
+    ``drop_invalid`` drops rows that would be refused (missing or non-numeric values,
+    negative conductances or targets, empty device ids), counted per reason in
+    ``attrs["dropped_rows"]``; the default refuses them with the line number.
+    ``round_pulses`` rounds non-integer pulse counts (digitized curves) to the nearest
+    integer, counted in ``attrs["pulses_rounded"]``.
+    """
     path = Path(path)
     if campaign not in CSV_COLUMNS:
         raise CalibError(f"unknown campaign {campaign!r}; use one of {sorted(CSV_COLUMNS)}")
-    frame = _read_table(path, campaign)
+    frame = _read_table(path, campaign, drop_invalid, units)
+    dropped = frame.attrs.get("dropped_rows", {})
     _scale(path, frame, ("conductance", "target"), units)
     codes, ids, labels = _device_index(path, frame)
     n_dev = ids.size
-    line_no = np.arange(len(frame), dtype=float) + 2  # +1 header, +1 one-based
+    line_no = frame.index.to_numpy(dtype=float) + 2  # +1 header, +1 one-based
     lines = _matrix(codes, line_no, n_dev, -1)
     unit = "normalized" if units == "normalized" else "S"
     arrays: dict[str, np.ndarray] = {"device_index": ids}
@@ -172,9 +264,18 @@ def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> Camp
     unit_map = {"conductance": unit}
     if campaign == "pulse_response":
         pulses = frame["pulse"].to_numpy(float)
-        if np.any(pulses != np.round(pulses)):
-            line = int(np.argmax(pulses != np.round(pulses))) + 2
-            raise CalibError(f"{path}: line {line}: pulse must be an integer count")
+        fractional = pulses != np.round(pulses)
+        if round_pulses and fractional.any():
+            rounded = {
+                "rows": int(fractional.sum()),
+                "largest_change": float(np.max(np.abs(pulses - np.round(pulses)))),
+            }
+            pulses = np.round(pulses)
+        elif fractional.any():
+            raise CalibError(
+                f"{path}: line {_line(frame, int(np.argmax(fractional)))}: pulse must be an "
+                "integer count (calib import csv --round-pulses rounds digitized counts)"
+            )
         arrays["conductance"] = _matrix(codes, g, n_dev, np.nan)
         # float until checked: 1e20 pulses would wrap around in int64
         arrays["pulses"] = _matrix(codes, pulses, n_dev, 0)
@@ -185,8 +286,8 @@ def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> Camp
     elif campaign in ("drift", "read_noise"):
         t = frame["time"].to_numpy(float)
         if np.any(t < 0):
-            line = int(np.argmax(t < 0)) + 2
-            raise CalibError(f"{path}: line {line}: negative time {t[line - 2]:g} s")
+            pos = int(np.argmax(t < 0))
+            raise CalibError(f"{path}: line {_line(frame, pos)}: negative time {t[pos]:g} s")
         arrays["conductance"] = _matrix(codes, g, n_dev, np.nan)
         arrays["time"] = _shared_or_matrix(_matrix(codes, t, n_dev, np.nan), lengths)
         unit_map["time"] = "s"
@@ -230,6 +331,10 @@ def campaign_from_csv(path: str | Path, campaign: str, units: str = "S") -> Camp
     }
     if labels is not None:
         attrs["device_labels"] = labels
+    if dropped:
+        attrs["dropped_rows"] = dict(dropped)
+    if campaign == "pulse_response" and round_pulses and fractional.any():
+        attrs["pulses_rounded"] = rounded
     return CampaignData(campaign, arrays, attrs, unit_map, str(path))
 
 
