@@ -55,6 +55,7 @@ __all__ = [
     "FAMILY_MODELS",
     "FamilyModel",
     "ShapeStart",
+    "exp_step_representative",
     "family_model",
     "piecewise_model",
     "piecewise_nodes",
@@ -288,6 +289,26 @@ def _linear_equivalence_shape(shape: dict, se: dict, fit) -> None:
 
 
 # =============================================================================== exp-step
+def exp_step_representative(fields: Values) -> dict[str, float]:
+    """The device with a = a₀, b = b₀ (aihwkit's defaults) equal to an ExpStepDevice's fields.
+
+    z = 2a·w/R + b enters only through γ·z, so (A, γ, a, b) and (A', γ', a₀, b₀) with
+    γ' = γ·a/a₀, A'⁺ = A⁺e^{γ⁺b − γ'⁺b₀}, A'⁻ = A⁻e^{−γ⁻b + γ'⁻b₀} give the same step at every
+    w and R: the fit reports this representative (the traces cannot separate a and b).
+    """
+    a0, b0 = EXP_STEP_FIXED["a"], EXP_STEP_FIXED["b"]
+    a, b = float(fields["a"]), float(fields["b"])
+    g_up, g_dn = float(fields["gamma_up"]) * a / a0, float(fields["gamma_down"]) * a / a0
+    return {
+        "A_up": float(fields["A_up"]) * np.exp(float(fields["gamma_up"]) * b - g_up * b0),
+        "A_down": float(fields["A_down"]) * np.exp(-float(fields["gamma_down"]) * b + g_dn * b0),
+        "gamma_up": g_up,
+        "gamma_down": g_dn,
+        "a": a0,
+        "b": b0,
+    }
+
+
 def _exp_to_step(v: Values) -> dict:
     """A± from the fitted decays: decay⁺ = A⁺e^{γ⁺(a + b)}, decay⁻ = A⁻e^{−γ⁻(b − a)}."""
     a, b = v["a"], v["b"]
@@ -302,13 +323,26 @@ def _exp_to_step(v: Values) -> dict:
 
 
 def _exp_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
-    """Shrinking (decay > 0) and growing (decay < 0: A < 0) steps, weak and strong."""
+    """Shrinking (decay > 0) and growing (decay < 0: A < 0) steps, weak and strong.
+
+    Besides symmetric guesses, each direction gets its own decay from the linear IV fit
+    (1 − step at the far plateau / step at mid-range), so that a device whose up steps grow
+    while its down steps shrink (A⁺ < 0 < A⁻) starts on the right side.
+    """
+    mid = 0.5 * (s.hi + s.lo)
+    with np.errstate(all="ignore"):
+        rel_up = np.nanmedian((s.c_up + s.s_up * s.hi) / (s.c_up + s.s_up * mid))
+        rel_dn = np.nanmedian((s.c_down + s.s_down * s.lo) / (s.c_down + s.s_down * mid))
+    own = [float(np.clip(1.0 - r, -3.0, 0.95)) if np.isfinite(r) else 0.4 for r in (rel_up, rel_dn)]
     cands = []
     for gamma in (12.0, 4.0):
-        for decay in (0.4, 0.8, -0.6):  # 1 − (step at the bound)/(step far from it)
-            cands.append(
-                {"decay_up": decay, "decay_down": decay, "gamma_up": gamma, "gamma_down": gamma}
-            )
+        # decay = 1 − (step at the bound)/(step far from it), each direction on its own:
+        # the IV estimate, shrinking, strongly shrinking and growing steps
+        for up in (own[0], 0.4, 0.8, -0.6):
+            for down in (own[1], 0.4, 0.8, -0.6):
+                cands.append(
+                    {"decay_up": up, "decay_down": down, "gamma_up": gamma, "gamma_down": gamma}
+                )
     return cands
 
 

@@ -25,7 +25,13 @@ from fitting.gmm import DeviceFit, GmmProblem
 from fitting.pairs import PairBlock
 from fitting.soft_bounds import linear_iv, soft_bounds_from_iv
 
-__all__ = ["DeviceData", "fit_devices", "fit_shared_shape", "initial_values"]
+__all__ = [
+    "DeviceData",
+    "fit_devices",
+    "fit_per_device_shape",
+    "fit_shared_shape",
+    "initial_values",
+]
 
 TYPICAL = {"b_max": 0.1, "b_min": 0.1}  # shape parameters: FamilyModel.typical
 
@@ -158,7 +164,29 @@ def fit_devices(
     n_pulse = data.uniform_pulses()
     if model.closed_form and n_pulse is not None:
         return _soft_bounds_closed_form(data, n_pulse)
+    return _fit_devices(model, data, shape, per_device_shape)[0]
+
+
+def fit_per_device_shape(
+    model: FamilyModel, data: DeviceData, shared: DeviceFit
+) -> tuple[DeviceFit, GmmProblem]:
+    """The family with its shape fitted per device (aihwkit's ``gamma_*_dtod``,
+    ``pow_*_dtod``), started from a shared-shape fit; with its problem, for model selection."""
+    start = {n: float(shared.phi[j]) for j, n in enumerate(shared.shared_names)}
+    return _fit_devices(model, data, start, True, start=shared)
+
+
+def _fit_devices(
+    model: FamilyModel,
+    data: DeviceData,
+    shape: dict[str, float],
+    per_device_shape: bool,
+    start: DeviceFit | None = None,
+) -> tuple[DeviceFit, GmmProblem]:
     vals, _ = initial_values(model, data)
+    if start is not None:  # per-device values of an earlier fit of the same devices
+        for j, name in enumerate(start.names):
+            vals[name] = start.theta[:, j].copy()
     n = data.n_dev
     dev_shape = list(model.per_device_shape) if per_device_shape else []
     names = list(DEVICE_PARAMS) + dev_shape
@@ -171,7 +199,8 @@ def fit_devices(
     prob.set_weights(theta, phi)
     theta, q, conv = prob.solve_devices(theta, phi, max_iter=15)
     cov, _ = prob.covariance(theta, phi)
-    return DeviceFit(names, theta, cov, shared, phi, np.zeros((len(shared), len(shared))), q, conv)
+    fit = DeviceFit(names, theta, cov, shared, phi, np.zeros((len(shared), len(shared))), q, conv)
+    return fit, prob
 
 
 def _soft_bounds_closed_form(data: DeviceData, n_pulse: int) -> DeviceFit:

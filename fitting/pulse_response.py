@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from fitting.censored import censored_random_effect
 from fitting.chunked import (
     DeviceEstimates,
     DeviceSource,
@@ -48,7 +49,7 @@ from fitting.chunked import (
     serial_map,
 )
 from fitting.families import DECOUPLED, FamilyModel, family_model
-from fitting.family_fit import DeviceData, fit_devices, fit_shared_shape
+from fitting.family_fit import DeviceData, fit_devices, fit_per_device_shape, fit_shared_shape
 from fitting.gmm import DeviceFit
 from fitting.noise import estimate_noise, noise_sums
 from fitting.population import (
@@ -84,6 +85,8 @@ PREDICTIVE_WARN = 0.10  # simulated mean trace off by more than this fraction of
 #: simulated mean trace off by more than this fraction of the measured span: "does not fit"
 DOES_NOT_FIT = 0.5
 MIN_SIMULATED_DEVICES = 64  # predictive check: simulated copies of few measured devices
+DWELL_READS = 6  # reads at a hard bound that make it "reached" (see _reached_hard_bound)
+PER_DEVICE_VARIANT = "/per-device shape"  # key suffix of a family scored with per-device shape
 SHAPE_SE_LIMIT = 0.15  # per-device γ (or ln γ) with a larger median error: shape stays shared
 
 
@@ -305,6 +308,7 @@ def fit_pulse_response_source(
     sub_data, sub_rep = device_data(source.read(sub), g0_pre, scale, screen.hi[sub], screen.lo[sub])
     shared_fits: dict[str, DeviceFit] = {}
     problems = {}
+    variants: dict[str, tuple[DeviceFit, Any]] = {}  # per-device-shape fits for selection
     scores: list[ModelScore] = []
     for fam in families:
         fm = family_model(fam)
@@ -323,9 +327,16 @@ def fit_pulse_response_source(
             continue
         shared_fits[fam] = fit
         problems[fam] = prob
+        if model == "auto" and fm.per_device_shape:
+            # aihwkit varies this shape from device to device (gamma_*_dtod, pow_*_dtod):
+            # the family is also scored with its shape per device, the better BIC counts
+            try:
+                variants[fam] = fit_per_device_shape(fm, sub_data, fit)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+                notes.append(f"{fam} with its shape per device could not be fitted ({exc})")
     chosen = model
     if model == "auto":
-        scores += _score_families(shared_fits, problems, sub_data, sub_rep)
+        scores += _score_families(shared_fits, problems, sub_data, sub_rep, variants)
         finite = [s for s in scores if np.isfinite(s.j_statistic)]
         if not finite:
             raise FitInputError(f"{source.source}: no device family could be fitted")
@@ -457,6 +468,8 @@ def combine_device_estimates(
         seed=seed,
     )
     try:
+        # the read noise (normalized) tells dwelling at a hard bound from turning near it
+        plateaus["read_noise"] = float(noise.non_accumulating)
         pop = _population(
             fm, names, theta, cov, shared_names, phi, phi_cov, scale, fit_random_effect, plateaus
         )
@@ -753,18 +766,28 @@ def _reference(screen: Screening, fitted: np.ndarray, direction_wise: bool) -> t
 
 
 # ---------------------------------------------------------------------------------- selection
-def _score_families(fits: dict, problems: dict, data: DeviceData, rep) -> list[ModelScore]:
+def _score_families(
+    fits: dict, problems: dict, data: DeviceData, rep, variants: dict | None = None
+) -> list[ModelScore]:
     """GMM information criteria of every fitted family, with a common noise model.
 
     The moment covariance S of the J statistic comes from the noise model of the family
     with the smallest cycle-to-cycle noise: a misspecified family inflates its own noise
     estimate with its misfit and would otherwise hide the misfit in a larger S.
+    ``variants`` (family -> (fit, problem) with the shape per device) are scored too; a
+    family keeps whichever of its two fits has the lower BIC.
     """
     noise = {}
     for fam, fit in fits.items():
         fm = family_model(fam)
         noise[fam] = estimate_noise(noise_sums(fm, data.blocks, column_values(fit), rep), n_boot=0)
+    # the reference noise comes from the shared-shape fits only: a per-device shape can
+    # absorb step noise, and a smaller reference would inflate every other family's J
     ref = min(noise.values(), key=lambda n: n.c2c if np.isfinite(n.c2c) else np.inf)
+    fits, problems = dict(fits), dict(problems)
+    for fam, (fit, prob) in (variants or {}).items():
+        fits[fam + PER_DEVICE_VARIANT] = fit
+        problems[fam + PER_DEVICE_VARIANT] = prob
     n_obs = int(sum(b.weight.sum() for b in data.blocks))
     out = []
     for fam, fit in fits.items():
@@ -775,7 +798,17 @@ def _score_families(fits: dict, problems: dict, data: DeviceData, rep) -> list[M
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
         out.append(ModelScore(fam, total, int(k), n_obs, df))
-    return out
+    best: dict[str, ModelScore] = {}
+    for s in out:  # one row per family: the variant with the lower BIC
+        name = s.family.removesuffix(PER_DEVICE_VARIANT)
+        bic = s.j_statistic + s.n_params * np.log(max(s.n_obs, 1))
+        if s.family != name:
+            s.family = name
+            s.note = "shape fitted per device (aihwkit's device-to-device spread of the shape)"
+        old = best.get(name)
+        if old is None or bic < old.j_statistic + old.n_params * np.log(max(old.n_obs, 1)):
+            best[name] = s
+    return list(best.values())
 
 
 def _mark_equivalences(ranked: list[ModelScore], fits: dict[str, DeviceFit]) -> None:
@@ -948,6 +981,20 @@ def _population(
         x = theta[:, j[key]] * scale
         ok = np.isfinite(x) & np.isfinite(se)
         eff = estimator(x[ok], se[ok]) if ok.any() else None
+        reached = _reached_hard_bound(fm, ok, se, plateaus, scale)
+        if eff is not None and reached.sum() >= 3 and (ok & ~reached).any():
+            # some devices never reached this bound: theirs lies beyond the furthest state
+            # they visited (censored); pooling the reached ones alone is biased inwards
+            # the bound of a device that turned before it is fitted at its turning point
+            # (the furthest state it visited); the read plateau where nothing was fitted
+            limits = np.where(ok, x, plateaus[key] * scale)[~reached]
+            eff = censored_random_effect(x[reached], se[reached], limits, upper=key == "b_max")
+            ok = reached
+            notes.append(
+                f"{name}: {int(limits.size)} of {x.size} devices did not reach this bound; "
+                "population mean and spread from a censored (Tobit) likelihood that counts "
+                "them as bounds beyond their furthest read"
+            )
         enough = ok.sum() >= min(3, x.size)
         identified = enough and eff is not None and eff.mean_stderr < 0.25 * abs(eff.mean)
         if not identified:
@@ -1005,6 +1052,22 @@ def _population(
         "notes": notes,
         "effects": effects,
     }
+
+
+def _reached_hard_bound(
+    fm: FamilyModel, ok: np.ndarray, se: np.ndarray, plateaus: dict | None, scale: float
+) -> np.ndarray:
+    """Devices that dwell at a hard bound (clipping families), per device.
+
+    A device that sits at its bound for m reads has the bound to within σ_read/√m; one that
+    only turned around near its furthest read gets a bound "fitted" at that read with an
+    error of about σ_read/√(reads near its turning point) (or a degenerate 0). Reached: standard
+    error below σ_read/√DWELL_READS. Without a read-noise estimate every identified bound counts.
+    """
+    sigma = None if plateaus is None else plateaus.get("read_noise")
+    if not fm.clip or sigma is None or not np.isfinite(sigma) or sigma <= 0:
+        return ok
+    return ok & (se > 0) & (se < sigma * scale / np.sqrt(DWELL_READS))
 
 
 def _bootstrap(
