@@ -105,18 +105,24 @@ def fit_pulse_response_file(
 def _fit_with_stages(
     traces: PulseTraces, model: str, read_noise_s: float | None, seed: int, chunk_devices: int
 ) -> PulseResponseFit:
-    """:func:`fit_pulse_response`, its stages shown on stderr (same result)."""
+    """:func:`fit_pulse_response`, its stages shown on stderr (same result).
+
+    The per-device fits run in ~20 chunks (at least 64 devices each) so that their bar
+    moves; devices are fitted independently, so the chunking does not change the result.
+    """
     from calib.fit_progress import FitStages
     from fitting.chunked import TracesSource
     from fitting.pulse_response import fit_pulse_response_source
 
+    n_devices = traces.conductance_s.shape[0]
+    chunk = min(chunk_devices, max(64, -(-n_devices // 20)))
     with FitStages(model=model) as stages:
         return fit_pulse_response_source(
             TracesSource(traces),
             model,
             read_noise_s=read_noise_s,
             seed=seed,
-            chunk_devices=chunk_devices,
+            chunk_devices=chunk,
             map_tasks=stages,
         )
 
