@@ -521,6 +521,16 @@ def combine_device_estimates(
             if not method.get(name, "").startswith("not "):
                 method[name] = method.get(name, "") + " (not available)"
     per_device = _per_device(fm, names, theta, cov, scale, ids, pop)
+    offset = _window_offsets(per_device)
+    if offset is not None and offset["spread_of_half_window"] > WINDOW_OFFSET_NOTE:
+        notes.append(
+            f"the devices' windows are offset from each other: their midpoints spread by "
+            f"{offset['midpoint_spread']:.3g} {ctx.source.units} "
+            f"({offset['spread_of_half_window']:.0%} of the half-window, "
+            f"{offset['n_devices']} devices with both bounds measured); the relative "
+            "w_max/w_min spreads (aihwkit's device-to-device model) describe such shifts only "
+            "approximately, a per-device reference offset would describe them better"
+        )
     excluded = {
         k: v for k, v in _status_counts(status).items() if k not in ("ok", "up_only", "down_only")
     }
@@ -534,6 +544,9 @@ def combine_device_estimates(
         "normalization_scale": float(scale),
         "non_accumulating_noise": float(noise.non_accumulating * scale),
     }
+    if offset is not None:
+        diagnostics["window_midpoint_spread"] = offset["midpoint_spread"]
+        diagnostics["window_midpoint_spread_of_half_window"] = offset["spread_of_half_window"]
     fit_obj = PulseResponseFit(
         model=chosen,
         g_offset_s=float(g0),
@@ -617,6 +630,35 @@ def fit_verdict(predictive: dict[str, float], model: str, unit: str = "S") -> di
             "(--model auto), may describe the traces better"
         )
     return out
+
+
+#: note window offsets when the device-to-device spread of the window midpoints exceeds
+#: this fraction of the mean half-window
+WINDOW_OFFSET_NOTE = 0.25
+
+
+def _window_offsets(per_device: dict[str, np.ndarray]) -> dict[str, float] | None:
+    """Spread of the devices' window midpoints (b_max + b_min)/2 beyond their errors.
+
+    Only devices whose two bounds are measured (finite, error below a quarter of the
+    half-window) count; None with fewer than 3 such devices.
+    """
+    hi, lo = per_device["w_max"], per_device["w_min"]
+    hi_se, lo_se = per_device["w_max_se"], per_device["w_min_se"]
+    half = 0.5 * (hi - lo)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(half) & np.isfinite(hi_se) & np.isfinite(lo_se) & (half > 0)
+        ok &= (hi_se < 0.25 * half) & (lo_se < 0.25 * half)
+    if ok.sum() < 3:
+        return None
+    mid = 0.5 * (hi[ok] + lo[ok])
+    mid_se = np.maximum(0.5 * np.hypot(hi_se[ok], lo_se[ok]), 1e-300)
+    spread = float(fast_random_effect(mid, mid_se).spread)
+    return {
+        "midpoint_spread": spread,
+        "spread_of_half_window": spread / float(np.median(half[ok])),
+        "n_devices": int(ok.sum()),
+    }
 
 
 #: a device-clustered sandwich needs this many devices; with fewer its errors are too small
@@ -996,7 +1038,17 @@ def _population(
                 "them as bounds beyond their furthest read"
             )
         enough = ok.sum() >= min(3, x.size)
-        identified = enough and eff is not None and eff.mean_stderr < 0.25 * abs(eff.mean)
+        # identified: the population mean is known to a quarter of its distance from the
+        # reference, or the devices' own bounds are (median error below a quarter of their
+        # half-window: windows offset from each other leave the mean near the reference
+        # with a large error, yet every device's bound is measured)
+        half = 0.5 * np.abs(theta[:, j["b_max"]] - theta[:, j["b_min"]]) * scale
+        well = ok & np.isfinite(se) & (se < 0.25 * half)
+        identified = (
+            enough
+            and eff is not None
+            and (eff.mean_stderr < 0.25 * abs(eff.mean) or well.sum() >= min(3, x.size))
+        )
         if not identified:
             # the exported device is the fitted one: the median of the per-device fitted
             # (extrapolated) bounds, which the steps were fitted with; the read plateau only

@@ -151,3 +151,49 @@ def test_a_family_that_misses_the_trace_gets_a_does_not_fit_status_that_validate
     warning = fit_status_warning({"device": section})
     assert warning.startswith("WARNING") and "lookup table" in warning
     assert fit_status_warning({"device": {"fit_status": {"status": "fits"}}}) == ""
+
+
+def _offset_windows(lo_sd: float, n: int = 9, seed: int = 2) -> PulseTraces:
+    """Nine soft-bounds devices with 20 uS windows whose lower ends spread by ``lo_sd``."""
+    from fitting.lmfit_models import trajectory
+
+    rng = np.random.default_rng(seed)
+    pulses = np.r_[0, np.tile(np.r_[np.ones(80), -np.ones(80)], 3)].astype(int)
+    lo = rng.normal(30e-6, lo_sd, n)
+    hi = lo + rng.normal(20e-6, 2e-6, n)
+    g = []
+    for a, b in zip(lo, hi, strict=True):
+        half = 0.5 * (b - a)
+        v = {"delta_up": 0.12 * half, "delta_down": 0.12 * half, "w_max": half, "w_min": -half}
+        w = trajectory("soft-bounds", pulses, a + 1e-7, a + half, v)
+        g.append(w + 0.5e-6 * rng.standard_normal(w.size))
+    return PulseTraces(np.array(g), pulses)
+
+
+def test_well_measured_device_windows_feed_the_population_spread() -> None:
+    # windows offset by 15 uS (more than their half-width): every fitted device's bounds
+    # are measured to < 1 uS, but the population mean bound sits near the reference with
+    # a large error; before, w_max/w_min were 'not identified' with dtod = 0
+    fit = fit_pulse_response(_offset_windows(15e-6), "soft-bounds")
+    for name in ("w_max", "w_min"):
+        assert fit.uncertainty_method[name] == "fisher"
+        assert fit.parameters[f"{name}_dtod"] > 0.2
+    assert any("windows are offset" in n for n in fit.notes)
+    assert fit.diagnostics["window_midpoint_spread"] > 3e-6
+    tight = fit_pulse_response(_offset_windows(0.5e-6), "soft-bounds")
+    assert not any("windows are offset" in n for n in tight.notes)
+
+
+ENODE = Path(__file__).resolve().parents[2] / "shared" / "data" / "measured" / "real" / "enode_lut"
+
+
+@pytest.mark.skipif(not (ENODE / "data.csv").is_file(), reason="no ../shared ENODe data")
+def test_enode_lookup_table_devices_have_no_window_spread() -> None:
+    # 8 devices resampled from one measured ENODe lookup table (CrossSim, BSD-3): the true
+    # device-to-device spread is 0; the fit must not invent one and must fit the mean trace
+    traces, _ = load_pulse_traces(ENODE / "data.csv")
+    fit = fit_pulse_response(traces, "piecewise-step")
+    assert fit.fit_status["status"] == "fits"
+    for name in ("w_max_dtod", "w_min_dtod", "dw_min_dtod"):
+        assert fit.parameters[name] < 0.05, name
+    assert not any("windows are offset" in n for n in fit.notes)
