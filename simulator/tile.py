@@ -83,6 +83,12 @@ class PulsedTile:
             )
         self._noise = _new_generator(self.device, seed + 1)
         self.granularity = granularity(config.family, dataclass_params(config))
+        self._hits_bounds = self._steps_at_bounds().any().item()
+        self._slope_sign = {  # of the affine slopes a±: 0 (all zero), 1 (all ≥ 0) or -1 (mixed)
+            k: (0 if bool((v == 0).all()) else 1 if bool((v >= 0).all()) else -1)
+            for k, v in self.population.params.items()
+            if k in ("_au", "_ad")
+        }
         self.dw_min = self.granularity
         self.w = torch.zeros(self.shape, device=self.device)
         self._apparent: torch.Tensor | None = None
@@ -198,6 +204,13 @@ class PulsedTile:
                 mask[:, cols] = touched
                 self._redraw_write_noise(mask)
 
+    def _steps_at_bounds(self) -> torch.Tensor:
+        """Devices whose step does not vanish at their own bounds (so they can reach them)."""
+        p, tol = self.population.params, 1e-6 * self.granularity
+        up = expected_step(self.config.family, self.b_max, True, p)
+        down = expected_step(self.config.family, self.b_min, False, p)
+        return (up > tol) | (down < -tol)
+
     def apply_pulse_counts_in_order(
         self, n_up: torch.Tensor, n_down: torch.Tensor, trains: Trains
     ) -> None:
@@ -207,17 +220,25 @@ class PulsedTile:
         came from. Devices that got pulses of both signs and could reach a bound within the
         batch are replayed sample by sample from their own per-sample counts; all others take
         the summed counts (exact for pulses of one sign; soft nonlinearities to second order
-        in the step). "Could reach": 1 + 3σ times their count in one direction, times their
-        largest step on the way, would end at or beyond the bound.
+        in the step). "Could reach": 1 + 3σ times their count in one direction, noise-free,
+        would end at or beyond the bound (affine families: the closed form; others: their
+        largest step on the way times the count). A device whose step vanishes at its bound
+        (soft bounds, pow-step) approaches it without reaching it and is never replayed, nor
+        is a tile without any other device (no cost there).
         """
+        if not self._hits_bounds:  # e.g. soft bounds: the steps vanish at the bounds
+            self.apply_pulse_counts(n_up, n_down)
+            return
         mixed = (n_up > 0) & (n_down > 0) & ~self.population.stuck
         if not bool(mixed.any()):
             self.apply_pulse_counts(n_up, n_down)
             return
         margin = 1.0 + 3.0 * self.config.dw_min_std
         if self.config.family in AFFINE_FAMILIES:
-            risky = mixed & self._may_reach_bound(n_up * margin, n_down * margin)
-            ridx = risky.reshape(-1).nonzero().squeeze(1)
+            near = mixed & self._may_reach_bound(n_up * margin, n_down * margin)
+            ridx = near.reshape(-1).nonzero().squeeze(1)
+            if ridx.numel():
+                ridx = ridx[self._reaches_bound(ridx, n_up * margin, n_down * margin)]
         else:
             ridx = self._may_reach_bound_stepwise(mixed, n_up * margin, n_down * margin)
         if ridx.numel() == 0:
@@ -244,17 +265,48 @@ class PulsedTile:
             self._redraw_write_noise(touched)
 
     def _may_reach_bound(self, n_up: torch.Tensor, n_down: torch.Tensor) -> torch.Tensor:
-        """Affine families (step c − a·w): could n one-direction pulses reach a bound?
-
-        The steps shrink as w approaches the bound when a > 0, so n steps move at most n times
-        the step at w; when a < 0 they grow, and the step at the bound caps them.
-        """
+        """Affine families (step c − a·w), a cheap first test: could n one-direction pulses
+        reach a bound? The steps shrink towards the bound when a ≥ 0, so n steps move at most
+        n times the step at w; when a < 0 they grow, and the step at the bound caps them."""
         p, w = self.population.params, self.w
-        up_at = torch.where(p["_au"] > 0, w, self.b_max)
-        down_at = torch.where(p["_ad"] > 0, w, self.b_min)
-        reach_up = w + n_up * (p["_cu"] - p["_au"] * up_at)
-        reach_down = w + n_down * (p["_cd"] - p["_ad"] * down_at)
-        return (reach_up >= self.b_max) | (reach_down <= self.b_min)
+        reach = []
+        for n, c, a, bound in (
+            (n_up, "_cu", "_au", self.b_max),
+            (n_down, "_cd", "_ad", self.b_min),
+        ):
+            if self._slope_sign[a] == 0:  # constant steps
+                step = p[c]
+            elif self._slope_sign[a] > 0:
+                step = torch.addcmul(p[c], p[a], w, value=-1.0)
+            else:
+                step = p[c] - p[a] * torch.where(p[a] > 0, w, bound)
+            reach.append(torch.addcmul(w, n, step))
+        return (reach[0] >= self.b_max) | (reach[1] <= self.b_min)
+
+    def _reaches_bound(
+        self, idx: torch.Tensor, n_up: torch.Tensor, n_down: torch.Tensor
+    ) -> torch.Tensor:
+        """Affine families, devices ``idx``: do n noise-free one-direction pulses end at a bound?
+
+        n pulses of w → (1 − a)w + c end at w·e^{−K} + n·r·c·φ(K), K = n·κ (the closed form
+        of :mod:`simulator.devices.pulses`, cached ``_k*``, ``_rc*``). A soft-bounds device
+        approaches its bound without reaching it, so it is not replayed.
+        """
+        p = self._flat_params(idx)
+        w = self.w.reshape(-1)[idx]
+
+        def end(n: torch.Tensor, kappa: torch.Tensor, rc: torch.Tensor) -> torch.Tensor:
+            k = n * kappa
+            phi = torch.where(k > 1e-6, -torch.expm1(-k) / k.clamp(min=1e-6), 1.0 - 0.5 * k)
+            return w * torch.exp(-k) + n * rc * phi
+
+        tol = 1e-6 * (p["b_max"] - p["b_min"])
+        up = end(n_up.reshape(-1)[idx], p["_ku"], p["_rcu"]) >= p["b_max"] - tol
+        down = end(n_down.reshape(-1)[idx], p["_kd"], p["_rcd"]) <= p["b_min"] + tol
+        tol_step = 1e-6 * self.granularity
+        moves_up = expected_step(self.config.family, p["b_max"], True, p) > tol_step
+        moves_down = expected_step(self.config.family, p["b_min"], False, p) < -tol_step
+        return (up & moves_up) | (down & moves_down)
 
     def _may_reach_bound_stepwise(
         self, mixed: torch.Tensor, n_up: torch.Tensor, n_down: torch.Tensor
