@@ -107,3 +107,32 @@ def test_dropped_pulse_response_reads_keep_their_pulses_and_digitized_counts_rou
     assert data["pulses"].tolist() == [0, 1, -1]
     assert data.attrs["pulses_rounded"]["rows"] == 2
     assert data.attrs["pulses_rounded"]["largest_change"] == pytest.approx(0.03)
+
+
+def test_potentiation_and_depression_in_separate_files_make_one_trace(tmp_path) -> None:
+    # The Gong et al. curve ships as two columns (aihwkit's gong_et_al.csv, MIT): 1000 reads
+    # after up pulses, 1000 after down pulses. As two files (the down file also reversed,
+    # as a table from low to high conductance would list it) they must import as the
+    # same trace as datasets/measured/gong_et_al.h5.
+    from calib.cli import main
+    from calib.io import read_campaign
+
+    gong = read_campaign(
+        Path(__file__).resolve().parents[1] / "datasets" / "measured" / "gong_et_al.h5",
+        "pulse_response",
+    )
+    g, p = gong["conductance"][0], np.broadcast_to(gong["pulses"], gong["conductance"].shape)[0]
+    up, down = tmp_path / "up.csv", tmp_path / "down.csv"
+    up.write_text("device,pulse,conductance\n" + "".join(f"0,1,{float(v)!r}\n" for v in g[p > 0]))
+    rows = [f"0,-1,{float(v)!r}\n" for v in g[p < 0]]
+    down.write_text("device,pulse,conductance\n" + "".join(reversed(rows)))
+    out = tmp_path / "gong.h5"
+    args = ["import", "csv", str(up), "--kind", "pulse-response", "--units", "normalized"]
+    assert main([*args, "--down", str(down), "--reverse-down", "-o", str(out)]) == 0
+    data = read_campaign(out, "pulse_response")
+    assert np.array_equal(data["conductance"][0], g)
+    assert np.array_equal(np.broadcast_to(data["pulses"], data["conductance"].shape)[0], p)
+    assert data.attrs["unpaired_devices"] == []
+    # a down pulse in the potentiation file is refused with the file named
+    up.write_text("device,pulse,conductance\n0,1,0.1\n0,-1,0.2\n")
+    assert main([*args, "--down", str(down), "-o", str(tmp_path / "x.h5")]) != 0

@@ -58,6 +58,19 @@ def import_group() -> None:
     help="Round non-integer pulse counts (digitized curves) to the nearest integer; the "
     "number of rounded rows is reported.",
 )
+@click.option(
+    "--down",
+    "down_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Pulse-response CSV with the depression (down) pulses when INPUT holds only the "
+    "potentiation: each device's up reads are followed by its down reads.",
+)
+@click.option(
+    "--reverse-down",
+    is_flag=True,
+    help="With --down: the depression reads are listed in reverse order (low to high).",
+)
 def import_csv(
     input_path: Path,
     kind: str,
@@ -66,6 +79,8 @@ def import_csv(
     overwrite: bool,
     drop_invalid: bool,
     round_pulses: bool,
+    down_path: Path | None,
+    reverse_down: bool,
 ) -> None:
     """Convert INPUT.csv into an HDF5 dataset in the documented format.
 
@@ -77,7 +92,18 @@ def import_csv(
     from calib.outputs import check_output_file
 
     check_output_file(output, [input_path], overwrite)
-    data = campaign_from_csv(input_path, _kinds()[kind], units, drop_invalid, round_pulses)
+    if down_path is not None or reverse_down:
+        from calib.errors import CalibError
+        from calib.io.csv_import import pulse_response_from_two_files
+
+        if _kinds()[kind] != "pulse_response" or down_path is None:
+            raise CalibError("--down FILE (and --reverse-down) need --kind pulse-response")
+        check_output_file(output, [input_path, down_path], overwrite)
+        data = pulse_response_from_two_files(
+            input_path, down_path, units, reverse_down, drop_invalid, round_pulses
+        )
+    else:
+        data = campaign_from_csv(input_path, _kinds()[kind], units, drop_invalid, round_pulses)
     path = write_campaign(output, data, overwrite=overwrite)
     click.echo(
         f"imported {data.attrs['rows_imported']} rows of {data.n_devices} devices "

@@ -33,6 +33,7 @@ __all__ = [
     "CSV_COLUMNS",
     "UNIT_SCALE",
     "campaign_from_csv",
+    "pulse_response_from_two_files",
     "read_campaign_any",
     "read_pulse_response_any",
     "read_pulse_response_csv",
@@ -336,6 +337,89 @@ def campaign_from_csv(
     if campaign == "pulse_response" and round_pulses and fractional.any():
         attrs["pulses_rounded"] = rounded
     return CampaignData(campaign, arrays, attrs, unit_map, str(path))
+
+
+def pulse_response_from_two_files(
+    up_path: str | Path,
+    down_path: str | Path,
+    units: str = "S",
+    reverse_down: bool = False,
+    drop_invalid: bool = False,
+    round_pulses: bool = False,
+) -> CampaignData:
+    """One pulse-response campaign from potentiation and depression in separate CSV files.
+
+    Each file is a pulse-response CSV (``device,pulse,conductance``), checked on its own
+    with its line numbers; ``up_path`` may hold only up (>= 0) and ``down_path`` only down
+    (<= 0) pulse counts. A device in both files gets its up reads, then its down reads (one
+    cycle); ``reverse_down`` reverses the order of each device's down reads (a depression
+    curve tabulated from low to high conductance, or along a reversed pulse axis). Devices
+    in one file only stay single-direction traces (fitted direction-wise); they are listed
+    in ``attrs["unpaired_devices"]``.
+    """
+    parts = {}
+    for name, path, sign in (("up", up_path, 1), ("down", down_path, -1)):
+        data = campaign_from_csv(path, "pulse_response", units, drop_invalid, round_pulses)
+        pulses = np.broadcast_to(data["pulses"], data["conductance"].shape)
+        if np.any(pulses * sign < 0):
+            raise CalibError(
+                f"{path}: has {'down' if sign > 0 else 'up'} pulses; the {name} file of a "
+                "potentiation/depression pair holds only "
+                f"{'up (pulse >= 0)' if sign > 0 else 'down (pulse <= 0)'} pulse counts"
+            )
+        labels = data.attrs.get("device_labels") or [str(i) for i in data.device_index]
+        parts[name] = (data, pulses, labels)
+    (up, _, up_l), (dn, _, dn_l) = parts["up"], parts["down"]
+    order = list(dict.fromkeys([*up_l, *dn_l]))
+    traces, seqs = [], []
+    for label in order:
+        g_parts, p_parts = [], []
+        for (data, pulses, labels), is_down in ((parts["up"], False), (parts["down"], True)):
+            if label not in labels:
+                continue
+            i = labels.index(label)
+            ok = np.isfinite(data["conductance"][i])
+            g, p = data["conductance"][i][ok], pulses[i][ok]
+            if is_down and reverse_down:
+                g = g[::-1]
+            g_parts.append(g)
+            p_parts.append(p)
+        traces.append(np.concatenate(g_parts))
+        seqs.append(np.concatenate(p_parts))
+    n_max = max(t.size for t in traces)
+    conductance = np.full((len(order), n_max), np.nan)
+    pulses = np.zeros((len(order), n_max), dtype=np.int64)
+    for i, (g, p) in enumerate(zip(traces, seqs, strict=True)):
+        conductance[i, : g.size], pulses[i, : p.size] = g, p
+    lengths = np.array([t.size for t in traces])
+    ints = pd.to_numeric(pd.Series(order), errors="coerce")
+    numeric = bool(ints.notna().all() and np.all(ints == np.round(ints)))
+    ids = ints.to_numpy(dtype=np.int64) if numeric else np.arange(len(order), dtype=np.int64)
+    arrays = {
+        "device_index": ids,
+        "row": np.zeros(len(order), dtype=np.int64),
+        "col": ids,
+        "conductance": conductance,
+        "pulses": _shared_or_matrix(pulses, lengths),
+    }
+    unpaired = [x for x in order if (x in up_l) != (x in dn_l)]
+    attrs: dict = {
+        "campaign": "pulse_response",
+        "status": "complete",
+        "source_csv": f"{up_path} + {down_path}",
+        "rows_imported": int(up.attrs["rows_imported"] + dn.attrs["rows_imported"]),
+        "combined_from": {"up": str(up_path), "down": str(down_path)},
+        "reverse_down": bool(reverse_down),
+        "unpaired_devices": unpaired,
+    }
+    if not numeric:
+        attrs["device_labels"] = [str(x) for x in order]
+    for key in ("dropped_rows", "pulses_rounded"):
+        for name, (data, _, _) in parts.items():
+            if data.attrs.get(key):
+                attrs[f"{key}_{name}"] = data.attrs[key]
+    unit_map = dict(up.units)
+    return CampaignData("pulse_response", arrays, attrs, unit_map, str(up_path))
 
 
 def read_campaign_any(path: str | Path, campaign: str, units: str = "S") -> CampaignData:
