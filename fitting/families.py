@@ -139,6 +139,7 @@ class FamilyModel:
     recenter: bool = True  # the origin of w can move (False: the shape fixes it)
     recenter_shape: tuple[str, ...] = ()  # shared values that change when the origin moves
     typical: Mapping[str, float] = field(default_factory=dict)  # scales of shape values
+    relation: str = ""  # how it relates to the other families (model-selection table)
     to_step: Callable[[Values], dict] = _no_step
     starts: Callable[..., list[dict]] = _no_start
     population: Callable[[dict], None] = _no_population
@@ -551,6 +552,7 @@ def piecewise_model(n_nodes: int = PIECEWISE_NODES) -> FamilyModel:
         shape=_piecewise_shape(n_nodes),
         clip=True,
         description=f"piecewise-linear step multiplier, {n_nodes} nodes (global)",
+        relation="approximates any step shape with shared nodes",
         to_step=_piecewise_to_step,
         starts=_piecewise_start,
         population=_piecewise_population,
@@ -563,12 +565,15 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
     for m in (
         FamilyModel(
             "constant-step",
+            relation="linear-step with γ = 0; piecewise-step with one node",
             clip=True,
             decoupled=True,
             description=device_family("constant-step").description,
         ),
         FamilyModel(
             "soft-bounds",
+            relation="linear-step with γ = 1 and each device's own bounds as reference "
+            "(aihwkit's SoftBoundsDevice); pow-step with exponent 1",
             clip=False,
             decoupled=True,
             bounds_by_direction=True,
@@ -579,6 +584,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
         ),
         FamilyModel(
             "linear-step",
+            relation="contains constant-step (γ = 0); soft-bounds up to the reference bounds",
             shape=("kappa_up", "kappa_down"),
             per_device_shape=("kappa_up", "kappa_down"),
             clip=True,
@@ -597,6 +603,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
         ),
         FamilyModel(
             "exp-step",
+            relation="contains constant-step (A → 0)",
             shape=("decay_up", "decay_down", "gamma_up", "gamma_down"),
             clip=True,
             fixed=dict(EXP_STEP_FIXED),
@@ -610,6 +617,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
         ),
         FamilyModel(
             "pow-step",
+            relation="contains soft-bounds (exponent 1)",
             shape=("log_gamma_up", "log_gamma_down"),
             per_device_shape=("log_gamma_up", "log_gamma_down"),
             clip=False,

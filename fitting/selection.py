@@ -23,22 +23,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fitting.families import family_model
+from fitting.families import FAMILY_MODELS, family_model
 from fitting.gmm import GmmProblem
 from fitting.noise import pair_statistics
 
 __all__ = ["RELATIONS", "ModelScore", "equivalences", "j_statistic", "rank_models"]
 
-#: How the families relate (aihwkit_spec.md §1.6), shown next to the selection table.
-RELATIONS = {
-    "constant-step": "linear-step with γ = 0; piecewise-step with one node",
-    "soft-bounds": "linear-step with γ = 1 and each device's own bounds as reference "
-    "(aihwkit's SoftBoundsDevice); pow-step with exponent 1",
-    "linear-step": "contains constant-step (γ = 0); soft-bounds up to the reference bounds",
-    "pow-step": "contains soft-bounds (exponent 1)",
-    "exp-step": "contains constant-step (A → 0)",
-    "piecewise-step": "approximates any step shape with shared nodes",
-}
+#: How the families relate (aihwkit_spec.md §1.6), shown next to the selection table
+#: (each family's text lives with its fit parametrization, :mod:`fitting.families`).
+RELATIONS = {name: model.relation for name, model in FAMILY_MODELS.items()}
 
 #: A difference in BIC below this is "not distinguishable on these data" (Kass & Raftery).
 INDISTINGUISHABLE_BIC = 10.0
