@@ -135,6 +135,13 @@ def test_import_command_reports_the_line_in_one_line(tmp_path: Path, capsys) -> 
     path = _write(frame, tmp_path / "x.csv")
     out = tmp_path / "x.h5"
     code = main(["import", "csv", str(path), "--kind", "pulse-response", "-o", str(out)])
-    err = capsys.readouterr().err.strip()
+    err = _error_line(capsys.readouterr().err)
     assert code == 1 and "line 7" in err and "\n" not in err
     assert not out.exists()
+
+
+def _error_line(stderr: str) -> str:
+    """The command's one error line (a progress bar drawn before it is not part of it)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("calib")]
+    assert len(lines) == 1, stderr
+    return lines[0]

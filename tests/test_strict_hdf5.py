@@ -149,7 +149,7 @@ def test_string_typed_conductance_is_a_one_line_error(tmp_path: Path, capsys) ->
     with pytest.raises(CalibError, match="non-numeric"):
         HDF5PulseSource(path)
     code = main(["fit", "pulse-response", str(path), "-o", str(tmp_path / "o.json")])
-    err = capsys.readouterr().err.strip()
+    err = _error_line(capsys.readouterr().err)
     assert code == 1 and "non-numeric" in err and "\n" not in err
 
 
@@ -157,7 +157,7 @@ def test_a_reram_programming_campaign_is_not_fitted_as_pcm(tmp_path: Path, capsy
     path = pcm_file(tmp_path / "g.h5", "programming", technology="reram")
     out = tmp_path / "o.json"
     assert main(["fit", "pcm", str(path), "-o", str(out)]) == 1
-    err = capsys.readouterr().err.strip()
+    err = _error_line(capsys.readouterr().err)
     assert "reram chip" in err and "--any-technology" in err and "\n" not in err
     assert not out.exists()
     assert main(["fit", "pcm", str(path), "-o", str(out), "--any-technology"]) == 0
@@ -205,3 +205,10 @@ def test_pulse_source_refuses_what_read_campaign_refuses(tmp_path: Path) -> None
     _refused(path, "pulse_response", r"pulse count")
     with pytest.raises(CalibError, match=r"pulse count"):
         HDF5PulseSource(path).read(np.arange(N_DEV))
+
+
+def _error_line(stderr: str) -> str:
+    """The command's one error line (a progress bar drawn before it is not part of it)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("calib")]
+    assert len(lines) == 1, stderr
+    return lines[0]

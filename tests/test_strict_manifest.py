@@ -59,5 +59,12 @@ def test_names_that_collide_are_refused(tmp_path: Path, names: list[str]) -> Non
 def test_a_manifest_that_is_not_utf8_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     manifest = _manifest(tmp_path, ["Würzburg-1"], encoding="latin-1")
     code = main(["fit-many", str(manifest), "-o", str(tmp_path / "out")])
-    err = capsys.readouterr().err.strip()
+    err = _error_line(capsys.readouterr().err)
     assert code == 1 and "not UTF-8" in err and "\n" not in err
+
+
+def _error_line(stderr: str) -> str:
+    """The command's one error line (a progress bar drawn before it is not part of it)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("calib")]
+    assert len(lines) == 1, stderr
+    return lines[0]

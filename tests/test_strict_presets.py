@@ -192,7 +192,7 @@ def test_export_command_refuses_malformed_presets(tmp_path: Path, name: str, cap
     path = _write(tmp_path, name, MALFORMED[name])
     out = tmp_path / "out.json"
     assert main(["export", str(path), "--to", "aihwkit", "-o", str(out)]) == 1
-    err = capsys.readouterr().err.strip()
+    err = _error_line(capsys.readouterr().err)
     assert err.startswith("calib: error:") and "\n" not in err
     assert not out.exists()
 
@@ -236,3 +236,10 @@ def test_zero_read_noise_pcm_preset_exports_finite_python(tmp_path: Path, capsys
     js = tmp_path / "o.json"
     assert main(["export", str(path), "--to", "aihwkit", "-o", str(js)]) == 0
     json.loads(js.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in export"))
+
+
+def _error_line(stderr: str) -> str:
+    """The command's one error line (a progress bar drawn before it is not part of it)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("calib")]
+    assert len(lines) == 1, stderr
+    return lines[0]
