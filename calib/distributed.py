@@ -185,7 +185,7 @@ def _connect(address: str, timeout_s: float) -> Any:
 
     thread = threading.Thread(target=connect, name="calib-dask-connect", daemon=True)
     thread.start()
-    thread.join(timeout_s + 5.0)
+    thread.join(timeout_s + 2.0)  # the client gives up at timeout_s when it can
     if thread.is_alive():
         raise CalibError(
             f"--scheduler {address}: no Dask scheduler answered within {timeout_s:g} s "
