@@ -383,7 +383,14 @@ def train_part(seeds: int, epochs: int, configs: list[str]) -> dict[str, Any]:
             f"{t_ours / seeds:.0f} / {t_ref / seeds:.0f} |",
             flush=True,
         )
-        out[name] = {"ours": ours, "aihwkit": ref, "diff_pp": diff, "ci95_pp": half, "p": p}
+        out[name] = {
+            "ours": ours,
+            "aihwkit": ref,
+            "diff_pp": diff,
+            "ci95_pp": half,
+            "p": p,
+            "epochs": epochs,
+        }
     return out
 
 

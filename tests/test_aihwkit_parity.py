@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,14 @@ TILE_REL_MAX = 0.05  # the issue: mean and spread of ΔW within 5 % of aihwkit's
 
 
 def _bench():
+    """benchmarks/aihwkit_parity.py as a module (our side only; aihwkit is not imported)."""
+    if "aihwkit_parity" in sys.modules:
+        return sys.modules["aihwkit_parity"]
     spec = importlib.util.spec_from_file_location(
         "aihwkit_parity", ROOT / "benchmarks" / "aihwkit_parity.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules["aihwkit_parity"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -90,20 +95,22 @@ def _tile_cases(slow: bool) -> list:
         return []
     keys = list(json.loads(PARITY.read_text()).get("tile", {}))
     fast = {
-        "bounds | constant-step dw_min 0.05 | no d2d",
-        "drift | soft-bounds up_down 0.2 | aihwkit defaults",
+        "bounds | constant-step dw_min 0.05 | aihwkit defaults",
+        "drift | soft-bounds up_down 0.2 | no d2d",
     }
     return [k for k in keys if (k not in fast) == slow]
 
 
-def _check_tile(key: str) -> None:
+def _check_tile(key: str, runs: int | None = None) -> None:
+    """Our ΔW statistics (``runs`` seeded runs, default as many as recorded) against the
+    recorded aihwkit runs' mean: within 5 %."""
     bench = _bench()
     sc_name, name, label = key.split(" | ")
     sc = bench.SCENARIOS[sc_name]
     overrides = {} if label == "aihwkit defaults" else bench.NO_SPREAD
     torch.set_num_threads(1)
     row = _recorded("tile")[key]
-    n = len(row["ours"])
+    n = runs or len(row["ours"])
     ours = [
         bench.change_stats(bench.our_tile_change(name, overrides, sc, seed=r)) for r in range(n)
     ]
@@ -115,7 +122,7 @@ def _check_tile(key: str) -> None:
 
 @pytest.mark.parametrize("key", _tile_cases(slow=False))
 def test_tile_weight_change_matches_recorded_aihwkit(key):
-    _check_tile(key)
+    _check_tile(key, runs=2)
 
 
 @pytest.mark.slow
