@@ -30,6 +30,7 @@ def test_verify_reads_are_split_from_shared_and_per_device_times() -> None:
     assert verify is None and g2.tolist() == g.tolist()
 
 
+@pytest.mark.slow  # ~20 s: the drift fit's leave-one-level-out form comparison, 32 levels
 def test_drift_csv_with_verify_reads_feeds_the_programming_noise(tmp_path) -> None:
     _, fit, preset = fit_pcm_files([VERIFY], tmp_path / "p.json", kinds=["drift"])
     assert "programming" in fit.prog.sources  # the verify reads, next to the drift fit at t0
