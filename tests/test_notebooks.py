@@ -1,4 +1,4 @@
-"""The tutorial notebooks: stored without outputs, and each runs top to bottom.
+"""The tutorial notebooks: stored executed from their current code, and each runs top to bottom.
 
 Executed with nbclient in a kernel of this interpreter (jupyter_client runs a ``python``
 kernel spec with ``sys.executable``, i.e. the project's virtual environment under
@@ -7,6 +7,7 @@ kernel spec with ``sys.executable``, i.e. the project's virtual environment unde
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -14,7 +15,19 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def _load_execute_script():
+    """``notebooks/execute.py`` (it stores the hash of the code cells)."""
+    spec = importlib.util.spec_from_file_location("notebooks_execute", NOTEBOOK_DIR / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+source_sha256 = _load_execute_script().source_sha256
 CELL_TIMEOUT_S = 120  # one cell; a whole notebook takes 3-15 s on the 2-core VM
 
 
@@ -27,13 +40,29 @@ def test_the_four_tutorials_exist() -> None:
     ]
 
 
+MAX_NOTEBOOK_BYTES = 400_000  # figures are stored scaled down (the notebooks' show())
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_stored_without_outputs(path: Path) -> None:
+def test_notebook_is_stored_executed_from_its_current_code(path: Path) -> None:
+    """Stored with outputs (a reader on the web sees results), from the code as it is now.
+
+    After editing a notebook, run ``.venv/bin/python notebooks/execute.py``.
+    """
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    for k, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} cell {k}"
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), (
+        f"{path.name} is not stored executed top to bottom: run notebooks/execute.py"
+    )
+    stored = nb.metadata.get("aimc_calib", {}).get("source_sha256")
+    assert stored == source_sha256(nb), (
+        f"{path.name}: code changed since it was executed: run notebooks/execute.py"
+    )
+    outputs = [out for cell in code for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    assert sum("image/png" in out.get("data", {}) for out in outputs) >= 2
+    assert path.stat().st_size < MAX_NOTEBOOK_BYTES
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

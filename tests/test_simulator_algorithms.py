@@ -69,6 +69,7 @@ def _algorithms() -> dict[str, AnalogConfig]:
     }
 
 
+@pytest.mark.slow  # ~150 s on the 2-core VM: four algorithms trained for several epochs
 def test_residual_learning_algorithms_beat_sgd_on_an_asymmetric_device() -> None:
     target = _problem(1)
     errors = {name: _train(cfg, target, 1500, 0.05)[0] for name, cfg in _algorithms().items()}
