@@ -4,6 +4,24 @@ Every socket/VISA failure becomes :class:`InstrumentError` naming the resource a
 command. Binary blocks are read with the termination character switched off while the
 known-length payload arrives (a float32 payload contains 0x0A bytes by chance), which is
 10-25x faster than ``query_binary_values`` on raw sockets (instruments.md section 1.3).
+
+Failed queries are reported at once with the instrument's own error text. A query that
+fails produces no response at all (IEEE 488.2 §6.3: its error is queued), so waiting for
+its reply would last the whole I/O timeout. Each query is therefore confirmed:
+
+- SCPI (``dialect="scpi"``): the query is sent as the compound ``<query>;*OPC?``. The
+  response units of one program message are joined by ``;`` and end with one terminator
+  (IEEE 488.2 §8.4.1, compound response messages), so a query that succeeds answers
+  ``<response>;1`` (a definite-length block: the block, ``;1`` and LF) and one that
+  fails answers only ``1``; the error queue (``SYST:ERR?``) then gives the reason.
+  A command error (bad header or syntax) may make an instrument skip the rest of the
+  message; our drivers validate every value before sending, so only execution and
+  device errors are expected, and those leave ``*OPC?`` answered.
+- TSP (``dialect="tsp"``, Keithley 2600B): the query chunk is followed by a second chunk
+  that prints :data:`TSP_END`. A chunk with a Lua runtime error stops there and one with
+  a syntax error runs nothing (2600B Reference Manual, "Effects of errors on scripts"),
+  so a failed query prints nothing before the end marker; ``errorqueue`` gives the
+  reason. (``errorqueue.count`` alone cannot tell: informational entries count too.)
 """
 
 from __future__ import annotations
@@ -17,11 +35,23 @@ import numpy as np
 import pyvisa
 from pyvisa import constants
 
-__all__ = ["InstrumentError", "VisaTransport"]
+__all__ = ["DIALECTS", "TSP_END", "InstrumentError", "VisaTransport", "tsp_error_entry"]
 
 #: every SCPI exchange at DEBUG level (``calib -v``), truncated to :data:`TRAFFIC_CHARS`
 traffic_log = logging.getLogger("instruments.traffic")
 TRAFFIC_CHARS = 120
+
+#: message dialects a transport speaks (how queries are confirmed and errors read)
+DIALECTS = ("scpi", "tsp")
+#: appended to every SCPI query; a query that succeeded answers ``<response>;1``
+SCPI_CONFIRM = ";*OPC?"
+#: what ends a confirmed block reply: the ``*OPC?`` response unit and the terminator
+_BLOCK_END = b";1\n"
+#: the line a TSP instrument prints after every query chunk (never a value we read)
+TSP_END = "__end_of_reply__"
+_TSP_END_CHUNK = f'print("{TSP_END}")'
+#: most lines one TSP query may print before the end marker
+MAX_TSP_LINES = 4096
 
 
 def _short(text: str) -> str:
@@ -49,10 +79,23 @@ def _resource_manager(backend: str) -> pyvisa.ResourceManager:
 
 
 class VisaTransport:
-    """An open message-based VISA session with LF terminations and a checked identity."""
+    """An open message-based VISA session with LF terminations and a checked identity.
 
-    def __init__(self, resource: str, timeout_s: float = 10.0, backend: str = "@py") -> None:
+    ``dialect`` (one of :data:`DIALECTS`) says how queries are confirmed and how the error
+    queue is read (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        resource: str,
+        timeout_s: float = 10.0,
+        backend: str = "@py",
+        dialect: str = "scpi",
+    ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
         self.resource = resource
+        self.dialect = dialect
         self._inst = None
         try:
             rm = _resource_manager(backend)
@@ -65,7 +108,7 @@ class VisaTransport:
         except (pyvisa.Error, OSError, ValueError) as exc:
             raise InstrumentError(resource, "open", _reason(exc)) from exc
         self._tune_socket()
-        self.idn = self.query("*IDN?")
+        self.idn = self.query_unconfirmed("*IDN?")  # common to both dialects, never fails
         if not self.idn:
             raise InstrumentError(resource, "*IDN?", "empty identity reply")
 
@@ -102,6 +145,25 @@ class VisaTransport:
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
 
     def query(self, command: str) -> str:
+        """Send one query and return its reply (stripped); confirmed in the transport's
+        dialect, so a failed query raises :class:`InstrumentError` with the instrument's
+        error text at once instead of waiting out the I/O timeout."""
+        if self.dialect == "tsp":
+            return self._query_tsp(command)
+        command = command.rstrip()
+        reply = self.query_unconfirmed(command + SCPI_CONFIRM)
+        body, separator, last = reply.rpartition(";")
+        if separator and last.strip() == "1":
+            return body.strip()
+        if reply == "1":
+            self._raise_failed(command)
+        raise InstrumentError(
+            self.resource, command, f"reply {reply[:60]!r} lacks the *OPC? confirmation ';1'"
+        )
+
+    def query_unconfirmed(self, command: str) -> str:
+        """Send ``command`` and read one line, as is: for queries that cannot fail
+        (``*IDN?``, the error queue) or messages holding their own confirmation."""
         traffic_log.debug("%s <- %s", self.resource, _short(command))
         try:
             reply = self._inst.query(command).strip()
@@ -109,6 +171,37 @@ class VisaTransport:
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
         traffic_log.debug("%s -> %s", self.resource, _short(reply))
         return reply
+
+    def _query_tsp(self, command: str) -> str:
+        """A TSP chunk, then one printing :data:`TSP_END`: the lines before the marker."""
+        self.write(f"{command.rstrip()}\n{_TSP_END_CHUNK}")
+        lines: list[str] = []
+        try:
+            while True:
+                line = self._inst.read().strip()
+                if line == TSP_END:
+                    break
+                lines.append(line)
+                if len(lines) > MAX_TSP_LINES:
+                    raise InstrumentError(
+                        self.resource, command, f"more than {MAX_TSP_LINES} lines printed"
+                    )
+        except (pyvisa.Error, OSError) as exc:
+            raise InstrumentError(self.resource, command, _reason(exc)) from exc
+        reply = "\n".join(lines)
+        traffic_log.debug("%s -> %s", self.resource, _short(reply))
+        if not lines:
+            self._raise_failed(command)
+        return reply
+
+    def _raise_failed(self, command: str) -> None:
+        """The query answered nothing: raise with the queued errors (the reason)."""
+        errors = self.errors()
+        raise InstrumentError(
+            self.resource,
+            command,
+            "; ".join(errors) or "query answered nothing and the instrument queued no error",
+        )
 
     def write_block(self, command: str, values: np.ndarray, dtype: str = "<f4") -> None:
         """Send ``command`` followed by ``values`` as an IEEE definite-length block."""
@@ -130,15 +223,20 @@ class VisaTransport:
         """Send a query (optionally with a block argument) and read its block reply.
 
         Returns a read-only 1-D array of ``dtype``. The termination character is switched
-        off while the known-length payload arrives, which may contain LF bytes.
+        off while the known-length payload arrives, which may contain LF bytes. SCPI only:
+        the query is confirmed with ``*OPC?`` (module docstring), so the block is followed
+        by ``;1`` and LF, and a failed query (reply ``1``) raises with the queued errors.
         """
         inst = self._inst
+        if self.dialect != "scpi":
+            raise InstrumentError(self.resource, command, "block queries are SCPI only")
+        command = command.rstrip()
         traffic_log.debug("%s <- %s", self.resource, _short(command))
         try:
             if payload is None:
-                inst.write(command)
+                inst.write(command + SCPI_CONFIRM)
             else:
-                inst.write_raw(_block_message(command, payload, payload_dtype))
+                inst.write_raw(_block_message(command, payload, payload_dtype, SCPI_CONFIRM))
             inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_FALSE)
             try:
                 head = self._read_exact(1)
@@ -148,19 +246,27 @@ class VisaTransport:
                     raise _NotABlockError(head + rest)
                 nd = int(self._read_exact(1))
                 n = int(self._read_exact(nd)) if nd else 0
-                data = self._read_exact(n + 1)
+                data = self._read_exact(n + len(_BLOCK_END))
             finally:
                 inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
-        except _NotABlockError:
+        except _NotABlockError as exc:
+            text = exc.args[0].decode("ascii", "replace").strip()
+            if text == "1":  # only the *OPC? unit: the query failed
+                self._raise_failed(command)
             errors = self.errors()
             raise InstrumentError(
-                self.resource, command, "; ".join(errors) or "reply is not a binary block"
+                self.resource,
+                command,
+                "; ".join(errors) or f"reply is not a binary block: {_short(text)!r}",
             ) from None
         except (pyvisa.Error, OSError, ValueError) as exc:
             self._resync()
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
-        if data[-1:] != b"\n":
-            raise InstrumentError(self.resource, command, "binary block not terminated by LF")
+        if data[n:] != _BLOCK_END:
+            self._resync()
+            raise InstrumentError(
+                self.resource, command, f"binary block not followed by ';1' and LF: {data[n:]!r}"
+            )
         itemsize = np.dtype(dtype).itemsize
         if n % itemsize:
             raise InstrumentError(
@@ -197,10 +303,19 @@ class VisaTransport:
 
     # ------------------------------------------------------------------ errors
     def errors(self) -> list[str]:
-        """Drain the SCPI error queue; returns the entries (empty when there is none)."""
+        """Drain the error queue; returns the entries (empty when there is none).
+
+        SCPI: ``SYST:ERR?`` until ``0,...``. TSP: ``errorqueue.count`` entries of
+        ``errorqueue.next()``, each as ``"code, message"``.
+        """
         found = []
+        if self.dialect == "tsp":
+            count = int(float(self.query_unconfirmed("print(errorqueue.count)")))
+            for _ in range(min(count, 64)):
+                found.append(tsp_error_entry(self.query_unconfirmed("print(errorqueue.next())")))
+            return found
         for _ in range(64):
-            entry = self.query("SYST:ERR?")
+            entry = self.query_unconfirmed("SYST:ERR?")
             if entry.startswith(("0,", "+0,")):
                 break
             found.append(entry)
@@ -258,11 +373,29 @@ class _EofSocket:
         return getattr(self._sock, name)
 
 
-def _block_message(command: str, values: np.ndarray, dtype: str) -> bytes:
-    """``command #<d><len><payload>`` + LF, the payload being ``values`` as ``dtype``."""
+def tsp_error_entry(reply: str) -> str:
+    """One printed ``errorqueue.next()`` (code, message, severity, node; tab-separated)
+    as ``"code, message"``."""
+    parts = reply.split("\t")
+    code = int(float(parts[0])) if parts and parts[0].strip() else 0
+    message = parts[1].strip() if len(parts) > 1 else ""
+    return f"{code}, {message}"
+
+
+def _block_message(command: str, values: np.ndarray, dtype: str, suffix: str = "") -> bytes:
+    """``command #<d><len><payload>`` + ``suffix`` + LF, the payload being ``values`` as
+    ``dtype``."""
     payload = np.ascontiguousarray(values, dtype=dtype).tobytes()
     length = str(len(payload)).encode()
-    return command.encode() + b" #" + str(len(length)).encode() + length + payload + b"\n"
+    return (
+        command.encode()
+        + b" #"
+        + str(len(length)).encode()
+        + length
+        + payload
+        + suffix.encode()
+        + b"\n"
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -163,7 +163,7 @@ def test_keithley_ranges_come_from_the_identified_model() -> None:
 
 
 def test_the_virtual_2601b_refuses_what_a_2601b_cannot_source(bench) -> None:
-    with VisaTransport(bench.smu_tsp, timeout_s=5) as tsp:
+    with VisaTransport(bench.smu_tsp, timeout_s=5, dialect="tsp") as tsp:
         tsp.write("smua.source.levelv = 100")
         assert tsp.query("print(errorqueue.count)").startswith("1")
         assert tsp.query("print(smua.source.levelv)") == "0.00000e+00"

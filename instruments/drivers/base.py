@@ -413,6 +413,8 @@ class Instrument:
     family: ClassVar[str] = "instrument"
     #: separator of several commands in one program message
     separator: ClassVar[str] = ";"
+    #: how the transport confirms queries and reads errors (``VisaTransport`` dialects)
+    dialect: ClassVar[str] = "scpi"
 
     def __init__(
         self,
@@ -426,6 +428,8 @@ class Instrument:
         self.limits = limits or SafeLimits()
         self.channel = channel
         self._cache: dict[str, Any] = {}
+        if hasattr(transport, "dialect"):
+            transport.dialect = self.dialect  # the driver knows its instrument's language
         if check_model and self.models and not any(m in transport.idn for m in self.models):
             raise InstrumentError(
                 transport.resource,
@@ -436,7 +440,7 @@ class Instrument:
     @classmethod
     def open(cls, resource: str, *, timeout_s: float = 10.0, **kwargs: Any) -> Instrument:
         """Connect through PyVISA (``@py``) and check the identity."""
-        transport = VisaTransport(resource, timeout_s=timeout_s)
+        transport = VisaTransport(resource, timeout_s=timeout_s, dialect=cls.dialect)
         try:
             return cls(transport, **kwargs)
         except BaseException:
@@ -472,6 +476,8 @@ class Instrument:
         self.transport.write(command)
 
     def query(self, command: str) -> str:
+        """One query; the transport confirms it, so a failed query raises
+        :class:`InstrumentError` with the instrument's error text at once."""
         return self.transport.query(command)
 
     def write_all(self, commands: Sequence[str]) -> str:

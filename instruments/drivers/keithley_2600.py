@@ -62,7 +62,7 @@ from instruments.drivers.base import (
     SettingError,
     format_number,
 )
-from instruments.visa_transport import InstrumentError
+from instruments.visa_transport import InstrumentError, tsp_error_entry
 
 __all__ = ["MODEL_RANGES", "Keithley2600"]
 
@@ -85,6 +85,7 @@ class Keithley2600(Instrument):
 
     models = ("Model 26",)
     family = "Keithley 2600B-series SourceMeter"
+    dialect = "tsp"
 
     #: shortest list step (s): settling time plus a 0.001-NPLC measurement (conservative)
     min_list_step_s: ClassVar[float] = 100e-6
@@ -197,10 +198,7 @@ class Keithley2600(Instrument):
         count = int(float(self.query("print(errorqueue.count)")))
         found = []
         for _ in range(min(count, 64)):
-            parts = self.query("print(errorqueue.next())").split("\t")
-            code = int(float(parts[0])) if parts and parts[0].strip() else 0
-            message = parts[1].strip() if len(parts) > 1 else ""
-            found.append(f"{code}, {message}")
+            found.append(tsp_error_entry(self.query("print(errorqueue.next())")))
         return found
 
     def reset(self) -> None:
