@@ -123,7 +123,7 @@ def check_parameter(
 
     The value parsed from ``reply`` must equal ``value``, and setting ``value`` must send
     exactly ``set_cmd`` followed by ``no_error`` (the error-queue check) when the parameter
-    checks errors after a set.
+    checks errors after a set, then ``get_cmd`` for a ``readback`` parameter.
     """
     name, get_cmd, reply, value, set_cmd = row
     spec = driver.parameters()[name]
@@ -136,6 +136,8 @@ def check_parameter(
         assert spec.get_cmd is None, f"{name} has a query the table does not test"
     if set_cmd is not None:
         dialogue = [(set_cmd, None), *(no_error if spec.check_errors else [])]
+        if getattr(spec, "readback", False):  # the value the instrument chose is read back
+            dialogue.append((get_cmd, reply))
         with expected_protocol(driver, dialogue, idn=idn, **kwargs) as inst:
             setattr(inst, name, value)
             assert getattr(inst, name).cached == value

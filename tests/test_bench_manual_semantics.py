@@ -169,6 +169,16 @@ def test_the_virtual_2601b_refuses_what_a_2601b_cannot_source(bench) -> None:
         assert tsp.query("print(smua.source.levelv)") == "0.00000e+00"
 
 
+def test_the_2600b_driver_caches_the_range_the_instrument_chose(bench) -> None:
+    """Rev. C 7-247: a range setting selects a fixed range large enough for the value and
+    reads back that range's full scale (2601B source ranges 0.1, 1, 6, 40 V)."""
+    with Keithley2600.open(bench.smu_tsp, timeout_s=5) as smu:
+        smu.voltage_range_v = 2.0
+        assert smu.voltage_range_v.cached == 6.0
+        smu.configure(voltage_range_v=0.5)
+        assert smu.voltage_range_v.cached == 1.0 == smu.voltage_range_v.get()
+
+
 # --------------------------------------------------------------------------- defect 6
 def test_standalone_drivers_are_safe_by_default() -> None:
     smu = KeysightB2900(ProtocolTransport([], "Keysight Technologies,B2901A,X,1"))

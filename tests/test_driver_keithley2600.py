@@ -211,3 +211,16 @@ def test_ascii_numbers_and_bad_replies() -> None:
         pytest.raises(InstrumentError, match="unexpected reply"),
     ):
         smu.measure_current()
+
+
+def test_the_voltage_range_cached_is_the_one_the_instrument_chose() -> None:
+    """Rev. C 7-247: ``rangev = 2`` selects a fixed range large enough (6 V on a 2601B)
+    and reading it returns that range's full scale: the cache must hold 6, not 2."""
+    dialogue = [
+        ("smua.source.rangev = 2", None),
+        NO_ERROR,
+        ("print(smua.source.rangev)", "6.000000e+00"),
+    ]
+    with expected_protocol(Keithley2600, dialogue, idn=IDN) as smu:
+        assert smu.configure(voltage_range_v=2.0) == "smua.source.rangev = 2"
+        assert smu.voltage_range_v.cached == 6.0

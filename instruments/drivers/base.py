@@ -294,7 +294,9 @@ class Parameter:
     """A declared instrument setting: query/set commands, validator, unit, documentation.
 
     ``get_cmd`` or ``set_cmd`` may be ``None`` (write-only / read-only). ``check_errors``
-    makes a plain ``set`` query the error queue afterwards.
+    makes a plain ``set`` query the error queue afterwards. ``readback``: the instrument
+    may adjust what it is sent (e.g. it picks the range that holds the value), so after a
+    set the cache holds the value queried back, not the one sent.
     """
 
     def __init__(
@@ -306,9 +308,13 @@ class Parameter:
         unit: str = "",
         doc: str = "",
         check_errors: bool = True,
+        readback: bool = False,
     ) -> None:
+        if readback and get_cmd is None:
+            raise ValueError("a read-back parameter needs a query")
         self.get_cmd, self.set_cmd, self.validator = get_cmd, set_cmd, validator
         self.unit, self.doc, self.check_errors = unit, doc, check_errors
+        self.readback = readback
         self.name = "?"
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -375,13 +381,18 @@ class BoundParameter:
         return value
 
     def set(self, value: Any) -> None:
-        """Validate, write, check the error queue (unless disabled); updates the cache."""
+        """Validate, write, check the error queue (unless disabled); updates the cache
+        (with the value read back for a ``readback`` parameter)."""
         value = self.validate(value)
         command = self.command(value)
         self._inst.write(command)
         if self._spec.check_errors:
             self._inst.check_errors(command)
-        self._inst._cache[self.name] = value
+        if self._spec.readback:
+            self._inst._cache.pop(self.name, None)
+            self.get()
+        else:
+            self._inst._cache[self.name] = value
 
     def ensure(self, value: Any) -> bool:
         """Set ``value`` unless it is already the cached value; returns whether it wrote."""
@@ -543,7 +554,11 @@ class Instrument:
                 self._cache.pop(param.name, None)
             raise
         for param, value, _ in pending:
-            self._cache[param.name] = value
+            if param._spec.readback:
+                self._cache.pop(param.name, None)
+                param.get()
+            else:
+                self._cache[param.name] = value
         return message
 
     def invalidate_cache(self) -> None:

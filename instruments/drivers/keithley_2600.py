@@ -25,7 +25,9 @@ Commands and where they were checked (Series 2600B Reference Manual, 2600BS-901-
 ``smuX.nvbuffer1.clear()``, ``.readings``, ``.n``       verified (Rev. C 7-36, buffer attributes)
 ``smuX.source.func = smuX.OUTPUT_DCVOLTS``              [unverified] (constant printed as 1)
 ``smuX.source.output = smuX.OUTPUT_ON``                 [unverified] (constant printed as 1)
-``smuX.source.rangev``, ``smuX.measure.nplc``           [unverified] (nplc 0.001 to 25)
+``smuX.source.rangev``                                   verified (Rev. C 7-247: a fixed range
+                                                        large enough; reads its full scale)
+``smuX.measure.nplc``                                   [unverified] (nplc 0.001 to 25)
 ``smuX.measure.autorangei = smuX.AUTORANGE_ON``         [unverified]
 ``smuX.measure.count``, ``smuX.measure.i(buffer)``      [unverified]
 ``print(smuX.measure.i())``                             [unverified] (instruments.md section 4.2)
@@ -115,7 +117,10 @@ class Keithley2600(Instrument):
         "{ch}.source.rangev = {value}",
         Number(0, 200),
         unit="V",
-        doc="Voltage source range [unverified].",
+        doc="Voltage source range: the instrument picks a fixed range large enough for the "
+        "value and reads back its full scale (Rev. C 7-247; 2 V -> 6 V on a 2601B), so "
+        "the cache holds the range read back after a set.",
+        readback=True,
     )
     current_limit_a = Parameter(
         "print({ch}.source.limiti)",
