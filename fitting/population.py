@@ -147,6 +147,40 @@ class PairPopulation:
     asymmetry_stderr: float
 
 
+def _ratio_stderr(
+    num: np.ndarray,
+    var_num: np.ndarray,
+    eff_num: RandomEffect,
+    den: np.ndarray,
+    var_den: np.ndarray,
+    eff_den: RandomEffect,
+) -> float:
+    """Standard error of μ_num/μ_den of two random-effects means over the same devices.
+
+    A device's up and down steps share its gain (aihwkit's Δ± = dw_min·(g ± r ...)), so the
+    two means are strongly correlated and their ratio (up_down) is much better determined
+    than independent errors say. The error of the linear combination μ_num − k·μ_den
+    (k = μ_num/μ_den) is estimated as a sandwich over devices: Σᵢ (aᵢ eᵢ − k bᵢ dᵢ)² with
+    aᵢ, bᵢ the devices' normalized random-effects weights and eᵢ, dᵢ their residuals, scaled
+    by n/(n − 1). Without finite Fisher errors it falls back to independent means.
+    """
+    k = eff_num.mean / eff_den.mean
+    indep = float(
+        np.hypot(eff_num.mean_stderr / eff_den.mean, k * eff_den.mean_stderr / eff_den.mean)
+    )
+    if not (np.isfinite(eff_num.mean_stderr) and np.isfinite(eff_den.mean_stderr)):
+        return indep
+    contrib = np.zeros(num.shape)
+    for value, var, eff, sign in ((num, var_num, eff_num, 1.0), (den, var_den, eff_den, -k)):
+        ok = np.isfinite(value) & np.isfinite(var) & (var >= 0)
+        w = np.where(ok, 1.0 / np.maximum(eff.spread**2 + np.where(ok, var, 0.0), 1e-300), 0.0)
+        contrib += sign * np.where(ok, w * (np.where(ok, value, 0.0) - eff.mean), 0.0) / w.sum()
+    n = int(np.sum(contrib != 0))
+    if n < 3:
+        return indep
+    return float(np.sqrt(np.sum(contrib**2) * n / (n - 1)) / abs(eff_den.mean))
+
+
 def pair_population(
     up: np.ndarray,
     down: np.ndarray,
@@ -172,11 +206,11 @@ def pair_population(
     if mu_up >= mu_down:
         scale, asym = mu_up, 1.0 - mu_down / mu_up
         scale_se = eff_up.mean_stderr
-        asym_se = np.hypot(eff_down.mean_stderr / mu_up, mu_down * eff_up.mean_stderr / mu_up**2)
+        asym_se = _ratio_stderr(down, var_down, eff_down, up, var_up, eff_up)
     else:
         scale, asym = mu_down, mu_up / mu_down - 1.0
         scale_se = eff_down.mean_stderr
-        asym_se = np.hypot(eff_up.mean_stderr / mu_down, mu_up * eff_down.mean_stderr / mu_down**2)
+        asym_se = _ratio_stderr(up, var_up, eff_up, down, var_down, eff_down)
     both = np.isfinite(var_up) & np.isfinite(var_down) & np.isfinite(up) & np.isfinite(down)
     gain = ((up + down) / scale + abs(asym)) / 2.0
     r = ((up - down) / scale - asym) / 2.0
