@@ -19,7 +19,7 @@ from instruments.drivers import Keithley2600, Keysight33500B, KeysightB2900, Key
 from instruments.drivers.base import SafeLimits, SafeOperatingAreaError, SettingError
 from instruments.emulator.bench import running_bench
 from instruments.emulator.bench.client import VirtualBenchChip, open_virtual_bench
-from instruments.visa_transport import VisaTransport
+from instruments.visa_transport import InstrumentError, VisaTransport
 
 SHAPE = (4, 4)
 WIDE = SafeLimits(max_voltage_v=10.0, max_current_a=0.1, max_pulse_width_s=1.0)
@@ -139,6 +139,21 @@ def test_a_series_resistor_divides_the_pulse_the_device_sees() -> None:
         chip.apply_pulses(ListSelection.of([device]), PulseSpec(1.5, 1e-5))
         seen = [e.volts for e in res.bench.seen_by(device) if e.source.startswith("pulser")]
     assert seen[0] == pytest.approx(1.5 / (1 + g * (1e4 + 50.0)))
+
+
+def test_a_b2900_read_never_switches_the_output_on_behind_the_benchs_back(bench) -> None:
+    """B2961A/B2962A SCPI ref. 4-67: with ``:OUTP:ON:AUTO`` on (the default) ``:READ``
+    turns an output that is off on; after ``prepare()`` it is off, so a read with the
+    output off fails with the instrument's error and no device sees a voltage."""
+    _route_to_smu(bench, 0, 0)
+    with KeysightB2900.open(bench.smu, timeout_s=5) as smu:
+        smu.prepare()
+        smu.output_off()
+        assert smu.auto_output_on.get() is False
+        with pytest.raises(InstrumentError, match=r"-221.*output is off"):
+            smu.read_currents(1)
+        assert smu.output_enabled.get() is False
+    assert [e for e in bench.bench.exposures if e.source.startswith("smu")] == []
 
 
 # --------------------------------------------------------------------------- defect 5

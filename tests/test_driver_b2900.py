@@ -33,6 +33,7 @@ PARAMETERS = [
     ("trigger_timer_s", ":TRIG1:TIM?", "+1.000000E-04", 1e-4, ":TRIG1:TIM 0.0001"),
     ("acquire_delay_s", ":TRIG1:ACQ:DEL?", "+5.000000E-05", 5e-5, ":TRIG1:ACQ:DEL 5e-05"),
     ("output_enabled", ":OUTP1?", "0", False, ":OUTP1 OFF"),
+    ("auto_output_on", ":OUTP1:ON:AUTO?", "0", False, ":OUTP1:ON:AUTO OFF"),
     ("data_format", ":FORM:DATA?", "REAL,32", "real32", ":FORM:DATA REAL,32"),
     ("byte_order", ":FORM:BORD?", "SWAP", "swapped", ":FORM:BORD SWAP"),
 ]
@@ -41,7 +42,7 @@ PREPARE = [
     ("*CLS", None),
     (
         ':FORM:DATA REAL,32;:FORM:BORD SWAP;:SOUR1:FUNC:MODE VOLT;:SENS1:FUNC "CURR";'
-        ":SENS1:CURR:RANG:AUTO ON",
+        ":SENS1:CURR:RANG:AUTO ON;:OUTP1:ON:AUTO OFF",
         None,
     ),
     NO_ERROR,

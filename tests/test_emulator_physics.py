@@ -189,6 +189,25 @@ def test_custom_parameter_file(tmp_path) -> None:
         load_truth_file(tmp_path / "missing.json")
 
 
+def test_a_truth_file_parameter_of_the_wrong_type_is_one_line_naming_file_and_field(
+    tmp_path,
+) -> None:
+    path = tmp_path / "pcm.json"
+    for params, match in (
+        ({"mu_nu": 0.05}, r"pcm\.json: parameter 'mu_nu' must be a list of numbers"),
+        ({"read_q": "abc"}, r"pcm\.json: parameter 'read_q' must be a list of numbers"),
+        ({"sigma_nu": [0.1, "x", 0.0, 1.0]}, r"parameter 'sigma_nu' must be a list"),
+        ({"t0_s": [1.0]}, r"pcm\.json: parameter 't0_s' must be a number"),
+        ({"t0_s": True}, r"parameter 't0_s' must be a number"),
+    ):
+        path.write_text(json.dumps({"base": "pcm", "parameters": params}))
+        with pytest.raises(ValueError, match=match) as info:
+            load_truth_file(path)
+        assert "\n" not in str(info.value)
+    path.write_text(json.dumps({"base": "pcm", "parameters": {"mu_nu": [0, 0.02, 0.01, 0.1]}}))
+    assert load_truth_file(path).mu_nu == (0.0, 0.02, 0.01, 0.1)  # a JSON list is a tuple
+
+
 def test_truth_presets_validate_against_the_preset_schema() -> None:
     from calib.presets import make_preset, provenance
 

@@ -46,6 +46,8 @@ trigger sources AINT, BUS, TIM                    verified (User's Guide 6-27)
 ``:TRIG{c}:SOUR``, ``:COUN``, ``:TIM``, ``:ACQ:DEL``  [unverified]
 ``:SENS{c}:FUNC "CURR"``, ``:CURR:RANG:AUTO``     [unverified]
 ``:OUTP{c} ON|OFF``                               [unverified]
+``:OUTP{c}:ON:AUTO ON|OFF``                       verified (B2961A ref. 4-67: :INIT/:READ turn
+                                                  the output on; default ON)
 ================================================  ===============================================
 """
 
@@ -198,6 +200,13 @@ class KeysightB2900(ScpiInstrument):
     output_enabled = Parameter(
         ":OUTP{ch}?", ":OUTP{ch} {value}", Flag(), doc="Output relay [unverified]."
     )
+    auto_output_on = Parameter(
+        ":OUTP{ch}:ON:AUTO?",
+        ":OUTP{ch}:ON:AUTO {value}",
+        Flag(),
+        doc="Automatic output on: :INIT and :READ switch the output on (B2961A/B2962A SCPI "
+        "ref. 4-67, default ON); off after prepare().",
+    )
     data_format = Parameter(
         ":FORM:DATA?",
         ":FORM:DATA {value}",
@@ -222,7 +231,15 @@ class KeysightB2900(ScpiInstrument):
 
     # ------------------------------------------------------------------ setup
     def prepare(self) -> None:
-        """Bench defaults: clear errors, little-endian float32 data, voltage source."""
+        """Bench defaults: clear errors, little-endian float32 data, voltage source, and
+        automatic output on disabled.
+
+        With ``:OUTP:ON:AUTO`` on (the default, B2961A/B2962A SCPI ref. 4-67) an ``:INIT``
+        or ``:READ`` switches an output that is off on, at the triggered level, onto
+        whatever the switch routes. Every operation of this driver switches the output on
+        itself (:meth:`configure_read`, :meth:`list_sweep`, :meth:`pulse`), so with it off
+        a read while the output is off fails with the instrument's error instead.
+        """
         self.clear_status()
         self.configure(
             data_format="real32",
@@ -230,6 +247,7 @@ class KeysightB2900(ScpiInstrument):
             source_function="voltage",
             sense_function="current",
             current_autorange=True,
+            auto_output_on=False,
         )
 
     def limit_current(self, compliance_a: float) -> None:

@@ -250,9 +250,37 @@ def load_truth_file(path: str | Path) -> PulsedTruth | PcmTruth:
     if extra:
         raise ValueError(f"{path}: unknown key(s) {', '.join(extra)}")
     try:
+        defaults = CHIP_KINDS.get(base)
+        if defaults is not None:
+            params = {k: _typed_parameter(defaults, k, v) for k, v in params.items()}
         return chip_truth(base, **params)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def _typed_parameter(defaults: PulsedTruth | PcmTruth, name: str, value: object) -> object:
+    """``value`` of a truth-file parameter in its field's type (a list becomes a tuple);
+    ``ValueError`` naming the field when the type is wrong (unknown names pass through)."""
+    if not hasattr(defaults, name):
+        return value
+    default = getattr(defaults, name)
+
+    def number(x: object) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not value or not all(map(number, value)):
+            raise ValueError(
+                f"parameter {name!r} must be a list of numbers like {list(default)}, got {value!r}"
+            )
+        return tuple(float(x) for x in value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"parameter {name!r} must be a string, got {value!r}")
+        return value
+    if number(default) and not number(value):
+        raise ValueError(f"parameter {name!r} must be a number, got {value!r}")
+    return value
 
 
 def make_device_array(
