@@ -26,7 +26,7 @@ from aihwkit_checks import (
 )
 
 #: cases fitted in ``make test`` (the rest of the grid is marked slow)
-FAST = ("sb_default_saturating", "es_strong")
+FAST = ("sb_default_saturating",)
 
 #: cases whose fit misses a criterion today, with the reason (strict: a fixed case fails)
 XFAIL: dict[str, str] = {}
