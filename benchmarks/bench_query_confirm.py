@@ -1,6 +1,7 @@
 """Cost of confirming every query with ``*OPC?`` (failed queries reported at once).
 
-A/B in one session, interleaved so that machine load hits both sides alike:
+A/B in one session, interleaved (the order alternating every round) so that machine load
+hits both sides alike:
 
 - text queries: ``SOUR:PULS:AMPL?`` read as is (the old path) vs ``query`` (sent as
   ``SOUR:PULS:AMPL?;*OPC?``, reply ``1.2;1``), round trips per second;
@@ -68,11 +69,15 @@ def main() -> None:
         assert np.array_equal(old_block(t, command), t.query_block(command))
         text = {"old": [], "confirmed": []}
         block = {"old": [], "confirmed": []}
-        for _ in range(args.rounds):
-            text["old"].append(timed(repeat, t.query_unconfirmed))
-            text["confirmed"].append(timed(repeat, t.query))
-            block["old"].append(timed(old_block, t, command))
-            block["confirmed"].append(timed(t.query_block, command))
+        sides = {"old": (t.query_unconfirmed, old_block), "confirmed": (t.query, None)}
+        for k in range(args.rounds):
+            for side in ("old", "confirmed")[:: 1 if k % 2 else -1]:  # alternate the order
+                query, reader = sides[side]
+                text[side].append(timed(repeat, query))
+                if reader is None:
+                    block[side].append(timed(t.query_block, command))
+                else:
+                    block[side].append(timed(reader, t, command))
         mb = 16 * SHAPE[0] * SHAPE[1] * 4 / 1e6
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "

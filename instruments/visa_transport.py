@@ -246,7 +246,10 @@ class VisaTransport:
                     raise _NotABlockError(head + rest)
                 nd = int(self._read_exact(1))
                 n = int(self._read_exact(nd)) if nd else 0
-                data = self._read_exact(n + len(_BLOCK_END))
+                data = self._read_exact(n + 1)
+                end = data[n:]  # ';' then the *OPC? unit; anything else is refused at once
+                if end == b";":
+                    end += self._read_exact(len(_BLOCK_END) - 1)
             finally:
                 inst.set_visa_attribute(constants.VI_ATTR_TERMCHAR_EN, constants.VI_TRUE)
         except _NotABlockError as exc:
@@ -262,10 +265,10 @@ class VisaTransport:
         except (pyvisa.Error, OSError, ValueError) as exc:
             self._resync()
             raise InstrumentError(self.resource, command, _reason(exc)) from exc
-        if data[n:] != _BLOCK_END:
+        if end != _BLOCK_END:
             self._resync()
             raise InstrumentError(
-                self.resource, command, f"binary block not followed by ';1' and LF: {data[n:]!r}"
+                self.resource, command, f"binary block not followed by ';1' and LF: {end!r}"
             )
         itemsize = np.dtype(dtype).itemsize
         if n % itemsize:

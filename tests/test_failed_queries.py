@@ -11,6 +11,8 @@ the failure is seen on the next byte and the error queue says why. The I/O timeo
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,7 +23,7 @@ from instruments.drivers import Keithley2600, Keysight33500B, KeysightB2900, Key
 from instruments.emulated_chip import EmulatedChip
 from instruments.emulator.bench import running_bench
 from instruments.emulator.server import running_emulator
-from instruments.visa_transport import InstrumentError
+from instruments.visa_transport import InstrumentError, VisaTransport
 
 TIMEOUT_S = 20.0  # far longer than any answer here; a timeout would say "timed out"
 
@@ -130,3 +132,41 @@ def test_2601b_failed_query_says_why(bench) -> None:
         assert float(smu.query("print(errorqueue.count)")) == 0
         lines = smu.query('print("two", "lines"); print(3)').split("\n")  # every line
         assert lines[0] == "two\tlines" and float(lines[1]) == 3
+
+
+# --------------------------------------------------------------------------- replies without *OPC?
+@pytest.fixture
+def one_reply_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback instrument that answers ``*IDN?`` and then every message with the next
+    canned reply, whatever was asked (an instrument that ignores ``;*OPC?``)."""
+    replies: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            buffer = b""
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+                while b"\n" in buffer:
+                    message, buffer = buffer.split(b"\n", 1)
+                    conn.sendall(b"FAKE,ONE,0,0\n" if message == b"*IDN?" else replies.pop(0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"TCPIP::127.0.0.1::{server.getsockname()[1]}::SOCKET", replies
+    server.close()
+
+
+def test_a_reply_without_the_confirmation_is_refused_not_misread(one_reply_server) -> None:
+    resource, replies = one_reply_server
+    with VisaTransport(resource, timeout_s=TIMEOUT_S) as t:
+        replies += [b"0.5\n", b"0.5;1\n", b"#14" + np.float32([2.0]).tobytes() + b"\n"]
+        with pytest.raises(InstrumentError, match="lacks the \\*OPC\\? confirmation"):
+            t.query("VOLT?")
+        assert t.query("VOLT?") == "0.5"
+        with pytest.raises(InstrumentError, match="not followed by ';1' and LF"):
+            t.query_block("DATA?")
