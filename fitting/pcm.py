@@ -315,6 +315,8 @@ def fit_pcm(
         try:
             drift_fit = fit_drift(drift, g_max, opt.t_read_s, t0, opt.min_devices_per_level)
         except FitInputError as exc:  # what is present is fitted; this part is reported
+            if not _too_little(exc):
+                raise  # invalid data (negative reads, bad times) stay a refusal
             not_fitted["drift"] = f"{exc} (published drift constants used)"
     if drift is not None and drift_fit is not None:
         excluded[drift.source] = drift_fit.screening.excluded
@@ -375,8 +377,8 @@ def fit_pcm(
             programming, drift, drift_fit, rn_fit, g_max, t0, opt, excluded, excluded_levels, notes
         )
     except FitInputError as exc:
-        if opt.prog_from != "auto" and "requested" in str(exc):
-            raise  # an explicit source that is not there is the user's error
+        if not _too_little(exc):
+            raise  # an explicit source that is not there, invalid data: the user's error
         prog_fit, cross = None, None
         not_fitted["prog_noise"] = f"{exc} (published polynomial used)"
     if programming is not None:
@@ -384,7 +386,9 @@ def fit_pcm(
     if prog_fit is None and "prog_noise" not in not_fitted:
         not_fitted["prog_noise"] = "no programming or drift campaign (published polynomial used)"
     if drift_fit is None and rn_fit is None and prog_fit is None:
-        reasons = "; ".join(f"{k}: {v}" for k, v in not_fitted.items())
+        given = {"drift": drift, "read_noise": read_noise, "prog_noise": programming}
+        why = {k: v for k, v in not_fitted.items() if given.get(k) is not None} or not_fitted
+        reasons = "; ".join(f"{k}: {v.split(' (published')[0]}" for k, v in why.items())
         raise FitInputError(f"nothing could be fitted: {reasons}")
     return PcmFit(
         g_max,
@@ -412,6 +416,16 @@ def _spectral_read_noise(opt: PcmFitOptions, sample: RepeatedReadSample, keep: n
     if opt.read_noise_method != "auto":
         return opt.read_noise_method == "spectrum"
     return int(keep.sum()) < opt.min_devices_per_level and is_long_record(sample, keep)
+
+
+#: what a campaign that is valid but cannot inform a part says (fitted: the other parts)
+TOO_LITTLE = ("needs at least", "is positive over the target levels")
+
+
+def _too_little(exc: FitInputError) -> bool:
+    """Whether ``exc`` says the data are too few or too noisy for a part (not invalid)."""
+    text = str(exc)
+    return any(phrase in text for phrase in TOO_LITTLE)
 
 
 def _read_variance(rn_fit: ReadNoiseFit | None, g_max: float, t_read: float):
