@@ -4,7 +4,10 @@ Each operation is one or a few round trips regardless of the number of devices: 
 selection is sent once (a block of int32 indices for arbitrary lists), sequences run on
 the chip, and results come back as binary blocks, fetched in chunks of at most
 :attr:`EmulatedChip.max_block_bytes` straight into the result array. Every setting is
-checked with ``SYST:ERR?`` before the operation that depends on it runs.
+checked with ``SYST:ERR?`` before the operation that depends on it runs. Every query is
+confirmed by the transport (``<query>;*OPC?``), so a query the chip refuses (a read over
+the compliance limit, a fetch out of range) raises :class:`InstrumentError` with the
+chip's error text at once instead of waiting out the I/O timeout (600 s in sequences).
 """
 
 from __future__ import annotations
