@@ -37,8 +37,14 @@ def _invoke(args: list[str]):
     ("kind", "devices", "expect"),
     [
         ("reram", 64, "fitted soft-bounds device"),
-        # ECRAM: the emulator's own pulses (3 V, 10 ms) and 2 cycles of 400 + 400
-        ("ecram", 64, "2 cycles of 400 up + 400 down pulses of 3 V, 0.01 s"),
+        # ECRAM: the emulator's own pulses (3 V, 10 ms) and 2 cycles of 400 + 400; slow:
+        # its fit ranks all six families (14 s idle, 100 s on the loaded 2-core VM)
+        pytest.param(
+            "ecram",
+            64,
+            "2 cycles of 400 up + 400 down pulses of 3 V, 0.01 s",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_demo_of_a_pulsed_chip_measures_fits_and_trains(tmp_path, kind, devices, expect) -> None:
@@ -247,3 +253,23 @@ def test_figure_format_svg_writes_vector_figures_and_links_them(tmp_path) -> Non
     from calib.figures import figure_path
 
     assert figure_path("x.png").suffix == ".png"  # the format was the command's only
+
+
+def test_programming_params_take_the_chips_technology_defaults(tmp_path) -> None:
+    from calib.campaigns import ProgrammingParams, measure_programming
+    from calib.campaigns.programming import PROGRAM_DEFAULTS, default_levels
+
+    # a PCM chip: PCM's pulses and tolerance, targets inside PCM's 1-24 uS range (ReRAM's
+    # 30-90 uS defaults cannot be reached by a PCM cell)
+    with running_emulator("pcm", seed=2, shape=(8, 8)) as res, EmulatedChip(res) as chip:
+        path = measure_programming(chip, ProgrammingParams(n_devices=8), tmp_path / "p.h5")
+    data = read_campaign(path, "programming")
+    stored = data.attrs["parameters"]
+    tol, amplitude_v, width_s = PROGRAM_DEFAULTS["pcm"]
+    assert (stored["tolerance_s"], stored["pulse_amplitude_v"], stored["pulse_width_s"]) == (
+        tol,
+        amplitude_v,
+        width_s,
+    )
+    assert stored["levels_s"] == list(default_levels("pcm", 4))
+    assert data["converged"].mean() > 0.8

@@ -15,8 +15,10 @@ an abrupt RESET), as in the usual RESET-then-iterative-SET protocols.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -59,15 +61,26 @@ def default_levels(technology: str, n_levels: int) -> tuple[float, ...]:
     return tuple(float(v) for v in np.linspace(lo, hi, n_levels))
 
 
+#: target levels of a campaign whose ``levels_s`` is left to the technology
+DEFAULT_N_LEVELS = 4
+
+
 @dataclass(frozen=True)
 class ProgrammingParams(CampaignParams):
-    """Program-and-verify settings (S, V, s) on top of the common campaign parameters."""
+    """Program-and-verify settings (S, V, s) on top of the common campaign parameters.
 
-    levels_s: tuple[float, ...] = (30e-6, 50e-6, 70e-6, 90e-6)
-    tolerance_s: float = 0.5e-6
+    ``levels_s``, ``tolerance_s``, ``pulse_amplitude_v`` and ``pulse_width_s`` left ``None``
+    take the defaults of the chip's technology when the campaign runs (``PROGRAM_DEFAULTS``;
+    levels: :data:`DEFAULT_N_LEVELS` spread over ``DEFAULT_LEVELS_S``), so a PCM chip gets
+    PCM's 1 V / 100 ns pulses and 1-24 µS targets; :meth:`for_technology` resolves them
+    without a chip.
+    """
+
+    levels_s: tuple[float, ...] | None = None
+    tolerance_s: float | None = None
     max_iterations: int = 100
-    pulse_amplitude_v: float = 1.2
-    pulse_width_s: float = 1e-6
+    pulse_amplitude_v: float | None = None
+    pulse_width_s: float | None = None
     read_delay_s: float = 20.0
     n_avg: int = 1
     reset_pulses: int = 20
@@ -76,16 +89,52 @@ class ProgrammingParams(CampaignParams):
         super().__post_init__()
         if self.reset_pulses < 0:
             raise CalibError(f"reset_pulses must be >= 0, got {self.reset_pulses}")
-        levels = np.asarray(self.levels_s, dtype=float)
-        if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
-            raise CalibError(f"target levels must be finite and >= 0 S, got {self.levels_s}")
-        if self.tolerance_s <= 0 or self.max_iterations < 1:
+        if self.levels_s is not None:
+            levels = np.asarray(self.levels_s, dtype=float)
+            if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
+                raise CalibError(f"target levels must be finite and >= 0 S, got {self.levels_s}")
+        if (self.tolerance_s is not None and self.tolerance_s <= 0) or self.max_iterations < 1:
             raise CalibError("tolerance must be > 0 S and max_iterations >= 1")
         if self.read_delay_s < 0 or self.n_avg < 1:
             raise CalibError("read_delay_s must be >= 0 s and n_avg >= 1")
 
+    @classmethod
+    def for_technology(cls, technology: str | None, **fields: Any) -> ProgrammingParams:
+        """Parameters with the defaults of ``technology`` (``reram``, ``ecram``, ``pcm``)."""
+        return cls(**fields).resolved(technology)
+
+    def is_resolved(self) -> bool:
+        """True when no setting is left to the technology."""
+        return None not in (
+            self.levels_s,
+            self.tolerance_s,
+            self.pulse_amplitude_v,
+            self.pulse_width_s,
+        )
+
+    def resolved(self, technology: str | None) -> ProgrammingParams:
+        """A copy with every ``None`` setting taken from ``technology``'s defaults."""
+        if self.is_resolved():
+            return self
+        from calib.campaigns.technology import known_technology
+
+        tech = known_technology(technology, "programming")
+        tol, amplitude_v, width_s = PROGRAM_DEFAULTS[tech]
+        levels = default_levels(tech, DEFAULT_N_LEVELS) if self.levels_s is None else None
+        return dataclasses.replace(
+            self,
+            levels_s=tuple(self.levels_s) if levels is None else levels,
+            tolerance_s=tol if self.tolerance_s is None else self.tolerance_s,
+            pulse_amplitude_v=amplitude_v
+            if self.pulse_amplitude_v is None
+            else self.pulse_amplitude_v,
+            pulse_width_s=width_s if self.pulse_width_s is None else self.pulse_width_s,
+        )
+
     def targets(self, n: int, offset: int) -> np.ndarray:
         """Targets of ``n`` devices that start at position ``offset`` of the selection."""
+        if self.levels_s is None:
+            raise CalibError("target levels are not resolved: use .resolved(technology)")
         levels = np.asarray(self.levels_s, dtype=float)
         return levels[(offset + np.arange(n)) % levels.size]
 
@@ -159,6 +208,18 @@ def _program(chip: ChipInterface, sel: ListSelection, targets: np.ndarray, p: Pr
     }
 
 
+P = TypeVar("P", bound=ProgrammingParams)
+
+
+def _resolve(chip: ChipInterface, params: P) -> P:
+    """``params`` with settings left ``None`` taken from the chip's technology."""
+    if params.is_resolved():
+        return params
+    from calib.campaigns.technology import chip_technology
+
+    return params.resolved(chip_technology(chip))
+
+
 PROGRAM_ROWS = {
     "target": RowSpec((), "f8", "S"),
     "verify_conductance": RowSpec((), "f8", "S"),
@@ -178,6 +239,7 @@ def measure_programming(
     resume_on_other_chip: bool = False,
 ) -> Path:
     """Program-and-verify statistics per target level (group ``programming``)."""
+    params = _resolve(chip, params)
 
     def measure(sel: ListSelection, chunk: np.ndarray, first: int) -> dict[str, np.ndarray]:
         targets = params.targets(chunk.size, first)
@@ -214,6 +276,7 @@ def measure_drift(
     resume_on_other_chip: bool = False,
 ) -> Path:
     """Program, then read at log-spaced times after programming (group ``drift``)."""
+    params = _resolve(chip, params)
     times = params.times()
 
     def measure(sel: ListSelection, chunk: np.ndarray, first: int) -> dict[str, np.ndarray]:
@@ -252,6 +315,7 @@ def measure_read_noise(
     resume_on_other_chip: bool = False,
 ) -> Path:
     """Program, wait ``read_delay_s``, then ``n_reads`` back-to-back reads (``read_noise``)."""
+    params = _resolve(chip, params)
 
     def measure(sel: ListSelection, chunk: np.ndarray, first: int) -> dict[str, np.ndarray]:
         targets = params.targets(chunk.size, first)
