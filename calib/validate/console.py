@@ -27,6 +27,8 @@ def print_summary(console: Console, result: Any, timing: bool = True) -> None:
     console.print(table)
     for line in target_lines(report) + verdict_lines(report):
         console.print(line, markup=False, highlight=False)
+    if report.get("fit_status"):  # the preset does not fit its measurements: first note
+        console.print(report["notes"][0], markup=False, highlight=False)
     check = report.get("predictive_check")
     if check:
         console.print(
