@@ -35,7 +35,7 @@ def import_group() -> None:
     "--kind",
     type=LazyChoice(lambda: sorted(_kinds())),
     required=True,
-    help="Which campaign the CSV holds (see datasets/FORMAT.md for the columns).",
+    help="Which campaign the CSV holds (columns: 'calib formats dataset').",
 )
 @click.option(
     "--units",
