@@ -66,6 +66,7 @@ def fit_pulse_response_file(
             input_path, model, read_noise_s, seed, client, chunk_devices, progress_label
         )
         traces = None
+        _note_window_coverage_of_file(fit, input_path, attrs, chunk_devices)
     else:
         traces, attrs = load_pulse_traces(input_path, units)
         try:
@@ -134,6 +135,33 @@ def _note_window_coverage(fit: PulseResponseFit, traces: PulseTraces, attrs: dic
     params = attrs.get("parameters")
     n_up = params.get("n_up") if isinstance(params, dict) else None
     note = coverage_note(window_coverage(traces.conductance_s, traces.device_ids, fit), n_up)
+    if note:
+        fit.notes.append(note)
+
+
+def _note_window_coverage_of_file(
+    fit: PulseResponseFit, path: Path, attrs: dict, chunk_devices: int
+) -> None:
+    """:func:`_note_window_coverage` of an HDF5 file read in chunks (distributed fits)."""
+    import numpy as np
+
+    from calib.coverage import coverage_note, window_coverage
+    from calib.pulse_source import HDF5PulseSource
+
+    source = HDF5PulseSource(path)
+    spans, ids = [], []
+    for first in range(0, source.n_devices, max(chunk_devices, 1)):
+        part = source.read(slice(first, min(first + chunk_devices, source.n_devices)))
+        with np.errstate(all="ignore"):
+            g = np.asarray(part.conductance_s, dtype=float)
+            spans.append(np.stack([np.nanmin(g, axis=1), np.nanmax(g, axis=1)], axis=1))
+        ids.append(np.asarray(part.device_ids))
+    if not spans:
+        return
+    params = attrs.get("parameters")
+    n_up = params.get("n_up") if isinstance(params, dict) else None
+    coverage = window_coverage(np.concatenate(spans), np.concatenate(ids), fit)
+    note = coverage_note(coverage, n_up)
     if note:
         fit.notes.append(note)
 
