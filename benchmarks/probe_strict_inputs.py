@@ -290,15 +290,15 @@ def main_probe() -> dict[str, str]:
         for probes in (preset_probes, csv_probes, hdf5_probes, option_probes, manifest_probes):
             sub = Path(folder) / probes.__name__
             sub.mkdir()
-            results.update(probes(sub))
+            found = probes(sub)
+            for name, verdict in found.items():
+                print(f"{verdict:9s} {name}", flush=True)
+            results.update(found)
     return results
 
 
 if __name__ == "__main__":
     results = main_probe()
-    for name, verdict in results.items():
-        if verdict not in ("refused", "sanitized"):
-            print(f"{verdict:9s} {name}")
     by_group = Counter()
     for name, verdict in results.items():
         by_group[(name.split(":")[0], verdict)] += 1
