@@ -131,3 +131,19 @@ def test_pcm_like_drift_keeps_aihwkits_model_and_signed_truth_is_recovered() -> 
     mu_se = float(np.sqrt(np.sum(fit.level_mu_se**2))) / fit.level_mu.size
     assert abs(fit.level_mu.mean() - 0.004) < 4 * mu_se
     assert abs(fit.level_sigma.mean() - 0.01) < 0.002
+
+
+def test_validate_predictive_check_uses_the_signed_drift(relax_preset, tmp_path) -> None:
+    # calib validate's drift check on the measured campaign itself (per-device read times,
+    # some cells miss the 4 s read): the signed model reproduces the per-level statistics
+    # better than the same curves with aihwkit's |N| semantics
+    from calib.io import campaign_from_csv, write_campaign
+    from calib.validate.predictive import drift_check
+
+    path = write_campaign(tmp_path / "drift.h5", campaign_from_csv(FIXTURE, "drift"))
+    signed = drift_check(relax_preset, path, seed=0)
+    folded = {**relax_preset, "pcm": {**relax_preset["pcm"]}}
+    folded["pcm"]["drift"] = {**relax_preset["pcm"]["drift"], "sign": "absolute"}
+    absolute = drift_check(folded, path, seed=0)
+    assert signed.score < absolute.score
+    assert signed.x.tolist() == [0.01, 0.1, 1.0, 4.0, 1e5]

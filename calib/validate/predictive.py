@@ -186,11 +186,14 @@ def drift_check(
     g = np.asarray(data["conductance"], dtype=float)
     target = np.asarray(data["target"], dtype=float)
     times = np.asarray(data["time"], dtype=float)
-    if times.ndim != 1:
-        raise CalibError(f"{path}: the predictive check needs one shared list of drift times")
+    if times.ndim != 1:  # per-device times (e.g. an imported CSV with missing reads)
+        g, times = _common_time_grid(g, times, path)
     ok = np.asarray(data.arrays.get("converged", np.ones(target.size, bool)), dtype=bool)
-    ok &= np.all(np.isfinite(g), axis=1)
     excluded = {"program-and-verify did not converge": int((~ok).sum())} if (~ok).any() else {}
+    few = ok & (np.sum(np.isfinite(g), axis=1) < 2)
+    if few.any():
+        excluded["fewer than 2 reads"] = int(few.sum())
+    ok &= ~few
     g, target = g[ok], target[ok]
     rng = np.random.default_rng(seed)
     if target.size > max_devices:
@@ -208,6 +211,7 @@ def drift_check(
         t_inference = max(float(t) - model.t0_s, 0.0)
         reads = [model.at_time(g_prog, nu, g_target, t_inference, gen) for _ in range(n_avg)]
         sim[:, k] = torch.stack(reads).mean(dim=0).numpy()
+    sim = np.where(np.isfinite(g), sim, np.nan)  # compare the reads that were measured
     levels, level_of = np.unique(np.round(target * 1e12) / 1e12, return_inverse=True)
     groups = [level_of == k for k in range(levels.size)]
     score, floor, m, p = _score(
@@ -228,6 +232,26 @@ def drift_check(
         excluded,
         notes,
     )
+
+
+MAX_TIME_POINTS = 200  # distinct read times of per-device schedules put on one grid
+
+
+def _common_time_grid(
+    g: np.ndarray, times: np.ndarray, path: str | Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-device read times on the grid of their distinct values (NaN where not read)."""
+    finite = np.isfinite(times) & np.isfinite(g)
+    grid = np.unique(times[finite])
+    if grid.size > MAX_TIME_POINTS:
+        raise CalibError(
+            f"{path}: the devices' drift read times are not on a common schedule "
+            f"({grid.size} distinct times); the predictive check needs shared time points"
+        )
+    out = np.full((g.shape[0], grid.size), np.nan)
+    rows = np.nonzero(finite)[0]
+    out[rows, np.searchsorted(grid, times[finite])] = g[finite]
+    return out, grid
 
 
 def fit_status_warning(preset: Mapping[str, Any]) -> str:
