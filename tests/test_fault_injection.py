@@ -36,7 +36,7 @@ from calib.campaigns import (
     measure_pulse_response,
     measure_read_noise,
 )
-from calib.campaigns.base import PROBE_DEVICES, CampaignParams, ChunkPlan
+from calib.campaigns.base import PROBE_DEVICES, PROBE_MIN_DEVICES, CampaignParams, ChunkPlan
 from calib.cli import main
 from calib.errors import CalibError
 from calib.io.hdf5 import CampaignWriter, DiskFullError, RowSpec, read_campaign
@@ -330,6 +330,9 @@ def test_chunks_are_sized_by_instrument_time() -> None:
     assert read_noise.sized_by(100.0 + PROBE_DEVICES * 0.5, params, 100.0).steady == 1800
     # drift to 1e5 s: every chunk waits a day, so no probe chunk and no splitting
     assert ChunkPlan.start(params, fixed_wait_s=1e5) == ChunkPlan(4096, 4096)
+    # small campaigns keep their chunks (same cuts for every kind with the same seed)
+    small = CampaignParams(n_devices=PROBE_MIN_DEVICES, chunk_devices=4096)
+    assert ChunkPlan.start(small, fixed_wait_s=0.0) == ChunkPlan(4096, 4096)
 
 
 class _SlowBench:
@@ -351,7 +354,7 @@ def test_default_chunk_on_a_slow_chip_flushes_every_few_seconds_and_resumes(
     tmp_path: Path,
 ) -> None:
     params = PulseResponseParams(
-        n_devices=160,
+        n_devices=1100,
         seed=1,
         n_up=4,
         n_down=4,
@@ -363,7 +366,7 @@ def test_default_chunk_on_a_slow_chip_flushes_every_few_seconds_and_resumes(
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
 
     def run(path: Path, fail_after: int | None = None, **kw) -> None:
-        with running_emulator("reram", seed=3, shape=SHAPE) as res, EmulatedChip(res) as c:
+        with running_emulator("reram", seed=3, shape=(64, 64)) as res, EmulatedChip(res) as c:
 
             def progress(done: int, total: int) -> None:
                 if fail_after is not None and done >= fail_after:

@@ -113,7 +113,7 @@ def test_csv_inputs_with_units_and_kinds(tmp_path, samples, capsys) -> None:
     # CSV programming has no read time: taken at t0; the fit is in siemens
     assert 1e-7 < pcm["prog_noise"]["coefficients_s"][0] < 1e-6
     # a CSV without its --kind is refused
-    msg = _one_line_error([*args, "--kind", "programming"], capsys)
+    msg = _one_line_error([*args, "--kind", "programming", "--overwrite"], capsys)
     assert "--kind" in msg
 
 

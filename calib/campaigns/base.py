@@ -79,6 +79,10 @@ def _chunk_seed(seed: int, chunk: int) -> int:
 
 #: Devices in the first chunk, whose instrument time sizes the following chunks.
 PROBE_DEVICES = 64
+#: Campaigns of at most this many devices keep chunks of ``chunk_devices`` (one chunk by
+#: default), so that campaigns of different kinds with the same seed cut the same chunks
+#: and an emulator replays the same noise in them.
+PROBE_MIN_DEVICES = 1024
 #: A campaign whose every chunk waits this long (drift to 1e5 s) is not probed: a probe
 #: chunk would add one more such wait. Its chunks are ``chunk_devices`` devices.
 LONG_WAIT_S = 3600.0
@@ -95,7 +99,8 @@ class ChunkPlan:
     @classmethod
     def start(cls, params: CampaignParams, fixed_wait_s: float) -> ChunkPlan:
         probe = min(params.chunk_devices, PROBE_DEVICES)
-        if probe == params.chunk_devices or fixed_wait_s >= LONG_WAIT_S:
+        small = params.n_devices <= PROBE_MIN_DEVICES
+        if small or probe == params.chunk_devices or fixed_wait_s >= LONG_WAIT_S:
             return cls(params.chunk_devices, params.chunk_devices)
         return cls(probe, None)
 
