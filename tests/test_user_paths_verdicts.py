@@ -87,3 +87,13 @@ def test_a_chip_far_beyond_its_standard_error_is_an_outlier_but_not_among_four()
     four = _chips([1.00, 1.01, 0.99, 1.20], se=0.02)
     wafer_summary(four)
     assert not any(r["outlier"] for r in four)  # too few chips to call one
+
+
+def test_fit_many_says_outliers_are_not_called_with_few_chips(tmp_path, capsys) -> None:
+    from chip_files import measure_chip_file
+
+    for k in range(2):
+        measure_chip_file(tmp_path / f"die{k}.h5", 60 + k, 40, n_pulses=40)
+    assert main(["fit-many", str(tmp_path / "die*.h5"), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "outlier chips: not called (2 fitted chips, 5 needed)" in out

@@ -9,7 +9,7 @@ import click
 from calib.commands.common import SEED
 from calib.commands.scheduling import scheduler_options
 from calib.figures import figure_format_option
-from calib.fit_many import SPLIT_DEVICES, SUMMARY_PARAMETERS
+from calib.fit_many import MIN_CHIPS_FOR_OUTLIERS, SPLIT_DEVICES, SUMMARY_PARAMETERS
 from simulator.devices.response import FAMILIES
 
 __all__ = ["fit_many_command"]
@@ -82,9 +82,15 @@ def fit_many_command(
     chips = result["chips"]
     failed = [r for r in chips if r.get("error")]
     outliers = [r["chip"] for r in chips if r.get("outlier")]
+    n_fitted = len(chips) - len(failed)
+    called = (
+        ", ".join(outliers) or "none"
+        if n_fitted >= MIN_CHIPS_FOR_OUTLIERS
+        else f"not called ({n_fitted} fitted chips, {MIN_CHIPS_FOR_OUTLIERS} needed)"
+    )
     click.echo(
-        f"fitted {len(chips) - len(failed)} of {len(chips)} chips on {spec.describe()}; "
-        f"outlier chips: {', '.join(outliers) or 'none'}; summary in {outdir}"
+        f"fitted {n_fitted} of {len(chips)} chips on {spec.describe()}; "
+        f"outlier chips: {called}; summary in {outdir}"
     )
     for r in failed:
         click.echo(f"failed: {r['chip']}: {r['error']}")
