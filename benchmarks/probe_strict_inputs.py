@@ -7,7 +7,8 @@ classified:
 * ``sanitized``: accepted on purpose, made safe (a chip name with path separators
   becomes a file name inside OUTDIR);
 * ``accepted``: exit 0 on input that should have been refused (silently wrong);
-* ``unclean``: refused, but by an internal error (exit 3) or with more than one line.
+* ``unclean``: refused, but by an internal error (exit 3), a traceback, or not in exactly
+  one ``calib...`` line.
 
 The corpora are the regression tests' (tests/test_strict_*.py), so the tally and the tests
 cannot drift apart. Run: ``.venv/bin/python benchmarks/probe_strict_inputs.py`` (about a
@@ -54,7 +55,10 @@ def run(args: list[str], out: Path | None = None) -> tuple[int, str]:
 def classify(code: int, err: str, out: Path | None = None) -> str:
     if code == 0:
         return "accepted"
-    if code == 3 or err.count("\n") > 0 or "Traceback" in err:
+    # the error is the one line starting "calib" (a progress bar drawn before it on stderr
+    # is not part of the message)
+    lines = [line for line in err.splitlines() if line.startswith("calib")]
+    if code == 3 or len(lines) != 1 or "Traceback" in err:
         return "unclean"
     if out is not None and out.exists():
         return "unclean"
