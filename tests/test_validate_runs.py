@@ -211,6 +211,6 @@ def test_embedded_chip_needs_to_know_the_technology(tmp_path: Path, capsys) -> N
     preset = json.loads(RERAM_TRUTH.read_text())
     preset["provenance"] = {"software_version": "0", "created": "x", "command": "hand made"}
     (tmp_path / "p.json").write_text(json.dumps(preset))
-    code, _, err = _cli([str(tmp_path / "p.json"), "--chip", "embedded", "-o", str(tmp_path)],
-                        capsys)  # fmt: skip
+    out = str(tmp_path / "out")  # a new folder: the output check refuses a non-empty one
+    code, _, err = _cli([str(tmp_path / "p.json"), "--chip", "embedded", "-o", out], capsys)
     assert code == 1 and "cannot tell which emulated chip to start" in err
