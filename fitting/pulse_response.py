@@ -737,14 +737,22 @@ def _predictive_tie_break(
         ):
             best = alt
     if best is not fit_obj:
+        among = (
+            "families within ΔBIC < 10 cannot be told apart"
+            if np.isfinite(limit)
+            else "its simulation misses the measured mean trace by more than half the span, so "
+            "every family that could be fitted was simulated"
+        )
         best.notes.append(
-            f"{fit_obj.model} had the lowest BIC but families within ΔBIC < 10 cannot be told "
-            f"apart; {best.model} was kept because its simulation reproduces the measured mean "
-            f"trace better ({best.predictive['mean_error_of_span']:.0%} vs {err:.0%} of the span)"
+            f"{fit_obj.model} had the lowest BIC but {among}; {best.model} was kept because its "
+            f"simulation reproduces the measured mean trace better "
+            f"({best.predictive['mean_error_of_span']:.0%} vs {err:.0%} of the span)"
         )
         for row in best.model_selection:
             if row["family"] == best.model:
-                row["note"] = "selected by the predictive check among indistinguishable families"
+                row["note"] = "selected by the predictive check" + (
+                    " among indistinguishable families" if np.isfinite(limit) else ""
+                )
     for row in best.model_selection:
         if row["family"] in tried:
             row["predictive_error_of_span"] = float(tried[row["family"]])
