@@ -106,50 +106,73 @@ def test_import_refuses_to_write_over_its_csv(capsys, tmp_path: Path) -> None:
     assert code == 1 and "input file" in err and _digest(csv) == before
 
 
-def test_fit_report_folder_needs_overwrite_and_may_not_hold_an_input(
+def test_fit_report_folder_keeps_other_files_and_guards_its_own(
     capsys, data: Path, tmp_path: Path
 ) -> None:
     report = tmp_path / "report"
     report.mkdir()
-    (report / "keep.txt").write_text("mine")
+    (report / "notes.txt").write_text("mine")
     out = tmp_path / "preset.json"
     code, err = _run(
         capsys, "fit", "pulse-response", str(data), "-o", str(out), "--report", str(report)
     )
-    assert code == 1 and "not empty" in err and not out.exists()
-    # the input lives in the folder: refused even with --overwrite
+    assert code == 0, err
+    assert (report / "notes.txt").read_text() == "mine" and (report / "summary.md").exists()
+    # a second run would replace the report's own files: --overwrite needed
+    out2 = tmp_path / "preset2.json"
+    code, err = _run(
+        capsys, "fit", "pulse-response", str(data), "-o", str(out2), "--report", str(report)
+    )
+    assert code == 1 and str(report) in err and "exists; pass --overwrite" in err
+    assert not out2.exists()
+    # an input where the report writes one of its files: refused even with --overwrite
+    clash = report / "summary.json"
+    shutil.copy(data, clash)
+    before = _digest(clash)
     code, err = _run(
         capsys,
         "fit",
         "pulse-response",
-        str(data),
+        str(clash),
         "-o",
-        str(out),
+        str(out2),
         "--report",
-        str(data.parent),
+        str(report),
         "--overwrite",
     )
-    assert code == 1 and "holds the input" in err
+    assert code == 1 and "which is the input" in err and _digest(clash) == before
 
 
-def test_fit_many_outdir_holding_the_inputs_is_refused(capsys, tmp_path: Path) -> None:
+def test_fit_many_outdir_files_are_guarded(capsys, tmp_path: Path) -> None:
     dies = tmp_path / "dies"
     dies.mkdir()
     for k in range(2):
         shutil.copy(EXAMPLES / "reram_pulse_response.h5", dies / f"chip{k}.h5")
-    before = _digest(dies / "chip0.h5")
-    code, err = _run(capsys, "fit-many", str(dies / "*.h5"), "-o", str(dies))
-    assert code == 1 and "not empty" in err
-    code, err = _run(capsys, "fit-many", str(dies / "*.h5"), "-o", str(dies), "--overwrite")
-    assert code == 1 and "holds the input" in err and _digest(dies / "chip0.h5") == before
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "wafer_summary.json").write_text("{}")
+    code, err = _run(capsys, "fit-many", str(dies / "*.h5"), "-o", str(out))
+    assert code == 1 and "wafer_summary.json: exists" in err
+    assert (out / "wafer_summary.json").read_text() == "{}"
+    # a manifest where fit-many writes its chip table: refused even with --overwrite
+    manifest = out / "wafer_chips.csv"
+    manifest.write_text("path\n../dies/chip0.h5\n../dies/chip1.h5\n")
+    before = _digest(manifest)
+    code, err = _run(capsys, "fit-many", str(manifest), "-o", str(out), "--overwrite")
+    assert code == 1 and "which is the input" in err and _digest(manifest) == before
 
 
 def test_validate_output_folder_is_guarded(capsys, tmp_path: Path) -> None:
-    preset = tmp_path / "p.json"
+    preset = tmp_path / "report.json"  # where validate writes its report
     shutil.copy(EXAMPLES / "reram_truth.json", preset)
-    code, err = _run(capsys, "validate", str(preset), "-o", str(tmp_path), "--overwrite")
-    assert code == 1 and "holds the input" in err
     before = _digest(preset)
+    code, err = _run(capsys, "validate", str(preset), "-o", str(tmp_path), "--overwrite")
+    assert code == 1 and "which is the input" in err and _digest(preset) == before
+    (tmp_path / "report.md").write_text("an earlier validation")
+    other = tmp_path / "p.json"
+    shutil.copy(EXAMPLES / "reram_truth.json", other)
+    code, err = _run(capsys, "validate", str(other), "-o", str(tmp_path))
+    assert code == 1 and "exists; pass --overwrite" in err
     code, err = _run(capsys, "validate", str(preset), "-o", str(preset))
     assert code != 0 and _digest(preset) == before  # a file is not a report folder
 
@@ -167,6 +190,17 @@ def test_guard_unit_rules(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert check_output_dir(empty, [a]) == empty
+    # a folder of unnamed files: all or nothing
+    with pytest.raises(CalibError, match="not empty"):
+        check_output_dir(tmp_path, [])
+    with pytest.raises(CalibError, match="holds the input"):
+        check_output_dir(tmp_path, [a], overwrite=True)
+    # named files: others may stay, the command's own need --overwrite
+    assert check_output_dir(tmp_path, [a], writes=("*.png",)) == tmp_path
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.png").write_text("")
+    with pytest.raises(CalibError, match=r"x\.png: exists"):
+        check_output_dir(tmp_path, [a], writes=("sub/*",))
 
 
 def test_measure_never_writes_over_its_bench_file(capsys, tmp_path: Path) -> None:

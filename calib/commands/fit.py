@@ -81,12 +81,13 @@ def fit_pulse_response_cmd(
     """
     from calib.distributed import cluster_client, parse_scheduler
     from calib.fit_commands import fit_pulse_response_file
-    from calib.outputs import check_output_dir, check_output_file
+    from calib.outputs import FIT_REPORT_FILES, check_output_dir, check_output_file
 
+    spec = parse_scheduler(scheduler, workers)
     check_output_file(output, [input_path], overwrite)
     if report_dir is not None:
-        check_output_dir(report_dir, [input_path, output], overwrite, "--report")
-    spec = parse_scheduler(scheduler, workers)
+        inputs = [input_path, output]
+        check_output_dir(report_dir, inputs, overwrite, "--report", FIT_REPORT_FILES)
     with cluster_client(spec) as client:
         path, result = fit_pulse_response_file(
             input_path,

@@ -64,10 +64,10 @@ def fit_many_command(
     """
     from calib.distributed import cluster_client, parse_scheduler
     from calib.fit_many import fit_many
-    from calib.outputs import check_output_dir
+    from calib.outputs import FIT_MANY_FILES, check_output_dir
 
-    check_output_dir(outdir, _input_files(inputs), overwrite)
     spec = parse_scheduler(scheduler, workers)
+    check_output_dir(outdir, _input_files(inputs), overwrite, writes=FIT_MANY_FILES)
     with cluster_client(spec) as client:
         result = fit_many(
             inputs,

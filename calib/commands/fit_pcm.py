@@ -146,13 +146,14 @@ def fit_pcm_command(
     """
     from calib.errors import CalibError
     from calib.fit_pcm import accuracy_table, fit_pcm_files
-    from calib.outputs import check_output_dir, check_output_file
+    from calib.outputs import FIT_REPORT_FILES, check_output_dir, check_output_file
     from calib.presets import load_preset
     from fitting.pcm import PcmFitOptions
 
     check_output_file(output, [*inputs, truth], overwrite)
     if report_dir is not None:
-        check_output_dir(report_dir, [*inputs, truth, output], overwrite, "--report")
+        sources = [*inputs, truth, output]
+        check_output_dir(report_dir, sources, overwrite, "--report", FIT_REPORT_FILES)
     options = PcmFitOptions(
         g_max_s=g_max,
         t0_s=t0,

@@ -162,7 +162,7 @@ def validate_command(**kw: Any) -> None:
 
     from calib.commands.common import progress_bar
     from calib.distributed import cluster_client, map_like, parse_scheduler
-    from calib.outputs import check_output_dir
+    from calib.outputs import VALIDATE_FILES, check_output_dir
     from calib.validate import EvalSettings, TrainingOptions, ValidationOptions, run_validation
     from calib.validate.console import print_summary
     from calib.validate.datasets import dataset_info
@@ -170,9 +170,9 @@ def validate_command(**kw: Any) -> None:
     dataset_info(kw["dataset"])  # one-line error for an unknown name, before anything slow
     bench = kw["chip"][len("bench:") :] if (kw["chip"] or "").startswith("bench:") else None
     inputs = [kw["preset"], kw["truth"], kw["campaign"], bench]
-    check_output_dir(kw["output"], inputs, kw["overwrite"])
     cluster = parse_scheduler(kw["scheduler"], kw["workers"])  # simulated repeats x times
     tile_in, tile_out = _tile(kw["tile_size"])
+    check_output_dir(kw["output"], inputs, kw["overwrite"], writes=VALIDATE_FILES)
     options = ValidationOptions(
         preset=kw["preset"],
         output=kw["output"],
