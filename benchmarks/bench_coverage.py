@@ -243,6 +243,9 @@ def main() -> None:
     parser.add_argument("--pcm-chips", type=int, default=40)
     parser.add_argument("--spectra", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--families", nargs="+", default=list(FAMILIES), help="pulse-response families to run"
+    )
     parser.add_argument("--log", type=Path, default=Path("/tmp/bench_coverage.jsonl"))
     parser.add_argument("--from-log", action="store_true", help="only summarize --log")
     args = parser.parse_args()
@@ -253,7 +256,7 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     rows: list[dict] = []
     jobs = (
-        [(_pulse_chip, i) for i in range(args.chips)]
+        [(_pulse_chip, i) for i in range(args.chips) if FAMILIES[i % 4] in args.families]
         + [(_pcm_chip, i) for i in range(args.pcm_chips)]
         + [(_spectrum_record, i) for i in range(args.spectra)]
     )
