@@ -121,6 +121,7 @@ def test_fit_many_cli_in_process_and_one_line_errors(tmp_path: Path, capsys) -> 
     assert "failed: die2: " in printed and "not a readable HDF5 file" in printed
     assert sorted(p.name for p in (out / "presets").iterdir()) == ["die0.json", "die1.json"]
     assert (out / "wafer_chips.csv").read_text().count("\n") == 4
-    code = main(["fit-many", str(tmp_path / "die*.h5"), "-o", str(out), "--scheduler", "yarn"])
+    args = ["fit-many", str(tmp_path / "die*.h5"), "-o", str(out), "--overwrite"]
+    code = main([*args, "--scheduler", "yarn"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0 and "--scheduler 'yarn'" in err
