@@ -129,6 +129,19 @@ def test_a_drift_target_that_changes_within_a_device_is_refused(tmp_path: Path) 
     _refused(_write(frame, tmp_path / "d.csv"), "drift", r"line 17: target 7e-06 differs")
 
 
+def test_read_noise_reads_may_share_a_time_stamp_but_not_go_back(tmp_path: Path) -> None:
+    rows = ["device,time,conductance"]
+    for dev in range(3):
+        for k in range(8):  # 1 ms stamps, two reads per stamp
+            rows.append(f"{dev},{100 + 0.001 * (k // 2)},{5e-6 + RNG.normal(0, 2e-8)}")
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(rows) + "\n")
+    assert campaign_from_csv(path, "read_noise").conductance_s.shape == (3, 8)
+    rows[4] = "0,99.0,5e-6"  # device 0's 4th read (line 5) goes back in time
+    path.write_text("\n".join(rows) + "\n")
+    _refused(path, "read_noise", r"line 5: time 99 s does not come after")
+
+
 def test_import_command_reports_the_line_in_one_line(tmp_path: Path, capsys) -> None:
     frame = pulse_frame()
     frame.loc[5, "time"] = -0.5
