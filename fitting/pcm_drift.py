@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import optimize
 
 from fitting.pcm_curves import (
     ClippedLogFit,
@@ -33,7 +34,7 @@ from fitting.pcm_curves import (
 )
 from fitting.pcm_data import DriftSample, Levels, Screening, group_levels, screen_devices
 from fitting.pcm_model import read_time_factor
-from fitting.pcm_stats import fit_folded_normal, fit_signed_normal
+from fitting.pcm_stats import chi2_variance_nll, fit_folded_normal, fit_signed_normal
 from fitting.traces import FitInputError
 
 __all__ = ["DeviceDrift", "DriftFit", "fit_device_drift", "fit_drift"]
@@ -229,6 +230,67 @@ def _level_populations(
     return (mu, sig, mu_se, sig_se, err), (*signed, err), nll
 
 
+def spread_growth(
+    g: np.ndarray, t: np.ndarray, level_index: np.ndarray, min_devices: int = 8
+) -> dict[str, Any] | None:
+    """How the spread of ln G(t)/G(t0) across a level's devices grows with L = ln(t/t0).
+
+    Per level and read time, the sample variance v of ln(g(t)/g(t0)) (t0 = the first read
+    time, devices with both reads) is compared with V = s²·L² + r (an exponent per device:
+    the power law's spread, linear in L) and with V = s²·L + r (a random walk in log time,
+    the spread growing as √L), r ≥ 0 the read noise of the two reads, by the likelihood of
+    sample variances (:func:`fitting.pcm_stats.chi2_variance_nll`), summed over levels.
+    ``level_index`` is the level of each device (-1: not used). None without two levels.
+    """
+    times = np.broadcast_to(t, g.shape)
+    ok = np.isfinite(times) & np.isfinite(g) & (g > 0)
+    grid = np.unique(times[ok])
+    if grid.size < 3:
+        return None
+    table = np.full((g.shape[0], grid.size), np.nan)
+    table[np.nonzero(ok)[0], np.searchsorted(grid, times[ok])] = g[ok]
+    big_l = np.log(grid[1:] / grid[0])
+    total = {"linear": 0.0, "sqrt": 0.0}
+    n_levels = 0
+    for k in range(int(level_index.max()) + 1 if level_index.size else 0):
+        rows = level_index == k
+        if rows.sum() < min_devices:
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.log(table[rows][:, 1:] / table[rows][:, :1])
+        n = np.sum(np.isfinite(y), axis=0)
+        use = n >= 4
+        if use.sum() < 3:
+            continue
+        v = np.array([np.var(col[np.isfinite(col)], ddof=1) for col in y[:, use].T])
+        dof = n[use] - 1
+        for law, f in (("linear", big_l[use] ** 2), ("sqrt", big_l[use])):
+            total[law] += _variance_law_nll(v, dof, f)
+        n_levels += 1
+    if n_levels < 2:
+        return None
+    gain = total["linear"] - total["sqrt"]  # log-likelihood gained by the √L law
+    return {
+        "criterion": "likelihood of the per-level variances of ln G(t)/G(t0), summed over levels",
+        "nll_spread_linear_in_log_t": float(total["linear"]),
+        "nll_spread_sqrt_log_t": float(total["sqrt"]),
+        "levels": n_levels,
+        "better": "sqrt" if gain > SIGNED_MARGIN else "linear",
+    }
+
+
+def _variance_law_nll(v: np.ndarray, dof: np.ndarray, f: np.ndarray) -> float:
+    """Least −log L of sample variances ``v`` under V = s²·f + r (s², r > 0)."""
+
+    def nll(p: np.ndarray) -> float:
+        return chi2_variance_nll(v, dof, np.exp(p[0]) * f + np.exp(p[1]))
+
+    starts = ([np.log(v.max() / f.max()), np.log(v.min() / 2)], [np.log(1e-4)] * 2)
+    return min(
+        float(optimize.minimize(nll, np.array(x0), method="Nelder-Mead").fun) for x0 in starts
+    )
+
+
 def _choose_sign(nll: dict[str, float]) -> tuple[str, dict[str, Any]]:
     """aihwkit's |N(μ, σ)| unless the signed exponent is clearly more likely (with the reason)."""
     gain = nll["absolute"] - nll["signed"]  # log-likelihood gained by allowing ν < 0
@@ -288,6 +350,16 @@ def fit_drift(
         )
     absolute, signed, nll = _level_populations(dev.nu, dev.nu_se, levels, screening)
     sign, sign_selection = _choose_sign(nll)
+    growth = spread_growth(np.where(in_window, g, np.nan), t, levels.index, min_devices)
+    if growth is not None:
+        sign_selection["spread_growth"] = growth
+        if growth["better"] == "sqrt":
+            notes.append(
+                "drift: the spread of ln G(t)/G(t0) grows like sqrt(ln(t/t0)) (a random walk in "
+                "log time) rather than like ln(t/t0), which a per-device exponent implies: the "
+                "fitted σ_ν is a compromise over the measured times (see "
+                "drift.sign_selection.spread_growth)"
+            )
     mu, sig, mu_se, sig_se, err = signed if sign == "signed" else absolute
     if sign == "signed":
         notes.append(f"drift: signed exponent ({sign_selection['reason']})")
