@@ -139,7 +139,9 @@ def output_probes(tmp: Path) -> None:
     csv.write_text("device,pulse,conductance\n0,0,1e-5\n0,1,1.1e-5\n0,2,1.2e-5\n")
     report = tmp / "report"
     report.mkdir()
-    (report / "notes.txt").write_text("mine")
+    (report / "summary.md").write_text("an earlier report")
+    clash = report / "summary.json"  # an input where the report writes a file
+    shutil.copy(data, clash)
     fr = ["fit", "pulse-response", str(data)]
     for extra in ([], ["--overwrite"]):
         probe_cli(f"fit pulse-response -o INPUT {extra}", [*fr, "-o", str(data), *extra], [data])
@@ -148,14 +150,15 @@ def output_probes(tmp: Path) -> None:
     )
     probe_cli("fit pulse-response -o unrelated file", [*fr, "-o", str(mine)], [mine])
     probe_cli(
-        "fit --report non-empty",
+        "fit --report holding an earlier report",
         [*fr, "-o", str(tmp / "n.json"), "--report", str(report)],
         [report],
     )
+    args = ["fit", "pulse-response", str(clash), "-o", str(tmp / "n.json")]
     probe_cli(
-        "fit --report folder holding input",
-        [*fr, "-o", str(tmp / "n.json"), "--report", str(tmp), "--overwrite"],
-        [data],
+        "fit --report where the input is",
+        [*args, "--report", str(report), "--overwrite"],
+        [clash],
     )
     for k, target in enumerate(pcm):
         probe_cli(
@@ -204,18 +207,30 @@ def output_probes(tmp: Path) -> None:
     dies.mkdir()
     for k in range(2):
         shutil.copy(EXAMPLES / "reram_pulse_response.h5", dies / f"c{k}.h5")
-    for extra in ([], ["--overwrite"]):
-        probe_cli(
-            f"fit-many -o folder of inputs {extra}",
-            ["fit-many", str(dies / "*.h5"), "-o", str(dies), *extra],
-            [dies],
-        )
-    for extra in ([], ["--overwrite"]):
-        probe_cli(
-            f"validate -o folder holding preset {extra}",
-            ["validate", str(preset), "-o", str(tmp), *extra],
-            [preset],
-        )
+    wafer = tmp / "wafer"
+    wafer.mkdir()
+    (wafer / "wafer_summary.json").write_text("{}")
+    probe_cli(
+        "fit-many -o earlier output", ["fit-many", str(dies / "*.h5"), "-o", str(wafer)], [wafer]
+    )
+    manifest = wafer / "wafer_chips.csv"
+    manifest.write_text("path\n../dies/c0.h5\n../dies/c1.h5\n")
+    probe_cli(
+        "fit-many manifest where it writes",
+        ["fit-many", str(manifest), "-o", str(wafer), "--overwrite"],
+        [manifest],
+    )
+    vdir = tmp / "v"
+    vdir.mkdir()
+    vpreset = vdir / "report.json"
+    shutil.copy(preset, vpreset)
+    probe_cli(
+        "validate preset where it writes --overwrite",
+        ["validate", str(vpreset), "-o", str(vdir), "--overwrite"],
+        [vpreset],
+    )
+    (vdir / "report.md").write_text("earlier")
+    probe_cli("validate -o earlier report", ["validate", str(preset), "-o", str(vdir)], [vdir])
     probe_cli(
         "measure -o existing",
         ["measure", "pulse-response", "--devices", "4", "-o", str(data)],
