@@ -212,3 +212,23 @@ def _error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith("calib")]
     assert len(lines) == 1, stderr
     return lines[0]
+
+
+def test_campaign_attributes_are_strict_json(tmp_path: Path) -> None:
+    """A non-finite parameter is refused in one line, not written as invalid JSON (NaN)."""
+    from calib.io import CampaignData, write_campaign
+
+    data = CampaignData(
+        "programming",
+        {
+            "device_index": np.arange(2),
+            "row": np.zeros(2, dtype=int),
+            "col": np.arange(2),
+            "conductance": np.array([5e-6, 6e-6]),
+            "target": np.array([5e-6, 6e-6]),
+        },
+        {"campaign": "programming", "parameters": {"read_delay_s": float("nan")}},
+        {"conductance": "S", "target": "S"},
+    )
+    with pytest.raises(CalibError, match=r"parameters: read_delay_s is nan"):
+        write_campaign(tmp_path / "x.h5", data)

@@ -30,6 +30,7 @@ from calib._version import __version__
 from calib.errors import CalibError
 from calib.io.checks import check_campaign_values, check_numeric, check_self_contained
 from calib.io.writer_lock import WriterLock
+from calib.presets import json_text
 
 __all__ = [
     "CAMPAIGNS",
@@ -50,6 +51,14 @@ FORMAT_VERSION = 1
 CAMPAIGNS = ("pulse_response", "drift", "programming", "read_noise")
 #: Accepted units of conductance datasets: siemens, or dimensionless normalized values.
 CONDUCTANCE_UNITS = ("S", "normalized")
+
+
+def _json_attr(key: str, value: Any) -> Any:
+    """An attribute value: dicts and lists as strict JSON (no NaN/Infinity, which are not
+    JSON; a non-finite parameter is refused in one line naming it)."""
+    if isinstance(value, dict | list):
+        return json_text(value, f"attribute {key}", indent=None)
+    return value
 
 
 def _now() -> str:
@@ -193,7 +202,7 @@ class CampaignWriter:
             g.attrs["start_time"] = _now()
             g.attrs["software_version"] = __version__
             for key, value in attrs.items():
-                g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+                g.attrs[key] = _json_attr(key, value)
             for name, spec in self.rows.items():
                 row_bytes = 8 * max(int(np.prod(spec.shape)), 1)
                 rows_per_chunk = max(1, min(chunk_rows, (4 << 20) // row_bytes))
@@ -320,7 +329,7 @@ class CampaignWriter:
                     ds.resize(n0 + n, axis=0)
                     ds[n0:] = np.asarray(values)
                 for key, value in (attrs or {}).items():
-                    g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+                    g.attrs[key] = _json_attr(key, value)
                 f.flush()
                 # rows count only once their data are on disk
                 g.attrs["rows_complete"] = n0 + n
@@ -339,7 +348,7 @@ class CampaignWriter:
         with self._open("a") as f:
             g = f[self.campaign]
             for key, value in attrs.items():
-                g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+                g.attrs[key] = _json_attr(key, value)
 
     def discard(self) -> None:
         """Remove a file this writer created that holds no device row yet."""
@@ -569,7 +578,7 @@ def write_campaign(path: str | Path, data: CampaignData, overwrite: bool = False
         f.attrs["software_version"] = __version__
         g = f.create_group(data.campaign)
         for key, value in data.attrs.items():
-            g.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+            g.attrs[key] = _json_attr(key, value)
         g.attrs["status"] = data.attrs.get("status", "complete")
         g.attrs["rows_complete"] = data.n_devices
         g.attrs["software_version"] = __version__
