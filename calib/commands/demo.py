@@ -34,11 +34,14 @@ from calib.commands.common import CHIP_KINDS, SEED
     "--epochs", type=click.IntRange(1, 200), default=10, show_default=True, help="Training epochs."
 )
 def demo(seed: int, n_devices: int, output: Path, chip: str, epochs: int) -> None:
-    """Run the whole path on the emulated chip: measure, fit, preset, train, compare.
+    """Run the whole path on an emulated chip: measure, fit, preset, then train or infer.
 
-    Starts the emulated chip on a free loopback port, measures pulse-response traces through
-    PyVISA, writes them to OUTPUT/pulse_response.h5, fits a soft-bounds model into
-    OUTPUT/preset.json, and trains an MLP on digits with the fitted and the true device.
+    ReRAM and ECRAM (training presets): pulse-response traces through PyVISA with the
+    technology's pulses, a device fit (soft-bounds on ReRAM, picked by BIC on ECRAM), and an
+    MLP trained on digits in memory with the fitted and with the true device. PCM (inference
+    presets): programming, drift and read-noise campaigns, the PCM noise-model fit, and an
+    MLP trained once and evaluated 1 s to 1 year after programming with the fitted and the
+    true noise model. Files go to OUTPUT (datasets, preset.json, truth.json).
     """
     from calib.demo import run_demo
 
