@@ -111,6 +111,10 @@ def cli(*argv: str) -> tuple[int, str]:
 
 
 def probe_cli(name: str, argv: list[str], watched: list[Path]) -> None:
+    """Run one CLI probe on fresh copies of the fixtures (an earlier probe that destroyed a
+    file must not make a later one fail for that reason)."""
+    if RESTORE is not None:
+        RESTORE()
     before = digest(watched)
     code, err = cli(*argv)
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("calib")]
@@ -122,7 +126,11 @@ def probe_cli(name: str, argv: list[str], watched: list[Path]) -> None:
         record(name, f"other(exit {code})")
 
 
+RESTORE = None
+
+
 def output_probes(tmp: Path) -> None:
+    global RESTORE
     data = tmp / "data.h5"
     shutil.copy(EXAMPLES / "reram_pulse_response.h5", data)
     link = tmp / "link.h5"
@@ -142,6 +150,31 @@ def output_probes(tmp: Path) -> None:
     (report / "summary.md").write_text("an earlier report")
     clash = report / "summary.json"  # an input where the report writes a file
     shutil.copy(data, clash)
+    dies = tmp / "dies"
+    dies.mkdir()
+    for k in range(2):
+        shutil.copy(EXAMPLES / "reram_pulse_response.h5", dies / f"c{k}.h5")
+    wafer = tmp / "wafer"
+    wafer.mkdir()
+    (wafer / "wafer_summary.json").write_text("{}")
+    manifest = tmp / "manifests" / "wafer_chips.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("path\n../dies/c0.h5\n../dies/c1.h5\n")
+    vdir = tmp / "v"
+    vdir.mkdir()
+    vpreset = vdir / "report.json"
+    shutil.copy(preset, vpreset)
+    vdir2 = tmp / "v2"
+    vdir2.mkdir()
+    (vdir2 / "report.md").write_text("an earlier validation")
+    snapshot = tmp.parent / (tmp.name + "_snapshot")
+    shutil.copytree(tmp, snapshot, symlinks=True)
+
+    def restore() -> None:
+        shutil.rmtree(tmp)
+        shutil.copytree(snapshot, tmp, symlinks=True)
+
+    RESTORE = restore
     fr = ["fit", "pulse-response", str(data)]
     for extra in ([], ["--overwrite"]):
         probe_cli(f"fit pulse-response -o INPUT {extra}", [*fr, "-o", str(data), *extra], [data])
@@ -178,64 +211,33 @@ def output_probes(tmp: Path) -> None:
         "export -o unrelated", ["export", str(preset), "--to", "aihwkit", "-o", str(mine)], [mine]
     )
     probe_cli("emulator truth -o campaign", ["emulator", "truth", "-o", str(data)], [data])
+    custom = ["emulator", "truth", "--chip", "custom", "--params", str(preset)]
     probe_cli(
-        "emulator truth --params P -o P",
-        [
-            "emulator",
-            "truth",
-            "--chip",
-            "custom",
-            "--params",
-            str(preset),
-            "-o",
-            str(preset),
-            "--overwrite",
-        ],
-        [preset],
+        "emulator truth --params P -o P", [*custom, "-o", str(preset), "--overwrite"], [preset]
     )
-    probe_cli(
-        "import csv -o CSV --overwrite",
-        ["import", "csv", str(csv), "--kind", "pulse-response", "-o", str(csv), "--overwrite"],
-        [csv],
-    )
-    probe_cli(
-        "import csv -o existing h5",
-        ["import", "csv", str(csv), "--kind", "pulse-response", "-o", str(data)],
-        [data],
-    )
-    dies = tmp / "dies"
-    dies.mkdir()
-    for k in range(2):
-        shutil.copy(EXAMPLES / "reram_pulse_response.h5", dies / f"c{k}.h5")
-    wafer = tmp / "wafer"
-    wafer.mkdir()
-    (wafer / "wafer_summary.json").write_text("{}")
+    imp = ["import", "csv", str(csv), "--kind", "pulse-response"]
+    probe_cli("import csv -o CSV --overwrite", [*imp, "-o", str(csv), "--overwrite"], [csv])
+    probe_cli("import csv -o existing h5", [*imp, "-o", str(data)], [data])
     probe_cli(
         "fit-many -o earlier output", ["fit-many", str(dies / "*.h5"), "-o", str(wafer)], [wafer]
     )
-    manifest = wafer / "wafer_chips.csv"
-    manifest.write_text("path\n../dies/c0.h5\n../dies/c1.h5\n")
     probe_cli(
         "fit-many manifest where it writes",
-        ["fit-many", str(manifest), "-o", str(wafer), "--overwrite"],
+        ["fit-many", str(manifest), "-o", str(manifest.parent), "--overwrite"],
         [manifest],
     )
-    vdir = tmp / "v"
-    vdir.mkdir()
-    vpreset = vdir / "report.json"
-    shutil.copy(preset, vpreset)
     probe_cli(
         "validate preset where it writes --overwrite",
         ["validate", str(vpreset), "-o", str(vdir), "--overwrite"],
         [vpreset],
     )
-    (vdir / "report.md").write_text("earlier")
-    probe_cli("validate -o earlier report", ["validate", str(preset), "-o", str(vdir)], [vdir])
+    probe_cli("validate -o earlier report", ["validate", str(preset), "-o", str(vdir2)], [vdir2])
     probe_cli(
         "measure -o existing",
         ["measure", "pulse-response", "--devices", "4", "-o", str(data)],
         [data],
     )
+    RESTORE = None
 
 
 # --------------------------------------------------------------------------- campaigns
