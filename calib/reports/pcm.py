@@ -43,6 +43,13 @@ def _plt():
     return plt
 
 
+def _count(n_shown: int, n_total: int) -> str:
+    """Legend text: ``"1024 devices"`` or ``"20000 of 65536 devices (random subsample)"``."""
+    if n_shown >= n_total:
+        return f"{n_total} devices"
+    return f"{n_shown} of {n_total} devices (random subsample)"
+
+
 def _subsample(n: int, k: int, seed: int = 0) -> np.ndarray:
     if n <= k:
         return np.arange(n)
@@ -120,7 +127,7 @@ def _drift_nu(plt, fit: PcmFit):
         ms=1.5,
         alpha=0.25,
         color=DATA_COLOR,
-        label="devices (ν estimates)",
+        label=f"{_count(sel.size, use.size)} (ν estimates)",
     )
     gl = d.levels.g_target_s
     ax.errorbar(
@@ -167,7 +174,7 @@ def _read_noise(plt, fit: PcmFit):
         ms=1.5,
         alpha=0.25,
         color=DATA_COLOR,
-        label=f"devices ({r.origin})",
+        label=f"{_count(sel.size, shown.size)} ({r.origin})",
     )
     ax.errorbar(
         r.level_x, r.level_q, yerr=r.level_q_se, fmt="o", color="k", ms=4, label="per level (rms)"
