@@ -39,6 +39,7 @@ Parametrizations chosen for identifiability (aihwkit's whole parameter space):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,7 @@ EXP_STEP_FIXED = {
 }
 
 PIECEWISE_NODES = 5
+PIECEWISE_ALTERNATIVES = (3, 9)  # node counts also tried (any count works: piecewise_model)
 
 
 @dataclass
@@ -140,6 +142,7 @@ class FamilyModel:
     recenter_shape: tuple[str, ...] = ()  # shared values that change when the origin moves
     typical: Mapping[str, float] = field(default_factory=dict)  # scales of shape values
     relation: str = ""  # how it relates to the other families (model-selection table)
+    alternatives: tuple[FamilyModel, ...] = ()  # other parametrizations scored against it
     to_step: Callable[[Values], dict] = _no_step
     starts: Callable[..., list[dict]] = _no_start
     population: Callable[[dict], None] = _no_population
@@ -338,9 +341,9 @@ def _exp_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
     cands = []
     for gamma in (12.0, 4.0):
         # decay = 1 − (step at the bound)/(step far from it), each direction on its own:
-        # the IV estimate, shrinking, strongly shrinking and growing steps
-        for up in (own[0], 0.4, 0.8, -0.6):
-            for down in (own[1], 0.4, 0.8, -0.6):
+        # the IV estimate, shrinking and growing steps
+        for up in (own[0], 0.5, -0.6):
+            for down in (own[1], 0.5, -0.6):
                 cands.append(
                     {"decay_up": up, "decay_down": down, "gamma_up": gamma, "gamma_down": gamma}
                 )
@@ -630,7 +633,11 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
             per_device=_pow_per_device,
             description=device_family("pow-step").description,
         ),
-        piecewise_model(PIECEWISE_NODES),
+        # node counts 3 ⊂ 5 ⊂ 9 (equally spaced nodes nest): BIC picks the smallest adequate
+        dataclasses.replace(
+            piecewise_model(PIECEWISE_NODES),
+            alternatives=tuple(piecewise_model(n) for n in PIECEWISE_ALTERNATIVES),
+        ),
     )
 }
 assert set(FAMILY_MODELS) == set(FAMILIES)

@@ -86,7 +86,9 @@ PREDICTIVE_WARN = 0.10  # simulated mean trace off by more than this fraction of
 DOES_NOT_FIT = 0.5
 MIN_SIMULATED_DEVICES = 64  # predictive check: simulated copies of few measured devices
 DWELL_READS = 6  # reads at a hard bound that make it "reached" (see _reached_hard_bound)
-PER_DEVICE_VARIANT = "/per-device shape"  # key suffix of a family scored with per-device shape
+ALTERNATIVES_WINDOW_BIC = 10.0  # the best family (and any within this) tries alternatives
+VARIANT_SEPARATOR = "/variant "  # keys of alternative fits of a family during selection
+PER_DEVICE_NOTE = "shape fitted per device (aihwkit's device-to-device spread of the shape)"
 SHAPE_SE_LIMIT = 0.15  # per-device γ (or ln γ) with a larger median error: shape stays shared
 
 
@@ -308,7 +310,9 @@ def fit_pulse_response_source(
     sub_data, sub_rep = device_data(source.read(sub), g0_pre, scale, screen.hi[sub], screen.lo[sub])
     shared_fits: dict[str, DeviceFit] = {}
     problems = {}
-    variants: dict[str, tuple[DeviceFit, Any]] = {}  # per-device-shape fits for selection
+    # other parametrizations of a family, scored against it: (family, note, fit, problem,
+    # whether it replaces the family's shape when it wins, e.g. another piecewise node count)
+    variants: list[tuple[str, str, DeviceFit, Any, bool]] = []
     scores: list[ModelScore] = []
     for fam in families:
         fm = family_model(fam)
@@ -331,12 +335,32 @@ def fit_pulse_response_source(
             # aihwkit varies this shape from device to device (gamma_*_dtod, pow_*_dtod):
             # the family is also scored with its shape per device, the better BIC counts
             try:
-                variants[fam] = fit_per_device_shape(fm, sub_data, fit)
+                vfit, vprob = fit_per_device_shape(fm, sub_data, fit)
+                variants.append((fam, PER_DEVICE_NOTE, vfit, vprob, False))
             except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
                 notes.append(f"{fam} with its shape per device could not be fitted ({exc})")
+        if model != "auto":
+            variants += _alternatives(fm, sub_data)
     chosen = model
+    if model != "auto" and variants:  # the explicit family's own parametrizations compete
+        before = shared_fits.get(model)
+        _score_families(shared_fits, problems, sub_data, sub_rep, variants)
+        if shared_fits.get(model) is not before:
+            won = [v for v in variants if v[2] is shared_fits[model]]
+            notes.append(f"{model}: {won[0][1]} (lowest BIC among its parametrizations)")
     if model == "auto":
-        scores += _score_families(shared_fits, problems, sub_data, sub_rep, variants)
+        first = _score_families(shared_fits, problems, sub_data, sub_rep, variants)
+        # other parametrizations (piecewise node counts) only for families near the best
+        bics = {s.family: s.j_statistic + s.n_params * np.log(max(s.n_obs, 1)) for s in first}
+        best_bic = min(bics.values(), default=np.inf)
+        more = []
+        for fam, bic in bics.items():
+            if np.isfinite(bic) and bic - best_bic < ALTERNATIVES_WINDOW_BIC:
+                more += _alternatives(family_model(fam), sub_data)
+        if more:
+            variants += more
+            first = _score_families(shared_fits, problems, sub_data, sub_rep, variants)
+        scores += first
         finite = [s for s in scores if np.isfinite(s.j_statistic)]
         if not finite:
             raise FitInputError(f"{source.source}: no device family could be fitted")
@@ -818,17 +842,33 @@ def _reference(screen: Screening, fitted: np.ndarray, direction_wise: bool) -> t
 
 
 # ---------------------------------------------------------------------------------- selection
+def _alternatives(fm: FamilyModel, data: DeviceData) -> list[tuple]:
+    """Shared-shape fits of a family's other parametrizations, as selection variants."""
+    out = []
+    for alt in fm.alternatives:  # e.g. piecewise-step with other node counts
+        try:
+            afit, aprob = fit_shared_shape(alt, data)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            continue
+        if not _implausible_shape(afit):
+            out.append((fm.name, alt.description, afit, aprob, True))
+    return out
+
+
 def _score_families(
-    fits: dict, problems: dict, data: DeviceData, rep, variants: dict | None = None
+    fits: dict, problems: dict, data: DeviceData, rep, variants: list | None = None
 ) -> list[ModelScore]:
     """GMM information criteria of every fitted family, with a common noise model.
 
     The moment covariance S of the J statistic comes from the noise model of the family
     with the smallest cycle-to-cycle noise: a misspecified family inflates its own noise
     estimate with its misfit and would otherwise hide the misfit in a larger S.
-    ``variants`` (family -> (fit, problem) with the shape per device) are scored too; a
-    family keeps whichever of its two fits has the lower BIC.
+    ``variants`` ((family, note, fit, problem, replaces_shape) tuples: the shape per device,
+    another piecewise node count) are scored too; a family keeps whichever of its fits has
+    the lowest BIC, and a winning variant that ``replaces_shape`` becomes the family's entry
+    in ``fits`` and ``problems`` (so the per-device stage uses its shape).
     """
+    shared_fits, shared_problems = fits, problems
     noise = {}
     for fam, fit in fits.items():
         fm = family_model(fam)
@@ -837,9 +877,11 @@ def _score_families(
     # absorb step noise, and a smaller reference would inflate every other family's J
     ref = min(noise.values(), key=lambda n: n.c2c if np.isfinite(n.c2c) else np.inf)
     fits, problems = dict(fits), dict(problems)
-    for fam, (fit, prob) in (variants or {}).items():
-        fits[fam + PER_DEVICE_VARIANT] = fit
-        problems[fam + PER_DEVICE_VARIANT] = prob
+    labels: dict[str, tuple[str, str, bool]] = {}
+    for i, (fam, note, fit, prob, replaces) in enumerate(variants or []):
+        key = f"{fam}{VARIANT_SEPARATOR}{i}"
+        fits[key], problems[key] = fit, prob
+        labels[key] = (fam, note, replaces)
     n_obs = int(sum(b.weight.sum() for b in data.blocks))
     out = []
     for fam, fit in fits.items():
@@ -850,17 +892,19 @@ def _score_families(
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
         out.append(ModelScore(fam, total, int(k), n_obs, df))
-    best: dict[str, ModelScore] = {}
-    for s in out:  # one row per family: the variant with the lower BIC
-        name = s.family.removesuffix(PER_DEVICE_VARIANT)
+    best: dict[str, tuple[ModelScore, str]] = {}
+    for s in out:  # one row per family: the variant with the lowest BIC
+        key = s.family
+        if key in labels:
+            s.family, s.note, _ = labels[key]
         bic = s.j_statistic + s.n_params * np.log(max(s.n_obs, 1))
-        if s.family != name:
-            s.family = name
-            s.note = "shape fitted per device (aihwkit's device-to-device spread of the shape)"
-        old = best.get(name)
-        if old is None or bic < old.j_statistic + old.n_params * np.log(max(old.n_obs, 1)):
-            best[name] = s
-    return list(best.values())
+        old = best.get(s.family)
+        if old is None or bic < old[0].j_statistic + old[0].n_params * np.log(max(old[0].n_obs, 1)):
+            best[s.family] = (s, key)
+    for fam, (_, key) in best.items():
+        if key in labels and labels[key][2]:
+            shared_fits[fam], shared_problems[fam] = fits[key], problems[key]
+    return [s for s, _ in best.values()]
 
 
 def _mark_equivalences(ranked: list[ModelScore], fits: dict[str, DeviceFit]) -> None:
