@@ -127,6 +127,9 @@ def test_catalogue_matches_aihwkit_dataclasses() -> None:
         for f in fam.all_fields:
             assert f.name in theirs, f"{fam.aihwkit_class} has no field {f.name}"
             assert theirs[f.name] == pytest.approx(f.default), f"{fam.aihwkit_class}.{f.name}"
+        # and every field of the class is in the catalogue (drift: a nested parameter set)
+        missing = set(theirs) - {f.name for f in fam.all_fields} - {"bindings_class"}
+        assert not missing - {"bindings_module"}, f"{fam.aihwkit_class}: {sorted(missing)}"
 
 
 POPULATION = {
@@ -192,3 +195,18 @@ def test_linear_step_keeps_negative_gamma_only_when_allowed() -> None:
     own = sample_population("linear-step", p, NumpyDraws(np.random.default_rng(1), 50))
     ok = ~own["stuck"]  # a stuck device's bounds collapse afterwards; it never moves
     assert np.array_equal(own["ref_max"][ok], own["b_max"][ok])
+
+
+def test_simulator_population_honours_allow_increasing_and_reference() -> None:
+    torch = pytest.importorskip("torch")
+    from simulator.devices.config import DevicePopulation, PulsedDeviceConfig
+
+    def sample(**kw):
+        cfg = PulsedDeviceConfig(family="linear-step", gamma_up=-0.3, gamma_up_dtod=0.0, **kw)
+        return DevicePopulation.sample(cfg, (8, 8), torch.Generator().manual_seed(0)).params
+
+    # the simulator used |γ'| always; aihwkit keeps the sign when allow_increasing
+    assert torch.allclose(sample(allow_increasing=True)["gamma_up"], torch.tensor(-0.3))
+    assert torch.allclose(sample()["gamma_up"], torch.tensor(0.3))
+    own = sample(mean_bound_reference=False)
+    assert torch.equal(own["ref_max"], own["b_max"])
