@@ -10,8 +10,11 @@ by the Whittle (gamma) likelihood of the Welch estimates: each estimate P_k is S
 times χ²_ν/ν with ν the equivalent degrees of freedom of the overlapped segments (Welch
 1967; computed from the window). Neighbouring bins are correlated through the window, so the
 covariance is the sandwich H⁻¹JH⁻¹ with the bins' power correlations (also from the window),
-not the inverse Hessian alone. W is kept only when it improves the likelihood by more than
-:data:`WHITE_MARGIN` (else the floor is "not identified" and the fit is a pure power law).
+not the inverse Hessian alone. The floor W is fitted whenever its covariance is finite (a
+floor left out while it still bends the top of the band biases α low by several SE:
+benchmarks/RESULTS.md, "Uncertainty coverage"); it is reported as identified
+(``white_identified``, ``white_s``) only when it improves the likelihood by more than
+:data:`WHITE_MARGIN`.
 
 Relation to the model's read-noise term (``datasets/PRESET.md``, aihwkit's PCM model):
 σ_read(t)² = g² · Q_s² · ln((t + t_read)/(2 t_read)) is the one-sided 1/f PSD
@@ -118,12 +121,13 @@ class DeviceSpectrum:
     alpha_se: float
     psd_1hz: float  # A (S²/Hz) at 1 Hz
     psd_1hz_se: float
-    white: float | None  # W (S²/Hz); None when not identified
+    white: float | None  # W (S²/Hz) as fitted; None when not fitted (no finite covariance)
     white_se: float | None
     q_s: float  # sqrt(A1)/mean with α fixed at 1 (the model's Q_s)
     q_s_se: float
     q_s_band: float  # Q_s equivalent of the free-α fit over the band
     misfit_z: float  # largest octave-band deviation of P from the model, in SE
+    white_identified: bool = False  # W improves the likelihood by > WHITE_MARGIN
     frequency_hz: np.ndarray = field(repr=False, default_factory=lambda: np.array([]))
     psd: np.ndarray = field(repr=False, default_factory=lambda: np.array([]))
 
@@ -135,7 +139,9 @@ class DeviceSpectrum:
     @property
     def white_s(self) -> float | None:
         """Per-read white noise std (S): sqrt(W·fs/2)."""
-        return None if self.white is None else float(np.sqrt(self.white * self.fs_hz / 2))
+        if self.white is None or not self.white_identified:
+            return None
+        return float(np.sqrt(self.white * self.fs_hz / 2))
 
     def model(self, f_hz: np.ndarray) -> np.ndarray:
         """Fitted PSD (S²/Hz) at ``f_hz``."""
@@ -156,6 +162,7 @@ class DeviceSpectrum:
             "psd_1hz_s2_per_hz": self.psd_1hz,
             "psd_1hz_se_s2_per_hz": self.psd_1hz_se,
             "white_s2_per_hz": self.white,
+            "white_identified": self.white_identified,
             "white_se_s2_per_hz": self.white_se,
             "white_s": self.white_s,
             "q_s": self.q_s,
@@ -275,13 +282,13 @@ def fit_device_spectrum(
     fb, pb = f[sel], p[sel]
     th2, nll2, cov2 = _whittle(fb, pb, nu, rho, None, False)
     th3, nll3, cov3 = _whittle(fb, pb, nu, rho, None, True)
-    white_ok = nll3 < nll2 - WHITE_MARGIN and np.all(np.isfinite(np.diag(cov3)))
-    th, cov = (th3, cov3) if white_ok else (th2, cov2)
+    use_white = bool(np.all(np.isfinite(cov3)))
+    th, cov = (th3, cov3) if use_white else (th2, cov2)
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     amp, alpha = float(np.exp(th[0])), float(th[1])
-    white = float(np.exp(th[2])) if white_ok else None
+    white = float(np.exp(th[2])) if use_white else None
     # the model's Q_s: α fixed at 1, the floor as in the free fit
-    th1, _, cov1 = _whittle(fb, pb, nu, rho, 1.0, white_ok)
+    th1, _, cov1 = _whittle(fb, pb, nu, rho, 1.0, use_white)
     mean = float(np.mean(g))
     q_s = float(np.sqrt(np.exp(th1[0]))) / abs(mean)
     q_se = q_s * 0.5 * float(np.sqrt(max(cov1[0, 0], 0.0)))
@@ -310,6 +317,7 @@ def fit_device_spectrum(
         q_s_se=q_se,
         q_s_band=q_band,
         misfit_z=_misfit(fb, pb, model, nu, rho),
+        white_identified=bool(use_white and nll3 < nll2 - WHITE_MARGIN),
         frequency_hz=fb,
         psd=pb,
     )

@@ -61,11 +61,12 @@ def test_spectral_fit_recovers_exponent_amplitude_and_floor_of_synthetic_noise(a
     assert fit.alpha_se < 0.06
     assert abs(np.log(fit.psd_1hz / amp)) < 4 * fit.psd_1hz_se / fit.psd_1hz
     if white:
-        assert fit.white is not None
+        assert fit.white_identified
         assert abs(np.log(fit.white / white)) < 4 * fit.white_se / fit.white
         assert fit.white_s == pytest.approx(np.sqrt(white * FS / 2), rel=0.1)
     else:
-        assert fit.white is None  # a floor the data do not show is not invented
+        assert not fit.white_identified  # a floor the data do not show is not reported
+        assert fit.white_s is None
     assert fit.fits
 
 
@@ -203,3 +204,18 @@ def test_fit_pcm_fits_a_few_long_records_per_device_from_their_spectra(tmp_path,
     # every record misses the pooled model by > 6 SD (20,000 reads each): kept and said so,
     # not excluded down to an empty fit (that crashed with an internal TypeError)
     assert "are kept" in capsys.readouterr().out
+
+
+def test_a_floor_too_weak_to_report_still_does_not_bias_the_exponent():
+    # a white floor below the 1/f^0.8 line everywhere in the band (crossover ~750 Hz, above
+    # Nyquist) still bends its top; left out of the fit (too weak to report) it pulled α low
+    # (7 of 20 intervals held the truth, mean z -1.8; benchmarks/RESULTS.md, "Uncertainty
+    # coverage"). 20 seeded 8,192-read records: a 95 % interval misses once on average; at
+    # least 16 hits is 3 binomial SD below 19
+    alpha, amp, white = 0.8, 2e-14, 1e-16
+    z = []
+    for seed in range(20):
+        fit = fit_device_spectrum(100e-6 + power_law_noise(8192, FS, amp, alpha, white, seed), FS)
+        z.append((fit.alpha - alpha) / fit.alpha_se)
+    assert np.sum(np.abs(z) <= 1.96) >= 16
+    assert abs(np.mean(z)) < 1.0  # no systematic pull (20 records: SE of the mean z ~0.22)
