@@ -502,3 +502,17 @@ def test_sigterm_marks_the_file_interrupted_and_prints_the_resume_command(
     data = read_campaign(path, "pulse_response")
     assert data.attrs["status"] == "interrupted" and data.n_devices % 64 == 0
     assert f"saved {data.n_devices} of 4096 devices" in err and "--resume" in err
+
+
+def test_import_does_not_replace_a_campaign_being_measured(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "x.h5"
+    writer = CampaignWriter(path, "pulse_response", {"conductance": RowSpec((2,))}, {}, {})
+    before = path.read_bytes()
+    csv = tmp_path / "d.csv"
+    csv.write_text("device,pulse,conductance\n0,0,1e-5\n0,1,1.1e-5\n0,2,1.2e-5\n")
+    args = ["import", "csv", str(csv), "--kind", "pulse-response", "-o", str(path)]
+    assert main([*args, "--overwrite"]) == 1
+    assert "is writing this file" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    writer.finish("interrupted")
+    assert main([*args, "--overwrite"]) == 0

@@ -566,11 +566,19 @@ def read_pulse_response(path: str | Path, group: str = "pulse_response") -> Camp
 
 
 def write_campaign(path: str | Path, data: CampaignData, overwrite: bool = False) -> Path:
-    """Write a whole campaign (e.g. one imported from CSV) as a complete group of ``path``."""
+    """Write a whole campaign (e.g. one imported from CSV) as a complete group of ``path``.
+
+    Takes the writer lock of ``path``, so a campaign being measured into it is not replaced.
+    """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise CalibError(f"{path}: exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
+    with WriterLock(path):
+        if path.exists() and not overwrite:
+            raise CalibError(f"{path}: exists; pass --overwrite to replace it")
+        return _write_whole(path, data)
+
+
+def _write_whole(path: Path, data: CampaignData) -> Path:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with h5py.File(tmp, "w", locking=False) as f:
         f.attrs["format"] = FORMAT_NAME
