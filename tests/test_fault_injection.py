@@ -516,3 +516,38 @@ def test_import_does_not_replace_a_campaign_being_measured(tmp_path: Path, capsy
     assert path.read_bytes() == before
     writer.finish("interrupted")
     assert main([*args, "--overwrite"]) == 0
+
+
+def test_a_file_from_before_recorded_chunk_plans_resumes_with_fixed_chunks(
+    tmp_path: Path,
+) -> None:
+    """Files written before ``chunk_plan``/``chunk_seconds`` were cut by --chunk alone."""
+    import json
+
+    params = PulseResponseParams(
+        n_devices=1100,
+        chunk_devices=128,
+        seed=2,
+        n_up=4,
+        n_down=4,
+        cycles=1,
+        amplitude_up_v=1.2,
+        amplitude_down_v=-1.2,
+        width_s=1e-6,
+    )
+    path = tmp_path / "old.h5"
+    with running_emulator("reram", seed=3, shape=(64, 64)) as res, EmulatedChip(res) as c:
+        measure_pulse_response(c, params, path)
+    with h5py.File(path, "r+") as f:  # as the previous version left it after 2 chunks
+        g = f["pulse_response"]
+        stored = json.loads(g.attrs["parameters"])
+        del stored["chunk_seconds"]
+        g.attrs["parameters"] = json.dumps(stored)
+        del g.attrs["chunk_plan"]
+        g.attrs["rows_complete"] = 256
+        g.attrs["status"] = "interrupted"
+    with running_emulator("reram", seed=3, shape=(64, 64)) as res, EmulatedChip(res) as c:
+        measure_pulse_response(c, params, path, resume=True)
+    data = read_campaign(path, "pulse_response")
+    assert data.attrs["status"] == "complete" and data.n_devices == 1100
+    assert data.attrs["chunk_plan"] == {"first_devices": 128, "steady_devices": 128}

@@ -226,6 +226,9 @@ def run_campaign(
             if other is not None and not resume_on_other_chip:
                 raise CalibError(other)
             stored = attrs.get("parameters")
+            if isinstance(stored, dict) and "chunk_seconds" not in stored:
+                # a file from before time-sized chunks: it was cut by chunk_devices alone
+                stored = {**stored, "chunk_seconds": CampaignParams.chunk_seconds}
             if stored != _jsonable(asdict(params)):
                 raise CalibError(
                     f"{output}: cannot resume with different parameters (file has {stored})"
@@ -239,9 +242,10 @@ def run_campaign(
             history.append({**now, "rows_complete_before": writer.rows_complete})
             writer.set_attrs(resumed_on_other_chip=history)
         start = writer.rows_complete
-        plan = ChunkPlan.recorded(stored_attrs.get("chunk_plan")) or ChunkPlan.start(
-            params, fixed_wait_s
-        )
+        plan = ChunkPlan.recorded(stored_attrs.get("chunk_plan"))
+        if plan is None:  # no chunk yet, or a file from before recorded plans (fixed chunks)
+            flat = ChunkPlan(params.chunk_devices, params.chunk_devices)
+            plan = flat if start else ChunkPlan.start(params, fixed_wait_s)
     else:
         attrs = {
             "idn": identity,
