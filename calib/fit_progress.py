@@ -44,9 +44,11 @@ class FitStages:
         self._progress.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._close()
         if self._progress is not None:
+            if exc_type is not None:  # an error stays one line: withdraw the stages
+                self._progress.live.transient = True
             self._progress.stop()
 
     def _close(self) -> None:

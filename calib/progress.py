@@ -29,12 +29,22 @@ def progress_bar(console: Console | None = None) -> Progress:
     )
 
 
+class _StageProgress(Progress):
+    """Stages that vanish when the work fails, so that an error stays one line."""
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.live.transient = True
+        super().__exit__(exc_type, exc, tb)
+
+
 def stage_progress(console: Console | None = None) -> Progress:
     """A display of stages (on stderr): counted ones with a bar, others with a spinner.
 
-    Each stage shows its elapsed time; stages without a total (``total=None``) pulse.
+    Each stage shows its elapsed time; stages without a total (``total=None``) pulse. If the
+    work inside ``with`` raises, the display is withdrawn (the error line stands alone).
     """
-    return Progress(
+    return _StageProgress(
         SpinnerColumn(finished_text="✓"),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
