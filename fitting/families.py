@@ -34,7 +34,15 @@ Parametrizations chosen for identifiability (aihwkit's whole parameter space):
   their ratio as aihwkit samples it.
 * piecewise-step: node values; the middle node of each direction is fixed to 1 so that Δ±
   is the step at the middle of the device's range (aihwkit's granularity convention). Any
-  node count (:func:`piecewise_model`); the count is read from the value names.
+  node count (:func:`piecewise_model`); the count is read from the value names; 3, 5 and 9
+  nodes (nested) compete by BIC.
+
+Known limit (issue 13): the hard clip of the clipping families (constant-, linear-, exp-,
+piecewise-step) is evaluated at the noisy earlier read, so near a bound the predicted
+increment is biased by read noise (errors in variables at the kink; the instruments only
+remove this bias for steps affine in w). On aihwkit's linear-step traces with γ 0.3/0.7
+whose devices dwell at their hard bounds (σ_read 0.012, dw_min 0.01) the shared fit gives
+γ⁺/w_max = 0.70 instead of 0.50 (0.54 at σ_read 0.0005) and auto prefers exp-step.
 """
 
 from __future__ import annotations
