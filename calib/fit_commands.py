@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +133,21 @@ def _note_window_coverage(fit: PulseResponseFit, traces: PulseTraces, attrs: dic
     """Add a note to ``fit`` when the traces do not cover the fitted device window."""
     from calib.coverage import coverage_note, window_coverage
 
-    params = attrs.get("parameters")
-    n_up = params.get("n_up") if isinstance(params, dict) else None
-    note = coverage_note(window_coverage(traces.conductance_s, traces.device_ids, fit), n_up)
+    coverage = window_coverage(traces.conductance_s, traces.device_ids, fit)
+    note = coverage_note(coverage, _pulses_per_direction(attrs))
     if note:
         fit.notes.append(note)
+
+
+def _pulses_per_direction(attrs: dict) -> int | None:
+    """``n_up`` of the campaign parameters in file attributes (a dict, or its JSON text)."""
+    params = attrs.get("parameters")
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            return None
+    return params.get("n_up") if isinstance(params, dict) else None
 
 
 def _note_window_coverage_of_file(
@@ -158,10 +169,8 @@ def _note_window_coverage_of_file(
         ids.append(np.asarray(part.device_ids))
     if not spans:
         return
-    params = attrs.get("parameters")
-    n_up = params.get("n_up") if isinstance(params, dict) else None
     coverage = window_coverage(np.concatenate(spans), np.concatenate(ids), fit)
-    note = coverage_note(coverage, n_up)
+    note = coverage_note(coverage, _pulses_per_direction(attrs))
     if note:
         fit.notes.append(note)
 
