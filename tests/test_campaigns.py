@@ -210,3 +210,19 @@ def test_sigkill_mid_campaign_then_resume_equals_uninterrupted_run(tmp_path: Pat
     a, b = read_campaign(whole, "pulse_response"), read_campaign(killed, "pulse_response")
     assert b.attrs["status"] == "complete"
     np.testing.assert_array_equal(a.conductance_s, b.conductance_s)
+
+
+@pytest.mark.parametrize(
+    ("params_class", "field"),
+    [
+        (DriftParams, "t_max_s"),
+        (DriftParams, "read_delay_s"),
+        (PulseResponseParams, "width_s"),
+        (ReadNoiseParams, "chunk_seconds"),
+    ],
+)
+def test_campaign_parameters_refuse_non_finite_numbers_from_python(params_class, field) -> None:
+    with pytest.raises(CalibError, match=f"{field} must be a finite number"):
+        params_class(**{field: float("inf")})
+    with pytest.raises(CalibError, match=f"{field} must be a finite number"):
+        params_class(**{field: float("nan")})

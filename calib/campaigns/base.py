@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +51,10 @@ class CampaignParams:
     chunk_seconds: float = 10.0  # instrument time between flushes, where chunking allows
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # every number of every campaign: no NaN/inf
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise CalibError(f"{field.name} must be a finite number, got {value}")
         if self.n_devices < 1:
             raise CalibError(f"n_devices must be >= 1, got {self.n_devices}")
         if self.selection not in ("block", "random"):

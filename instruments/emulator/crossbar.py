@@ -234,12 +234,12 @@ class EmulatedCrossbar(SequenceCommands):
         t.add("MEASure:CONDuctance:REPeat?", self._meas_repeat, 1)
         self._register_sequences(t)
         # emulator-only
-        t.add("EMU:TRUTh?", lambda a: json.dumps(self.truth_preset()), 0)
+        t.add("EMU:TRUTh?", lambda a: json.dumps(self.truth_preset(), allow_nan=False), 0)
         t.add("EMU:GTRUth?", self._ground_truth, 1)
         t.add("EMU:SEED", self._seed, 1)
         t.add("EMU:SEED?", lambda a: str(self.seed), 0)
         t.add("EMU:NOISe:SEED", self._noise_seed, 1)
-        t.add("EMU:PROFile?", lambda a: json.dumps(self.profile), 0)
+        t.add("EMU:PROFile?", lambda a: json.dumps(self.profile, allow_nan=False), 0)
 
     def _conf(self, args: list) -> str:
         return json.dumps(

@@ -258,7 +258,7 @@ class BenchResources:
 
     def write_description(self, path: str | Path, **kwargs) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.description(**kwargs), indent=2))
+        path.write_text(json.dumps(self.description(**kwargs), indent=2, allow_nan=False))
         return path
 
 

@@ -206,7 +206,7 @@ class ScpiDevice(VirtualDevice):
         self.add("EMU:CLOCk:TIME?", lambda a: repr(self.bench.clock.now()), 0)
         self.add("EMU:CLOCk:ADVance", self._advance, 1)
         self.add("EMU:NOISe:SEED", lambda a: self.bench.reseed_noise(parse_int(a[0], "seed")), 1)
-        self.add("EMU:TRUTh?", lambda a: json.dumps(self.bench.truth_preset()), 0)
+        self.add("EMU:TRUTh?", lambda a: json.dumps(self.bench.truth_preset(), allow_nan=False), 0)
         self.add("EMU:GTRUth?", self._ground_truth, 1)
 
     def _advance(self, args: list) -> None:
