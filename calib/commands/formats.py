@@ -12,6 +12,7 @@ __all__ = ["REFERENCES", "formats_command", "reference_path"]
 REFERENCES = {
     "dataset": ("calib", "docs/FORMAT.md", "dataset files: HDF5 layout, CSV import columns"),
     "preset": ("calib", "docs/PRESET.md", "preset JSON: device, pcm, uncertainty, provenance"),
+    "bench": ("calib", "docs/BENCH.md", "bench file (instruments, routing, limits), custom chips"),
     "commands": (
         "instruments",
         "emulator/COMMANDS.md",
@@ -31,8 +32,8 @@ def reference_path(name: str) -> str:
 def formats_command(name: str | None) -> None:
     """List the format and command references shipped with the package, or print one.
 
-    NAME: dataset (datasets/FORMAT.md), preset (datasets/PRESET.md) or commands
-    (instruments/emulator/COMMANDS.md).
+    NAME: dataset (datasets/FORMAT.md), preset (datasets/PRESET.md), bench
+    (datasets/BENCH.md) or commands (instruments/emulator/COMMANDS.md).
     """
     if name is not None:
         package, path, _ = REFERENCES[name]
