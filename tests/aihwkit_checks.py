@@ -254,6 +254,25 @@ def resimulate_in_aihwkit(
     return out + read_noise * rng.standard_normal(out.shape)
 
 
+def trace_errors(sim: np.ndarray, g: np.ndarray) -> tuple[float, float]:
+    """Largest |simulated − measured| mean trace / measured span, and the ratio of the device
+    spreads (std across devices, mean over reads) simulated / measured."""
+    mean = g.mean(axis=0)
+    err = float(np.max(np.abs(sim.mean(axis=0) - mean)) / np.ptp(mean))
+    return err, float(np.mean(sim.std(axis=0)) / np.mean(g.std(axis=0)))
+
+
+def limits(truth: dict[str, Any]) -> tuple[float, float]:
+    """The mean-trace and spread limits of a case: the issue's 3 % and 20 %, or what aihwkit's
+    own true device achieves on the same traces when that is worse (``aihwkit_redraw``: the
+    worst of 5 fresh d2d draws; a 64-256-device population is one draw of its
+    configuration, and the measured mean trace carries that draw's deviation)."""
+    redraw = truth.get("aihwkit_redraw", {})
+    mean_lim = max([MEAN_TRACE_MAX, *redraw.get("mean_trace_error", [])])
+    spread_lim = max([SPREAD_REL_MAX, *(abs(r - 1.0) for r in redraw.get("spread_ratio", []))])
+    return mean_lim, spread_lim
+
+
 def evaluate_case(case: str, seed: int = 0) -> dict[str, Any]:
     """Fit ``case`` with ``--model auto`` as a user would, export it, measure the criteria."""
     from calib.export import aihwkit_device
@@ -302,15 +321,13 @@ def evaluate_case(case: str, seed: int = 0) -> dict[str, Any]:
         }
     result["bounds"] = bounds
     sim = resimulate(preset, g, pulses, seed=seed)
-    span = float(np.ptp(mean))
-    result["mean_trace_error"] = float(np.max(np.abs(sim.mean(axis=0) - mean)) / span)
-    result["spread_ratio"] = float(np.mean(sim.std(axis=0)) / np.mean(g.std(axis=0)))
+    result["mean_trace_error"], result["spread_ratio"] = trace_errors(sim, g)
+    result["limits"] = limits(truth)
     ref = resimulate_in_aihwkit(
         exported, float(preset["device"].get("read_noise_s") or 0.0), g, pulses, seed
     )
     if ref is not None:
-        result["aihwkit_mean_trace_error"] = float(np.max(np.abs(ref.mean(axis=0) - mean)) / span)
-        result["aihwkit_spread_ratio"] = float(np.mean(ref.std(axis=0)) / np.mean(g.std(axis=0)))
+        result["aihwkit_mean_trace_error"], result["aihwkit_spread_ratio"] = trace_errors(ref, g)
     result["exported"] = exported["device"]
     result["failures"] = failures(result)
     return result
@@ -336,14 +353,23 @@ def failures(r: dict[str, Any]) -> list[str]:
             out.append(
                 f"{name} {b['fitted']:.3f} vs {b['true']:.3f} (reached by {b['reached']:.0%})"
             )
-    if not r["mean_trace_error"] <= MEAN_TRACE_MAX:
-        out.append(f"re-simulated mean trace off by {r['mean_trace_error']:.1%} of the span")
-    if not abs(r["spread_ratio"] - 1.0) <= SPREAD_REL_MAX:
-        out.append(f"re-simulated device spread ratio {r['spread_ratio']:.2f}")
+    mean_lim, spread_lim = r.get("limits", (MEAN_TRACE_MAX, SPREAD_REL_MAX))
+    if not r["mean_trace_error"] <= mean_lim:
+        out.append(
+            f"re-simulated mean trace off by {r['mean_trace_error']:.1%} of the span "
+            f"(limit {mean_lim:.1%})"
+        )
+    if not abs(r["spread_ratio"] - 1.0) <= spread_lim:
+        out.append(
+            f"re-simulated device spread ratio {r['spread_ratio']:.2f} (limit ±{spread_lim:.2f})"
+        )
     if "aihwkit_mean_trace_error" in r:
-        if not r["aihwkit_mean_trace_error"] <= MEAN_TRACE_MAX:
+        if not r["aihwkit_mean_trace_error"] <= mean_lim:
             err = r["aihwkit_mean_trace_error"]
-            out.append(f"exported device in aihwkit: mean trace off by {err:.1%} of the span")
-        if not abs(r["aihwkit_spread_ratio"] - 1.0) <= SPREAD_REL_MAX:
+            out.append(
+                f"exported device in aihwkit: mean trace off by {err:.1%} of the span "
+                f"(limit {mean_lim:.1%})"
+            )
+        if not abs(r["aihwkit_spread_ratio"] - 1.0) <= spread_lim:
             out.append(f"exported device in aihwkit: spread ratio {r['aihwkit_spread_ratio']:.2f}")
     return out
