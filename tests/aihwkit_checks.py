@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 FIXTURES = Path(__file__).parent / "fixtures" / "aihwkit"
-CASES = tuple(sorted(p.stem for p in FIXTURES.glob("*.json")))
+CASES = tuple(sorted(p.stem for p in FIXTURES.glob("*.h5")))
 
 #: the issue's acceptance limits
 CURVE_RMS_MAX = 0.05  # rms step error / largest true step
