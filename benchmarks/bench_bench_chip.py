@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from instruments.chip import ListSelection, PulseSpec, PulseTrainSpec
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.bench import running_bench
 from instruments.emulator.bench.client import open_virtual_bench as open_bench
 from instruments.emulator.physics import chip_truth
@@ -80,7 +80,7 @@ def main() -> None:
             rows.append(("pulse train, generator bursts + SMU reads", t / n, msgs / n))
     with (
         running_emulator(truth=truth, seed=1, shape=SHAPE) as resource,
-        EmulatedChip(resource) as c,
+        ScpiCrossbarChip(resource) as c,
     ):
         t = _best(lambda: c.pulse_train_with_reads(sel, train_list, 0.2), args.repeat)
         rows.append(("pulse train, emulated chip (one sequence)", t / n, float("nan")))

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from instruments.chip import BlockSelection, PulseSpec, PulseTrainSpec
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 SHAPE = (256, 256)
@@ -75,7 +75,7 @@ def emulator(mode: str, seed: int, kind: str = "reram") -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def bench_pulse_response(chip: EmulatedChip) -> dict:
+def bench_pulse_response(chip: ScpiCrossbarChip) -> dict:
     sel = BlockSelection(0, 0, *SHAPE)
     t0 = time.perf_counter()
     g = chip.pulse_train_with_reads(sel, SPEC, 0.2)
@@ -96,7 +96,7 @@ def bench_pulse_response(chip: EmulatedChip) -> dict:
     }
 
 
-def bench_block(chip: EmulatedChip, repeat: int = 50) -> dict:
+def bench_block(chip: ScpiCrossbarChip, repeat: int = 50) -> dict:
     """4 MB blocks: 16 rows of the last pulse-train result (16 x 65536 float32)."""
     rows = (4 * 1024 * 1024) // (4 * SHAPE[0] * SHAPE[1])
     command = f"FETC:COND? 0,{rows}"
@@ -115,7 +115,7 @@ def bench_block(chip: EmulatedChip, repeat: int = 50) -> dict:
     }
 
 
-def bench_pcm_drift(chip: EmulatedChip) -> dict:
+def bench_pcm_drift(chip: ScpiCrossbarChip) -> dict:
     """Program 65,536 PCM devices to 16 levels, then read them at 40 times up to 1e5 s."""
     sel = BlockSelection(0, 0, *SHAPE)
     n = SHAPE[0] * SHAPE[1]
@@ -143,11 +143,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     runs = []
-    with emulator(args.server, args.seed) as resource, EmulatedChip(resource) as chip:
+    with emulator(args.server, args.seed) as resource, ScpiCrossbarChip(resource) as chip:
         for _ in range(args.repeat):
             runs.append(bench_pulse_response(chip))
         block = bench_block(chip)
-    with emulator(args.server, args.seed, "pcm") as resource, EmulatedChip(resource) as chip:
+    with emulator(args.server, args.seed, "pcm") as resource, ScpiCrossbarChip(resource) as chip:
         pcm = bench_pcm_drift(chip)
     best = max(runs, key=lambda r: r["events_per_s"])
     report = {

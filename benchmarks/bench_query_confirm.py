@@ -25,7 +25,7 @@ from bench_emulator import SHAPE, emulator
 from pyvisa import constants
 
 from instruments.chip import BlockSelection, PulseSpec, PulseTrainSpec
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.visa_transport import VisaTransport
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--server", choices=("process", "thread"), default="process")
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    with emulator(args.server, 0) as resource, EmulatedChip(resource) as chip:
+    with emulator(args.server, 0) as resource, ScpiCrossbarChip(resource) as chip:
         t = chip.transport
         spec = PulseTrainSpec(8, PulseSpec(1.2, 1e-6), 8, PulseSpec(-1.2, 1e-6), cycles=1)
         chip.pulse_train_with_reads(BlockSelection(0, 0, *SHAPE), spec, 0.2)

@@ -36,7 +36,7 @@ from calib.presets import save_preset
 from calib.truth import truth_preset
 from calib.validate import TrainingOptions, ValidationOptions, run_validation
 from calib.validate.report import accuracy_table, target_lines
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 SHAPE = (256, 256)
@@ -49,7 +49,7 @@ def run_chain(kind: str, args: argparse.Namespace, root: Path) -> dict:
     stages: dict[str, float] = {}
     t_chain = time.perf_counter()
     with running_emulator(kind, seed=CHIP_SEED, shape=SHAPE) as resource:
-        with EmulatedChip(resource) as chip:
+        with ScpiCrossbarChip(resource) as chip:
             t = time.perf_counter()
             files = characterize(kind, chip, args.devices, out)
             stages["characterize"] = time.perf_counter() - t

@@ -46,7 +46,7 @@ from calib.campaigns import (
 from calib.cli import main
 from calib.errors import CalibError
 from calib.io.hdf5 import read_campaign
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError
 
@@ -243,7 +243,7 @@ def output_probes(tmp: Path) -> None:
 # --------------------------------------------------------------------------- campaigns
 def run(kind: str, path: Path, chip_kind: str = "reram", seed: int = 7, wrap=None, **kw) -> None:
     measure, params = KINDS[kind]
-    with running_emulator(chip_kind, seed=seed, shape=(32, 32)) as res, EmulatedChip(res) as c:
+    with running_emulator(chip_kind, seed=seed, shape=(32, 32)) as res, ScpiCrossbarChip(res) as c:
         measure(wrap(c) if wrap else c, params, path, **kw)
 
 
@@ -370,7 +370,7 @@ def campaign_probes(tmp: Path) -> None:
             def drop(p: Path, after=after, measure=measure, params=params) -> None:
                 with running_emulator("reram", seed=7, shape=(32, 32)) as res:
                     proxy = Proxy(res)
-                    with EmulatedChip(proxy.resource, timeout_s=20.0) as c:
+                    with ScpiCrossbarChip(proxy.resource, timeout_s=20.0) as c:
                         measure(c, params, p, progress=lambda d, t: d >= after and proxy.drop())
                     proxy.ls.close()
 

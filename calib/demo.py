@@ -26,7 +26,7 @@ from calib.chain import characterize
 from calib.presets import load_preset, save_preset
 from calib.progress import progress_bar
 from calib.truth import truth_preset
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 __all__ = ["DEMO_FIT_MODEL", "DemoResult", "run_demo"]
@@ -77,7 +77,7 @@ def run_demo(
     truth_path = out / "truth.json"
     with running_emulator(chip_kind, seed=seed, shape=(128, 128)) as resource:
         console.print(f"[green]emulated {chip_kind} chip[/] listening at {resource}")
-        with EmulatedChip(resource) as chip:
+        with ScpiCrossbarChip(resource) as chip:
             console.print(f"connected through PyVISA: {chip.identity()}")
             if chip_kind == "pcm":
                 files = _measure_pcm(chip, n_devices, seed, out, console)
@@ -106,7 +106,7 @@ def run_demo(
 
 # --------------------------------------------------------------------------- pulsed chips
 def _measure_pulsed(
-    chip: EmulatedChip, n_devices: int, seed: int, out: Path, console: Console
+    chip: ScpiCrossbarChip, n_devices: int, seed: int, out: Path, console: Console
 ) -> list[Path]:
     params = PulseResponseParams.for_technology(
         chip.technology, n_devices=n_devices, selection="random", seed=seed, chunk_devices=64
@@ -195,7 +195,7 @@ def _print_fit(console: Console, fit: object, truth_device: dict) -> None:
 
 # --------------------------------------------------------------------------- PCM chips
 def _measure_pcm(
-    chip: EmulatedChip, n_devices: int, seed: int, out: Path, console: Console
+    chip: ScpiCrossbarChip, n_devices: int, seed: int, out: Path, console: Console
 ) -> list[Path]:
     with progress_bar(console) as progress:
 

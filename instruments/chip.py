@@ -22,16 +22,18 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
 __all__ = [
+    "OPTIONAL_CAPABILITIES",
     "BlockSelection",
     "ChipInterface",
     "Clock",
     "DeviceSelection",
     "ListSelection",
+    "NotSupportedError",
     "ProgramResult",
     "PulseSpec",
     "PulseTrainSpec",
@@ -229,16 +231,65 @@ class RealClock:
 
 
 # --------------------------------------------------------------------------- interface
+#: optional operations a backend may offer (:attr:`ChipInterface.capabilities`):
+#: ``seed_noise`` restart the noise stream (emulators and virtual benches), ``ground_truth``
+#: the hidden truth as a preset document and ``ground_truth_array`` per-device truth arrays
+#: (emulators and virtual benches), ``profile`` wall time of the last on-chip sequence.
+OPTIONAL_CAPABILITIES = frozenset({"seed_noise", "ground_truth", "ground_truth_array", "profile"})
+
+
+class NotSupportedError(NotImplementedError):
+    """An optional chip operation the backend does not offer (one-line message)."""
+
+
 class ChipInterface(abc.ABC):
     """Vectorized access to a crossbar of two-terminal analog memory devices.
 
     Subclasses implement :meth:`read_conductance` and :meth:`apply_pulses`, plus
     :attr:`shape`, :attr:`clock` and :meth:`identity`; they override the batched operations
     when the hardware can do them in fewer round trips.
+
+    Optional operations (:data:`OPTIONAL_CAPABILITIES`) are declared here and raise
+    :class:`NotSupportedError` unless the backend lists them in :attr:`capabilities` and
+    overrides them; callers ask :meth:`supports` instead of probing attributes.
     """
 
     shape: tuple[int, int]
     clock: Clock
+    #: device technology the chip reports (``reram``, ``ecram``, ``pcm``); None: unknown
+    technology: str | None = None
+    #: the optional operations this backend implements (subset of OPTIONAL_CAPABILITIES)
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def supports(self, capability: str) -> bool:
+        """Whether the optional operation ``capability`` is available on this chip."""
+        if capability not in OPTIONAL_CAPABILITIES:
+            raise ValueError(
+                f"unknown chip capability {capability!r}; one of {sorted(OPTIONAL_CAPABILITIES)}"
+            )
+        return capability in self.capabilities
+
+    def _not_supported(self, capability: str) -> NotSupportedError:
+        return NotSupportedError(
+            f"{type(self).__name__} ({self.identity()}) does not support {capability}"
+        )
+
+    # -- optional operations (see OPTIONAL_CAPABILITIES)
+    def seed_noise(self, seed: int) -> None:
+        """Restart the chip's noise stream (c2c, read, programming) with ``seed``."""
+        raise self._not_supported("seed_noise")
+
+    def ground_truth(self) -> dict:
+        """The chip's hidden truth as a preset document (emulated chips only)."""
+        raise self._not_supported("ground_truth")
+
+    def ground_truth_array(self, name: str) -> np.ndarray:
+        """A per-device truth array in flat device order, e.g. ``"delta_up"``."""
+        raise self._not_supported("ground_truth_array")
+
+    def profile(self) -> dict:
+        """Wall time (s) the chip spent in its last on-chip sequence, by phase."""
+        raise self._not_supported("profile")
 
     # -- required primitives
     @abc.abstractmethod

@@ -274,7 +274,7 @@ def run_campaign(
         created = True
         start = 0
         plan = ChunkPlan.start(params, fixed_wait_s)
-    seed_noise = getattr(chip, "seed_noise", None)
+    seed_noise = chip.seed_noise if chip.supports("seed_noise") else None
     try:
         if progress:
             progress(start, devices.size)

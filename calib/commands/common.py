@@ -30,11 +30,11 @@ def open_chip(resource: str | None, seed: int, chip_kind: str) -> Iterator[ChipI
     ``bench:PATH.json`` opens a bench of instruments (SMU, pulse generator, switch matrix)
     described by that file (see ``instruments.bench_chip.open_bench``).
     """
-    from instruments.emulated_chip import EmulatedChip
+    from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
     from instruments.emulator.server import running_emulator
 
     if resource is None:
-        with running_emulator(chip_kind, seed=seed) as res, EmulatedChip(res) as chip:
+        with running_emulator(chip_kind, seed=seed) as res, ScpiCrossbarChip(res) as chip:
             yield chip
     elif resource.startswith(BENCH_PREFIX):
         from instruments.emulator.bench.client import open_virtual_bench
@@ -46,7 +46,7 @@ def open_chip(resource: str | None, seed: int, chip_kind: str) -> Iterator[ChipI
         with bench:
             yield bench
     else:
-        with EmulatedChip(resource) as chip:
+        with ScpiCrossbarChip(resource) as chip:
             yield chip
 
 

@@ -106,14 +106,14 @@ def emulator_truth(
     from calib.outputs import check_output_file
     from calib.presets import save_preset
     from calib.truth import truth_preset
-    from instruments.emulated_chip import EmulatedChip
+    from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
     from instruments.emulator.server import running_emulator
 
     check_output_file(output, [params], overwrite)
     truth = _truth(chip, params)
     with (
         running_emulator(chip, seed=seed, shape=(8, 8), truth=truth) as resource,
-        EmulatedChip(resource) as c,
+        ScpiCrossbarChip(resource) as c,
     ):
         preset = truth_preset(c)
     click.echo(f"truth preset written to {save_preset(preset, output)}")

@@ -220,9 +220,8 @@ def chip_accuracy(
     """
     if not t_inference_s >= 0:
         raise CalibError(f"evaluation time must be >= 0 s, got {t_inference_s}")
-    seed_noise = getattr(chip, "seed_noise", None)
-    if callable(seed_noise):
-        seed_noise(int(chip_seed))
+    if chip.supports("seed_noise"):
+        chip.seed_noise(int(chip_seed))
     tiles = chip_tiles(model, mapping)
     place_tiles(tiles, chip.shape, mapping, offset_seed=chip_seed)
     summary = program_tiles(chip, tiles, mapping, settings, prune_defects)

@@ -138,9 +138,9 @@ def open_chip(resource: str) -> ChipInterface:
             except ValueError as exc:
                 raise CalibError(str(exc)) from None
         else:
-            from instruments.emulated_chip import EmulatedChip
+            from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 
-            chip = EmulatedChip(resource)
+            chip = ScpiCrossbarChip(resource)
         _CHIPS[resource] = chip
     return chip
 

@@ -25,7 +25,7 @@ from calib.campaigns.programming import PROGRAM_DEFAULTS
 from calib.commands.common import CHIP_KINDS
 from calib.presets import save_preset
 from calib.truth import truth_preset
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +44,7 @@ def make_pulse_response(kind: str) -> None:
         amplitude_down_v=-amplitude,
         width_s=width,
     )
-    with running_emulator(kind, seed=SEED, shape=(64, 64)) as res, EmulatedChip(res) as chip:
+    with running_emulator(kind, seed=SEED, shape=(64, 64)) as res, ScpiCrossbarChip(res) as chip:
         print(
             measure_pulse_response(chip, params, HERE / f"{kind}_pulse_response.h5", overwrite=True)
         )
@@ -54,7 +54,7 @@ def make_pulse_response(kind: str) -> None:
 def make_pcm() -> None:
     levels = default_levels("pcm", 8)
     common = {"n_devices": 64, "seed": SEED, "levels_s": levels}
-    with running_emulator("pcm", seed=SEED, shape=(64, 64)) as res, EmulatedChip(res) as chip:
+    with running_emulator("pcm", seed=SEED, shape=(64, 64)) as res, ScpiCrossbarChip(res) as chip:
         print(
             measure_programming(
                 chip, ProgrammingParams(**common), HERE / "pcm_programming.h5", overwrite=True

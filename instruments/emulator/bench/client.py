@@ -48,6 +48,7 @@ class VirtualBenchChip(BenchChip):
     """A bench chip on the virtual bench: virtual clock, reseedable noise, hidden truth."""
 
     virtual = True
+    capabilities = frozenset({"seed_noise", "ground_truth", "ground_truth_array"})
 
     def __init__(self, smu, pulser, switch, routing, **kwargs) -> None:
         kwargs.setdefault("clock", EmulatorBenchClock(switch))
