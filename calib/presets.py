@@ -3,7 +3,9 @@
 A preset carries a device model (family + aihwkit-named parameters in siemens around a
 reference conductance), their uncertainties and units, optional per-device arrays, an
 optional PCM noise section, and provenance (input file hash, software version, date,
-command line). See ``datasets/FORMAT.md`` for the field reference.
+command line). See ``datasets/FORMAT.md`` for the field reference. Per-device arrays of more
+than :data:`calib.preset_sidecar.INLINE_MAX_DEVICES` devices are written to an HDF5 sidecar
+(:mod:`calib.preset_sidecar`, ``datasets/PRESET.md``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ import numpy as np
 from calib._version import __version__
 from calib.errors import CalibError
 from calib.invocation import current_command
+from calib.outputs import same_file
+from calib.preset_sidecar import (
+    INLINE_MAX_DEVICES,
+    REFERENCE_SCHEMA,
+    SIDECAR_SCHEMA,
+    SidecarArrays,
+    check_reference,
+    open_sidecar,
+    sidecar_path,
+    write_sidecar,
+)
 from simulator.devices.families import CATALOGUE, FAMILIES
 
 __all__ = [
@@ -169,6 +182,7 @@ PRESET_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {"type": "array", "items": {"type": ["number", "null"]}},
         },
+        "per_device_file": REFERENCE_SCHEMA,
         "pcm": _PCM_SCHEMA,
         "provenance": {
             "type": "object",
@@ -284,7 +298,17 @@ def validate_preset(preset: Any, source: str) -> None:
     # Per-device arrays can hold millions of numbers: check them with numpy and give the
     # schema validator the rest of the document (element-wise jsonschema costs ~0.1 ms/device).
     per_device = preset.get("per_device")
-    if isinstance(per_device, dict):
+    if "per_device_file" in preset:
+        check_reference(preset["per_device_file"], source)
+        if per_device is not None and not isinstance(per_device, SidecarArrays):
+            raise CalibError(
+                f"{source}: invalid preset: per_device and per_device_file both given (one only)"
+            )
+    if isinstance(per_device, SidecarArrays):
+        # a loaded sidecar: its hash and shapes were checked by load_preset, its values are
+        # checked when read (calib.preset_sidecar)
+        preset = {k: v for k, v in preset.items() if k != "per_device"}
+    elif isinstance(per_device, dict):
         _check_per_device(per_device, source)
         preset = {k: v for k, v in preset.items() if k != "per_device"}
     try:
@@ -414,14 +438,68 @@ def json_text(doc: Any, what: str, indent: int | None = 2) -> str:
 
 
 def save_preset(preset: dict[str, Any], path: str | Path) -> Path:
-    """Validate and write ``preset`` as indented JSON (atomically: temp file, then rename)."""
+    """Validate and write ``preset`` as indented JSON (atomically: temp file, then rename).
+
+    Per-device arrays of more than ``INLINE_MAX_DEVICES`` devices go to the sidecar
+    ``NAME.devices.h5`` first (temp file, then rename), then the JSON with its
+    ``per_device_file`` reference; the sidecar is never written over the preset's input file
+    (``provenance/input_file``) or over an existing file that is not a sidecar.
+    """
     validate_preset(preset, str(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {k: v for k, v in preset.items() if k != "per_device_file"}
+    per_device = doc.get("per_device")
+    n_devices = _n_devices(per_device) if per_device else 0
+    if n_devices > INLINE_MAX_DEVICES:
+        side = sidecar_path(path)
+        _check_sidecar_output(side, path, preset)
+        unit = (preset.get("device") or {}).get("conductance_unit", "S")
+        doc.pop("per_device")
+        doc["per_device_file"] = write_sidecar(side, per_device, unit)
+    elif isinstance(per_device, SidecarArrays):  # a small chip loaded from a sidecar: inline
+        doc["per_device"] = {k: _clean(np.asarray(v).tolist()) for k, v in per_device.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json_text(preset, str(path)) + "\n")
+    tmp.write_text(json_text(doc, str(path)) + "\n")
     tmp.replace(path)
     return path
+
+
+def _n_devices(per_device: Any) -> int:
+    if isinstance(per_device, SidecarArrays):
+        return int(per_device.reference["n_devices"])
+    return max(int(np.size(v)) for v in per_device.values())
+
+
+def _check_sidecar_output(side: Path, path: Path, preset: dict[str, Any]) -> None:
+    """The sidecar may replace only an earlier sidecar, never an input (one-line error)."""
+    source = (preset.get("provenance") or {}).get("input_file")
+    if source and same_file(side, source):
+        raise CalibError(
+            f"{side}: the per-device sidecar of {path} would replace the input file {source}; "
+            "give the preset another name"
+        )
+    per_device = preset.get("per_device")
+    if isinstance(per_device, SidecarArrays) and same_file(side, per_device.path):
+        raise CalibError(
+            f"{side}: the per-device sidecar of {path} is the one being read; "
+            "write the preset to another file"
+        )
+    if side.exists() and not _is_sidecar(side):
+        raise CalibError(
+            f"{side}: exists and is not a per-device sidecar; the preset {path} would replace "
+            "it (move it or give the preset another name)"
+        )
+
+
+def _is_sidecar(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            return fh.attrs.get("schema") == SIDECAR_SCHEMA
+    except OSError:
+        return False
 
 
 def load_preset(path: str | Path) -> dict[str, Any]:
@@ -439,6 +517,14 @@ def load_preset(path: str | Path) -> dict[str, Any]:
         raise CalibError(f"{path}: not valid JSON ({exc})") from None
     except ValueError as exc:  # NaN/Infinity or a repeated key
         raise CalibError(f"{path}: not a valid preset ({exc})") from None
+    if isinstance(preset, dict) and "per_device_file" in preset:
+        reference = preset["per_device_file"]
+        check_reference(reference, str(path))
+        if "per_device" in preset:
+            raise CalibError(
+                f"{path}: invalid preset: per_device and per_device_file both given (one only)"
+            )
+        preset["per_device"] = SidecarArrays(open_sidecar(path, reference), reference)
     validate_preset(preset, str(path))
     return preset
 
