@@ -151,6 +151,9 @@ class FamilyModel:
     typical: Mapping[str, float] = field(default_factory=dict)  # scales of shape values
     relation: str = ""  # how it relates to the other families (model-selection table)
     alternatives: tuple[FamilyModel, ...] = ()  # other parametrizations scored against it
+    # the bounds act only through the clip (not through the step's shape): a device that
+    # never reaches its bound only bounds it (censored population estimate)
+    bounds_only_by_clip: bool = False
     to_step: Callable[[Values], dict] = _no_step
     starts: Callable[..., list[dict]] = _no_start
     population: Callable[[dict], None] = _no_population
@@ -576,6 +579,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
     for m in (
         FamilyModel(
             "constant-step",
+            bounds_only_by_clip=True,
             relation="linear-step with γ = 0; piecewise-step with one node",
             clip=True,
             decoupled=True,
@@ -595,6 +599,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
         ),
         FamilyModel(
             "linear-step",
+            bounds_only_by_clip=True,
             relation="contains constant-step (γ = 0); soft-bounds up to the reference bounds",
             shape=("kappa_up", "kappa_down"),
             per_device_shape=("kappa_up", "kappa_down"),

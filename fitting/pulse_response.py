@@ -1200,7 +1200,8 @@ def _population(
 def _reached_hard_bound(
     fm: FamilyModel, ok: np.ndarray, se: np.ndarray, plateaus: dict | None, scale: float
 ) -> np.ndarray:
-    """Devices that dwell at a hard bound (clipping families), per device.
+    """Devices that dwell at a hard bound, per device (families whose bounds act only by
+    clipping: elsewhere, e.g. piecewise-step's node positions, the shape identifies them).
 
     A device that sits at its bound for m reads has the bound to within σ_read/√m; one that
     only turned around near its furthest read gets a bound "fitted" at that read with an
@@ -1208,7 +1209,7 @@ def _reached_hard_bound(
     error below σ_read/√DWELL_READS. Without a read-noise estimate every identified bound counts.
     """
     sigma = None if plateaus is None else plateaus.get("read_noise")
-    if not fm.clip or sigma is None or not np.isfinite(sigma) or sigma <= 0:
+    if not fm.bounds_only_by_clip or sigma is None or not np.isfinite(sigma) or sigma <= 0:
         return ok
     return ok & (se > 0) & (se < sigma * scale / np.sqrt(DWELL_READS))
 
