@@ -198,7 +198,10 @@ def fit_device_chunk(
     fm = family_model(plan.family)
     data, rep = device_data(traces, plan.g0_pre, plan.scale, hi, lo)
     dfit = fit_devices(fm, data, plan.shape, per_device_shape=plan.per_device_shape)
-    sums = noise_sums(fm, data.blocks, column_values(dfit), rep)
+    # the parameters fitted to each device's own pairs (their leverage biases σ_c low)
+    var = np.diagonal(dfit.cov, axis1=1, axis2=2) if dfit.cov.ndim == 3 else None
+    fitted = np.isfinite(dfit.theta) if var is None else np.isfinite(dfit.theta) & (var > 0)
+    sums = noise_sums(fm, data.blocks, column_values(dfit), rep, fitted.sum(axis=1))
     return DeviceEstimates(dfit.names, dfit.theta, dfit.cov, dfit.shared_names, dfit.phi, sums)
 
 
