@@ -80,6 +80,17 @@ def _mb(*paths: Path) -> float:
     return sum(p.stat().st_size for p in paths if p.exists()) / 1e6
 
 
+def _inline_json_mb(preset: Path) -> float:
+    """Size the same preset would have with its per-device arrays inline (JSON numbers)."""
+    sys.path.insert(0, str(ROOT))
+    from calib.presets import _clean, json_text, load_preset
+
+    doc = load_preset(preset)
+    doc.pop("per_device_file", None)
+    doc["per_device"] = {k: _clean(v.tolist()) for k, v in doc["per_device"].items()}
+    return len(json_text(doc, str(preset)).encode()) / 1e6
+
+
 def chain(n_devices: int, folder: Path, seed: int) -> dict[str, dict]:
     side = 1 << max(4, (n_devices - 1).bit_length() + 1 >> 1)
     data, preset = folder / "chip.h5", folder / "chip.json"
@@ -99,6 +110,7 @@ def chain(n_devices: int, folder: Path, seed: int) -> dict[str, dict]:
     )  # fmt: skip
     stages["fit"]["disk_mb"] = _mb(preset, sidecar)
     stages["fit"]["json_mb"] = _mb(preset)
+    stages["fit"]["inline_mb"] = _inline_json_mb(preset)
     stages["export"] = _run(["export", str(preset), "--to", "aihwkit", "-o", str(exported)])
     stages["export"]["disk_mb"] = _mb(exported)
     return stages
@@ -125,7 +137,7 @@ def main() -> None:
         emu = f"{s['emulator_rss_mb']:.0f}" if "emulator_rss_mb" in s else "-"
         disk = f"{s['disk_mb']:.1f}"
         if "json_mb" in s:
-            disk += f" (JSON {s['json_mb'] * 1e3:.0f} kB)"
+            disk += f" (JSON {s['json_mb'] * 1e3:.0f} kB; inline would be {s['inline_mb']:.1f})"
         print(f"| {name} | {s['wall_s']:.1f} | {s['rss_mb']:.0f} | {emu} | {disk} |")
     print(f"| total | {total:.1f} | | | |")
 

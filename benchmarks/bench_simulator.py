@@ -231,7 +231,7 @@ def run_inference(args: argparse.Namespace) -> None:
                   f"{_ms(per_seed[(t_name, False)])} |")  # fmt: skip
 
 
-AIHWKIT_MVM_ERROR = {  # aihwkit_spec.md §7.3: (PCM only GDC, PCM only raw, PCM + IO GDC)
+AIHWKIT_MVM_ERROR = {  # REFERENCES.md [R12]: (PCM only GDC, PCM only raw, PCM + IO GDC)
     "1 s": (14.0, 14.8, 15.3),
     "1 h": (16.4, 27.2, 18.8),
     "1 day": (18.3, 36.9, 22.8),
@@ -241,7 +241,7 @@ AIHWKIT_MVM_ERROR = {  # aihwkit_spec.md §7.3: (PCM only GDC, PCM only raw, PCM
 
 
 def run_mvm_error(_: argparse.Namespace) -> None:
-    """The MVM error of aihwkit_spec.md §7.3, reproduced (512x512, W ~ N(0, 0.1²))."""
+    """The MVM error of REFERENCES.md [R12], reproduced (512x512, W ~ N(0, 0.1²))."""
     from simulator.presets import pcm_noise_model
 
     torch.set_num_threads(1)
@@ -418,7 +418,7 @@ def run_gpu(args: argparse.Namespace) -> None:
     print(f"| CPU ({torch.get_num_threads()} threads) | {1e3 * t_cpu:.1f} | {1e3 * u_cpu:.1f} | "
           f"{n / u_cpu:.3g} |")  # fmt: skip
     print(f"\nspeed-up of the step: {t_cpu / t_gpu:.1f}x (target ≥ 10x)")
-    print(f"bandwidth bound (anchors.md §4) at {args.bandwidth_tb_s} TB/s: fused 24 B/device "
+    print(f"bandwidth bound (REFERENCES.md [R21]) at {args.bandwidth_tb_s} TB/s: fused 24 B/device "
           f"{bw / 24:.3g}/s, unfused ~100 B/device {bw / 100:.3g}/s; measured {rate:.3g}/s = "
           f"{100 * rate / (bw / 24):.1f} % of the fused bound")  # fmt: skip
 

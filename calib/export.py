@@ -4,7 +4,7 @@ The JSON written by :func:`aihwkit_device` is
 ``{"device": {"class": "<aihwkit device class>", "parameters": {<field>: <value>}}, ...}``
 so that ``getattr(aihwkit.simulator.configs.devices, cls)(**parameters)`` rebuilds the
 device. aihwkit is not a dependency of this toolkit; the field names and their meaning
-follow aihwkit's code (``../shared/reference/aihwkit_spec.md`` §1).
+follow aihwkit's code (REFERENCES.md [R2]-[R4]).
 
 aihwkit works in weight units. The preset's conductance fields (``dw_min``, ``w_max``,
 ``w_min``, siemens around ``g_offset_s``) are divided by a conductance-per-weight scale,

@@ -1,6 +1,6 @@
 """Export a preset's ``pcm`` section as an aihwkit inference noise model.
 
-aihwkit's ``PCMLikeNoiseModel`` (``aihwkit.inference.noise.pcm``; aihwkit_spec.md §3.2) works
+aihwkit's ``PCMLikeNoiseModel`` (``aihwkit.inference.noise.pcm``; REFERENCES.md [R8]) works
 in µS and seconds: ``prog_coeff`` are µS at the reference g_max (we pass our g_max through a
 ``SinglePairConductanceConverter`` and leave ``prog_coeff_g_max_reference`` unset, so the
 reference is that g_max; passing both crashes aihwkit), ``t_0`` and ``t_read`` in s. Its

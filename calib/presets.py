@@ -61,7 +61,7 @@ _VALUE = {
 }
 _NUMBER_MAP = {"type": "object", "additionalProperties": _VALUE}
 
-#: aihwkit parameters every preset of a family must define (aihwkit_spec.md §1.2-1.6).
+#: aihwkit parameters every preset of a family must define (REFERENCES.md [R2]-[R4]).
 FAMILY_REQUIRED: dict[str, tuple[str, ...]] = {
     name: family.preset_required for name, family in CATALOGUE.items()
 }

@@ -4,7 +4,7 @@ With the fitted mean map F_n, the residual of pair k is, to first order,
 u_k = c_k + e_{k+1} − a_k·e_k, where c_k is the accumulated cycle-to-cycle noise of the
 pulses between the reads (variance σ_c²·v_k, v_k = Σ step² ≈ inc_k²/n_k, multiplicative as in
 aihwkit), e_k the non-accumulating noise of read k (variance σ_na² = σ_read² + σ_write²) and
-a_k = F_n'(y_k) the contraction of the map. Hence (anchors.md §3, pitfall 2)
+a_k = F_n'(y_k) the contraction of the map. Hence (REFERENCES.md [R15])
 
     E[u_k²]        = σ_c²·v_k + σ_na²·(1 + a_k²)
     E[u_k·u_{k+1}] = −a_{k+1}·σ_na²           (contiguous pairs)

@@ -2,7 +2,7 @@
 
 A *pair* is (read k, read k+1) with n ≥ 1 pulses of one sign in between. The fitters model
 the later read as a function of the earlier one, but both carry read noise: regressing on
-the noisy read biases every slope toward "soft bounds" (anchors.md §3, pitfall 1). Each
+the noisy read biases every slope toward "soft bounds" (REFERENCES.md [R14]). Each
 pair therefore carries an *instrument*: the last read taken before the pulses that led to
 read k (normally read k−1). It is correlated with the state at k but independent of the
 read noise of reads k and k+1, of the write noise redrawn after those pulses, and of the

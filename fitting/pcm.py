@@ -93,7 +93,7 @@ class PcmFitOptions:
 
 
 def published_section() -> dict[str, Any]:
-    """The published constants (anchors.md §2.1) in the preset ``pcm`` layout."""
+    """The published constants (REFERENCES.md [R8]) in the preset ``pcm`` layout."""
     p = PUBLISHED
     q = p["read_q"]
     return {

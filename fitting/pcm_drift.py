@@ -11,7 +11,7 @@
    slope's standard error is sqrt(φ·S0/D).
 2. Per target level: maximum likelihood of ν ~ |N(μ_ν, σ_ν)| seen through the slope's
    estimation noise (variance = the level's mean squared standard error), so that σ_ν is
-   corrected for read noise (anchors.md §3, pitfalls 4 and 6). Exponent outliers (more than
+   corrected for read noise (REFERENCES.md [R17], [R18]). Exponent outliers (more than
    6 robust standard deviations from the level median) are excluded and counted.
 3. Population curves: the published clipped-log form and a smoothing-spline table
    (:mod:`fitting.pcm_curves`), compared by leave-one-level-out predictive misfit.

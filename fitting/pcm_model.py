@@ -2,7 +2,7 @@
 
 x = g / g_max (normalized conductance), natural logarithms, siemens and seconds, as in
 ``datasets/PRESET.md`` (``pcm`` section) and aihwkit's ``PCMLikeNoiseModel``
-(anchors.md §2.1):
+(REFERENCES.md [R8]):
 
 - programming noise σ_prog(x_T) = Σ_k c_k x_T^k (S);
 - drift exponent ν ~ |N(μ_ν(x_T), σ_ν(x_T))| with μ_ν, σ_ν either ``clipped-log``
@@ -35,7 +35,7 @@ __all__ = [
 #: ln(x) is taken of max(x, X_MIN) (aihwkit clamps the normalized conductance there).
 X_MIN = 1e-7
 
-#: aihwkit's PCMLikeNoiseModel constants (anchors.md §2.1) in SI units.
+#: aihwkit's PCMLikeNoiseModel constants (REFERENCES.md [R8]) in SI units.
 PUBLISHED: dict[str, Any] = {
     "g_max_s": 25e-6,
     "t0_s": 20.0,

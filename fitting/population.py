@@ -2,7 +2,7 @@
 
 Per-device estimates θᵢ with standard errors sᵢ are modelled as θᵢ ~ N(μ, τ² + sᵢ²): the
 normal random-effects model. τ is the true device-to-device spread; the naive standard
-deviation of the θᵢ overstates it by the mean squared standard error (anchors.md §3,
+deviation of the θᵢ overstates it by the mean squared standard error (REFERENCES.md [R17],
 pitfall 4). lmfit maximizes the marginal likelihood (τ ≥ 0 as a parameter bound);
 standard errors come from the expected Fisher information, which is closed-form here:
 I(μ) = Σ 1/vᵢ and I(τ²) = Σ 1/(2vᵢ²) with vᵢ = τ² + sᵢ². Near τ = 0 (the boundary of the
@@ -10,7 +10,7 @@ parameter space) that approximation fails; :func:`fast_random_effect` is the sam
 likelihood estimate without lmfit, for bootstrap replicates over devices.
 
 :func:`pair_population` turns per-device up/down quantities into aihwkit's population
-parameters (aihwkit_spec.md §1.3): with gain g = 1 + σ_d2d·ξ and asymmetry r = σ_ud·ξ,
+parameters (REFERENCES.md [R3]): with gain g = 1 + σ_d2d·ξ and asymmetry r = σ_ud·ξ,
 Δ⁺ = dw_min·(g + r + min(β, 0)) and Δ⁻ = dw_min·(g − r − max(β, 0)).
 """
 

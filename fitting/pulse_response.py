@@ -1156,7 +1156,7 @@ def _population(
             method[name] = method[f"{name}_dtod"] = "not identified"
             notes.append(
                 f"{name} is not identified (the traces do not approach that bound, "
-                f"anchors.md §3.3); reported {where}: an extrapolation with a large error, "
+                f"REFERENCES.md [R16]); reported {where}: an extrapolation with a large error, "
                 "not a measurement"
             )
             continue

@@ -11,7 +11,7 @@ and N the number of pairs; the lowest BIC wins. (A Gaussian likelihood of the pa
 residuals would be the wrong yardstick: evaluated at noisy reads, it rewards flexible
 families that fit the read-noise-attenuated relation instead of the device's response.)
 
-Known equivalences (aihwkit_spec.md §1.6) are reported next to the table: soft-bounds is
+Known equivalences (REFERENCES.md [R4]) are reported next to the table: soft-bounds is
 linear-step with γ = 1 and the device's own bounds as reference; constant-step is linear-step
 with γ = 0 (and piecewise-step with one node); soft-bounds is pow-step with exponent 1.
 """
@@ -29,7 +29,7 @@ from fitting.noise import pair_statistics
 
 __all__ = ["RELATIONS", "ModelScore", "equivalences", "j_statistic", "rank_models"]
 
-#: How the families relate (aihwkit_spec.md §1.6), shown next to the selection table
+#: How the families relate (REFERENCES.md [R4]), shown next to the selection table
 #: (each family's text lives with its fit parametrization, :mod:`fitting.families`).
 RELATIONS = {name: model.relation for name, model in FAMILY_MODELS.items()}
 

@@ -4,7 +4,7 @@ For a soft-bounds device one up pulse gives ΔG = α⁺(G_max − G) and one dow
 ΔG = −α⁻(G − G_min): within each direction the increment is linear in the state,
 ΔG_k = c + s·G_k with s = −α (after n pulses between reads, s = −(1 − (1 − α)ⁿ), and the
 fixed point −c/s is still the bound). Regressing measured increments on the measured G_k is
-biased by read noise (regression to the mean, anchors.md §3 pitfall 1), so the earlier
+biased by read noise (regression to the mean, REFERENCES.md [R14]), so the earlier
 instrument read of each pair (:mod:`fitting.pairs`) serves as an instrument: it is
 correlated with G_k but independent of the read noise in G_k and G_{k+1}.
 

@@ -2,7 +2,7 @@
 
 Used to simulate a fitted preset (posterior predictive check, report plots) and to make
 test and benchmark data for the families the emulator does not produce. Device-to-device
-sampling is the family catalogue's (:mod:`simulator.devices.families`, aihwkit_spec.md §1.3),
+sampling is the family catalogue's (:mod:`simulator.devices.families`, REFERENCES.md [R3]),
 shared with the simulator.
 Every pulse moves w by the family's expected step (:func:`expected_step`, the single source of
 truth) times (1 + σ_c2c·ξ), then w is clipped to the device's bounds. Write noise

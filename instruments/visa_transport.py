@@ -3,7 +3,7 @@
 Every socket/VISA failure becomes :class:`InstrumentError` naming the resource and the
 command. Binary blocks are read with the termination character switched off while the
 known-length payload arrives (a float32 payload contains 0x0A bytes by chance), which is
-10-25x faster than ``query_binary_values`` on raw sockets (instruments.md section 1.3).
+10-25x faster than ``query_binary_values`` on raw sockets (REFERENCES.md [R22]).
 
 Failed queries are reported at once with the instrument's own error text. A query that
 fails produces no response at all (IEEE 488.2 §6.3: its error is queued), so waiting for

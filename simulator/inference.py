@@ -1,6 +1,6 @@
 """Inference on PCM: programming, drift to any time, global drift compensation; HWA noise.
 
-Flow (aihwkit_spec.md §3.1), per tile:
+Flow (REFERENCES.md [R7]), per tile:
 
 1. :func:`program_tile` maps the trained weights W (weight units) to a differential pair of
    conductances, g⁺ = clip(s·W, 0, g_max), g⁻ = clip(−s·W, 0, g_max) with s = g_max/max|W|,

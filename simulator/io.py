@@ -1,6 +1,6 @@
 """Matrix-vector products through the periphery: DAC, analog accumulation, ADC.
 
-Implements aihwkit's ONE_PASS forward model (aihwkit_spec.md §4.2), vectorized over the batch:
+Implements aihwkit's ONE_PASS forward model (REFERENCES.md [R9]), vectorized over the batch:
 
 1. noise management: x is divided by α_nm per sample (``abs-max``: max|x|, ``max``,
    ``constant``: ``nm_thres``, ``none``: 1; a zero scale becomes 1);

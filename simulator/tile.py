@@ -56,7 +56,7 @@ class PulsedTile:
     ``w`` holds the persistent device states (weight units). With ``write_noise_std`` > 0 the
     states read by :meth:`weights` carry a non-accumulating offset
     ``write_noise_std·dw_min·ξ``, redrawn for a device whenever it is pulsed or set
-    (aihwkit_spec.md §1.5). Device-to-device parameters are drawn on the CPU from ``seed``, so
+    (REFERENCES.md [R5]). Device-to-device parameters are drawn on the CPU from ``seed``, so
     a tile is the same on every torch device.
     """
 

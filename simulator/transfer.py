@@ -1,7 +1,7 @@
 """Transfer-based training algorithms on two device arrays: Tiki-Taka, TTv2, chopped TTv2.
 
 Both keep a fast array A (gradient accumulator, updated by pulse trains) and a slow array C
-(the weight), and realize W = γ·A + C (aihwkit_spec.md §5.2-5.4):
+(the weight), and realize W = γ·A + C (REFERENCES.md [R11]):
 
 * :class:`TikiTakaTile`: every ``transfer_every`` units the next ``n_reads_per_transfer``
   columns of A are read through the (noisy) transfer periphery and written onto C by a pulsed

@@ -1,4 +1,4 @@
-"""Rank-one updates as stochastic pulse trains (Gokmen & Vlasov 2016; aihwkit_spec.md §5.1).
+"""Rank-one updates as stochastic pulse trains (REFERENCES.md [R10]).
 
 The desired update is W ← W − η·Σ_b d_b·x_bᵀ. For every sample b, column j (x side) fires in
 each of BL slots with probability p_j = min(B·|x_j|, 1) and row i (d side) with

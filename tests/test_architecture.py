@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,44 @@ def test_importing_a_layer_does_not_load_higher_layers(package: str, must_not_lo
 
 def test_datasets_is_not_a_python_package() -> None:
     assert not (ROOT / "datasets" / "__init__.py").exists()
+
+
+# --------------------------------------------------------------------------- citations
+#: a citation of the research notes that were never in the repository (``../shared/data`` is
+#: different: the optional real measurements that converters and skip-if tests read)
+_OUTSIDE_CITATION = re.compile(r"anchors\.md|aihwkit_spec|shared/reference")
+_CITED_FILES = ("*.py", "*.md", "*.toml", "*.ipynb", "*.json", "*.txt", "*.cfg")
+_NOT_OURS = {".git", ".venv", "aimc_calib.egg-info", "__pycache__", ".pytest_cache"}
+
+
+def _repository_text_files() -> list[Path]:
+    files = []
+    for pattern in _CITED_FILES:
+        for path in ROOT.rglob(pattern):
+            if not _NOT_OURS & set(path.relative_to(ROOT).parts):
+                files.append(path)
+    return files
+
+
+def test_no_citation_points_outside_the_repository() -> None:
+    offenders = []
+    for path in _repository_text_files():
+        if path.name == "test_architecture.py":
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if _OUTSIDE_CITATION.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}")
+    assert not offenders, "cite REFERENCES.md [Rn] instead:\n" + "\n".join(offenders)
+
+
+def test_every_cited_reference_exists_in_references_md() -> None:
+    entries = set(re.findall(r"^\*\*\[(R\d+)\]", (ROOT / "REFERENCES.md").read_text(), re.M))
+    cited = {}
+    for path in _repository_text_files():
+        for match in re.finditer(
+            r"REFERENCES\.md\)?`? \[(R\d+)\](?:-\[(R\d+)\])?", path.read_text(errors="replace")
+        ):
+            for ref in filter(None, match.groups()):
+                cited.setdefault(ref, str(path.relative_to(ROOT)))
+    missing = {ref: where for ref, where in cited.items() if ref not in entries}
+    assert cited and not missing, missing

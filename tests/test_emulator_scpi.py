@@ -1,4 +1,4 @@
-"""Every SCPI command of the emulated chip, driven through PyVISA only (instruments.md §6)."""
+"""Every SCPI command of instruments/emulator/COMMANDS.md, driven through PyVISA only."""
 
 from __future__ import annotations
 

@@ -309,7 +309,7 @@ def test_issue_scale_same_seed_campaigns_meet_the_bounds(tmp_path) -> None:
 
 
 def test_clip_log_helper_matches_published_numbers() -> None:
-    # anchors.md §2.1 worked values: μ_ν(0.1) = 0.0601, σ_ν(0.1) = 0.0229
+    # REFERENCES.md [R8] worked values: μ_ν(0.1) = 0.0601, σ_ν(0.1) = 0.0229
     assert clip_log(-0.0155, 0.0244, 0.049, 0.1)(np.array([0.1]))[0] == pytest.approx(
         0.0601, abs=1e-4
     )

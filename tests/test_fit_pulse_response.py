@@ -196,7 +196,7 @@ def test_bound_spread_matches_realized_sample_after_error_removal() -> None:
 
 
 def test_linear_device_shows_no_spurious_soft_bounds_bias() -> None:
-    """Read noise must not create fake saturation (anchors.md §3 pitfall 1)."""
+    """Read noise must not create fake saturation (REFERENCES.md [R14])."""
     traces, array = emulated("soft-bounds", seed=5, read_noise_s=1.0e-6)
     fit = fit_pulse_response(traces)
     assert fit.parameters["w_max"] == pytest.approx(array.truth.w_max, rel=0.10)

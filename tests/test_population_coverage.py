@@ -1,8 +1,8 @@
 """Standard errors of population parameters match their sampling spread (issue 14, calibrated
 uncertainty; benchmarks/bench_coverage.py measures the same on whole fits).
 
-Per-device up/down steps are drawn with aihwkit's device-to-device model (aihwkit_spec.md
-§1.3: Δ⁺ = dw_min·(g + r), Δ⁻ = dw_min·(g − r − up_down), g = 1 + σ_d2d·ξ, r = σ_ud·ξ) plus
+Per-device up/down steps are drawn with aihwkit's device-to-device model (REFERENCES.md [R3]:
+Δ⁺ = dw_min·(g + r), Δ⁻ = dw_min·(g − r − up_down), g = 1 + σ_d2d·ξ, r = σ_ud·ξ) plus
 per-device estimation noise of known variance; the spread of the estimates over replicate
 chips is the truth the reported standard error must match.
 """

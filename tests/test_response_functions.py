@@ -89,7 +89,7 @@ def test_symmetry_point_balances_up_and_down_steps(family: str) -> None:
                                  for k, v in p.items()})  # fmt: skip
     net = expected_step(family, sp, True, p) + expected_step(family, sp, False, p)
     assert abs(float(net)) < 1e-9 or sp in (p["b_min"], p["b_max"])
-    # soft bounds: the closed form of aihwkit_spec.md §1.7
+    # soft bounds: the closed form of REFERENCES.md [R6]
     if family == "soft-bounds":
         du, dd, bp, bm = 0.01, 0.008, 0.6, -0.5
         assert float(sp) == pytest.approx((du - dd) / (du / bp - dd / bm))

@@ -37,7 +37,7 @@ def _train(config: AnalogConfig, target: torch.Tensor, steps: int, lr: float, se
 
 
 # A strongly asymmetric soft-bounds device with ~100 states (up_down 0.3), exact periphery:
-# in-memory SGD converges to a biased point (the symmetry-point drift of anchors.md §2.8).
+# in-memory SGD converges to a biased point (the symmetry-point drift of REFERENCES.md [R19]).
 ASYMMETRIC = PulsedDeviceConfig(
     family="soft-bounds", dw_min=0.02, up_down=0.3, w_max=1.0, w_min=-1.0,
     dw_min_dtod=0.1, up_down_dtod=0.05, w_max_dtod=0.05, w_min_dtod=0.05, dw_min_std=0.3,

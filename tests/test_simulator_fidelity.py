@@ -31,7 +31,7 @@ FAMILY_PARAMS = {
 
 
 def _reference_step(family: str, w: np.ndarray, up: bool, p: dict) -> np.ndarray:
-    """Expected step of one pulse, written out per family from aihwkit_spec.md §1.6.
+    """Expected step of one pulse, written out per family from REFERENCES.md [R4].
 
     Independent of simulator.devices.response (numpy only, one branch per family and
     direction); vectorized over devices only.

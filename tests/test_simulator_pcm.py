@@ -31,7 +31,7 @@ def _model(**changes) -> PCMNoiseModel:
 def test_programming_noise_follows_the_polynomial() -> None:
     model = _model()
     gen = torch.Generator().manual_seed(0)
-    for x, sigma_us in ((0.5, 0.953), (1.0, 1.055)):  # anchors.md §2.1 worked values
+    for x, sigma_us in ((0.5, 0.953), (1.0, 1.055)):  # REFERENCES.md [R8] worked values
         g_t = torch.full((50_000,), x * G_MAX)
         g_prog, _ = model.program(g_t, gen)
         # 50,000 draws: the std is estimated to ~0.3 %; the anchor is rounded to 3 digits
@@ -160,7 +160,7 @@ def test_emulator_pcm_truth_section_is_understood() -> None:
     assert model.prog_coefficients_s == tuple(truth.prog_coefficients_s)
 
 
-# aihwkit's own measurement (aihwkit_spec.md §7.3): 512x512 AnalogLinear, W ~ N(0, 0.1²),
+# aihwkit's own measurement (REFERENCES.md [R12]): 512x512 AnalogLinear, W ~ N(0, 0.1²),
 # x ~ U(−1, 1), ε = ‖y − xWᵀ‖/‖xWᵀ‖, PCM model only (exact periphery), averaged over 3 layers.
 AIHWKIT_MVM_ERROR = {  # t_inference: (with GDC, without compensation), per cent
     1.0: (14.0, 14.8),

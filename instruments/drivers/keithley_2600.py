@@ -30,7 +30,7 @@ Commands and where they were checked (Series 2600B Reference Manual, 2600BS-901-
 ``smuX.measure.nplc``                                   [unverified] (nplc 0.001 to 25)
 ``smuX.measure.autorangei = smuX.AUTORANGE_ON``         [unverified]
 ``smuX.measure.count``, ``smuX.measure.i(buffer)``      [unverified]
-``print(smuX.measure.i())``                             [unverified] (instruments.md section 4.2)
+``print(smuX.measure.i())``                             [unverified] (QCoDeS/PyMeasure usage)
 ``localnode.linefreq``                                  [unverified]
 ====================================================  ==========================================
 

@@ -1,6 +1,6 @@
 """The emulated crossbar chip as an SCPI instrument: selection, pulses, reads, sequences.
 
-Commands follow ``../shared/reference/instruments.md`` section 6 (the full list is in
+Commands follow ``instruments/emulator/COMMANDS.md`` (the full list is in
 ``COMMANDS.md`` next to this file); units are SI. Bulk data use IEEE definite-length
 blocks, little-endian float32 by default (``FORM:DATA REAL,64`` switches to float64).
 ``EMU:`` commands exist only on the emulator. Every command that fails (unknown header,

@@ -1,7 +1,7 @@
 """Phase-change memory physics of the emulated chip: gradual SET, abrupt RESET, drift, noise.
 
 The hidden truth follows the statistical PCM model of ``datasets/PRESET.md`` (``pcm``
-section; aihwkit's PCMLikeNoiseModel constants, ``anchors.md`` §2.1), with x = g/g_max:
+section; aihwkit's PCMLikeNoiseModel constants, REFERENCES.md [R8]), with x = g/g_max:
 
 - programming noise at t0: g_prog = g_T + N(0, σ_prog(x_T)), σ_prog = Σ c_k x_T^k;
 - drift: g(t) = g_prog·(t/t0)^(−ν) for t > t0 (g_prog for t ≤ t0), ν ~ |N(μ_ν(x_T), σ_ν(x_T))|

@@ -1,7 +1,7 @@
 """Batched commands of the emulated crossbar: pulse trains, drift reads, program-and-verify, MVM.
 
 Mixed into :class:`~instruments.emulator.crossbar.EmulatedCrossbar`; each experiment of
-``instruments.md`` §5 is one definition, one ``SEQ:INIT``/``PROG:INIT`` and one fetch,
+REFERENCES.md [R23] is one definition, one ``SEQ:INIT``/``PROG:INIT`` and one fetch,
 whatever the number of selected devices.
 """
 

@@ -1,7 +1,7 @@
 """Device configuration (plain data) and device-to-device sampling of a population.
 
 :class:`PulsedDeviceConfig` mirrors aihwkit's pulsed-device fields (names and meaning as in
-aihwkit's code, ``aihwkit_spec.md`` §1.2-1.6) in *weight units*. A preset stores the same
+aihwkit's code, REFERENCES.md [R2]-[R4]) in *weight units*. A preset stores the same
 fields in siemens around a reference conductance; :meth:`PulsedDeviceConfig.from_preset`
 divides by a conductance-per-weight scale to get normalized weight units.
 """

@@ -4,7 +4,7 @@ Each family is one :class:`DeviceFamily` object that owns
 
 * its aihwkit class and every field of that class with aihwkit's default and meaning (read
   from aihwkit 1.2.0's ``src/aihwkit/simulator/configs/devices.py`` and the update rules in
-  ``src/rpucuda/rpu_*step_device.cpp``; summary in ``aihwkit_spec.md`` §1.2-1.6);
+  ``src/rpucuda/rpu_*step_device.cpp``; summary in REFERENCES.md [R2]-[R4]);
 * its expected-step equations (the numpy/torch functions of
   :mod:`simulator.devices.response`) and, for the affine families, the closed-form
   coefficients;

@@ -1,6 +1,6 @@
 """PCM inference noise: programming noise, power-law drift and 1/f read noise.
 
-The model is aihwkit's ``PCMLikeNoiseModel`` (anchors.md §2.1) parametrized by a preset's
+The model is aihwkit's ``PCMLikeNoiseModel`` (REFERENCES.md [R8]) parametrized by a preset's
 ``pcm`` section (datasets/PRESET.md), all in siemens and seconds. With x = g / g_max:
 
 * programming: g_prog = max(g_T + σ_prog(x_T)·ξ, 0), σ_prog = Σ_k c_k x_T^k;
@@ -27,7 +27,7 @@ import torch
 
 __all__ = ["PUBLISHED_PCM_SECTION", "PCMNoiseModel"]
 
-#: aihwkit's PCMLikeNoiseModel constants (anchors.md §2.1, Nandakumar 2019 / Joshi 2020) in the
+#: aihwkit's PCMLikeNoiseModel constants (REFERENCES.md [R8]) in the
 #: preset ``pcm`` layout: the numbers the emulator's ``pcm`` chip truth carries.
 PUBLISHED_PCM_SECTION: dict[str, Any] = {
     "g_max_s": 25e-6,

@@ -1,7 +1,7 @@
 """Apply n_up up-pulses and n_down down-pulses to every device at once.
 
 One pulse moves a device by its family's expected step times (1 + σξ) (cycle-to-cycle noise,
-σ = ``dw_min_std``), then clips to the device's own bounds (aihwkit_spec.md §1.6). The pulses
+σ = ``dw_min_std``), then clips to the device's own bounds (REFERENCES.md [R4]). The pulses
 a device receives within one update are taken as evenly interleaved.
 
 *Affine families* (constant-step, linear-step, soft-bounds: step = c − a·w) have a closed form

@@ -1,7 +1,7 @@
 """Response functions of the pulsed-device families: the equations, one function per family.
 
 Each function gives the expected (noise-free) step of one pulse as a function of the device
-state ``w``, following aihwkit's per-pulse update rules (``aihwkit_spec.md`` §1.6). The
+state ``w``, following aihwkit's per-pulse update rules (REFERENCES.md [R4]). The
 functions work on numpy arrays and on torch tensors alike (``xp`` is the array module), so the
 fitter (numpy) and the simulator (torch) share them. Which function belongs to which family
 (and everything else about a family) is said once, in :mod:`simulator.devices.families`;
