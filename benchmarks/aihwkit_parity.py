@@ -52,8 +52,8 @@ from simulator import (  # noqa: E402
     TikiTaka,
     UpdateParameters,
 )
-from simulator.io import IOParameters  # noqa: E402
 from simulator.layers import AnalogSGD as OurSGD  # noqa: E402
+from simulator.periphery import IOParameters  # noqa: E402
 from simulator.tile import AnalogTile  # noqa: E402
 from simulator.training import analog_mlp, evaluate_accuracy  # noqa: E402
 

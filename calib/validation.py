@@ -19,7 +19,7 @@ import torch
 from calib.errors import CalibError
 from simulator.config import AnalogConfig
 from simulator.devices.config import PulsedDeviceConfig
-from simulator.io import IOParameters
+from simulator.periphery import IOParameters
 from simulator.presets import PresetError
 from simulator.presets import device_config as _device_config
 from simulator.training import analog_mlp, train_classifier

@@ -25,7 +25,7 @@ _EXPORTS = {
     "PCMNoiseModel": "simulator.devices.pcm",
     "drift_analog_weights": "simulator.inference",
     "program_analog_weights": "simulator.inference",
-    "IOParameters": "simulator.io",
+    "IOParameters": "simulator.periphery",
     "AnalogConv2d": "simulator.layers",
     "AnalogLinear": "simulator.layers",
     "AnalogSGD": "simulator.layers",

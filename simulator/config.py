@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from simulator.devices.config import PulsedDeviceConfig
 from simulator.devices.pcm import PCMNoiseModel
-from simulator.io import IOParameters
+from simulator.periphery import IOParameters
 from simulator.update import UpdateParameters
 
 __all__ = [

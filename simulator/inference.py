@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from simulator.devices.pcm import PCMNoiseModel
-from simulator.io import analog_mvm
+from simulator.periphery import analog_mvm
 
 __all__ = [
     "InferenceState",

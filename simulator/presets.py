@@ -112,7 +112,7 @@ def analog_config(
 def inference_config(preset: Mapping[str, Any], **overrides: Any) -> AnalogConfig:
     """Hardware-aware training and PCM inference: an ideal floating-point device for training,
     the preset's ``pcm`` model for programming and drift (exact backward, FP update)."""
-    from simulator.io import IOParameters
+    from simulator.periphery import IOParameters
 
     fields: dict[str, Any] = {
         "device": None,

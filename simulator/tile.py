@@ -4,7 +4,7 @@
   weight units, device-to-device parameters, pulses through the response function
   (:mod:`simulator.devices.pulses`), write noise.
 * :class:`TileBase` holds what every tile shares: forward/backward MVMs through the periphery
-  (:mod:`simulator.io`), weight-noise injection for hardware-aware training, programmed
+  (:mod:`simulator.periphery`), weight-noise injection for hardware-aware training, programmed
   inference weights and the drift-compensation factor.
 * :class:`AnalogTile` is an in-memory-SGD tile: one device per weight against a reference, a
   differential one-sided pair, or an ideal floating-point weight; updates are stochastic pulse
@@ -30,8 +30,8 @@ from simulator.devices.response import (
     symmetry_point,
 )
 from simulator.inference import InferenceState, modify_weights
-from simulator.io import analog_mvm
-from simulator.noise import make_generator, normal
+from simulator.periphery import analog_mvm
+from simulator.random_streams import make_generator, normal
 from simulator.update import Trains, coincidence_counts, sample_counts
 from simulator.workspace import Workspace
 

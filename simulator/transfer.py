@@ -23,7 +23,7 @@ import math
 import torch
 
 from simulator.config import SGD, AnalogConfig, ChoppedTTv2, TikiTaka
-from simulator.io import analog_mvm
+from simulator.periphery import analog_mvm
 from simulator.tile import AnalogTile, TileBase, check_matrix
 
 __all__ = ["ChoppedTransferTile", "TikiTakaTile", "build_tile"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from simulator.noise import uniform16
+from simulator.random_streams import uniform16
 from simulator.workspace import Workspace, scratch
 
 __all__ = ["PULSE_TYPES", "Trains", "UpdateParameters", "coincidence_counts", "sample_counts"]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from simulator.io import IOParameters, analog_mvm
+from simulator.periphery import IOParameters, analog_mvm
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -117,7 +117,7 @@ def test_update_parameters_are_validated() -> None:
 def test_gpu_code_paths_agree_with_the_cpu_ones(monkeypatch) -> None:
     """The torch random stream and the float count product (used on CUDA), run on CPU."""
     from simulator import update
-    from simulator.noise import make_generator, uniform16
+    from simulator.random_streams import make_generator, uniform16
 
     gen = torch.Generator().manual_seed(0)
     for source in (make_generator("cpu", 0), gen):  # numpy SFC64 bulk stream, torch stream

@@ -46,7 +46,7 @@ from calib.validate.sources import (
 from calib.validate.tasks import EvalTask, derived_seed
 from instruments.chip import ChipInterface, ProgramResult, VirtualClock
 from simulator import AnalogLinear, IOParameters, MappingParameters
-from simulator.io import analog_mvm, periphery_mvm
+from simulator.periphery import analog_mvm, periphery_mvm
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "examples"
 

@@ -5,7 +5,7 @@ Modules, one job each: :mod:`~calib.validate.datasets` (digits, MNIST-1D),
 :mod:`~calib.validate.networks` (MLP/CNN, trained-network files),
 :mod:`~calib.validate.training` (train once), :mod:`~calib.validate.simulated` and
 :mod:`~calib.validate.chip_inference` (one evaluation each, with
-:mod:`~calib.validate.chip_network` and :func:`simulator.io.periphery_mvm`),
+:mod:`~calib.validate.chip_network` and :func:`simulator.periphery.periphery_mvm`),
 :mod:`~calib.validate.tasks` (the pure task function), :mod:`~calib.validate.runner`
 (orchestration), :mod:`~calib.validate.predictive` (predictive check of the campaign),
 :mod:`~calib.validate.report` and :mod:`~calib.validate.plots`.

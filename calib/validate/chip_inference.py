@@ -44,7 +44,7 @@ from calib.validate.chip_network import (
 )
 from calib.validate.networks import classification_accuracy
 from instruments.chip import ChipInterface, ListSelection, PulseSpec
-from simulator.io import IOParameters
+from simulator.periphery import IOParameters
 
 __all__ = [
     "ChipProgramming",

@@ -18,7 +18,7 @@ outputs on its columns. Two weight-to-conductance mappings:
 Inputs become row voltages V = x̂·v with v = ``read_voltage_v`` / ``inp_bound`` (x̂ the
 DAC output, |x̂| ≤ inp_bound), so |V| never exceeds the read voltage. Everything digital
 (noise and bound management, DAC/ADC quantization, output noise, the digital bias, global
-drift compensation, activations, pooling) runs in torch (:func:`simulator.io.periphery_mvm`).
+drift compensation, activations, pooling) runs in torch (:func:`simulator.periphery.periphery_mvm`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch import nn
 from calib.errors import CalibError
 from calib.validate.networks import matrix_layers
 from instruments.chip import BlockSelection, ChipInterface
-from simulator.io import IOParameters, periphery_mvm
+from simulator.periphery import IOParameters, periphery_mvm
 
 __all__ = [
     "PRUNE_FRACTION",

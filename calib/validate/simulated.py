@@ -48,8 +48,8 @@ from simulator import (
 )
 from simulator.inference import analog_tiles
 from simulator.layers import AnalogLayer
-from simulator.noise import make_generator
 from simulator.presets import PresetError
+from simulator.random_streams import make_generator
 
 __all__ = ["simulated_accuracy"]
 

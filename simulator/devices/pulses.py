@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from simulator.devices.response import affine_step, expected_step
-from simulator.noise import normal
+from simulator.random_streams import normal
 from simulator.workspace import Workspace, scratch
 
 __all__ = ["affine_coefficients", "apply_pulse_counts"]

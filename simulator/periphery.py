@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from simulator.noise import normal
+from simulator.random_streams import normal
 
 __all__ = ["Core", "IOParameters", "analog_mvm", "periphery_mvm", "quantize"]
 
