@@ -98,3 +98,59 @@ def test_every_cited_reference_exists_in_references_md() -> None:
                 cited.setdefault(ref, str(path.relative_to(ROOT)))
     missing = {ref: where for ref, where in cited.items() if ref not in entries}
     assert cited and not missing, missing
+
+
+# --------------------------------------------------------------------------- the emulator
+#: The emulator (``instruments/emulator/``) is a test double of a chip and a bench: production
+#: code drives hardware through ``ChipInterface`` drivers and never reaches into it. The one
+#: exception is ``calib``'s embedded default (``--chip emulated``, ``calib demo``, ``calib
+#: emulator|bench serve``), which may *launch* an emulator through these entry points only:
+EMULATOR_ENTRY_POINTS = {
+    "instruments.emulator.server": {"running_emulator", "EmulatorServer"},
+    "instruments.emulator.crossbar": {"EmulatedCrossbar"},  # `calib emulator serve`
+    "instruments.emulator.bench": {"running_bench"},
+    "instruments.emulator.bench.client": {"open_virtual_bench"},
+    "instruments.emulator.physics": {"chip_truth", "load_truth_file"},  # truth to serve
+}
+
+
+def _emulator_imports(path: Path) -> list[tuple[str, set[str]]]:
+    """Every import of ``instruments.emulator*`` in ``path`` (module level or in a function)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(a.name, {"*"}) for a in node.names if a.name.startswith("instruments.emul")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = {alias.name for alias in node.names}
+            if node.module.startswith("instruments.emulator"):
+                found.append((node.module, names))
+            elif node.module == "instruments" and "emulator" in names:
+                found.append(("instruments.emulator", {"*"}))
+    return found
+
+
+def test_no_production_module_imports_the_emulator_outside_its_entry_points() -> None:
+    offenders = []
+    for package in ("simulator", "fitting", "instruments", "calib"):
+        for path in (ROOT / package).rglob("*.py"):
+            relative = path.relative_to(ROOT)
+            if relative.parts[:2] == ("instruments", "emulator"):
+                continue
+            for module, names in _emulator_imports(path):
+                allowed = EMULATOR_ENTRY_POINTS.get(module, set()) if package == "calib" else set()
+                if not names <= allowed:
+                    offenders.append(f"{relative} imports {sorted(names - allowed)} from {module}")
+    assert not offenders, offenders
+
+
+def test_importing_instruments_and_its_drivers_does_not_load_the_emulator() -> None:
+    code = (
+        "import sys, instruments, instruments.bench_chip, instruments.drivers.scpi_crossbar, "
+        "instruments.drivers.keysight_b2900, instruments.drivers.keysight_33500, "
+        "instruments.drivers.keysight_e5250, instruments.drivers.keithley_2600; "
+        "print(','.join(m for m in sys.modules if m.startswith('instruments.emulator')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert out == ""
