@@ -19,6 +19,7 @@ chip's error text at once instead of waiting out the I/O timeout (600 s in seque
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -154,6 +155,12 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
         self._selection_key: object = None
         self.timing: dict[str, float] = {}  # split of the last batched operation (s)
 
+    @classmethod
+    @functools.cache
+    def parameters(cls) -> dict[str, Parameter]:
+        """The declared parameters, computed once per class (every operation looks them up)."""
+        return super().parameters()
+
     # ------------------------------------------------------------------ metadata
     def identity(self) -> str:
         return self.transport.idn
@@ -179,7 +186,7 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
         """Settings (validated before any I/O) then actions, as one program message; the
         error queue is checked once, and the settings cached only if all were accepted."""
         bound = [(self.parameter(name), value) for name, value in settings.items()]
-        commands = [param.command(value) for param, value in bound]
+        commands = [param.command(value) for param, value in bound]  # validates each value
         message = self.write_all([*commands, *actions])
         try:
             self.check_errors(message)
@@ -188,7 +195,7 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
                 self._cache.pop(param.name, None)
             raise
         for param, value in bound:
-            self._cache[param.name] = param.validate(value)
+            self._cache[param.name] = value
 
     def _select(self, sel: Selection) -> int:
         """Send the selection unless it is already active; returns its size."""
