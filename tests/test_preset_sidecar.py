@@ -207,3 +207,40 @@ def test_loaded_sidecar_arrays_compare_equal_to_the_arrays_written(large: Path) 
     other = _preset(10_000)["per_device"]
     other["w_max"][9] += 1e-9
     assert loaded != other
+
+
+def test_calib_fit_of_a_large_chip_writes_a_sidecar_and_never_over_its_input(
+    tmp_path: Path, capsys
+) -> None:
+    measured = tmp_path / "chip.h5"
+    measure = ["measure", "pulse-response", "--devices", "4400", "--cycles", "1"]
+    measure += ["--n-up", "50", "--n-down", "50", "--selection", "block", "-o", str(measured)]
+    assert main(measure) == 0
+    fit = ["fit", "pulse-response", "--model", "soft-bounds"]
+    assert main([*fit, str(measured), "-o", str(tmp_path / "chip.json")]) == 0
+    preset = load_preset(tmp_path / "chip.json")
+    n = preset["per_device_file"]["n_devices"]  # the fitted devices (4,279 of 4,400)
+    assert n > INLINE_MAX_DEVICES and isinstance(preset["per_device"], SidecarArrays)
+    assert preset["per_device"]["delta_up"].shape == (n,)
+    # a measurement named like the sidecar of the output: refused, the input untouched
+    named = measured.rename(tmp_path / "run.devices.h5")
+    before = named.read_bytes()
+    capsys.readouterr()
+    assert main([*fit, str(named), "-o", str(tmp_path / "run.json")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the fit's stage bars
+    assert err.startswith("calib: error: ") and "input file" in err, err
+    assert "run.devices.h5" in err
+    assert named.read_bytes() == before and not (tmp_path / "run.json").exists()
+
+
+def test_a_sidecar_changed_after_loading_is_refused_when_the_simulator_reads_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chip.json"
+    save_preset(_preset(5_000), path)
+    loaded = load_preset(path)
+    with h5py.File(sidecar_path(path), "a") as fh:
+        fh["w_max"][0] = 1.0
+    with pytest.raises(CalibError, match="changed since its preset was loaded") as info:
+        analog_config(loaded, use_per_device=True)
+    assert "\n" not in str(info.value)
