@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from calib.campaigns import PulseResponseParams, measure_pulse_response
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 __all__ = ["measure_chip_file"]
@@ -18,5 +18,5 @@ def measure_chip_file(
     params = PulseResponseParams(
         n_devices=n_devices, n_up=n_pulses, n_down=n_pulses, cycles=2, seed=seed
     )
-    with running_emulator("reram", seed=seed, shape=shape) as res, EmulatedChip(res) as chip:
+    with running_emulator("reram", seed=seed, shape=shape) as res, ScpiCrossbarChip(res) as chip:
         return measure_pulse_response(chip, params, path)

@@ -15,7 +15,7 @@ from calib.cli import main
 from calib.io import read_campaign
 from fitting import PulseTraces, fit_pulse_response
 from fitting.pcm_drift import fit_device_drift
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.bench import running_bench
 from instruments.emulator.bench.client import open_virtual_bench as open_bench
 from instruments.emulator.physics import chip_truth
@@ -66,7 +66,7 @@ def test_bench_pulse_response_fits_like_the_emulated_chip(tmp_path) -> None:
         stuck = int(res.bench.array.stuck[measured].sum())
     with (
         running_emulator(truth=RERAM_100US, seed=5, shape=(16, 16)) as resource,
-        EmulatedChip(resource) as chip,
+        ScpiCrossbarChip(resource) as chip,
     ):
         emu_fit = _fit(measure_pulse_response(chip, params, tmp_path / "emu.h5"))
     t = RERAM_100US
@@ -125,7 +125,7 @@ def test_drift_campaign_on_a_pcm_bench_measures_drift_like_the_emulated_chip(tmp
         else:
             with (
                 running_emulator("pcm", seed=6, shape=(8, 8)) as resource,
-                EmulatedChip(resource) as chip,
+                ScpiCrossbarChip(resource) as chip,
             ):
                 measure_drift(chip, params, path)
                 nu_true = chip.ground_truth_array("nu")

@@ -25,7 +25,7 @@ from calib.campaigns import (
 )
 from calib.errors import CalibError
 from calib.io import load, read_campaign
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError
 
@@ -46,7 +46,7 @@ LEVELS = (30e-6, 60e-6, 90e-6)
 
 @pytest.fixture
 def chip():
-    with running_emulator("reram", seed=5, shape=(32, 32)) as res, EmulatedChip(res) as c:
+    with running_emulator("reram", seed=5, shape=(32, 32)) as res, ScpiCrossbarChip(res) as c:
         yield c
 
 
@@ -100,7 +100,7 @@ def test_programming_drift_and_read_noise_campaigns(chip, tmp_path: Path) -> Non
 class _FailingChip:
     """Wraps a chip and raises an instrument error on the n-th pulse train."""
 
-    def __init__(self, chip: EmulatedChip, fail_at: int) -> None:
+    def __init__(self, chip: ScpiCrossbarChip, fail_at: int) -> None:
         self._chip, self._left = chip, fail_at
 
     def __getattr__(self, name: str):
@@ -116,11 +116,11 @@ class _FailingChip:
 def test_instrument_error_leaves_interrupted_file_that_resumes_identically(tmp_path: Path):
     params = PulseResponseParams(n_devices=48, chunk_devices=16, n_up=10, n_down=10, seed=2)
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
-    with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as c:
+    with running_emulator("reram", seed=9, shape=(16, 16)) as res, ScpiCrossbarChip(res) as c:
         measure_pulse_response(c, params, whole)
     with (
         running_emulator("reram", seed=9, shape=(16, 16)) as res,
-        EmulatedChip(res) as c,
+        ScpiCrossbarChip(res) as c,
         pytest.raises(InstrumentError),
     ):
         measure_pulse_response(_FailingChip(c, 3), params, part)
@@ -130,10 +130,10 @@ def test_instrument_error_leaves_interrupted_file_that_resumes_identically(tmp_p
     with (
         pytest.raises(CalibError, match="different parameters"),
         running_emulator("reram", seed=9, shape=(16, 16)) as res,
-        EmulatedChip(res) as c,
+        ScpiCrossbarChip(res) as c,
     ):
         measure_pulse_response(c, changed, part, resume=True)
-    with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as c:
+    with running_emulator("reram", seed=9, shape=(16, 16)) as res, ScpiCrossbarChip(res) as c:
         measure_pulse_response(c, params, part, resume=True)
     a, b = read_campaign(whole, "pulse_response"), read_campaign(part, "pulse_response")
     assert b.attrs["status"] == "complete"

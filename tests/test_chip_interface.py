@@ -15,7 +15,7 @@ from instruments.chip import (
     PulseSpec,
     PulseTrainSpec,
 )
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 
@@ -26,7 +26,7 @@ def pcm_resource():
 
 
 def test_program_verify_reaches_targets_and_reports_times(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         sel = BlockSelection(0, 0, 8, 32)
         targets = np.linspace(40e-6, 90e-6, 256)
         t_before = chip.clock.now()
@@ -43,7 +43,7 @@ def test_program_verify_reaches_targets_and_reports_times(emulator_resource: str
 
 
 def test_host_fallback_program_verify_agrees_with_on_chip(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         sel = ListSelection.of([3, 70, 500, 901])
         res = ChipInterface.program_verify(chip, sel, 60e-6, 1.5e-6, 100, 0.2, PulseSpec(1.2, 1e-6))
         ok = ~chip.ground_truth_array("stuck")[[3, 70, 500, 901]].astype(bool)
@@ -54,7 +54,7 @@ def test_host_fallback_program_verify_agrees_with_on_chip(emulator_resource: str
 
 
 def test_pcm_drift_reads_follow_power_law_in_virtual_time(pcm_resource: str) -> None:
-    with EmulatedChip(pcm_resource) as chip:
+    with ScpiCrossbarChip(pcm_resource) as chip:
         sel = BlockSelection(0, 0, 16, 64)
         targets = np.repeat(np.linspace(4e-6, 24e-6, 16), 64)
         wall = time.perf_counter()
@@ -79,7 +79,7 @@ def test_pcm_drift_reads_follow_power_law_in_virtual_time(pcm_resource: str) -> 
 
 
 def test_read_at_times_refuses_times_already_past(pcm_resource: str) -> None:
-    with EmulatedChip(pcm_resource) as chip:
+    with ScpiCrossbarChip(pcm_resource) as chip:
         sel = DeviceSelection(60, 60)
         chip.clock.advance(1000.0)
         with pytest.raises(Exception, match="already passed"):
@@ -89,7 +89,7 @@ def test_read_at_times_refuses_times_already_past(pcm_resource: str) -> None:
 
 
 def test_generic_read_at_times_fallback_waits_on_the_clock(pcm_resource: str) -> None:
-    with EmulatedChip(pcm_resource) as chip:
+    with ScpiCrossbarChip(pcm_resource) as chip:
         sel = BlockSelection(20, 0, 2, 8)
         chip.program_verify(sel, 10e-6, 0.25e-6, 100, 0.2, PulseSpec(1.0, 100e-9))
         t_prog = chip.programming_times(sel)
@@ -100,7 +100,7 @@ def test_generic_read_at_times_fallback_waits_on_the_clock(pcm_resource: str) ->
 
 
 def test_mvm_matches_conductances_and_fallback(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         sel = BlockSelection(4, 2, 8, 6)
         v = np.random.default_rng(0).uniform(-0.2, 0.2, size=(50, 8))
         i_chip = chip.mvm(sel, v)
@@ -120,14 +120,17 @@ def test_noise_seed_makes_measurements_reproducible() -> None:
     spec = PulseTrainSpec(20, PulseSpec(1.2, 1e-6), 20, PulseSpec(-1.2, 1e-6), cycles=1)
     results = []
     for warmup in (0, 3):
-        with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as chip:
+        with (
+            running_emulator("reram", seed=9, shape=(16, 16)) as res,
+            ScpiCrossbarChip(res) as chip,
+        ):
             sel = BlockSelection(0, 0, 16, 16)
             for _ in range(warmup):  # consume noise: a different history of reads
                 chip.read_conductance(sel, 0.2)
             chip.seed_noise(1234)
             results.append(chip.pulse_train_with_reads(sel, spec, 0.2))
     np.testing.assert_array_equal(results[0], results[1])
-    with running_emulator("reram", seed=9, shape=(16, 16)) as res, EmulatedChip(res) as chip:
+    with running_emulator("reram", seed=9, shape=(16, 16)) as res, ScpiCrossbarChip(res) as chip:
         chip.seed_noise(99)
         other = chip.pulse_train_with_reads(BlockSelection(0, 0, 16, 16), spec, 0.2)
     assert not np.array_equal(other, results[0])

@@ -16,7 +16,7 @@ from instruments.chip import (
     PulseTrainSpec,
     pulse_sequence,
 )
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.visa_transport import InstrumentError, VisaTransport
 
 
@@ -26,7 +26,7 @@ def _host_port(resource: str) -> tuple[str, int]:
 
 
 def test_identity_configuration_and_reads(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         assert chip.identity().startswith("EMU,AIMC-XBAR-RERAM")
         assert chip.shape == (32, 32)
         g = chip.read_conductance(BlockSelection(2, 3, 4, 5), v_read=0.2)
@@ -36,7 +36,7 @@ def test_identity_configuration_and_reads(emulator_resource: str) -> None:
 
 def test_pulse_train_shape_and_direction(emulator_resource: str) -> None:
     spec = PulseTrainSpec(50, PulseSpec(1.2, 1e-6), 50, PulseSpec(-1.2, 1e-6), cycles=2)
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         g = chip.pulse_train_with_reads(BlockSelection(0, 0, 4, 8), spec, 0.2)
     assert g.shape == (spec.n_reads, 32)
     seq = pulse_sequence(spec)
@@ -47,7 +47,7 @@ def test_pulse_train_shape_and_direction(emulator_resource: str) -> None:
 
 
 def test_list_selection_block_roundtrip_and_fallback_match(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         idx = np.array([5, 900, 17, 1023])
         g = chip.read_conductance(ListSelection.of(idx), 0.2, n_avg=4)
         assert g.shape == (4,)
@@ -70,7 +70,7 @@ def test_unknown_command_queues_error_and_state_is_unchanged(emulator_resource: 
 
 
 def test_commands_outside_safe_area_never_apply(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         sel = DeviceSelection(1, 1)
         before = chip.read_conductance(sel, 0.2, n_avg=64)
         with pytest.raises(InstrumentError, match="-222"):
@@ -83,7 +83,7 @@ def test_commands_outside_safe_area_never_apply(emulator_resource: str) -> None:
 
 
 def test_virtual_clock_advances_without_waiting(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         t0 = chip.clock.now()
         wall = time.perf_counter()
         chip.clock.advance(1e5)
@@ -96,7 +96,7 @@ def test_server_survives_garbage_truncated_blocks_and_disconnects(emulator_resou
     for junk in (b"\x00\xff\xfe garbage\n", b"ROUT:SEL:LIST #9000001000\x01\x02", b"#\n;;;\n"):
         with socket.create_connection((host, port)) as s:
             s.sendall(junk)  # then drop the connection mid-message
-    with EmulatedChip(emulator_resource) as chip:  # a second client after the bad ones
+    with ScpiCrossbarChip(emulator_resource) as chip:  # a second client after the bad ones
         assert chip.read_conductance(DeviceSelection(0, 0), 0.2).shape == (1,)
 
 
@@ -114,11 +114,11 @@ def test_closed_port_gives_one_clear_error() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(InstrumentError, match=f"127.0.0.1::{port}"):
-        EmulatedChip(f"TCPIP::127.0.0.1::{port}::SOCKET", timeout_s=1.0)
+        ScpiCrossbarChip(f"TCPIP::127.0.0.1::{port}::SOCKET", timeout_s=1.0)
 
 
 def test_ground_truth_is_available_only_through_emu_commands(emulator_resource: str) -> None:
-    with EmulatedChip(emulator_resource) as chip:
+    with ScpiCrossbarChip(emulator_resource) as chip:
         truth = chip.ground_truth()
         assert truth["device"]["model"] == "soft-bounds"
         assert chip.ground_truth_array("delta_up").shape == (1024,)

@@ -16,7 +16,7 @@ import pytest
 import pyvisa
 
 from instruments.chip import BlockSelection, PulseSpec
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator import scpi
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError, VisaTransport
@@ -60,13 +60,13 @@ def test_half_sent_block_and_dropped_client_leave_the_chip_unchanged() -> None:
 
 def test_client_disconnecting_mid_transfer_does_not_hurt_the_server() -> None:
     with running_emulator("reram", seed=2, shape=(64, 64)) as resource:
-        with EmulatedChip(resource) as chip:
+        with ScpiCrossbarChip(resource) as chip:
             chip.transport.command("SEQ:PTR:DEF 500,1.2,500,-1.2,1e-6,1,1;:SEQ:INIT")
             # a 16 MB reply: ask for it, read a little, hang up
             inst = chip.transport._inst
             inst.write("FETC:COND?")
             inst.read_bytes(100)
-        with EmulatedChip(resource) as chip:  # the next client gets a working chip
+        with ScpiCrossbarChip(resource) as chip:  # the next client gets a working chip
             g = chip.read_conductance(BlockSelection(0, 0, 64, 64), 0.2)
             assert g.shape == (4096,) and np.isfinite(g).all()
             assert chip.transport.errors() == []
@@ -75,11 +75,11 @@ def test_client_disconnecting_mid_transfer_does_not_hurt_the_server() -> None:
 def test_two_clients_one_after_the_other_see_the_same_chip() -> None:
     with running_emulator("reram", seed=3, shape=(8, 8)) as resource:
         sel = BlockSelection(0, 0, 2, 2)
-        with EmulatedChip(resource) as first:
+        with ScpiCrossbarChip(resource) as first:
             res = first.program_verify(sel, 70e-6, 0.5e-6, 200, 0.2, PulseSpec(1.2, 1e-6))
             first.transport.command("SOUR:PULS:AMPL 1.1")
             t_first = first.clock.now()
-        with EmulatedChip(resource) as second:
+        with ScpiCrossbarChip(resource) as second:
             assert float(second.transport.query("SOUR:PULS:AMPL?")) == 1.1
             assert second.clock.now() == pytest.approx(t_first)
             g = second.read_conductance(sel, 0.2, n_avg=64)
@@ -92,7 +92,7 @@ def test_concurrent_clients_are_serialized() -> None:
 
         def client(k: int) -> None:
             try:
-                with EmulatedChip(resource) as chip:
+                with ScpiCrossbarChip(resource) as chip:
                     for _ in range(20):
                         assert chip.identity().startswith("EMU")
                         assert chip.read_conductance(BlockSelection(k, 0, 1, 16), 0.2).size == 16
@@ -116,7 +116,7 @@ def test_silent_instrument_gives_one_clear_timeout_error() -> None:
         port = listener.getsockname()[1]
         resource = f"TCPIP::127.0.0.1::{port}::SOCKET"
         with pytest.raises(InstrumentError) as info:
-            EmulatedChip(resource, timeout_s=0.3)
+            ScpiCrossbarChip(resource, timeout_s=0.3)
     message = str(info.value)
     assert resource in message and "*IDN?" in message and "timed out" in message
 
@@ -149,7 +149,7 @@ def test_cli_serve_prints_ready_answers_pyvisa_and_stops_on_ctrl_c() -> None:
     try:
         words = proc.stdout.readline().split()
         assert words[0] == "READY"
-        with EmulatedChip(f"TCPIP::127.0.0.1::{words[1]}::SOCKET") as chip:
+        with ScpiCrossbarChip(f"TCPIP::127.0.0.1::{words[1]}::SOCKET") as chip:
             assert chip.identity() == "EMU,AIMC-XBAR-PCM,SN00000008,0.2.0"
             assert chip.shape == (4, 4)
         proc.send_signal(signal.SIGINT)

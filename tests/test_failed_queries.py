@@ -20,7 +20,7 @@ import pytest
 
 from instruments.chip import BlockSelection, DeviceSelection, PulseSpec, PulseTrainSpec
 from instruments.drivers import Keithley2600, Keysight33500B, KeysightB2900, KeysightE5250A
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.bench import running_bench
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError, VisaTransport
@@ -29,9 +29,9 @@ TIMEOUT_S = 20.0  # far longer than any answer here; a timeout would say "timed 
 
 
 @pytest.fixture
-def chip() -> Iterator[EmulatedChip]:
+def chip() -> Iterator[ScpiCrossbarChip]:
     with running_emulator("reram", seed=4, shape=(4, 4)) as resource:
-        chip = EmulatedChip(resource, timeout_s=TIMEOUT_S)
+        chip = ScpiCrossbarChip(resource, timeout_s=TIMEOUT_S)
         try:
             yield chip
         finally:

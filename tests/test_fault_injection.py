@@ -41,7 +41,7 @@ from calib.cli import main
 from calib.errors import CalibError
 from calib.io.hdf5 import CampaignWriter, DiskFullError, RowSpec, read_campaign
 from calib.io.writer_lock import WriterLock
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError, VisaTransport
 
@@ -88,7 +88,7 @@ KINDS = {
 
 def _run(kind: str, path: Path, wrap=None, **kw) -> Path:
     measure, params, _ = KINDS[kind]
-    with running_emulator("reram", seed=7, shape=SHAPE) as res, EmulatedChip(res) as chip:
+    with running_emulator("reram", seed=7, shape=SHAPE) as res, ScpiCrossbarChip(res) as chip:
         return measure(wrap(chip) if wrap else chip, params, path, **kw)
 
 
@@ -260,7 +260,7 @@ def test_dropped_connection_mid_campaign_keeps_chunks_and_resumes(
     with running_emulator("reram", seed=7, shape=SHAPE) as res:
         proxy = _Proxy(res)
         try:
-            with EmulatedChip(proxy.resource, timeout_s=20.0) as chip:
+            with ScpiCrossbarChip(proxy.resource, timeout_s=20.0) as chip:
 
                 def progress(done: int, total: int) -> None:
                     if done >= 32:
@@ -338,7 +338,7 @@ def test_chunks_are_sized_by_instrument_time() -> None:
 class _SlowBench:
     """An emulated chip whose pulse trains take 0.5 s of chip time per device (sequential)."""
 
-    def __init__(self, chip: EmulatedChip) -> None:
+    def __init__(self, chip: ScpiCrossbarChip) -> None:
         self._chip = chip
 
     def __getattr__(self, name: str):
@@ -366,7 +366,7 @@ def test_default_chunk_on_a_slow_chip_flushes_every_few_seconds_and_resumes(
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
 
     def run(path: Path, fail_after: int | None = None, **kw) -> None:
-        with running_emulator("reram", seed=3, shape=(64, 64)) as res, EmulatedChip(res) as c:
+        with running_emulator("reram", seed=3, shape=(64, 64)) as res, ScpiCrossbarChip(res) as c:
 
             def progress(done: int, total: int) -> None:
                 if fail_after is not None and done >= fail_after:
@@ -536,7 +536,7 @@ def test_a_file_from_before_recorded_chunk_plans_resumes_with_fixed_chunks(
         width_s=1e-6,
     )
     path = tmp_path / "old.h5"
-    with running_emulator("reram", seed=3, shape=(64, 64)) as res, EmulatedChip(res) as c:
+    with running_emulator("reram", seed=3, shape=(64, 64)) as res, ScpiCrossbarChip(res) as c:
         measure_pulse_response(c, params, path)
     with h5py.File(path, "r+") as f:  # as the previous version left it after 2 chunks
         g = f["pulse_response"]
@@ -546,7 +546,7 @@ def test_a_file_from_before_recorded_chunk_plans_resumes_with_fixed_chunks(
         del g.attrs["chunk_plan"]
         g.attrs["rows_complete"] = 256
         g.attrs["status"] = "interrupted"
-    with running_emulator("reram", seed=3, shape=(64, 64)) as res, EmulatedChip(res) as c:
+    with running_emulator("reram", seed=3, shape=(64, 64)) as res, ScpiCrossbarChip(res) as c:
         measure_pulse_response(c, params, path, resume=True)
     data = read_campaign(path, "pulse_response")
     assert data.attrs["status"] == "complete" and data.n_devices == 1100

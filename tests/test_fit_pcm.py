@@ -28,7 +28,7 @@ from calib.presets import load_preset
 from fitting.pcm import PcmFitOptions, fit_pcm
 from fitting.pcm_model import evaluate_section
 from fitting.pcm_synthetic import SyntheticPcm, clip_log, synthetic_campaigns
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 # The bounds (16 levels x 1024 devices, reads 20 s .. 1e5 s)
@@ -93,7 +93,10 @@ def measure_pcm(
     }
     s = [seed] * 3 if same_seed else [seed, seed + 1, seed + 2]
     paths = [directory / f"{name}.h5" for name in ("programming", "drift", "read_noise")]
-    with running_emulator("pcm", seed=seed, shape=(side, side)) as res, EmulatedChip(res) as chip:
+    with (
+        running_emulator("pcm", seed=seed, shape=(side, side)) as res,
+        ScpiCrossbarChip(res) as chip,
+    ):
         measure_programming(chip, ProgrammingParams(**common, seed=s[0]), paths[0])
         measure_drift(chip, DriftParams(**common, seed=s[1], n_times=n_times), paths[1])
         measure_read_noise(chip, ReadNoiseParams(**common, seed=s[2], n_reads=n_reads), paths[2])

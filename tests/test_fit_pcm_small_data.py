@@ -8,7 +8,7 @@ import pytest
 
 from calib.campaigns import DriftParams, default_levels, measure_drift
 from calib.cli import main
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 
@@ -17,7 +17,7 @@ def test_small_drift_campaign_fits_or_says_why(tmp_path: Path, seed: int, n_leve
     # These seeds once left a level's sigma_nu standard error undefined (flat likelihood at
     # 8 devices), which crashed the clipped-log fit with NaN starting values.
     data = tmp_path / "drift.h5"
-    with running_emulator("pcm", seed=seed, shape=(32, 32)) as res, EmulatedChip(res) as chip:
+    with running_emulator("pcm", seed=seed, shape=(32, 32)) as res, ScpiCrossbarChip(res) as chip:
         params = DriftParams(
             n_devices=8 * n_levels,
             levels_s=default_levels("pcm", n_levels),

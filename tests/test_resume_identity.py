@@ -12,7 +12,7 @@ from calib.campaigns import PulseResponseParams, measure_pulse_response
 from calib.cli import main
 from calib.errors import CalibError
 from calib.io.hdf5 import read_campaign
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError
 
@@ -34,7 +34,7 @@ PARAMS = PulseResponseParams(
 class _StopAfter:
     """A chip that fails (like a dropped instrument) on its n-th pulse train."""
 
-    def __init__(self, chip: EmulatedChip, n: int) -> None:
+    def __init__(self, chip: ScpiCrossbarChip, n: int) -> None:
         self._chip, self._left = chip, n
 
     def __getattr__(self, name: str):
@@ -50,7 +50,7 @@ class _StopAfter:
 def _interrupted(path: Path, kind: str = "reram", seed: int = 5) -> None:
     with (
         running_emulator(kind, seed=seed, shape=(16, 16)) as res,
-        EmulatedChip(res) as chip,
+        ScpiCrossbarChip(res) as chip,
         pytest.raises(InstrumentError),
     ):
         measure_pulse_response(_StopAfter(chip, 2), PARAMS, path)
@@ -67,7 +67,7 @@ def test_resume_on_another_chip_is_refused_naming_both(
     path = tmp_path / "reram.h5"
     _interrupted(path)
     before = path.read_bytes()
-    with running_emulator(kind, seed=seed, shape=(16, 16)) as res, EmulatedChip(res) as chip:
+    with running_emulator(kind, seed=seed, shape=(16, 16)) as res, ScpiCrossbarChip(res) as chip:
         with pytest.raises(CalibError) as err:
             measure_pulse_response(chip, PARAMS, path, resume=True)
         other = chip.identity()
@@ -89,7 +89,7 @@ def test_resume_on_the_same_chip_after_a_firmware_update_string_is_allowed() -> 
 def test_override_continues_and_records_the_other_chip(tmp_path: Path) -> None:
     path = tmp_path / "reram.h5"
     _interrupted(path)
-    with running_emulator("reram", seed=6, shape=(16, 16)) as res, EmulatedChip(res) as chip:
+    with running_emulator("reram", seed=6, shape=(16, 16)) as res, ScpiCrossbarChip(res) as chip:
         measure_pulse_response(chip, PARAMS, path, resume=True, resume_on_other_chip=True)
     data = read_campaign(path, "pulse_response")
     assert data.attrs["status"] == "complete" and data.n_devices == 24
@@ -99,10 +99,10 @@ def test_override_continues_and_records_the_other_chip(tmp_path: Path) -> None:
 
 def test_resume_on_the_same_chip_still_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
-    with running_emulator("reram", seed=5, shape=(16, 16)) as res, EmulatedChip(res) as chip:
+    with running_emulator("reram", seed=5, shape=(16, 16)) as res, ScpiCrossbarChip(res) as chip:
         measure_pulse_response(chip, PARAMS, whole)
     _interrupted(part)
-    with running_emulator("reram", seed=5, shape=(16, 16)) as res, EmulatedChip(res) as chip:
+    with running_emulator("reram", seed=5, shape=(16, 16)) as res, ScpiCrossbarChip(res) as chip:
         measure_pulse_response(chip, PARAMS, part, resume=True)
     a, b = read_campaign(whole, "pulse_response"), read_campaign(part, "pulse_response")
     assert "resumed_on_other_chip" not in b.attrs

@@ -21,7 +21,7 @@ from calib.campaigns.technology import PULSE_RESPONSE_DEFAULTS
 from calib.cli import cli
 from calib.errors import CalibError
 from calib.io import read_campaign
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.physics import CHIP_KINDS
 from instruments.emulator.server import running_emulator
 
@@ -89,7 +89,7 @@ def test_demo_of_a_pcm_chip_shows_programming_drift_read_noise_and_inference_ove
 # --------------------------------------------------------------- technology defaults
 def test_pulse_response_params_take_the_chips_technology_defaults(tmp_path) -> None:
     ecram = CHIP_KINDS["ecram"]  # the emulator's physics: the pulses its devices respond to
-    with running_emulator("ecram", seed=3, shape=(8, 8)) as res, EmulatedChip(res) as chip:
+    with running_emulator("ecram", seed=3, shape=(8, 8)) as res, ScpiCrossbarChip(res) as chip:
         path = measure_pulse_response(
             chip, PulseResponseParams(n_devices=4, chunk_devices=4), tmp_path / "pr.h5"
         )
@@ -269,7 +269,7 @@ def test_programming_params_take_the_chips_technology_defaults(tmp_path) -> None
 
     # a PCM chip: PCM's pulses and tolerance, targets inside PCM's 1-24 uS range (ReRAM's
     # 30-90 uS defaults cannot be reached by a PCM cell)
-    with running_emulator("pcm", seed=2, shape=(8, 8)) as res, EmulatedChip(res) as chip:
+    with running_emulator("pcm", seed=2, shape=(8, 8)) as res, ScpiCrossbarChip(res) as chip:
         path = measure_programming(chip, ProgrammingParams(n_devices=8), tmp_path / "p.h5")
     data = read_campaign(path, "programming")
     stored = data.attrs["parameters"]

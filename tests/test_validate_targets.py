@@ -17,7 +17,7 @@ from calib.chain import characterize, fit_characterized
 from calib.presets import save_preset
 from calib.truth import truth_preset
 from calib.validate import ValidationOptions, run_validation
-from instruments.emulated_chip import EmulatedChip
+from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 N_DEVICES = 1024
@@ -30,7 +30,7 @@ def test_fitted_preset_predicts_truth_and_chip(kind: str, tmp_path: Path) -> Non
     torch.set_num_threads(1)
     try:
         with running_emulator(kind, seed=21, shape=(128, 128)) as resource:
-            with EmulatedChip(resource) as chip:
+            with ScpiCrossbarChip(resource) as chip:
                 preset = fit_characterized(
                     kind, characterize(kind, chip, N_DEVICES, tmp_path), tmp_path
                 )
