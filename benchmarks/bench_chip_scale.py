@@ -3,6 +3,7 @@
 Usage (prints a markdown table for ``benchmarks/RESULTS.md``, "## Chip scale")::
 
     .venv/bin/python benchmarks/bench_chip_scale.py --devices 100000
+    .venv/bin/python benchmarks/bench_chip_scale.py --preset-io --devices 1048576
 
 An emulated ReRAM chip (``calib emulator serve``, square, the smallest power-of-two side that
 holds the devices) runs in its own process; each stage is one ``calib`` command in its own
@@ -116,11 +117,69 @@ def chain(n_devices: int, folder: Path, seed: int) -> dict[str, dict]:
     return stages
 
 
+def preset_io(n_devices: int, seed: int) -> None:
+    """Save and load a synthetic preset of ``n_devices`` (11 per-device arrays, as a
+    linear-step fit writes): sidecar vs inline JSON (``json_text`` of the lists, as before)."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from calib.presets import json_text, load_preset, make_preset, provenance, save_preset
+
+    rng = np.random.default_rng(seed)
+    names = ["delta_up", "delta_down", "w_max", "w_min"]
+    arrays = {"device_id": np.arange(n_devices, dtype=float)}
+    for name in names:
+        arrays[name] = rng.lognormal(np.log(4e-5), 0.1, n_devices)
+        arrays[name + "_se"] = 0.05 * arrays[name]
+    arrays["gamma_up"], arrays["gamma_down"] = rng.random((2, n_devices))
+    device = {
+        "model": "soft-bounds",
+        "parameters": {"dw_min": 8e-7, "up_down": 0.0, "w_max": 4e-5, "w_min": -4e-5},
+        "g_offset_s": 6e-5,
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        preset = make_preset(device, provenance(None), per_device=arrays)
+        t_make = time.perf_counter() - t0
+        side, inline = Path(tmp) / "side.json", Path(tmp) / "inline.json"
+        t0 = time.perf_counter()
+        save_preset(preset, side)
+        t_save = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        inline.write_text(json_text(preset, str(inline)) + "\n")
+        t_save_inline = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        loaded = load_preset(side)
+        t_load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        dict(loaded["per_device"].items())
+        t_arrays = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        load_preset(inline)
+        t_load_inline = time.perf_counter() - t0
+        side_mb = _mb(side) + _mb(side.with_name("side.devices.h5"))
+        rows.append(("sidecar", t_save, t_load, t_arrays, side_mb, _mb(side)))
+        rows.append(("inline JSON", t_save_inline, t_load_inline, 0.0, _mb(inline), _mb(inline)))
+    print(f"{n_devices} devices x {len(arrays)} arrays; make_preset {t_make:.1f} s; "
+          f"load {os.getloadavg()[0]:.2f}\n")  # fmt: skip
+    print("| layout | save (s) | load (s) | read arrays (s) | disk (MB) | JSON (MB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, save, load, read, disk, js in rows:
+        print(f"| {name} | {save:.2f} | {load:.2f} | {read:.2f} | {disk:.1f} | {js:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--preset-io", action="store_true", help="only save/load a synthetic preset"
+    )
     args = parser.parse_args()
+    if args.preset_io:
+        preset_io(args.devices, args.seed)
+        return
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         stages = chain(args.devices, Path(tmp), args.seed)
