@@ -227,9 +227,8 @@ def test_calib_fit_of_a_large_chip_writes_a_sidecar_and_never_over_its_input(
     before = named.read_bytes()
     capsys.readouterr()
     assert main([*fit, str(named), "-o", str(tmp_path / "run.json")]) != 0
-    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the fit's stage bars
-    assert err.startswith("calib: error: ") and "input file" in err, err
-    assert "run.devices.h5" in err
+    err = capsys.readouterr().err.strip()  # refused before fitting: no stage bars
+    assert "\n" not in err and "input file" in err and "run.devices.h5" in err, err
     assert named.read_bytes() == before and not (tmp_path / "run.json").exists()
 
 
@@ -244,3 +243,12 @@ def test_a_sidecar_changed_after_loading_is_refused_when_the_simulator_reads_it(
     with pytest.raises(CalibError, match="changed since its preset was loaded") as info:
         analog_config(loaded, use_per_device=True)
     assert "\n" not in str(info.value)
+
+
+def test_export_never_writes_over_the_sidecar(large: Path, capsys) -> None:
+    side = sidecar_path(large)
+    before = side.read_bytes()
+    code = main(["export", str(large), "--to", "python", "-o", str(side), "--overwrite"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "input file" in err, err
+    assert side.read_bytes() == before

@@ -51,10 +51,11 @@ def export(
     from calib.export_pcm import aihwkit_noise_model
     from calib.export_pcm import python_snippet as pcm_snippet
     from calib.outputs import check_output_file
+    from calib.preset_sidecar import sidecar_path
     from calib.presets import json_text, load_preset
 
-    if output is not None:
-        check_output_file(output, [preset_path], overwrite)
+    if output is not None:  # the preset and its per-device sidecar are inputs
+        check_output_file(output, [preset_path, sidecar_path(preset_path)], overwrite)
     preset = load_preset(preset_path)
     device = preset.get("device")
     has_device = bool(device) and device.get("model") not in (None, "none", "pcm")

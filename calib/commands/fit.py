@@ -82,9 +82,12 @@ def fit_pulse_response_cmd(
     from calib.distributed import cluster_client, parse_scheduler
     from calib.fit_commands import fit_pulse_response_file
     from calib.outputs import FIT_REPORT_FILES, check_output_dir, check_output_file
+    from calib.preset_sidecar import sidecar_path
 
     spec = parse_scheduler(scheduler, workers)
     check_output_file(output, [input_path], overwrite)
+    # a large chip's per-device arrays go to NAME.devices.h5 next to it: never the input
+    check_output_file(sidecar_path(output), [input_path], True, "the sidecar of -o")
     if report_dir is not None:
         inputs = [input_path, output]
         check_output_dir(report_dir, inputs, overwrite, "--report", FIT_REPORT_FILES)
