@@ -252,3 +252,18 @@ def test_export_never_writes_over_the_sidecar(large: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert code != 0 and "\n" not in err and "input file" in err, err
     assert side.read_bytes() == before
+
+
+def test_the_plain_h5py_recipe_of_preset_md_reads_the_arrays(large: Path, monkeypatch) -> None:
+    """The documented way to read a sidecar without this toolkit (hashlib + h5py only)."""
+    text = (Path(__file__).resolve().parents[1] / "datasets" / "PRESET.md").read_text()
+    recipe = text.split("- Plain h5py, without this toolkit:")[1].split("```python")[1]
+    recipe = recipe.split("```")[0]
+    monkeypatch.chdir(large.parent)
+    scope: dict = {}
+    exec(compile(recipe, "PRESET.md", "exec"), scope)
+    expected = load_preset(large)["per_device"]
+    assert scope["per_device"].keys() == set(expected)
+    assert all(
+        np.array_equal(scope["per_device"][k], expected[k], equal_nan=True) for k in expected
+    )
