@@ -154,6 +154,7 @@ class FamilyModel:
     # the bounds act only through the clip (not through the step's shape): a device that
     # never reaches its bound only bounds it (censored population estimate)
     bounds_only_by_clip: bool = False
+    nonnegative_shape: tuple[str, ...] = ()  # shape values that must be >= 0 (e.g. nodes)
     to_step: Callable[[Values], dict] = _no_step
     starts: Callable[..., list[dict]] = _no_start
     population: Callable[[dict], None] = _no_population
@@ -352,9 +353,9 @@ def _exp_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
     cands = []
     for gamma in (12.0, 4.0):
         # decay = 1 − (step at the bound)/(step far from it), each direction on its own:
-        # the IV estimate, shrinking and growing steps
-        for up in (own[0], 0.5, -0.6):
-            for down in (own[1], 0.5, -0.6):
+        # the IV estimate, shrinking, strongly shrinking and growing steps
+        for up in (own[0], 0.4, 0.8, -0.6):
+            for down in (own[1], 0.4, 0.8, -0.6):
                 cands.append(
                     {"decay_up": up, "decay_down": down, "gamma_up": gamma, "gamma_down": gamma}
                 )
@@ -567,6 +568,7 @@ def piecewise_model(n_nodes: int = PIECEWISE_NODES) -> FamilyModel:
         clip=True,
         description=f"piecewise-linear step multiplier, {n_nodes} nodes (global)",
         relation="approximates any step shape with shared nodes",
+        nonnegative_shape=_piecewise_shape(n_nodes),
         to_step=_piecewise_to_step,
         starts=_piecewise_start,
         population=_piecewise_population,

@@ -134,22 +134,16 @@ def fit_shared_shape(model: FamilyModel, data: DeviceData) -> tuple[DeviceFit, G
     names = list(DEVICE_PARAMS)
     shared = list(model.shape)
     prob = _problem(model, data, names, shared)
-    tried = []
-    for shape in cands:  # many starts: a short screen, then the best few run longer
+    best = None
+    for shape in cands:
         phi = np.array([shape[s] for s in shared], dtype=float)
         theta = _theta(vals, names, {}, data.n_dev)
         prob.set_weights(theta, phi)
-        theta, q, _ = prob.solve_devices(theta, phi, max_iter=3 if len(cands) > 4 else 10)
-        tried.append((float(np.sum(q[np.isfinite(q)])), theta, phi))
-    tried.sort(key=lambda t: t[0])
-    if len(cands) > 4:
-        refined = []
-        for _, theta, phi in tried[:2]:
-            prob.set_weights(theta, phi)
-            theta, q, _ = prob.solve_devices(theta, phi, max_iter=10)
-            refined.append((float(np.sum(q[np.isfinite(q)])), theta, phi))
-        tried = sorted(refined, key=lambda t: t[0])
-    _, theta, phi = tried[0]
+        theta, q, _ = prob.solve_devices(theta, phi, max_iter=10)
+        total = float(np.sum(q[np.isfinite(q)]))
+        if best is None or total < best[0]:
+            best = (total, theta, phi)
+    _, theta, phi = best
     if shared:
         theta, phi = prob.solve_joint(theta, phi)
     prob.set_weights(theta, phi)

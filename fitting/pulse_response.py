@@ -164,16 +164,20 @@ class PulseResponseFit:
 MAX_SHAPE_MAGNITUDE = 1e4
 
 
-def _implausible_shape(fit: DeviceFit) -> str:
+def _implausible_shape(fit: DeviceFit, fm: FamilyModel | None = None) -> str:
     """Why a shared-shape fit diverged (non-finite or huge values), or '' when it is sane.
 
     A shape parameter the traces do not constrain (e.g. a piecewise node at a bound the
-    devices never reach) can run away to ±1e100 while the criterion barely changes.
+    devices never reach) can run away to ±1e100 while the criterion barely changes. With
+    ``fm``, a shape outside the family's domain (a negative piecewise step multiplier,
+    which aihwkit and the preset schema refuse) is refused too.
     """
     phi = np.asarray(fit.phi, dtype=float)
     for name, value in zip(fit.shared_names, phi, strict=True):
         if not np.isfinite(value) or abs(value) > MAX_SHAPE_MAGNITUDE:
             return f"shape parameter {name} = {value:.3g} (not constrained by the traces)"
+        if fm is not None and name in fm.nonnegative_shape and value < 0:
+            return f"shape parameter {name} = {value:.3g} is negative (outside the family)"
     return ""
 
 
@@ -323,7 +327,7 @@ def fit_pulse_response_source(
         except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
             scores.append(ModelScore(fam, np.inf, 0, 0, note=f"fit failed: {exc}"))
             continue
-        bad = _implausible_shape(fit)
+        bad = _implausible_shape(fit, fm)
         if bad:
             if model != "auto":
                 raise FitInputError(f"{source.source}: the {fam} fit did not converge: {bad}")
@@ -853,7 +857,7 @@ def _alternatives(fm: FamilyModel, data: DeviceData) -> list[tuple]:
             afit, aprob = fit_shared_shape(alt, data)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             continue
-        if not _implausible_shape(afit):
+        if not _implausible_shape(afit, alt):
             out.append((fm.name, alt.description, afit, aprob, True))
     return out
 
