@@ -201,6 +201,8 @@ def fit_device_chunk(
     # the parameters fitted to each device's own pairs (their leverage biases σ_c low)
     var = np.diagonal(dfit.cov, axis1=1, axis2=2) if dfit.cov.ndim == 3 else None
     fitted = np.isfinite(dfit.theta) if var is None else np.isfinite(dfit.theta) & (var > 0)
+    if fm.bounds_only_by_clip:  # hard bounds act on clipped pairs, which the sums leave out
+        fitted[:, [k for k, n in enumerate(dfit.names) if n in ("b_max", "b_min")]] = False
     sums = noise_sums(fm, data.blocks, column_values(dfit), rep, fitted.sum(axis=1))
     return DeviceEstimates(dfit.names, dfit.theta, dfit.cov, dfit.shared_names, dfit.phi, sums)
 
