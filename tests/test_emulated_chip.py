@@ -16,6 +16,7 @@ from instruments.chip import (
     PulseTrainSpec,
     pulse_sequence,
 )
+from instruments.drivers.base import SafeOperatingAreaError
 from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.visa_transport import InstrumentError, VisaTransport
 
@@ -73,10 +74,21 @@ def test_commands_outside_safe_area_never_apply(emulator_resource: str) -> None:
     with ScpiCrossbarChip(emulator_resource) as chip:
         sel = DeviceSelection(1, 1)
         before = chip.read_conductance(sel, 0.2, n_avg=64)
-        with pytest.raises(InstrumentError, match="-222"):
+        # the driver refuses first, with the chip's own limits (SYST:CONF? safe_operating_area)
+        with pytest.raises(SafeOperatingAreaError, match=r"9 V exceeds.*<= 5 V.*nothing"):
             chip.apply_pulses(sel, PulseSpec(9.0, 1e-6), n=100)
-        with pytest.raises(InstrumentError, match="-222"):
+        with pytest.raises(SafeOperatingAreaError, match=r"3 V exceeds.*<= 0.5 V"):
             chip.read_conductance(sel, v_read=3.0)
+        with pytest.raises(SafeOperatingAreaError, match="width"):
+            chip.pulse_train_with_reads(
+                sel, PulseTrainSpec(1, PulseSpec(1.0, 2.0), 1, PulseSpec(-1.0, 1e-6)), 0.2
+            )
+        # and the chip refuses the same commands sent past the driver
+        with pytest.raises(InstrumentError, match="-222"):
+            chip.transport.command("PULS:APPL 100,9.0,1e-06")
+        with pytest.raises(InstrumentError, match="-222"):
+            chip.transport.command("SENS:VOLT 3.0")
+        chip.invalidate_cache()
         after = chip.read_conductance(sel, 0.2, n_avg=64)
         # 64-read averages: noise std 0.25 uS / 8; a real pulse train would move >> 1 uS
         assert abs(after[0] - before[0]) < 0.2e-6

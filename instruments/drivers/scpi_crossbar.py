@@ -5,7 +5,10 @@ The command set is ``instruments/emulator/COMMANDS.md``; any instrument that ans
 instrument, firmware on a test chip another). Settings (read voltage, averaging, pulse
 period, the program-and-verify loop) are declared :class:`~instruments.drivers.base.Parameter`
 objects with units and validators, so a bad value raises before anything is sent; the
-operations (selections, pulse trains, sequences, block fetches) are explicit methods.
+operations (selections, pulse trains, sequences, block fetches) are explicit methods. Pulse
+amplitudes and widths, read and MVM voltages are checked against the chip's safe operating
+area (``SYST:CONF?``, or the ``limits`` given) before any I/O, as the chip itself checks
+them (``SAFE:*``): :class:`~instruments.drivers.base.SafeOperatingAreaError`, nothing sent.
 
 Each operation is one or a few round trips regardless of the number of devices: the
 selection is sent once (a block of int32 indices for arbitrary lists), sequences run on
@@ -38,7 +41,14 @@ from instruments.chip import (
     Selection,
     mvm_voltages,
 )
-from instruments.drivers.base import Choice, Number, Parameter, ScpiInstrument, Transport
+from instruments.drivers.base import (
+    Choice,
+    Number,
+    Parameter,
+    SafeLimits,
+    ScpiInstrument,
+    Transport,
+)
 from instruments.visa_transport import InstrumentError, VisaTransport
 
 __all__ = ["LONG_TIMEOUT_S", "ScpiClock", "ScpiCrossbarChip"]
@@ -46,6 +56,17 @@ __all__ = ["LONG_TIMEOUT_S", "ScpiClock", "ScpiCrossbarChip"]
 LONG_TIMEOUT_S = 600.0  # sequences and program-and-verify on large selections
 
 _POSITIVE = Number(0.0, math.inf)
+
+
+def _chip_limits(area: dict) -> SafeLimits:
+    """The chip's safe operating area (``SYST:CONF?``) as driver limits; defaults if absent."""
+    default = SafeLimits()
+    return SafeLimits(
+        max_voltage_v=float(area.get("max_pulse_amplitude_v", default.max_voltage_v)),
+        max_current_a=float(area.get("compliance_current_a", default.max_current_a)),
+        max_pulse_width_s=float(area.get("max_pulse_width_s", default.max_pulse_width_s)),
+        max_dc_voltage_v=float(area.get("max_read_voltage_v", default.max_dc_voltage_v)),
+    )
 
 
 class ScpiClock:
@@ -121,12 +142,16 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
         doc="Program-and-verify iteration cap.",
     )
     verify_width_s = Parameter(
-        "PROG:WIDT?", "PROG:WIDT {value}", _POSITIVE, unit="s", doc="Verify pulse width."
+        "PROG:WIDT?",
+        "PROG:WIDT {value}",
+        Number(0.0, math.inf, limit="width"),
+        unit="s",
+        doc="Verify pulse width.",
     )
     verify_amplitude_v = Parameter(
         "PROG:AMPL?",
         "PROG:AMPL {value}",
-        _POSITIVE,
+        Number(0.0, math.inf, limit="voltage"),
         unit="V",
         doc="Potentiating verify pulse amplitude (depressing: its negative).",
     )
@@ -147,6 +172,8 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
             self.shape = (int(conf["rows"]), int(conf["cols"]))
             self.technology = conf["technology"]
             self.configuration = conf
+            if "limits" not in kwargs:
+                self.limits = _chip_limits(conf.get("safe_operating_area") or {})
             self.data_format.set("real32")
             self.clock = ScpiClock(self)
         except BaseException:
@@ -217,7 +244,13 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
         return idx.size
 
     def _set_read(self, v_read: float, n_avg: int = 1) -> None:
+        self.limits.check("dc", v_read, self.resource, "read_voltage_v")
         self._send({"read_voltage_v": v_read, "read_averages": n_avg})
+
+    def _check_pulse(self, pulse: PulseSpec, what: str) -> None:
+        """The pulse is inside the safe operating area (raises before any I/O)."""
+        self.limits.check("voltage", pulse.amplitude_v, self.resource, f"{what} amplitude")
+        self.limits.check("width", pulse.width_s, self.resource, f"{what} width")
 
     def _fetch(self, command: str, shape: tuple[int, ...], dtype: str = "<f4") -> np.ndarray:
         data = self.transport.query_block(command, dtype)
@@ -265,6 +298,7 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
         return self._fetch("MEAS:COND?", (n,))
 
     def apply_pulses(self, sel: Selection, pulse: PulseSpec, n: int = 1) -> None:
+        self._check_pulse(pulse, "PULS:APPL")
         self._select(sel)
         self._send(
             {"pulse_period_s": pulse.period_s},
@@ -285,6 +319,8 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
     def pulse_train_with_reads(
         self, sel: Selection, spec: PulseTrainSpec, v_read: float
     ) -> np.ndarray:
+        self._check_pulse(spec.up, "SEQ:PTR:DEF up")
+        self._check_pulse(spec.down, "SEQ:PTR:DEF down")
         n = self._select(sel)
         self._set_read(v_read, 1)
         self._send(
@@ -357,6 +393,7 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
     def mvm(self, sel: BlockSelection, voltages_v: np.ndarray) -> np.ndarray:
         """On-chip analog MVM (``MEAS:MVM?``): voltages on the block's rows -> column currents."""
         v, single = mvm_voltages(sel, voltages_v)
+        self.limits.check("dc", float(np.max(np.abs(v))), self.resource, "MEAS:MVM? input")
         self._select(sel)
         currents = self.transport.query_block("MEAS:MVM?", "<f4", payload=v.astype("<f4"))
         if currents.size != v.shape[0] * sel.n_cols:
