@@ -18,6 +18,7 @@ from instruments.chip import (
 )
 from instruments.drivers.base import SettingError
 from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
+from instruments.visa_transport import InstrumentError
 
 
 class _CountingTransport:
@@ -118,3 +119,27 @@ def test_emulated_chip_is_a_deprecated_alias_of_the_driver() -> None:
         from instruments.emulated_chip import EmulatedChip
     assert EmulatedChip is ScpiCrossbarChip
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+class _OtherInstrument:
+    """A transport to an instrument that is not a crossbar chip (records what it is sent)."""
+
+    resource, idn, timeout_s = "TCPIP::10.0.0.5::5025::SOCKET", "KEYSIGHT,B2902A,MY1,1.0", 30.0
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed = False
+
+    def write(self, command: str) -> None:
+        self.sent.append(command)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_another_instrument_is_refused_by_identity_before_anything_is_sent() -> None:
+    transport = _OtherInstrument()
+    with pytest.raises(InstrumentError, match=r"B2902A.*is not a crossbar chip") as info:
+        ScpiCrossbarChip(transport)
+    assert "\n" not in str(info.value)
+    assert transport.sent == [] and transport.closed

@@ -94,7 +94,7 @@ class ScpiCrossbarChip(ScpiInstrument, ChipInterface):
     """
 
     models = ("EMU,AIMC-XBAR",)
-    family = "AIMC crossbar chip"
+    family = "crossbar chip speaking the AIMC command set"
     separator = ";:"  # every command of a program message from the root
     capabilities = frozenset({"seed_noise", "ground_truth", "ground_truth_array", "profile"})
     max_block_bytes: ClassVar[int] = 4 << 20  # largest block per fetch; 4 MiB measured fastest
