@@ -732,8 +732,9 @@ def table(cases: list[Case], json_out: Path | None) -> int:
 def print_tables(results: list[dict[str, Any]]) -> None:
     """One Markdown table per family (rows: the cases of that true family)."""
     for family in CLASSES:
-        rows = [r for r in results if r["true_family"] == family]
-        if not rows:
+        failed = [r for r in results if r["true_family"] == family and "bounds" not in r]
+        rows = [r for r in results if r["true_family"] == family and "bounds" in r]
+        if not rows and not failed:
             continue
         print(f"\n#### {family} ({CLASSES[family]})\n")
         print(
@@ -752,6 +753,8 @@ def print_tables(results: list[dict[str, Any]]) -> None:
                 f" | {_bound(r, 'w_max')} | {_bound(r, 'w_min')} | {r['mean_trace_error']:.1%}, "
                 f"{r['spread_ratio']:.2f} | {_aihwkit_resim(r)} | {verdict} |"
             )
+        for r in failed:  # the fit command itself failed
+            print(f"| {r['case']} | - | - | - | - | - | - | - | - | FAIL: {r['failures'][0]} |")
 
 
 def _aihwkit_resim(r: dict[str, Any]) -> str:
