@@ -28,8 +28,8 @@ from aihwkit_checks import (
 #: cases fitted in ``make test`` (the rest of the grid is marked slow)
 FAST = ("sb_default_saturating", "pw_1_node_equivalent")
 
-#: cases whose fit misses a criterion (measured with the fitter of 2026-12-06 06:36 UTC,
-#: d33bce2; the aihwkit re-simulation criterion is left out: aihwkit is not installed here),
+#: cases whose fit misses a criterion (measured with the fitter of 2026-12-06 06:36-06:46 UTC,
+#: d33bce2/14471d6; the aihwkit re-simulation criterion is left out: aihwkit is not installed here),
 #: with the reason. Strict: a case the fitter starts to pass fails until removed from here.
 XFAIL: dict[str, str] = {
     "cs_default_reached": ("fitter: dw_min_std 0.000 vs 0.300"),
