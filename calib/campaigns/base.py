@@ -28,6 +28,7 @@ from instruments.chip import ChipInterface, ListSelection
 __all__ = [
     "CampaignParams",
     "ChunkPlan",
+    "PartialSaver",
     "ProgressCallback",
     "chip_record",
     "run_campaign",
@@ -36,7 +37,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[float, int], None]
+#: ``save_partial(rows, reads_done, reads_total, attrs)``: a chunk measured in segments
+#: (drift) stores its rows so far after each segment (:meth:`CampaignWriter.write_partial`).
+PartialSaver = Callable[[dict[str, np.ndarray], int, int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ def run_campaign(
     params: CampaignParams,
     output: str | Path,
     rows: dict[str, RowSpec],
-    measure_chunk: Callable[[ListSelection, np.ndarray, int], dict[str, np.ndarray]],
+    measure_chunk: Callable[..., dict[str, np.ndarray]],
     columns: dict[str, np.ndarray] | None = None,
     column_units: dict[str, str] | None = None,
     extra_attrs: dict[str, Any] | None = None,
@@ -205,6 +209,7 @@ def run_campaign(
     overwrite: bool = False,
     fixed_wait_s: float = 0.0,
     resume_on_other_chip: bool = False,
+    segmented: bool = False,
 ) -> Path:
     """Measure ``params.n_devices`` devices chunk by chunk into group ``campaign``.
 
@@ -213,7 +218,11 @@ def run_campaign(
     the instrument time every chunk waits whatever its size (drift: the last read time);
     chunks are sized from the first chunk's instrument time (:class:`ChunkPlan`), and the
     plan is recorded so that ``resume`` cuts the same chunks. ``resume`` refuses another
-    chip (identity, technology, shape) unless ``resume_on_other_chip``.
+    chip (identity, technology, shape) unless ``resume_on_other_chip``. With ``segmented``,
+    ``measure_chunk`` gets a fourth argument, a :data:`PartialSaver` that keeps a chunk's
+    reads so far in the file's ``partial`` group and advances the progress by fractions of
+    the chunk; ``resume`` sets an interrupted chunk's ``partial`` aside and measures the
+    chunk again.
     """
     output = Path(output)
     devices = select_devices(chip.shape, params)
@@ -240,6 +249,13 @@ def run_campaign(
                 )
 
         writer = CampaignWriter.resume(output, campaign, check)
+        if writer.moved_partial is not None:
+            log.warning(
+                "%s: the reads of the interrupted chunk are kept in %s; that chunk is measured "
+                "again from programming (a drift clock cannot be resumed)",
+                output,
+                writer.moved_partial,
+            )
         other = _check_same_chip(output, stored_attrs, now)
         if other is not None:
             log.warning("%s", other)
@@ -292,7 +308,13 @@ def run_campaign(
             if seed_noise is not None:
                 seed_noise(_chunk_seed(params.seed, number))
             t0 = chip.clock.now()
-            result = measure_chunk(ListSelection.of(chunk), chunk, first)
+            if segmented:
+                saver = _partial_saver(
+                    writer, chip.shape, chunk, first, number, devices.size, progress
+                )
+                result = measure_chunk(ListSelection.of(chunk), chunk, first, saver)
+            else:
+                result = measure_chunk(ListSelection.of(chunk), chunk, first)
             if plan.steady is None:
                 plan = plan.sized_by(chip.clock.now() - t0, params, fixed_wait_s)
             writer.append(chunk, chip.shape, attrs={"chunk_plan": plan.record()}, **result)
@@ -302,7 +324,7 @@ def run_campaign(
                 progress(first, devices.size)
     except BaseException:
         try:
-            empty = created and writer.rows_complete == 0
+            empty = created and writer.rows_complete == 0 and not writer.has_partial
         except CalibError:
             empty = False
         if empty:
@@ -312,6 +334,24 @@ def run_campaign(
         raise
     writer.finish("complete")
     return output
+
+
+def _partial_saver(
+    writer: CampaignWriter,
+    shape: tuple[int, int],
+    chunk: np.ndarray,
+    first: int,
+    number: int,
+    n_devices: int,
+    progress: ProgressCallback | None,
+) -> PartialSaver:
+    def save(rows: dict[str, np.ndarray], done: int, total: int, attrs: dict[str, Any]) -> None:
+        record = {**attrs, "first_row": first, "chunk_number": number}
+        writer.write_partial(chunk, shape, record, **rows)
+        if progress:
+            progress(first + chunk.size * done / total, n_devices)
+
+    return save
 
 
 def _jsonable(value: Any) -> Any:

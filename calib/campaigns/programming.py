@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from calib.campaigns.base import CampaignParams, ProgressCallback, run_campaign
+from calib.campaigns.base import CampaignParams, PartialSaver, ProgressCallback, run_campaign
 from calib.errors import CalibError
 from calib.io.hdf5 import RowSpec
 from instruments.chip import ChipInterface, ListSelection, ProgramResult, PulseSpec
@@ -266,6 +266,34 @@ def measure_programming(
     )
 
 
+#: Time left between one segment's last read and the next segment's first (s), besides the
+#: spread of the chunk's programming times and 1 % of the read time: the reads of a segment
+#: and the command round trips must end before any device's next read falls due.
+SEGMENT_SLACK_S = 1.0
+
+
+def drift_segments(times_s: np.ndarray, spread_s: float, seconds: float) -> np.ndarray:
+    """End indices (exclusive) of the segments in which a drift chunk's reads are taken.
+
+    Segments are runs of consecutive read times. One closes once it covers ``seconds`` of
+    instrument time (from programming, or from the previous segment's last read) and only
+    before a read that comes late enough that no device's read is overdue when the next
+    segment starts: the gap must exceed ``spread_s`` (the spread of the chunk's programming
+    times) plus :data:`SEGMENT_SLACK_S` plus 1 % of the time read last. The result depends on
+    these numbers alone, so a resumed run cuts the same segments as an uninterrupted one.
+    """
+    ends = []
+    since = 0.0
+    for k in range(1, times_s.size):
+        gap = times_s[k] - times_s[k - 1]
+        room = spread_s + SEGMENT_SLACK_S + 0.01 * times_s[k - 1]
+        if times_s[k - 1] - since >= seconds and gap > room:
+            ends.append(k)
+            since = float(times_s[k - 1])
+    ends.append(times_s.size)
+    return np.asarray(ends, dtype=np.int64)
+
+
 def measure_drift(
     chip: ChipInterface,
     params: DriftParams,
@@ -275,15 +303,37 @@ def measure_drift(
     overwrite: bool = False,
     resume_on_other_chip: bool = False,
 ) -> Path:
-    """Program, then read at log-spaced times after programming (group ``drift``)."""
+    """Program, then read at log-spaced times after programming (group ``drift``).
+
+    A chunk's reads are taken in segments of consecutive read times (:func:`drift_segments`),
+    each still timed from the devices' programming; after every segment but the last the
+    reads so far are stored in ``drift/partial`` (``times_complete`` of ``n_times``), so an
+    interruption during a long wait keeps them.
+    """
     params = _resolve(chip, params)
     times = params.times()
 
-    def measure(sel: ListSelection, chunk: np.ndarray, first: int) -> dict[str, np.ndarray]:
+    def measure(
+        sel: ListSelection, chunk: np.ndarray, first: int, save_partial: PartialSaver
+    ) -> dict[str, np.ndarray]:
         targets = params.targets(chunk.size, first)
         rows = _program(chip, sel, targets, params)
-        g = chip.read_at_times(sel, times, params.read_voltage_v, params.n_avg)
-        rows["conductance"] = np.asarray(g, dtype=float).T
+        spread = float(np.ptp(rows["program_time"]))
+        ends = drift_segments(times, spread, params.chunk_seconds)
+        g = np.full((chunk.size, times.size), np.nan)
+        start = 0
+        for end in ends:
+            reads = chip.read_at_times(sel, times[start:end], params.read_voltage_v, params.n_avg)
+            g[:, start:end] = np.asarray(reads, dtype=float).T
+            start = int(end)
+            if start < times.size:
+                attrs = {
+                    "times_complete": start,
+                    "n_times": int(times.size),
+                    "segment_ends": [int(e) for e in ends],
+                }
+                save_partial({**rows, "conductance": g}, start, int(times.size), attrs)
+        rows["conductance"] = g
         return rows
 
     rows = {**PROGRAM_ROWS, "conductance": RowSpec((times.size,), "f4", "S")}
@@ -302,6 +352,7 @@ def measure_drift(
         overwrite=overwrite,
         fixed_wait_s=params.t_max_s,
         resume_on_other_chip=resume_on_other_chip,
+        segmented=True,
     )
 
 

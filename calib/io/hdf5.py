@@ -51,6 +51,9 @@ FORMAT_VERSION = 1
 CAMPAIGNS = ("pulse_response", "drift", "programming", "read_noise")
 #: Accepted units of conductance datasets: siemens, or dimensionless normalized values.
 CONDUCTANCE_UNITS = ("S", "normalized")
+#: Sub-group holding the reads taken so far of a chunk still being measured (drift); not
+#: part of the campaign's rows. ``--resume`` renames it ``partial_interrupted_<i>``.
+PARTIAL = "partial"
 
 
 def _json_attr(key: str, value: Any) -> Any:
@@ -173,6 +176,7 @@ class CampaignWriter:
         self.path = Path(path)
         self.campaign = campaign
         self.rows = {**ADDRESS_ROWS, **rows}
+        self.moved_partial: str | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = WriterLock(self.path).acquire()
         try:
@@ -267,12 +271,19 @@ class CampaignWriter:
         self.campaign = campaign
         self.rows = rows
         self.lock = lock
+        self.moved_partial = None
         with self._open("a") as f:
             g = f[campaign]
             done = int(g.attrs.get("rows_complete", 0))
             for name in rows:
                 if g[name].shape[0] != done:
                     g[name].resize(done, axis=0)  # drop a partially written chunk
+            if PARTIAL in g:  # measured data are never deleted: set aside, named
+                i = 0
+                while f"{PARTIAL}_interrupted_{i}" in g:
+                    i += 1
+                g.move(PARTIAL, f"{PARTIAL}_interrupted_{i}")
+                self.moved_partial = f"/{campaign}/{PARTIAL}_interrupted_{i}"
             g.attrs["status"] = "running"
             g.attrs["resumed_time"] = _now()
         return self
@@ -333,6 +344,8 @@ class CampaignWriter:
                 f.flush()
                 # rows count only once their data are on disk
                 g.attrs["rows_complete"] = n0 + n
+                if PARTIAL in g:  # the chunk's partial reads are now complete rows
+                    del g[PARTIAL]
                 f.flush()
         except (OSError, CalibError) as exc:
             if _is_disk_full(exc):
@@ -342,6 +355,63 @@ class CampaignWriter:
                     "(free space, then --resume)"
                 ) from None
             raise
+
+    def write_partial(
+        self,
+        device_index: np.ndarray,
+        shape: tuple[int, int],
+        attrs: dict[str, Any],
+        **rows: np.ndarray,
+    ) -> None:
+        """Store the chunk being measured, as far as it is read, in sub-group ``partial``.
+
+        The values replace those of an earlier call for the same chunk (same devices and
+        shapes), in place; the file is flushed. ``rows_complete`` does not change, so
+        readers do not see these devices; :meth:`append` of the chunk removes the group.
+        """
+        device_index = np.asarray(device_index, dtype=np.int64)
+        r, c = np.divmod(device_index, shape[1])
+        data = {"device_index": device_index, "row": r, "col": c, **rows}
+        _check_space(self.path, sum(np.asarray(v).nbytes for v in data.values()))
+        try:
+            with _signals_deferred(), self._open("a") as f:
+                g = f[self.campaign]
+                p = g.get(PARTIAL)
+                same = p is not None and all(
+                    name in p and p[name].shape == np.shape(v) for name, v in data.items()
+                )
+                if p is not None and not (
+                    same and np.array_equal(p["device_index"][()], device_index)
+                ):
+                    del g[PARTIAL]
+                    p = None
+                if p is None:
+                    p = g.create_group(PARTIAL)
+                    for name, values in data.items():
+                        spec = self.rows.get(name)
+                        dtype = spec.dtype if spec is not None else None
+                        ds = p.create_dataset(name, data=np.asarray(values, dtype=dtype))
+                        if spec is not None and spec.units:
+                            ds.attrs["units"] = spec.units
+                else:
+                    for name, values in data.items():
+                        p[name][...] = np.asarray(values)
+                for key, value in attrs.items():
+                    p.attrs[key] = _json_attr(key, value)
+                f.flush()
+        except (OSError, CalibError) as exc:
+            if _is_disk_full(exc):
+                raise DiskFullError(
+                    f"{self.path}: disk full; the campaign stopped and the file keeps its "
+                    "complete chunks (free space, then --resume)"
+                ) from None
+            raise
+
+    @property
+    def has_partial(self) -> bool:
+        """Whether the file holds reads of an unfinished chunk (group ``partial``)."""
+        with self._open("r") as f:
+            return PARTIAL in f[self.campaign]
 
     def set_attrs(self, **attrs: Any) -> None:
         """Record extra campaign attributes (JSON for dicts and lists)."""
