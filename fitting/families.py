@@ -64,6 +64,7 @@ __all__ = [
     "FAMILY_MODELS",
     "FamilyModel",
     "ShapeStart",
+    "TraceParam",
     "exp_step_representative",
     "family_model",
     "piecewise_model",
@@ -122,6 +123,29 @@ def _no_transform(j: Mapping[str, int], theta: np.ndarray, out: np.ndarray, delt
 
 
 @dataclass(frozen=True)
+class TraceParam:
+    """One shape parameter of the one-trace lmfit model (:mod:`fitting.lmfit_models`).
+
+    Named as the argument of :func:`expected_step` it feeds (aihwkit's names), with the
+    start value and the bounds lmfit uses; ``vary=False`` for values a trace cannot identify.
+    """
+
+    name: str
+    value: float
+    min: float = -np.inf
+    max: float = np.inf
+    vary: bool = True
+
+
+def _no_trace_params(n_nodes: int) -> tuple[TraceParam, ...]:
+    return ()
+
+
+def _trace_values_as_preset(v: Values, se: Values, names: tuple[str, ...]) -> tuple[dict, dict]:
+    return {k: v[k] for k in names}, {k: se[k] for k in names}
+
+
+@dataclass(frozen=True)
 class FamilyModel:
     """One family's fit parametrization: free quantities, starts, mapping back to aihwkit.
 
@@ -163,6 +187,11 @@ class FamilyModel:
     from_preset: Callable[..., dict] = lambda p, pd, col: {}
     per_device: Callable[..., None] = lambda j, theta, se, unknown, bounds, out: None
     equivalence_shape: Callable[..., None] = lambda shape, se, fit: None
+    # one trace in data units (fitting.lmfit_models): shape parameters for n nodes, their
+    # expected_step arguments (values also hold delta_*, w_max, w_min), preset fields
+    trace_params: Callable[[int], tuple[TraceParam, ...]] = _no_trace_params
+    trace_step: Callable[[Values], dict] = _no_step
+    trace_preset: Callable[..., tuple[dict, dict]] = _trace_values_as_preset
 
     def step_params(self, values: Values) -> dict[str, Any]:
         """Arguments of :func:`expected_step` from fitted values (arrays broadcast)."""
@@ -175,6 +204,18 @@ class FamilyModel:
     def step(self, w: np.ndarray, up: bool, values: Values) -> np.ndarray:
         """Expected signed step of one pulse at normalized state ``w``."""
         return expected_step(self.name, w, up, self.step_params(values))
+
+    def trace_step_params(self, values: Values) -> dict[str, Any]:
+        """Arguments of :func:`expected_step` from one trace's values (data units around
+        ``g_ref``: ``w_max``, ``w_min`` are the device's own bounds)."""
+        p: dict[str, Any] = {
+            "delta_up": values["delta_up"],
+            "delta_down": values["delta_down"],
+            "b_max": values["w_max"],
+            "b_min": values["w_min"],
+        }
+        p.update(self.trace_step(values))
+        return p
 
     @property
     def n_shape(self) -> int:
@@ -304,6 +345,21 @@ def _linear_equivalence_shape(shape: dict, se: dict, fit) -> None:
             se[f"gamma_{d}"] = se[f"kappa_{d}"] * ref
 
 
+def _linear_trace_params(n_nodes: int) -> tuple[TraceParam, ...]:
+    # γ of either sign (aihwkit's allow_increasing), relative to the trace's own bounds
+    return tuple(TraceParam(f"gamma_{d}", 0.5, -2.0, 5.0) for d in ("up", "down"))
+
+
+def _linear_trace_step(v: Values) -> dict:
+    # one device: its own bounds are the mean bounds (mean_bound_reference)
+    return {
+        "gamma_up": v["gamma_up"],
+        "gamma_down": v["gamma_down"],
+        "ref_max": v["w_max"],
+        "ref_min": v["w_min"],
+    }
+
+
 # =============================================================================== exp-step
 def exp_step_representative(fields: Values) -> dict[str, float]:
     """The device with a = a₀, b = b₀ (aihwkit's defaults) equal to an ExpStepDevice's fields.
@@ -399,6 +455,19 @@ def _exp_from_preset(p, pd, col) -> dict:
     }
 
 
+def _exp_trace_params(n_nodes: int) -> tuple[TraceParam, ...]:
+    # A of either sign (A < 0: steps grow towards the bound); a, b not identified by a
+    # trace (only A·e^{±γb} and a·γ are): held at aihwkit's defaults, free on request
+    out = [TraceParam(f"A_{d}", 0.1, -10.0, 10.0) for d in ("up", "down")]
+    out += [TraceParam(f"gamma_{d}", 2.0, 0.0, 50.0) for d in ("up", "down")]
+    out += [TraceParam(k, float(v), vary=False) for k, v in EXP_STEP_FIXED.items()]
+    return tuple(out)
+
+
+def _exp_trace_step(v: Values) -> dict:
+    return {k: v[k] for k in ("A_up", "A_down", "gamma_up", "gamma_down", "a", "b")}
+
+
 # =============================================================================== pow-step
 def _pow_to_step(v: Values) -> dict:
     return {
@@ -490,6 +559,14 @@ def _pow_per_device(j, theta, se, unknown, bounds, out) -> None:
         out[f"pow_gamma_{d}_se"] = np.where(bad, np.nan, g * se[:, j[f"log_gamma_{d}"]])
 
 
+def _pow_trace_params(n_nodes: int) -> tuple[TraceParam, ...]:
+    return tuple(TraceParam(f"pow_gamma_{d}", 1.0, 0.01, 20.0) for d in ("up", "down"))
+
+
+def _pow_trace_step(v: Values) -> dict:
+    return {"pow_gamma_up": v["pow_gamma_up"], "pow_gamma_down": v["pow_gamma_down"]}
+
+
 # ========================================================================= piecewise-step
 def _piecewise_shape(n_nodes: int) -> tuple[str, ...]:
     mid = n_nodes // 2
@@ -558,6 +635,31 @@ def _piecewise_from_preset(p, pd, col) -> dict:
     return vals
 
 
+def _piecewise_trace_params(n_nodes: int) -> tuple[TraceParam, ...]:
+    # every node a parameter; the middle one fixed at 1 (the steps carry the scale)
+    mid = n_nodes // 2
+    return tuple(
+        TraceParam(f"node_{d}_{j}", 1.0, 0.0, 50.0, vary=j != mid)
+        for d in ("up", "down")
+        for j in range(n_nodes)
+    )
+
+
+def _piecewise_trace_step(v: Values) -> dict:
+    n_nodes = len([k for k in v if k.startswith("node_up_")])
+    up, down = piecewise_nodes(v, n_nodes)
+    return {"piecewise_up": up, "piecewise_down": down}
+
+
+def _piecewise_trace_preset(v: Values, se: Values, names: tuple[str, ...]) -> tuple[dict, dict]:
+    n_nodes = len([k for k in names if k.startswith("node_up_")])
+    up, down = piecewise_nodes(v, n_nodes)
+    up_se, down_se = piecewise_nodes(se, n_nodes)
+    up_se[n_nodes // 2] = down_se[n_nodes // 2] = None
+    out = {"piecewise_up": up, "piecewise_down": down}
+    return out, {"piecewise_up": up_se, "piecewise_down": down_se}
+
+
 def piecewise_model(n_nodes: int = PIECEWISE_NODES) -> FamilyModel:
     """The piecewise-step fit model with ``n_nodes`` nodes per direction (≥ 2)."""
     if n_nodes < 2:
@@ -573,6 +675,9 @@ def piecewise_model(n_nodes: int = PIECEWISE_NODES) -> FamilyModel:
         starts=_piecewise_start,
         population=_piecewise_population,
         from_preset=_piecewise_from_preset,
+        trace_params=_piecewise_trace_params,
+        trace_step=_piecewise_trace_step,
+        trace_preset=_piecewise_trace_preset,
     )
 
 
@@ -617,6 +722,8 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
             from_preset=_linear_from_preset,
             per_device=_linear_per_device,
             equivalence_shape=_linear_equivalence_shape,
+            trace_params=_linear_trace_params,
+            trace_step=_linear_trace_step,
             description=device_family("linear-step").description,
         ),
         FamilyModel(
@@ -631,6 +738,8 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
             starts=_exp_start,
             population=_exp_population,
             from_preset=_exp_from_preset,
+            trace_params=_exp_trace_params,
+            trace_step=_exp_trace_step,
             description=device_family("exp-step").description,
         ),
         FamilyModel(
@@ -646,6 +755,8 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
             reduces_to=_pow_reduces,
             from_preset=_pow_from_preset,
             per_device=_pow_per_device,
+            trace_params=_pow_trace_params,
+            trace_step=_pow_trace_step,
             description=device_family("pow-step").description,
         ),
         # node counts 3 ⊂ 5 ⊂ 9 (equally spaced nodes nest): BIC picks the smallest adequate

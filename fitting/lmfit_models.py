@@ -5,16 +5,17 @@ For a notebook, one trace, or a handful of devices: the model is the family's ex
 sequence, with the same response functions as the simulator
 (:func:`simulator.devices.response.expected_step`). lmfit gives the least-squares values, a
 per-trace covariance, ``fit_report()``, and lets a user fix (``vary=False``), bound or
-constrain (``expr``) any parameter. The vectorized engine (:mod:`fitting.pulse_response`)
-stays the tool for populations.
+constrain (``expr``) any parameter. Each family's shape parameters, start values and bounds
+come from its fit parametrization in :mod:`fitting.families` (the catalogue's fit side).
+The vectorized engine (:mod:`fitting.pulse_response`) stays the tool for populations.
 
 Parameters (data units around the fixed reference ``g_ref``, like a preset's
 ``g_offset_s``): ``delta_up``, ``delta_down`` (step at ``w = 0``), ``w_max`` > 0 > ``w_min``
 (the device's bounds relative to ``g_ref``) and the family's shape:
 
 * linear-step: ``gamma_up``, ``gamma_down`` (aihwkit's γ, relative to the bounds);
-* exp-step: ``A_up``, ``A_down``, ``gamma_up``, ``gamma_down``; ``a``, ``b`` fixed at
-  aihwkit's defaults (only A·e^{±γb} and a·γ are identified by a trace);
+* exp-step: ``A_up``, ``A_down`` (either sign), ``gamma_up``, ``gamma_down``; ``a``, ``b``
+  fixed at aihwkit's defaults (only A·e^{±γb} and a·γ are identified by a trace);
 * pow-step: ``pow_gamma_up``, ``pow_gamma_down``;
 * piecewise-step: ``node_up_0..n-1``, ``node_down_0..n-1`` (multipliers of the steps; the
   middle node is fixed at 1, the steps carry the scale).
@@ -36,6 +37,7 @@ from typing import Any
 import lmfit
 import numpy as np
 
+from fitting.families import EXP_STEP_FIXED, PIECEWISE_NODES, FamilyModel, family_model
 from simulator.devices.response import FAMILIES, expected_step
 
 __all__ = [
@@ -47,42 +49,16 @@ __all__ = [
     "trajectory",
 ]
 
-PIECEWISE_NODES = 5
 #: aihwkit's ExpStepDevice defaults of the parameters a trace cannot identify
-EXP_STEP_DEFAULTS = {"a": 0.244, "b": 0.2425}
+EXP_STEP_DEFAULTS = dict(EXP_STEP_FIXED)
+
+#: Parameters of every family's trace model (data units), before the family's shape.
+COMMON = ("g_start", "g_ref", "delta_up", "delta_down", "w_max", "w_min")
 
 
-def _shape_names(family: str, n_nodes: int) -> list[str]:
-    if family == "linear-step":
-        return ["gamma_up", "gamma_down"]
-    if family == "exp-step":
-        return ["A_up", "A_down", "gamma_up", "gamma_down", "a", "b"]
-    if family == "pow-step":
-        return ["pow_gamma_up", "pow_gamma_down"]
-    if family == "piecewise-step":
-        return [f"node_{d}_{j}" for d in ("up", "down") for j in range(n_nodes)]
-    return []
-
-
-def _response_parameters(family: str, v: dict[str, float], n_nodes: int) -> dict[str, Any]:
-    """Keyword values of :func:`expected_step` from the model's parameter values."""
-    p: dict[str, Any] = {
-        "delta_up": v["delta_up"],
-        "delta_down": v["delta_down"],
-        "b_max": v["w_max"],
-        "b_min": v["w_min"],
-    }
-    if family == "linear-step":
-        p.update(gamma_up=v["gamma_up"], gamma_down=v["gamma_down"])
-        p.update(ref_max=v["w_max"], ref_min=v["w_min"])
-    elif family == "exp-step":
-        p.update({k: v[k] for k in _shape_names(family, n_nodes)})
-    elif family == "pow-step":
-        p.update(pow_gamma_up=v["pow_gamma_up"], pow_gamma_down=v["pow_gamma_down"])
-    elif family == "piecewise-step":
-        for d in ("up", "down"):
-            p[f"piecewise_{d}"] = [v[f"node_{d}_{j}"] for j in range(n_nodes)]
-    return p
+def _model(family: str) -> FamilyModel:
+    """The family's fit parametrization (ValueError naming the known families)."""
+    return family_model(family)
 
 
 def trajectory(
@@ -93,15 +69,19 @@ def trajectory(
     values: dict[str, float],
     n_nodes: int = PIECEWISE_NODES,
 ) -> np.ndarray:
-    """Expected reads (data units) of one device: ``pulses[k]`` signed pulses before read k."""
-    p = _response_parameters(family, values, n_nodes)
+    """Expected reads (data units) of one device: ``pulses[k]`` signed pulses before read k.
+
+    ``n_nodes`` is kept for compatibility; the node count is read from the value names.
+    """
+    fm = _model(family)
+    p = fm.trace_step_params(values)
     lo, hi = values["w_min"], values["w_max"]
     w = float(g_start - g_ref)  # not clipped: a start beyond a bound keeps its derivative
     out = np.empty(len(pulses))
     for k, n in enumerate(np.asarray(pulses, dtype=np.int64)):
         up = n > 0
         for _ in range(abs(int(n))):
-            w = min(max(w + float(expected_step(family, w, up, p)), lo), hi)
+            w = min(max(w + float(expected_step(fm.name, w, up, p)), lo), hi)
         out[k] = w
     return out + g_ref
 
@@ -109,18 +89,20 @@ def trajectory(
 def pulse_trace_model(family: str, n_nodes: int = PIECEWISE_NODES) -> lmfit.Model:
     """An :class:`lmfit.Model` of one trace of ``family``; independent variable ``pulses``.
 
-    ``g_start`` (the state before the first read) and ``g_ref`` are parameters too, with
-    ``g_ref`` fixed by default. Call ``model.make_params()`` after :func:`fit_trace`-style
-    hints, or use :func:`fit_trace`, which sets starting values from the trace.
+    The shape parameters, their start values and bounds come from the family's fit
+    parametrization (:attr:`fitting.families.FamilyModel.trace_params`). ``g_start`` (the
+    state before the first read) and ``g_ref`` are parameters too, with ``g_ref`` fixed by
+    default. Use :func:`fit_trace`, which sets starting values from the trace.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown device family {family!r}; expected one of {FAMILIES}")
-    shape = _shape_names(family, n_nodes)
-    names = ["g_start", "g_ref", "delta_up", "delta_down", "w_max", "w_min", *shape]
+    fm = _model(family)
+    shape = fm.trace_params(n_nodes)
+    names = [*COMMON, *(t.name for t in shape)]
 
     def func(pulses: np.ndarray, **kw: float) -> np.ndarray:
         values = {k: float(kw[k]) for k in names}
-        return trajectory(family, pulses, values["g_start"], values["g_ref"], values, n_nodes)
+        return trajectory(family, pulses, values["g_start"], values["g_ref"], values)
 
     # lmfit reads the parameter names from the signature: give func an explicit one
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -137,24 +119,8 @@ def pulse_trace_model(family: str, n_nodes: int = PIECEWISE_NODES) -> lmfit.Mode
     model.set_param_hint("g_ref", vary=False)
     # no bounds on the data-unit parameters: lmfit's bound transform is not scale-free
     # (it would ruin the covariance of values ~1e-6 S); the signs are checked by fit_trace
-    if family == "linear-step":
-        for d in ("up", "down"):
-            model.set_param_hint(f"gamma_{d}", value=0.5, min=-2.0, max=5.0)
-    elif family == "exp-step":
-        for d in ("up", "down"):
-            model.set_param_hint(f"A_{d}", value=0.1, min=0.0, max=10.0)
-            model.set_param_hint(f"gamma_{d}", value=2.0, min=0.0, max=50.0)
-        for k, v in EXP_STEP_DEFAULTS.items():
-            model.set_param_hint(k, value=v, vary=False)
-    elif family == "pow-step":
-        for d in ("up", "down"):
-            model.set_param_hint(f"pow_gamma_{d}", value=1.0, min=0.01, max=20.0)
-    elif family == "piecewise-step":
-        mid = n_nodes // 2
-        for d in ("up", "down"):
-            for j in range(n_nodes):
-                model.set_param_hint(f"node_{d}_{j}", value=1.0, min=0.0, max=50.0)
-            model.set_param_hint(f"node_{d}_{mid}", value=1.0, vary=False)
+    for t in shape:
+        model.set_param_hint(t.name, value=t.value, min=t.min, max=t.max, vary=t.vary)
     return model
 
 
@@ -260,15 +226,10 @@ def to_preset_parameters(result: lmfit.model.ModelResult, family: str) -> dict[s
             err[key] = float(np.sqrt(max(gvec @ c @ gvec, 0.0)))
     else:
         err["dw_min"] = err["up_down"] = None
-    for k in _shape_names(family, PIECEWISE_NODES if family != "piecewise-step" else 0):
-        out[k], err[k] = v[k], se[k]
-    if family == "piecewise-step":
-        for d in ("up", "down"):
-            keys = sorted(
-                (k for k in v if k.startswith(f"node_{d}_")), key=lambda k: int(k.rsplit("_", 1)[1])
-            )
-            out[f"piecewise_{d}"] = [v[k] for k in keys]
-            err[f"piecewise_{d}"] = [se[k] for k in keys]
+    shape = tuple(k for k in v if k not in COMMON)
+    shape_out, shape_err = _model(family).trace_preset(v, se, shape)
+    out.update(shape_out)
+    err.update(shape_err)
     for k in ("dw_min_dtod", "up_down_dtod", "w_max_dtod", "w_min_dtod"):
         out[k], err[k] = None, "not available (1 device)"
     return {"parameters": out, "uncertainty": err}

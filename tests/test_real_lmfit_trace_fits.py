@@ -101,3 +101,18 @@ def test_one_device_population_reports_no_zero_or_sandwich_errors() -> None:
     assert fit.uncertainty["corrupt_devices_prob"] is None
     assert "rule of three" in fit.uncertainty_method["corrupt_devices_prob"]
     assert fit.uncertainty_method["dw_min_dtod"] == "not available (1 device(s))"
+
+
+def test_exp_step_trace_with_growing_up_steps_is_recovered() -> None:
+    # aihwkit's ExpStepDevice allows A < 0 (steps grow towards the bound); the trace model
+    # used to bound A at 0 and could not represent it (issue 13, item 2)
+    rng = np.random.default_rng(3)
+    shape = {"A_up": -0.05, "A_down": 0.3, "gamma_up": 3.0, "gamma_down": 3.0}
+    g, _ = _trace("exp-step", {**shape, "a": 0.244, "b": 0.2425}, rng, noise=0.3e-6)
+    result = fit_trace(g, PULSES, "exp-step", g_ref=G_REF)
+    assert result.success and result.covar is not None
+    for name, value in shape.items():
+        p = result.params[name]
+        # 4.5 standard errors, as above (8 free parameters)
+        assert abs(p.value - value) < 4.5 * p.stderr, (name, p.value, value, p.stderr)
+    assert result.params["A_up"].value < 0
