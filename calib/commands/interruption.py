@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from calib.errors import CalibError
 from calib.invocation import current_command
@@ -69,16 +70,31 @@ def resume_command() -> str:
 
 def interrupted_message(output: Path, n_devices: int) -> str:
     """``saved 320 of 4096 devices in FILE; resume with: calib measure ... --resume``."""
-    from calib.io.hdf5 import open_dataset
+    from calib.io.hdf5 import PARTIAL, open_dataset
 
     try:
         with open_dataset(output) as f:
             group = next(iter(f.values()))
             rows = int(group.attrs.get("rows_complete", 0))
+            partial = _partial_text(output, group.get(PARTIAL))
     except (CalibError, StopIteration, OSError):
         return f"nothing was saved ({output} holds no measured device); rerun the command"
-    if rows == 0:
+    if rows == 0 and not partial:
         return f"no device finished yet; {output} keeps the settings; resume with: " + (
             resume_command()
         )
-    return f"saved {rows} of {n_devices} devices in {output}; resume with: {resume_command()}"
+    return (
+        f"saved {rows} of {n_devices} devices in {output}{partial}; resume with: {resume_command()}"
+    )
+
+
+def _partial_text(output: Path, partial: Any) -> str:
+    """``, plus K of T read times of the next D devices (kept in FILE:/drift/partial)``."""
+    if partial is None or "device_index" not in partial or "n_times" not in partial.attrs:
+        return ""
+    done, total = partial.attrs.get("times_complete", 0), partial.attrs["n_times"]
+    n = int(partial["device_index"].shape[0])
+    return (
+        f", plus {int(done)} of {int(total)} read times of the next {n} devices "
+        f"(kept in {output}:{partial.name}; the chunk is measured again on resume)"
+    )
