@@ -52,13 +52,21 @@ def window_coverage(conductance_s: np.ndarray, device_ids: np.ndarray, fit: Any)
     return float(np.median(ratio)) if ratio.size else float("nan")
 
 
-def coverage_note(coverage: float, n_up: int | None = None) -> str | None:
-    """The note to record when ``coverage`` is below :data:`MIN_COVERAGE`, else None."""
+def coverage_note(
+    coverage: float, n_up: int | None = None, default_n_up: int | None = None
+) -> str | None:
+    """The note to record when ``coverage`` is below :data:`MIN_COVERAGE`, else None.
+
+    ``n_up``: pulses per direction of the campaign; ``default_n_up``: the technology's
+    default, suggested only when the campaign used fewer pulses than that.
+    """
     if not np.isfinite(coverage) or coverage >= MIN_COVERAGE:
         return None
     longer = f" (now {n_up} per direction)" if n_up else ""
+    if default_n_up and (not n_up or n_up < default_n_up):
+        longer += f", e.g. the technology's defaults ({default_n_up} per direction)"
     return (
         f"the pulse trains cover only {coverage:.0%} of the fitted window w_max - w_min "
         f"(median over devices; {MIN_COVERAGE:.0%} needed): the bounds are extrapolated; "
-        f"measure longer trains{longer}, e.g. the technology's defaults"
+        f"measure longer trains{longer}"
     )

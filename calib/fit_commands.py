@@ -134,7 +134,9 @@ def _note_window_coverage(fit: PulseResponseFit, traces: PulseTraces, attrs: dic
     from calib.coverage import coverage_note, window_coverage
 
     coverage = window_coverage(traces.conductance_s, traces.device_ids, fit)
-    note = coverage_note(coverage, _pulses_per_direction(attrs))
+    note = coverage_note(
+        coverage, _pulses_per_direction(attrs), _default_pulses_per_direction(attrs)
+    )
     if note:
         fit.notes.append(note)
 
@@ -148,6 +150,22 @@ def _pulses_per_direction(attrs: dict) -> int | None:
         except ValueError:
             return None
     return params.get("n_up") if isinstance(params, dict) else None
+
+
+def _default_pulses_per_direction(attrs: dict) -> int | None:
+    """The default ``n_up`` of the technology in the file's instrument snapshot, if known."""
+    from calib.campaigns.technology import PULSE_RESPONSE_DEFAULTS
+
+    instrument = attrs.get("instrument")
+    if isinstance(instrument, str):
+        try:
+            instrument = json.loads(instrument)
+        except ValueError:
+            return None
+    conf = instrument.get("configuration") if isinstance(instrument, dict) else None
+    tech = conf.get("technology") if isinstance(conf, dict) else None
+    defaults = PULSE_RESPONSE_DEFAULTS.get(str(tech).lower()) if tech else None
+    return defaults.n_up if defaults else None
 
 
 def _note_window_coverage_of_file(
@@ -170,7 +188,9 @@ def _note_window_coverage_of_file(
     if not spans:
         return
     coverage = window_coverage(np.concatenate(spans), np.concatenate(ids), fit)
-    note = coverage_note(coverage, _pulses_per_direction(attrs))
+    note = coverage_note(
+        coverage, _pulses_per_direction(attrs), _default_pulses_per_direction(attrs)
+    )
     if note:
         fit.notes.append(note)
 

@@ -118,3 +118,25 @@ def test_every_option_in_the_readme_table_is_an_option_of_its_command(row: str) 
     known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", row))
     assert named <= known, f"`calib {row}`: no option {sorted(named - known)}"
+
+
+# The README's ECRAM walk (technology defaults, 400 pulses per direction, --model auto) ends
+# with a coverage note; it must not send the user to "the technology's defaults" they used.
+def test_coverage_note_suggests_the_technology_defaults_only_to_shorter_trains() -> None:
+    import json
+
+    from calib.coverage import coverage_note
+    from calib.fit_commands import _default_pulses_per_direction
+
+    ecram = {"instrument": json.dumps({"configuration": {"technology": "ECRAM"}})}
+    default = _default_pulses_per_direction(ecram)
+    assert default == 400
+    assert _default_pulses_per_direction({}) is None
+    at_default = coverage_note(0.75, 400, default)
+    assert at_default is not None
+    assert "technology's defaults" not in at_default
+    assert at_default.endswith("measure longer trains (now 400 per direction)")
+    shorter = coverage_note(0.59, 200, default)
+    assert shorter is not None
+    assert shorter.endswith("e.g. the technology's defaults (400 per direction)")
+    assert coverage_note(0.92, 400, default) is None
