@@ -86,10 +86,21 @@ def speedup(n_chips: int, n_devices: int, model: str) -> None:
 
 
 def _presets(folder: Path) -> dict:
+    """What must agree between runs: each preset's device model and its per-device arrays.
+
+    Large chips keep the arrays in a sidecar referenced by ``per_device_file``: its file is
+    checked against the recorded sha256 (``open_sidecar``) and the reference, sha256
+    included, is compared (the sidecar is written byte-reproducibly, ``track_times`` off).
+    """
+    from calib.preset_sidecar import open_sidecar
+
     out = {}
     for p in sorted((folder / "presets").glob("*.json")):
         doc = json.loads(p.read_text())
-        out[p.name] = (doc["device"], doc.get("per_device"))
+        ref = doc.get("per_device_file")
+        if ref is not None:
+            open_sidecar(p, ref)  # one-line CalibError if the file does not match its hash
+        out[p.name] = (doc["device"], doc.get("per_device"), ref)
     return out
 
 
