@@ -373,9 +373,11 @@ class CampaignWriter:
         r, c = np.divmod(device_index, shape[1])
         data = {"device_index": device_index, "row": r, "col": c, **rows}
         _check_space(self.path, sum(np.asarray(v).nbytes for v in data.values()))
+        n0 = None
         try:
             with _signals_deferred(), self._open("a") as f:
                 g = f[self.campaign]
+                n0 = int(g.attrs["rows_complete"])
                 p = g.get(PARTIAL)
                 same = p is not None and all(
                     name in p and p[name].shape == np.shape(v) for name, v in data.items()
@@ -401,9 +403,10 @@ class CampaignWriter:
                 f.flush()
         except (OSError, CalibError) as exc:
             if _is_disk_full(exc):
+                kept = "its complete chunks" if n0 is None else f"{n0} device rows"
                 raise DiskFullError(
-                    f"{self.path}: disk full; the campaign stopped and the file keeps its "
-                    "complete chunks (free space, then --resume)"
+                    f"{self.path}: disk full; the campaign stopped and the file keeps {kept} "
+                    "(free space, then --resume)"
                 ) from None
             raise
 
