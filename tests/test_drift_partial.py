@@ -9,6 +9,10 @@ time by read time, so segmented reads must equal one call for all times bit for 
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -166,3 +170,48 @@ def test_interrupt_in_the_first_chunk_keeps_the_file_with_its_partial_reads(tmp_
     _run(part, resume=True)
     with h5py.File(part, "r") as f:
         assert "partial_interrupted_0" in f["drift"] and "partial" not in f["drift"]
+
+
+def _has_partial(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return "drift/partial" in f
+    except (OSError, KeyError):
+        return False
+
+
+def test_sigterm_mid_chunk_says_what_was_kept_and_cli_resume_sets_it_aside(tmp_path) -> None:
+    """`calib measure drift` stopped by SIGTERM while a chunk is being read (one chunk of
+    512 devices, 200 read times to 1e5 s: the emulator's clock makes the waits instant)."""
+    path = tmp_path / "drift.h5"
+    args = ["measure", "drift", "--devices", "512", "--chunk", "512", "--seed", "3"]
+    args += ["--levels", "3e-5,6e-5,9e-5", "--t-max", "1e5", "--n-times", "200", "-o", str(path)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calib", *args], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not _has_partial(path) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGSTOP)
+    assert proc.poll() is None, "campaign ended before the fault; make it longer"
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert f"saved 0 of 512 devices in {path}, plus " in err
+    assert f"read times of the next 512 devices (kept in {path}:/drift/partial" in err
+    with h5py.File(path, "r") as f:
+        p = f["drift/partial"]
+        k = int(p.attrs["times_complete"])
+        g = p["conductance"][()]
+        assert f["drift"].attrs["status"] == "interrupted" and 0 < k < 200
+        assert np.isfinite(g[:, :k]).all() and np.isnan(g[:, k:]).all()
+    assert f"plus {k} of 200 read times" in err
+    resumed = subprocess.run(
+        [sys.executable, "-m", "calib", *args, "--resume"], capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "partial_interrupted_0" in resumed.stderr
+    with h5py.File(path, "r") as f:
+        assert int(f["drift"].attrs["rows_complete"]) == 512 and "partial" not in f["drift"]
+        np.testing.assert_array_equal(f["drift/partial_interrupted_0/conductance"][()], g)
