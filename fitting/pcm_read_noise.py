@@ -193,12 +193,16 @@ def _fit_q(st: ReadNoiseStats, x: np.ndarray, capped: bool, w_ref: float, theta0
     k = 3 if capped else 2
 
     def nll(p: np.ndarray) -> float:
-        q = _q_model(p, x, capped)
-        var = st.h2 * q * q + st.k2 * (p[k] * w_ref) ** 2
-        return chi2_variance_nll(st.s2, st.dof, np.maximum(var, 1e-300))
+        # steps far from the optimum (line search, finite differences) overflow to inf: a
+        # rejected step, not an error worth a warning
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            q = _q_model(p, x, capped)
+            var = st.h2 * q * q + st.k2 * (p[k] * w_ref) ** 2
+            return chi2_variance_nll(st.s2, st.dof, np.maximum(var, 1e-300))
 
     bounds = [(None, None), (-3.0, 3.0)] + ([(None, None)] if capped else []) + [(0.0, 10.0)]
-    res = optimize.minimize(nll, theta0, method="L-BFGS-B", bounds=bounds)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # scipy's differences
+        res = optimize.minimize(nll, theta0, method="L-BFGS-B", bounds=bounds)
     return res.x, float(res.fun), nll
 
 

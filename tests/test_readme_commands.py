@@ -140,3 +140,25 @@ def test_coverage_note_suggests_the_technology_defaults_only_to_shorter_trains()
     assert shorter is not None
     assert shorter.endswith("e.g. the technology's defaults (400 per direction)")
     assert coverage_note(0.92, 400, default) is None
+
+
+# README "Upward drift": `calib fit pcm` on the real RRAM relaxation file prints its verdicts,
+# not numpy/scipy overflow warnings from the read-noise optimizer's trial steps.
+def test_fit_pcm_of_the_readme_upward_drift_file_prints_no_runtime_warnings(tmp_path) -> None:
+    import json
+    import warnings
+
+    csv = ROOT / "tests" / "fixtures" / "real" / "rram_relax_C" / "data.csv"
+    data, preset = tmp_path / "relax.h5", tmp_path / "relax.json"
+    args = ["import", "csv", str(csv), "--kind", "drift", "-o", str(data)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(cli, ["fit", "pcm", str(data), "-o", str(preset)])
+    assert result.exit_code == 0, result.output
+    runtime = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not runtime, runtime
+    # the README's claim about this file: a third of the cells relax up, signed exponent kept
+    drift = json.loads(preset.read_text())["pcm"]["drift"]
+    assert drift["sign"] == "signed"
+    assert 0.25 < drift["sign_selection"]["fraction_negative_estimates"] < 0.45
