@@ -41,8 +41,11 @@ Known limit (issue 13): the hard clip of the clipping families (constant-, linea
 piecewise-step) is evaluated at the noisy earlier read, so near a bound the predicted
 increment is biased by read noise (errors in variables at the kink; the instruments only
 remove this bias for steps affine in w). On aihwkit's linear-step traces with γ 0.3/0.7
-whose devices dwell at their hard bounds (σ_read 0.012, dw_min 0.01) the shared fit gives
-γ⁺/w_max = 0.70 instead of 0.50 (0.54 at σ_read 0.0005) and auto prefers exp-step.
+whose devices dwell at their hard bounds (σ_read 0.012, dw_min 0.01) the shared fit gave
+γ⁺/w_max = 0.73 instead of 0.50. The shared shape of the hard-bound families is therefore
+fitted on the pairs clear of the read plateaus (:func:`fitting.gmm.clear_of_bounds`; now
+0.53). Still open: the per-device shape stage and the J statistics of model selection use
+every pair, so ``auto`` still prefers piecewise-step on those traces.
 """
 
 from __future__ import annotations

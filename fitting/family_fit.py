@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fitting.families import DEVICE_PARAMS, FAMILY_MODELS, FamilyModel, ShapeStart
-from fitting.gmm import DeviceFit, GmmProblem
+from fitting.gmm import DeviceFit, GmmProblem, clear_of_bounds
 from fitting.pairs import PairBlock
 from fitting.soft_bounds import linear_iv, soft_bounds_from_iv
 
@@ -144,14 +144,39 @@ def fit_shared_shape(model: FamilyModel, data: DeviceData) -> tuple[DeviceFit, G
         if best is None or total < best[0]:
             best = (total, theta, phi)
     _, theta, phi = best
-    if shared:
+    if shared and model.bounds_only_by_clip:
+        phi = _shape_clear_of_bounds(model, data, theta, phi)
+    elif shared:
         theta, phi = prob.solve_joint(theta, phi)
     prob.set_weights(theta, phi)
-    if shared:
+    if shared and not model.bounds_only_by_clip:
         theta, phi = prob.solve_joint(theta, phi)
     theta, q, conv = prob.solve_devices(theta, phi)
     cov, phi_cov = prob.covariance(theta, phi)
     return DeviceFit(names, theta, cov, shared, phi, phi_cov, q, conv), prob
+
+
+def _shape_clear_of_bounds(
+    model: FamilyModel, data: DeviceData, theta: np.ndarray, phi: np.ndarray
+) -> np.ndarray:
+    """The shared shape of a hard-bound family from the pairs clear of the read plateaus.
+
+    The clip at a noisy read biases the moments of pairs at a bound
+    (:func:`fitting.gmm.clear_of_bounds`); those pairs are left out, and the bounds, which
+    then act on almost no pair, are held at the plateaus. The steps are refitted with it.
+    """
+    blocks = clear_of_bounds(data.blocks, data.hi, data.lo)
+    steps = ["delta_up", "delta_down"]
+    fixed = {**model.fixed, "b_max": data.hi[:, None], "b_min": data.lo[:, None]}
+    typical = {**model.typical, "delta_up": 1e-3, "delta_down": 1e-3}
+    prob = GmmProblem(model, blocks, steps, list(model.shape), fixed=fixed, typical=typical)
+    cols = [DEVICE_PARAMS.index(n) for n in steps]
+    th = theta[:, cols].copy()
+    prob.set_weights(th, phi)
+    th, phi = prob.solve_joint(th, phi)
+    prob.set_weights(th, phi)
+    _, phi = prob.solve_joint(th, phi)
+    return phi
 
 
 def fit_devices(
