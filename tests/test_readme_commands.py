@@ -162,3 +162,17 @@ def test_fit_pcm_of_the_readme_upward_drift_file_prints_no_runtime_warnings(tmp_
     drift = json.loads(preset.read_text())["pcm"]["drift"]
     assert drift["sign"] == "signed"
     assert 0.25 < drift["sign_selection"]["fraction_negative_estimates"] < 0.45
+
+
+def test_every_option_the_readme_mentions_exists_on_some_command() -> None:
+    def options(command: click.Command) -> set[str]:
+        own = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                own |= options(sub)
+        return own
+
+    known = options(cli) | {"--help", "--version"}
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", README))
+    assert named, "no options found in README.md"
+    assert named <= known, f"README.md names options no command has: {sorted(named - known)}"
