@@ -44,7 +44,7 @@ remove this bias for steps affine in w). On aihwkit's linear-step traces with γ
 whose devices dwell at their hard bounds (σ_read 0.012, dw_min 0.01) the shared fit gave
 γ⁺/w_max = 0.73 instead of 0.50. The shared shape of the hard-bound families is therefore
 fitted on the pairs clear of the read plateaus (:func:`fitting.gmm.clear_of_bounds`; now
-0.53). Still open: the per-device shape stage and the J statistics of model selection use
+0.47). Still open: the per-device shape stage and the J statistics of model selection use
 every pair, so ``auto`` still prefers piecewise-step on those traces.
 """
 

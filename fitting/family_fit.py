@@ -163,11 +163,18 @@ def _shape_clear_of_bounds(
 
     The clip at a noisy read biases the moments of pairs at a bound
     (:func:`fitting.gmm.clear_of_bounds`); those pairs are left out, and the bounds, which
-    then act on almost no pair, are held at the plateaus. The steps are refitted with it.
+    then act on few kept pairs, are held at the mean read level while the device sits at
+    them; a device that turns before a bound gets it one span beyond its plateau (at the
+    plateau itself it would clip states above the 97th percentile of its reads). The steps
+    are refitted with it.
     """
-    blocks = clear_of_bounds(data.blocks, data.hi, data.lo)
+    blocks, level = clear_of_bounds(data.blocks, data.hi, data.lo)
     steps = ["delta_up", "delta_down"]
-    fixed = {**model.fixed, "b_max": data.hi[:, None], "b_min": data.lo[:, None]}
+    span = data.hi - data.lo
+    far = {"b_max": data.hi + span, "b_min": data.lo - span}
+    fixed = dict(model.fixed)
+    for k in ("b_max", "b_min"):
+        fixed[k] = np.where(np.isfinite(level[k]), level[k], far[k])[:, None]
     typical = {**model.typical, "delta_up": 1e-3, "delta_down": 1e-3}
     prob = GmmProblem(model, blocks, steps, list(model.shape), fixed=fixed, typical=typical)
     cols = [DEVICE_PARAMS.index(n) for n in steps]

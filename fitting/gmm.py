@@ -73,8 +73,8 @@ def _predict(model, block, values, y0, return_clipped):
 
 def clear_of_bounds(
     blocks: Sequence[PairBlock], hi: np.ndarray, lo: np.ndarray, n_sd: float = 3.0
-) -> list[PairBlock]:
-    """The pairs whose instrument read lies clear of the device's read plateaus.
+) -> tuple[list[PairBlock], dict[str, np.ndarray]]:
+    """The pairs whose instrument read lies clear of the device's read plateaus, and the bounds.
 
     A hard bound clips the predicted increment at the earlier, noisy read y₀ = w + e₀: for a
     device that sits at its bound the model predicts min(y₀ + Δ, b) − y₀ while the data
@@ -82,13 +82,19 @@ def clear_of_bounds(
     shape absorbs it (aihwkit's linear-step γ 0.3/0.7: γ⁺/w_max 0.73 instead of 0.50).
     Leaving out the pairs whose instrument z (independent of e₀, e₁: the selection does not
     bias the moments) lies within ``n_sd`` read-noise SDs plus two steps of the plateau
-    ``hi``/``lo`` (per device, normalized) keeps the clip out of those moments.
+    ``hi``/``lo`` (per device, normalized) keeps the clip out of those moments. Only devices
+    that sit at the bound lose pairs: their mean step near the plateau is below half their
+    mean step far from it (a device that turns before its bound keeps every pair).
 
     The read-noise SD comes from the data: increments of one direction have lag-1
     covariance −σ²_read (an MA(1) from the shared read), so σ ≥ sqrt(−cov) per device; the
-    median over devices is used. Returns new blocks (weights 0 on the pairs left out).
+    median over devices is used. Returns new blocks (weights 0 on the pairs left out) and
+    ``{"b_max", "b_min"}``: per device the mean read while it sits at that bound (its later
+    reads of the pairs left out), NaN for a device that does not sit there.
     """
     out = []
+    nan = np.full(hi.shape, np.nan)
+    bounds = {"b_max": nan, "b_min": nan}
     for b in blocks:
         w = b.weight
         d = (b.y1 - b.y0) / b.n
@@ -102,8 +108,21 @@ def clear_of_bounds(
         step = float(np.nanmedian(np.abs(mean)))
         margin = n_sd * sd + 2.0 * step
         near = b.z > hi[:, None] - margin if b.direction > 0 else b.z < lo[:, None] + margin
+        # only devices that sit at that bound: their steps near the plateau are less than
+        # half those far from it (a device that turns before reaching a bound keeps its
+        # pairs there, which carry the shape)
+        w_near, w_far = w * near, w * ~near
+        with np.errstate(invalid="ignore", divide="ignore"):
+            at_near = np.abs((d * w_near).sum(axis=1) / w_near.sum(axis=1))
+            at_far = np.abs((d * w_far).sum(axis=1) / w_far.sum(axis=1))
+        sits = np.nan_to_num(at_near < 0.5 * at_far, nan=False)
+        near &= sits[:, None]
         out.append(dataclasses.replace(b, weight=np.where(near, 0.0, w)))
-    return out
+        # the bound: mean later read of those pairs (selected by z, so e₁ averages out)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = (b.y1 * w * near).sum(axis=1) / (w * near).sum(axis=1)
+        bounds["b_max" if b.direction > 0 else "b_min"] = np.where(sits, level, np.nan)
+    return out, bounds
 
 
 @dataclass
