@@ -71,7 +71,13 @@ def main() -> None:
             rows.append(("read (route + 1 acquisition)", t / n, msgs / n))
             t = _best(lambda: chip.pulse_train_with_reads(sel, train_list, 0.2), args.repeat)
             _, msgs = _counted(res.bench, lambda: chip.pulse_train_with_reads(sel, train_list, 0.2))
-            rows.append(("pulse train, SMU list sweep (601 levels: 0 V gaps keep a 50 % duty cycle)", t / n, msgs / n))
+            rows.append(
+                (
+                    "pulse train, SMU list sweep (601 levels: 0 V gaps keep a 50 % duty cycle)",
+                    t / n,
+                    msgs / n,
+                )
+            )
         with open_bench({**res.description(), "train_mode": "pulser"}, timeout_s=30) as chip:
             t = _best(lambda: chip.pulse_train_with_reads(sel, train_pulser, 0.2), args.repeat)
             _, msgs = _counted(
