@@ -330,26 +330,36 @@ class CampaignWriter:
             if shape != (n, *self.rows[name].shape):
                 raise ValueError(f"{name}: chunk of shape {shape}, expected {n} rows")
         _check_space(self.path, sum(np.asarray(v).nbytes for v in data.values()))
+        with self._writing("the rows written before") as (f, g, n0):
+            for name, values in data.items():
+                ds = g[name]
+                ds.resize(n0 + n, axis=0)
+                ds[n0:] = np.asarray(values)
+            for key, value in (attrs or {}).items():
+                g.attrs[key] = _json_attr(key, value)
+            f.flush()
+            # rows count only once their data are on disk
+            g.attrs["rows_complete"] = n0 + n
+            if PARTIAL in g:  # the chunk's partial reads are now complete rows
+                del g[PARTIAL]
+            f.flush()
+
+    @contextlib.contextmanager
+    def _writing(self, kept_if_unknown: str) -> Iterator[tuple[h5py.File, h5py.Group, int]]:
+        """The campaign group open for writing, signals held: ``(file, group, rows_complete)``.
+
+        A full disk (or file-size limit) becomes one :class:`DiskFullError` line saying what
+        the file keeps (``kept_if_unknown`` when it failed before the row count was read).
+        """
         n0 = None
         try:
             with _signals_deferred(), self._open("a") as f:
                 g = f[self.campaign]
                 n0 = int(g.attrs["rows_complete"])
-                for name, values in data.items():
-                    ds = g[name]
-                    ds.resize(n0 + n, axis=0)
-                    ds[n0:] = np.asarray(values)
-                for key, value in (attrs or {}).items():
-                    g.attrs[key] = _json_attr(key, value)
-                f.flush()
-                # rows count only once their data are on disk
-                g.attrs["rows_complete"] = n0 + n
-                if PARTIAL in g:  # the chunk's partial reads are now complete rows
-                    del g[PARTIAL]
-                f.flush()
+                yield f, g, n0
         except (OSError, CalibError) as exc:
             if _is_disk_full(exc):
-                kept = "the rows written before" if n0 is None else f"{n0} device rows"
+                kept = kept_if_unknown if n0 is None else f"{n0} device rows"
                 raise DiskFullError(
                     f"{self.path}: disk full; the campaign stopped and the file keeps {kept} "
                     "(free space, then --resume)"
@@ -373,42 +383,28 @@ class CampaignWriter:
         r, c = np.divmod(device_index, shape[1])
         data = {"device_index": device_index, "row": r, "col": c, **rows}
         _check_space(self.path, sum(np.asarray(v).nbytes for v in data.values()))
-        n0 = None
-        try:
-            with _signals_deferred(), self._open("a") as f:
-                g = f[self.campaign]
-                n0 = int(g.attrs["rows_complete"])
-                p = g.get(PARTIAL)
-                same = p is not None and all(
-                    name in p and p[name].shape == np.shape(v) for name, v in data.items()
-                )
-                if p is not None and not (
-                    same and np.array_equal(p["device_index"][()], device_index)
-                ):
-                    del g[PARTIAL]
-                    p = None
-                if p is None:
-                    p = g.create_group(PARTIAL)
-                    for name, values in data.items():
-                        spec = self.rows.get(name)
-                        dtype = spec.dtype if spec is not None else None
-                        ds = p.create_dataset(name, data=np.asarray(values, dtype=dtype))
-                        if spec is not None and spec.units:
-                            ds.attrs["units"] = spec.units
-                else:
-                    for name, values in data.items():
-                        p[name][...] = np.asarray(values)
-                for key, value in attrs.items():
-                    p.attrs[key] = _json_attr(key, value)
-                f.flush()
-        except (OSError, CalibError) as exc:
-            if _is_disk_full(exc):
-                kept = "its complete chunks" if n0 is None else f"{n0} device rows"
-                raise DiskFullError(
-                    f"{self.path}: disk full; the campaign stopped and the file keeps {kept} "
-                    "(free space, then --resume)"
-                ) from None
-            raise
+        with self._writing("its complete chunks") as (f, g, _):
+            p = g.get(PARTIAL)
+            same = p is not None and all(
+                name in p and p[name].shape == np.shape(v) for name, v in data.items()
+            )
+            if p is not None and not (same and np.array_equal(p["device_index"][()], device_index)):
+                del g[PARTIAL]
+                p = None
+            if p is None:
+                p = g.create_group(PARTIAL)
+                for name, values in data.items():
+                    spec = self.rows.get(name)
+                    dtype = spec.dtype if spec is not None else None
+                    ds = p.create_dataset(name, data=np.asarray(values, dtype=dtype))
+                    if spec is not None and spec.units:
+                        ds.attrs["units"] = spec.units
+            else:
+                for name, values in data.items():
+                    p[name][...] = np.asarray(values)
+            for key, value in attrs.items():
+                p.attrs[key] = _json_attr(key, value)
+            f.flush()
 
     @property
     def has_partial(self) -> bool:
