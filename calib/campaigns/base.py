@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from calib.campaigns.parameters import CampaignParams
 from calib.errors import CalibError
 from calib.io.hdf5 import CampaignWriter, RowSpec
 from instruments.chip import ChipInterface, ListSelection
@@ -41,34 +41,6 @@ ProgressCallback = Callable[[float, int], None]
 #: ``save_partial(rows, reads_done, reads_total, attrs)``: a chunk measured in segments
 #: (drift) stores its rows so far after each segment (:meth:`CampaignWriter.write_partial`).
 PartialSaver = Callable[[dict[str, np.ndarray], int, int, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class CampaignParams:
-    """Parameters every campaign has (SI units)."""
-
-    n_devices: int = 256
-    selection: str = "random"  # "block": the first devices in row-major order; "random"
-    seed: int = 0
-    chunk_devices: int = 4096
-    read_voltage_v: float = 0.2
-    chunk_seconds: float = 10.0  # instrument time between flushes, where chunking allows
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):  # every number of every campaign: no NaN/inf
-            value = getattr(self, field.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise CalibError(f"{field.name} must be a finite number, got {value}")
-        if self.n_devices < 1:
-            raise CalibError(f"n_devices must be >= 1, got {self.n_devices}")
-        if self.selection not in ("block", "random"):
-            raise CalibError(f"selection must be 'block' or 'random', got {self.selection!r}")
-        if self.chunk_devices < 1:
-            raise CalibError(f"chunk_devices must be >= 1, got {self.chunk_devices}")
-        if not 0 < self.chunk_seconds < float("inf"):
-            raise CalibError(f"chunk_seconds must be > 0 s and finite, got {self.chunk_seconds}")
-        if not 0 < self.read_voltage_v <= 2.0:
-            raise CalibError(f"read voltage {self.read_voltage_v} V outside (0, 2] V")
 
 
 def select_devices(shape: tuple[int, int], params: CampaignParams) -> np.ndarray:

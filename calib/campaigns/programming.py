@@ -15,14 +15,14 @@ an abrupt RESET), as in the usual RESET-then-iterative-SET protocols.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from calib.campaigns.base import CampaignParams, PartialSaver, ProgressCallback, run_campaign
+from calib.campaigns.base import PartialSaver, ProgressCallback, run_campaign
+from calib.campaigns.parameters import DriftParams, ProgrammingParams, ReadNoiseParams
+from calib.campaigns.technology import DEFAULT_LEVELS_S, PROGRAM_DEFAULTS, default_levels
 from calib.errors import CalibError
 from calib.io.hdf5 import RowSpec
 from instruments.chip import ChipInterface, ListSelection, ProgramResult, PulseSpec
@@ -38,136 +38,6 @@ __all__ = [
     "measure_programming",
     "measure_read_noise",
 ]
-
-#: Default (lowest, highest) target conductance per technology, siemens.
-DEFAULT_LEVELS_S = {
-    "reram": (30e-6, 90e-6),
-    "ecram": (2e-6, 8e-6),
-    "pcm": (1e-6, 24e-6),
-}
-
-
-#: Default program-and-verify (tolerance S, pulse amplitude V, pulse width s) per technology.
-PROGRAM_DEFAULTS = {
-    "reram": (0.5e-6, 1.2, 1e-6),
-    "ecram": (0.05e-6, 3.0, 10e-3),
-    "pcm": (0.25e-6, 1.0, 100e-9),
-}
-
-
-def default_levels(technology: str, n_levels: int) -> tuple[float, ...]:
-    """``n_levels`` evenly spaced targets inside the technology's usual range (S)."""
-    lo, hi = DEFAULT_LEVELS_S.get(technology.lower(), DEFAULT_LEVELS_S["reram"])
-    return tuple(float(v) for v in np.linspace(lo, hi, n_levels))
-
-
-#: target levels of a campaign whose ``levels_s`` is left to the technology
-DEFAULT_N_LEVELS = 4
-
-
-@dataclass(frozen=True)
-class ProgrammingParams(CampaignParams):
-    """Program-and-verify settings (S, V, s) on top of the common campaign parameters.
-
-    ``levels_s``, ``tolerance_s``, ``pulse_amplitude_v`` and ``pulse_width_s`` left ``None``
-    take the defaults of the chip's technology when the campaign runs (``PROGRAM_DEFAULTS``;
-    levels: :data:`DEFAULT_N_LEVELS` spread over ``DEFAULT_LEVELS_S``), so a PCM chip gets
-    PCM's 1 V / 100 ns pulses and 1-24 µS targets; :meth:`for_technology` resolves them
-    without a chip.
-    """
-
-    levels_s: tuple[float, ...] | None = None
-    tolerance_s: float | None = None
-    max_iterations: int = 100
-    pulse_amplitude_v: float | None = None
-    pulse_width_s: float | None = None
-    read_delay_s: float = 20.0
-    n_avg: int = 1
-    reset_pulses: int = 20
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.reset_pulses < 0:
-            raise CalibError(f"reset_pulses must be >= 0, got {self.reset_pulses}")
-        if self.levels_s is not None:
-            levels = np.asarray(self.levels_s, dtype=float)
-            if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
-                raise CalibError(f"target levels must be finite and >= 0 S, got {self.levels_s}")
-        if (self.tolerance_s is not None and self.tolerance_s <= 0) or self.max_iterations < 1:
-            raise CalibError("tolerance must be > 0 S and max_iterations >= 1")
-        if self.read_delay_s < 0 or self.n_avg < 1:
-            raise CalibError("read_delay_s must be >= 0 s and n_avg >= 1")
-
-    @classmethod
-    def for_technology(cls, technology: str | None, **fields: Any) -> ProgrammingParams:
-        """Parameters with the defaults of ``technology`` (``reram``, ``ecram``, ``pcm``)."""
-        return cls(**fields).resolved(technology)
-
-    def is_resolved(self) -> bool:
-        """True when no setting is left to the technology."""
-        return None not in (
-            self.levels_s,
-            self.tolerance_s,
-            self.pulse_amplitude_v,
-            self.pulse_width_s,
-        )
-
-    def resolved(self, technology: str | None) -> ProgrammingParams:
-        """A copy with every ``None`` setting taken from ``technology``'s defaults."""
-        if self.is_resolved():
-            return self
-        from calib.campaigns.technology import known_technology
-
-        tech = known_technology(technology, "programming")
-        tol, amplitude_v, width_s = PROGRAM_DEFAULTS[tech]
-        levels = default_levels(tech, DEFAULT_N_LEVELS) if self.levels_s is None else None
-        return dataclasses.replace(
-            self,
-            levels_s=tuple(self.levels_s) if levels is None else levels,
-            tolerance_s=tol if self.tolerance_s is None else self.tolerance_s,
-            pulse_amplitude_v=amplitude_v
-            if self.pulse_amplitude_v is None
-            else self.pulse_amplitude_v,
-            pulse_width_s=width_s if self.pulse_width_s is None else self.pulse_width_s,
-        )
-
-    def targets(self, n: int, offset: int) -> np.ndarray:
-        """Targets of ``n`` devices that start at position ``offset`` of the selection."""
-        if self.levels_s is None:
-            raise CalibError("target levels are not resolved: use .resolved(technology)")
-        levels = np.asarray(self.levels_s, dtype=float)
-        return levels[(offset + np.arange(n)) % levels.size]
-
-
-@dataclass(frozen=True)
-class DriftParams(ProgrammingParams):
-    """Reads at ``n_times`` log-spaced times in [t_min_s, t_max_s] after programming."""
-
-    t_min_s: float = 20.0
-    t_max_s: float = 1e5
-    n_times: int = 40
-    n_avg: int = 4
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 < self.t_min_s < self.t_max_s or self.n_times < 2:
-            raise CalibError("need 0 < t_min_s < t_max_s and n_times >= 2")
-
-    def times(self) -> np.ndarray:
-        return np.geomspace(self.t_min_s, self.t_max_s, self.n_times)
-
-
-@dataclass(frozen=True)
-class ReadNoiseParams(ProgrammingParams):
-    """``n_reads`` back-to-back reads per device, ``read_delay_s`` after programming."""
-
-    n_reads: int = 200
-    read_delay_s: float = 100.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_reads < 2:
-            raise CalibError("read noise needs n_reads >= 2")
 
 
 def _program(chip: ChipInterface, sel: ListSelection, targets: np.ndarray, p: ProgrammingParams):

@@ -16,13 +16,46 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from calib.campaigns.programming import PROGRAM_DEFAULTS
+import numpy as np
 
-__all__ = ["PULSE_RESPONSE_DEFAULTS", "PulseTrainDefaults", "chip_technology", "known_technology"]
+if TYPE_CHECKING:
+    from instruments.chip import ChipInterface
+
+__all__ = [
+    "DEFAULT_LEVELS_S",
+    "PROGRAM_DEFAULTS",
+    "PULSE_RESPONSE_DEFAULTS",
+    "PulseTrainDefaults",
+    "chip_technology",
+    "default_levels",
+    "known_technology",
+]
 
 log = logging.getLogger(__name__)
+
+#: Default (lowest, highest) target conductance per technology, siemens.
+DEFAULT_LEVELS_S = {
+    "reram": (30e-6, 90e-6),
+    "ecram": (2e-6, 8e-6),
+    "pcm": (1e-6, 24e-6),
+}
+
+
+#: Default program-and-verify (tolerance S, pulse amplitude V, pulse width s) per technology.
+PROGRAM_DEFAULTS = {
+    "reram": (0.5e-6, 1.2, 1e-6),
+    "ecram": (0.05e-6, 3.0, 10e-3),
+    "pcm": (0.25e-6, 1.0, 100e-9),
+}
+
+
+def default_levels(technology: str, n_levels: int) -> tuple[float, ...]:
+    """``n_levels`` evenly spaced targets inside the technology's usual range (S)."""
+    lo, hi = DEFAULT_LEVELS_S.get(technology.lower(), DEFAULT_LEVELS_S["reram"])
+    return tuple(float(v) for v in np.linspace(lo, hi, n_levels))
+
 
 FALLBACK = "reram"
 
@@ -65,14 +98,10 @@ def known_technology(technology: str | None, what: str) -> str:
     return FALLBACK
 
 
-def chip_technology(chip: Any) -> str | None:
+def chip_technology(chip: ChipInterface) -> str | None:
     """The technology a chip reports (``reram``, ``ecram``, ``pcm``), or ``None``.
 
-    Read from the driver's ``technology`` attribute or its ``configuration`` (no I/O: a
-    bench's snapshot would query every instrument).
+    The driver's :attr:`~instruments.chip.ChipInterface.technology` (no I/O: a bench's
+    snapshot would query every instrument).
     """
-    tech = getattr(chip, "technology", None)
-    if not tech:
-        configuration = getattr(chip, "configuration", None)
-        tech = configuration.get("technology") if isinstance(configuration, dict) else None
-    return str(tech).lower() if tech else None
+    return str(chip.technology).lower() if chip.technology else None

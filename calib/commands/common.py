@@ -65,6 +65,10 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(rv, param, ctx)
 
+    def _describe_range(self) -> str:
+        """Help's range note; none for an unbounded number (click would print ``x<=None``)."""
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 def number(
     min: float | None = None,

@@ -7,17 +7,29 @@ emulator), ``--seed``, ``-o FILE.h5``, ``--resume`` (continue an interrupted fil
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from calib.campaigns.options import Option, cli_fields
+from calib.campaigns.parameters import (
+    DriftParams,
+    ProgrammingParams,
+    PulseResponseParams,
+    ReadNoiseParams,
+)
+from calib.campaigns.technology import chip_technology
 from calib.commands.common import CHIP_KINDS, SEED, number, open_chip, progress_bar
 from calib.commands.interruption import check_campaign_output, interrupted_message, stop_on_sigterm
 from calib.errors import CalibError
 
-__all__ = ["measure"]
+__all__ = ["campaign_fields", "campaign_options", "measure"]
+
+#: target levels of a program-and-verify campaign run from the command line without --levels
+CLI_N_LEVELS = 8
 
 
 @click.group()
@@ -25,8 +37,8 @@ def measure() -> None:
     """Measurement campaigns (write HDF5 datasets in the documented format)."""
 
 
-def _common_options(func: Callable) -> Callable:
-    """Options shared by every campaign."""
+def _run_options(func: Callable) -> Callable:
+    """Options of every campaign run that are not campaign parameters (where, which file)."""
     options = [
         click.option(
             "--resource", default=None, help="VISA resource string; default: embedded emulator."
@@ -37,44 +49,6 @@ def _common_options(func: Callable) -> Callable:
             default=None,
             help="Emulated chip kind [default: reram]; not with --resource (a chip reports "
             "its own technology).",
-        ),
-        click.option(
-            "--seed",
-            type=SEED,
-            default=0,
-            show_default=True,
-            help="Seed of device selection (and of the embedded emulator).",
-        ),
-        click.option(
-            "--devices",
-            "n_devices",
-            type=click.IntRange(1),
-            default=256,
-            show_default=True,
-            help="Number of devices to measure.",
-        ),
-        click.option(
-            "--selection",
-            type=click.Choice(["block", "random"]),
-            default="random",
-            show_default=True,
-            help="First devices (block) or a random sample.",
-        ),
-        click.option(
-            "--chunk",
-            "chunk_devices",
-            type=click.IntRange(1),
-            default=4096,
-            show_default=True,
-            help="Devices per chunk (written and flushed together).",
-        ),
-        click.option(
-            "--read-voltage",
-            "read_voltage_v",
-            type=number(0, min_open=True),
-            default=0.2,
-            show_default=True,
-            help="Read voltage (V).",
         ),
         click.option(
             "-o",
@@ -101,55 +75,95 @@ def _common_options(func: Callable) -> Callable:
     return func
 
 
-def _program_options(func: Callable) -> Callable:
-    """Options of the campaigns that program devices to target levels first."""
-    options = [
-        click.option(
-            "--levels",
-            default=None,
-            help="Comma-separated target conductances in S (default: --n-levels "
-            "levels spread over the technology's usual range).",
-        ),
-        click.option("--n-levels", type=click.IntRange(1, 256), default=8, show_default=True),
-        click.option(
-            "--tolerance",
-            "tolerance_s",
-            type=number(0, min_open=True),
-            default=None,
-            help="Program-and-verify tolerance (S); default per technology "
-            "(reram 0.5e-6, ecram 0.05e-6, pcm 0.25e-6).",
-        ),
-        click.option("--max-iterations", type=click.IntRange(1), default=100, show_default=True),
-        click.option(
-            "--pulse-amplitude",
-            "pulse_amplitude_v",
-            type=number(),
-            default=None,
-            help="Programming pulse amplitude (V); default per technology.",
-        ),
-        click.option(
-            "--pulse-width",
-            "pulse_width_s",
-            type=number(0, min_open=True),
-            default=None,
-            help="Programming pulse width (s); default per technology.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _levels_options(func: Callable) -> Callable:
+    """``--levels``/``--n-levels``: the target levels of the program-and-verify campaigns."""
+    func = click.option(
+        "--n-levels",
+        type=click.IntRange(1, 256),
+        default=CLI_N_LEVELS,
+        show_default=True,
+        help="Target levels spread over the technology's usual range (without --levels).",
+    )(func)
+    return click.option(
+        "--levels",
+        default=None,
+        help="Comma-separated target conductances in S (default: --n-levels "
+        "levels spread over the technology's usual range).",
+    )(func)
 
 
-def _alias(kw: dict[str, Any], key: str, name: str, old_name: str) -> Any:
-    """The value of option ``name`` or of its hidden old name (not both)."""
-    value, old = kw[key], kw.pop(f"{key}_alias")
-    if value is not None and old is not None:
-        raise click.UsageError(f"give {name} only (the old name {old_name} is the same option)")
-    return old if value is None else value
+def _click_type(hint: Any, spec: Option) -> click.ParamType:
+    """The click type of a field of type ``hint`` (``int``, ``float``, ``str``, or ``| None``)."""
+    kinds = set(typing.get_args(hint)) - {type(None)} or {hint}
+    if spec.choices is not None:
+        return click.Choice(spec.choices)
+    if kinds == {int}:
+        lo = None if spec.minimum is None else int(spec.minimum)
+        hi = None if spec.maximum is None else int(spec.maximum)
+        return SEED if spec.flag == "--seed" else click.IntRange(lo, hi)
+    if kinds == {float}:
+        return number(spec.minimum, spec.maximum, min_open=spec.min_open)
+    raise TypeError(f"no command-line type for {hint!r} ({spec.flag})")  # a bug: fix the field
+
+
+def _old_name_key(name: str, old: str) -> str:
+    return f"{name}__{old.lstrip('-').replace('-', '_')}"
+
+
+def campaign_options(params_class: type) -> Callable[[Callable], Callable]:
+    """Click options of the campaign parameters of ``params_class`` (:func:`cli_fields`).
+
+    The field's default is the option's default; a ``None`` default is left to the chip's
+    technology when the campaign runs.
+    """
+    hints = typing.get_type_hints(params_class)
+
+    def decorate(func: Callable) -> Callable:
+        options = []
+        for f, spec in cli_fields(params_class):
+            kind = _click_type(hints[f.name], spec)
+            shown = f.default is not None
+            options.append(
+                click.option(
+                    spec.flag,
+                    f.name,
+                    type=kind,
+                    default=f.default,
+                    show_default=shown,
+                    help=spec.help(),
+                )
+            )
+            for old in spec.old_names:  # accepted, not shown
+                key = _old_name_key(f.name, old)
+                options.append(click.option(old, key, type=kind, default=None, hidden=True))
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def campaign_fields(params_class: type, kw: dict[str, Any]) -> dict[str, Any]:
+    """The campaign parameters among the command's values ``kw`` (old option names merged)."""
+    fields: dict[str, Any] = {}
+    for f, spec in cli_fields(params_class):
+        value = kw[f.name]
+        for old in spec.old_names:
+            old_value = kw[_old_name_key(f.name, old)]
+            if old_value is not None and value is not None:
+                raise click.UsageError(
+                    f"give {spec.flag} only (the old name {old} is the same option)"
+                )
+            value = old_value if value is None else value
+        if spec.mirror is not None:
+            fields[spec.mirror] = None if value is None else -abs(value)
+            value = None if value is None else abs(value)
+        fields[f.name] = value
+    return fields
 
 
 def _levels(text: str | None, n_levels: int, technology: str) -> tuple[float, ...]:
-    from calib.campaigns.programming import default_levels
+    from calib.campaigns.technology import default_levels
 
     if text is None:
         return default_levels(technology, n_levels)
@@ -159,33 +173,28 @@ def _levels(text: str | None, n_levels: int, technology: str) -> tuple[float, ..
         raise CalibError(f"--levels must be comma-separated numbers in S, got {text!r}") from None
 
 
-def _run(
-    kind: str,
-    make_params: Callable[[str], Any],
-    run: Callable[..., Path],
-    resource: str | None,
-    chip: str | None,
-    seed: int,
-    n_devices: int,
-    output: Path,
-    resume: bool,
-    overwrite: bool,
-) -> None:
+def _run(kind: str, params_class: type, run: Callable[..., Path], kw: dict[str, Any]) -> None:
+    """Open the chip, build ``params_class`` for its technology, run the campaign ``run``."""
+    resource, chip, output = kw["resource"], kw["chip"], kw["output"]
     if resource is not None and chip is not None:
         raise click.UsageError(
             "--chip picks the embedded emulator's kind; with --resource the chip reports its "
             "own technology (drop --chip)"
         )
     chip = chip or "reram"
-    other_chip = bool(click.get_current_context().params.get("resume_on_other_chip"))
-    check_campaign_output(output, resume, overwrite, other_chip, resource)
+    fields = campaign_fields(params_class, kw)
+    n_devices = fields["n_devices"]
+    other_chip = kw["resume_on_other_chip"]
+    check_campaign_output(output, kw["resume"], kw["overwrite"], other_chip, resource)
     with (
         stop_on_sigterm(),
-        open_chip(resource, seed, chip) as c,
+        open_chip(resource, fields["seed"], chip) as c,
         progress_bar() as progress,
     ):
-        technology = str(c.snapshot().get("configuration", {}).get("technology", chip))
-        params = make_params(technology)
+        technology = chip_technology(c) or chip
+        if "levels" in kw:
+            fields["levels_s"] = _levels(kw["levels"], kw["n_levels"], technology)
+        params = params_class.for_technology(technology, **fields)
         click.echo(f"instrument: {c.identity()}", err=True)
         task = progress.add_task(kind, total=n_devices)
         try:
@@ -194,8 +203,8 @@ def _run(
                 params,
                 output,
                 lambda done, total: progress.update(task, completed=done),
-                resume=resume,
-                overwrite=overwrite,
+                resume=kw["resume"],
+                overwrite=kw["overwrite"],
                 resume_on_other_chip=other_chip,
             )
         except KeyboardInterrupt:
@@ -206,244 +215,47 @@ def _run(
 
 
 @measure.command("pulse-response")
-@_common_options
-@click.option(
-    "--n-up",
-    type=click.IntRange(0),
-    default=None,
-    help="Up pulses per cycle; default per technology (reram 200, ecram 400, pcm 200).",
-)
-@click.option(
-    "--n-down",
-    type=click.IntRange(0),
-    default=None,
-    help="Down pulses per cycle; default per technology (reram 200, ecram 400, pcm 200).",
-)
-@click.option(
-    "--cycles",
-    type=click.IntRange(1),
-    default=None,
-    help="Cycles; default per technology (reram 3, ecram 2, pcm 3).",
-)
-@click.option(
-    "--read-every",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Read after every k pulses.",
-)
-@click.option(
-    "--pulse-amplitude",
-    "amplitude",
-    type=number(),
-    default=None,
-    help="Pulse amplitude (V); up pulses +A, down pulses -A; default per technology "
-    "(reram 1.2, ecram 3.0, pcm 1.0).",
-)
-@click.option(
-    "--pulse-width",
-    "width",
-    type=number(0, min_open=True),
-    default=None,
-    help="Pulse width (s); default per technology (reram 1e-6, ecram 10e-3, pcm 100e-9).",
-)
-@click.option("--amplitude", "amplitude_alias", type=number(), default=None, hidden=True)
-@click.option("--width", "width_alias", type=number(0, min_open=True), default=None, hidden=True)
+@_run_options
+@campaign_options(PulseResponseParams)
 def measure_pulse_response_cmd(**kw: Any) -> None:
     """N up then N down pulses with a read after each (or every k), C cycles.
 
     Pulse settings and train length follow the chip's technology unless given; the
     defaults cross the emulated chip kinds' whole conductance window.
     """
-    from calib.campaigns import PulseResponseParams, measure_pulse_response
+    from calib.campaigns import measure_pulse_response
 
-    amplitude = _alias(kw, "amplitude", "--pulse-amplitude", "--amplitude")
-    width = _alias(kw, "width", "--pulse-width", "--width")
-
-    def make(technology: str) -> PulseResponseParams:
-        return PulseResponseParams.for_technology(
-            technology,
-            n_devices=kw["n_devices"],
-            selection=kw["selection"],
-            seed=kw["seed"],
-            chunk_devices=kw["chunk_devices"],
-            read_voltage_v=kw["read_voltage_v"],
-            n_up=kw["n_up"],
-            n_down=kw["n_down"],
-            cycles=kw["cycles"],
-            read_every=kw["read_every"],
-            amplitude_up_v=None if amplitude is None else abs(amplitude),
-            amplitude_down_v=None if amplitude is None else -abs(amplitude),
-            width_s=width,
-        )
-
-    _run(
-        "pulse response",
-        make,
-        measure_pulse_response,
-        kw["resource"],
-        kw["chip"],
-        kw["seed"],
-        kw["n_devices"],
-        kw["output"],
-        kw["resume"],
-        kw["overwrite"],
-    )
-
-
-def _programming_kwargs(kw: dict[str, Any], technology: str) -> dict[str, Any]:
-    from calib.campaigns.programming import PROGRAM_DEFAULTS
-
-    tol, amp, width = PROGRAM_DEFAULTS.get(technology.lower(), PROGRAM_DEFAULTS["reram"])
-    for key, default in (
-        ("tolerance_s", tol),
-        ("pulse_amplitude_v", amp),
-        ("pulse_width_s", width),
-    ):
-        if kw[key] is None:
-            kw[key] = default
-    return {
-        "n_devices": kw["n_devices"],
-        "selection": kw["selection"],
-        "seed": kw["seed"],
-        "chunk_devices": kw["chunk_devices"],
-        "read_voltage_v": kw["read_voltage_v"],
-        "levels_s": _levels(kw["levels"], kw["n_levels"], technology),
-        "tolerance_s": kw["tolerance_s"],
-        "max_iterations": kw["max_iterations"],
-        "pulse_amplitude_v": kw["pulse_amplitude_v"],
-        "pulse_width_s": kw["pulse_width_s"],
-    }
+    _run("pulse response", PulseResponseParams, measure_pulse_response, kw)
 
 
 @measure.command("drift")
-@_common_options
-@_program_options
-@click.option(
-    "--t-min",
-    type=number(0, min_open=True),
-    default=20.0,
-    show_default=True,
-    help="First read time after programming (s).",
-)
-@click.option(
-    "--t-max",
-    type=number(0, min_open=True),
-    default=1e5,
-    show_default=True,
-    help="Last read time after programming (s).",
-)
-@click.option(
-    "--n-times",
-    type=click.IntRange(2),
-    default=40,
-    show_default=True,
-    help="Log-spaced read times.",
-)
-@click.option(
-    "--n-avg",
-    type=click.IntRange(1),
-    default=4,
-    show_default=True,
-    help="Reads averaged per time point.",
-)
+@_run_options
+@_levels_options
+@campaign_options(DriftParams)
 def measure_drift_cmd(**kw: Any) -> None:
     """Program to target levels, then read at log-spaced times after programming."""
-    from calib.campaigns import DriftParams, measure_drift
+    from calib.campaigns import measure_drift
 
-    def make(technology: str) -> DriftParams:
-        return DriftParams(
-            **_programming_kwargs(kw, technology),
-            t_min_s=kw["t_min"],
-            t_max_s=kw["t_max"],
-            n_times=kw["n_times"],
-            n_avg=kw["n_avg"],
-        )
-
-    _run(
-        "drift",
-        make,
-        measure_drift,
-        kw["resource"],
-        kw["chip"],
-        kw["seed"],
-        kw["n_devices"],
-        kw["output"],
-        kw["resume"],
-        kw["overwrite"],
-    )
+    _run("drift", DriftParams, measure_drift, kw)
 
 
 @measure.command("programming")
-@_common_options
-@_program_options
-@click.option(
-    "--read-delay",
-    type=number(0),
-    default=20.0,
-    show_default=True,
-    help="Time after programming of the independent read (s).",
-)
+@_run_options
+@_levels_options
+@campaign_options(ProgrammingParams)
 def measure_programming_cmd(**kw: Any) -> None:
     """Program-and-verify statistics per target level: achieved, error, iterations."""
-    from calib.campaigns import ProgrammingParams, measure_programming
+    from calib.campaigns import measure_programming
 
-    def make(technology: str) -> ProgrammingParams:
-        return ProgrammingParams(
-            **_programming_kwargs(kw, technology), read_delay_s=kw["read_delay"]
-        )
-
-    _run(
-        "programming",
-        make,
-        measure_programming,
-        kw["resource"],
-        kw["chip"],
-        kw["seed"],
-        kw["n_devices"],
-        kw["output"],
-        kw["resume"],
-        kw["overwrite"],
-    )
+    _run("programming", ProgrammingParams, measure_programming, kw)
 
 
 @measure.command("read-noise")
-@_common_options
-@_program_options
-@click.option(
-    "--n-reads",
-    type=click.IntRange(2),
-    default=200,
-    show_default=True,
-    help="Back-to-back reads per device.",
-)
-@click.option(
-    "--read-delay",
-    type=number(0),
-    default=100.0,
-    show_default=True,
-    help="Wait after programming before the reads (s).",
-)
+@_run_options
+@_levels_options
+@campaign_options(ReadNoiseParams)
 def measure_read_noise_cmd(**kw: Any) -> None:
     """Program to target levels, then repeated reads per device."""
-    from calib.campaigns import ReadNoiseParams, measure_read_noise
+    from calib.campaigns import measure_read_noise
 
-    def make(technology: str) -> ReadNoiseParams:
-        return ReadNoiseParams(
-            **_programming_kwargs(kw, technology),
-            n_reads=kw["n_reads"],
-            read_delay_s=kw["read_delay"],
-        )
-
-    _run(
-        "read noise",
-        make,
-        measure_read_noise,
-        kw["resource"],
-        kw["chip"],
-        kw["seed"],
-        kw["n_devices"],
-        kw["output"],
-        kw["resume"],
-        kw["overwrite"],
-    )
+    _run("read noise", ReadNoiseParams, measure_read_noise, kw)
