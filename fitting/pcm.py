@@ -22,6 +22,7 @@ else to the largest target; t0 defaults to the first read time of the drift camp
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ from fitting.pcm_read_noise import (
 )
 from fitting.read_noise_spectrum import is_long_record, spectral_read_noise_fit
 from fitting.traces import FitInputError
+from simulator.devices.pcm_equations import PUBLISHED_PCM_SECTION
 
 __all__ = ["PcmFit", "PcmFitOptions", "fit_pcm", "published_section"]
 
@@ -93,21 +95,8 @@ class PcmFitOptions:
 
 
 def published_section() -> dict[str, Any]:
-    """The published constants (REFERENCES.md [R8]) in the preset ``pcm`` layout."""
-    p = PUBLISHED
-    q = p["read_q"]
-    return {
-        "g_max_s": p["g_max_s"],
-        "t0_s": p["t0_s"],
-        "t_read_s": p["t_read_s"],
-        "prog_noise": {"form": "polynomial", "coefficients_s": list(p["prog_coefficients_s"])},
-        "drift": {
-            "form": "clipped-log",
-            "mu_nu": dict(p["mu_nu"]),
-            "sigma_nu": dict(p["sigma_nu"]),
-        },
-        "read_noise": {"form": "min-power", **q, "conductance": "g_prog"},
-    }
+    """The published constants (REFERENCES.md [R8]) in the preset ``pcm`` layout (a copy)."""
+    return copy.deepcopy(PUBLISHED_PCM_SECTION)
 
 
 @dataclass

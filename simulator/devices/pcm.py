@@ -14,6 +14,9 @@ The model is aihwkit's ``PCMLikeNoiseModel`` (REFERENCES.md [R8]) parametrized b
   g ← max(g + g·Q_s(x)·√ln((t + t_read)/(2 t_read))·ξ, 0), Q_s = min(a / max(x, x_floor)^b, c),
   with x from ``g_prog`` or ``g_T`` (``read_noise.conductance``), plus an optional white read
   noise of ``read_noise.white_s`` siemens (std) per read.
+
+The equations are :mod:`simulator.devices.pcm_equations`, the one implementation the fitter
+(numpy) evaluates too; this module parses a section and draws the random process.
 """
 
 from __future__ import annotations
@@ -25,31 +28,16 @@ from typing import Any
 
 import torch
 
+from simulator.devices.pcm_equations import (
+    PUBLISHED_PCM_SECTION,
+    clipped_log,
+    interp_log_table,
+    min_power_q,
+    polynomial_sigma,
+    read_time_factor,
+)
+
 __all__ = ["PUBLISHED_PCM_SECTION", "PCMNoiseModel"]
-
-#: aihwkit's PCMLikeNoiseModel constants (REFERENCES.md [R8]) in the
-#: preset ``pcm`` layout: the numbers the emulator's ``pcm`` chip truth carries.
-PUBLISHED_PCM_SECTION: dict[str, Any] = {
-    "g_max_s": 25e-6,
-    "t0_s": 20.0,
-    "t_read_s": 250e-9,
-    "prog_noise": {"form": "polynomial", "coefficients_s": [0.26348e-6, 1.9650e-6, -1.1731e-6]},
-    "drift": {
-        "form": "clipped-log",
-        "mu_nu": {"a": -0.0155, "b": 0.0244, "lo": 0.049, "hi": 0.1},
-        "sigma_nu": {"a": -0.0125, "b": -0.0059, "lo": 0.008, "hi": 0.045},
-    },
-    "read_noise": {
-        "form": "min-power",
-        "a": 0.0088,
-        "b": 0.65,
-        "c": 0.2,
-        "x_floor": 1e-3,
-        "conductance": "g_prog",
-    },
-}
-
-_X_MIN = 1e-7  # normalized conductance floor inside ln(x) (aihwkit's clamp)
 
 
 @dataclass
@@ -143,34 +131,25 @@ class PCMNoiseModel:
     # ----------------------------------------------------------------- components
     def prog_noise_std(self, g_target: torch.Tensor) -> torch.Tensor:
         """σ_prog(g_T) in siemens."""
-        x = g_target / self.g_max_s
-        out = torch.zeros_like(g_target)
-        for k, c in enumerate(self.prog_coefficients_s):
-            out = out + c * x**k
-        return out
+        return polynomial_sigma(self.prog_coefficients_s, g_target / self.g_max_s)
 
     def drift_parameters(self, g_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ_ν, σ_ν) at the target conductance."""
-        x = torch.clamp(g_target / self.g_max_s, min=_X_MIN)
+        x = g_target / self.g_max_s
         if self.drift_table is None:
-            ln_x = torch.log(x)
             mu, sig = self.mu_nu, self.sigma_nu
-            return (
-                torch.clamp(mu["a"] * ln_x + mu["b"], mu["lo"], mu["hi"]),
-                torch.clamp(sig["a"] * ln_x + sig["b"], sig["lo"], sig["hi"]),
-            )
-        t = {k: v.to(g_target.device, g_target.dtype) for k, v in self.drift_table.items()}
-        return _interp_log(x, t["x"], t["mu_nu"]), _interp_log(x, t["x"], t["sigma_nu"])
+            return clipped_log(x, **mu), clipped_log(x, **sig)
+        t = self.drift_table
+        return interp_log_table(x, t["x"], t["mu_nu"]), interp_log_table(x, t["x"], t["sigma_nu"])
 
     def read_noise_q(self, g: torch.Tensor) -> torch.Tensor:
         """Q_s(x), the relative read-noise amplitude."""
-        x = torch.clamp(g / self.g_max_s, min=self.read_x_floor)
-        return torch.clamp(self.read_a / x**self.read_b, max=self.read_c)
+        x = g / self.g_max_s
+        return min_power_q(x, self.read_a, self.read_b, self.read_c, self.read_x_floor)
 
     def read_noise_time_factor(self, t_inference: float) -> float:
         """√ln((t + t_read)/(2 t_read)) with t = t_inference + t0."""
-        t = t_inference + self.t0_s
-        return math.sqrt(math.log((t + self.t_read_s) / (2.0 * self.t_read_s)))
+        return float(read_time_factor(t_inference + self.t0_s, self.t_read_s))
 
     # ----------------------------------------------------------------- process
     def program(
@@ -210,14 +189,3 @@ def _positive(section: Mapping[str, Any], key: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"pcm.{key} must be a positive number, got {section[key]!r}")
     return value
-
-
-def _interp_log(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of ys over ln(xs), constant outside."""
-    if xs.numel() == 1:
-        return torch.full_like(x, float(ys[0]))
-    lx, lxs = torch.log(x), torch.log(xs)
-    lx = torch.clamp(lx, min=float(lxs[0]), max=float(lxs[-1]))
-    i = torch.clamp(torch.searchsorted(lxs, lx.reshape(-1)), 1, xs.numel() - 1).reshape(x.shape)
-    x0, x1, y0, y1 = lxs[i - 1], lxs[i], ys[i - 1], ys[i]
-    return y0 + (y1 - y0) * (lx - x0) / (x1 - x0)
