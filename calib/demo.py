@@ -21,19 +21,21 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from calib.campaigns.pulse_response import PulseResponseParams, measure_pulse_response
-from calib.chain import characterize
+from calib.campaigns.parameters import PulseResponseParams
+from calib.chips import chip_resource, connect
 from calib.presets import load_preset, save_preset
 from calib.progress import progress_bar
+from calib.recipes import Campaign, characterize, fit_files, plan
 from calib.truth import truth_preset
-from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
-from instruments.emulator.server import running_emulator
+from instruments.chip import ChipInterface
 
 __all__ = ["DEMO_FIT_MODEL", "DemoResult", "run_demo"]
 
 #: Device family the demo fits per pulsed technology (ECRAM is no exact family: pick by BIC)
 DEMO_FIT_MODEL = {"reram": "soft-bounds", "ecram": "auto"}
 PCM_DEMO_TIMES_S = (1.0, 3600.0, 86400.0, 31536000.0)
+DEMO_SHAPE = (128, 128)  # the embedded chip (rows, columns)
+DEMO_CHUNK_DEVICES = 64
 PCM_DEMO_REPEATS = 5
 
 
@@ -75,14 +77,11 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     truth_path = out / "truth.json"
-    with running_emulator(chip_kind, seed=seed, shape=(128, 128)) as resource:
+    with chip_resource(None, chip_kind, seed, DEMO_SHAPE) as resource:
         console.print(f"[green]emulated {chip_kind} chip[/] listening at {resource}")
-        with ScpiCrossbarChip(resource) as chip:
+        with connect(resource) as chip:
             console.print(f"connected through PyVISA: {chip.identity()}")
-            if chip_kind == "pcm":
-                files = _measure_pcm(chip, n_devices, seed, out, console)
-            else:
-                files = _measure_pulsed(chip, n_devices, seed, out, console)
+            files = _measure(chip_kind, chip, n_devices, seed, out, console)
             truth = truth_preset(chip)
     save_preset(truth, truth_path)
     if chip_kind == "pcm":
@@ -104,40 +103,59 @@ def run_demo(
     return result
 
 
-# --------------------------------------------------------------------------- pulsed chips
-def _measure_pulsed(
-    chip: ScpiCrossbarChip, n_devices: int, seed: int, out: Path, console: Console
+# --------------------------------------------------------------------------- measuring
+def _measure(
+    kind: str, chip: ChipInterface, n_devices: int, seed: int, out: Path, console: Console
 ) -> list[Path]:
-    params = PulseResponseParams.for_technology(
-        chip.technology, n_devices=n_devices, selection="random", seed=seed, chunk_devices=64
-    )
-    dataset = out / "pulse_response.h5"
+    """The recipe's campaigns (:mod:`calib.recipes`) with a progress bar each."""
+    campaigns = plan(kind, n_devices, seed=seed, chunk_devices=DEMO_CHUNK_DEVICES)
     with progress_bar(console) as progress:
-        task = progress.add_task("measuring pulse response", total=n_devices)
-        measure_pulse_response(
+
+        def stage(name: str):
+            task = progress.add_task(f"measuring {name}", total=n_devices)
+            return lambda done, total: progress.update(task, completed=done)
+
+        files = characterize(
+            kind,
             chip,
-            params,
-            dataset,
-            lambda done, total: progress.update(task, completed=done),
+            n_devices,
+            out,
+            seed=seed,
+            chunk_devices=DEMO_CHUNK_DEVICES,
+            progress=stage,
             overwrite=True,
         )
-    console.print(
-        f"measured {n_devices} devices x {params.train().n_reads} reads "
-        f"({params.cycles} cycles of {params.n_up} up + {params.n_down} down pulses of "
-        f"{params.amplitude_up_v:g} V, {params.width_s:g} s)"
+    console.print(_measured(campaigns, n_devices))
+    return files
+
+
+def _measured(campaigns: list[Campaign], n_devices: int) -> str:
+    """What was measured, in one sentence."""
+    first = campaigns[0].params
+    if isinstance(first, PulseResponseParams):
+        return (
+            f"measured {n_devices} devices x {first.train().n_reads} reads "
+            f"({first.cycles} cycles of {first.n_up} up + {first.n_down} down pulses of "
+            f"{first.amplitude_up_v:g} V, {first.width_s:g} s)"
+        )
+    drift = campaigns[1].params
+    noise = campaigns[2].params
+    return (
+        f"measured {n_devices} devices on {len(first.levels_s)} levels: programming "
+        f"(program-and-verify), drift (reads {drift.t_min_s:g} s .. {drift.t_max_s:g} s after "
+        f"programming) and read noise ({noise.n_reads} reads per device)"
     )
-    return [dataset]
 
 
+# --------------------------------------------------------------------------- pulsed chips
 def _pulsed_training(
     kind: str, dataset: Path, truth: dict, out: Path, seed: int, epochs: int, console: Console
 ) -> DemoResult:
-    from calib.fit_commands import fit_pulse_response_file
     from calib.validate.sources import simulatable_preset
     from calib.validation import load_digits_split, train_accuracy
 
     preset_path = out / "preset.json"
-    _, fit = fit_pulse_response_file(dataset, preset_path, model=DEMO_FIT_MODEL[kind])
+    _, fit = fit_files(kind, [dataset], preset_path, model=DEMO_FIT_MODEL[kind])
     _print_fit(console, fit, truth["device"])
     split = load_digits_split(seed)
     accuracies = {}
@@ -194,41 +212,14 @@ def _print_fit(console: Console, fit: object, truth_device: dict) -> None:
 
 
 # --------------------------------------------------------------------------- PCM chips
-def _measure_pcm(
-    chip: ScpiCrossbarChip, n_devices: int, seed: int, out: Path, console: Console
-) -> list[Path]:
-    with progress_bar(console) as progress:
-
-        def stage(name: str):
-            task = progress.add_task(f"measuring {name}", total=n_devices)
-            return lambda done, total: progress.update(task, completed=done)
-
-        files = characterize(
-            "pcm",
-            chip,
-            n_devices,
-            out,
-            seed=seed,
-            chunk_devices=64,
-            progress=stage,
-            overwrite=True,
-        )
-    console.print(
-        f"measured {n_devices} devices on 16 levels: programming (program-and-verify), drift "
-        "(reads 20 s .. 1e5 s after programming) and read noise (100 reads per device)"
-    )
-    return files
-
-
 def _pcm_inference(
     files: list[Path], truth_path: Path, out: Path, seed: int, epochs: int, console: Console
 ) -> DemoResult:
-    from calib.fit_pcm import fit_pcm_files
     from calib.validate import TrainingOptions, ValidationOptions, run_validation
     from calib.validate.console import print_summary
 
     preset_path = out / "preset.json"
-    _, fit, _ = fit_pcm_files(files, preset_path)
+    _, fit = fit_files("pcm", files, preset_path)
     console.print("[bold]PCM noise model[/] (fitted from the three campaigns):")
     for line in fit.summary():
         console.print(f"  {line}", markup=False, highlight=False)

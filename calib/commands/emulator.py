@@ -103,17 +103,13 @@ def emulator_truth(
     chip: str, params: Path | None, seed: int, output: Path, overwrite: bool
 ) -> None:
     """Write the emulated chip's hidden ground truth as a preset."""
+    from calib.chips import open_chip
     from calib.outputs import check_output_file
     from calib.presets import save_preset
     from calib.truth import truth_preset
-    from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
-    from instruments.emulator.server import running_emulator
 
     check_output_file(output, [params], overwrite)
     truth = _truth(chip, params)
-    with (
-        running_emulator(chip, seed=seed, shape=(8, 8), truth=truth) as resource,
-        ScpiCrossbarChip(resource) as c,
-    ):
+    with open_chip(None, kind=chip, seed=seed, shape=(8, 8), truth=truth) as c:
         preset = truth_preset(c)
     click.echo(f"truth preset written to {save_preset(preset, output)}")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from calib.chips import BENCH_PREFIX
 from calib.errors import CalibError
 from calib.invocation import current_command
 
@@ -27,10 +28,10 @@ def check_campaign_output(
     output: Path, resume: bool, overwrite: bool, other_chip: bool, resource: str | None = None
 ) -> None:
     """One-line refusal of an output that cannot be written, before the chip is opened."""
-    if resource is not None and resource.startswith("bench:"):
+    if resource is not None and resource.startswith(BENCH_PREFIX):
         from calib.outputs import same_file
 
-        bench = Path(resource[len("bench:") :])
+        bench = Path(resource[len(BENCH_PREFIX) :])
         if same_file(output, bench):
             raise CalibError(f"{output}: -o names the bench file {bench}; write to another file")
     if resume and overwrite:

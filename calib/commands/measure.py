@@ -22,7 +22,8 @@ from calib.campaigns.parameters import (
     ReadNoiseParams,
 )
 from calib.campaigns.technology import chip_technology
-from calib.commands.common import CHIP_KINDS, SEED, number, open_chip, progress_bar
+from calib.chips import open_chip
+from calib.commands.common import CHIP_KINDS, SEED, number, progress_bar
 from calib.commands.interruption import check_campaign_output, interrupted_message, stop_on_sigterm
 from calib.errors import CalibError
 
@@ -188,7 +189,7 @@ def _run(kind: str, params_class: type, run: Callable[..., Path], kw: dict[str, 
     check_campaign_output(output, kw["resume"], kw["overwrite"], other_chip, resource)
     with (
         stop_on_sigterm(),
-        open_chip(resource, fields["seed"], chip) as c,
+        open_chip(resource, kind=chip, seed=fields["seed"]) as c,
         progress_bar() as progress,
     ):
         technology = chip_technology(c) or chip

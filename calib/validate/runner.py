@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from calib._version import __version__
+from calib.chips import chip_resource
 from calib.errors import CalibError
 from calib.figures import figure_path
 from calib.invocation import current_command
@@ -59,9 +60,9 @@ from calib.validate.tasks import (
     EvalOutcome,
     EvalSettings,
     EvalTask,
+    cached_chip,
     close_chip_connections,
     evaluate_task,
-    open_chip,
 )
 from calib.validate.training import TrainingOptions, train_float_reference, train_network
 
@@ -165,30 +166,26 @@ def _load(path: Path, label: str) -> dict:
     return load_preset(path)
 
 
-@contextlib.contextmanager
-def _chip_resource(options: ValidationOptions, tech: str | None) -> Iterator[str | None]:
-    """The chip resource to use (starting the embedded emulator when asked)."""
+def _chip_resource(
+    options: ValidationOptions, tech: str | None
+) -> contextlib.AbstractContextManager[str | None]:
+    """The chip resource to use (starting the embedded emulator when asked), or ``None``."""
     if options.chip is None:
-        yield None
-        return
+        return contextlib.nullcontext(None)
     if options.chip != EMBEDDED:
-        yield options.chip
-        return
-    from instruments.emulator.server import running_emulator
-
+        return chip_resource(options.chip)
     if tech is None:
         raise CalibError(
             f"{options.preset}: cannot tell which emulated chip to start (no technology in "
             "its provenance); pass a VISA resource to --chip"
         )
-    with running_emulator(tech, seed=options.chip_seed, shape=EMBEDDED_SHAPE) as resource:
-        yield resource
+    return chip_resource(None, tech, options.chip_seed, EMBEDDED_SHAPE)
 
 
 def _check_chip(resource: str, kind: str, tech: str | None, spec: NetworkSpec, mapping) -> dict:
     """Connect (one-line error if it does not answer), check technology and capacity."""
-    chip = open_chip(resource)
-    chip_tech = getattr(chip, "technology", None)
+    chip = cached_chip(resource)
+    chip_tech = chip.technology
     if tech and chip_tech and str(chip_tech).lower() != tech:
         raise CalibError(
             f"the chip at {resource} is a {chip_tech} chip but the preset describes {tech} devices"

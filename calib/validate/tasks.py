@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from calib.chips import connect
 from calib.errors import CalibError
 from calib.presets import load_preset
 from calib.validate.chip_inference import chip_accuracy, chip_mapping, chip_programming
@@ -36,11 +37,11 @@ __all__ = [
     "EvalOutcome",
     "EvalSettings",
     "EvalTask",
+    "cached_chip",
     "close_chip_connections",
     "derived_seed",
     "evaluate_accuracy",
     "evaluate_task",
-    "open_chip",
 ]
 
 SOURCES = ("fitted", "truth", "chip")
@@ -126,22 +127,11 @@ def _mtime(path: str) -> int:
 _CHIPS: dict[str, ChipInterface] = {}
 
 
-def open_chip(resource: str) -> ChipInterface:
-    """A connection to ``resource`` (cached per process): a VISA resource or ``bench:FILE``."""
+def cached_chip(resource: str) -> ChipInterface:
+    """This process's connection to ``resource`` (:func:`calib.chips.connect`, cached)."""
     chip = _CHIPS.get(resource)
     if chip is None:
-        if resource.startswith("bench:"):
-            from instruments.bench_chip import open_bench
-
-            try:
-                chip = open_bench(resource[len("bench:") :])
-            except ValueError as exc:
-                raise CalibError(str(exc)) from None
-        else:
-            from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
-
-            chip = ScpiCrossbarChip(resource)
-        _CHIPS[resource] = chip
+        chip = _CHIPS[resource] = connect(resource)
     return chip
 
 
@@ -191,8 +181,8 @@ def evaluate_task(task: EvalTask) -> EvalOutcome:
             split.y_test,
         )
         return EvalOutcome(accuracy)
-    chip = open_chip(str(task.chip_resource))
-    tech = technology(preset) or getattr(chip, "technology", None) or "reram"
+    chip = cached_chip(str(task.chip_resource))
+    tech = technology(preset) or chip.technology or "reram"
     mapping = chip_mapping(
         kind,
         network.mapping,

@@ -10,77 +10,37 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from calib.campaigns import (
-    DriftParams,
-    ProgrammingParams,
-    PulseResponseParams,
-    ReadNoiseParams,
-    default_levels,
-    measure_drift,
-    measure_programming,
-    measure_pulse_response,
-    measure_read_noise,
-)
-from calib.campaigns.programming import PROGRAM_DEFAULTS
+from calib.chips import open_chip
 from calib.commands.common import CHIP_KINDS
 from calib.presets import save_preset
+from calib.recipes import EXAMPLE_FILES, RecipeSizes, characterize
 from calib.truth import truth_preset
-from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
-from instruments.emulator.server import running_emulator
 
 HERE = Path(__file__).resolve().parent
 SEED = 2026
+#: 64 devices of a 64 x 64 chip; pulsed: 3 cycles of 100 up + 100 down pulses; PCM: 8 levels,
+#: 20 drift read times, 100 noise reads; every campaign with seed SEED
+SIZES = RecipeSizes(
+    levels=8,
+    drift_times=20,
+    noise_reads=100,
+    pulse_train=(100, 100, 3),
+    seed_step=0,
+    file_names=EXAMPLE_FILES,
+)
 
 
-def make_pulse_response(kind: str) -> None:
-    _, amplitude, width = PROGRAM_DEFAULTS[kind]  # the technology's nominal pulse
-    params = PulseResponseParams(
-        n_devices=64,
-        seed=SEED,
-        n_up=100,
-        n_down=100,
-        cycles=3,
-        amplitude_up_v=amplitude,
-        amplitude_down_v=-amplitude,
-        width_s=width,
-    )
-    with running_emulator(kind, seed=SEED, shape=(64, 64)) as res, ScpiCrossbarChip(res) as chip:
-        print(
-            measure_pulse_response(chip, params, HERE / f"{kind}_pulse_response.h5", overwrite=True)
-        )
+def make_examples(kind: str) -> None:
+    """The example datasets of ``kind`` and its truth preset, in this folder."""
+    with open_chip(None, kind=kind, seed=SEED, shape=(64, 64)) as chip:
+        for path in characterize(kind, chip, 64, HERE, seed=SEED, sizes=SIZES, overwrite=True):
+            print(path)
         print(save_preset(truth_preset(chip), HERE / f"{kind}_truth.json"))
 
 
-def make_pcm() -> None:
-    levels = default_levels("pcm", 8)
-    common = {"n_devices": 64, "seed": SEED, "levels_s": levels}
-    with running_emulator("pcm", seed=SEED, shape=(64, 64)) as res, ScpiCrossbarChip(res) as chip:
-        print(
-            measure_programming(
-                chip, ProgrammingParams(**common), HERE / "pcm_programming.h5", overwrite=True
-            )
-        )
-        print(
-            measure_drift(
-                chip, DriftParams(**common, n_times=20), HERE / "pcm_drift.h5", overwrite=True
-            )
-        )
-        print(
-            measure_read_noise(
-                chip,
-                ReadNoiseParams(**common, n_reads=100),
-                HERE / "pcm_read_noise.h5",
-                overwrite=True,
-            )
-        )
-        print(save_preset(truth_preset(chip), HERE / "pcm_truth.json"))
-
-
 def main() -> int:
-    for kind in ("reram", "ecram"):
-        make_pulse_response(kind)
-    if "pcm" in CHIP_KINDS:
-        make_pcm()
+    for kind in CHIP_KINDS:
+        make_examples(kind)
     return 0
 
 
