@@ -1,15 +1,17 @@
-"""Pulse-response traces of a device population with aihwkit semantics (numpy, per pulse).
+"""Pulse-response traces of a device population, simulated by the simulator's device model.
 
-Used to simulate a fitted preset (posterior predictive check, report plots) and to make
-test and benchmark data for the families the emulator does not produce. Device-to-device
-sampling is the family catalogue's (:mod:`simulator.devices.families`, REFERENCES.md [R3]),
-shared with the simulator.
-Every pulse moves w by the family's expected step (:func:`expected_step`, the single source of
-truth) times (1 + σ_c2c·ξ), then w is clipped to the device's bounds. Write noise
-(``write_noise_std``·dw_min) is redrawn after every pulse and seen by the reads; read noise
-is added to every read.
+Used to simulate a fitted preset (posterior predictive check, report plots, ``calib
+validate``) and to make test and benchmark data with known truth for the families the
+emulator does not produce. The physics is the simulator's, in one place: device-to-device
+sampling by the family catalogue (:func:`simulator.devices.families.sample_population`,
+REFERENCES.md [R3]), the pulses by the update a training tile applies
+(:func:`simulator.devices.protocol.simulate_reads`: expected step times (1 + σ_c2c·ξ),
+clipped to the device's bounds; write noise ``write_noise_std``·dw_min redrawn whenever a
+device is pulsed; read noise on every read). A preset's ``device`` section becomes the
+simulator's :class:`~simulator.devices.config.PulsedDeviceConfig` exactly as a tile's does.
 
 Units: whatever the parameters are in (siemens relative to ``g_offset_s`` for a preset).
+Seeded: a numpy ``Generator`` (``simulate_traces``) or an integer seed (``simulate_preset``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from simulator.devices.families import NumpyDraws, sample_population
-from simulator.devices.response import expected_step
 
 __all__ = ["sample_devices", "simulate_preset", "simulate_traces"]
 
@@ -46,29 +47,29 @@ def simulate_traces(
     write_noise: float = 0.0,
     read_noise: float = 0.0,
 ) -> np.ndarray:
-    """Reads (n_dev, n_reads) of devices starting at ``w0`` under the pulse sequence.
+    """Reads (n_dev, n_reads) of ``devices`` (:func:`sample_devices`) starting at ``w0``.
 
-    ``write_noise`` and ``read_noise`` are absolute standard deviations (parameter units).
-    The loop runs over reads and pulses; every operation is vectorized over devices.
+    ``pulses[k]`` is the signed pulse count before read k; ``write_noise`` and
+    ``read_noise`` are absolute standard deviations (parameter units). The noise is drawn
+    from a torch generator seeded from ``rng``.
     """
-    lo, hi = np.asarray(devices["b_min"]), np.asarray(devices["b_max"])
-    w = np.clip(np.asarray(w0, dtype=float), lo, hi)
-    n = w.size
-    out = np.empty((n, pulses.size))
-    offset = np.zeros(n)
-    stuck = np.asarray(devices.get("stuck", np.zeros(n, dtype=bool)))
-    for k, count in enumerate(np.asarray(pulses, dtype=np.int64)):
-        for _ in range(abs(int(count))):
-            step = expected_step(family, w, count > 0, devices)
-            if dw_min_std > 0:
-                step = step * (1.0 + dw_min_std * rng.standard_normal(n))
-            if stuck.any():  # a stuck device does nothing (its range is a single point)
-                step = np.where(stuck, 0.0, step)
-            w = np.clip(w + step, lo, hi)
-        if count != 0 and write_noise > 0:
-            offset = write_noise * rng.standard_normal(n)
-        out[:, k] = w + offset + (read_noise * rng.standard_normal(n) if read_noise > 0 else 0.0)
-    return out
+    import torch
+
+    from simulator.devices.config import DevicePopulation
+    from simulator.devices.protocol import simulate_reads
+
+    params = {
+        k: torch.as_tensor(np.asarray(v, dtype=float)) if isinstance(v, np.ndarray) else v
+        for k, v in devices.items()
+        if k != "stuck"
+    }
+    n = np.asarray(w0).size
+    stuck = torch.as_tensor(np.asarray(devices.get("stuck", np.zeros(n, dtype=bool)), dtype=bool))
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    population = DevicePopulation(family, params, stuck)
+    w = torch.as_tensor(np.asarray(w0, dtype=float))
+    reads = simulate_reads(population, pulses, w, generator, dw_min_std, write_noise, read_noise)
+    return reads.numpy()
 
 
 def simulate_preset(
@@ -80,19 +81,34 @@ def simulate_preset(
 ) -> np.ndarray:
     """Simulated reads of a preset's ``device`` section, in the preset's conductance units.
 
-    One device per entry of ``initial_g`` (its starting conductance); parameters are those
-    of ``device["parameters"]`` around ``device["g_offset_s"]``, with the preset's read
-    noise. ``with_stuck=False`` leaves out stuck devices (to compare with responsive ones).
+    One device per entry of ``initial_g`` (its starting conductance), drawn from the
+    population of ``device["parameters"]`` around ``device["g_offset_s"]`` as the simulator
+    draws a tile's (:meth:`PulsedDeviceConfig.from_preset`: aihwkit's defaults for fields
+    the preset leaves out), with the preset's read noise. ``with_stuck=False`` leaves out
+    stuck devices (to compare with responsive ones).
     """
-    rng = np.random.default_rng(seed)
-    family = device["model"]
+    import torch
+
+    from simulator.devices.config import DevicePopulation, PulsedDeviceConfig
+    from simulator.devices.protocol import simulate_reads
+
     params = dict(device["parameters"])
     if not with_stuck:
         params["corrupt_devices_prob"] = 0.0
+    scale = max(float(params["w_max"]), -float(params["w_min"]))
+    config = PulsedDeviceConfig.from_preset({"model": device["model"], "parameters": params}, scale)
     g0 = float(device["g_offset_s"])
-    devs = sample_devices(family, params, initial_g.size, rng)
-    write = float(params.get("write_noise_std", 0.0) or 0.0) * float(params["dw_min"])
-    read = float(device.get("read_noise_s", 0.0) or 0.0)
-    sigma = float(params.get("dw_min_std", 0.0) or 0.0)
-    w = simulate_traces(family, devs, pulses, initial_g - g0, rng, sigma, write, read)
-    return w + g0
+    initial_g = np.asarray(initial_g, dtype=float)
+    generator = torch.Generator().manual_seed(int(seed))
+    population = DevicePopulation.sample(config, (initial_g.size,), generator, torch.float64)
+    w = simulate_reads(
+        population,
+        pulses,
+        torch.as_tensor((initial_g - g0) / scale),
+        generator,
+        config.dw_min_std,
+        config.write_noise_std * config.dw_min,
+        float(device.get("read_noise_s", 0.0) or 0.0) / scale,
+        config.mult_noise,
+    )
+    return w.numpy() * scale + g0
