@@ -18,8 +18,7 @@ from calib.commands.demo import demo as demo_command
 from calib.commands.emulator import emulator as emulator_group
 from calib.commands.export import export as export_command
 from calib.commands.fit import fit as fit_group
-from calib.commands.fit_many import fit_many_command
-from calib.commands.fit_pcm import fit_pcm_command
+from calib.commands.fit import fit_many_alias
 from calib.commands.formats import formats_command
 from calib.commands.importing import import_group
 from calib.commands.measure import measure as measure_group
@@ -61,7 +60,7 @@ def _verbose_option() -> click.Option:
 def cli() -> None:
     """Hardware-in-the-loop calibration of analog in-memory computing devices.
 
-    Characterize a chip (measure), fit device models (fit, fit-many), export presets
+    Characterize a chip (measure), fit device models (fit), export presets
     (export) and check them by simulated and chip-in-the-loop inference (validate, demo).
     Without --resource, commands use the embedded emulated chip. `calib formats` shows
     where the file-format and command references are.
@@ -74,10 +73,9 @@ cli.add_command(demo_command, "demo")
 cli.add_command(emulator_group, "emulator")
 cli.add_command(measure_group, "measure")
 cli.add_command(fit_group, "fit")
-fit_group.add_command(fit_pcm_command, "pcm")
 cli.add_command(import_group, "import")
 cli.add_command(export_command, "export")
-cli.add_command(fit_many_command, "fit-many")
+cli.add_command(fit_many_alias, "fit-many")  # old name of `calib fit many`, hidden
 cli.add_command(validate_command, "validate")
 cli.add_command(bench_group, "bench")
 cli.add_command(formats_command, "formats")

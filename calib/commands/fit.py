@@ -1,4 +1,4 @@
-"""``calib fit ...``: fit measured traces into presets."""
+"""``calib fit ...``: the fit group (pulse-response here; pcm and many in their modules)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from calib.commands.common import SEED, number
+from calib.commands.fit_many import fit_many_command
+from calib.commands.fit_pcm import fit_pcm_command
 from calib.commands.scheduling import scheduler_options
 from calib.figures import figure_format_option
 from simulator.devices.response import FAMILIES
@@ -120,3 +122,18 @@ def fit_pulse_response_cmd(
         click.echo(f"note: {note}")
     if report_dir is not None:
         click.echo(f"report written to {report_dir}")
+
+
+# --------------------------------------------------------------------------- the fit group
+# Every fit command lives under `calib fit`, assembled here (modules named like the commands).
+fit.add_command(fit_pcm_command, "pcm")
+fit.add_command(fit_many_command, "many")
+
+#: ``calib fit-many``: the old top-level name of ``calib fit many``, kept working (hidden)
+fit_many_alias = click.Command(
+    "fit-many",
+    callback=fit_many_command.callback,
+    params=list(fit_many_command.params),
+    help=fit_many_command.help,
+    hidden=True,
+)

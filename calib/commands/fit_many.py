@@ -1,4 +1,4 @@
-"""``calib fit-many``: fit one dataset per chip (die) in parallel; wafer summary."""
+"""``calib fit many`` (old name ``calib fit-many``): one dataset per chip (die), in parallel."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from simulator.devices.response import FAMILIES
 __all__ = ["fit_many_command"]
 
 
-@click.command("fit-many")
+@click.command("many")
 @click.argument("inputs", metavar="PATTERN_OR_MANIFEST")
 @click.option(
     "-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True
