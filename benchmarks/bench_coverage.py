@@ -22,8 +22,12 @@ Chips:
 - read-noise spectra: ``--spectra`` synthetic 1/f^α + white records (spectral shaping),
   α and A drawn per record; coverage of α and ln A.
 
-A parameter counts as covered when |estimate − truth| <= 1.96 SE. Parameters reported
-without an SE (not identified, rule-of-three limits, fixed) are counted separately.
+A parameter counts as covered when |estimate − truth| <= 1.96 SE, or, where the fitter
+reports a 95 % interval of its own (asymmetric or Student t: the PCM per-level μ_ν and σ_ν),
+when the truth lies in that interval (z is still (estimate − truth)/SE). Parameters reported
+without an SE (not identified, rule-of-three limits, fixed) are counted separately. With
+N chips the coverage has a binomial standard error sqrt(0.95·0.05/N) (50: 3.1 %, 320:
+1.2 %, 1,600: 0.5 %); the table prints it so that 93-97 % is judged against it.
 """
 
 from __future__ import annotations
@@ -142,19 +146,20 @@ def _pcm_chip(index: int, seed: int) -> list[dict]:
     sec = fit.section()
     rows = []
 
-    def add(param: str, truth: float, est: float, se: float | None) -> None:
-        rows.append(
-            {
-                "part": "pcm",
-                "chip": index,
-                "devices": 128,
-                "param": param,
-                "truth": float(truth),
-                "estimate": float(est),
-                "se": None if se is None or not np.isfinite(se) else float(se),
-                "method": "",
-            }
-        )
+    def add(param: str, truth: float, est: float, se: float | None, ci=None) -> None:
+        row = {
+            "part": "pcm",
+            "chip": index,
+            "devices": 128,
+            "param": param,
+            "truth": float(truth),
+            "estimate": float(est),
+            "se": None if se is None or not np.isfinite(se) else float(se),
+            "method": "wald",
+        }
+        if ci is not None and np.all(np.isfinite(ci)):
+            row.update(lo=float(ci[0]), hi=float(ci[1]), method="interval")
+        rows.append(row)
 
     rn = sec["read_noise"]
     unc = sec["uncertainty"]
@@ -170,17 +175,20 @@ def _pcm_chip(index: int, seed: int) -> list[dict]:
     ):
         add("level sigma_prog", model.sigma_prog(np.array(g / model.g_max_s)), s, se)
     d = lv.get("drift", {})
-    for g, m, mse, s, sse in zip(
+    n_lv = len(d.get("g_target_s", []))
+    for g, m, mse, s, sse, mci, sci in zip(
         d.get("g_target_s", []),
         d.get("mu_nu", []),
         d.get("mu_nu_se", []),
         d.get("sigma_nu", []),
         d.get("sigma_nu_se", []),
+        d.get("mu_nu_ci95", [None] * n_lv),
+        d.get("sigma_nu_ci95", [None] * n_lv),
         strict=True,
     ):
         x = np.array(g / model.g_max_s)
-        add("level mu_nu", model.mu_nu(x), m, mse)
-        add("level sigma_nu", model.sigma_nu(x), s, sse)
+        add("level mu_nu", model.mu_nu(x), m, mse, mci)
+        add("level sigma_nu", model.sigma_nu(x), s, sse, sci)
     r = lv.get("read_noise", {})
     for x, q, qse in zip(r.get("x", []), r.get("q_s", []), r.get("q_s_se", []), strict=True):
         add("level Q_s", model.q_s(np.array(x)), q, qse)
@@ -218,16 +226,28 @@ def _spectrum_record(index: int, seed: int) -> list[dict]:
     ]
 
 
+def _covered(row: dict) -> bool:
+    """The truth lies in the row's own interval (lo, hi) if given, else in estimate ± 1.96 SE."""
+    if row.get("lo") is not None and row.get("hi") is not None:
+        return bool(row["lo"] <= row["truth"] <= row["hi"])
+    return bool(abs(row["estimate"] - row["truth"]) <= Z95 * row["se"])
+
+
 def summarize(rows: list[dict]) -> None:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["part"], r["param"])].append(r)
-    print("| part | parameter | chips | with SE | coverage 95 % | mean z | SD z | method |")
+    print(
+        "| part | parameter | chips | with SE | coverage 95 % (± binomial SE) | mean z | SD z "
+        "| method |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for (part, param), rs in sorted(groups.items()):
         with_se = [r for r in rs if r["se"] is not None and r["se"] > 0]
         z = np.array([(r["estimate"] - r["truth"]) / r["se"] for r in with_se])
-        cov = f"{np.mean(np.abs(z) <= Z95):.1%}" if z.size else "-"
+        covered = np.array([_covered(r) for r in with_se], dtype=bool)
+        n = covered.size
+        cov = f"{covered.mean():.1%} ± {np.sqrt(0.95 * 0.05 / n):.1%}" if n else "-"
         mean_z = f"{z.mean():+.2f}" if z.size else "-"
         sd_z = f"{z.std(ddof=1):.2f}" if z.size > 1 else "-"
         methods = sorted({r["method"].split(":")[0] for r in rs if r["method"]})

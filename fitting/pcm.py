@@ -180,6 +180,8 @@ class PcmFit:
                 "mu_nu_se": d.level_mu_se.tolist(),
                 "sigma_nu": d.level_sigma.tolist(),
                 "sigma_nu_se": d.level_sigma_se.tolist(),
+                "mu_nu_ci95": d.level_mu_ci.tolist(),
+                "sigma_nu_ci95": d.level_sigma_ci.tolist(),
                 "nu_estimate_error_rms": d.level_error_rms.tolist(),
             }
         else:

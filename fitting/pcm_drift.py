@@ -12,7 +12,11 @@
 2. Per target level: maximum likelihood of ν ~ |N(μ_ν, σ_ν)| seen through the slope's
    estimation noise (variance = the level's mean squared standard error), so that σ_ν is
    corrected for read noise (REFERENCES.md [R17], [R18]). Exponent outliers (more than
-   6 robust standard deviations from the level median) are excluded and counted.
+   6 robust standard deviations from the level median) are excluded and counted. A level
+   has few devices (16 in a typical campaign), so its 95 % intervals are small-sample
+   ones (:mod:`fitting.pcm_stats`): σ_ν from the adjusted profile likelihood (estimate
+   and asymmetric likelihood-ratio interval, ``level_sigma_ci``), μ_ν ± t(n − 1)·SE
+   (``level_mu_ci``); the Wald σ̂ ± 1.96 SE covered 91.6 % (benchmarks/RESULTS.md).
 3. Population curves: the published clipped-log form and a smoothing-spline table
    (:mod:`fitting.pcm_curves`), compared by leave-one-level-out predictive misfit.
 """
@@ -125,6 +129,8 @@ class DriftFit:
     level_mu_se: np.ndarray
     level_sigma_se: np.ndarray
     level_error_rms: np.ndarray  # rms standard error of the per-device ν at each level
+    level_mu_ci: np.ndarray  # (levels, 2) 95 % interval of μ_ν (Student t)
+    level_sigma_ci: np.ndarray  # (levels, 2) 95 % likelihood-ratio interval of σ_ν
     mu_fit: ClippedLogFit
     sigma_fit: ClippedLogFit
     mu_table: SmoothTable
@@ -180,13 +186,16 @@ class DriftFit:
 def _level_populations(
     nu: np.ndarray, nu_se: np.ndarray, levels: Levels, screening: Screening
 ) -> tuple[np.ndarray, ...]:
-    """Per level: (μ, σ, their errors, rms ν error) of |N| and of N, and both −log L.
+    """Per level: (μ, σ, their errors, rms ν error, μ and σ intervals) of |N| and of N, and
+    both −log L.
 
-    Returns ``(absolute, signed, nll)``: two 5-tuples of arrays and a dict of summed −log L.
+    Returns ``(absolute, signed, nll)``: two 7-tuples of arrays and a dict of summed −log L.
     """
     n_lv = levels.n_levels
     mu, sig, mu_se, sig_se, err = (np.full(n_lv, np.nan) for _ in range(5))
+    mu_ci, sig_ci = np.full((n_lv, 2), np.nan), np.full((n_lv, 2), np.nan)
     signed = [np.full(n_lv, np.nan) for _ in range(4)]
+    signed_ci = [np.full((n_lv, 2), np.nan), np.full((n_lv, 2), np.nan)]
     nll = {"absolute": 0.0, "signed": 0.0}
     n_negative = 0
     n_total = 0
@@ -206,8 +215,9 @@ def _level_populations(
         e2 = float(np.mean(nu_se[members] ** 2))
         fit = fit_folded_normal(v, e2)
         mu[k], sig[k], mu_se[k], sig_se[k] = fit.mu, fit.sigma, fit.mu_se, fit.sigma_se
-        # Few devices can leave the likelihood flat in σ (σ -> 0) so that the numerical
-        # covariance is undefined; fall back to the normal-theory errors of a mean and an SD.
+        mu_ci[k], sig_ci[k] = fit.mu_ci, fit.sigma_ci
+        # Fewer than 3 devices give no interval (and can leave the numerical covariance
+        # undefined); fall back to the normal-theory errors of a mean and an SD.
         spread = np.sqrt(fit.sigma**2 + e2)
         if not np.isfinite(mu_se[k]) or mu_se[k] <= 0:
             mu_se[k] = spread / np.sqrt(members.size)
@@ -222,12 +232,13 @@ def _level_populations(
             sfit.mu_se,
             sfit.sigma_se,
         )
+        signed_ci[0][k], signed_ci[1][k] = sfit.mu_ci, sfit.sigma_ci
         nll["absolute"] += fit.nll
         nll["signed"] += sfit.nll
         n_negative += int(np.sum(v < 0))
         n_total += int(v.size)
     nll["fraction_negative_estimates"] = n_negative / max(n_total, 1)
-    return (mu, sig, mu_se, sig_se, err), (*signed, err), nll
+    return (mu, sig, mu_se, sig_se, err, mu_ci, sig_ci), (*signed, err, *signed_ci), nll
 
 
 def spread_growth(
@@ -360,7 +371,7 @@ def fit_drift(
                 "fitted σ_ν is a compromise over the measured times (see "
                 "drift.sign_selection.spread_growth)"
             )
-    mu, sig, mu_se, sig_se, err = signed if sign == "signed" else absolute
+    mu, sig, mu_se, sig_se, err, mu_ci, sig_ci = signed if sign == "signed" else absolute
     if sign == "signed":
         notes.append(f"drift: signed exponent ({sign_selection['reason']})")
     x = levels.g_target_s / g_max_s
@@ -384,6 +395,8 @@ def fit_drift(
         mu_se,
         sig_se,
         err,
+        mu_ci,
+        sig_ci,
         mu_fit,
         sigma_fit,
         mu_table,
