@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 from calib.errors import CalibError
 from calib.io import read_pulse_response_any
+from calib.io.hdf5 import check_complete
 from calib.presets import make_preset, provenance, save_preset
 from fitting import FitInputError, PulseResponseFit, PulseTraces, fit_pulse_response
 
@@ -24,11 +26,7 @@ def load_pulse_traces(input_path: str | Path, units: str = "S") -> tuple[PulseTr
     """
     input_path = Path(input_path)
     data = read_pulse_response_any(input_path, units=units)
-    status = data.attrs.get("status")
-    if status != "complete":
-        raise CalibError(
-            f"{input_path}: campaign status is {status!r}, not 'complete'; resume it first"
-        )
+    check_complete(data.attrs, input_path, data.campaign)
     unit = data.units.get("conductance", "S")
     try:
         traces = PulseTraces(
@@ -56,15 +54,26 @@ def fit_pulse_response_file(
     """Fit the pulse-response campaign of ``input_path`` and write a preset.
 
     ``model`` is a family name or ``auto``; ``report_dir`` (optional) receives PNG plots and
-    ``summary.md``/``summary.json``. With a Dask ``client`` (:mod:`calib.distributed`) the
+    ``summary.md``/``summary.json``. An HDF5 dataset is read a chunk of devices at a time
+    (:class:`calib.pulse_source.HDF5PulseSource`): the fit holds per-device results, never
+    the conductance matrix, so its memory does not grow with the reads (the report's plots
+    do read the whole file). With a Dask ``client`` (:mod:`calib.distributed`) the
     per-device stages run on its workers in chunks of ``chunk_devices`` devices, each
-    worker reading its rows from the HDF5 file; the result is the same as in-process.
+    worker reading its rows from the HDF5 file; the result is the same as in-process, and
+    the same as a fit of the traces in memory (CSV input).
     ``show_stages`` shows the in-process fit's stages on stderr (:mod:`calib.fit_progress`).
     """
     input_path = Path(input_path)
-    if client is not None:
+    if client is not None or input_path.suffix.lower() in (".h5", ".hdf5"):
         fit, attrs = _fit_distributed(
-            input_path, model, read_noise_s, seed, client, chunk_devices, progress_label
+            input_path,
+            model,
+            read_noise_s,
+            seed,
+            client,
+            chunk_devices,
+            progress_label,
+            show_stages,
         )
         traces = None
         _note_window_coverage_of_file(fit, input_path, attrs, chunk_devices)
@@ -116,8 +125,7 @@ def _fit_with_stages(
     from fitting.chunked import TracesSource
     from fitting.pulse_response import fit_pulse_response_source
 
-    n_devices = traces.conductance_s.shape[0]
-    chunk = min(chunk_devices, max(64, -(-n_devices // 20)))
+    chunk = _progress_chunk(traces.conductance_s.shape[0], chunk_devices)
     with FitStages(model=model) as stages:
         return fit_pulse_response_source(
             TracesSource(traces),
@@ -127,6 +135,11 @@ def _fit_with_stages(
             chunk_devices=chunk,
             map_tasks=stages,
         )
+
+
+def _progress_chunk(n_devices: int, chunk_devices: int) -> int:
+    """Devices per per-device task when the stages are shown: ~20 tasks of at least 64."""
+    return min(chunk_devices, max(64, -(-n_devices // 20)))
 
 
 def _note_window_coverage(fit: PulseResponseFit, traces: PulseTraces, attrs: dict) -> None:
@@ -203,8 +216,10 @@ def _fit_distributed(
     client: Any,
     chunk_devices: int,
     progress_label: str | None,
+    show_stages: bool = False,
 ) -> tuple[PulseResponseFit, dict]:
-    """The fit with its per-device stages on the workers of ``client`` (HDF5 input only)."""
+    """The fit of an HDF5 dataset read in chunks, its per-device stages on the workers of
+    ``client`` (None: in this process, stages shown on stderr with ``show_stages``)."""
     from calib.distributed import task_mapper
     from calib.pulse_source import HDF5PulseSource
     from fitting.pulse_response import fit_pulse_response_source
@@ -215,16 +230,23 @@ def _fit_distributed(
             "(calib import csv ... -o FILE.h5)"
         )
     source = HDF5PulseSource(input_path)
+    stages = contextlib.nullcontext()
+    if client is None and show_stages:
+        from calib.fit_progress import FitStages
+
+        stages = FitStages(model=model)
+        chunk_devices = _progress_chunk(source.n_devices, chunk_devices)
     try:
-        fit = fit_pulse_response_source(
-            source,
-            model,
-            read_noise_s=read_noise_s,
-            seed=seed,
-            chunk_devices=chunk_devices,
-            map_tasks=task_mapper(client, progress_label),
-            screen_pieces_of=SCREEN_PIECE_CHUNKS,
-        )
+        with stages as shown:
+            fit = fit_pulse_response_source(
+                source,
+                model,
+                read_noise_s=read_noise_s,
+                seed=seed,
+                chunk_devices=chunk_devices,
+                map_tasks=shown or task_mapper(client, progress_label),
+                screen_pieces_of=SCREEN_PIECE_CHUNKS,
+            )
     except FitInputError as exc:
         raise CalibError(str(exc)) from None
     return fit, source.attrs

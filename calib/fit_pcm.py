@@ -18,7 +18,7 @@ import numpy as np
 from calib.errors import CalibError
 from calib.io import CampaignData, read_campaign, read_campaign_any
 from calib.io.checks import check_technology
-from calib.io.hdf5 import open_dataset
+from calib.io.hdf5 import check_complete, open_dataset
 from calib.presets import SCHEMA_NAME, SCHEMA_VERSION, _clean, file_sha256, provenance, save_preset
 from fitting.pcm import PcmFit, PcmFitOptions, fit_pcm
 from fitting.pcm_data import DriftSample, ProgrammingSample, RepeatedReadSample
@@ -96,12 +96,7 @@ def load_pcm_campaigns(
 
 
 def _check_campaign(data: CampaignData, path: Path) -> None:
-    status = data.attrs.get("status", "complete")
-    if status != "complete":
-        raise CalibError(
-            f"{path}: the {data.campaign} campaign status is {status!r}, not 'complete'; "
-            "resume it first (calib measure ... --resume)"
-        )
+    check_complete(data.attrs, path, data.campaign)
     for name in ("conductance", "target"):
         if data.units.get(name, "S") != "S":
             raise CalibError(

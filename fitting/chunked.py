@@ -158,18 +158,43 @@ class DeviceEstimates:
     def n_dev(self) -> int:
         return self.theta.shape[0]
 
+    def release(self) -> tuple[np.ndarray, np.ndarray, NoiseSums]:
+        """``(theta, cov, sums)``, handed over: this object keeps none of them (it holds
+        zero devices afterwards), so the caller's copies are the only ones."""
+        out = (self.theta, self.cov, self.sums)
+        self.theta, self.cov = self.theta[:0].copy(), self.cov[:0].copy()  # no views
+        self.sums = self.sums.take(np.zeros(0, dtype=np.int64))
+        return out
+
     @staticmethod
-    def concat(parts: Sequence[DeviceEstimates]) -> DeviceEstimates:
-        """The estimates of consecutive sets of devices as one (same plan)."""
+    def concat(parts: list[DeviceEstimates]) -> DeviceEstimates:
+        """The estimates of consecutive sets of devices as one (same plan).
+
+        The list is emptied as its pieces are copied, so the per-device stage holds its
+        results about once, not twice (4.2e6 devices: about 1 GB of estimates).
+        """
         first = parts[0]
-        return DeviceEstimates(
-            first.names,
-            np.concatenate([p.theta for p in parts]),
-            np.concatenate([p.cov for p in parts]),
-            first.shared_names,
-            first.phi,
-            NoiseSums.concat([p.sums for p in parts]),
-        )
+        arrays = {"theta": [p.theta for p in parts], "cov": [p.cov for p in parts]}
+        fields = list(NoiseSums.__dataclass_fields__)
+        arrays.update({f: [getattr(p.sums, f) for p in parts] for f in fields})
+        names, shared_names, phi = first.names, first.shared_names, first.phi
+        parts.clear()
+        out = {k: _gather(v) for k, v in arrays.items()}
+        sums = NoiseSums(**{f: out.pop(f) for f in fields})
+        return DeviceEstimates(names, out["theta"], out["cov"], shared_names, phi, sums)
+
+
+def _gather(pieces: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate(pieces)``, dropping each piece once copied (the list is emptied)."""
+    n = sum(p.shape[0] for p in pieces)
+    out = np.empty((n, *pieces[0].shape[1:]), dtype=np.result_type(*{p.dtype for p in pieces}))
+    at = 0
+    pieces.reverse()
+    while pieces:
+        p = pieces.pop()
+        out[at : at + p.shape[0]] = p
+        at += p.shape[0]
+    return out
 
 
 def column_values(fit: DeviceFit) -> dict[str, Any]:

@@ -440,13 +440,15 @@ def combine_device_estimates(
 
     Failed fits and outliers are excluded, the reference conductance is recentred, then the
     random effects, noise model, bootstrap and predictive check run on the combined values.
+    ``est`` is consumed (:meth:`DeviceEstimates.release`): its arrays are replaced as the
+    stage goes, so a chip's per-device values are held about once (bounded memory).
     """
     chosen, fm = plan.family, family_model(plan.family)
     screen, fitted, g0_pre, scale = ctx.screen, ctx.fitted, plan.g0_pre, plan.scale
     read_noise_s, n_boot, seed, sub_data = ctx.read_noise_s, ctx.n_boot, ctx.seed, ctx.sub_data
     shared_fits, scores = ctx.shared_fits, ctx.scores
-    names, theta, cov, all_sums = est.names, est.theta, est.cov, est.sums
-    shared_names, phi = est.shared_names, est.phi
+    names, shared_names, phi = est.names, est.shared_names, est.phi
+    theta, cov, all_sums = est.release()
     phi_cov = shared_fits[chosen].phi_cov if chosen in shared_fits else np.zeros((0, 0))
     if chosen in shared_fits and shared_fits[chosen].shared_names != shared_names:
         phi_cov = np.zeros((len(shared_names), len(shared_names)))
@@ -465,8 +467,9 @@ def combine_device_estimates(
             f"{ctx.source.source}: the {chosen} fit failed for every responsive device "
             f"({_describe(_status_counts(status))})"
         )
-    theta, cov = theta[keep], cov[keep]
-    all_sums = all_sums.take(np.nonzero(keep)[0])
+    if not keep.all():
+        theta, cov = theta[keep], cov[keep]
+        all_sums = all_sums.take(np.nonzero(keep)[0])
     ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
 
@@ -484,7 +487,7 @@ def combine_device_estimates(
         )
         delta = 0.0
     if delta != 0.0:
-        theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, delta)
+        theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, delta, True)
     g0 = g0_pre + delta * scale
     plateaus = {k: v - delta for k, v in plateaus.items()}
 
@@ -1010,8 +1013,36 @@ def _transform(fm: FamilyModel, names: list[str], theta: np.ndarray, delta: floa
     return out
 
 
-def _recenter(fm, names, theta, cov, shared_names, phi, delta):
-    """Per-device values, covariances and shared values after moving the origin by delta."""
+#: devices per block of the recentering (its temporaries: about 1 kB per device)
+RECENTER_BLOCK = 65536
+
+
+def _recenter(fm, names, theta, cov, shared_names, phi, delta, in_place=False):
+    """Per-device values, covariances and shared values after moving the origin by delta.
+
+    Computed in blocks of :data:`RECENTER_BLOCK` devices (each device's values depend on its
+    own only), written over ``theta`` and ``cov`` when ``in_place``.
+    """
+    n = theta.shape[0]
+    if n <= RECENTER_BLOCK:
+        new, cov_new, phi_new = _recenter_block(fm, names, theta, cov, shared_names, phi, delta)
+        if in_place:
+            theta[...], cov[...] = new, cov_new
+            return theta, cov, phi_new
+        return new, cov_new, phi_new
+    out_theta, out_cov = (theta, cov) if in_place else (np.empty_like(theta), np.empty_like(cov))
+    phi_new = phi
+    for k, sl in enumerate(chunks(n, RECENTER_BLOCK)):
+        out_theta[sl], out_cov[sl], phi_sl = _recenter_block(
+            fm, names, theta[sl], cov[sl], shared_names, phi, delta
+        )
+        if k == 0:  # the shared values moved with the first device (as without blocks)
+            phi_new = phi_sl
+    return out_theta, out_cov, phi_new
+
+
+def _recenter_block(fm, names, theta, cov, shared_names, phi, delta):
+    """:func:`_recenter` of one block of devices (new arrays)."""
     full, th = names, theta
     if any(n in fm.recenter_shape for n in shared_names):
         # shared shape that moves with the origin (linear-step's κ): transform it as a
@@ -1060,18 +1091,25 @@ def _add_reference_error(fm, names, theta, cov, shared_names, phi, scale, unc) -
     se_ref = 0.5 * float(np.hypot(se_max, se_min)) / scale
     if not (np.isfinite(se_ref) and se_ref > 0):
         return
-    j = {n: i for i, n in enumerate(names)}
+    up, dn = names.index("delta_up"), names.index("delta_down")
     moved = []
     for sign in (1.0, -1.0):
-        th, cv, _ = _recenter(fm, names, theta, cov, shared_names, phi, sign * se_ref)
-        var = np.diagonal(cv, axis1=1, axis2=2)
+        # the steps' values and (co)variances at the moved origin, block by block
+        steps = np.empty((theta.shape[0], 5))
+        for sl in chunks(theta.shape[0], RECENTER_BLOCK):
+            th, cv, _ = _recenter_block(
+                fm, names, theta[sl], cov[sl], shared_names, phi, sign * se_ref
+            )
+            steps[sl] = np.stack(
+                [th[:, up], th[:, dn], cv[:, up, up], cv[:, dn, dn], cv[:, up, dn]], axis=1
+            )
         moved.append(
             pair_population(
-                th[:, j["delta_up"]] * scale,
-                th[:, j["delta_down"]] * scale,
-                var[:, j["delta_up"]] * scale**2,
-                var[:, j["delta_down"]] * scale**2,
-                cv[:, j["delta_up"], j["delta_down"]] * scale**2,
+                steps[:, 0] * scale,
+                steps[:, 1] * scale,
+                steps[:, 2] * scale**2,
+                steps[:, 3] * scale**2,
+                steps[:, 4] * scale**2,
                 estimator=fast_random_effect,
             )
         )

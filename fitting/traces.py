@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["UNITS", "FitInputError", "PulseTraces"]
+__all__ = ["UNITS", "FitInputError", "PulseTraces", "check_pulse_directions"]
 
 UNITS = ("S", "normalized")
 
@@ -61,15 +61,7 @@ class PulseTraces:
             raise FitInputError(f"{src}: pulse counts must be finite integers")
         if np.isinf(g).any():
             raise FitInputError(f"{src}: conductance contains infinite values")
-        has_up, has_down = bool(np.any(p > 0)), bool(np.any(p < 0))
-        if not (has_up and has_down):
-            which = "up (+)" if has_up else "down (-)" if has_down else "no"
-            raise FitInputError(
-                f"{src}: traces contain only {which} pulses; a bidirectional device model "
-                "needs both up (+) and down (-) pulses (single-direction ramps of several "
-                "devices may be combined in one file: up-only and down-only devices are "
-                "fitted direction-wise)"
-            )
+        check_pulse_directions(p, src)
         if not np.isfinite(g).any():
             raise FitInputError(f"{src}: every read is NaN; there is nothing to fit")
         self.conductance_s = g
@@ -101,10 +93,44 @@ class PulseTraces:
 
     def subset(self, rows: np.ndarray | slice) -> PulseTraces:
         """The traces of the devices ``rows`` (validation is not repeated)."""
-        out = object.__new__(PulseTraces)
-        out.conductance_s = self.conductance_s[rows]
-        out.pulses = self.pulses_of(rows)
-        out.device_ids = self.device_ids[rows]
-        out.source = self.source
-        out.units = self.units
+        return PulseTraces.piece(
+            self.conductance_s[rows],
+            self.pulses_of(rows),
+            self.device_ids[rows],
+            self.source,
+            self.units,
+        )
+
+    @classmethod
+    def piece(
+        cls,
+        conductance_s: np.ndarray,
+        pulses: np.ndarray,
+        device_ids: np.ndarray,
+        source: str,
+        units: str,
+    ) -> PulseTraces:
+        """Some devices of a trace set validated as a whole elsewhere (a subset, or a piece of
+        a large file whose reader checks every piece's values and the set's pulse
+        directions): a piece may hold only up-only devices or only missing reads, so the
+        whole-set checks of the constructor are not repeated; floats and int64 pulses."""
+        out = object.__new__(cls)
+        out.conductance_s = conductance_s
+        out.pulses = np.asarray(pulses).astype(np.int64, copy=False)
+        out.device_ids = np.asarray(device_ids).astype(np.int64, copy=False)
+        out.source = source
+        out.units = units
         return out
+
+
+def check_pulse_directions(pulses: np.ndarray, source: str) -> None:
+    """A trace set needs up (+) and down (-) pulses (:class:`FitInputError` otherwise)."""
+    has_up, has_down = bool(np.any(pulses > 0)), bool(np.any(pulses < 0))
+    if not (has_up and has_down):
+        which = "up (+)" if has_up else "down (-)" if has_down else "no"
+        raise FitInputError(
+            f"{source}: traces contain only {which} pulses; a bidirectional device model "
+            "needs both up (+) and down (-) pulses (single-direction ramps of several "
+            "devices may be combined in one file: up-only and down-only devices are "
+            "fitted direction-wise)"
+        )

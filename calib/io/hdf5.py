@@ -28,7 +28,11 @@ import numpy as np
 
 from calib._version import __version__
 from calib.errors import CalibError
-from calib.io.checks import check_campaign_values, check_numeric, check_self_contained
+from calib.io.checks import (
+    check_campaign_values,
+    check_numeric,
+    check_self_contained,
+)
 from calib.io.writer_lock import WriterLock
 from calib.presets import json_text
 
@@ -38,8 +42,10 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "CampaignData",
+    "CampaignFile",
     "CampaignWriter",
     "RowSpec",
+    "check_complete",
     "open_dataset",
     "read_campaign",
     "read_pulse_response",
@@ -551,82 +557,170 @@ def open_dataset(path: str | Path) -> h5py.File:
     return f
 
 
-def _complete_rows(group: h5py.Group, ds: h5py.Dataset) -> np.ndarray:
-    """A dataset's values; per-device rows beyond ``rows_complete`` (a chunk being written
+def check_complete(attrs: dict[str, Any], source: str | Path, campaign: str) -> None:
+    """Refuse a campaign whose ``status`` is not ``complete`` (a missing status too: every
+    writer of the format records one; FORMAT.md: a file without ``complete`` is unfinished).
+
+    The one check of "campaign complete" for every fit command.
+    """
+    status = attrs.get("status")
+    if status != "complete":
+        raise CalibError(
+            f"{source}: the {campaign} campaign status is {status!r}, not 'complete'; "
+            "resume it first (calib measure ... --resume)"
+        )
+
+
+#: datasets with one value per read, which may be shared by all devices (one dimension)
+PER_READ = ("pulses", "time")
+#: read the whole span of rows when it is at most this many times the rows asked for
+DENSE_READ = 4
+
+
+class CampaignFile:
+    """One campaign group of a dataset file: checked when opened, rows read on demand.
+
+    The one reader of the HDF5 format. Opening checks the structure without reading the
+    per-device data: the group and its required datasets, numeric types, units, row counts
+    (rows beyond ``rows_complete`` are left out), shapes and, with ``require_complete``,
+    the status (:func:`check_complete`). :meth:`read` returns the arrays of some device rows
+    after the value checks every reader applies (:mod:`calib.io.checks`); a whole campaign
+    gets the whole-campaign checks too (unique indices, plausible scale, repeated traces).
+    Pickles as its path and metadata (a worker reopens the file).
+    """
+
+    def __init__(self, path: str | Path, campaign: str, *, require_complete: bool = False) -> None:
+        self.path = Path(path)
+        self.campaign = campaign
+        with open_dataset(self.path) as f:
+            if campaign not in f:
+                raise CalibError(f"{path}: has no {campaign!r} group (groups: {sorted(f)})")
+            g = f[campaign]
+            for name in REQUIRED.get(campaign, ("device_index",)):
+                if name not in g:
+                    raise CalibError(f"{path}: {campaign}/{name} is missing")
+            self.attrs = {k: _attr(v) for k, v in g.attrs.items()}
+            if require_complete:
+                check_complete(self.attrs, path, campaign)
+            datasets = {name: ds for name, ds in g.items() if isinstance(ds, h5py.Dataset)}
+            check_numeric(
+                campaign, {k: np.empty(0, ds.dtype) for k, ds in datasets.items()}, str(path)
+            )
+            self.units = {
+                name: _text(ds.attrs["units"])
+                for name, ds in datasets.items()
+                if "units" in ds.attrs
+            }
+            done = g.attrs.get("rows_complete")
+            self.shapes = {
+                name: _complete_shape(ds, None if done is None else int(done))
+                for name, ds in datasets.items()
+            }
+            self.dtypes = {name: ds.dtype for name, ds in datasets.items()}
+        for name, allowed in UNITS.items():
+            if name in self.shapes and self.units.get(name) not in allowed:
+                raise CalibError(
+                    f"{path}: {campaign}/{name} has units {self.units.get(name)!r}; "
+                    f"expected one of {allowed}"
+                )
+        n = self.n_devices
+        for name, shape in self.shapes.items():
+            if name in PER_READ and len(shape) == 1:
+                continue  # one value per read, shared by all devices
+            if not shape or shape[0] != n:
+                rows = shape[0] if shape else 0
+                raise CalibError(f"{path}: {campaign}/{name} has {rows} rows for {n} devices")
+        self._check_shapes()
+
+    @property
+    def n_devices(self) -> int:
+        return int(self.shapes["device_index"][0])
+
+    def _check_shapes(self) -> None:
+        path, campaign, shapes = self.path, self.campaign, self.shapes
+        g = shapes["conductance"]
+        if campaign in ("pulse_response", "drift", "read_noise"):
+            if len(g) != 2:
+                raise CalibError(
+                    f"{path}: {campaign}/conductance must be (devices, reads), got {g}"
+                )
+            key = "pulses" if campaign == "pulse_response" else "time"
+            if shapes[key] not in ((g[1],), g):
+                raise CalibError(
+                    f"{path}: {campaign}/{key} shape {shapes[key]} does not match conductance {g}"
+                )
+        elif g != (self.n_devices,):
+            raise CalibError(f"{path}: {campaign}/conductance must have one value per device")
+
+    def _open(self) -> h5py.File:
+        try:
+            return h5py.File(self.path, "r", locking=False)
+        except OSError as exc:
+            raise CalibError(f"{self.path}: cannot be read ({exc})") from None
+
+    def read_column(self, name: str) -> np.ndarray:
+        """One dataset of every (complete) device row, or a shared per-read column, unchecked
+        (e.g. ``device_index`` up front)."""
+        return self._read({name}, slice(0, self.n_devices))[name]
+
+    def _read(self, names: set[str], rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+        out = {}
+        with self._open() as f:
+            g = f[self.campaign]
+            try:
+                for name in names:
+                    ds = g[name]
+                    if name in PER_READ and len(self.shapes[name]) == 1:
+                        out[name] = np.asarray(ds[()])
+                    else:
+                        out[name] = _rows(ds, rows)
+            except OSError as exc:
+                raise CalibError(
+                    f"{self.path}: {self.campaign} data cannot be read (truncated? {exc})"
+                ) from None
+        return out
+
+    def read(self, rows: np.ndarray | slice | None = None) -> dict[str, np.ndarray]:
+        """The arrays of the device ``rows`` (increasing row numbers or a slice; None: all),
+        after the value checks of :func:`calib.io.checks.check_campaign_values` (on a piece,
+        those that look at several devices see the piece's)."""
+        rows = slice(0, self.n_devices) if rows is None else rows
+        arrays = self._read(set(self.shapes), rows)
+        check_campaign_values(self.campaign, arrays, self.units, str(self.path))
+        return arrays
+
+    def read_all(self) -> CampaignData:
+        """The whole campaign as :class:`CampaignData`."""
+        arrays = self.read()
+        return CampaignData(
+            self.campaign, arrays, dict(self.attrs), dict(self.units), str(self.path)
+        )
+
+
+def _complete_shape(ds: h5py.Dataset, done: int | None) -> tuple[int, ...]:
+    """A dataset's shape; per-device rows beyond ``rows_complete`` (a chunk being written
     when the writer stopped) are left out."""
-    done = group.attrs.get("rows_complete")
-    if done is not None and ds.ndim and ds.maxshape[0] is None and ds.shape[0] > int(done):
-        return ds[: int(done)]
-    return ds[()]
+    if done is not None and ds.ndim and ds.maxshape[0] is None and ds.shape[0] > done:
+        return (done, *ds.shape[1:])
+    return tuple(ds.shape)
+
+
+def _rows(ds: h5py.Dataset, rows: np.ndarray | slice) -> np.ndarray:
+    """Rows of a per-device dataset: a slice, or increasing row numbers."""
+    if isinstance(rows, slice):
+        return np.asarray(ds[rows])
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return np.asarray(ds[0:0])
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if hi - lo <= DENSE_READ * rows.size:  # one contiguous read, then pick
+        return np.asarray(ds[lo:hi])[rows - lo]
+    return np.asarray(ds[rows])  # h5py point selection (increasing rows)
 
 
 def read_campaign(path: str | Path, campaign: str) -> CampaignData:
     """Read one campaign group, validating required datasets, row counts, units and values."""
-    path = Path(path)
-    with open_dataset(path) as f:
-        if campaign not in f:
-            raise CalibError(f"{path}: has no {campaign!r} group (groups: {sorted(f)})")
-        g = f[campaign]
-        for name in REQUIRED.get(campaign, ("device_index",)):
-            if name not in g:
-                raise CalibError(f"{path}: {campaign}/{name} is missing")
-        try:
-            arrays = {
-                name: np.asarray(_complete_rows(g, ds))
-                for name, ds in g.items()
-                if isinstance(ds, h5py.Dataset)
-            }
-        except OSError as exc:
-            raise CalibError(f"{path}: {campaign} data cannot be read (truncated? {exc})") from None
-        units = {name: _text(ds.attrs["units"]) for name, ds in g.items() if "units" in ds.attrs}
-        attrs = {k: _attr(v) for k, v in g.attrs.items()}
-    for name, allowed in UNITS.items():
-        if name in arrays and units.get(name) not in allowed:
-            raise CalibError(
-                f"{path}: {campaign}/{name} has units {units.get(name)!r}; "
-                f"expected one of {allowed}"
-            )
-    n = arrays["device_index"].shape[0]
-    for name, arr in arrays.items():
-        if name in ("pulses", "time") and arr.ndim == 1:
-            continue  # one value per read, shared by all devices
-        if arr.ndim == 0 or arr.shape[0] != n:
-            rows = arr.shape[0] if arr.ndim else 0
-            raise CalibError(f"{path}: {campaign}/{name} has {rows} rows for {n} devices")
-    check_numeric(campaign, arrays, str(path))
-    _check_shapes(path, campaign, arrays)
-    check_campaign_values(campaign, arrays, units, str(path))  # the checks CSVs get too
-    return CampaignData(campaign, arrays, attrs, units, str(path))
-
-
-def _check_shapes(path: Path, campaign: str, a: dict[str, np.ndarray]) -> None:
-    n = a["device_index"].shape[0]
-    g = a["conductance"]
-    if campaign in ("pulse_response", "drift", "read_noise"):
-        if g.ndim != 2 or g.shape[0] != n:
-            raise CalibError(
-                f"{path}: {campaign}/conductance must be (devices, reads), got {g.shape}"
-            )
-        key = "pulses" if campaign == "pulse_response" else "time"
-        col = a[key]
-        if col.shape not in ((g.shape[1],), g.shape):
-            raise CalibError(
-                f"{path}: {campaign}/{key} shape {col.shape} does not match conductance {g.shape}"
-            )
-    elif g.shape != (n,):
-        raise CalibError(f"{path}: {campaign}/conductance must have one value per device")
-    if campaign == "pulse_response":
-        # NaN is allowed only as trailing padding of shorter per-device sequences.
-        pad = ~np.isfinite(g)
-        if pad.any():
-            first_pad = np.where(pad.any(1), pad.argmax(1), g.shape[1])
-            trailing = pad.sum(1) == g.shape[1] - first_pad
-            if not np.all(trailing):
-                bad = int(a["device_index"][~trailing][0])
-                raise CalibError(
-                    f"{path}: device {bad} has NaN reads inside its trace (only trailing padding "
-                    "of shorter sequences may be NaN)"
-                )
+    return CampaignFile(path, campaign).read_all()
 
 
 def read_pulse_response(path: str | Path, group: str = "pulse_response") -> CampaignData:
