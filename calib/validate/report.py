@@ -207,7 +207,11 @@ def _markdown(report: Mapping[str, Any]) -> str:
             "",
             f"Chip programming ({prog['n_devices']} devices per repeat): "
             f"{prog['mean_not_converged']:.1f} did not converge, {prog['mean_pruned']:.1f} "
-            f"cancelled as defective, {prog['mean_iterations']:.1f} iterations on average.",
+            f"cancelled as defective, {prog['mean_iterations']:.1f} iterations on average; "
+            f"verify band ±{prog['tolerance_s'] * 1e9:.3g} nS, final verify reads of the "
+            f"converged devices {prog['error_mean_s'] * 1e9:+.3g} ± "
+            f"{prog['error_std_s'] * 1e9:.3g} nS from their targets (mean ± std; the "
+            "simulated sources write pulsed devices exactly).",
         ]
     check = report.get("predictive_check")
     lines += ["", "## Predictive check of the preset's campaign", ""]

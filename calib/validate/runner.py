@@ -465,6 +465,9 @@ def _build_report(
             "mean_not_converged": float(np.mean([p["n_not_converged"] for p in programming])),
             "mean_pruned": float(np.mean([p["n_pruned"] for p in programming])),
             "mean_iterations": float(np.mean([p["mean_iterations"] for p in programming])),
+            "tolerance_s": programming[0]["tolerance_s"],
+            "error_mean_s": float(np.mean([p["error_mean_s"] for p in programming])),
+            "error_std_s": float(np.mean([p["error_std_s"] for p in programming])),
         }
     if check is not None:
         report["notes"].extend(check.notes)
