@@ -23,27 +23,29 @@ from instruments.emulator.server import running_emulator
 
 @pytest.mark.parametrize("kind", ["ecram", "reram"])
 def test_programmed_weights_are_unbiased_to_within_one_device_step(kind: str) -> None:
-    with running_emulator(kind, seed=3, shape=(64, 64)) as resource:
-        with ScpiCrossbarChip(resource) as chip:
-            preset = truth_preset(chip)
-            params = preset["device"]["parameters"]
-            g_offset = float(preset["device"]["g_offset_s"])
-            w_max = min(float(params["w_max"]), -float(params["w_min"]))
-            network_mapping = {
-                "g_offset_s": g_offset,
-                "scale_s": w_max,
-                "w_min_s": -w_max,
-                "w_max_s": w_max,
-            }
-            layer = nn.Linear(32, 16, bias=False)
-            with torch.no_grad():  # weights inside 80 % of every device's window
-                layer.weight.uniform_(-0.8, 0.8, generator=torch.Generator().manual_seed(0))
-            model = nn.Sequential(layer)
-            mapping = chip_mapping("pulsed", network_mapping, preset, 0.2, 32, 16)
-            settings = chip_programming("pulsed", kind, preset)
-            tiles = chip_tiles(model, mapping)
-            place_tiles(tiles, chip.shape, mapping, offset_seed=1)
-            summary = program_tiles(chip, tiles, mapping, settings)
+    with (
+        running_emulator(kind, seed=3, shape=(64, 64)) as resource,
+        ScpiCrossbarChip(resource) as chip,
+    ):
+        preset = truth_preset(chip)
+        params = preset["device"]["parameters"]
+        g_offset = float(preset["device"]["g_offset_s"])
+        w_max = min(float(params["w_max"]), -float(params["w_min"]))
+        network_mapping = {
+            "g_offset_s": g_offset,
+            "scale_s": w_max,
+            "w_min_s": -w_max,
+            "w_max_s": w_max,
+        }
+        layer = nn.Linear(32, 16, bias=False)
+        with torch.no_grad():  # weights inside 80 % of every device's window
+            layer.weight.uniform_(-0.8, 0.8, generator=torch.Generator().manual_seed(0))
+        model = nn.Sequential(layer)
+        mapping = chip_mapping("pulsed", network_mapping, preset, 0.2, 32, 16)
+        settings = chip_programming("pulsed", kind, preset)
+        tiles = chip_tiles(model, mapping)
+        place_tiles(tiles, chip.shape, mapping, offset_seed=1)
+        summary = program_tiles(chip, tiles, mapping, settings)
     dw_min = float(params["dw_min"])
     # The verify read of a converged device lies inside the band, so the mean error is
     # bounded by the band; a band of one device step bounds it by one step (the resolution
