@@ -11,12 +11,16 @@ reads themselves. Read noise is added to every read. Stuck devices (``population
 stay where they start.
 
 Weight units throughout (whatever units the population is in); float64 unless the
-population says otherwise.
+population says otherwise. Populations under :data:`PARALLEL_DEVICES` devices run on one torch
+thread (restored afterwards): below torch's own grain size the element-wise updates are
+serial anyway, and the random draws' parallel regions only synchronize (on a busy 2-core
+machine two threads made a 512-device campaign 10-60x slower; benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -24,7 +28,23 @@ import torch
 from simulator.devices.config import DevicePopulation
 from simulator.devices.pulses import affine_coefficients, apply_pulse_counts
 
-__all__ = ["simulate_reads"]
+__all__ = ["PARALLEL_DEVICES", "simulate_reads"]
+
+#: populations of at least this many devices keep torch's intra-op threads
+PARALLEL_DEVICES = 32768
+
+
+@contextmanager
+def _threads_for(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if n >= PARALLEL_DEVICES or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def simulate_reads(
@@ -44,6 +64,13 @@ def simulate_reads(
     over reads; every operation is vectorized over devices. Non-affine families are stepped
     pulse by pulse (no grouping of pulses within a read).
     """
+    with _threads_for(population.stuck.numel()):
+        return _simulate(
+            population, pulses, w0, generator, dw_min_std, write_noise, read_noise, mult_noise
+        )
+
+
+def _simulate(population, pulses, w0, generator, dw_min_std, write_noise, read_noise, mult_noise):
     params = population.params
     b_min, b_max = params["b_min"], params["b_max"]
     dtype = b_max.dtype

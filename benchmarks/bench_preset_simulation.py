@@ -1,0 +1,79 @@
+"""Time the simulation of a preset's pulse-response campaign (the predictive checks' cost).
+
+``fitting.synthetic.simulate_preset`` (the simulator's device model, torch on the CPU) on the
+example ReRAM preset's family fitted to ``datasets/examples/reram_pulse_response.h5``-like
+sizes: ``--devices`` devices, 600 single-pulse reads (300 up, 300 down). ``--compare
+FILE.py`` also times another module's ``simulate_preset`` (e.g. the numpy per-pulse
+implementation of an older commit: ``git show d2fc276~1:fitting/synthetic.py > /tmp/old.py``),
+interleaved round by round so that load changes hit both sides.
+
+    .venv/bin/python benchmarks/bench_preset_simulation.py --devices 64 512 4096 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+
+import numpy as np
+import torch
+
+from fitting.synthetic import simulate_preset
+
+PRESET = {  # soft-bounds, siemens around 50 µS (the shape of a fitted preset's device section)
+    "model": "soft-bounds",
+    "g_offset_s": 50e-6,
+    "read_noise_s": 0.3e-6,
+    "parameters": {
+        "dw_min": 0.2e-6,
+        "up_down": 0.05,
+        "w_max": 20e-6,
+        "w_min": -18e-6,
+        "dw_min_dtod": 0.2,
+        "up_down_dtod": 0.02,
+        "w_max_dtod": 0.1,
+        "w_min_dtod": 0.1,
+        "dw_min_std": 0.3,
+        "write_noise_std": 0.5,
+        "corrupt_devices_prob": 0.0,
+    },
+}
+PULSES = np.r_[0, np.ones(300, int), -np.ones(300, int)]
+
+
+def _load(path: str):
+    spec = importlib.util.spec_from_file_location("compared_synthetic", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.simulate_preset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, nargs="+", default=[64, 512, 4096])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    ap.add_argument("--compare", default=None, help="a file defining simulate_preset")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sides = {"simulator (torch)": simulate_preset}
+    if args.compare:
+        sides["compared"] = _load(args.compare)
+    for f in sides.values():  # warm-up (first torch call)
+        f(PRESET, PULSES, np.full(8, 45e-6), seed=0)
+    print(f"torch threads {torch.get_num_threads()}, {PULSES.size} reads, best of {args.rounds}")
+    for n in args.devices:
+        times: dict[str, list[float]] = {k: [] for k in sides}
+        for r in range(args.rounds):
+            for name, f in sides.items():
+                t = time.perf_counter()
+                f(PRESET, PULSES, np.full(n, 45e-6), seed=r)
+                times[name].append(time.perf_counter() - t)
+        cells = ", ".join(f"{k} {min(v) * 1e3:.0f} ms" for k, v in times.items())
+        print(f"{n:6d} devices: {cells}")
+
+
+if __name__ == "__main__":
+    main()
