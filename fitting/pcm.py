@@ -36,7 +36,7 @@ from fitting.pcm_data import (
     screen_devices,
 )
 from fitting.pcm_drift import DriftFit, fit_drift
-from fitting.pcm_model import PUBLISHED, clipped_log, min_power_q
+from fitting.pcm_model import PUBLISHED, clipped_log, evaluate_section, min_power_q
 from fitting.pcm_programming import (
     LevelErrors,
     ProgNoiseFit,
@@ -210,6 +210,18 @@ class PcmFit:
         out["notes"] = list(self.notes)
         out["time_origin"] = "end of each device's programming (t0 = first read time)"
         return out
+
+    def at_levels(self) -> dict[str, np.ndarray]:
+        """The fitted section at the fitted target levels (what the report's table shows).
+
+        ``g_target_s`` (S, the programming and drift levels) and σ_prog (S), μ_ν, σ_ν and
+        Q_s there (:func:`fitting.pcm_model.evaluate_section` of :meth:`section`).
+        """
+        levels = [self.prog.level_g_s] if self.prog is not None else []
+        if self.drift is not None:
+            levels.append(self.drift.levels.g_target_s)
+        g = np.unique(np.concatenate(levels)) if levels else np.array([])
+        return {"g_target_s": g, **evaluate_section(self.section(), g)}
 
     def _published_drift(self) -> dict[str, Any]:
         """Published clipped-log drift re-expressed for this g_max (b shifts by a·ln ratio)."""

@@ -265,12 +265,8 @@ def _summary(fit: PcmFit) -> str:
         "| g_T (µS) | σ_prog (µS) | μ_ν | σ_ν | Q_s |",
         "|---|---|---|---|---|",
     ]
-    levels = [fit.prog.level_g_s] if fit.prog is not None else []
-    if fit.drift is not None:
-        levels.append(fit.drift.levels.g_target_s)
-    g = np.unique(np.concatenate(levels)) if levels else np.array([])
-    ev = evaluate_section(sec, g)
-    for k, gk in enumerate(g):
+    ev = fit.at_levels()
+    for k, gk in enumerate(ev["g_target_s"]):
         lines.append(
             f"| {gk * 1e6:.4g} | {ev['sigma_prog_s'][k] * 1e6:.4g} | {ev['mu_nu'][k]:.4g} | "
             f"{ev['sigma_nu'][k]:.4g} | {ev['q_s'][k]:.4g} |"
