@@ -18,9 +18,10 @@ import numpy as np
 from calib.errors import CalibError
 from calib.io.checks import check_unique_ids
 from calib.io.hdf5 import CampaignFile
+from fitting.screening import chunks
 from fitting.traces import FitInputError, PulseTraces, check_pulse_directions
 
-__all__ = ["HDF5PulseSource"]
+__all__ = ["HDF5PulseSource", "sample_complete_traces"]
 
 GROUP = "pulse_response"
 
@@ -76,3 +77,51 @@ class HDF5PulseSource:
             g = g.astype(np.float64)
         pulses = arrays["pulses"] if arrays["pulses"].ndim == 2 else self.pulses_shared()
         return PulseTraces.piece(g, pulses, arrays["device_index"], self.path, self.units)
+
+
+def sample_complete_traces(
+    path: str | Path, max_devices: int, seed: int, chunk_devices: int = 4096
+) -> tuple[np.ndarray, np.ndarray, str, dict[str, int]]:
+    """Up to ``max_devices`` devices with every read finite, for a predictive check.
+
+    Returns ``(conductance, pulses, units, excluded)``: devices picked at random (seed
+    ``seed``, in file order) among those with a complete trace and the most common pulse
+    sequence, and the counts set aside. A dataset with one pulse sequence is read a chunk of
+    devices at a time (one pass for the finiteness, then the picked rows); per-device
+    sequences (CSV imports) are read whole.
+    """
+    from calib.fit_commands import load_pulse_traces
+
+    excluded: dict[str, int] = {}
+    rng = np.random.default_rng(seed)
+    if Path(path).suffix.lower() in (".h5", ".hdf5"):
+        source = HDF5PulseSource(path)
+        if len(source.file.shapes["pulses"]) == 1:
+            complete = np.concatenate(
+                [
+                    np.all(np.isfinite(source.read(sl).conductance_s), axis=1)
+                    for sl in chunks(source.n_devices, chunk_devices)
+                ]
+            )
+            rows = np.nonzero(complete)[0]
+            if (~complete).any():
+                excluded["missing reads"] = int((~complete).sum())
+            if rows.size > max_devices:
+                rows = rows[np.sort(rng.choice(rows.size, max_devices, replace=False))]
+            g = source.read(rows).conductance_s if rows.size else np.zeros((0, source.shape[1]))
+            return g, source.pulses_shared(), source.units, excluded
+    traces, _ = load_pulse_traces(path)
+    g, pulses = traces.conductance_s, traces.pulses
+    if pulses.ndim == 2:  # per-device sequences: keep the most common one
+        seqs, counts = np.unique(pulses, axis=0, return_counts=True)
+        keep = np.all(pulses == seqs[np.argmax(counts)], axis=1)
+        if (~keep).any():
+            excluded["different pulse sequence"] = int((~keep).sum())
+        g, pulses = g[keep], seqs[np.argmax(counts)]
+    complete = np.all(np.isfinite(g), axis=1)
+    if (~complete).any():
+        excluded["missing reads"] = int((~complete).sum())
+        g = g[complete]
+    if g.shape[0] > max_devices:
+        g = g[np.sort(rng.choice(g.shape[0], max_devices, replace=False))]
+    return g, pulses, traces.units, excluded

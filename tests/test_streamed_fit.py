@@ -21,7 +21,7 @@ import fitting.pulse_response as pulse_response
 from calib.errors import CalibError
 from calib.fit_commands import fit_pulse_response_file, load_pulse_traces
 from calib.io.hdf5 import CampaignFile, check_complete, read_campaign
-from calib.pulse_source import HDF5PulseSource
+from calib.pulse_source import HDF5PulseSource, sample_complete_traces
 from fitting import PulseTraces
 from fitting.chunked import DeviceEstimates
 from fitting.noise import NoiseSums
@@ -167,3 +167,23 @@ def test_fit_source_with_one_screening_piece_per_chunk_equals_one_pass(chip: Pat
         source, "soft-bounds", chunk_devices=128, n_boot=20, screen_pieces_of=1
     )
     _same_fit(pieces, one)
+
+
+def test_predictive_sample_of_a_file_is_read_in_chunks_and_equals_the_whole_read(
+    chip: Path, tmp_path: Path
+) -> None:
+    """calib validate's predictive check picks the same devices from a file read in chunks
+    as from the whole matrix (devices with missing reads set aside)."""
+    path = tmp_path / "padded.h5"
+    path.write_bytes(chip.read_bytes())
+    with h5py.File(path, "a") as f:
+        g = f["pulse_response/conductance"]
+        data = g[()]
+        data[[3, 70, 71], -5:] = np.nan  # shorter traces: trailing padding
+        g[...] = data
+    whole = read_campaign(path, "pulse_response").conductance_s
+    complete = np.nonzero(np.all(np.isfinite(whole), axis=1))[0]
+    picked = complete[np.sort(np.random.default_rng(9).choice(complete.size, 100, replace=False))]
+    g, pulses, units, excluded = sample_complete_traces(path, 100, 9, chunk_devices=64)
+    np.testing.assert_array_equal(g, whole[picked])
+    assert excluded == {"missing reads": 3} and units == "S" and pulses.ndim == 1

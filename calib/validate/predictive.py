@@ -127,29 +127,15 @@ def pulse_response_check(
     preset: Mapping[str, Any], path: str | Path, seed: int = 0, max_devices: int = 1024
 ) -> PredictiveCheck:
     """Predictive check of a pulsed preset against its pulse-response campaign."""
-    from calib.fit_commands import load_pulse_traces
+    from calib.pulse_source import sample_complete_traces
 
-    traces, _ = load_pulse_traces(path)
+    # a sample of complete traces; an HDF5 file is read a chunk of devices at a time
+    g, pulses, units, excluded = sample_complete_traces(path, max_devices, seed)
     device = preset.get("device") or {}
-    if traces.units != "S":
+    if units != "S":
         raise CalibError(f"{path}: the predictive check needs conductances in siemens")
-    g, pulses = traces.conductance_s, traces.pulses
-    excluded: dict[str, int] = {}
-    if pulses.ndim == 2:  # per-device sequences: keep the most common one
-        rows, counts = np.unique(pulses, axis=0, return_counts=True)
-        keep = np.all(pulses == rows[np.argmax(counts)], axis=1)
-        if (~keep).any():
-            excluded["different pulse sequence"] = int((~keep).sum())
-        g, pulses = g[keep], rows[np.argmax(counts)]
-    complete = np.all(np.isfinite(g), axis=1)
-    if (~complete).any():
-        excluded["missing reads"] = int((~complete).sum())
-        g = g[complete]
     if g.shape[0] == 0:
         raise CalibError(f"{path}: no device with a complete pulse-response trace")
-    rng = np.random.default_rng(seed)
-    if g.shape[0] > max_devices:
-        g = g[np.sort(rng.choice(g.shape[0], max_devices, replace=False))]
     with np.errstate(invalid="ignore", divide="ignore"):  # stuck devices: zero-width range
         simulated = simulate_preset(device, pulses, g[:, 0].astype(float), seed=seed + 1)
     span = measured_span(g)  # the data's span: extrapolated bounds must not shrink the score
