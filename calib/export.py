@@ -17,9 +17,11 @@ is reported under ``not_exported``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from calib.errors import CalibError
+from calib.presets import Preset, as_preset
 from simulator.devices.families import CATALOGUE, PULSED_FIELDS
 
 __all__ = ["AIHWKIT_CLASSES", "AIHWKIT_FIELDS", "aihwkit_device", "python_snippet"]
@@ -36,11 +38,18 @@ CONDUCTANCE_FIELDS = tuple(f.name for f in PULSED_FIELDS if f.kind == "conductan
 FIXED = {fam.aihwkit_class: dict(fam.export_fixed) for fam in CATALOGUE.values()}
 
 
-def aihwkit_device(preset: dict[str, Any], scale_s: float | None = None) -> dict[str, Any]:
-    """The aihwkit description of ``preset``'s device (see the module docstring)."""
-    device = preset["device"]
-    model = device["model"]
-    if model not in AIHWKIT_CLASSES:
+def aihwkit_device(
+    preset: Preset | Mapping[str, Any], scale_s: float | None = None
+) -> dict[str, Any]:
+    """The aihwkit description of ``preset``'s device (see the module docstring).
+
+    A :class:`~calib.presets.Preset` (from ``load_preset``) is used as validated; a plain
+    document is validated first (one-line :class:`CalibError`).
+    """
+    preset = as_preset(preset, "<preset>")
+    device = preset.device
+    model = preset.model
+    if device is None or model not in AIHWKIT_CLASSES:
         raise CalibError(
             f"preset device model {model!r} has no aihwkit counterpart; "
             f"exportable models: {', '.join(AIHWKIT_CLASSES)}"

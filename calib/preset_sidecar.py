@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from calib.errors import CalibError
+from simulator import preset_document as document
+from simulator.preset_document import REFERENCE_SCHEMA, DeferredArrays
 
 __all__ = [
     "INLINE_MAX_DEVICES",
@@ -46,19 +47,6 @@ SIDECAR_SUFFIX = ".devices.h5"
 SIDECAR_SCHEMA = "aimc-calib-preset-devices"
 SIDECAR_VERSION = 1
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-REFERENCE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["file", "format", "sha256", "n_devices", "arrays"],
-    "additionalProperties": False,
-    "properties": {
-        "file": {"type": "string", "minLength": 1},
-        "format": {"const": "hdf5"},
-        "sha256": {"type": "string", "pattern": _HEX64.pattern},
-        "n_devices": {"type": "integer", "minimum": 1},
-        "arrays": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-    },
-}
 #: conductance-valued arrays (their ``_se`` too) carry the preset's conductance unit
 _CONDUCTANCE = ("delta_up", "delta_down", "w_max", "w_min")
 
@@ -199,7 +187,7 @@ def _read_arrays(path: Path, reference: Mapping[str, Any]) -> dict[str, np.ndarr
     return out
 
 
-class SidecarArrays(Mapping[str, np.ndarray]):
+class SidecarArrays(DeferredArrays):
     """``per_device`` of a loaded preset whose arrays live in a sidecar, read on first access.
 
     Names and length are known without reading; ``arrays[name]`` or iterating the items reads
@@ -246,14 +234,10 @@ class SidecarArrays(Mapping[str, np.ndarray]):
 
 def check_reference(reference: Any, source: str) -> None:
     """The ``per_device_file`` reference has the documented fields (one-line error)."""
-    import jsonschema
-
     try:
-        jsonschema.validate(reference, REFERENCE_SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        where = f"per_device_file/{where}" if where else "per_device_file"
-        raise CalibError(f"{source}: invalid preset at {where}: {exc.message}") from None
+        document.check_reference(reference, source)
+    except document.PresetError as exc:
+        raise CalibError(str(exc)) from None
 
 
 def per_device_arrays(preset: Mapping[str, Any]) -> dict[str, np.ndarray] | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from calib.presets import make_preset, provenance
+from calib.presets import Preset, make_preset, provenance
 from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 
 __all__ = ["truth_preset"]
 
 
-def truth_preset(chip: ScpiCrossbarChip) -> dict:
+def truth_preset(chip: ScpiCrossbarChip) -> Preset:
     """The emulator's hidden device population as a validated preset document.
 
     The ``device`` section always; the ``pcm`` section (datasets/PRESET.md) for PCM chips.

@@ -16,19 +16,46 @@ parameters (REFERENCES.md [R3]): with gain g = 1 + σ_d2d·ξ and asymmetry r = 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import lmfit
 import numpy as np
 
 __all__ = [
+    "Estimate",
     "PairPopulation",
     "RandomEffect",
+    "estimate_fields",
+    "estimates_from_fields",
+    "estimates_from_section",
     "fast_random_effect",
     "fit_random_effect",
     "pair_population",
 ]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One reported quantity of a fit: its value, standard error and how that was obtained.
+
+    The one record from the fitter to the report: a preset's ``device`` section stores it
+    split over ``parameters`` (value), ``uncertainty`` (stderr) and ``uncertainty_method``
+    (method), datasets/PRESET.md; :func:`estimate_fields` and
+    :func:`estimates_from_section` convert both ways. ``value`` is a number, a flag or a
+    list (piecewise nodes); ``stderr`` None when no error is available (``method`` says why:
+    ``fisher``, ``bootstrap``, ``binomial``, ``not identified``, ``not available (...)``);
+    ``naive`` is, for a device-to-device spread, the plain standard deviation of the
+    per-device estimates (estimation noise not removed), same unit as ``value``. A
+    :class:`RandomEffect` (the population model of one per-device quantity) gives two: its
+    mean (e.g. ``w_max``) and its spread (``w_max_dtod`` = τ/|μ|, with ``naive_spread``).
+    """
+
+    value: Any
+    stderr: Any = None
+    method: str = ""
+    naive: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,49 @@ class RandomEffect:
     def spread_at_boundary(self) -> bool:
         """τ within 3 standard errors of 0: the Fisher standard error is not reliable."""
         return not (self.spread > 3.0 * self.spread_stderr)
+
+
+def estimates_from_fields(
+    parameters: Mapping[str, Any],
+    uncertainty: Mapping[str, Any],
+    method: Mapping[str, str],
+    naive: Mapping[str, float] | None = None,
+) -> dict[str, Estimate]:
+    """One :class:`Estimate` per parameter from the parallel dicts of a fit (same order)."""
+    naive = naive or {}
+    return {
+        name: Estimate(value, uncertainty.get(name), method.get(name, ""), naive.get(name))
+        for name, value in parameters.items()
+    }
+
+
+def estimate_fields(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, Any]]:
+    """``parameters``, ``uncertainty`` and ``uncertainty_method`` of a preset's ``device``
+    section (datasets/PRESET.md) from :class:`Estimate` records."""
+    return {
+        "parameters": {k: e.value for k, e in estimates.items()},
+        "uncertainty": {k: e.stderr for k, e in estimates.items()},
+        "uncertainty_method": {k: e.method for k, e in estimates.items() if e.method},
+    }
+
+
+def estimates_from_section(
+    device: Mapping[str, Any], diagnostics: Mapping[str, Any] | None = None
+) -> dict[str, Estimate]:
+    """The :class:`Estimate` records of a preset's ``device`` section (the inverse of
+    :func:`estimate_fields`); naive spreads from ``diagnostics`` (``naive_<name>``, the
+    preset's ``provenance/diagnostics``) where given."""
+    naive = {
+        k[len("naive_") :]: v
+        for k, v in (diagnostics or {}).items()
+        if k.startswith("naive_") and v is not None
+    }
+    return estimates_from_fields(
+        device.get("parameters") or {},
+        device.get("uncertainty") or {},
+        device.get("uncertainty_method") or {},
+        naive,
+    )
 
 
 def _clean(estimates: np.ndarray, stderrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

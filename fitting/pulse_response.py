@@ -28,8 +28,9 @@ devices, so memory stays bounded for 10⁵ devices):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -53,8 +54,11 @@ from fitting.family_fit import DeviceData, fit_devices, fit_per_device_shape, fi
 from fitting.gmm import DeviceFit
 from fitting.noise import estimate_noise, noise_sums
 from fitting.population import (
+    Estimate,
     PairPopulation,
     RandomEffect,
+    estimate_fields,
+    estimates_from_fields,
     fast_random_effect,
     fit_random_effect,
     pair_population,
@@ -94,24 +98,44 @@ SHAPE_SE_LIMIT = 0.15  # per-device γ (or ln γ) with a larger median error: sh
 
 @dataclass
 class PulseResponseFit:
-    """Result of a pulse-response fit: population, per-device values, noise, exclusions."""
+    """Result of a pulse-response fit: population, per-device values, noise, exclusions.
+
+    ``estimates`` holds each population parameter as one :class:`~fitting.population.Estimate`
+    (value, standard error, method, naive spread); ``parameters``, ``uncertainty`` and
+    ``uncertainty_method`` are read-only views of it in the preset's layout.
+    """
 
     model: str
     g_offset_s: float
-    parameters: dict[str, Any]
-    uncertainty: dict[str, Any]
+    estimates: dict[str, Estimate]
     per_device: dict[str, np.ndarray]
     read_noise_s: float
     n_devices: int
     excluded: dict[str, int]
     diagnostics: dict[str, float] = field(default_factory=dict)
-    uncertainty_method: dict[str, str] = field(default_factory=dict)
     model_selection: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     noise: dict[str, Any] = field(default_factory=dict)
     conductance_unit: str = "S"
     predictive: dict[str, float] = field(default_factory=dict)
     fit_status: dict[str, str] = field(default_factory=dict)
+    read_noise_stderr: float | None = None  # bootstrap over devices; None with one device
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        """Population values by aihwkit name (read-only view of ``estimates``)."""
+        return MappingProxyType(estimate_fields(self.estimates)["parameters"])
+
+    @property
+    def uncertainty(self) -> Mapping[str, Any]:
+        """Standard errors by name (None: not available), ``read_noise_s`` included."""
+        unc = estimate_fields(self.estimates)["uncertainty"]
+        return MappingProxyType({**unc, "read_noise_s": self.read_noise_stderr})
+
+    @property
+    def uncertainty_method(self) -> Mapping[str, str]:
+        """How each standard error was obtained (datasets/PRESET.md)."""
+        return MappingProxyType(estimate_fields(self.estimates)["uncertainty_method"])
 
     @property
     def n_fitted(self) -> int:
@@ -586,14 +610,12 @@ def combine_device_estimates(
     fit_obj = PulseResponseFit(
         model=chosen,
         g_offset_s=float(g0),
-        parameters=params,
-        uncertainty=unc,
+        estimates=estimates_from_fields(params, unc, method, pop["naive"]),
         per_device=per_device,
         read_noise_s=float(noise.read * scale),
         n_devices=ctx.source.n_devices,
         excluded=excluded,
         diagnostics=diagnostics,
-        uncertainty_method=method,
         model_selection=[s.as_dict() for s in scores],
         notes=notes,
         noise={
@@ -607,7 +629,7 @@ def combine_device_estimates(
         conductance_unit=ctx.source.units,
     )
     read_se = float(noise.read_se * scale)  # bootstrap over devices: none with one device
-    fit_obj.uncertainty["read_noise_s"] = read_se if np.isfinite(read_se) and read_se > 0 else None
+    fit_obj.read_noise_stderr = read_se if np.isfinite(read_se) and read_se > 0 else None
     if predictive_check:
         fit_obj.predictive = _predictive(fit_obj, ctx.source, seed=seed)
         fit_obj.diagnostics.update({f"predictive_{k}": v for k, v in fit_obj.predictive.items()})

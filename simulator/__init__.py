@@ -1,7 +1,8 @@
 """Vectorized torch simulator of analog tiles built from calibrated device models.
 
-Imports nothing from ``fitting``, ``calib`` or ``instruments``. Presets come in as plain
-dicts (datasets/PRESET.md); see :mod:`simulator.presets`.
+Imports nothing from ``fitting``, ``calib`` or ``instruments``. Presets come in as
+:class:`~simulator.preset_document.Preset` documents (validated once where they are built) or
+plain dicts in the datasets/PRESET.md layout; see :mod:`simulator.presets`.
 """
 
 import importlib
@@ -30,6 +31,7 @@ _EXPORTS = {
     "AnalogLinear": "simulator.layers",
     "AnalogSGD": "simulator.layers",
     "convert_to_analog": "simulator.layers",
+    "Preset": "simulator.preset_document",
     "PresetError": "simulator.presets",
     "analog_config": "simulator.presets",
     "device_config": "simulator.presets",
@@ -52,6 +54,7 @@ __all__ = [
     "IOParameters",
     "MappingParameters",
     "PCMNoiseModel",
+    "Preset",
     "PresetError",
     "PulsedDeviceConfig",
     "PulsedTile",

@@ -35,7 +35,7 @@ def test_large_per_device_arrays_validate_and_nan_becomes_null() -> None:
 
 @pytest.mark.parametrize(("bad", "message"), [("x", "numbers or null"), (True, "booleans")])
 def test_non_numeric_per_device_values_are_refused(bad, message: str) -> None:
-    preset = make_preset(DEVICE, provenance(None), per_device={"w_max": np.ones(4)})
+    preset = make_preset(DEVICE, provenance(None), per_device={"w_max": np.ones(4)}).to_dict()
     preset["per_device"]["w_max"][2] = bad
     with pytest.raises(CalibError, match=message):
         validate_preset(preset, "p.json")

@@ -44,7 +44,7 @@ def test_preset_roundtrip_with_provenance(tmp_path: Path) -> None:
     ],
 )
 def test_invalid_presets_are_refused_with_a_clear_message(tmp_path, mutate, message) -> None:
-    preset = make_preset(DEVICE, provenance(None))
+    preset = make_preset(DEVICE, provenance(None)).to_dict()
     mutate(preset)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(preset))

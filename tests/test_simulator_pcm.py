@@ -148,7 +148,7 @@ def test_invalid_pcm_sections_name_the_field(change: dict, message: str) -> None
     with pytest.raises(PresetError, match=message):
         pcm_noise_model({"pcm": section})
     with pytest.raises(PresetError, match="no 'pcm' section"):
-        pcm_noise_model({"device": {}})
+        pcm_noise_model({"device": {"model": "none", "parameters": {}, "g_offset_s": 1e-6}})
 
 
 def test_emulator_pcm_truth_section_is_understood() -> None:

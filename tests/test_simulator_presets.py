@@ -80,9 +80,10 @@ def test_per_device_arrays_are_resampled_onto_tiles() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda p: p.pop("device"), "no 'device' section"),
+        # the document checks are Preset.from_dict's, the same lines calib's load_preset gives
+        (lambda p: p.pop("device"), "'device' is a required property"),
         (lambda p: p["device"].update(model="none"), "not a simulator family"),
-        (lambda p: p["device"]["parameters"].pop("dw_min"), "lack 'dw_min'"),
+        (lambda p: p["device"]["parameters"].pop("dw_min"), "'dw_min' is a required property"),
         (lambda p: p["device"]["parameters"].update(dw_min=float("nan")), "dw_min"),
         (lambda p: p["device"]["parameters"].update(w_min=1e-5), "w_min < 0 < w_max"),
         (lambda p: p["device"]["parameters"].update(dw_min_std=-1.0), "dw_min_std"),
@@ -102,6 +103,8 @@ def test_calib_validation_turns_preset_errors_into_calib_errors() -> None:
     from calib.validation import device_config as calib_device_config
 
     with pytest.raises(CalibError, match="not a simulator family"):
+        calib_device_config({**PRESET, "device": {**PRESET["device"], "model": "none"}})
+    with pytest.raises(CalibError, match="'g_offset_s' is a required property"):
         calib_device_config({"device": {"model": "none", "parameters": {}}})
     with pytest.raises(PresetError, match="JSON object"):
         device_config([1, 2])

@@ -8,7 +8,6 @@ preset) with a :class:`CalibError` of one line; valid presets must still load.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -44,11 +43,12 @@ DEVICE = {
 
 
 def device_preset() -> dict:
-    return make_preset(copy.deepcopy(DEVICE), provenance(None), per_device={"w_max": [1e-5, 2e-5]})
+    preset = make_preset(DEVICE, provenance(None), per_device={"w_max": [1e-5, 2e-5]})
+    return preset.to_dict()  # an editable plain document (a Preset is read-only)
 
 
 def pcm_preset() -> dict:
-    preset = make_preset(copy.deepcopy(DEVICE), provenance(None), pcm=published_section())
+    preset = make_preset(DEVICE, provenance(None), pcm=published_section()).to_dict()
     preset["pcm"]["valid_range"] = {"g_min_s": 0.0, "g_max_s": 2.5e-5, "t_min_s": 20.0}
     return preset
 

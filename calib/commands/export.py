@@ -57,9 +57,8 @@ def export(
     if output is not None:  # the preset and its per-device sidecar are inputs
         check_output_file(output, [preset_path, sidecar_path(preset_path)], overwrite)
     preset = load_preset(preset_path)
-    device = preset.get("device")
-    has_device = bool(device) and device.get("model") not in (None, "none", "pcm")
-    if not has_device and "pcm" not in preset:
+    has_device = preset.kind in ("pulsed", "pulsed+pcm")
+    if preset.kind == "none":
         raise CalibError(f"{preset_path}: has neither an exportable device nor a pcm section")
     exported: dict = aihwkit_device(preset, scale_s=scale_s) if has_device else {}
     if "pcm" in preset:

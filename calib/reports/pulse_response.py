@@ -361,7 +361,7 @@ def _parameters(out, fit, unit, scale) -> Path:
         if key in steps_mean:
             mu = steps_mean[key]
             sd = p["dw_min"] * math.hypot(p["dw_min_dtod"], p.get("up_down_dtod", 0.0))
-        elif pop is not None and fit.uncertainty_method.get(pop[0]) != "not identified":
+        elif pop is not None and fit.estimates[pop[0]].method != "not identified":
             mu, sd = p[pop[0]], abs(p[pop[0]]) * p[pop[1]]
         if mu is not None and sd and sd > 0:
             grid = np.linspace(x.min(), x.max(), 200)
@@ -437,10 +437,10 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
         "| parameter | value | std. error | method | unit |",
         "|---|---|---|---|---|",
     ]
-    for name, value in fit.parameters.items():
+    for name, est in fit.estimates.items():
         lines.append(
-            f"| `{name}` | {_fmt(value)} | {_fmt(fit.uncertainty.get(name))} | "
-            f"{fit.uncertainty_method.get(name, '')} | {units.get(name, '')} |"
+            f"| `{name}` | {_fmt(est.value)} | {_fmt(est.stderr)} | "
+            f"{est.method} | {units.get(name, '')} |"
         )
     lines += ["", "## Noise", ""]
     for k, v in fit.noise.items():
@@ -484,9 +484,9 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
     md.write_text("\n".join(lines) + "\n")
     doc = {
         "model": fit.model,
-        "parameters": fit.parameters,
-        "uncertainty": fit.uncertainty,
-        "uncertainty_method": fit.uncertainty_method,
+        "parameters": dict(fit.parameters),  # the estimates in the preset's layout
+        "uncertainty": dict(fit.uncertainty),
+        "uncertainty_method": dict(fit.uncertainty_method),
         "units": units,
         "g_offset_s": fit.g_offset_s,
         "read_noise_s": fit.read_noise_s,

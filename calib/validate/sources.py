@@ -16,7 +16,6 @@ range, is exact at the nodes and linear in between: at most c/1600 relative erro
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from calib.errors import CalibError
 from simulator.devices.response import FAMILIES
+from simulator.preset_document import chip_technology
 
 __all__ = [
     "check_compatible",
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 PIECEWISE_NODES = 21
-_IDN_KIND = re.compile(r"AIMC-XBAR-([A-Z0-9]+)", re.IGNORECASE)
 
 
 def preset_kind(preset: Mapping[str, Any], label: str) -> str:
@@ -61,15 +60,7 @@ def technology(preset: Mapping[str, Any]) -> str | None:
     Read from the instrument identity in the provenance (``EMU,AIMC-XBAR-<KIND>``) or the
     emulator record of a truth preset; PCM inference presets are ``pcm``.
     """
-    prov = preset.get("provenance") or {}
-    emulator = prov.get("emulator") or {}
-    if isinstance(emulator, Mapping) and emulator.get("kind"):
-        return str(emulator["kind"]).lower()
-    for key in ("instrument_idn", "idn"):
-        match = _IDN_KIND.search(str(prov.get(key) or ""))
-        if match:
-            return match.group(1).lower()
-    return "pcm" if isinstance(preset.get("pcm"), Mapping) else None
+    return chip_technology(preset)  # the preset document's one reading of it
 
 
 def check_compatible(
