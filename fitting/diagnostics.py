@@ -1,7 +1,9 @@
 """Diagnostics of a finished fit in data units: residuals, step curves, simulated traces.
 
 These functions only read a :class:`~fitting.pulse_response.PulseResponseFit` and the
-traces; the report plots (``calib/reports``) are built on them.
+traces. :func:`report_material` gathers everything the fit report shows into one
+:class:`PulseFitFigures` record (the fit carries it as ``fit.figures``), so that the report
+(``calib/reports/pulse_response.py``) only renders.
 """
 
 from __future__ import annotations
@@ -19,16 +21,24 @@ from fitting.synthetic import simulate_preset
 from fitting.traces import PulseTraces
 
 __all__ = [
+    "MAX_SHOWN_DEVICES",
     "PairResiduals",
+    "PulseFitFigures",
+    "StepCurve",
+    "StepPairs",
     "device_values",
     "measured_span",
     "pair_residuals",
+    "report_material",
     "simulate_like",
     "step_curve",
 ]
 
 #: percentiles of a device's reads taken as its lower and upper plateau (as in screening)
 PLATEAU_PERCENTILES = (3.0, 97.0)
+
+#: fitted devices whose traces a report shows (evenly spaced over the fitted ones)
+MAX_SHOWN_DEVICES = 512
 
 
 def measured_span(conductance: np.ndarray) -> float:
@@ -158,3 +168,93 @@ def simulate_like(
                     section, pulses[idx[0]], first[idx], seed=seed + k, with_stuck=False
                 )
     return np.where(np.isfinite(g), out, np.nan)
+
+
+@dataclass
+class StepPairs:
+    """Pairs of one direction of the shown traces (data units): what a step plot bins."""
+
+    z: np.ndarray  # instrument read (regression-free abscissa)
+    y0: np.ndarray  # read before the pulses
+    increment: np.ndarray  # |y1 - y0| / pulses, per pulse
+    valid: np.ndarray  # a usable pair
+
+
+@dataclass
+class StepCurve:
+    """Expected |step| of the median device vs conductance, with the 10-90 % device band."""
+
+    conductance: np.ndarray  # data units (g_offset included)
+    median: np.ndarray
+    q10: np.ndarray
+    q90: np.ndarray
+
+
+@dataclass
+class PulseFitFigures:
+    """What the report of a pulse-response fit shows, in data units.
+
+    ``rows`` are the shown devices' rows in the traces (at most :data:`MAX_SHOWN_DEVICES`
+    fitted devices, evenly spaced), ``measured`` their reads and ``simulated`` the fitted
+    preset simulated from their first reads with their pulses (``pulses``: 1-d when every
+    device shares the sequence, else one row per shown device). ``step_pairs`` maps
+    ``"measured"``/``"simulated"`` and the direction (+1 up, -1 down) to the pairs of the
+    shown traces; ``step_curves`` the direction to the model's step curve; ``residuals``
+    are the pair residuals of every fitted device (up, then down).
+    """
+
+    rows: np.ndarray
+    measured: np.ndarray
+    simulated: np.ndarray
+    pulses: np.ndarray
+    shared_pulses: bool
+    step_pairs: dict[str, dict[int, StepPairs]]
+    step_curves: dict[int, StepCurve]
+    residuals: list[PairResiduals]
+
+    @property
+    def n_shown(self) -> int:
+        return int(self.rows.size)
+
+
+def shown_rows(traces: PulseTraces, fit: PulseResponseFit, max_devices: int) -> np.ndarray:
+    """Rows of at most ``max_devices`` fitted devices, evenly spaced over the fitted ones."""
+    order = np.argsort(traces.device_ids)
+    pos = order[np.searchsorted(traces.device_ids[order], fit.per_device["device_id"])]
+    pick = np.unique(np.linspace(0, pos.size - 1, min(pos.size, max_devices)).astype(int))
+    return pos[pick]
+
+
+def report_material(
+    traces: PulseTraces,
+    fit: PulseResponseFit,
+    seed: int = 0,
+    max_devices: int = MAX_SHOWN_DEVICES,
+) -> PulseFitFigures:
+    """Everything the fit report shows: shown traces and their simulation, pairs, curves.
+
+    ``seed`` seeds the simulation (the report's ``seed``; the preset is simulated with
+    ``seed + 11``).
+    """
+    rows = shown_rows(traces, fit, max_devices)
+    measured = traces.conductance_s[rows].astype(np.float64)
+    simulated = simulate_like(traces, fit, rows, seed=seed + 11)
+    pulses = traces.pulses_of(rows)
+    step_pairs: dict[str, dict[int, StepPairs]] = {}
+    for name, data in (("measured", measured), ("simulated", simulated)):
+        step_pairs[name] = {}
+        for sign in (1, -1):
+            b = build_pairs(data, pulses, sign)
+            inc = np.abs((b.y1 - b.y0) / b.n)
+            step_pairs[name][sign] = StepPairs(b.z, b.y0, inc, b.weight > 0)
+    curves = {sign: StepCurve(*step_curve(fit, sign > 0)) for sign in (1, -1)}
+    return PulseFitFigures(
+        rows,
+        measured,
+        simulated,
+        pulses,
+        bool(traces.shared_pulses),
+        step_pairs,
+        curves,
+        pair_residuals(traces, fit),
+    )
