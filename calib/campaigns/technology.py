@@ -8,7 +8,7 @@ are those of the emulator's chip kinds (``instruments/emulator/physics.py``, ``p
 * ReRAM: 1.2 V / 1 µs pulses; 200 up + 200 down pulses, 3 cycles cross its window;
 * ECRAM: 3 V / 10 ms pulses; its steps are ~0.02 µS on an 8 µS window, so a train needs
   ~400 pulses per direction (2 cycles of 400 up + 400 down, the recipe of
-  :mod:`calib.chain`, which meets the validation target where 200/200 does not);
+  :mod:`calib.recipes`, which meets the validation target where 200/200 does not);
 * PCM: 1 V / 100 ns SET pulses (gradual SET, abrupt RESET).
 """
 
