@@ -86,7 +86,7 @@ def _inline_json_mb(preset: Path) -> float:
     sys.path.insert(0, str(ROOT))
     from calib.presets import _clean, json_text, load_preset
 
-    doc = load_preset(preset)
+    doc = load_preset(preset).to_dict()  # an editable copy of the read-only Preset
     doc.pop("per_device_file", None)
     doc["per_device"] = {k: _clean(v.tolist()) for k, v in doc["per_device"].items()}
     return len(json_text(doc, str(preset)).encode()) / 1e6

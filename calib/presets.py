@@ -129,6 +129,8 @@ def as_preset(preset: Any, source: str) -> Preset:
 def json_text(doc: Any, what: str, indent: int | None = 2) -> str:
     """``doc`` as strict JSON (no NaN/Infinity); :class:`CalibError` naming the first
     non-finite value otherwise. Every JSON document the toolkit writes goes through here."""
+    if isinstance(doc, Preset):
+        doc = doc.to_dict()
     bad = first_non_finite(doc)
     if bad is not None:
         raise CalibError(f"{what}: {bad[0]} is {bad[1]}, not a finite number; nothing written")

@@ -368,12 +368,14 @@ def as_preset(preset: Any, source: str = "<preset>") -> Preset:
 
 
 def _copy_array(values: Any) -> Any:
+    """A list copied (pointers only); a numpy array as a read-only view (no copy: a chip's
+    arrays can be hundreds of MB, and the fitter hands them over)."""
     if isinstance(values, list):
         return list(values)
     if isinstance(values, np.ndarray):
-        arr = values.copy()
-        arr.flags.writeable = False
-        return arr
+        view = values.view()
+        view.flags.writeable = False
+        return view
     return values
 
 

@@ -15,7 +15,7 @@ import pytest
 from calib.cli import main
 from calib.errors import CalibError
 from calib.export import aihwkit_device
-from calib.presets import load_preset, make_preset, provenance, save_preset
+from calib.presets import json_text, load_preset, make_preset, provenance, save_preset
 from fitting.population import Estimate, estimate_fields, estimates_from_section
 from simulator import preset_document
 from simulator.preset_document import Preset, PresetError
@@ -41,6 +41,7 @@ def test_a_preset_written_before_the_type_loads_and_saves_byte_identical(tmp_pat
     assert preset["device"]["uncertainty_method"]["dw_min"] == "fisher"
     out = save_preset(preset, tmp_path / "again.json")
     assert out.read_text() == OLD_FITTED.read_text()  # the on-disk format is unchanged
+    assert json_text(preset, "again") + "\n" == OLD_FITTED.read_text()
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,19 @@ def test_large_chip_arrays_go_to_a_sidecar_bit_identical_and_the_json_stays_smal
         assert fh["delta_up"].attrs["units"] == "S" and fh["delta_up"].compression == "gzip"
 
 
+def test_a_sidecar_preset_stays_unread_through_export_and_population_tiles(large: Path) -> None:
+    from calib.export import aihwkit_device
+    from simulator.preset_document import Preset
+
+    loaded = load_preset(large)
+    assert isinstance(loaded, Preset) and loaded.per_device is loaded["per_device"]
+    aihwkit_device(loaded)
+    AnalogTile(4, 4, analog_config(loaded), seed=0)  # population draws: no per-device arrays
+    assert not loaded.per_device.loaded
+    analog_config(loaded, use_per_device=True)  # the measured devices: read now
+    assert loaded.per_device.loaded
+
+
 def test_small_chips_keep_inline_arrays(tmp_path: Path) -> None:
     path = tmp_path / "small.json"
     save_preset(_preset(INLINE_MAX_DEVICES), path)
