@@ -106,10 +106,12 @@ def fit_pulse_response_file(
     path = save_preset(preset, output)
     if report_dir is not None:
         from calib.reports.pulse_response import write_pulse_response_report
+        from fitting.diagnostics import report_material
 
-        if traces is None:  # the plots need the traces themselves
+        if traces is None:  # the figures need the traces themselves
             traces, _ = load_pulse_traces(input_path, units)
-        write_pulse_response_report(report_dir, traces, fit, preset, seed=seed)
+        fit.figures = report_material(traces, fit, seed=seed)  # the report only renders
+        write_pulse_response_report(report_dir, fit, preset)
     return path, fit
 
 

@@ -8,6 +8,8 @@ device is Δ(1 − w/b), written out here).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,41 @@ def test_the_figures_carry_the_shown_traces_their_simulation_and_the_model_curve
     pairs = fig.step_pairs["measured"][1]
     assert pairs.valid.sum() > 0.9 * fig.n_shown * np.sum(PULSES > 0)
     assert np.median(pairs.increment[pairs.valid]) > 0
+
+
+PRESET = {"provenance": {"input_file": "x.h5", "input_sha256": "0" * 64, "created": "now"}}
+
+
+def test_the_report_renders_the_fit_figures_without_calling_the_fitter(
+    fitted, tmp_path, monkeypatch
+) -> None:
+    import calib.reports.pulse_response as report
+    import fitting.diagnostics as diagnostics
+    import fitting.pairs as pairs
+
+    traces, fit = fitted
+    fit = dataclasses.replace(fit)
+    fit.figures = report_material(traces, fit, seed=0)
+
+    def call_back(*args, **kwargs):
+        raise AssertionError("the report called back into the fitter")
+
+    for name in ("simulate_like", "pair_residuals", "step_curve", "report_material"):
+        monkeypatch.setattr(diagnostics, name, call_back)
+        monkeypatch.setattr(report, name, call_back, raising=False)
+    monkeypatch.setattr(pairs, "build_pairs", call_back)
+    files = report.write_pulse_response_report(tmp_path, fit, PRESET)
+    names = {f.name for f in files}
+    assert {"mean_trace.png", "step_vs_conductance.png", "residuals.png"} <= names
+    assert {"parameters.png", "summary.md", "summary.json"} <= names
+
+
+def test_a_fit_without_figures_gets_a_one_line_error(fitted, tmp_path) -> None:
+    from calib.reports.pulse_response import write_pulse_response_report
+
+    fit = dataclasses.replace(fitted[1])
+    fit.figures = None
+    with pytest.raises(ValueError, match=r"no report figures.*report_material") as err:
+        write_pulse_response_report(tmp_path, fit, PRESET)
+    assert "\n" not in str(err.value)
+    assert not any(tmp_path.iterdir())  # nothing written

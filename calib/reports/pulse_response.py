@@ -13,6 +13,10 @@ Plots (matplotlib, Agg backend):
                              autocorrelation by lag, and the mean residual vs conductance
 ``parameters.png``           per-device parameter histograms with the fitted population
 ``model_selection.png``      ΔBIC of every family (``--model auto`` only)
+
+The report only renders: the traces shown, their simulation, the pairs, residuals and step
+curves are the fit's own :class:`~fitting.diagnostics.PulseFitFigures` (``fit.figures``,
+made by :func:`fitting.diagnostics.report_material`).
 """
 
 from __future__ import annotations
@@ -25,13 +29,11 @@ from typing import Any
 import numpy as np
 
 from calib.figures import save_figure
-from fitting.diagnostics import pair_residuals, simulate_like, step_curve
+from fitting.diagnostics import PulseFitFigures
 from fitting.pulse_response import PulseResponseFit
-from fitting.traces import PulseTraces
 
 __all__ = ["write_pulse_response_report"]
 
-MAX_PLOT_DEVICES = 512
 UP_COLOR, DOWN_COLOR, MODEL_COLOR = "#1f77b4", "#d62728", "#2ca02c"
 
 
@@ -46,25 +48,25 @@ def _plt():
 
 
 def write_pulse_response_report(
-    report_dir: str | Path,
-    traces: PulseTraces,
-    fit: PulseResponseFit,
-    preset: dict[str, Any],
-    seed: int = 0,
+    report_dir: str | Path, fit: PulseResponseFit, preset: dict[str, Any]
 ) -> list[Path]:
-    """Write the plots and summaries of ``fit`` to ``report_dir``; returns the files."""
+    """Write the plots and summaries of ``fit`` to ``report_dir``; returns the files.
+
+    ``fit.figures`` must hold what the plots show (:func:`fitting.diagnostics.report_material`).
+    """
+    figures: PulseFitFigures | None = getattr(fit, "figures", None)
+    if figures is None:
+        raise ValueError(
+            "the fit carries no report figures: set fit.figures = "
+            "fitting.diagnostics.report_material(traces, fit, seed) first"
+        )
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    order = np.argsort(traces.device_ids)
-    pos = order[np.searchsorted(traces.device_ids[order], fit.per_device["device_id"])]
-    rows = pos[np.unique(np.linspace(0, pos.size - 1, min(pos.size, MAX_PLOT_DEVICES)).astype(int))]
     unit, scale = _unit(fit)
-    measured = traces.conductance_s[rows].astype(np.float64)
-    simulated = simulate_like(traces, fit, rows, seed=seed + 11)
     files = [
-        _mean_trace(out, traces, rows, measured, simulated, unit, scale, fit.n_fitted),
-        _steps(out, traces, fit, rows, measured, simulated, unit, scale),
-        _residuals(out, traces, fit, unit, scale),
+        _mean_trace(out, figures, unit, scale, fit.n_fitted),
+        _steps(out, fit, figures, unit, scale),
+        _residuals(out, figures, unit, scale),
         _parameters(out, fit, unit, scale),
     ]
     if len(fit.model_selection) > 1:
@@ -134,24 +136,25 @@ def _band(ax, x, data, color, label, style="-"):
     ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.18, lw=0)
 
 
-def _mean_trace(out, traces, rows, measured, simulated, unit, scale, n_fitted) -> Path:
+def _mean_trace(out, figures: PulseFitFigures, unit, scale, n_fitted) -> Path:
+    measured, simulated, n_shown = figures.measured, figures.simulated, figures.n_shown
     plt = _plt()
     fig = plt.figure(figsize=(11, 7.5))
     grid = fig.add_gridspec(2, 2, height_ratios=[1.1, 1])
     ax = fig.add_subplot(grid[0, :])
     x = np.arange(measured.shape[1])
-    if traces.shared_pulses:
+    if figures.shared_pulses:
         _band(ax, x, measured / scale, "black", "measured mean ± 1 sd (devices)")
         _band(ax, x, simulated / scale, MODEL_COLOR, "fitted preset, simulated", "--")
-        for a, b in _branches(traces.pulses, 1):
+        for a, b in _branches(figures.pulses, 1):
             ax.axvspan(a, b, color=UP_COLOR, alpha=0.05, lw=0)
-        for a, b in _branches(traces.pulses, -1):
+        for a, b in _branches(figures.pulses, -1):
             ax.axvspan(a, b, color=DOWN_COLOR, alpha=0.05, lw=0)
         ax.set_title(
-            f"Mean trace of {_shown(rows.size, n_fitted)} (blue: up pulses, red: down pulses)"
+            f"Mean trace of {_shown(n_shown, n_fitted)} (blue: up pulses, red: down pulses)"
         )
     else:  # every device has its own sequence: show a few traces and their simulations
-        pick = np.unique(np.linspace(0, rows.size - 1, min(rows.size, 12)).astype(int))
+        pick = np.unique(np.linspace(0, n_shown - 1, min(n_shown, 12)).astype(int))
         for n, i in enumerate(pick):
             ax.plot(
                 x,
@@ -169,11 +172,11 @@ def _mean_trace(out, traces, rows, measured, simulated, unit, scale, n_fitted) -
                 lw=1,
                 label="fitted preset, simulated" if n == 0 else None,
             )
-        ax.set_title(f"{pick.size} of {rows.size} traces (each device has its own pulse sequence)")
+        ax.set_title(f"{pick.size} of {n_shown} traces (each device has its own pulse sequence)")
     ax.set_xlabel("read index")
     ax.set_ylabel(f"conductance ({unit})")
     ax.legend(loc="best", fontsize=9)
-    pulses = traces.pulses_of(rows)
+    pulses = figures.pulses
     for col, (sign, name, color) in enumerate(((1, "up", UP_COLOR), (-1, "down", DOWN_COLOR))):
         axd = fig.add_subplot(grid[1, col])
         meas = _branch_stack(measured, pulses, sign)
@@ -208,22 +211,18 @@ def _binned(z, y0, inc, valid, n_bins=24):
     return mx, my, np.sqrt(np.maximum(var, 0) / cnt[keep])
 
 
-def _steps(out, traces, fit, rows, measured, simulated, unit, scale) -> Path:
-    from fitting.pairs import build_pairs
-
+def _steps(out, fit, figures: PulseFitFigures, unit, scale) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    pulses = traces.pulses_of(rows)
     for ax, (sign, name, color) in zip(
         axes, ((1, "up", UP_COLOR), (-1, "down", DOWN_COLOR)), strict=True
     ):
-        for data, label, mk, col in (  # simulated first: the measured points stay on top
-            (simulated, "simulated preset", "s", MODEL_COLOR),
-            (measured, "measured", "o", color),
+        for source, label, mk, col in (  # simulated first: the measured points stay on top
+            ("simulated", "simulated preset", "s", MODEL_COLOR),
+            ("measured", "measured", "o", color),
         ):
-            b = build_pairs(data, pulses, sign)
-            inc = np.abs((b.y1 - b.y0) / b.n)
-            res = _binned(b.z, b.y0, inc, b.weight > 0)
+            b = figures.step_pairs[source][sign]
+            res = _binned(b.z, b.y0, b.increment, b.valid)
             if res is not None:
                 mx, my, se = res
                 ax.errorbar(
@@ -238,7 +237,8 @@ def _steps(out, traces, fit, rows, measured, simulated, unit, scale) -> Path:
                     alpha=0.9,
                     zorder=3 if label == "measured" else 2,
                 )
-        g, q50, q10, q90 = step_curve(fit, sign > 0)
+        curve = figures.step_curves[sign]
+        g, q50, q10, q90 = curve.conductance, curve.median, curve.q10, curve.q90
         ax.plot(g / scale, q50 / scale, "-", color="black", lw=1.4, label="model, median device")
         ax.fill_between(
             g / scale,
@@ -254,7 +254,7 @@ def _steps(out, traces, fit, rows, measured, simulated, unit, scale) -> Path:
         ax.set_title(f"{name} pulses: step vs conductance ({fit.model})")
         ax.set_ylim(bottom=0)
         ax.legend(loc="best", fontsize=8)
-    fig.suptitle(_shown(rows.size, fit.n_fitted), fontsize=10)
+    fig.suptitle(_shown(figures.n_shown, fit.n_fitted), fontsize=10)
     fig.tight_layout()
     path = out / "step_vs_conductance.png"
     path = save_figure(fig, path)
@@ -262,9 +262,9 @@ def _steps(out, traces, fit, rows, measured, simulated, unit, scale) -> Path:
     return path
 
 
-def _residuals(out, traces, fit, unit, scale) -> Path:
+def _residuals(out, figures: PulseFitFigures, unit, scale) -> Path:
     plt = _plt()
-    res = pair_residuals(traces, fit)
+    res = figures.residuals
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     std = np.concatenate([r.standardized[r.valid] for r in res])
     std = std[np.isfinite(std)]
