@@ -100,3 +100,40 @@ def censored_random_effect(
         naive,
         int(x.size + c.size),
     )
+
+
+def folded_gain_moments(sigma: float) -> tuple[float, float]:
+    """Mean and SD of |1 + σξ|, ξ ~ N(0, 1): aihwkit's device gain.
+
+    aihwkit 1.2.0 draws a device's gain g = 1 + dw_min_dtod·ξ and, under its default
+    ``enforce_consistency``, keeps |dw_min·(g ± r + bias)| (``PulsedRPUDevice::populate``,
+    src/rpucuda/rpu_pulsed_device.cpp): the measured gains are a folded normal.
+    """
+    if sigma <= 0:
+        return 1.0, 0.0
+    mean = sigma * np.sqrt(2.0 / np.pi) * np.exp(-0.5 / sigma**2) + special.erf(
+        1.0 / (sigma * np.sqrt(2.0))
+    )
+    return float(mean), float(np.sqrt(max(1.0 + sigma**2 - mean**2, 0.0)))
+
+
+def unfolded_gain_spread(cv: float) -> tuple[float, float]:
+    """aihwkit's ``dw_min_dtod`` σ whose folded gain |1 + σξ| has coefficient of variation
+    ``cv``, and the mean E|1 + σξ| (the measured mean step is dw_min times it).
+
+    The fold matters from σ ≈ 0.4 (σ = 0.6 gives cv 0.545, mean 1.024); cv grows with σ
+    towards that of a half-normal, √(π/2 − 1) = 0.756; a cv at or beyond it has no
+    folded-normal σ and is returned unchanged (mean 1).
+    """
+    if not np.isfinite(cv) or cv <= 0:
+        return cv, 1.0
+
+    def excess(s: float) -> float:
+        m, sd = folded_gain_moments(s)
+        return sd / m - cv
+
+    hi = 50.0
+    if excess(hi) <= 0:
+        return cv, 1.0
+    sigma = float(optimize.brentq(excess, cv * 0.5, hi, xtol=1e-10))
+    return sigma, folded_gain_moments(sigma)[0]

@@ -28,7 +28,7 @@ import numpy as np
 from fitting.families import FamilyModel
 from fitting.pairs import PairBlock
 
-__all__ = ["DeviceFit", "GmmProblem", "clear_of_bounds", "predict_increment"]
+__all__ = ["DeviceFit", "GmmProblem", "clear_of_bounds", "predict_increment", "read_noise_sd"]
 
 #: instruments per direction: Hermite polynomials of degree 0..5 of the instrument read. Fewer
 #: (e.g. 4) cannot resolve local shape features such as piecewise-step nodes.
@@ -100,11 +100,7 @@ def clear_of_bounds(
         d = (b.y1 - b.y0) / b.n
         cnt = np.maximum(w.sum(axis=1), 1.0)
         mean = (d * w).sum(axis=1) / cnt
-        both = (w[:, 1:] * w[:, :-1]) * b.contiguous
-        dc = d - mean[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            lag = (dc[:, 1:] * dc[:, :-1] * both).sum(axis=1) / both.sum(axis=1)
-        sd = float(np.sqrt(max(-np.nanmedian(lag), 0.0)))
+        sd = read_noise_sd(b)
         step = float(np.nanmedian(np.abs(mean)))
         margin = n_sd * sd + 2.0 * step
         near = b.z > hi[:, None] - margin if b.direction > 0 else b.z < lo[:, None] + margin
@@ -123,6 +119,25 @@ def clear_of_bounds(
             level = (b.y1 * w * near).sum(axis=1) / (w * near).sum(axis=1)
         bounds["b_max" if b.direction > 0 else "b_min"] = np.where(sits, level, np.nan)
     return out, bounds
+
+
+def read_noise_sd(block: PairBlock) -> float:
+    """Read-noise SD of a block's devices (median over devices), from the data alone.
+
+    Increments of one direction have lag-1 covariance −σ²_read (an MA(1) from the shared
+    read), so σ ≥ sqrt(−cov) per device; 0 when no device has contiguous pairs.
+    """
+    w = block.weight
+    d = (block.y1 - block.y0) / block.n
+    cnt = np.maximum(w.sum(axis=1), 1.0)
+    mean = (d * w).sum(axis=1) / cnt
+    both = (w[:, 1:] * w[:, :-1]) * block.contiguous
+    dc = d - mean[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lag = (dc[:, 1:] * dc[:, :-1] * both).sum(axis=1) / both.sum(axis=1)
+    if not np.any(np.isfinite(lag)):
+        return 0.0
+    return float(np.sqrt(max(-np.nanmedian(lag), 0.0)))
 
 
 @dataclass

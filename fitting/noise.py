@@ -10,7 +10,16 @@ a_k = F_n'(y_k) the contraction of the map. Hence (REFERENCES.md [R15])
     E[u_k·u_{k+1}] = −a_{k+1}·σ_na²           (contiguous pairs)
 
 so the lag-1 autocovariance gives σ_na² and the rest of the variance gives σ_c². Pairs that
-hit a hard bound (clipping truncates the step noise) are left out. Read noise alone shows in
+hit a hard bound (clipping truncates the step noise) are left out.
+
+With read noise much larger than one step's c2c noise (aihwkit's defaults: σ_c·Δ ≈ 0.003 of
+the range against σ_read ≈ 0.01), one pair carries almost no c2c information: σ_c² is a
+difference of two numbers 30-100 times larger. Windows of m consecutive pairs of one
+sweep (the m-pulse map applied to the window's first read) obey the same equation,
+E[u_m²] = σ_c²·v_m + σ_na²·(1 + a_m²) with v_m ≈ m·Δ², so the c2c part grows m-fold against
+the same read noise: σ_c² comes from the window length with the smallest estimated error
+(:data:`WINDOWS`), σ_na² from the lag-1 equations. Windows that end near a clipping
+bound are left out (a clip at a noisy read truncates the c2c noise). Read noise alone shows in
 repeated reads with no pulse in between (variance 2σ_read²); without such reads, write
 noise cannot be told from read noise and the non-accumulating part is reported as read
 noise unless the read noise is known from elsewhere.
@@ -27,10 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from fitting.families import FamilyModel
-from fitting.gmm import predict_increment
+from fitting.gmm import predict_increment, read_noise_sd
 from fitting.pairs import PairBlock, RepeatReads
 
 __all__ = ["NoiseEstimate", "NoiseSums", "estimate_noise", "noise_sums", "pair_statistics"]
+
+#: window lengths (pulses) of the c2c moment equations besides single pairs
+WINDOWS = (4, 8, 16, 32)
 
 
 @dataclass
@@ -48,6 +60,11 @@ class NoiseSums:
     rep: np.ndarray  # Σ (repeat-read differences)²
     n_rep: np.ndarray  # repeat-read differences
     n_fit: np.ndarray  # per-device parameters fitted to these residuals (their leverage)
+    # the same Σ u², Σ (1 + a²), Σ v and count over windows of WINDOWS[i] pulses, (n_dev, W)
+    uu_w: np.ndarray
+    one_a2_w: np.ndarray
+    v_w: np.ndarray
+    n_w: np.ndarray
 
     @staticmethod
     def concat(parts: Sequence[NoiseSums]) -> NoiseSums:
@@ -137,7 +154,128 @@ def noise_sums(
         rep = np.zeros(n_dev)
         n_rep = np.zeros(n_dev)
     n_fit = np.zeros(n_dev) if n_fit is None else np.asarray(n_fit, dtype=float)
-    return NoiseSums(rep=rep, n_rep=n_rep, n_fit=n_fit, **acc)
+    win = {k: np.zeros((n_dev, len(WINDOWS))) for k in ("uu_w", "one_a2_w", "v_w", "n_w")}
+    for i, m in enumerate(WINDOWS):
+        for b in blocks:
+            wb = _windows(b, m)
+            if wb is None:
+                continue
+            st = _window_statistics(model, wb, values)
+            ok = st.ok & _clear_of_clip(model, wb, st, values, read_noise_sd(b))
+            okf = ok.astype(float)
+            u = st.u * okf
+            win["uu_w"][:, i] += dot(u, u)
+            win["one_a2_w"][:, i] += okf.sum(axis=1) + dot(st.a * okf, st.a)
+            win["v_w"][:, i] += dot(st.v, okf)
+            win["n_w"][:, i] += okf.sum(axis=1)
+    return NoiseSums(rep=rep, n_rep=n_rep, n_fit=n_fit, **acc, **win)
+
+
+def _windows(block: PairBlock, m: int) -> PairBlock | None:
+    """Windows of ``m`` consecutive contiguous pairs of ``block`` (one pair per window).
+
+    Windows start at every m-th pair of a run of contiguous pairs (non-overlapping); a
+    window is kept at the column of its first pair, from that pair's y0 to the last pair's
+    y1, with the summed pulse count; every other column gets weight 0. None when no run
+    is m pairs long.
+    """
+    n_dev, p = block.y0.shape
+    if p < m:
+        return None
+    col = np.arange(p)
+    brk = np.ones((n_dev, p), dtype=bool)
+    brk[:, 1:] = ~block.contiguous
+    run_start = np.maximum.accumulate(np.where(brk, col, 0), axis=1)
+    pos = col - run_start
+    end = np.minimum(col + m - 1, p - 1)
+    same_run = np.take_along_axis(run_start, np.broadcast_to(end, (n_dev, p)), axis=1)
+    good = np.cumsum(block.weight > 0, axis=1)
+    n_cum = np.cumsum(block.n, axis=1)
+
+    def window_sum(c: np.ndarray) -> np.ndarray:  # Σ over columns j..j+m−1
+        before = np.where(col > 0, np.roll(c, 1, axis=1), 0)
+        before[:, 0] = 0
+        return np.take_along_axis(c, np.broadcast_to(end, (n_dev, p)), axis=1) - before
+
+    keep = (pos % m == 0) & (col + m - 1 < p) & (same_run == run_start) & (window_sum(good) == m)
+    if not keep.any():
+        return None
+    y1 = np.take_along_axis(block.y1, np.broadcast_to(end, (n_dev, p)), axis=1)
+    n = np.where(keep, window_sum(n_cum), 1)
+    return PairBlock(
+        block.direction,
+        block.y0,
+        y1,
+        block.z,
+        n.astype(np.int64),
+        keep.astype(float),
+        np.where(keep, block.read_index, -1),
+        np.zeros((n_dev, max(p - 1, 0)), dtype=bool),
+        np.zeros((n_dev, max(p - 1, 0)), dtype=bool),
+        tuple(int(c) for c in np.unique(n[keep])),
+    )
+
+
+def _window_statistics(
+    model: FamilyModel, block: PairBlock, values: Mapping[str, object], h: float = 1e-6
+) -> PairStatistics:
+    """:func:`pair_statistics` of multi-pulse windows, pulse by pulse.
+
+    The c2c noise of pulse j reaches the window's end contracted by the later pulses, so
+    v = Σ_j step_j²·Π_{l>j} a_l² (a_l = 1 + step'(w_l)), and the window's contraction is
+    a = Π_l a_l; pairs that the mean map clips at any pulse are not ``ok``.
+    """
+    params = model.step_params(values)
+    up = block.direction > 0
+    lo, hi = params["b_min"], params["b_max"]
+    w = block.y0.copy()
+    a = np.ones_like(w)
+    v = np.zeros_like(w)
+    clipped = np.zeros(w.shape, dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for j in range(block.max_pulses):
+            live = block.n > j
+            step = model.step(w, up, values)
+            slope = 1.0 + (model.step(w + h, up, values) - step) / h
+            new = w + step
+            if model.clip:
+                bounded = np.minimum(np.maximum(new, lo), hi)
+                clipped |= live & (bounded != new)
+                new = bounded
+            w = np.where(live, new, w)
+            v = np.where(live, v * slope**2 + step**2, v)
+            a = np.where(live, a * slope, a)
+    u = (block.y1 - block.y0) - (w - block.y0)
+    valid = (block.weight > 0) & np.isfinite(u) & np.isfinite(a) & np.isfinite(v)
+    for arr in (u, a, v):
+        arr[~valid] = 0.0
+    return PairStatistics(u, a, v, valid & ~clipped, valid)
+
+
+def _clear_of_clip(
+    model: FamilyModel,
+    block: PairBlock,
+    st: PairStatistics,
+    values: Mapping[str, object],
+    sd: float,
+) -> np.ndarray:
+    """Windows that run three read-noise SDs (``sd``) clear of a clipping bound.
+
+    The clip is evaluated at the noisy first read: a window that truly reaches the bound
+    while the prediction does not (or the other way round) truncates its c2c noise. The
+    window's course is judged from its instrument read z (the read before its first read,
+    independent of the window's own read and c2c noise, so the selection does not bias
+    its moments) and the predicted travel.
+    """
+    if not model.clip:
+        return np.ones(block.y0.shape, dtype=bool)
+    params = model.step_params(values)
+    lo = np.broadcast_to(np.asarray(params["b_min"], dtype=float), block.y0.shape)
+    hi = np.broadcast_to(np.asarray(params["b_max"], dtype=float), block.y0.shape)
+    margin = 3.0 * sd
+    end = block.z + (block.y1 - block.y0 - st.u)  # z + the predicted travel
+    with np.errstate(invalid="ignore"):
+        return (np.minimum(block.z, end) > lo + margin) & (np.maximum(block.z, end) < hi - margin)
 
 
 @dataclass
@@ -189,6 +327,7 @@ def _pooled(s: NoiseSums, read_known: float | None) -> tuple[float, float, float
         known = write2_state is not None and read2 is not None
         na2 = write2_state + read2 if known else 0.0
         c2 = (uu - na2 * one_a2) / (v - q) if v > q else 0.0
+    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2)
     separable = read2 is not None
     if not separable:
         read2 = na2
@@ -198,6 +337,41 @@ def _pooled(s: NoiseSums, read_known: float | None) -> tuple[float, float, float
         read2 = min(read2, na2)
     write2 = max(na2 - read2, 0.0)
     return np.sqrt(max(c2, 0.0)), np.sqrt(na2), np.sqrt(read2), np.sqrt(write2), separable
+
+
+def _windowed_c2c(
+    s: NoiseSums, na2: float, c2: float, v: float, q: float, uu: float, one_a2: float
+) -> float:
+    """σ_c² from the window length (single pairs or :data:`WINDOWS`) with the smallest error.
+
+    Error of each candidate (σ_na² taken as known up to its own error): Var Σu² ≈ 2 Σu²²/n
+    for n windows of about equal variance, and σ_na² from the lag-1 equations of n₁ pairs
+    with relative variance ≈ 3/n₁; both divided by (Σv − Q)², Q the leverage of the fitted
+    per-device parameters (:func:`_leverage`, here per window).
+    """
+    n1 = float(np.sum(s.n))
+    if n1 < 10 or v <= q:
+        return c2
+
+    def variance(uu_m: float, one_a2_m: float, den: float, n_m: float) -> float:
+        return (2.0 * uu_m**2 / n_m + 3.0 * (na2 * one_a2_m) ** 2 / n1) / den**2
+
+    best, best_var = c2, variance(uu, one_a2, v - q, n1)
+    for i in range(len(WINDOWS)):
+        n_w = s.n_w[:, i]
+        n_m = float(np.sum(n_w))
+        if n_m < 30:
+            continue
+        lev = np.where(n_w > s.n_fit, s.n_fit * s.v_w[:, i] / np.maximum(n_w, 1.0), 0.0)
+        q_m = float(np.sum(lev))
+        v_m = float(np.sum(s.v_w[:, i]))
+        uu_m, one_m = float(np.sum(s.uu_w[:, i])), float(np.sum(s.one_a2_w[:, i]))
+        if v_m <= q_m:
+            continue
+        var_m = variance(uu_m, one_m, v_m - q_m, n_m)
+        if var_m < best_var:
+            best, best_var = (uu_m - na2 * one_m) / (v_m - q_m), var_m
+    return best
 
 
 def estimate_noise(

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from fitting.censored import censored_random_effect
+from fitting.censored import censored_random_effect, unfolded_gain_spread
 from fitting.chunked import (
     DeviceEstimates,
     DeviceSource,
@@ -1239,13 +1239,20 @@ def _population(
         cov[:, j["delta_up"], j["delta_down"]] * scale**2,
         estimator=estimator,
     )
-    params["dw_min"] = steps.scale
-    params["up_down"] = steps.asymmetry
-    unc["dw_min"], unc["up_down"] = steps.scale_stderr, steps.asymmetry_stderr
+    # aihwkit keeps |1 + dw_min_dtod·ξ| (enforce_consistency): the measured gains are folded
+    sigma, fold = unfolded_gain_spread(steps.gain.spread)
+    slope = (
+        unfolded_gain_spread(steps.gain.spread + 1e-4)[0]
+        - unfolded_gain_spread(max(steps.gain.spread - 1e-4, 0.0))[0]
+    ) / 2e-4
+    params["dw_min"] = steps.scale / fold
+    params["up_down"] = steps.asymmetry * fold
+    unc["dw_min"], unc["up_down"] = steps.scale_stderr / fold, steps.asymmetry_stderr * fold
     method["dw_min"] = method["up_down"] = "fisher"
-    params["dw_min_dtod"] = steps.gain.spread
+    params["dw_min_dtod"] = sigma
     params["up_down_dtod"] = steps.asym.spread
-    unc["dw_min_dtod"], unc["up_down_dtod"] = steps.gain.spread_stderr, steps.asym.spread_stderr
+    unc["dw_min_dtod"] = steps.gain.spread_stderr * slope
+    unc["up_down_dtod"] = steps.asym.spread_stderr
     method["dw_min_dtod"] = _fisher_or_boot(steps.gain)
     method["up_down_dtod"] = _fisher_or_boot(steps.asym)
     naive["dw_min_dtod"] = steps.gain.naive_spread
