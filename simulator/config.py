@@ -49,7 +49,7 @@ class TikiTaka:
     units_in_mbatch: bool = True
     n_reads_per_transfer: int = 1
     fast_lr: float = 1.0
-    scale_fast_lr: bool = False
+    scale_fast_lr: bool = True  # aihwkit 1.2.0 TransferCompound's default (Chopped: False)
     transfer_lr: float = 1.0
     scale_transfer_lr: bool = True
     with_reset_prob: float = 0.0

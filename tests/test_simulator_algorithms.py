@@ -61,7 +61,10 @@ def _algorithms() -> dict[str, AnalogConfig]:
     base = {"device": ASYMMETRIC, "forward": EXACT, "backward": EXACT}
     return {
         "sgd": AnalogConfig(algorithm=SGD(), **base),
-        "tiki-taka": AnalogConfig(algorithm=TikiTaka(fast_lr=0.5, transfer_lr=0.5), **base),
+        # fast_lr tuned as an absolute rate (A's rate 0.5, not 0.5·lr)
+        "tiki-taka": AnalogConfig(
+            algorithm=TikiTaka(fast_lr=0.5, scale_fast_lr=False, transfer_lr=0.5), **base
+        ),
         "ttv2": AnalogConfig(algorithm=ttv2(fast_lr=2.0, transfer_lr=0.1), **base),
         "c-ttv2": AnalogConfig(
             algorithm=ChoppedTTv2(fast_lr=2.0, transfer_lr=0.1, in_chop_prob=0.01), **base
