@@ -21,28 +21,15 @@ import io
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-from calib.campaigns import (
-    DriftParams,
-    ProgrammingParams,
-    PulseResponseParams,
-    ReadNoiseParams,
-    measure_drift,
-    measure_programming,
-    measure_pulse_response,
-    measure_read_noise,
-)
 from calib.cli import main
 from calib.errors import CalibError
 from calib.io.hdf5 import read_campaign
@@ -51,41 +38,12 @@ from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from fault_tools import CAMPAIGNS, ConnectionDropRelay, first_difference, run_campaign  # noqa: E402
+
 EXAMPLES = ROOT / "datasets" / "examples"
 TALLY: Counter = Counter()
 LOG: list[str] = []
-LEVELS = (30e-6, 50e-6, 70e-6, 90e-6)
-STAMPS = {"start_time", "program_time"}
-KINDS = {
-    "pulse_response": (
-        measure_pulse_response,
-        PulseResponseParams(
-            n_devices=96,
-            chunk_devices=16,
-            seed=4,
-            n_up=8,
-            n_down=8,
-            cycles=1,
-            amplitude_up_v=1.2,
-            amplitude_down_v=-1.2,
-            width_s=1e-6,
-        ),
-    ),
-    "programming": (
-        measure_programming,
-        ProgrammingParams(n_devices=96, chunk_devices=16, seed=4, levels_s=LEVELS),
-    ),
-    "drift": (
-        measure_drift,
-        DriftParams(
-            n_devices=96, chunk_devices=16, seed=4, levels_s=LEVELS, t_max_s=1e3, n_times=6
-        ),
-    ),
-    "read_noise": (
-        measure_read_noise,
-        ReadNoiseParams(n_devices=96, chunk_devices=16, seed=4, levels_s=LEVELS, n_reads=8),
-    ),
-}
 
 
 def record(name: str, outcome: str) -> None:
@@ -242,26 +200,11 @@ def output_probes(tmp: Path) -> None:
 
 # --------------------------------------------------------------------------- campaigns
 def run(kind: str, path: Path, chip_kind: str = "reram", seed: int = 7, wrap=None, **kw) -> None:
-    measure, params = KINDS[kind]
-    with running_emulator(chip_kind, seed=seed, shape=(32, 32)) as res, ScpiCrossbarChip(res) as c:
-        measure(wrap(c) if wrap else c, params, path, **kw)
+    run_campaign(kind, path, chip_kind, seed, wrap, **kw)
 
 
 def same(a: Path, b: Path, group: str, prefix: bool = False) -> bool:
-    x, y = read_campaign(a, group), read_campaign(b, group)
-    n = y.n_devices
-    for name in set(x.arrays) - STAMPS:
-        u, v = x.arrays[name], y.arrays[name]
-        if prefix and name not in ("pulses", "time"):
-            u = u[:n]
-        if name == "time" and group == "read_noise":
-            if not np.allclose(u[: v.shape[0]], v, rtol=1e-12):
-                return False
-        elif prefix and name == "time":
-            continue
-        elif not np.array_equal(u, v):
-            return False
-    return True
+    return first_difference(a, b, group, prefix) is None
 
 
 def fault_then_resume(name: str, kind: str, ref: Path, path: Path, fault) -> None:
@@ -291,44 +234,12 @@ def _fault_then_resume(name: str, kind: str, ref: Path, path: Path, fault) -> No
     record(name, "kept" if ok else "lost")
 
 
-class Proxy:
-    def __init__(self, res: str) -> None:
-        self.up = int(res.split("::")[2])
-        self.ls = socket.create_server(("127.0.0.1", 0))
-        self.resource = f"TCPIP::127.0.0.1::{self.ls.getsockname()[1]}::SOCKET"
-        self.socks: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            s = socket.create_connection(("127.0.0.1", self.up))
-            self.socks += [c, s]
-            for a, b in ((c, s), (s, c)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(a, b) -> None:
-        with contextlib.suppress(OSError):
-            while d := a.recv(65536):
-                b.sendall(d)
-
-    def drop(self) -> None:
-        for s in self.socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-
 def campaign_probes(tmp: Path) -> None:
     refs = {}
-    for kind in KINDS:
+    for kind in CAMPAIGNS:
         refs[kind] = tmp / f"ref_{kind}.h5"
         run(kind, refs[kind])
-    for kind, (measure, params) in KINDS.items():
+    for kind, (measure, params) in CAMPAIGNS.items():
         # resume on another chip
         for chip_kind, seed in (("ecram", 7), ("pcm", 7), ("reram", 8)):
             path = tmp / f"{kind}_other_{chip_kind}{seed}.h5"
@@ -369,10 +280,10 @@ def campaign_probes(tmp: Path) -> None:
 
             def drop(p: Path, after=after, measure=measure, params=params) -> None:
                 with running_emulator("reram", seed=7, shape=(32, 32)) as res:
-                    proxy = Proxy(res)
+                    proxy = ConnectionDropRelay(res)
                     with ScpiCrossbarChip(proxy.resource, timeout_s=20.0) as c:
                         measure(c, params, p, progress=lambda d, t: d >= after and proxy.drop())
-                    proxy.ls.close()
+                    proxy.listener.close()
 
             fault_then_resume(
                 f"{kind}: connection closed after {after}", kind, refs[kind], path, drop

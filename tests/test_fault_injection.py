@@ -9,32 +9,30 @@ clock, and the stamps record when each device was measured).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import resource
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from fault_tools import (
+    CAMPAIGNS,
+    SHAPE,
+    ConnectionDropRelay,
+    first_difference,
+    run_campaign,
+)
 
 from calib.campaigns import (
-    DriftParams,
-    ProgrammingParams,
     PulseResponseParams,
-    ReadNoiseParams,
-    measure_drift,
-    measure_programming,
     measure_pulse_response,
-    measure_read_noise,
 )
 from calib.campaigns.base import PROBE_DEVICES, PROBE_MIN_DEVICES, CampaignParams, ChunkPlan
 from calib.cli import main
@@ -45,82 +43,25 @@ from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 from instruments.visa_transport import InstrumentError, VisaTransport
 
-SHAPE = (32, 32)
-LEVELS = (30e-6, 50e-6, 70e-6, 90e-6)
-#: Clock stamps: they say when a device was measured, which a restarted emulator changes.
-STAMPS = {"start_time", "program_time"}
-#: kind -> (measure function, parameters, group); small so that each run takes ~0.1-1 s.
-KINDS = {
-    "pulse-response": (
-        measure_pulse_response,
-        PulseResponseParams(
-            n_devices=96,
-            chunk_devices=16,
-            seed=4,
-            n_up=8,
-            n_down=8,
-            cycles=1,
-            amplitude_up_v=1.2,
-            amplitude_down_v=-1.2,
-            width_s=1e-6,
-        ),
-        "pulse_response",
-    ),
-    "programming": (
-        measure_programming,
-        ProgrammingParams(n_devices=96, chunk_devices=16, seed=4, levels_s=LEVELS),
-        "programming",
-    ),
-    "drift": (
-        measure_drift,
-        DriftParams(
-            n_devices=96, chunk_devices=16, seed=4, levels_s=LEVELS, t_max_s=1e3, n_times=6
-        ),
-        "drift",
-    ),
-    "read-noise": (
-        measure_read_noise,
-        ReadNoiseParams(n_devices=96, chunk_devices=16, seed=4, levels_s=LEVELS, n_reads=8),
-        "read_noise",
-    ),
-}
-
-
-def _run(kind: str, path: Path, wrap=None, **kw) -> Path:
-    measure, params, _ = KINDS[kind]
-    with running_emulator("reram", seed=7, shape=SHAPE) as res, ScpiCrossbarChip(res) as chip:
-        return measure(wrap(chip) if wrap else chip, params, path, **kw)
-
 
 def _assert_same_data(whole: Path, resumed: Path, group: str) -> None:
-    a, b = read_campaign(whole, group), read_campaign(resumed, group)
-    assert b.attrs["status"] == "complete"
-    assert set(a.arrays) == set(b.arrays)
-    for name in sorted(set(a.arrays) - STAMPS):
-        if group == "read_noise" and name == "time":
-            # read time minus programming time, both on the chip clock: equal up to the
-            # rounding of the clock's offset (1e-14 relative)
-            np.testing.assert_allclose(a.arrays[name], b.arrays[name], rtol=1e-12)
-            continue
-        np.testing.assert_array_equal(a.arrays[name], b.arrays[name], err_msg=name)
+    assert read_campaign(resumed, group).attrs["status"] == "complete"
+    assert first_difference(whole, resumed, group) is None
 
 
 def _assert_prefix(whole: Path, partial: Path, group: str) -> int:
     """The partial file holds whole chunks that equal the start of the whole run."""
-    a, b = read_campaign(whole, group), read_campaign(partial, group)
+    b = read_campaign(partial, group)
     assert b.attrs["status"] in ("interrupted", "running")
-    n = b.n_devices
-    for name in sorted(set(a.arrays) - STAMPS - {"time"}):
-        if b.arrays[name].ndim and b.arrays[name].shape[0] == n and name != "pulses":
-            np.testing.assert_array_equal(a.arrays[name][:n], b.arrays[name], err_msg=name)
-    return n
+    assert first_difference(whole, partial, group, prefix=True) is None
+    return b.n_devices
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict[str, Path]:
     """One uninterrupted run per kind."""
     root = tmp_path_factory.mktemp("reference")
-    return {kind: _run(kind, root / f"{kind}.h5") for kind in KINDS}
+    return {kind: run_campaign(kind, root / f"{kind}.h5") for kind in CAMPAIGNS}
 
 
 # --------------------------------------------------------------------------- disk full
@@ -140,11 +81,11 @@ def _disk_fills_after(n: int):
     return setitem
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(CAMPAIGNS))
 def test_disk_full_interrupts_keeps_complete_chunks_and_resumes(
     kind: str, reference, tmp_path: Path, monkeypatch
 ) -> None:
-    _, _, group = KINDS[kind]
+    group = kind
     path = tmp_path / "full.h5"
     with h5py.File(reference[kind], "r") as f:  # row datasets, each written once a chunk
         n_rows = sum(ds.maxshape[0] is None for ds in f[group].values())
@@ -152,12 +93,12 @@ def test_disk_full_interrupts_keeps_complete_chunks_and_resumes(
     with monkeypatch.context() as m:
         m.setattr(h5py.Dataset, "__setitem__", fill)
         with pytest.raises(DiskFullError) as err:
-            _run(kind, path)
+            run_campaign(kind, path)
     message = str(err.value)
     assert "disk full" in message and "\n" not in message and "32 device rows" in message
     assert read_campaign(path, group).attrs["status"] == "interrupted"
     assert _assert_prefix(reference[kind], path, group) == 32
-    _run(kind, path, resume=True)
+    run_campaign(kind, path, resume=True)
     _assert_same_data(reference[kind], path, group)
 
 
@@ -200,49 +141,9 @@ def test_file_size_limit_reached_by_a_real_process_is_a_one_line_disk_full(
 
 
 # --------------------------------------------------------------------------- connection
-class _Proxy:
-    """A TCP relay to the emulator that can drop the connection like an instrument would."""
-
-    def __init__(self, resource_string: str) -> None:
-        self.upstream = int(resource_string.split("::")[2])
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.resource = f"TCPIP::127.0.0.1::{self.listener.getsockname()[1]}::SOCKET"
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.upstream))
-            self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-
-    def drop(self) -> None:
-        for s in self.sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def close(self) -> None:
-        self.listener.close()
-        self.drop()
-
-
 def test_closed_connection_is_reported_at_once_not_after_the_timeout() -> None:
     with running_emulator("reram", seed=1, shape=(8, 8)) as res:
-        proxy = _Proxy(res)
+        proxy = ConnectionDropRelay(res)
         try:
             transport = VisaTransport(proxy.resource, timeout_s=20.0)
             proxy.drop()
@@ -253,14 +154,15 @@ def test_closed_connection_is_reported_at_once_not_after_the_timeout() -> None:
             proxy.close()
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(CAMPAIGNS))
 def test_dropped_connection_mid_campaign_keeps_chunks_and_resumes(
     kind: str, reference, tmp_path: Path
 ) -> None:
-    measure, params, group = KINDS[kind]
+    measure, params = CAMPAIGNS[kind]
+    group = kind
     path = tmp_path / "dropped.h5"
     with running_emulator("reram", seed=7, shape=SHAPE) as res:
-        proxy = _Proxy(res)
+        proxy = ConnectionDropRelay(res)
         try:
             with ScpiCrossbarChip(proxy.resource, timeout_s=20.0) as chip:
 
@@ -273,7 +175,7 @@ def test_dropped_connection_mid_campaign_keeps_chunks_and_resumes(
         finally:
             proxy.close()
     assert _assert_prefix(reference[kind], path, group) == 32
-    _run(kind, path, resume=True)
+    run_campaign(kind, path, resume=True)
     _assert_same_data(reference[kind], path, group)
 
 
