@@ -23,7 +23,8 @@ Chips:
   α and A drawn per record; coverage of α and ln A.
 
 A parameter counts as covered when |estimate − truth| <= 1.96 SE, or, where the fitter
-reports a 95 % interval of its own (asymmetric or Student t: the PCM per-level μ_ν and σ_ν),
+reports a 95 % interval of its own (asymmetric or Student t: the PCM per-level μ_ν, σ_ν and
+σ_prog),
 when the truth lies in that interval (z is still (estimate − truth)/SE). Parameters reported
 without an SE (not identified, rule-of-three limits, fixed) are counted separately. With
 N chips the coverage has a binomial standard error sqrt(0.95·0.05/N) (50: 3.1 %, 320:
@@ -167,13 +168,15 @@ def _pcm_chip(index: int, seed: int) -> list[dict]:
     add("read_noise.b", model.q_b, rn["b"], unc.get("read_noise.b"))
     lv = sec["levels"]
     p = lv.get("prog_noise", {})
-    for g, s, se in zip(
+    n_p = len(p.get("g_target_s", []))
+    for g, s, se, ci in zip(
         p.get("g_target_s", []),
         p.get("sigma_prog_s", []),
         p.get("sigma_prog_se_s", []),
+        p.get("sigma_prog_ci95_s") or [None] * n_p,
         strict=True,
     ):
-        add("level sigma_prog", model.sigma_prog(np.array(g / model.g_max_s)), s, se)
+        add("level sigma_prog", model.sigma_prog(np.array(g / model.g_max_s)), s, se, ci)
     d = lv.get("drift", {})
     n_lv = len(d.get("g_target_s", []))
     for g, m, mse, s, sse, mci, sci in zip(

@@ -160,6 +160,11 @@ class PcmFit:
                 "g_target_s": self.prog.level_g_s.tolist(),
                 "sigma_prog_s": self.prog.level_sigma_s.tolist(),
                 "sigma_prog_se_s": self.prog.level_sigma_se_s.tolist(),
+                "sigma_prog_ci95_s": (
+                    []
+                    if self.prog.level_sigma_ci_s is None
+                    else self.prog.level_sigma_ci_s.tolist()
+                ),
                 "bias_s": self.prog.level_bias_s.tolist(),
                 "bias_se_s": self.prog.level_bias_se_s.tolist(),
                 "read_noise_removed_s": self.prog.level_read_s.tolist(),

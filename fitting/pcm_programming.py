@@ -28,6 +28,7 @@ from scipy import optimize
 
 from fitting.pcm_data import Levels
 from fitting.pcm_model import polynomial_sigma
+from fitting.pcm_stats import CHI2_1_95
 from fitting.traces import FitInputError
 
 __all__ = [
@@ -106,6 +107,9 @@ class ProgNoiseFit:
     sources: list[str]
     notes: list[str] = field(default_factory=list)
     consistency: dict[str, Any] | None = None  # agreement of the sources, when several
+    #: (levels, 2) 95 % likelihood-ratio interval of σ_prog per level (S); the Wald
+    #: σ̂ ± 1.96 SE covered 92.7 % of 1,600 level points (benchmarks/RESULTS.md)
+    level_sigma_ci_s: np.ndarray | None = None
 
     def sigma(self, g_target_s: np.ndarray) -> np.ndarray:
         return np.maximum(
@@ -192,6 +196,38 @@ def _level_sigma(stats: list[LevelErrors], g: float) -> tuple[float, float]:
     return float(sig), float(se)
 
 
+def _level_sigma_interval(stats: list[LevelErrors], g: float) -> tuple[float, float]:
+    """95 % likelihood-ratio interval of σ_prog at one level (S).
+
+    The same restricted likelihood as :func:`_level_sigma` (the level mean profiled out,
+    n − 1): {σ >= 0: 2·(−log L(σ²) + log L(σ̂²)) <= χ²₁(0.95)}. With ~16 devices a level's
+    σ̂ is skewed (a χ²(15) law), which σ̂ ± 1.96 SE ignores.
+    """
+    rows = [
+        (st.n[i], st.ss_s2[i], st.read_var_s2[i])
+        for st in stats
+        for i in np.flatnonzero(np.isclose(st.g_target_s, g, rtol=1e-6))
+    ]
+    if sum(n - 1 for n, _, _ in rows) < 2:
+        return float("nan"), float("nan")
+
+    def nll(sigma: float) -> float:
+        s2 = sigma * sigma
+        return sum(0.5 * ((n - 1) * np.log(s2 + r) + ss / (s2 + r)) for n, ss, r in rows)
+
+    sig, _ = _level_sigma(stats, g)
+    f_min = nll(sig)
+
+    def excess(sigma: float) -> float:
+        return 2.0 * (nll(sigma) - f_min) - CHI2_1_95
+
+    lower = 0.0 if excess(0.0) <= 0 else float(optimize.brentq(excess, 0.0, sig))
+    top = 2.0 * max(sig, float(np.sqrt(max(ss / max(n - 1, 1) for n, ss, _ in rows))))
+    while excess(top) <= 0:
+        top *= 2.0
+    return lower, float(optimize.brentq(excess, sig, top))
+
+
 def fit_prog_noise(
     stats: list[LevelErrors],
     g_max_s: float,
@@ -270,6 +306,7 @@ def fit_prog_noise(
         np.array(read),
         [st.source for st in stats],
         notes,
+        level_sigma_ci_s=np.array([_level_sigma_interval(stats, g) for g in g_all]),
     )
 
 

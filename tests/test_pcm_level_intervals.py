@@ -73,7 +73,7 @@ def test_folded_normal_intervals_cover_95_percent_with_16_devices(mu, sigma, e) 
     assert 0.915 <= cov_mu <= 0.985, cov_mu
 
 
-def test_drift_levels_carry_their_intervals() -> None:
+def test_pcm_levels_carry_their_intervals() -> None:
     from fitting.pcm import fit_pcm
     from fitting.pcm_synthetic import SyntheticPcm, synthetic_campaigns
 
@@ -82,10 +82,34 @@ def test_drift_levels_carry_their_intervals() -> None:
     prog, drift, reads = synthetic_campaigns(
         model, levels, 16, 5, times_s=np.geomspace(model.t0_s, 1e5, 12), n_reads=50
     )
-    d = fit_pcm(prog, drift, reads).section()["levels"]["drift"]
-    for key, value in (("mu_nu", "mu_nu_ci95"), ("sigma_nu", "sigma_nu_ci95")):
-        for est, (lo, hi) in zip(d[key], d[value], strict=True):
+    levels = fit_pcm(prog, drift, reads).section()["levels"]
+    d, p = levels["drift"], levels["prog_noise"]
+    for block, key, value in (
+        (d, "mu_nu", "mu_nu_ci95"),
+        (d, "sigma_nu", "sigma_nu_ci95"),
+        (p, "sigma_prog_s", "sigma_prog_ci95_s"),
+    ):
+        assert len(block[value]) == len(block[key]) == 4
+        for est, (lo, hi) in zip(block[key], block[value], strict=True):
             assert lo <= est <= hi and hi > lo
     # the SE used as a weight for the curves is the interval's width on the 1.96 scale
     widths = np.diff(np.array(d["sigma_nu_ci95"]), axis=1)[:, 0]
     assert np.allclose(d["sigma_nu_se"], widths / 3.919928)
+
+
+def test_programming_noise_level_interval_covers_95_percent_with_16_devices() -> None:
+    from fitting.pcm_programming import LevelErrors, _level_sigma_interval
+
+    # σ_prog = 1, read noise r = 0.5 (arbitrary units), 16 devices per level; 2,000 levels:
+    # binomial SE 0.5 %, [93.5, 96.5] % is ±3 SE. σ̂ ± 1.96 SE covered 93.0 % of these draws.
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(2000):
+        e = rng.standard_normal(16) * np.sqrt(1.0 + 0.25)
+        ss = np.array([np.sum((e - e.mean()) ** 2)])
+        level = LevelErrors(
+            "s", np.ones(1), np.full(1, 16.0), e.mean(keepdims=True), ss, np.full(1, 0.25)
+        )
+        lo, hi = _level_sigma_interval([level], 1.0)
+        covered += lo <= 1.0 <= hi
+    assert 0.935 <= covered / 2000 <= 0.965, covered / 2000
