@@ -195,11 +195,10 @@ def _print_fit(console: Console, fit: object, truth_device: dict) -> None:
     table = Table(title=f"fitted {model} device (population) vs the emulator's {true_model}")
     for col in ("parameter", "fitted", "± std. error", "truth"):
         table.add_column(col, justify="right")
-    unc = fit.uncertainty
-    for name, value in fit.parameters.items():
+    for name, est in fit.estimates.items():
+        value, se = est.value, est.stderr
         if not isinstance(value, int | float):
             continue  # piecewise node vectors: in the preset, not in the table
-        se = unc.get(name)
         table.add_row(
             name,
             f"{value:.4g}",

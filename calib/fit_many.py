@@ -190,10 +190,11 @@ def _chip_row(chip: ChipInput, preset_path: str, fit: Any) -> dict[str, Any]:
         "preset": preset_path,
     }
     for name in SUMMARY_PARAMETERS:
-        value = fit.parameters.get(name)
+        est = fit.estimates.get(name)
+        value = None if est is None else est.value
         if isinstance(value, int | float) and not isinstance(value, bool):
             row[name] = float(value)
-            se = fit.uncertainty.get(name)
+            se = est.stderr
             row[f"{name}_se"] = float(se) if isinstance(se, int | float) else math.nan
     return row
 
