@@ -154,3 +154,17 @@ def test_importing_instruments_and_its_drivers_does_not_load_the_emulator() -> N
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout.strip()
     assert out == ""
+
+
+def test_presets_are_validated_by_one_module() -> None:
+    """The preset schema and its checks live in simulator/preset_document.py (``Preset``);
+    every other module builds a ``Preset`` instead of validating a document itself."""
+    offenders = []
+    for package in ("simulator", "fitting", "instruments", "calib"):
+        for path in (ROOT / package).rglob("*.py"):
+            relative = path.relative_to(ROOT)
+            if relative == Path("simulator/preset_document.py"):
+                continue
+            if "jsonschema" in _imported_top_levels(path):
+                offenders.append(f"{relative} imports jsonschema")
+    assert not offenders, offenders
