@@ -1,8 +1,9 @@
-"""Whole-chip chain on the emulator: measure -> fit -> export, wall time, peak memory, disk.
+"""Whole-chip chain on the emulator: measure -> fit -> export -> validate (+ the fit on Dask).
 
 Usage (prints a markdown table for ``benchmarks/RESULTS.md``, "## Chip scale")::
 
     .venv/bin/python benchmarks/bench_chip_scale.py --devices 100000
+    .venv/bin/python benchmarks/bench_chip_scale.py --devices 4194304 --no-dask --folder /var/tmp/x
     .venv/bin/python benchmarks/bench_chip_scale.py --preset-io --devices 1048576
 
 An emulated ReRAM chip (``calib emulator serve``, square, the smallest power-of-two side that
@@ -11,14 +12,19 @@ process, as a user runs it:
 
 * ``measure``: ``calib measure pulse-response --resource ... --devices N --selection block``
   (technology defaults: 3 cycles x 200 up + 200 down pulses, 1201 reads per device);
-* ``fit``: ``calib fit pulse-response DATA --model soft-bounds -o chip.json`` (per-device
-  arrays of more than 4,096 devices go to ``chip.devices.h5``);
-* ``export``: ``calib export chip.json --to aihwkit`` (loads the preset, checks the sidecar).
+* ``fit``: ``calib fit pulse-response DATA --model soft-bounds -o chip.json`` (the HDF5 file
+  is read a chunk of devices at a time; per-device arrays of more than 4,096 devices go to
+  ``chip.devices.h5``);
+* ``export``: ``calib export chip.json --to aihwkit`` (loads the preset, checks the sidecar);
+* ``validate``: ``calib validate chip.json -o DIR --epochs E --repeats R`` (trains and
+  evaluates a network on the preset's simulated tiles, and the predictive check against the
+  campaign file, which it reads a chunk of devices at a time);
+* ``fit (Dask)``: the fit again with ``--workers 2`` (a local Dask cluster); its preset must
+  equal the in-process one (device section and sidecar sha256), else the run fails.
 
-Peak resident memory of each process is its ``ru_maxrss`` from ``os.wait4`` (Linux: KiB);
-the emulator's is read when it is stopped after the measure stage. Disk is the size of each
-stage's output files. Not yet covered (issue 19): 10^6 and 4.2·10^6 devices, the
-bounded-memory streaming fit (item 1), ``calib validate`` and the Dask variant.
+Peak resident memory of each process is its ``ru_maxrss`` from ``os.wait4`` (Linux: KiB; for
+a command that starts worker processes, the largest of them); the emulator's is read when it
+is stopped after the measure stage. Disk is the size of each stage's output files.
 """
 
 from __future__ import annotations
@@ -83,16 +89,44 @@ def _mb(*paths: Path) -> float:
 
 def _inline_json_mb(preset: Path) -> float:
     """Size the same preset would have with its per-device arrays inline (JSON numbers)."""
-    sys.path.insert(0, str(ROOT))
-    from calib.presets import _clean, json_text, load_preset
+    import json
+    import math
 
-    doc = load_preset(preset).to_dict()  # an editable copy of the read-only Preset
-    doc.pop("per_device_file", None)
-    doc["per_device"] = {k: _clean(v.tolist()) for k, v in doc["per_device"].items()}
-    return len(json_text(doc, str(preset)).encode()) / 1e6
+    import h5py
+
+    doc = json.loads(preset.read_text())
+    ref = doc.pop("per_device_file", None)
+    if ref:
+        with h5py.File(preset.with_name(ref["file"]), "r") as fh:
+            doc["per_device"] = {
+                k: [v if math.isfinite(v) else None for v in fh[k][()].tolist()]
+                for k in ref["arrays"]
+            }
+    return len(json.dumps(doc, indent=2).encode()) / 1e6
 
 
-def chain(n_devices: int, folder: Path, seed: int) -> dict[str, dict]:
+def _same_preset(a: Path, b: Path) -> bool:
+    """The same fit: device sections and per-device arrays (sidecar sha256, or inline)."""
+    import json
+
+    da, db = json.loads(a.read_text()), json.loads(b.read_text())
+    ref_a, ref_b = da.get("per_device_file") or {}, db.get("per_device_file") or {}
+    return (
+        da["device"] == db["device"]
+        and da.get("per_device") == db.get("per_device")
+        and ref_a.get("sha256") == ref_b.get("sha256")
+    )
+
+
+def chain(
+    n_devices: int,
+    folder: Path,
+    seed: int,
+    dask_workers: int = 2,
+    validate: tuple[int, int] = (5, 5),
+) -> dict[str, dict]:
+    """Run the stages in ``folder``; ``dask_workers`` 0 skips the Dask fit, ``validate``
+    is (epochs, repeats) of ``calib validate`` (0 epochs: skipped)."""
     side = 1 << max(4, (n_devices - 1).bit_length() + 1 >> 1)
     data, preset = folder / "chip.h5", folder / "chip.json"
     sidecar, exported = folder / "chip.devices.h5", folder / "aihwkit.json"
@@ -114,6 +148,24 @@ def chain(n_devices: int, folder: Path, seed: int) -> dict[str, dict]:
     stages["fit"]["inline_mb"] = _inline_json_mb(preset)
     stages["export"] = _run(["export", str(preset), "--to", "aihwkit", "-o", str(exported)])
     stages["export"]["disk_mb"] = _mb(exported)
+    epochs, repeats = validate
+    if epochs:
+        report = folder / "validate"
+        stages["validate"] = _run(
+            ["validate", str(preset), "-o", str(report), "--epochs", str(epochs),
+             "--repeats", str(repeats), "--seed", str(seed)]
+        )  # fmt: skip
+        stages["validate"]["disk_mb"] = _mb(*[p for p in report.rglob("*") if p.is_file()])
+    if dask_workers:
+        other = folder / "chip_dask.json"
+        stages["fit (Dask)"] = _run(
+            ["fit", "pulse-response", str(data), "--model", "soft-bounds", "--seed", str(seed),
+             "--workers", str(dask_workers), "-o", str(other)]
+        )  # fmt: skip
+        stages["fit (Dask)"]["disk_mb"] = _mb(other, folder / "chip_dask.devices.h5")
+        if not _same_preset(preset, other):
+            raise RuntimeError("the Dask fit gave another preset than the in-process fit")
+        stages["fit (Dask)"]["same"] = True
     return stages
 
 
@@ -176,15 +228,27 @@ def main() -> None:
     parser.add_argument(
         "--preset-io", action="store_true", help="only save/load a synthetic preset"
     )
+    parser.add_argument("--no-dask", action="store_true", help="skip the fit on 2 Dask workers")
+    parser.add_argument("--epochs", type=int, default=5, help="calib validate (0: skip)")
+    parser.add_argument("--repeats", type=int, default=5, help="calib validate")
+    parser.add_argument("--folder", type=Path, help="work folder (kept) [a temporary one]")
     args = parser.parse_args()
     if args.preset_io:
         preset_io(args.devices, args.seed)
         return
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        stages = chain(args.devices, Path(tmp), args.seed)
+    start = dt.datetime.now(dt.timezone.utc)
+    options = {"dask_workers": 0 if args.no_dask else 2, "validate": (args.epochs, args.repeats)}
+    if args.folder is not None:
+        args.folder.mkdir(parents=True, exist_ok=True)
+        if any(args.folder.iterdir()):
+            parser.error(f"--folder {args.folder}: not empty")
+        stages = chain(args.devices, args.folder, args.seed, **options)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            stages = chain(args.devices, Path(tmp), args.seed, **options)
     print(
-        f"{args.devices} devices, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{args.devices} devices, {start:%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()} {os.cpu_count()} CPUs, load {load:.2f} at start, "
         f"{os.getloadavg()[0]:.2f} at end\n"
     )
@@ -192,13 +256,16 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     total = 0.0
     for name, s in stages.items():
-        total += s["wall_s"]
+        if name != "fit (Dask)":  # an alternative to the fit, not a stage of the chain
+            total += s["wall_s"]
         emu = f"{s['emulator_rss_mb']:.0f}" if "emulator_rss_mb" in s else "-"
         disk = f"{s['disk_mb']:.1f}"
         if "json_mb" in s:
             disk += f" (JSON {s['json_mb'] * 1e3:.0f} kB; inline would be {s['inline_mb']:.1f})"
         print(f"| {name} | {s['wall_s']:.1f} | {s['rss_mb']:.0f} | {emu} | {disk} |")
-    print(f"| total | {total:.1f} | | | |")
+    print(f"| total (without the Dask fit) | {total:.1f} | | | |")
+    if "fit (Dask)" in stages:
+        print("\nThe Dask fit's preset equals the in-process one (device section, sidecar sha256).")
 
 
 if __name__ == "__main__":

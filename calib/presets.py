@@ -98,12 +98,19 @@ def make_preset(
         "provenance": _clean(prov),
     }
     if per_device:
-        # non-finite entries (e.g. the infinite error of an unidentified bound) become null
-        preset["per_device"] = {
-            k: _clean(np.asarray(v, dtype=float).tolist()) for k, v in per_device.items()
-        }
+        # numpy arrays (float64) as given, not JSON lists (a chip of 4.2e6 devices: ~1.5 GB
+        # of Python floats); a non-finite entry (e.g. the infinite error of an unidentified
+        # bound) becomes NaN, written as null inline or NaN in the sidecar
+        preset["per_device"] = {k: _finite_or_nan(v) for k, v in per_device.items()}
     preset.update(_clean(sections))
     return validate_preset(preset, "<new preset>")
+
+
+def _finite_or_nan(values: Any) -> np.ndarray:
+    """Per-device values as a float64 array, NaN for anything not finite (a copy)."""
+    arr = np.array(values, dtype=float)
+    arr[~np.isfinite(arr)] = np.nan
+    return arr
 
 
 def validate_preset(preset: Any, source: str) -> Preset:
@@ -160,7 +167,7 @@ def save_preset(preset: Preset | dict[str, Any], path: str | Path) -> Path:
         unit = (preset.get("device") or {}).get("conductance_unit", "S")
         doc.pop("per_device")
         doc["per_device_file"] = write_sidecar(side, per_device, unit)
-    elif isinstance(per_device, SidecarArrays):  # a small chip loaded from a sidecar: inline
+    elif per_device:  # a small chip: inline JSON lists (null for NaN)
         doc["per_device"] = {k: _clean(np.asarray(v).tolist()) for k, v in per_device.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json_text(doc, str(path)) + "\n")

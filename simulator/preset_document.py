@@ -288,11 +288,12 @@ class Preset(Mapping[str, Any]):
         return f"Preset({self.source!r}, kind={self.kind!r}, technology={self.technology!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain, editable deep copy of the document (``per_device`` as it is held)."""
+        """A plain, editable deep copy of the document: JSON values (per-device numpy arrays
+        as lists, null for NaN), a sidecar's deferred arrays as they are held."""
         doc = copy.deepcopy({k: v for k, v in self._document.items() if k != "per_device"})
         per_device = self._document.get("per_device")
         if isinstance(per_device, dict):
-            doc["per_device"] = {k: _copy_array(v) for k, v in per_device.items()}
+            doc["per_device"] = {k: _plain_array(v) for k, v in per_device.items()}
         elif per_device is not None:
             doc["per_device"] = per_device
         return doc
@@ -365,6 +366,15 @@ def as_preset(preset: Any, source: str = "<preset>") -> Preset:
         return preset
     envelope = isinstance(preset, Mapping) and "schema" in preset
     return Preset.from_dict(preset, source, envelope=envelope)
+
+
+def _plain_array(values: Any) -> Any:
+    """A per-device array as a JSON list (numpy: NaN as None, as in an inline preset)."""
+    if isinstance(values, np.ndarray):
+        return [
+            v if not isinstance(v, float) or math.isfinite(v) else None for v in values.tolist()
+        ]
+    return list(values) if isinstance(values, list) else values
 
 
 def _copy_array(values: Any) -> Any:

@@ -28,9 +28,13 @@ DEVICE = {
 def test_large_per_device_arrays_validate_and_nan_becomes_null() -> None:
     values = np.linspace(1e-7, 1e-6, 50_000)
     values[7] = np.nan
+    values[8] = np.inf  # not finite: missing as well
     preset = make_preset(DEVICE, provenance(None), per_device={"delta_up": values})
-    assert preset["per_device"]["delta_up"][7] is None
-    assert len(preset["per_device"]["delta_up"]) == 50_000
+    held = preset["per_device"]["delta_up"]  # numpy, not a list of 50,000 Python floats
+    assert isinstance(held, np.ndarray) and held.size == 50_000
+    assert np.isnan(held[7]) and np.isnan(held[8]) and np.isfinite(values[:7]).all()
+    inline = preset.to_dict()["per_device"]["delta_up"]  # the JSON document: null
+    assert inline[7] is None and inline[8] is None and inline[9] == values[9]
 
 
 @pytest.mark.parametrize(("bad", "message"), [("x", "numbers or null"), (True, "booleans")])
