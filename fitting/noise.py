@@ -385,8 +385,11 @@ def estimate_noise(
     n = sums.uu.size
     if n >= 3 and n_boot > 0:
         rng = np.random.default_rng(seed)
-        idx = rng.integers(0, n, size=(n_boot, n))
-        reps = np.array([_pooled(sums.take(i), read_known)[:4] for i in idx])
+        # one replicate's rows at a time: the same draws as one (n_boot, n) array, which
+        # would take n_boot x 8 bytes per device (6.7 GB for 4.2e6 devices)
+        reps = np.array(
+            [_pooled(sums.take(rng.integers(0, n, size=n)), read_known)[:4] for _ in range(n_boot)]
+        )
         se = reps.std(axis=0, ddof=1)
     else:
         se = np.full(4, np.nan)
