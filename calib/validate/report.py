@@ -211,7 +211,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
             f"verify band ±{prog['tolerance_s'] * 1e9:.3g} nS, final verify reads of the "
             f"converged devices {prog['error_mean_s'] * 1e9:+.3g} ± "
             f"{prog['error_std_s'] * 1e9:.3g} nS from their targets (mean ± std; the "
-            "simulated sources write pulsed devices exactly).",
+            "simulated sources write pulsed devices with the same band).",
         ]
     check = report.get("predictive_check")
     lines += ["", "## Predictive check of the preset's campaign", ""]

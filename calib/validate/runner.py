@@ -16,7 +16,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from calib.errors import CalibError
 from calib.figures import figure_path
 from calib.invocation import current_command
 from calib.presets import file_sha256, load_preset
-from calib.validate.chip_inference import chip_mapping
+from calib.validate.chip_inference import chip_mapping, chip_programming
 from calib.validate.chip_network import chip_tiles, place_tiles
 from calib.validate.datasets import dataset_info, load_dataset
 from calib.validate.networks import NetworkSpec, build_network, matrix_layers, save_network
@@ -221,7 +221,10 @@ def _mapping_text(kind: str) -> str:
             "differential pair per weight, G+ = clip(s·W, 0, g_max), G- = clip(-s·W, 0, g_max), "
             "s = g_max/max|W| per tile"
         )
-    return "one device per weight, G = g_offset + scale·W, reference current subtracted digitally"
+    return (
+        "one device per weight, G = g_offset + scale·W, written by program-and-verify, "
+        "reference current subtracted digitally"
+    )
 
 
 def _time_convention(kind: str, preset: dict) -> str:
@@ -259,6 +262,10 @@ def run_validation(
     output = options.output
     output.mkdir(parents=True, exist_ok=True)
     network_file = output / "network.pt"
+    if kind != "pcm" and options.settings.verify_band_s is None:
+        # one verify band, from the fitted preset, for the chip and the simulated sources
+        band = chip_programming(kind, tech or "reram", preset).tolerance_s
+        options = replace(options, settings=replace(options.settings, verify_band_s=band))
     settings = options.settings
     try:
         with _chip_resource(options, tech) as resource:
@@ -430,6 +437,7 @@ def _build_report(
             "read_voltage_v": settings.read_voltage_v,
             "drift_compensation": settings.drift_compensation,
             "prune_defects": settings.prune_defects,
+            "verify_band_s": settings.verify_band_s,
             "forward_periphery": asdict(settings.forward),
         },
         "time_convention": _time_convention(kind, preset),

@@ -11,7 +11,10 @@
 * Pulsed devices: the weights (device states in the network's weight units, see
   :class:`~calib.validate.networks.TrainedNetwork`) are written onto a fresh device
   population of the preset (device-to-device bounds, stuck devices, write noise), one device
-  per weight against the reference conductance; the preset's read noise enters every MVM as
+  per weight against the reference conductance, by program-and-verify with the chip's
+  acceptance band (:func:`simulator.program_verify.program_and_verify`: pulses of the
+  device's own steps until a verify read lies in the band, so each weight ends where the
+  chip's would, off its target by up to the band); the preset's read noise enters every MVM as
   additive weight noise σ_read/scale·‖x̂‖. No drift model: time changes only the noise draw.
   With ``prune_defects``, a device whose held weight misses its target by more than half
   the target (a stuck device) is cancelled (its reference set to its state, weight 0), the
@@ -25,12 +28,12 @@ numbers), so their accuracy difference is not blurred by independent sampling no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from calib.errors import CalibError
 from calib.validate.chip_network import PRUNE_FRACTION
@@ -49,6 +52,7 @@ from simulator import (
 from simulator.inference import analog_tiles
 from simulator.layers import AnalogLayer
 from simulator.presets import PresetError
+from simulator.program_verify import program_and_verify
 from simulator.random_streams import make_generator
 
 __all__ = ["simulated_accuracy"]
@@ -87,9 +91,8 @@ def _pcm_defects(analog: nn.Module, fraction: float, prune: bool, seed: int) -> 
         state.baseline = None  # recomputed from the defective array by drift_tile
 
 
-def _prune_defects(analog: nn.Module, trained: nn.Module) -> int:
-    """Zero the weights that devices hold more wrongly than rightly (as on the chip)."""
-    pruned = 0
+def _single_device_tiles(analog: nn.Module, trained: nn.Module) -> Iterator[tuple[Any, Tensor]]:
+    """(tile, target weights) of every tile with one device per weight."""
     for name, layer in analog.named_modules():
         if not isinstance(layer, AnalogLayer):
             continue
@@ -97,13 +100,27 @@ def _prune_defects(analog: nn.Module, trained: nn.Module) -> int:
         for r, (o0, o1) in enumerate(layer.out_edges):
             for c, (i0, i1) in enumerate(layer.in_edges):
                 tile = layer.tiles[r][c]
-                if not getattr(tile, "arrays", None) or len(tile.arrays) != 1:
-                    continue  # floating-point or pair cells: nothing to prune
-                want = target[o0:o1, i0:i1].to(tile.reference.device)
-                state = tile.arrays[0].w
-                bad = ((state - tile.reference) - want).abs() > PRUNE_FRACTION * want.abs()
-                tile.reference = torch.where(bad, state, tile.reference)
-                pruned += int(bad.sum())
+                if getattr(tile, "arrays", None) and len(tile.arrays) == 1:
+                    yield tile, target[o0:o1, i0:i1].to(tile.reference.device)
+
+
+def _program_with_verify(
+    analog: nn.Module, trained: nn.Module, band: float, read_noise: float, seed: int
+) -> None:
+    """Write every device by program-and-verify (band, read noise: weight units)."""
+    generator = torch.Generator().manual_seed(int(seed) * 31 + 17)
+    for tile, want in _single_device_tiles(analog, trained):
+        program_and_verify(tile.arrays[0], want + tile.reference, band, read_noise, generator)
+
+
+def _prune_defects(analog: nn.Module, trained: nn.Module) -> int:
+    """Zero the weights that devices hold more wrongly than rightly (as on the chip)."""
+    pruned = 0
+    for tile, want in _single_device_tiles(analog, trained):
+        state = tile.arrays[0].w
+        bad = ((state - tile.reference) - want).abs() > PRUNE_FRACTION * want.abs()
+        tile.reference = torch.where(bad, state, tile.reference)
+        pruned += int(bad.sum())
     return pruned
 
 
@@ -121,8 +138,13 @@ def simulated_accuracy(
     read_seed: int,
     x: torch.Tensor,
     y: torch.Tensor,
+    verify_band_s: float | None = None,
 ) -> float:
-    """Test accuracy (fraction) of ``model`` simulated with ``preset`` (see the module doc)."""
+    """Test accuracy (fraction) of ``model`` simulated with ``preset`` (see the module doc).
+
+    ``verify_band_s``: pulsed devices are written by program-and-verify with this band (S);
+    None writes them exactly.
+    """
     try:
         if kind == "pcm":
             config = inference_config(
@@ -145,6 +167,10 @@ def simulated_accuracy(
             device_preset, SGD(), scale_s=scale, forward=forward, mapping=mapping
         )
         analog = convert_to_analog(model, config, seed=program_seed)
+        if verify_band_s is not None:
+            _program_with_verify(
+                analog, model, verify_band_s / scale, read_noise / scale, program_seed
+            )
         if prune_defects:
             _prune_defects(analog, model)
         _reseed_tiles(analog, read_seed)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,10 @@ class EvalSettings:
     ``tile_inputs`` x ``tile_outputs``: the largest tile (weights per tile; a PCM tile uses
     twice as many chip columns); ``forward``: the periphery of every MVM;
     ``read_voltage_v``: the largest input voltage on the chip; ``prune_defects``: cancel
-    devices that fail programming with an error larger than their weight (stuck devices).
+    devices that fail programming with an error larger than their weight (stuck devices);
+    ``verify_band_s``: half-width (S) of the program-and-verify acceptance band of pulsed
+    devices, on the chip and in the simulated sources alike (None: from each task's preset,
+    :func:`~calib.validate.chip_inference.chip_programming`).
     """
 
     tile_inputs: int = 128
@@ -63,6 +66,7 @@ class EvalSettings:
     drift_compensation: bool = True
     prune_defects: bool = True
     forward: IOParameters = field(default_factory=IOParameters)
+    verify_band_s: float | None = None
 
     def mapping(self) -> MappingParameters:
         return MappingParameters(max_input_size=self.tile_inputs, max_output_size=self.tile_outputs)
@@ -165,6 +169,9 @@ def evaluate_task(task: EvalTask) -> EvalOutcome:
     program_seed = derived_seed(task.seed, "program", task.repeat)
     read_seed = derived_seed(task.seed, "read", task.repeat, task.t_inference_s)
     if task.source != "chip":
+        band = settings.verify_band_s
+        if band is None and kind != "pcm":
+            band = chip_programming(kind, technology(preset) or "reram", preset).tolerance_s
         accuracy = simulated_accuracy(
             network.model,
             preset,
@@ -179,10 +186,14 @@ def evaluate_task(task: EvalTask) -> EvalOutcome:
             read_seed,
             split.x_test,
             split.y_test,
+            verify_band_s=band,
         )
         return EvalOutcome(accuracy)
     chip = cached_chip(str(task.chip_resource))
     tech = technology(preset) or chip.technology or "reram"
+    programming = chip_programming(kind, str(tech).lower(), preset)
+    if settings.verify_band_s is not None and kind != "pcm":
+        programming = replace(programming, tolerance_s=settings.verify_band_s)
     mapping = chip_mapping(
         kind,
         network.mapping,
@@ -196,7 +207,7 @@ def evaluate_task(task: EvalTask) -> EvalOutcome:
         chip,
         network.model,
         mapping,
-        chip_programming(kind, str(tech).lower(), preset),
+        programming,
         settings.forward,
         task.t_inference_s,
         t0,
