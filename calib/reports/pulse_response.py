@@ -54,7 +54,7 @@ def write_pulse_response_report(
 
     ``fit.figures`` must hold what the plots show (:func:`fitting.diagnostics.report_material`).
     """
-    figures: PulseFitFigures | None = getattr(fit, "figures", None)
+    figures = fit.figures
     if figures is None:
         raise ValueError(
             "the fit carries no report figures: set fit.figures = "
