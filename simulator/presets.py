@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from simulator.config import SGD, AnalogConfig, ChoppedTTv2, TikiTaka
-from simulator.devices.config import PulsedDeviceConfig
+from simulator.devices.config import PER_DEVICE_FIELDS, PulsedDeviceConfig
 from simulator.devices.families import FAMILIES
 from simulator.devices.pcm import PCMNoiseModel
 from simulator.preset_document import Preset, PresetError, as_preset
@@ -55,7 +57,12 @@ def device_config(
             per_device = preset.per_device
             if not per_device:
                 raise PresetError("use_per_device needs a non-empty 'per_device' section")
-            config = config.with_per_device(per_device, scale)
+            # writable float64 copies of the arrays the simulator uses (the preset's own are
+            # read-only; a missing estimate, null or NaN, is refused by the config)
+            used = {
+                k: np.array(v, dtype=float) for k, v in per_device.items() if k in PER_DEVICE_FIELDS
+            }
+            config = config.with_per_device(used, scale)
     except PresetError:
         raise
     except (ValueError, TypeError) as exc:
