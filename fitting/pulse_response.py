@@ -31,7 +31,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -67,6 +67,9 @@ from fitting.screening import Screening, chunks, classify_devices, concat_statis
 from fitting.selection import ModelScore, equivalences, j_statistic, rank_models
 from fitting.traces import FitInputError, PulseTraces
 from simulator.devices.response import FAMILIES
+
+if TYPE_CHECKING:  # the report's record; diagnostics imports this module
+    from fitting.diagnostics import PulseFitFigures
 
 __all__ = [
     "MODEL_CHOICES",
@@ -120,6 +123,8 @@ class PulseResponseFit:
     predictive: dict[str, float] = field(default_factory=dict)
     fit_status: dict[str, str] = field(default_factory=dict)
     read_noise_stderr: float | None = None  # bootstrap over devices; None with one device
+    #: what the fit report shows (:func:`fitting.diagnostics.report_material`), when made
+    figures: PulseFitFigures | None = field(default=None, repr=False, compare=False)
 
     @property
     def parameters(self) -> Mapping[str, Any]:
