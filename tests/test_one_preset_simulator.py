@@ -167,3 +167,9 @@ def test_the_same_seed_gives_the_same_traces() -> None:
     b = simulate_preset(PRESET, PULSES, np.full(50, 45e-6), seed=7)
     c = simulate_preset(PRESET, PULSES, np.full(50, 45e-6), seed=8)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_the_torch_thread_count_is_restored_after_a_simulation() -> None:
+    torch.set_num_threads(2)  # the autouse fixture restores the session's count afterwards
+    simulate_preset(PRESET, PULSES, np.full(50, 45e-6), seed=7)
+    assert torch.get_num_threads() == 2
