@@ -160,7 +160,7 @@ def adjusted_profile_interval(
         )
         return float(res.fun) - 0.5 * np.log(max(sigma * sigma + e2, _VAR_FLOOR))
 
-    grid = np.linspace(0.0, sigma_max, 41)
+    grid = np.linspace(0.0, sigma_max, 13)
     values = np.array([adjusted(s) for s in grid])
     k = int(np.argmin(values))
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
