@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from preset_samples import SOFT_BOUNDS_DEVICE
 
 from calib.errors import CalibError
 from calib.presets import make_preset, provenance, validate_preset
 
-DEVICE = {
-    "model": "soft-bounds",
-    "parameters": {
-        "dw_min": 8e-7,
-        "up_down": 0.1,
-        "w_max": 4e-5,
-        "w_min": -4e-5,
-        "dw_min_dtod": 0.2,
-        "up_down_dtod": 0.03,
-        "w_max_dtod": 0.08,
-        "w_min_dtod": 0.08,
-        "dw_min_std": 0.3,
-    },
-    "g_offset_s": 6e-5,
-}
+DEVICE = SOFT_BOUNDS_DEVICE
 
 
 def test_large_per_device_arrays_validate_and_nan_becomes_null() -> None:

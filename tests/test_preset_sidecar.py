@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from preset_samples import SOFT_BOUNDS_DEVICE
 
 from calib.cli import main
 from calib.errors import CalibError
@@ -19,21 +20,7 @@ from calib.presets import load_preset, make_preset, provenance, save_preset
 from simulator import analog_config
 from simulator.tile import AnalogTile
 
-DEVICE = {
-    "model": "soft-bounds",
-    "parameters": {
-        "dw_min": 8e-7,
-        "up_down": 0.1,
-        "w_max": 4e-5,
-        "w_min": -4e-5,
-        "dw_min_dtod": 0.2,
-        "up_down_dtod": 0.03,
-        "w_max_dtod": 0.08,
-        "w_min_dtod": 0.08,
-        "dw_min_std": 0.3,
-    },
-    "g_offset_s": 6e-5,
-}
+DEVICE = SOFT_BOUNDS_DEVICE
 
 
 def _arrays(n: int, seed: int = 0) -> dict[str, np.ndarray]:

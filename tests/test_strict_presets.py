@@ -15,31 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from preset_samples import soft_bounds_device
 
 from calib.cli import main
 from calib.errors import CalibError
 from calib.presets import load_preset, make_preset, provenance
 from fitting.pcm import published_section
 
-DEVICE = {
-    "model": "soft-bounds",
-    "parameters": {
-        "dw_min": 8e-7,
-        "up_down": 0.1,
-        "w_max": 4e-5,
-        "w_min": -4e-5,
-        "dw_min_dtod": 0.2,
-        "up_down_dtod": 0.03,
-        "w_max_dtod": 0.08,
-        "w_min_dtod": 0.08,
-        "dw_min_std": 0.3,
-        "write_noise_std": 0.0,
-        "corrupt_devices_prob": 0.02,
-    },
-    "uncertainty": {"dw_min": 1e-8, "up_down": 0.01},
-    "g_offset_s": 6e-5,
-    "read_noise_s": 2.5e-7,
-}
+DEVICE = soft_bounds_device(
+    {"write_noise_std": 0.0, "corrupt_devices_prob": 0.02},
+    uncertainty={"dw_min": 1e-8, "up_down": 0.01},
+    read_noise_s=2.5e-7,
+)
 
 
 def device_preset() -> dict:
