@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +74,11 @@ if TYPE_CHECKING:  # the report's record; diagnostics imports this module
 __all__ = [
     "MODEL_CHOICES",
     "FitContext",
+    "PulseFitOptions",
     "PulseResponseFit",
     "combine_device_estimates",
     "fit_all_devices",
+    "fit_options",
     "fit_pulse_response",
     "fit_pulse_response_source",
     "fit_verdict",
@@ -224,36 +226,41 @@ def _fisher_or_boot(eff: RandomEffect) -> str:
 
 
 # ---------------------------------------------------------------------------------- main
+@dataclass(frozen=True)
+class PulseFitOptions:
+    """Settings of :func:`fit_pulse_response` (data units; None: chosen from the data)."""
+
+    #: separately measured read-noise std (data units); with it (or with repeated reads in
+    #: the data) write noise is separated from read noise
+    read_noise_s: float | None = None
+    candidates: Sequence[str] | None = None  # families ``auto`` chooses among [all]
+    selection_devices: int = 128  # subsample on which ``auto`` scores the families
+    shape_devices: int = 96  # subsample of the shared shape of a given family
+    chunk_devices: int = 2048  # devices per per-device task (and in-process chunk)
+    n_boot: int = 200  # bootstrap replicates over devices
+    seed: int = 0  # of the bootstraps and the predictive check's simulation
+    predictive_check: bool = True  # simulate the preset and compare with the traces
+
+
+def fit_options(options: PulseFitOptions | None = None, **settings: Any) -> PulseFitOptions:
+    """``options`` (default :class:`PulseFitOptions`) with the named ``settings`` replaced;
+    an unknown name is a :class:`TypeError`."""
+    base = options or PulseFitOptions()
+    return replace(base, **settings) if settings else base
+
+
 def fit_pulse_response(
     traces: PulseTraces,
     model: str = "soft-bounds",
-    *,
-    read_noise_s: float | None = None,
-    candidates: Sequence[str] | None = None,
-    selection_devices: int = 128,
-    shape_devices: int = 96,
-    chunk_devices: int = 2048,
-    n_boot: int = 200,
-    seed: int = 0,
-    predictive_check: bool = True,
+    options: PulseFitOptions | None = None,
+    **settings: Any,
 ) -> PulseResponseFit:
     """Fit ``traces`` with ``model`` (a family name, or ``"auto"`` to select one).
 
-    ``read_noise_s`` is a separately measured read-noise std (same unit as the data); with
-    it (or with repeated reads in the data) write noise is separated from read noise.
+    ``options`` and keyword ``settings`` (the fields of :class:`PulseFitOptions`, e.g.
+    ``seed=3``, which replace those of ``options``) set the fit up.
     """
-    return fit_pulse_response_source(
-        TracesSource(traces),
-        model,
-        read_noise_s=read_noise_s,
-        candidates=candidates,
-        selection_devices=selection_devices,
-        shape_devices=shape_devices,
-        chunk_devices=chunk_devices,
-        n_boot=n_boot,
-        seed=seed,
-        predictive_check=predictive_check,
-    )
+    return fit_pulse_response_source(TracesSource(traces), model, fit_options(options, **settings))
 
 
 @dataclass
@@ -268,10 +275,7 @@ class FitContext:
     sub_data: DeviceData  # the subsample of the model choice and the shared shape
     shared_fits: dict[str, DeviceFit]
     scores: list[ModelScore]
-    read_noise_s: float | None
-    chunk_devices: int
-    n_boot: int
-    seed: int
+    options: PulseFitOptions
     map_tasks: MapTasks = serial_map
 
 
@@ -291,17 +295,11 @@ def screen_source(
 def fit_pulse_response_source(
     source: DeviceSource,
     model: str = "soft-bounds",
+    options: PulseFitOptions | None = None,
     *,
-    read_noise_s: float | None = None,
-    candidates: Sequence[str] | None = None,
-    selection_devices: int = 128,
-    shape_devices: int = 96,
-    chunk_devices: int = 2048,
-    n_boot: int = 200,
-    seed: int = 0,
-    predictive_check: bool = True,
     map_tasks: MapTasks | None = None,
     screen_pieces_of: int | None = None,
+    **settings: Any,
 ) -> PulseResponseFit:
     """:func:`fit_pulse_response` of the devices of ``source``, per-device stages mapped.
 
@@ -310,11 +308,12 @@ def fit_pulse_response_source(
     ``chunk_devices`` screened-in devices each); the default runs them here, in order.
     Everything else runs once, here, on the combined per-device results.
     """
+    opt = fit_options(options, **settings)
     run = map_tasks or serial_map
     if model not in MODEL_CHOICES:
         raise FitInputError(f"unknown model {model!r}; use one of {MODEL_CHOICES}")
     notes: list[str] = []
-    screen = screen_source(source, chunk_devices, run, screen_pieces_of)
+    screen = screen_source(source, opt.chunk_devices, run, screen_pieces_of)
     fitted = np.nonzero(screen.fitted)[0]
     counts = screen.counts()
     if fitted.size == 0:
@@ -336,10 +335,10 @@ def fit_pulse_response_source(
     g0_pre, scale = _reference(screen, fitted, direction_wise)
 
     # ---- model choice (and shared shapes) on a subsample
-    families = list(candidates) if candidates else list(FAMILIES if model == "auto" else (model,))
+    families = list(opt.candidates or (FAMILIES if model == "auto" else (model,)))
     if direction_wise:
         families = [f for f in families if f in DECOUPLED]
-    sub = _pick(fitted, selection_devices if model == "auto" else shape_devices)
+    sub = _pick(fitted, opt.selection_devices if model == "auto" else opt.shape_devices)
     sub_data, sub_rep = device_data(source.read(sub), g0_pre, scale, screen.hi[sub], screen.lo[sub])
     shared_fits: dict[str, DeviceFit] = {}
     problems = {}
@@ -415,14 +414,11 @@ def fit_pulse_response_source(
         sub_data,
         shared_fits,
         scores,
-        read_noise_s,
-        chunk_devices,
-        n_boot,
-        seed,
+        opt,
         run,
     )
-    fit_obj = _fit_chosen(ctx, chosen, list(notes), predictive_check)
-    if model == "auto" and predictive_check:
+    fit_obj = _fit_chosen(ctx, chosen, list(notes), opt.predictive_check)
+    if model == "auto" and opt.predictive_check:
         fit_obj = _predictive_tie_break(ctx, fit_obj, notes)
     return fit_obj
 
@@ -441,10 +437,10 @@ def plan_device_fits(ctx: FitContext, chosen: str, notes: list[str]) -> FitPlan:
 
 
 def fit_all_devices(ctx: FitContext, plan: FitPlan) -> DeviceEstimates:
-    """Per-device stage: every screened-in device, in chunks of ``ctx.chunk_devices``."""
+    """Per-device stage: every screened-in device, in chunks of ``chunk_devices``."""
     hi, lo, fitted = ctx.screen.hi, ctx.screen.lo, ctx.fitted
     tasks = []
-    for sl in chunks(fitted.size, ctx.chunk_devices):
+    for sl in chunks(fitted.size, ctx.options.chunk_devices):
         rows = fitted[sl]
         tasks.append((ctx.source, rows, hi[rows], lo[rows], plan))
     return DeviceEstimates.concat(ctx.map_tasks(fit_piece, tasks))
@@ -474,7 +470,8 @@ def combine_device_estimates(
     """
     chosen, fm = plan.family, family_model(plan.family)
     screen, fitted, g0_pre, scale = ctx.screen, ctx.fitted, plan.g0_pre, plan.scale
-    read_noise_s, n_boot, seed, sub_data = ctx.read_noise_s, ctx.n_boot, ctx.seed, ctx.sub_data
+    opt, sub_data = ctx.options, ctx.sub_data
+    read_noise_s, n_boot, seed = opt.read_noise_s, opt.n_boot, opt.seed
     shared_fits, scores = ctx.shared_fits, ctx.scores
     names, shared_names, phi = est.names, est.shared_names, est.phi
     theta, cov, all_sums = est.release()
@@ -533,9 +530,8 @@ def combine_device_estimates(
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
-        pop = _population(
-            fm, names, theta, cov, shared_names, phi, phi_cov, scale, fit_random_effect, plateaus
-        )
+        values = DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale)
+        pop = _population(values, fit_random_effect, plateaus)
     except ValueError as exc:  # e.g. no device with an identified step in one direction
         raise FitInputError(
             f"{ctx.source.source}: {chosen} population cannot be formed: {exc}"
@@ -568,9 +564,7 @@ def combine_device_estimates(
         )
     n_keep = int(keep.sum())
     if 3 <= n_keep <= MAX_BOOTSTRAP_DEVICES and n_boot > 0:
-        _bootstrap(
-            fm, names, theta, cov, shared_names, phi, phi_cov, scale, unc, method, pop, n_boot, seed
-        )
+        _bootstrap(values, unc, method, pop, n_boot, seed)
     notes.extend(pop["notes"])
     if n_keep < 3:
         notes.append(
@@ -1224,14 +1218,39 @@ def _withdraw_extrapolated(names, theta, plateaus, unc, method) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- population
-def _population(
-    fm, names, theta, cov, shared_names, phi, phi_cov, scale, estimator, plateaus=None
-) -> dict:
+@dataclass(frozen=True)
+class DeviceValues:
+    """The input of the population stage: the kept devices' values (normalized units) and
+    covariances, the shared shape with its covariance, and the normalization scale."""
+
+    fm: FamilyModel
+    names: list[str]
+    theta: np.ndarray  # (n, p)
+    cov: np.ndarray  # (n, p, p)
+    shared_names: list[str]
+    phi: np.ndarray  # (q,)
+    phi_cov: np.ndarray  # (q, q)
+    scale: float  # data units per normalized unit
+
+    def take(self, rows: np.ndarray) -> DeviceValues:
+        """The values of the devices ``rows`` (e.g. a bootstrap resample)."""
+        return replace(self, theta=self.theta[rows], cov=self.cov[rows])
+
+
+def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = None) -> dict:
     """aihwkit population parameters (data units) from per-device values (normalized).
 
-    ``plateaus`` (normalized ``b_max``/``b_min`` read plateaus per device) stand in for a
-    bound that the data do not identify.
+    ``estimator`` fits a random effect (:func:`fit_random_effect`, or the fast moments of
+    the bootstrap); ``plateaus`` (normalized ``b_max``/``b_min`` read plateaus per device)
+    stand in for a bound that the data do not identify.
     """
+    fm, names, theta, cov = values.fm, values.names, values.theta, values.cov
+    shared_names, phi, phi_cov, scale = (
+        values.shared_names,
+        values.phi,
+        values.phi_cov,
+        values.scale,
+    )
     j = {n: i for i, n in enumerate(names)}
     var = np.diagonal(cov, axis1=1, axis2=2)
     params: dict[str, Any] = {}
@@ -1371,11 +1390,12 @@ def _reached_hard_bound(
 
 
 def _bootstrap(
-    fm, names, theta, cov, shared_names, phi, phi_cov, scale, unc, method, pop, n_boot, seed
-):
-    """Replace Fisher standard errors by bootstrap-over-devices ones where those are invalid."""
+    values: DeviceValues, unc: dict, method: dict, pop: dict, n_boot: int, seed: int
+) -> None:
+    """Replace Fisher standard errors by bootstrap-over-devices ones where those are invalid
+    (``n_boot`` resamples of the devices, seed ``seed``; ``unc`` in place)."""
     rng = np.random.default_rng(seed + 1)
-    n = theta.shape[0]
+    n = values.theta.shape[0]
     targets = [k for k, m in method.items() if m == "bootstrap" and k in pop["params"]]
     targets = [k for k in targets if k not in ("dw_min_std", "write_noise_std")]
     if not targets:
@@ -1384,17 +1404,7 @@ def _bootstrap(
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
         try:
-            rp = _population(
-                fm,
-                names,
-                theta[idx],
-                cov[idx],
-                shared_names,
-                phi,
-                phi_cov,
-                scale,
-                fast_random_effect,
-            )["params"]
+            rp = _population(values.take(idx), fast_random_effect)["params"]
         except (ValueError, ZeroDivisionError, FloatingPointError):
             continue
         for k in targets:
