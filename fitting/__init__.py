@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FitInputError", "PulseResponseFit", "PulseTraces", "fit_pulse_response"]
+__all__ = [
+    "FitInputError",
+    "PulseFitOptions",
+    "PulseResponseFit",
+    "PulseTraces",
+    "fit_pulse_response",
+]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing a submodule does not load the pipeline
-    if name in ("PulseResponseFit", "fit_pulse_response"):
+    if name in ("PulseFitOptions", "PulseResponseFit", "fit_pulse_response"):
         from fitting import pulse_response
 
         return getattr(pulse_response, name)
