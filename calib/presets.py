@@ -231,6 +231,8 @@ def load_preset(path: str | Path) -> Preset:
         raise CalibError(f"{path}: not valid JSON ({exc})") from None
     except ValueError as exc:  # NaN/Infinity or a repeated key
         raise CalibError(f"{path}: not a valid preset ({exc})") from None
+    except RecursionError:
+        raise CalibError(f"{path}: not a valid preset (JSON nested too deeply)") from None
     if isinstance(preset, dict) and "per_device_file" in preset and "per_device" not in preset:
         reference = preset["per_device_file"]
         check_reference(reference, str(path))  # before the file it names is opened

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,7 +203,12 @@ REFERENCE_SCHEMA: dict[str, Any] = {
         "format": {"const": "hdf5"},
         "sha256": {"type": "string", "pattern": _HEX64.pattern},
         "n_devices": {"type": "integer", "minimum": 1},
-        "arrays": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "arrays": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string"},
+        },
     },
 }
 
@@ -444,6 +451,9 @@ def check_document(preset: Any, source: str, envelope: bool = True) -> None:
     device = rest.get("device") or {}  # PCM-only presets have no device section
     if device.get("model") in FAMILIES:
         params = device["parameters"]
+        problem = _check_types(device["model"], params)
+        if problem is not None:
+            raise PresetError(f"{source}: invalid preset at {problem}")
         if not (isinstance(params["dw_min"], int | float) and params["dw_min"] > 0):
             raise PresetError(f"{source}: invalid preset: device dw_min must be positive")
         w_max, w_min = params["w_max"], params["w_min"]
@@ -455,6 +465,23 @@ def check_document(preset: Any, source: str, envelope: bool = True) -> None:
     problem = _check_ranges(rest)
     if problem is not None:
         raise PresetError(f"{source}: invalid preset at {problem}")
+
+
+def _check_types(model: str, params: Mapping[str, Any]) -> str | None:
+    """``"path: problem"`` for the first aihwkit field of ``model`` whose value has the wrong
+    type: a number field given a flag (``true`` would be read as 1) or a list, a node list
+    given a single value. Unknown names are ignored (datasets/PRESET.md); null is allowed."""
+    for spec in CATALOGUE[model].all_fields:
+        value = params.get(spec.name)
+        if value is None or isinstance(spec.default, bool):
+            continue
+        where = f"device/parameters/{spec.name}"
+        if isinstance(spec.default, list):
+            if not isinstance(value, list):
+                return f"{where}: {value!r} is not a list of step scale factors"
+        elif not _is_number(value):
+            return f"{where}: {value!r} is not a number"
+    return None
 
 
 _VALIDATORS: dict[int, Any] = {}
@@ -503,11 +530,14 @@ def _check_per_device(per_device: dict[str, Any], source: str) -> None:
             arr = values.astype(float, copy=False)
             bad = np.isinf(arr)  # NaN marks a missing estimate (null in JSON)
         else:
-            if any(isinstance(v, bool) for v in values):
+            kinds = {type(v) for v in values}
+            if any(issubclass(t, bool | np.bool_) for t in kinds):
                 raise PresetError(f"{where}: booleans found")
+            if any(t is not type(None) and not issubclass(t, numbers.Real) for t in kinds):
+                raise PresetError(f"{where}: values must be numbers or null")  # e.g. "1e-5"
             try:
                 arr = np.asarray([0.0 if v is None else v for v in values], dtype=float)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise PresetError(f"{where}: values must be numbers or null") from None
             if arr.ndim != 1:
                 raise PresetError(f"{where}: not a flat list")
@@ -531,6 +561,9 @@ _NON_NEGATIVE = ("write_noise_std", "dw_min_std", "pow_gamma_dtod", "pow_up_down
 _PROBABILITY = ("corrupt_devices_prob",)
 
 
+_FLOAT_MAX = sys.float_info.max
+
+
 def first_non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
     """(path, value) of the first NaN or infinite float inside ``value``, or None."""
     if isinstance(value, Mapping):
@@ -540,6 +573,8 @@ def first_non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
     else:
         if isinstance(value, float | np.floating) and not math.isfinite(value):
             return (where or "top level", float(value))
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _FLOAT_MAX:
+            return (where or "top level", math.inf if value > 0 else -math.inf)  # 1e400 as digits
         return None
     for key, item in items:
         found = first_non_finite(item, f"{where}/{key}" if where else str(key))

@@ -62,6 +62,11 @@ def device_config(
             used = {
                 k: np.array(v, dtype=float) for k, v in per_device.items() if k in PER_DEVICE_FIELDS
             }
+            if not used:  # else the population would be drawn, as without use_per_device
+                raise PresetError(
+                    f"use_per_device: none of the per_device arrays {sorted(per_device)} is one "
+                    f"the simulator uses ({', '.join(PER_DEVICE_FIELDS)})"
+                )
             config = config.with_per_device(used, scale)
     except PresetError:
         raise
