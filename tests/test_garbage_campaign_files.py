@@ -237,3 +237,44 @@ def test_a_device_with_no_finite_read_is_fitted_around_without_a_numpy_warning(
         rc, err, out = _fit(path, capsys)
     assert rc == 0, err
     assert out.exists()
+
+
+@pytest.mark.slow
+def test_a_fit_killed_at_any_moment_leaves_no_preset_or_a_whole_one(tmp_path: Path) -> None:
+    """SIGKILL of ``calib fit pulse-response`` at 20 %, 50 %, 80 % and 95 % of the time an
+    uninterrupted run takes (import, read, fit, write): the output is absent or a preset
+    that loads; the input campaign is unchanged."""
+    import json
+    import os
+    import signal
+    import time
+
+    from calib.presets import load_preset
+
+    path = _copy(tmp_path, lambda p: None)
+    before = path.read_bytes()
+
+    def run(out: Path, kill_after_s: float | None) -> None:
+        fit = subprocess.Popen(
+            [sys.executable, "-m", "calib", "fit", "pulse-response", str(path), "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).parents[1],
+        )
+        if kill_after_s is not None:
+            time.sleep(kill_after_s)
+            if fit.poll() is None:
+                os.kill(fit.pid, signal.SIGKILL)
+        assert fit.wait(timeout=300) == 0 or kill_after_s is not None
+
+    start = time.perf_counter()
+    run(tmp_path / "whole.json", None)
+    whole_s = time.perf_counter() - start
+    load_preset(tmp_path / "whole.json")
+    for fraction in (0.2, 0.5, 0.8, 0.95):
+        out = tmp_path / f"killed_{fraction}.json"
+        run(out, fraction * whole_s)
+        if out.exists():
+            assert json.loads(out.read_text())["schema"] == "aimc-calib-preset"
+            load_preset(out)
+    assert path.read_bytes() == before

@@ -282,3 +282,38 @@ def test_an_infinite_sidecar_value_is_refused_when_the_simulator_reads_it(tmp_pa
     preset = load_preset(path)
     with pytest.raises(CalibError, match=r"'w_max'\[3\] is inf"):
         analog_config(preset, use_per_device=True)
+
+
+# -- calib validate and calib export: refused before any work, nothing written
+def test_calib_validate_refuses_a_garbage_preset_or_truth_before_training(
+    tmp_path: Path, capsys
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(device_preset()))
+    bad = tmp_path / "bad.json"
+    bad.write_text(WRONG_TYPES["dw_min true"]())
+    deep = tmp_path / "deep.json"
+    deep.write_text(WRONG_TYPES["deeply nested list"]())
+    for args, named in (
+        ([str(bad)], bad),
+        ([str(deep)], deep),
+        ([str(good), "--truth", str(deep)], deep),
+    ):
+        out = tmp_path / "report"
+        capsys.readouterr()
+        assert main(["validate", *args, "-o", str(out)]) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and err[0].startswith("calib: error:") and str(named) in err[0]
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("target", ["big.json", "big.devices.h5"])
+def test_calib_export_never_writes_over_the_preset_or_its_sidecar(
+    tmp_path: Path, capsys, target: str
+) -> None:
+    path, side = _sidecar_preset(tmp_path)
+    before = {p: p.read_bytes() for p in (path, side)}
+    out = tmp_path / target
+    assert main(["export", str(path), "--to", "aihwkit", "-o", str(out), "--overwrite"]) == 1
+    assert "input" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (path, side)} == before
