@@ -354,7 +354,11 @@ def _windowed_c2c(
         return c2
 
     def variance(uu_m: float, one_a2_m: float, den: float, n_m: float) -> float:
-        return (2.0 * uu_m**2 / n_m + 3.0 * (na2 * one_a2_m) ** 2 / n1) / den**2
+        # numpy scalars: a diverged trial fit gives inf (not an OverflowError), never chosen
+        uu_m, one_a2_m, den = np.float64(uu_m), np.float64(one_a2_m), np.float64(den)
+        with np.errstate(over="ignore", invalid="ignore"):
+            var = (2.0 * uu_m**2 / n_m + 3.0 * (na2 * one_a2_m) ** 2 / n1) / den**2
+        return float(var) if np.isfinite(var) else np.inf
 
     best, best_var = c2, variance(uu, one_a2, v - q, n1)
     for i in range(len(WINDOWS)):
@@ -369,7 +373,7 @@ def _windowed_c2c(
         if v_m <= q_m:
             continue
         var_m = variance(uu_m, one_m, v_m - q_m, n_m)
-        if var_m < best_var:
+        if var_m < best_var and np.isfinite(uu_m - na2 * one_m):
             best, best_var = (uu_m - na2 * one_m) / (v_m - q_m), var_m
     return best
 

@@ -18,7 +18,7 @@ with γ = 0 (and piecewise-step with one node); soft-bounds is pow-step with exp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,8 +26,16 @@ import numpy as np
 from fitting.families import FAMILY_MODELS, family_model
 from fitting.gmm import GmmProblem
 from fitting.noise import pair_statistics
+from fitting.pairs import PairBlock
 
-__all__ = ["RELATIONS", "ModelScore", "equivalences", "j_statistic", "rank_models"]
+__all__ = [
+    "RELATIONS",
+    "ModelScore",
+    "equivalences",
+    "j_statistic",
+    "rank_models",
+    "refit_on_pairs",
+]
 
 #: How the families relate (REFERENCES.md [R4]), shown next to the selection table
 #: (each family's text lives with its fit parametrization, :mod:`fitting.families`).
@@ -137,3 +145,28 @@ def j_statistic(
     floor = 1e-9 * np.maximum(val[:, -1:], 1e-300)
     proj = np.einsum("dmk,dm->dk", vec, g)
     return np.sum(proj**2 / np.maximum(val, floor), axis=1)
+
+
+def refit_on_pairs(
+    prob: GmmProblem, theta: np.ndarray, phi: np.ndarray, blocks: Sequence[PairBlock]
+) -> tuple[GmmProblem, np.ndarray]:
+    """The family of ``prob`` with its per-device values re-solved on ``blocks`` (shape
+    ``phi`` held), for scoring every family on the same pairs.
+
+    Used with the pairs clear of the read plateaus (:func:`fitting.gmm.clear_of_bounds`): a
+    hard bound clips the predicted increment at a noisy read, so a device that sits at its
+    bound biases every pair there, and a flexible family (piecewise-step bending its last
+    node) absorbs that bias and wins on J while the true one (linear-step) cannot. Scored
+    on pairs without that bias, with per-device values fitted to the same pairs, the
+    families compete on the response itself. Values the kept pairs no longer identify (the
+    bound of a device whose pairs near it are gone) stay where they were.
+    """
+    p = GmmProblem(
+        prob.model, blocks, prob.names, prob.shared_names, fixed=prob.fixed, typical=prob.typical
+    )
+    th = theta.copy()
+    p.set_weights(th, phi)
+    th, _, _ = p.solve_devices(th, phi)
+    p.set_weights(th, phi)
+    th, _, _ = p.solve_devices(th, phi, max_iter=15)
+    return p, th
