@@ -317,3 +317,52 @@ def test_calib_export_never_writes_over_the_preset_or_its_sidecar(
     assert main(["export", str(path), "--to", "aihwkit", "-o", str(out), "--overwrite"]) == 1
     assert "input" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in (path, side)} == before
+
+
+# -- PCM sections: flags and nested lists where numbers belong (refused by the schema)
+def _pcm_with(path: str, value) -> dict:
+    from test_strict_presets import pcm_preset
+
+    doc = pcm_preset()
+    node = doc["pcm"]
+    *parents, last = path.split("/")
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[int(last) if isinstance(node, list) else last] = value
+    return doc
+
+
+PCM_GARBAGE = {
+    "t0_s true": ("t0_s", True),
+    "g_max_s true": ("g_max_s", True),
+    "read-noise a true": ("read_noise/a", True),
+    "programming coefficient true": ("prog_noise/coefficients_s/0", True),
+    "drift mu_nu a true": ("drift/mu_nu/a", True),
+    "negative white read noise": ("read_noise/white_s", -1.0),
+    "read-noise conductance unknown": ("read_noise/conductance", "g_x"),
+    "drift form unknown": ("drift/form", "power"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PCM_GARBAGE))
+def test_a_garbage_pcm_value_is_refused_by_every_reader(tmp_path: Path, capsys, name: str) -> None:
+    path = tmp_path / "pcm.json"
+    path.write_text(json.dumps(_pcm_with(*PCM_GARBAGE[name])))
+    _refused_everywhere(path, capsys, tmp_path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="simulator/devices/pcm_equations.py::min_power_q divides a by max(x, x_floor)**b, "
+    "which underflows to 0 for a large exponent b: numpy 'divide by zero' RuntimeWarning "
+    "on stderr of calib export (the clipped result, c, is right)",
+)
+def test_a_steep_read_noise_law_exports_without_a_numpy_warning(tmp_path: Path) -> None:
+    import warnings
+
+    path = tmp_path / "pcm.json"
+    path.write_text(json.dumps(_pcm_with("read_noise/b", 1e6)))
+    out = tmp_path / "exported.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["export", str(path), "--to", "aihwkit", "-o", str(out)]) == 0
