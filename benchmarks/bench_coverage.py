@@ -17,8 +17,9 @@ Chips:
   fitted bounds (an exact reparametrization);
 - PCM: ``--pcm-chips`` synthetic PCM chips (``fitting/pcm_synthetic.py``, written from the
   equations, not the emulator) with truths drawn per chip (σ_prog scale, μ_ν and σ_ν lines,
-  Q_s a and b), 8 levels x 16 devices; coverage of the read-noise parameters a, b and of the
-  per-level points behind the curves (σ_prog, μ_ν, σ_ν, Q_s per level);
+  Q_s a and b), 8 levels x 16 devices; coverage of the read-noise parameters a, b, of the
+  per-level points behind the curves (σ_prog, μ_ν, σ_ν, Q_s per level) and of the fitted
+  σ_prog polynomial at the levels (``curve sigma_prog``, its one-SE band);
 - read-noise spectra: ``--spectra`` synthetic 1/f^α + white records (spectral shaping),
   α and A drawn per record; coverage of α and ln A.
 
@@ -192,6 +193,13 @@ def _pcm_chip(index: int, seed: int) -> list[dict]:
         x = np.array(g / model.g_max_s)
         add("level mu_nu", model.mu_nu(x), m, mse, mci)
         add("level sigma_nu", model.sigma_nu(x), s, sse, sci)
+    if fit.prog is not None:
+        # the fitted σ_prog polynomial at the levels with its one-SE band (coefficient
+        # covariance incl. the read-noise systematic): the curve the preset carries; its 8
+        # points per chip share one fit, so judge it per chip (SE over chips, not points)
+        g_lv = fit.prog.level_g_s
+        for g, s_fit, band in zip(g_lv, fit.prog.sigma(g_lv), fit.prog.band(g_lv), strict=True):
+            add("curve sigma_prog", model.sigma_prog(np.array(g / model.g_max_s)), s_fit, band)
     r = lv.get("read_noise", {})
     for x, q, qse in zip(r.get("x", []), r.get("q_s", []), r.get("q_s_se", []), strict=True):
         add("level Q_s", model.q_s(np.array(x)), q, qse)

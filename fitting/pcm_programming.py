@@ -10,8 +10,12 @@ count n, the mean error and the sum of squared deviations SS matter, so the like
 (the level mean is a nuisance parameter, hence n − 1). A read taken at t_p > t0 is
 brought back to t0 with the drift model: e = g·(t_p/t0)^μ_ν − g_T, and the spread of ν adds
 (g_T·σ_ν·ln(t_p/t0))² to r². The degree is chosen by BIC (n = devices) among 0..4 (at
-most levels − 2); the published degree 2 is kept when it is within 2 BIC units of the best
-(AIC picked spurious degree-4 fits on 8 levels x 256 devices). Polynomials
+most levels − 2) but not below the published degree 2: a higher degree must beat it by more
+than 2 BIC units (AIC picked spurious degree-4 fits on 8 levels x 256 devices); a lower one
+is used only where degree 2 is not available (too few levels, not positive). With 16
+devices per level BIC chose degree 1 on 8 of 12 quadratic chips, and the band of that
+straight line left the curvature out: the curve's one-SE band covered 81 % of the true
+σ_prog at the levels (benchmarks/RESULTS.md, "Uncertainty coverage"). Polynomials
 that are not positive over the observed range are rejected. Coefficient covariance: the
 inverse Fisher information plus the shift caused by a one-standard-error change of the
 read-noise model (a systematic part).
@@ -128,7 +132,10 @@ class ProgNoiseFit:
             "coefficients_s": self.coefficients_s.tolist(),
             "degree": self.degree,
             "degree_selection": {
-                "criterion": "BIC over devices (degree 2 kept within 2 units of the best)",
+                "criterion": (
+                    "BIC over devices, not below the published degree 2 (a higher degree "
+                    "must beat it by 2 units)"
+                ),
                 "bic": {str(k): v for k, v in self.bic_by_degree.items()},
             },
             "fitted_from": self.sources,
@@ -212,8 +219,12 @@ def _level_sigma_interval(stats: list[LevelErrors], g: float) -> tuple[float, fl
         return float("nan"), float("nan")
 
     def nll(sigma: float) -> float:
-        s2 = sigma * sigma
-        return sum(0.5 * ((n - 1) * np.log(s2 + r) + ss / (s2 + r)) for n, ss, r in rows)
+        # floor: a level at 0 S has no read noise (r = 0), so σ = 0 would give 0/0
+        total = 0.0
+        for n, ss, r in rows:
+            v = max(sigma * sigma + r, 1e-300)
+            total += 0.5 * ((n - 1) * np.log(v) + ss / v)
+        return total
 
     sig, _ = _level_sigma(stats, g)
     f_min = nll(sig)
@@ -222,8 +233,10 @@ def _level_sigma_interval(stats: list[LevelErrors], g: float) -> tuple[float, fl
         return 2.0 * (nll(sigma) - f_min) - CHI2_1_95
 
     lower = 0.0 if excess(0.0) <= 0 else float(optimize.brentq(excess, 0.0, sig))
-    top = 2.0 * max(sig, float(np.sqrt(max(ss / max(n - 1, 1) for n, ss, _ in rows))))
-    while excess(top) <= 0:
+    top = 2.0 * max(sig, float(np.sqrt(max(ss / max(n - 1, 1) for n, ss, _ in rows))), 1e-30)
+    for _ in range(200):
+        if excess(top) > 0:
+            break
         top *= 2.0
     return lower, float(optimize.brentq(excess, sig, top))
 
@@ -269,8 +282,9 @@ def fit_prog_noise(
     if not fits:
         raise FitInputError("no programming-noise polynomial is positive over the target levels")
     best = min(bic, key=bic.__getitem__)
-    if degree is None and PUBLISHED_DEGREE in bic and bic[PUBLISHED_DEGREE] - bic[best] <= 2.0:
-        best = PUBLISHED_DEGREE
+    if degree is None and PUBLISHED_DEGREE in bic:
+        higher = min((k for k in bic if k >= PUBLISHED_DEGREE), key=bic.__getitem__)
+        best = higher if bic[PUBLISHED_DEGREE] - bic[higher] > 2.0 else PUBLISHED_DEGREE
     c = fits[best]
     _, fisher = _nll_and_fisher(c, stats, g_max_s)
     try:
