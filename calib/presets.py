@@ -127,8 +127,13 @@ def validate_preset(preset: Any, source: str) -> Preset:
 
 def as_preset(preset: Any, source: str) -> Preset:
     """``preset`` unchanged if it is a :class:`Preset` (validated when it was built), else
-    validated once into one; :class:`CalibError` naming the first problem."""
+    validated once into one; :class:`CalibError` naming the first problem (also for a Preset
+    edited in place since it was validated)."""
     if isinstance(preset, Preset):
+        try:
+            preset.check_unedited()
+        except PresetError as exc:
+            raise CalibError(str(exc)) from None
         return preset
     return validate_preset(preset, source)
 

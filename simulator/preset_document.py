@@ -258,6 +258,8 @@ class Preset(Mapping[str, Any]):
 
     _document: Mapping[str, Any] = field(repr=False)
     source: str = "<preset>"
+    #: a copy of the sections as validated (all but ``per_device``): :meth:`check_unedited`
+    _validated: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, document: Any, source: str = "<preset>", envelope: bool = True) -> Preset:
@@ -270,6 +272,7 @@ class Preset(Mapping[str, Any]):
         of every section, without requiring ``schema``, ``schema_version`` and ``provenance``.
         """
         if isinstance(document, Preset):
+            document.check_unedited()
             return document
         check_document(document, source, envelope)
         doc = {k: v for k, v in document.items() if k != "per_device"}
@@ -279,7 +282,25 @@ class Preset(Mapping[str, Any]):
             doc["per_device"] = {k: _copy_array(v) for k, v in per_device.items()}
         elif per_device is not None:
             doc["per_device"] = per_device  # DeferredArrays: read-only already
-        return cls(doc, source)
+        validated = copy.deepcopy({k: v for k, v in doc.items() if k != "per_device"})
+        return cls(doc, source, validated)
+
+    def check_unedited(self) -> None:
+        """Raise :class:`PresetError` if a section was changed in place since validation.
+
+        The sections read as plain dicts and lists (``preset["device"]["parameters"]``), so
+        an in-place edit is possible; every consumer that takes a Preset without validating
+        it again (:func:`as_preset`) calls this, so that an edited preset is refused, not
+        simulated, exported or saved unchecked. (Inline per-device lists are not compared.)
+        """
+        if self._validated is None:
+            return
+        current = {k: v for k, v in self._document.items() if k != "per_device"}
+        if current != self._validated:
+            raise PresetError(
+                f"{self.source}: preset edited in place after it was validated (a Preset is "
+                "read-only: edit preset.to_dict() and build a new one from it)"
+            )
 
     # -- the JSON object view
     def __getitem__(self, key: str) -> Any:
@@ -370,6 +391,7 @@ def as_preset(preset: Any, source: str = "<preset>") -> Preset:
     """``preset`` as a :class:`Preset`: a Preset as it is; a mapping validated once, as a
     whole document when it names its ``schema``, else as bare sections."""
     if isinstance(preset, Preset):
+        preset.check_unedited()
         return preset
     envelope = isinstance(preset, Mapping) and "schema" in preset
     return Preset.from_dict(preset, source, envelope=envelope)

@@ -278,3 +278,29 @@ def test_a_fit_killed_at_any_moment_leaves_no_preset_or_a_whole_one(tmp_path: Pa
             assert json.loads(out.read_text())["schema"] == "aimc-calib-preset"
             load_preset(out)
     assert path.read_bytes() == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="calib/io/hdf5.py::CampaignFile._open reopens the path for every chunk without "
+    "checking it is still the file checked at open (inode, size, mtime): a campaign replaced "
+    "during a streamed fit mixes the chunks of two files silently",
+)
+def test_a_campaign_replaced_during_a_streamed_fit_is_refused_not_mixed(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    from calib.errors import CalibError
+    from calib.pulse_source import HDF5PulseSource
+
+    path = _copy(tmp_path, lambda p: None)
+    source = HDF5PulseSource(path)
+    source.read(slice(0, 32))  # the first chunk, as the fit reads it
+    other = tmp_path / "remeasured.h5"
+    shutil.copy(path, other)
+    with h5py.File(other, "a") as fh:
+        fh["pulse_response/conductance"][:] *= 1.5
+    os.replace(other, path)  # e.g. calib measure -o campaign.h5 --overwrite meanwhile
+    worker = pickle.loads(pickle.dumps(source))  # a Dask worker reopens the file by path
+    with pytest.raises(CalibError, match="changed"):
+        worker.read(slice(32, 64))

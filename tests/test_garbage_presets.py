@@ -366,3 +366,41 @@ def test_a_steep_read_noise_law_exports_without_a_numpy_warning(tmp_path: Path) 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         assert main(["export", str(path), "--to", "aihwkit", "-o", str(out)]) == 0
+
+
+# -- a Preset edited in place (its sections read as plain dicts) is not used unchecked
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda p: p["device"]["parameters"].__setitem__("dw_min_dtod", -5.0),
+        lambda p: p["device"]["parameters"].__setitem__("w_min", 1.0),
+        lambda p: p["device"].__setitem__("model", "none"),
+        lambda p: p["provenance"].pop("software_version"),
+    ],
+    ids=["negative spread", "w_min above w_max", "model none", "provenance field removed"],
+)
+def test_a_preset_edited_in_place_is_refused_by_export_save_and_simulator(
+    tmp_path: Path, edit
+) -> None:
+    """Before: export wrote dw_min_dtod -5 and save_preset wrote a file load_preset refuses
+    (both take a Preset as validated)."""
+    from calib.export import aihwkit_device
+
+    preset = make_preset(DEVICE, provenance(None))
+    edit(preset)
+    with pytest.raises(CalibError, match="edited in place"):
+        aihwkit_device(preset)
+    with pytest.raises(CalibError, match="edited in place"):
+        save_preset(preset, tmp_path / "edited.json")
+    assert not (tmp_path / "edited.json").exists()
+    with pytest.raises(PresetError, match="edited in place"):
+        analog_config(preset)
+
+
+def test_an_unedited_preset_and_its_edited_copy_are_used() -> None:
+    preset = make_preset(DEVICE, provenance(None))
+    analog_config(preset)
+    copy_ = preset.to_dict()
+    copy_["device"]["parameters"]["dw_min_dtod"] = 0.5
+    assert analog_config(copy_).device.dw_min_dtod == 0.5
+    analog_config(preset)  # the copy's edit did not reach the original
