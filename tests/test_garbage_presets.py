@@ -404,3 +404,22 @@ def test_an_unedited_preset_and_its_edited_copy_are_used() -> None:
     copy_["device"]["parameters"]["dw_min_dtod"] = 0.5
     assert analog_config(copy_).device.dw_min_dtod == 0.5
     analog_config(preset)  # the copy's edit did not reach the original
+
+
+def test_a_sidecar_replaced_after_its_preset_was_loaded_is_refused_when_read(
+    tmp_path: Path,
+) -> None:
+    """The arrays are read lazily: a sidecar swapped for another (valid) one meanwhile is
+    refused by the hash check of the read, not simulated as the loaded preset's devices."""
+    path, side = _sidecar_preset(tmp_path)
+    preset = load_preset(path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    n = INLINE_MAX_DEVICES + 10
+    other = make_preset(
+        DEVICE, provenance(None), per_device={"w_max": np.full(n, 3e-5), "w_min": np.full(n, -3e-5)}
+    )
+    save_preset(other, other_dir / "big.json")
+    os.replace(other_dir / "big.devices.h5", side)
+    with pytest.raises(CalibError, match="changed since its preset was loaded"):
+        analog_config(preset, use_per_device=True)
