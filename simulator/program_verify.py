@@ -16,6 +16,7 @@ checks that both give the same landing distribution.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -50,8 +51,10 @@ def program_and_verify(
     an erase leaves) instead of starting near the band. A target outside a device's bounds
     leaves it at the bound, not converged.
     """
-    if not tolerance > 0:
-        raise ValueError(f"verify tolerance must be > 0, got {tolerance}")
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise ValueError(f"verify tolerance must be > 0 and finite, got {tolerance}")
+    if not (math.isfinite(read_noise) and read_noise >= 0):
+        raise ValueError(f"verify read noise must be a finite std >= 0, got {read_noise}")
     target = target.to(array.device, torch.float32)
     if approach_steps is None:
         array.set_weights(array.b_min.expand(array.shape).clone())

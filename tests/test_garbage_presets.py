@@ -351,12 +351,6 @@ def test_a_garbage_pcm_value_is_refused_by_every_reader(tmp_path: Path, capsys, 
     _refused_everywhere(path, capsys, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulator/devices/pcm_equations.py::min_power_q divides a by max(x, x_floor)**b, "
-    "which underflows to 0 for a large exponent b: numpy 'divide by zero' RuntimeWarning "
-    "on stderr of calib export (the clipped result, c, is right)",
-)
 def test_a_steep_read_noise_law_exports_without_a_numpy_warning(tmp_path: Path) -> None:
     import warnings
 

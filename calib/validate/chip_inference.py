@@ -91,11 +91,12 @@ def chip_programming(kind: str, technology: str, preset: Mapping[str, Any]) -> C
 
     PCM: one RESET pulse and up to 100 iterations. Pulsed devices: enough depressing pulses
     to cross the whole range four times at the fitted Δw_min (capped at 5,000), up to three
-    range crossings of verify iterations, and a verify band of one fitted step (at least
-    three read-noise σ so that the verify read can resolve it, at most the technology's
-    default): a verify loop stops at the first read inside the band, so a band wider than
-    the device's step leaves every device on the side it came from (ECRAM with the 0.05 µS
-    default: all weights 0.04 µS low, 2.9 pp of accuracy on digits).
+    range crossings of verify iterations, and a verify band of one fitted step or the
+    technology's default if narrower, widened to two read-noise σ where the reads cannot
+    resolve less (a device on target then reads inside the band 95 % of the time): a verify
+    loop stops at the first read inside the band, so a band wider than the device's step
+    leaves every device on the side it came from (ECRAM with the 0.05 µS default: all
+    weights 0.04 µS low, 2.9 pp of accuracy on digits).
     """
     tol, amp, width = PROGRAM_DEFAULTS.get(technology, PROGRAM_DEFAULTS["reram"])
     if kind == "pcm":
@@ -105,7 +106,7 @@ def chip_programming(kind: str, technology: str, preset: Mapping[str, Any]) -> C
     dw_min = float(params["dw_min"])
     steps = span / max(dw_min, 1e-15)
     read_noise = float(preset["device"].get("read_noise_s") or 0.0)
-    tol = min(tol, max(dw_min, 3.0 * read_noise))
+    tol = max(min(tol, dw_min), 2.0 * read_noise)
     return ChipProgramming(
         tol,
         amp,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +68,11 @@ class EvalSettings:
     prune_defects: bool = True
     forward: IOParameters = field(default_factory=IOParameters)
     verify_band_s: float | None = None
+
+    def __post_init__(self) -> None:
+        band = self.verify_band_s
+        if band is not None and not (math.isfinite(band) and band > 0):
+            raise ValueError(f"verify band must be a finite number of siemens > 0, got {band}")
 
     def mapping(self) -> MappingParameters:
         return MappingParameters(max_input_size=self.tile_inputs, max_output_size=self.tile_outputs)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from simulator.devices.response import array_module
 
 __all__ = [
@@ -117,9 +119,14 @@ def interp_log_table(x: Array, x_table: Sequence[float], y_table: Sequence[float
 
 
 def min_power_q(x: Array, a: float, b: float, c: float, x_floor: float) -> Array:
-    """Relative read-noise amplitude Q_s(x) = min(a / max(x, x_floor)^b, c)."""
+    """Relative read-noise amplitude Q_s(x) = min(a / max(x, x_floor)^b, c).
+
+    A steep law (large b) takes the power to 0 or inf; a/0 = inf is then capped at c, the
+    right value, so numpy's division warnings are silenced here.
+    """
     xp, x = _array(x)
-    return _clip(xp, a / _clip(xp, x, x_floor) ** b, None, c)
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        return _clip(xp, a / _clip(xp, x, x_floor) ** b, None, c)
 
 
 def read_time_factor(t: Array, t_read: float) -> Array:
