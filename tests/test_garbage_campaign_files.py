@@ -223,11 +223,6 @@ def test_half_pulse_counts_are_refused_as_not_integers(tmp_path: Path, capsys) -
     assert "integer" in _assert_refused(path, capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calib/fit_commands.py (span of each device, np.nanmin/np.nanmax of an all-NaN "
-    "device row) warns 'All-NaN slice encountered' onto stderr of a successful fit",
-)
 def test_a_device_with_no_finite_read_is_fitted_around_without_a_numpy_warning(
     tmp_path: Path, capsys
 ) -> None:
