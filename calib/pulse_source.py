@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from calib.errors import CalibError
-from calib.io.checks import check_unique_ids
+from calib.io.checks import check_pulse_sequence, check_unique_ids
 from calib.io.hdf5 import CampaignFile
 from fitting.screening import chunks
 from fitting.traces import FitInputError, PulseTraces, check_pulse_directions
@@ -66,7 +66,9 @@ class HDF5PulseSource:
     def pulses_shared(self) -> np.ndarray:
         """The pulse sequence shared by all devices (1-D files only)."""
         if self._pulses is None:
-            self._pulses = np.asarray(self.file.read_column("pulses"), dtype=np.int64)
+            raw = np.asarray(self.file.read_column("pulses"))
+            check_pulse_sequence(raw, self.path)  # a count of 0.5 must not become 0
+            self._pulses = raw.astype(np.int64)
         return self._pulses
 
     def read(self, rows: np.ndarray | slice) -> PulseTraces:

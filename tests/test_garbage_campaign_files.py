@@ -155,11 +155,6 @@ def test_the_streamed_fit_in_chunks_gives_the_fit_in_one_piece(tmp_path: Path, c
 
 
 # -- faults found by the probes (calib/io/hdf5.py, calib/fit_commands.py: HB's files today)
-@pytest.mark.xfail(
-    strict=True,
-    reason="calib/io/hdf5.py::CampaignFile.__init__ int(rows_complete) / "
-    "open_dataset int(format_version) unchecked: ValueError/IndexError -> internal error",
-)
 @pytest.mark.parametrize(
     "edit",
     [
@@ -176,22 +171,12 @@ def test_a_garbage_bookkeeping_attribute_is_refused_with_one_line(
     _assert_refused(_copy(tmp_path, edit), capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calib/io/hdf5.py::CampaignFile.__init__ skips non-datasets, then the required "
-    "check passes and read() raises KeyError 'conductance' -> internal error",
-)
 def test_a_group_in_place_of_a_required_dataset_is_refused_with_one_line(
     tmp_path: Path, capsys
 ) -> None:
     _assert_refused(_copy(tmp_path, _group_for_dataset), capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calib/io/hdf5.py::_complete_shape drops rows beyond rows_complete even when the "
-    "status is 'complete': 54 of 64 measured devices silently left out of the preset",
-)
 def test_a_complete_campaign_with_fewer_rows_complete_than_rows_loses_no_device(
     tmp_path: Path, capsys
 ) -> None:
@@ -212,12 +197,6 @@ def test_a_fractional_pulse_count_is_refused_as_not_an_integer(tmp_path: Path, c
     assert "integer" in _assert_refused(path, capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calib/pulse_source.py::HDF5PulseSource.__init__/pulses_shared cast float pulse "
-    "counts to int64 before checking them: +-0.5 truncate to 0 and the direction check "
-    "says 'only up (+) pulses' instead of 'not an integer'",
-)
 def test_half_pulse_counts_are_refused_as_not_integers(tmp_path: Path, capsys) -> None:
     path = _copy(tmp_path, _replace("pulses", lambda d: d.astype(np.float64) + 0.5))
     assert "integer" in _assert_refused(path, capsys)
@@ -275,12 +254,6 @@ def test_a_fit_killed_at_any_moment_leaves_no_preset_or_a_whole_one(tmp_path: Pa
     assert path.read_bytes() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calib/io/hdf5.py::CampaignFile._open reopens the path for every chunk without "
-    "checking it is still the file checked at open (inode, size, mtime): a campaign replaced "
-    "during a streamed fit mixes the chunks of two files silently",
-)
 def test_a_campaign_replaced_during_a_streamed_fit_is_refused_not_mixed(tmp_path: Path) -> None:
     import os
     import pickle

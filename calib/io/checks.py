@@ -39,6 +39,7 @@ __all__ = [
     "MIN_PLAUSIBLE_S",
     "check_campaign_values",
     "check_numeric",
+    "check_pulse_sequence",
     "check_reads",
     "check_self_contained",
     "check_technology",
@@ -249,6 +250,22 @@ def _check_pulses(p: np.ndarray, g: np.ndarray, where: _Where) -> None:
             f"pulse count {pm[i, j]:g} is not an integer within ±{MAX_PULSES_PER_READ} "
             "(pulses applied before this read)",
         )
+
+
+class _SharedSequence(_Where):
+    """Names a read of a pulse sequence shared by every device."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source, np.zeros(1, dtype=np.int64), None)
+
+    def __call__(self, i: int, j: int | None = None) -> str:
+        return f"{self.source}: shared pulse sequence" + ("" if j is None else f" read {j}")
+
+
+def check_pulse_sequence(pulses: np.ndarray, source: str) -> None:
+    """A pulse sequence shared by every device holds integer counts (before any cast)."""
+    p = np.asarray(pulses).reshape(1, -1)
+    _check_pulses(p, np.empty(p.shape), _SharedSequence(source))
 
 
 def _check_times(t: np.ndarray, g: np.ndarray, where: _Where, strict: bool) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import errno
 import json
+import math
 import os
 import signal
 import threading
@@ -543,7 +544,11 @@ def open_dataset(path: str | Path) -> h5py.File:
     if fmt != FORMAT_NAME:
         f.close()
         raise CalibError(f"{path}: not an {FORMAT_NAME} file (format attribute is {fmt!r})")
-    version = int(f.attrs.get("format_version", 0))
+    try:
+        version = _count_attr(f.attrs.get("format_version", 0), "format_version", path)
+    except CalibError:
+        f.close()
+        raise
     if version > FORMAT_VERSION:
         f.close()
         raise CalibError(
@@ -555,6 +560,25 @@ def open_dataset(path: str | Path) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def _count_attr(value: Any, name: str, source: str | Path) -> int:
+    """A bookkeeping attribute that must be a whole number >= 0 (one line otherwise)."""
+    v = _attr(value)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or v < 0 or v != int(v):
+        raise CalibError(f"{source}: attribute {name} is {v!r}; expected a whole number >= 0")
+    return int(v)
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, modification time) of a file: what changes when it is replaced or
+    rewritten (None if it cannot be read; opening it then says why)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def check_complete(attrs: dict[str, Any], source: str | Path, campaign: str) -> None:
@@ -592,6 +616,7 @@ class CampaignFile:
     def __init__(self, path: str | Path, campaign: str, *, require_complete: bool = False) -> None:
         self.path = Path(path)
         self.campaign = campaign
+        self._identity = _file_identity(self.path)
         with open_dataset(self.path) as f:
             if campaign not in f:
                 raise CalibError(f"{path}: has no {campaign!r} group (groups: {sorted(f)})")
@@ -599,6 +624,8 @@ class CampaignFile:
             for name in REQUIRED.get(campaign, ("device_index",)):
                 if name not in g:
                     raise CalibError(f"{path}: {campaign}/{name} is missing")
+                if not isinstance(g[name], h5py.Dataset):
+                    raise CalibError(f"{path}: {campaign}/{name} is a group, not a dataset")
             self.attrs = {k: _attr(v) for k, v in g.attrs.items()}
             if require_complete:
                 check_complete(self.attrs, path, campaign)
@@ -612,10 +639,16 @@ class CampaignFile:
                 if "units" in ds.attrs
             }
             done = g.attrs.get("rows_complete")
-            self.shapes = {
-                name: _complete_shape(ds, None if done is None else int(done))
-                for name, ds in datasets.items()
-            }
+            done = None if done is None else _count_attr(done, "rows_complete", path)
+            if done is not None and self.attrs.get("status") == "complete":
+                for name, ds in datasets.items():
+                    per_device = ds.ndim and not (name in PER_READ and ds.ndim == 1)
+                    if per_device and ds.maxshape[0] is None and ds.shape[0] != done:
+                        raise CalibError(
+                            f"{path}: {campaign} is 'complete' but rows_complete is {done} of "
+                            f"{ds.shape[0]} rows of {name}: the file contradicts itself"
+                        )
+            self.shapes = {name: _complete_shape(ds, done) for name, ds in datasets.items()}
             self.dtypes = {name: ds.dtype for name, ds in datasets.items()}
         for name, allowed in UNITS.items():
             if name in self.shapes and self.units.get(name) not in allowed:
@@ -653,6 +686,13 @@ class CampaignFile:
             raise CalibError(f"{path}: {campaign}/conductance must have one value per device")
 
     def _open(self) -> h5py.File:
+        """The file, if it is still the one checked when this reader was made (a file
+        replaced or rewritten since, e.g. by a new measurement, would mix two campaigns)."""
+        if _file_identity(self.path) != self._identity:
+            raise CalibError(
+                f"{self.path}: changed since it was checked (replaced or rewritten while being "
+                "read); nothing was mixed, read it again"
+            )
         try:
             return h5py.File(self.path, "r", locking=False)
         except OSError as exc:
