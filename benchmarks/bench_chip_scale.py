@@ -5,6 +5,7 @@ Usage (prints a markdown table for ``benchmarks/RESULTS.md``, "## Chip scale")::
     .venv/bin/python benchmarks/bench_chip_scale.py --devices 100000
     .venv/bin/python benchmarks/bench_chip_scale.py --devices 4194304 --no-dask --folder /var/tmp/x
     .venv/bin/python benchmarks/bench_chip_scale.py --preset-io --devices 1048576
+    .venv/bin/python benchmarks/bench_chip_scale.py --population-stage --devices 4194304
 
 An emulated ReRAM chip (``calib emulator serve``, square, the smallest power-of-two side that
 holds the devices) runs in its own process; each stage is one ``calib`` command in its own
@@ -221,6 +222,83 @@ def preset_io(n_devices: int, seed: int) -> None:
         print(f"| {name} | {save:.2f} | {load:.2f} | {read:.2f} | {disk:.1f} | {js:.3f} |")
 
 
+def population_stage(n_devices: int, seed: int, sample: int = 5000) -> None:
+    """Peak memory of the population stage for ``n_devices`` without fitting them all.
+
+    A ``sample``-device chip is measured on the emulator and fitted (soft-bounds, streamed);
+    its screening statistics and per-device estimates are tiled to ``n_devices`` and passed
+    to ``combine_device_estimates``, the stage that holds every device's values at once.
+    Prints the resident memory before the stage and the process's peak (``ru_maxrss``).
+    """
+    import dataclasses
+    import resource
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    import fitting.pulse_response as pr
+    from calib.io.pulse_source import HDF5PulseSource
+    from fitting.chunked import DeviceEstimates
+    from fitting.screening import Screening
+
+    captured: dict = {}
+    combine = pr.combine_device_estimates
+
+    def keep_inputs(ctx, plan, est, notes, predictive_check=True):
+        rows = np.arange(est.n_dev)
+        captured.update(ctx=ctx, plan=plan, notes=list(notes))
+        captured["est"] = DeviceEstimates(
+            est.names, est.theta.copy(), est.cov.copy(), est.shared_names, est.phi,
+            est.sums.take(rows),
+        )  # fmt: skip
+        return combine(ctx, plan, est, notes, predictive_check)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "sample.h5"
+        side = 1 << max(4, (sample - 1).bit_length() + 1 >> 1)
+        with _emulator(side, seed, {}) as resource_name:
+            measure = ["measure", "pulse-response", "--resource", resource_name]
+            _run([*measure, "--devices", str(sample), "--selection", "block", "-o", str(data)])
+        pr.combine_device_estimates = keep_inputs
+        try:
+            pr.fit_pulse_response_source(
+                HDF5PulseSource(data), "soft-bounds", screen_pieces_of=8, predictive_check=False
+            )
+        finally:
+            pr.combine_device_estimates = combine
+    ctx, est = captured["ctx"], captured.pop("est")
+    reps = -(-n_devices // ctx.source.n_devices)
+    fields = {f.name: getattr(ctx.screen, f.name) for f in dataclasses.fields(Screening)}
+    screen = Screening(
+        **{k: np.tile(v, reps)[:n_devices] if isinstance(v, np.ndarray) else v
+           for k, v in fields.items()}
+    )  # fmt: skip
+    fitted = np.nonzero(screen.fitted)[0]
+
+    class Tiled:
+        source, units = "tiled", ctx.source.units
+        device_ids = np.arange(n_devices)
+
+    Tiled.n_devices = n_devices
+    rows = np.arange(fitted.size) % est.n_dev
+    big = DeviceEstimates(
+        est.names, est.theta[rows], est.cov[rows], est.shared_names, est.phi, est.sums.take(rows)
+    )
+    del rows, est
+    ctx = dataclasses.replace(ctx, source=Tiled(), screen=screen, fitted=fitted)
+    with open("/proc/self/statm") as fh:
+        before = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    t0 = time.perf_counter()
+    combine(ctx, captured["plan"], big, captured["notes"], predictive_check=False)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    print(
+        f"{n_devices} devices ({fitted.size} fitted, estimates of a {sample}-device chip "
+        f"tiled), load {os.getloadavg()[0]:.2f}: population stage {wall:.1f} s; resident "
+        f"{before:.0f} MB before it, process peak {peak:.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=100_000)
@@ -232,9 +310,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="calib validate (0: skip)")
     parser.add_argument("--repeats", type=int, default=5, help="calib validate")
     parser.add_argument("--folder", type=Path, help="work folder (kept) [a temporary one]")
+    parser.add_argument(
+        "--population-stage",
+        action="store_true",
+        help="only the population stage's memory at --devices (tiled estimates)",
+    )
     args = parser.parse_args()
     if args.preset_io:
         preset_io(args.devices, args.seed)
+        return
+    if args.population_stage:
+        population_stage(args.devices, args.seed)
         return
     load = os.getloadavg()[0]
     start = dt.datetime.now(dt.timezone.utc)
