@@ -660,7 +660,7 @@ def add_redraws(case: Case, out_dir: Path, n_draws: int = 5) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from aihwkit_checks import resimulate_in_aihwkit, trace_errors
 
-    from calib.fit_commands import load_pulse_traces
+    from calib.fit.pulse_response import load_pulse_traces
 
     path = out_dir / f"{case.name}.json"
     truth = json.loads(path.read_text())

@@ -7,8 +7,8 @@
 Needs aihwkit (1.2.0, MIT) and runs both sides in the same process on the same machine;
 our package is imported from this checkout. Each part prints Markdown for
 ``benchmarks/RESULTS.md`` and (``--json``) writes the numbers of both sides;
-``tests/fixtures/aihwkit/parity.json`` is that file, which ``tests/test_aihwkit_parity.py``
-checks our side against without aihwkit.
+``tests/fixtures/aihwkit/parity.json`` is that file, which
+``tests/simulator/test_aihwkit_parity.py`` checks our side against without aihwkit.
 
 ``tile``: a 256x256 tile of each device (:data:`DEVICES`), with aihwkit's spreads and without
 d2d spreads, the same starting weights and the same mini-batch updates (:data:`SCENARIOS`),
@@ -280,7 +280,7 @@ def tile_part(repeats: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------ training part
 def digits(seed: int):
-    from calib.validation import load_digits_split
+    from calib.validate.in_memory_training import load_digits_split
 
     return load_digits_split(seed)
 

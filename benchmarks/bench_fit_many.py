@@ -45,8 +45,8 @@ def _chips(folder: Path, n_chips: int, n_devices: int) -> list[Path]:
 
 
 def speedup(n_chips: int, n_devices: int, model: str) -> None:
-    from calib.distributed import cluster_client
-    from calib.fit_many import fit_many
+    from calib.fit.many import fit_many
+    from calib.runtime.distributed import cluster_client
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -92,7 +92,7 @@ def _presets(folder: Path) -> dict:
     checked against the recorded sha256 (``open_sidecar``) and the reference, sha256
     included, is compared (the sidecar is written byte-reproducibly, ``track_times`` off).
     """
-    from calib.preset_sidecar import open_sidecar
+    from calib.presets.sidecar import open_sidecar
 
     out = {}
     for p in sorted((folder / "presets").glob("*.json")):
@@ -105,8 +105,8 @@ def _presets(folder: Path) -> dict:
 
 
 def split(n_devices: int, workers: int, model: str, chunk_devices: int) -> None:
-    from calib.distributed import cluster_client, task_mapper
-    from calib.pulse_source import HDF5PulseSource
+    from calib.io.pulse_source import HDF5PulseSource
+    from calib.runtime.distributed import cluster_client, task_mapper
     from fitting.chunked import serial_map
     from fitting.pulse_response import fit_pulse_response_source
 

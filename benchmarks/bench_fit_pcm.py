@@ -11,7 +11,7 @@ Cases (synthetic data from :mod:`fitting.pcm_synthetic`, published constants, 16
   from the residuals and programming noise from the fitted conductance at t0;
 - ``all campaigns``: plus a programming campaign (devices) and a read-noise campaign
   (devices x ``times`` reads);
-- ``file``: the drift campaign written as an HDF5 dataset, then ``calib.fit_pcm.fit_pcm_files``
+- ``file``: the drift campaign written as an HDF5 dataset, then ``calib.fit.pcm.fit_pcm_files``
   (HDF5 read, fit, preset validation and write).
 
 Prints wall times (best and median of ``--repeat``), peak resident memory, and the worst
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calib.fit_pcm import fit_pcm_files
+from calib.fit.pcm import fit_pcm_files
 from calib.io.hdf5 import CampaignData, write_campaign
 from fitting.pcm import fit_pcm
 from fitting.pcm_model import evaluate_section

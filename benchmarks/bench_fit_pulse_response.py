@@ -209,7 +209,7 @@ def accuracy(seeds: list[int]) -> None:
 
 
 def measured(out: Path) -> None:
-    from calib.fit_commands import fit_pulse_response_file
+    from calib.fit.pulse_response import fit_pulse_response_file
 
     for name, model in (("gong_et_al", "auto"), ("crosssim_ramps", "auto")):
         src = ROOT / "datasets" / "measured" / f"{name}.h5"

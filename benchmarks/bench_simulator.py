@@ -82,7 +82,7 @@ def pcm_truth_preset() -> dict:
 def run_fidelity(_: argparse.Namespace) -> None:
     """400-pulse response of 1,000 devices vs the per-pulse reference kept in the tests."""
     spec = importlib.util.spec_from_file_location(
-        "fidelity", ROOT / "tests" / "test_simulator_fidelity.py"
+        "fidelity", ROOT / "tests" / "simulator" / "test_pulse_kernel_fidelity.py"
     )
     fid = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fid)
@@ -127,7 +127,7 @@ def run_fidelity(_: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------- training
 def digits(seed: int):
-    from calib.validation import load_digits_split
+    from calib.validate.in_memory_training import load_digits_split
 
     return load_digits_split(seed)
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from calib.chain import characterize, fit_characterized
 from calib.errors import CalibError
 from calib.presets import save_preset
-from calib.truth import truth_preset
+from calib.presets.truth import truth_preset
+from calib.recipes import characterize, fit_characterized
 from calib.validate import TrainingOptions, ValidationOptions, run_validation
 from calib.validate.report import accuracy_table, target_lines
 from instruments.drivers.scpi_crossbar import ScpiCrossbarChip

@@ -10,9 +10,11 @@ classified:
 * ``unclean``: refused, but by an internal error (exit 3), a traceback, or not in exactly
   one ``calib...`` line.
 
-The corpora are the regression tests' (tests/test_strict_*.py), so the tally and the tests
-cannot drift apart. Run: ``.venv/bin/python benchmarks/probe_strict_inputs.py`` (about a
-minute). The tally goes to benchmarks/RELIABILITY.md (section "Strict inputs").
+The corpora are the regression tests' (tests/calib/io/test_corrupt_csv_refused.py,
+tests/calib/io/test_hdf5_checks.py, tests/calib/presets/test_malformed_presets_refused.py),
+so the tally and the tests cannot drift apart. Run:
+``.venv/bin/python benchmarks/probe_strict_inputs.py`` (about a minute). The tally goes to
+benchmarks/RELIABILITY.md (section "Strict inputs").
 """
 
 from __future__ import annotations
@@ -31,11 +33,17 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+TESTS = ROOT / "tests"
+sys.path[:0] = [
+    str(ROOT),
+    str(TESTS),
+    str(TESTS / "calib" / "io"),
+    str(TESTS / "calib" / "presets"),
+]
 
-import test_strict_csv as tcsv  # noqa: E402
-import test_strict_hdf5 as th5  # noqa: E402
-import test_strict_presets as tpre  # noqa: E402
+import test_corrupt_csv_refused as tcsv  # noqa: E402
+import test_hdf5_checks as th5  # noqa: E402
+import test_malformed_presets_refused as tpre  # noqa: E402
 
 from calib.cli import cli, main  # noqa: E402
 

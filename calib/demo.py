@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 from calib.campaigns.parameters import PulseResponseParams
-from calib.chips import chip_resource, connect
 from calib.presets import load_preset, save_preset
-from calib.progress import progress_bar
+from calib.presets.truth import truth_preset
 from calib.recipes import Campaign, characterize, fit_files, plan
-from calib.truth import truth_preset
+from calib.runtime.chips import chip_resource, connect
+from calib.runtime.progress import progress_bar
 from instruments.chip import ChipInterface
 
 __all__ = ["DEMO_FIT_MODEL", "DemoResult", "run_demo"]
@@ -151,8 +151,8 @@ def _measured(campaigns: list[Campaign], n_devices: int) -> str:
 def _pulsed_training(
     kind: str, dataset: Path, truth: dict, out: Path, seed: int, epochs: int, console: Console
 ) -> DemoResult:
+    from calib.validate.in_memory_training import load_digits_split, train_accuracy
     from calib.validate.sources import simulatable_preset
-    from calib.validation import load_digits_split, train_accuracy
 
     preset_path = out / "preset.json"
     _, fit = fit_files(kind, [dataset], preset_path, model=DEMO_FIT_MODEL[kind])

@@ -167,11 +167,11 @@ def fit_files(kind: str, files: list[Path], preset: Path, model: str = "auto") -
     PCM: the PCM noise model from the three campaigns; pulsed kinds: device family ``model``.
     """
     if kind == "pcm":
-        from calib.fit_pcm import fit_pcm_files
+        from calib.fit.pcm import fit_pcm_files
 
         path, fit, _ = fit_pcm_files(files, preset)
         return path, fit
-    from calib.fit_commands import fit_pulse_response_file
+    from calib.fit.pulse_response import fit_pulse_response_file
 
     return fit_pulse_response_file(files[0], preset, model=model)
 

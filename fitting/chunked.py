@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: ``map_tasks(func, tasks)``: ``[func(*t) for t in tasks]`` in order (in-process or on a
-#: cluster, see ``calib.distributed.map_tasks``)
+#: cluster, see ``calib.runtime.distributed.map_tasks``)
 MapTasks = Callable[[Callable[..., Any], Sequence[tuple]], list]
 
 

@@ -6,7 +6,7 @@ Each notebook runs top to bottom in a kernel of this interpreter, in a temporary
 files do not land in the checkout), and is written back with its outputs, so that a reader
 on the web sees the results. Figures are shown scaled down (the notebooks' ``show``), which
 keeps the files small. The SHA-256 of the code cells is stored in the notebook's metadata
-(``aimc_calib.source_sha256``); ``tests/test_notebooks.py`` fails when a code cell was
+(``aimc_calib.source_sha256``); ``tests/docs/test_notebooks.py`` fails when a code cell was
 edited after the notebook was executed.
 """
 

@@ -10,7 +10,7 @@ verify read.
 
 Cost: the loop's outcome depends only on its last pulses before the band, so it starts
 ``approach_steps`` expected steps below the band's lower edge (clipped to the device's
-bounds) instead of climbing from the erased state; ``tests/test_program_verify.py``
+bounds) instead of climbing from the erased state; ``tests/simulator/test_program_verify.py``
 checks that both give the same landing distribution.
 """
 

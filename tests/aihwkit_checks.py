@@ -7,8 +7,8 @@ user's device does, so they can judge our families. ``test_aihwkit_conformance``
 them against the noise-free trace aihwkit itself produced for every fixture.
 
 :func:`evaluate_case` runs the user's path on one case (``calib fit pulse-response --model
-auto`` through :func:`calib.fit_commands.fit_pulse_response_file`, then the aihwkit export
-of :mod:`calib.export`) and measures every criterion of the issue:
+auto`` through :func:`calib.fit.pulse_response.fit_pulse_response_file`, then the aihwkit export
+of :mod:`calib.presets.export`) and measures every criterion of the issue:
 
 * ``family``: the chosen family, and whether it is the true one or one the case states as
   exactly equivalent;
@@ -275,9 +275,9 @@ def limits(truth: dict[str, Any]) -> tuple[float, float]:
 
 def evaluate_case(case: str, seed: int = 0) -> dict[str, Any]:
     """Fit ``case`` with ``--model auto`` as a user would, export it, measure the criteria."""
-    from calib.export import aihwkit_device
-    from calib.fit_commands import fit_pulse_response_file, load_pulse_traces
+    from calib.fit.pulse_response import fit_pulse_response_file, load_pulse_traces
     from calib.presets import load_preset
+    from calib.presets.export import aihwkit_device
 
     truth = load_truth(case)
     path = FIXTURES / f"{case}.h5"

@@ -23,5 +23,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="RESOURCE",
         help="VISA resource of a real bench instrument (repeatable); the hardware tests "
-        "(tests/test_bench_hardware.py) are skipped without it",
+        "(tests/instruments/test_bench_hardware.py) are skipped without it",
     )

@@ -168,3 +168,105 @@ def test_presets_are_validated_by_one_module() -> None:
             if "jsonschema" in _imported_top_levels(path):
                 offenders.append(f"{relative} imports jsonschema")
     assert not offenders, offenders
+
+
+# --------------------------------------------------------------------------- calib by job
+#: ``calib/``'s folders, one per job (ARCHITECTURE.md), and the few modules at its root
+CALIB_JOBS = {
+    "cli": "the click commands, one module per command (calib/cli/<command>.py)",
+    "campaigns": "measurement campaigns and their parameters",
+    "io": "dataset files: the HDF5 format (its one reader), CSV import, the chunked source",
+    "fit": "file-level fits: a dataset in, a preset out",
+    "presets": "preset files, the per-device sidecar, export, the emulator's truth",
+    "reports": "fit reports and figures",
+    "validate": "validation by simulated and chip-in-the-loop inference",
+    "runtime": "chip connection, Dask, progress, provenance, the output guard",
+    "docs": "links to the shipped references",
+}
+CALIB_ROOT_MODULES = {"__init__", "__main__", "_version", "errors", "recipes", "demo"}
+
+
+def test_every_calib_module_lives_in_the_folder_of_its_job() -> None:
+    stray = []
+    for path in (ROOT / "calib").rglob("*.py"):
+        parts = path.relative_to(ROOT / "calib").parts
+        if len(parts) == 1 and path.stem not in CALIB_ROOT_MODULES:
+            stray.append(f"calib/{parts[0]}")
+        elif len(parts) > 1 and parts[0] not in CALIB_JOBS:
+            stray.append("/".join(("calib", *parts)))
+    assert not stray, f"not in a job folder of calib/ (or its root list): {stray}"
+
+
+#: production modules that open HDF5 files, and why; the campaign format has one reader
+#: (``calib/io/hdf5.py``: ``CampaignFile``, ``open_dataset``); ``calib/io/pulse_source.py``
+#: streams through it
+HDF5_OPENERS = {
+    "calib/io/hdf5.py": "the campaign format: its writer and its one reader",
+    "calib/presets/sidecar.py": "the per-device sidecar of a preset (another format)",
+    "calib/presets/__init__.py": "tells a sidecar from another file before writing over it",
+}
+
+
+def test_one_module_reads_the_hdf5_campaign_format() -> None:
+    opened_in = set()
+    for package in ("simulator", "fitting", "instruments", "calib"):
+        for path in (ROOT / package).rglob("*.py"):
+            if re.search(r"\bh5py\.File\(", path.read_text()):
+                opened_in.add(path.relative_to(ROOT).as_posix())
+    assert opened_in == set(HDF5_OPENERS), opened_in ^ set(HDF5_OPENERS)
+
+
+def _leaf_commands() -> list[tuple[list[str], object]]:
+    import click
+
+    from calib.cli import cli
+
+    def walk(command: click.Command, path: list[str]) -> list:
+        if isinstance(command, click.Group):
+            return [
+                leaf
+                for name, sub in command.commands.items()
+                if not sub.hidden
+                for leaf in walk(sub, [*path, name])
+            ]
+        return [(path, command)]
+
+    return walk(cli, [])
+
+
+#: commands whose module is their whole implementation
+SELF_CONTAINED_COMMANDS = {"formats": "lists the shipped references (a dozen lines)"}
+
+
+def test_each_command_is_in_the_cli_module_named_like_it_which_calls_its_implementation() -> None:
+    """Two hops from a README command to its code: calib/cli/<command>.py, then what it calls.
+
+    ``calib A B`` lives in ``calib/cli/A_B.py`` if that exists, else in ``calib/cli/A.py``;
+    its callback imports its implementation from outside ``calib.cli``.
+    """
+    wrong = []
+    for path, command in _leaf_commands():
+        names = ["_".join(path).replace("-", "_"), path[0].replace("-", "_")]
+        expected = next(
+            (f"calib.cli.{n}" for n in names if (ROOT / "calib" / "cli" / f"{n}.py").is_file()),
+            f"calib.cli.{names[0]}",
+        )
+        callback = command.callback
+        if callback.__module__ != expected:
+            wrong.append(f"calib {' '.join(path)}: in {callback.__module__}, not {expected}")
+            continue
+        source = (ROOT / (expected.replace(".", "/") + ".py")).read_text()
+        function = next(
+            node
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.FunctionDef) and node.name == callback.__name__
+        )
+        called = {
+            node.module
+            for node in ast.walk(function)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        implementation = {m for m in called if not m.startswith("calib.cli")}
+        if not implementation and " ".join(path) not in SELF_CONTAINED_COMMANDS:
+            wrong.append(f"calib {' '.join(path)}: {expected} imports no implementation")
+    assert not wrong, wrong

@@ -4,7 +4,7 @@ Each field of a campaign's parameter dataclass that ``calib measure ...`` expose
 :class:`Option` in its ``dataclasses.field`` metadata (key :data:`OPTION_KEY`): the flag, a
 help text with the unit, bounds, hidden old names and, for settings left to the chip, the
 technology defaults the help lists. The field's type and default are the option's type and
-default, so a default is declared once (``calib.commands.measure`` builds the click options).
+default, so a default is declared once (``calib.cli.measure`` builds the click options).
 This module imports no click.
 """
 

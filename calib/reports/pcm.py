@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calib.figures import save_figure
+from calib.reports.figures import save_figure
 from fitting.pcm import PcmFit, published_section
 from fitting.pcm_model import evaluate_section, polynomial_sigma
 from fitting.pcm_read_noise import X_FLOOR

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from calib.figures import save_figure
+from calib.reports.figures import save_figure
 from fitting.diagnostics import PulseFitFigures
 from fitting.pulse_response import PulseResponseFit
 

@@ -1,7 +1,8 @@
 """Classification data sets for validation by inference: names, shapes, train/test splits.
 
 * ``digits``: scikit-learn's 8x8 handwritten digits (shipped with scikit-learn), scaled to
-  [0, 1], stratified 75/25 split by ``seed`` (:func:`calib.validation.load_digits_split`).
+  [0, 1], stratified 75/25 split by ``seed``
+  (:func:`calib.validate.in_memory_training.load_digits_split`).
 * ``mnist1d``: MNIST-1D (Greydanus 2020), 40-sample 1-D signals of 10 classes, generated
   procedurally and offline by the ``mnist1d`` package (``make_dataset`` with its published
   default arguments: 5,000 samples, 4,000 train / 1,000 test, its own seed 42). The package's
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from calib.errors import CalibError
-from calib.validation import Split, load_digits_split
+from calib.validate.in_memory_training import Split, load_digits_split
 
 __all__ = ["DATASETS", "DatasetInfo", "dataset_info", "load_dataset"]
 

@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from calib.figures import save_figure
+from calib.reports.figures import save_figure
 from calib.validate.predictive import PredictiveCheck
 
 __all__ = ["format_time", "plot_accuracy", "plot_predictive"]
@@ -52,7 +52,7 @@ def _time_axis(ax: Any, times: Sequence[float]) -> None:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    """Save as ``path`` in the current figure format (:mod:`calib.figures`)."""
+    """Save as ``path`` in the current figure format (:mod:`calib.reports.figures`)."""
     FigureCanvasAgg(fig)
     return save_figure(fig, path, dpi=DPI, bbox_inches="tight")
 

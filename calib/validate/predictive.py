@@ -127,7 +127,7 @@ def pulse_response_check(
     preset: Mapping[str, Any], path: str | Path, seed: int = 0, max_devices: int = 1024
 ) -> PredictiveCheck:
     """Predictive check of a pulsed preset against its pulse-response campaign."""
-    from calib.pulse_source import sample_complete_traces
+    from calib.io.pulse_source import sample_complete_traces
 
     # a sample of complete traces; an HDF5 file is read a chunk of devices at a time
     g, pulses, units, excluded = sample_complete_traces(path, max_devices, seed)

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from calib._version import __version__
-from calib.chips import chip_resource
 from calib.errors import CalibError
-from calib.figures import figure_path
-from calib.invocation import current_command
 from calib.presets import file_sha256, load_preset
+from calib.reports.figures import figure_path
+from calib.runtime.chips import chip_resource
+from calib.runtime.invocation import current_command
 from calib.validate.chip_inference import chip_mapping, chip_programming
 from calib.validate.chip_network import chip_tiles, place_tiles
 from calib.validate.datasets import dataset_info, load_dataset

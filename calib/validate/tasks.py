@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from calib.chips import connect
 from calib.errors import CalibError
 from calib.presets import load_preset
+from calib.runtime.chips import connect
 from calib.validate.chip_inference import chip_accuracy, chip_mapping, chip_programming
 from calib.validate.datasets import load_dataset
 from calib.validate.networks import TrainedNetwork, load_network
@@ -138,7 +138,7 @@ _CHIPS: dict[str, ChipInterface] = {}
 
 
 def cached_chip(resource: str) -> ChipInterface:
-    """This process's connection to ``resource`` (:func:`calib.chips.connect`, cached)."""
+    """This process's connection to ``resource`` (:func:`calib.runtime.chips.connect`, cached)."""
     chip = _CHIPS.get(resource)
     if chip is None:
         chip = _CHIPS[resource] = connect(resource)

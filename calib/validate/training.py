@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from calib.errors import CalibError
+from calib.validate.in_memory_training import Split
 from calib.validate.networks import (
     NetworkSpec,
     TrainedNetwork,
@@ -34,7 +35,6 @@ from calib.validate.networks import (
     copy_trained_weights,
 )
 from calib.validate.sources import simulatable_preset, weight_scale
-from calib.validation import Split
 from simulator import (
     SGD,
     ChoppedTTv2,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from calib.chips import open_chip
-from calib.commands.common import CHIP_KINDS
+from calib.cli.option_types import CHIP_KINDS
 from calib.presets import save_preset
+from calib.presets.truth import truth_preset
 from calib.recipes import EXAMPLE_FILES, RecipeSizes, characterize
-from calib.truth import truth_preset
+from calib.runtime.chips import open_chip
 
 HERE = Path(__file__).resolve().parent
 SEED = 2026

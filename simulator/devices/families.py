@@ -15,7 +15,7 @@ Each family is one :class:`DeviceFamily` object that owns
 
 Adding a family means adding one object to :data:`CATALOGUE` (and, for fitting, one fit
 parametrization in :mod:`fitting.families`, attached by name). Nothing else in the code base
-branches on a family name (``tests/test_family_catalogue.py`` checks this; the emulator,
+branches on a family name (``tests/fitting/test_family_catalogue.py`` checks this; the emulator,
 ``instruments/emulator``, is deliberately an independent implementation and exempt).
 """
 

@@ -1,0 +1,1 @@
+"""File-level fits: a dataset file in, a preset out (pulse response, PCM, many chips)."""

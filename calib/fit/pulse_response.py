@@ -1,0 +1,254 @@
+"""File-level fitting: dataset in, preset out (used by the CLI and the demo)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from calib.errors import CalibError
+from calib.io import read_pulse_response_any
+from calib.io.hdf5 import check_complete
+from calib.presets import make_preset, provenance, save_preset
+from fitting import FitInputError, PulseResponseFit, PulseTraces, fit_pulse_response
+
+__all__ = ["fit_pulse_response_file", "load_pulse_traces"]
+
+SCREEN_PIECE_CHUNKS = 8  # screening tasks of 8 chunks of devices each (first pass)
+
+
+def load_pulse_traces(input_path: str | Path, units: str = "S") -> tuple[PulseTraces, dict]:
+    """Pulse-response traces of an HDF5 dataset or a CSV file, and the file's attributes.
+
+    ``units`` applies to CSV input (``S``, ``mS``, ``uS``, ``nS`` or ``normalized``);
+    HDF5 files carry their own unit.
+    """
+    input_path = Path(input_path)
+    data = read_pulse_response_any(input_path, units=units)
+    check_complete(data.attrs, input_path, data.campaign)
+    unit = data.units.get("conductance", "S")
+    try:
+        traces = PulseTraces(
+            data.conductance_s, data.pulses, data.device_index, str(input_path), units=unit
+        )
+    except FitInputError as exc:
+        raise CalibError(str(exc)) from None
+    return traces, dict(data.attrs)
+
+
+def fit_pulse_response_file(
+    input_path: str | Path,
+    output: str | Path,
+    model: str = "soft-bounds",
+    *,
+    units: str = "S",
+    report_dir: str | Path | None = None,
+    read_noise_s: float | None = None,
+    seed: int = 0,
+    client: Any | None = None,
+    chunk_devices: int = 2048,
+    progress_label: str | None = None,
+    show_stages: bool = False,
+) -> tuple[Path, PulseResponseFit]:
+    """Fit the pulse-response campaign of ``input_path`` and write a preset.
+
+    ``model`` is a family name or ``auto``; ``report_dir`` (optional) receives PNG plots and
+    ``summary.md``/``summary.json``. An HDF5 dataset is read a chunk of devices at a time
+    (:class:`calib.io.pulse_source.HDF5PulseSource`): the fit holds per-device results, never
+    the conductance matrix, so its memory does not grow with the reads (the report's plots
+    do read the whole file). With a Dask ``client`` (:mod:`calib.runtime.distributed`) the
+    per-device stages run on its workers in chunks of ``chunk_devices`` devices, each
+    worker reading its rows from the HDF5 file; the result is the same as in-process, and
+    the same as a fit of the traces in memory (CSV input).
+    ``show_stages`` shows the in-process fit's stages on stderr (:mod:`calib.runtime.fit_progress`).
+    """
+    input_path = Path(input_path)
+    if client is not None or input_path.suffix.lower() in (".h5", ".hdf5"):
+        fit, attrs = _fit_distributed(
+            input_path,
+            model,
+            read_noise_s,
+            seed,
+            client,
+            chunk_devices,
+            progress_label,
+            show_stages,
+        )
+        traces = None
+        _note_window_coverage_of_file(fit, input_path, attrs, chunk_devices)
+    else:
+        traces, attrs = load_pulse_traces(input_path, units)
+        try:
+            if show_stages:
+                fit = _fit_with_stages(traces, model, read_noise_s, seed, chunk_devices)
+            else:
+                fit = fit_pulse_response(
+                    traces,
+                    model=model,
+                    read_noise_s=read_noise_s,
+                    seed=seed,
+                    chunk_devices=chunk_devices,
+                )
+        except FitInputError as exc:
+            raise CalibError(str(exc)) from None
+        _note_window_coverage(fit, traces, attrs)
+    prov = provenance(
+        input_path,
+        campaign="pulse_response",
+        instrument_idn=attrs.get("idn"),
+        excluded_devices=fit.excluded,
+        n_devices=fit.n_devices,
+        diagnostics=fit.diagnostics,
+        fit_options={"model": model, "units": units, "read_noise_s": read_noise_s, "seed": seed},
+    )
+    preset = make_preset(fit.device_section(), prov, per_device=fit.per_device)
+    path = save_preset(preset, output)
+    if report_dir is not None:
+        from calib.reports.pulse_response import write_pulse_response_report
+        from fitting.diagnostics import report_material
+
+        if traces is None:  # the figures need the traces themselves
+            traces, _ = load_pulse_traces(input_path, units)
+        fit.figures = report_material(traces, fit, seed=seed)  # the report only renders
+        write_pulse_response_report(report_dir, fit, preset)
+    return path, fit
+
+
+def _fit_with_stages(
+    traces: PulseTraces, model: str, read_noise_s: float | None, seed: int, chunk_devices: int
+) -> PulseResponseFit:
+    """:func:`fit_pulse_response`, its stages shown on stderr (same result).
+
+    The per-device fits run in ~20 chunks (at least 64 devices each) so that their bar
+    moves; devices are fitted independently, so the chunking does not change the result.
+    """
+    from calib.runtime.fit_progress import FitStages
+    from fitting.chunked import TracesSource
+    from fitting.pulse_response import fit_pulse_response_source
+
+    chunk = _progress_chunk(traces.conductance_s.shape[0], chunk_devices)
+    with FitStages(model=model) as stages:
+        return fit_pulse_response_source(
+            TracesSource(traces),
+            model,
+            read_noise_s=read_noise_s,
+            seed=seed,
+            chunk_devices=chunk,
+            map_tasks=stages,
+        )
+
+
+def _progress_chunk(n_devices: int, chunk_devices: int) -> int:
+    """Devices per per-device task when the stages are shown: ~20 tasks of at least 64."""
+    return min(chunk_devices, max(64, -(-n_devices // 20)))
+
+
+def _note_window_coverage(fit: PulseResponseFit, traces: PulseTraces, attrs: dict) -> None:
+    """Add a note to ``fit`` when the traces do not cover the fitted device window."""
+    from calib.fit.coverage import coverage_note, window_coverage
+
+    coverage = window_coverage(traces.conductance_s, traces.device_ids, fit)
+    note = coverage_note(
+        coverage, _pulses_per_direction(attrs), _default_pulses_per_direction(attrs)
+    )
+    if note:
+        fit.notes.append(note)
+
+
+def _pulses_per_direction(attrs: dict) -> int | None:
+    """``n_up`` of the campaign parameters in file attributes (a dict, or its JSON text)."""
+    params = attrs.get("parameters")
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            return None
+    return params.get("n_up") if isinstance(params, dict) else None
+
+
+def _default_pulses_per_direction(attrs: dict) -> int | None:
+    """The default ``n_up`` of the technology in the file's instrument snapshot, if known."""
+    from calib.campaigns.technology import PULSE_RESPONSE_DEFAULTS
+
+    instrument = attrs.get("instrument")
+    if isinstance(instrument, str):
+        try:
+            instrument = json.loads(instrument)
+        except ValueError:
+            return None
+    conf = instrument.get("configuration") if isinstance(instrument, dict) else None
+    tech = conf.get("technology") if isinstance(conf, dict) else None
+    defaults = PULSE_RESPONSE_DEFAULTS.get(str(tech).lower()) if tech else None
+    return defaults.n_up if defaults else None
+
+
+def _note_window_coverage_of_file(
+    fit: PulseResponseFit, path: Path, attrs: dict, chunk_devices: int
+) -> None:
+    """:func:`_note_window_coverage` of an HDF5 file read in chunks (distributed fits)."""
+    import numpy as np
+
+    from calib.fit.coverage import coverage_note, window_coverage
+    from calib.io.pulse_source import HDF5PulseSource
+
+    source = HDF5PulseSource(path)
+    spans, ids = [], []
+    for first in range(0, source.n_devices, max(chunk_devices, 1)):
+        part = source.read(slice(first, min(first + chunk_devices, source.n_devices)))
+        g = np.asarray(part.conductance_s, dtype=float)
+        # fmin/fmax skip NaN reads; a device without a finite read gets NaN, no warning
+        spans.append(np.stack([np.fmin.reduce(g, axis=1), np.fmax.reduce(g, axis=1)], axis=1))
+        ids.append(np.asarray(part.device_ids))
+    if not spans:
+        return
+    coverage = window_coverage(np.concatenate(spans), np.concatenate(ids), fit)
+    note = coverage_note(
+        coverage, _pulses_per_direction(attrs), _default_pulses_per_direction(attrs)
+    )
+    if note:
+        fit.notes.append(note)
+
+
+def _fit_distributed(
+    input_path: Path,
+    model: str,
+    read_noise_s: float | None,
+    seed: int,
+    client: Any,
+    chunk_devices: int,
+    progress_label: str | None,
+    show_stages: bool = False,
+) -> tuple[PulseResponseFit, dict]:
+    """The fit of an HDF5 dataset read in chunks, its per-device stages on the workers of
+    ``client`` (None: in this process, stages shown on stderr with ``show_stages``)."""
+    from calib.io.pulse_source import HDF5PulseSource
+    from calib.runtime.distributed import task_mapper
+    from fitting.pulse_response import fit_pulse_response_source
+
+    if input_path.suffix.lower() == ".csv":
+        raise CalibError(
+            f"{input_path}: distributed fits read HDF5 datasets; convert the CSV first "
+            "(calib import csv ... -o FILE.h5)"
+        )
+    source = HDF5PulseSource(input_path)
+    stages = contextlib.nullcontext()
+    if client is None and show_stages:
+        from calib.runtime.fit_progress import FitStages
+
+        stages = FitStages(model=model)
+        chunk_devices = _progress_chunk(source.n_devices, chunk_devices)
+    try:
+        with stages as shown:
+            fit = fit_pulse_response_source(
+                source,
+                model,
+                read_noise_s=read_noise_s,
+                seed=seed,
+                chunk_devices=chunk_devices,
+                map_tasks=shown or task_mapper(client, progress_label),
+                screen_pieces_of=SCREEN_PIECE_CHUNKS,
+            )
+    except FitInputError as exc:
+        raise CalibError(str(exc)) from None
+    return fit, source.attrs

@@ -1,0 +1,205 @@
+"""Conformance with aihwkit on traces aihwkit 1.2.0 itself produced (issue 13, item 3).
+
+The fixtures (``tests/fixtures/aihwkit``, made by ``benchmarks/aihwkit_conformance.py``) hold,
+per case, 64-256 devices of one aihwkit device class driven one pulse at a time, and the
+truth: every field of the device, the fraction of devices that reached each bound, and the
+noise-free trace of the nominal device (no spreads, no noise).
+
+* The reference step rules (:func:`aihwkit_checks.aihwkit_step`, written from aihwkit's C++)
+  and our simulator both replay the nominal device pulse by pulse and must land on
+  aihwkit's own nominal trace (float32 round-off only).
+* ``--model auto`` on every case must meet the issue's criteria
+  (:func:`aihwkit_checks.failures`): a fast subset here, the whole grid marked slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from aihwkit_checks import (
+    CASES,
+    aihwkit_step,
+    evaluate_case,
+    load_truth,
+    nominal_fields,
+)
+
+#: cases fitted in ``make test`` (the rest of the grid is marked slow)
+FAST = ("sb_default_saturating", "pw_1_node_equivalent")
+
+#: cases whose fit misses a criterion (measured with the fitter of 2026-12-06 08:53-09:11 UTC,
+#: 57a3afd, benchmarks/RESULTS.md; the aihwkit re-simulation criterion is left out: aihwkit is
+#: not installed here), with the reason. Strict: a case the fitter starts to pass fails until
+#: removed.
+XFAIL: dict[str, str] = {
+    "cs_twice_spread": ("fitter: dw_min_dtod 0.535 vs 0.600"),
+    "cs_up_down_neg_unreached": (
+        "fitter: up step curve rms 0.065 of the largest step > 0.05; down step curve "
+        "rms 0.050 of the largest step > 0.05"
+    ),
+    "es_both_A_negative": ("fitter: auto picked linear-step, truth exp-step"),
+    "es_twice_spread": (
+        "fitter: auto picked piecewise-step, truth exp-step; up step curve rms 0.120 of"
+        " the largest step > 0.05; down step curve rms 0.050 of the largest step > "
+        "0.05; w_min -0.475 vs -0.614 (reached by 41%); re-simulated mean trace off by "
+        "7.0% of the span (limit 3.0%)"
+    ),
+    "es_weak_unreached": ("fitter: auto picked constant-step, truth exp-step"),
+    "ls_allow_increasing": ("fitter: re-simulated mean trace off by 4.4% of the span (limit 3.0%)"),
+    "ls_gamma_03_07_hard_bounds": ("fitter: auto picked piecewise-step, truth linear-step"),
+    "ls_strong_asym": (
+        "fitter: auto picked piecewise-step, truth linear-step; w_max 0.720 vs 0.808 "
+        "(reached by 44%); re-simulated device spread ratio 1.21 (limit ±0.20)"
+    ),
+    "ls_twice_spread": (
+        "fitter: auto picked piecewise-step, truth linear-step; up step curve rms 0.075"
+        " of the largest step > 0.05; down step curve rms 0.052 of the largest step > "
+        "0.05; re-simulated device spread ratio 1.22 (limit ±0.20)"
+    ),
+    "ls_weak_unreached": (
+        "fitter: re-simulated mean trace off by 12.5% of the span (limit 9.5%); re-"
+        "simulated device spread ratio 1.45 (limit ±0.20)"
+    ),
+    "ps_default": ("fitter: auto picked soft-bounds, truth pow-step"),
+    "ps_twice_spread": (
+        "fitter: auto picked piecewise-step, truth pow-step; up step curve rms 0.192 of"
+        " the largest step > 0.05; re-simulated mean trace off by 9.5% of the span "
+        "(limit 3.9%)"
+    ),
+    "ps_up_down_neg_unreached": (
+        "fitter: auto picked soft-bounds, truth pow-step; up step curve rms 0.068 of "
+        "the largest step > 0.05; down step curve rms 0.059 of the largest step > 0.05;"
+        " re-simulated mean trace off by 9.0% of the span (limit 5.6%)"
+    ),
+    "ps_weak_gamma": (
+        "fitter: up step curve rms 0.062 of the largest step > 0.05; dw_min_dtod 0.241 "
+        "vs 0.300; dw_min_std 0.518 vs 0.300"
+    ),
+    "pw_5_nodes": ("fitter: re-simulated mean trace off by 3.2% of the span (limit 3.0%)"),
+    "pw_twice_spread": (
+        "fitter: up step curve rms 0.061 of the largest step > 0.05; dw_min_dtod 0.494 "
+        "vs 0.600; w_min -0.508 vs -0.578 (reached by 50%)"
+    ),
+    "pw_unreached": (
+        "fitter: auto picked soft-bounds, truth piecewise-step; down step curve rms "
+        "0.057 of the largest step > 0.05"
+    ),
+    "sb_asym_up_down_pos": (
+        "fitter: dw_min_dtod 0.235 vs 0.300; re-simulated mean trace off by 6.0% of the"
+        " span (limit 3.0%); re-simulated device spread ratio 1.61 (limit ±0.20)"
+    ),
+    "sb_strong": ("fitter: dw_min_dtod 0.242 vs 0.300"),
+    "sb_twice_spread": (
+        "fitter: down step curve rms 0.051 of the largest step > 0.05; dw_min_dtod "
+        "0.454 vs 0.600; re-simulated mean trace off by 3.9% of the span (limit 3.0%)"
+    ),
+    "sb_weak_unreached": (
+        "fitter: up step curve rms 0.059 of the largest step > 0.05; down step curve "
+        "rms 0.116 of the largest step > 0.05; dw_min_dtod 0.194 vs 0.300; dw_min_std "
+        "0.391 vs 0.300; re-simulated mean trace off by 6.2% of the span (limit 3.0%); "
+        "re-simulated device spread ratio 1.50 (limit ±0.20)"
+    ),
+}
+
+#: float32 weights in aihwkit: a few ulps per pulse over at most 1,200 pulses
+NOMINAL_TOL = 2e-4
+
+
+def _cases(names) -> list:
+    out = []
+    for name in names:
+        marks = [pytest.mark.xfail(strict=True, reason=XFAIL[name])] if name in XFAIL else []
+        if name not in FAST:
+            marks.append(pytest.mark.slow)
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+def _replay(step, w0: float, pulses: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Noise-free trace: w ← clip(w + step(w, up), lo, hi) for every pulse."""
+    w = np.empty(pulses.size)
+    w[0] = min(max(w0, lo), hi)
+    for k in range(1, pulses.size):
+        w[k] = min(max(w[k - 1] + float(step(w[k - 1], pulses[k] > 0)), lo), hi)
+    return w
+
+
+def _pulses(truth: dict) -> np.ndarray:
+    p = truth["protocol"]
+    cycle = np.r_[np.ones(p["n_up"]), -np.ones(p["n_down"])]
+    return np.r_[0, np.tile(cycle, p["cycles"])].astype(int)
+
+
+def test_fixtures_cover_the_conformance_grid():
+    truths = [load_truth(c) for c in CASES]
+    assert len(truths) >= 30
+    families = {t["family"] for t in truths}
+    assert families == {
+        "constant-step",
+        "linear-step",
+        "soft-bounds",
+        "exp-step",
+        "pow-step",
+        "piecewise-step",
+    }
+    noise = [t["protocol"]["read_noise_std"] for t in truths]
+    spans = [t["aihwkit_fields"]["w_max"] - t["aihwkit_fields"]["w_min"] for t in truths]
+    rel = np.array(noise) / np.array(spans)
+    assert rel.min() >= 0.005 - 1e-12 and rel.max() <= 0.02 + 1e-12
+    assert {t["protocol"]["cycles"] for t in truths} == {1, 2, 3}
+    assert any(t["aihwkit_fields"]["dw_min_dtod"] == 0.6 for t in truths)  # twice the default
+    es = [t["aihwkit_fields"] for t in truths if t["family"] == "exp-step"]
+    assert any(f["A_up"] < 0 and f["a"] != 0.244 and f["b"] != 0.2425 for f in es)
+    partly = [t for t in truths if t["family"] == "constant-step"]
+    assert any(0.25 <= t["reached"]["w_min"] <= 0.75 for t in partly)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reference_rules_replay_aihwkits_nominal_trace(case):
+    truth = load_truth(case)
+    cls, fields = truth["aihwkit_class"], truth["aihwkit_fields"]
+    nominal = np.asarray(truth["nominal_trace"])
+    p = nominal_fields(cls, fields)
+    w = _replay(
+        lambda w, up: aihwkit_step(cls, fields, np.array(w), up),
+        truth["protocol"]["w_init"],
+        _pulses(truth),
+        p["w_min"],
+        p["w_max"],
+    )
+    assert np.max(np.abs(w - nominal)) < NOMINAL_TOL * (p["w_max"] - p["w_min"])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_simulator_replays_aihwkits_nominal_trace(case):
+    """Our simulator's device (family, aihwkit's field values, spreads and noise 0)."""
+    from simulator.devices.config import PulsedDeviceConfig
+    from simulator.tile import PulsedTile
+
+    truth = load_truth(case)
+    fields = truth["aihwkit_fields"]
+    known = set(PulsedDeviceConfig.__dataclass_fields__) - {"family", "per_device"}
+    kwargs = {k: v for k, v in fields.items() if k in known}
+    kwargs.update({k: 0.0 for k in kwargs if k.endswith(("_dtod", "_std"))})
+    config = PulsedDeviceConfig(family=truth["family"], **kwargs)
+    tile = PulsedTile(1, 1, config, seed=0)
+    tile.set_weights(torch.tensor([[float(truth["protocol"]["w_init"])]]))
+    pulses = _pulses(truth)
+    w = np.empty(pulses.size)
+    w[0] = float(tile.weights()[0, 0])
+    for k in range(1, pulses.size):
+        tile.apply_pulses(torch.tensor([[float(pulses[k])]]))
+        w[k] = float(tile.weights()[0, 0])
+    nominal = np.asarray(truth["nominal_trace"])
+    span = fields["w_max"] - fields["w_min"]
+    worst = int(np.argmax(np.abs(w - nominal)))
+    assert abs(w[worst] - nominal[worst]) < NOMINAL_TOL * span, (
+        f"read {worst}: ours {w[worst]:.5f}, aihwkit {nominal[worst]:.5f}"
+    )
+
+
+@pytest.mark.parametrize("case", _cases(CASES))
+def test_auto_fit_of_aihwkit_traces_meets_the_criteria(case):
+    result = evaluate_case(case)
+    assert not result["failures"], f"{case}: " + "; ".join(result["failures"])
