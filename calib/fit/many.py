@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from calib.errors import CalibError
+from calib.runtime.json_values import plain_json
 
 __all__ = [
     "SUMMARY_PARAMETERS",
@@ -380,7 +381,7 @@ def _write_outputs(outdir, table, summary, map_parameter, model, seed, spec) -> 
         "parameters": summary,
     }
     path = outdir / "wafer_summary.json"
-    path.write_text(json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(plain_json(doc), indent=2, allow_nan=False) + "\n")
     files.append(path)
     files += _plots(outdir, table, summary, map_parameter)
     return files
@@ -390,16 +391,6 @@ def _fmt(v: Any) -> Any:
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6g}"
     return "" if v is None else v
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def _plot_unit(name: str) -> tuple[str, float]:

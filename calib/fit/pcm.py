@@ -19,7 +19,8 @@ from calib.errors import CalibError
 from calib.io import CampaignData, read_campaign, read_campaign_any
 from calib.io.checks import check_technology
 from calib.io.hdf5 import check_complete, open_dataset
-from calib.presets import SCHEMA_NAME, SCHEMA_VERSION, _clean, file_sha256, provenance, save_preset
+from calib.presets import SCHEMA_NAME, SCHEMA_VERSION, file_sha256, provenance, save_preset
+from calib.runtime.json_values import plain_json
 from fitting.pcm import PcmFit, PcmFitOptions, fit_pcm
 from fitting.pcm_data import DriftSample, ProgrammingSample, RepeatedReadSample
 from fitting.traces import FitInputError
@@ -240,8 +241,8 @@ def fit_pcm_files(
     preset = {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
-        "pcm": _clean(fit.section()),
-        "provenance": _clean(prov),
+        "pcm": plain_json(fit.section()),
+        "provenance": plain_json(prov),
     }
     path = save_preset(preset, output)
     if report_dir is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from calib.presets.sidecar import (
     write_sidecar,
 )
 from calib.runtime.invocation import current_command
+from calib.runtime.json_values import plain_json
 from calib.runtime.outputs import same_file
 from simulator.preset_document import (
     FAMILY_REQUIRED,
@@ -94,15 +94,15 @@ def make_preset(
     preset: dict[str, Any] = {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
-        "device": _clean(device),
-        "provenance": _clean(prov),
+        "device": plain_json(device),
+        "provenance": plain_json(prov),
     }
     if per_device:
         # numpy arrays (float64) as given, not JSON lists (a chip of 4.2e6 devices: ~1.5 GB
         # of Python floats); a non-finite entry (e.g. the infinite error of an unidentified
         # bound) becomes NaN, written as null inline or NaN in the sidecar
         preset["per_device"] = {k: _finite_or_nan(v) for k, v in per_device.items()}
-    preset.update(_clean(sections))
+    preset.update(plain_json(sections))
     return validate_preset(preset, "<new preset>")
 
 
@@ -173,7 +173,7 @@ def save_preset(preset: Preset | dict[str, Any], path: str | Path) -> Path:
         doc.pop("per_device")
         doc["per_device_file"] = write_sidecar(side, per_device, unit)
     elif per_device:  # a small chip: inline JSON lists (null for NaN)
-        doc["per_device"] = {k: _clean(np.asarray(v).tolist()) for k, v in per_device.items()}
+        doc["per_device"] = {k: plain_json(np.asarray(v).tolist()) for k, v in per_device.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json_text(doc, str(path)) + "\n")
     tmp.replace(path)
@@ -258,18 +258,3 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"key {key!r} appears twice in one object")
         out[key] = value
     return out
-
-
-def _clean(value: Any) -> Any:
-    """numpy scalars/arrays to plain JSON types; non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

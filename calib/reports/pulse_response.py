@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from calib.reports.figures import save_figure
+from calib.runtime.json_values import plain_json
 from fitting.diagnostics import PulseFitFigures
 from fitting.pulse_response import PulseResponseFit
 
@@ -503,19 +504,5 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
         "provenance": preset.get("provenance", {}),
     }
     js = out / "summary.json"
-    js.write_text(json.dumps(_clean(doc), indent=2, allow_nan=False) + "\n")
+    js.write_text(json.dumps(plain_json(doc), indent=2, allow_nan=False) + "\n")
     return [md, js]
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

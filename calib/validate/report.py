@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from calib.runtime.json_values import plain_json
 from calib.validate.plots import format_time
 
 __all__ = [
@@ -238,22 +239,11 @@ def _markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _finite(value: Any) -> Any:
-    """Non-finite floats become None (JSON has no NaN), recursively."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write_report(report: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "report.json", out / "report.md"
-    json_path.write_text(json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
+    json_path.write_text(json.dumps(plain_json(report), indent=1, allow_nan=False) + "\n")
     md_path.write_text(_markdown(report))
     return json_path, md_path
