@@ -79,8 +79,9 @@ class CampaignParams:
             raise CalibError(f"read voltage {self.read_voltage_v} V outside (0, 2] V")
 
 
-#: target levels of a campaign whose ``levels_s`` is left to the technology
-DEFAULT_N_LEVELS = 4
+#: target levels of a campaign whose ``levels_s`` is left to the technology (the command
+#: line's ``--n-levels`` default too)
+DEFAULT_N_LEVELS = 8
 
 
 @dataclass(frozen=True)

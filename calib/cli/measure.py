@@ -16,6 +16,7 @@ import click
 
 from calib.campaigns.options import Option, cli_fields
 from calib.campaigns.parameters import (
+    DEFAULT_N_LEVELS,
     DriftParams,
     ProgrammingParams,
     PulseResponseParams,
@@ -28,9 +29,6 @@ from calib.errors import CalibError
 from calib.runtime.chips import open_chip
 
 __all__ = ["campaign_fields", "campaign_options", "measure"]
-
-#: target levels of a program-and-verify campaign run from the command line without --levels
-CLI_N_LEVELS = 8
 
 
 @click.group()
@@ -81,7 +79,7 @@ def _levels_options(func: Callable) -> Callable:
     func = click.option(
         "--n-levels",
         type=click.IntRange(1, 256),
-        default=CLI_N_LEVELS,
+        default=DEFAULT_N_LEVELS,
         show_default=True,
         help="Target levels spread over the technology's usual range (without --levels).",
     )(func)

@@ -111,3 +111,11 @@ def test_drift_offers_no_read_delay_its_reads_are_timed_by_t_min_and_t_max() -> 
     assert "read_delay_s" not in _options("drift")
     assert _options("programming")["read_delay_s"].default == 20.0
     assert _options("read-noise")["read_delay_s"].default == 100.0
+
+
+def test_the_number_of_target_levels_has_one_default_for_the_api_and_the_command_line() -> None:
+    from calib.campaigns.parameters import DEFAULT_N_LEVELS
+
+    programming = cli.commands["measure"].commands["programming"]
+    option = next(p for p in programming.params if p.name == "n_levels")
+    assert option.default == DEFAULT_N_LEVELS == 8  # was 8 on the command line, 4 in the API

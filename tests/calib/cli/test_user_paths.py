@@ -265,6 +265,7 @@ def test_figure_format_svg_writes_vector_figures_and_links_them(tmp_path) -> Non
 
 def test_programming_params_take_the_chips_technology_defaults(tmp_path) -> None:
     from calib.campaigns import ProgrammingParams, measure_programming
+    from calib.campaigns.parameters import DEFAULT_N_LEVELS
     from calib.campaigns.programming import PROGRAM_DEFAULTS, default_levels
 
     # a PCM chip: PCM's pulses and tolerance, targets inside PCM's 1-24 uS range (ReRAM's
@@ -279,5 +280,5 @@ def test_programming_params_take_the_chips_technology_defaults(tmp_path) -> None
         amplitude_v,
         width_s,
     )
-    assert stored["levels_s"] == list(default_levels("pcm", 4))
+    assert stored["levels_s"] == list(default_levels("pcm", DEFAULT_N_LEVELS))
     assert data["converged"].mean() > 0.8
