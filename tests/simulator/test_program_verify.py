@@ -23,10 +23,12 @@ DEVICE = PulsedDeviceConfig(
 SHAPE = (64, 64)
 
 
-def _landing(tolerance: float, approach_steps: int | None, seed: int) -> tuple:
-    tile = PulsedTile(*SHAPE, DEVICE, seed=seed)
+def _landing(
+    tolerance: float, approach_steps: int | None, seed: int, shape: tuple = SHAPE
+) -> tuple:
+    tile = PulsedTile(*shape, DEVICE, seed=seed)
     gen = torch.Generator().manual_seed(seed + 100)
-    target = 1.6 * torch.rand(SHAPE, generator=gen) - 0.8  # inside every device's bounds
+    target = 1.6 * torch.rand(shape, generator=gen) - 0.8  # inside every device's bounds
     result = program_and_verify(
         tile, target, tolerance, 0.001, gen, approach_steps, max_iterations=1200
     )
@@ -50,14 +52,14 @@ def test_devices_end_inside_the_band_on_the_side_they_came_from(tolerance: float
 
 def test_starting_near_the_band_lands_like_a_climb_from_the_erased_state() -> None:
     tolerance = 0.0125
-    near, _, short = _landing(tolerance, 4, seed=2)
-    far, _, long = _landing(tolerance, None, seed=2)
+    near, _, short = _landing(tolerance, 4, seed=2, shape=(32, 32))
+    far, _, long = _landing(tolerance, None, seed=2, shape=(32, 32))
     assert long.mean() > 20 * short.mean()  # the point of the shortcut
-    # 4,096 devices each: the SE of a mean error is ~std/64 ~ 5e-5; allow 4 SE of the
+    # 1,024 devices each: the SE of a mean error is ~std/32 ~ 1e-4; allow 4 SE of the
     # difference (different noise draws) plus nothing else
     se = (near.std() ** 2 / near.numel() + far.std() ** 2 / far.numel()) ** 0.5
     assert abs(near.mean() - far.mean()) < 4 * se
-    assert float(near.std()) == pytest.approx(float(far.std()), rel=0.1)
+    assert float(near.std()) == pytest.approx(float(far.std()), rel=0.15)  # SE of a std ~2 %
 
 
 def test_unreachable_targets_and_stuck_devices_stop_unconverged() -> None:
