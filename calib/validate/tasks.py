@@ -18,6 +18,7 @@ import functools
 import hashlib
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ from typing import Any
 from calib.errors import CalibError
 from calib.presets import load_preset
 from calib.runtime.chips import connect
-from calib.validate.chip_inference import chip_accuracy, chip_mapping, chip_programming
+from calib.validate.chip_inference import (
+    ChipProgramming,
+    chip_accuracy,
+    chip_mapping,
+    chip_programming,
+)
 from calib.validate.datasets import load_dataset
 from calib.validate.networks import TrainedNetwork, load_network
 from calib.validate.simulated import simulated_accuracy
@@ -160,6 +166,16 @@ class EvalOutcome:
     programming: dict[str, Any] | None = None
 
 
+def _programming(
+    kind: str, tech: str, preset: Mapping[str, Any], settings: EvalSettings
+) -> ChipProgramming:
+    """Program-and-verify settings of a task: the technology's, with the run's one band."""
+    programming = chip_programming(kind, tech, preset)
+    if settings.verify_band_s is not None and kind != "pcm":
+        programming = replace(programming, tolerance_s=settings.verify_band_s)
+    return programming
+
+
 def evaluate_accuracy(task: EvalTask) -> float:
     """Test accuracy (fraction) of the task's network for its source, time and repeat."""
     return evaluate_task(task).accuracy
@@ -175,9 +191,9 @@ def evaluate_task(task: EvalTask) -> EvalOutcome:
     program_seed = derived_seed(task.seed, "program", task.repeat)
     read_seed = derived_seed(task.seed, "read", task.repeat, task.t_inference_s)
     if task.source != "chip":
-        band = settings.verify_band_s
-        if band is None and kind != "pcm":
-            band = chip_programming(kind, technology(preset) or "reram", preset).tolerance_s
+        band = None
+        if kind != "pcm":
+            band = _programming(kind, technology(preset) or "reram", preset, settings).tolerance_s
         accuracy = simulated_accuracy(
             network.model,
             preset,
@@ -197,9 +213,7 @@ def evaluate_task(task: EvalTask) -> EvalOutcome:
         return EvalOutcome(accuracy)
     chip = cached_chip(str(task.chip_resource))
     tech = technology(preset) or chip.technology or "reram"
-    programming = chip_programming(kind, str(tech).lower(), preset)
-    if settings.verify_band_s is not None and kind != "pcm":
-        programming = replace(programming, tolerance_s=settings.verify_band_s)
+    programming = _programming(kind, str(tech).lower(), preset, settings)
     mapping = chip_mapping(
         kind,
         network.mapping,
