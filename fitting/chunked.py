@@ -43,6 +43,7 @@ from fitting.screening import chunks, device_statistics
 from fitting.traces import PulseTraces
 
 __all__ = [
+    "READ_RANGE",
     "DeviceEstimates",
     "DeviceSource",
     "FitPlan",
@@ -121,9 +122,22 @@ def screening_pieces(n_devices: int, chunk_devices: int, pieces_of: int | None) 
     return list(chunks(n_devices, pieces_of * chunk_devices))
 
 
+#: keys of :func:`screen_piece` beyond the screening statistics: each device's smallest and
+#: largest finite read (NaN without one), for the campaign's window coverage
+#: (``calib.fit.coverage``), so that no later pass over the traces is needed for it
+READ_RANGE = ("read_min", "read_max")
+
+
 def screen_piece(source: DeviceSource, rows: slice, chunk_devices: int) -> dict[str, np.ndarray]:
-    """Screening statistics of the devices ``rows`` (first pass; per device only)."""
-    return device_statistics(source.read(rows), chunk_devices)
+    """Screening statistics of the devices ``rows`` (first pass; per device only), and each
+    device's read range (:data:`READ_RANGE`, data units)."""
+    traces = source.read(rows)
+    stats = device_statistics(traces, chunk_devices)
+    g = traces.conductance_s
+    # fmin/fmax skip NaN reads, no all-NaN warning; exact in the file's dtype (float32 too)
+    stats[READ_RANGE[0]] = np.fmin.reduce(g, axis=1).astype(np.float64)
+    stats[READ_RANGE[1]] = np.fmax.reduce(g, axis=1).astype(np.float64)
+    return stats
 
 
 # ---------------------------------------------------------------------------------- device fits

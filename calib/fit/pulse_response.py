@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from calib.errors import CalibError
 from calib.io import read_pulse_response_any
 from calib.io.hdf5 import check_complete
@@ -65,7 +67,7 @@ def fit_pulse_response_file(
     """
     input_path = Path(input_path)
     if client is not None or input_path.suffix.lower() in (".h5", ".hdf5"):
-        fit, attrs = _fit_distributed(
+        fit, attrs, ranges = _fit_distributed(
             input_path,
             model,
             read_noise_s,
@@ -76,7 +78,7 @@ def fit_pulse_response_file(
             show_stages,
         )
         traces = None
-        _note_window_coverage_of_file(fit, input_path, attrs, chunk_devices)
+        _note_window_coverage_of_ranges(fit, ranges, attrs)
     else:
         traces, attrs = load_pulse_traces(input_path, units)
         try:
@@ -183,26 +185,47 @@ def _default_pulses_per_direction(attrs: dict) -> int | None:
     return defaults.n_up if defaults else None
 
 
-def _note_window_coverage_of_file(
-    fit: PulseResponseFit, path: Path, attrs: dict, chunk_devices: int
+class ReadRanges:
+    """A ``map_tasks`` (:data:`fitting.chunked.MapTasks`) that keeps each device's read range
+    from the screening pass, for the window coverage without another pass over the file.
+
+    The screening tasks (:func:`fitting.chunked.screen_piece`) return the smallest and largest
+    finite read of each device (:data:`fitting.chunked.READ_RANGE`) with their statistics;
+    they are taken out of the results here (the screening does not use them) and kept as
+    one (n_devices, 2) array in file order, :attr:`ranges` (siemens; NaN without a read).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._pieces: list[np.ndarray] = []
+
+    def __call__(self, func: Any, tasks: Any) -> list:
+        from fitting.chunked import READ_RANGE, screen_piece
+
+        results = self.inner(func, tasks)
+        if func is screen_piece:
+            for stats in results:  # pieces in file order, covering every device once
+                lo, hi = (stats.pop(k) for k in READ_RANGE)
+                self._pieces.append(np.stack([lo, hi], axis=1))
+        return results
+
+    @property
+    def ranges(self) -> np.ndarray:
+        return np.concatenate(self._pieces) if self._pieces else np.zeros((0, 2))
+
+
+def _note_window_coverage_of_ranges(
+    fit: PulseResponseFit, ranges: tuple[np.ndarray, np.ndarray], attrs: dict
 ) -> None:
-    """:func:`_note_window_coverage` of an HDF5 file read in chunks (distributed fits)."""
-    import numpy as np
-
+    """:func:`_note_window_coverage` from each device's read range ``(ranges, device_ids)``
+    (``ranges`` (n, 2): smallest and largest read, as :class:`ReadRanges` keeps them)."""
     from calib.fit.coverage import coverage_note, window_coverage
-    from calib.io.pulse_source import HDF5PulseSource
 
-    source = HDF5PulseSource(path)
-    spans, ids = [], []
-    for first in range(0, source.n_devices, max(chunk_devices, 1)):
-        part = source.read(slice(first, min(first + chunk_devices, source.n_devices)))
-        g = np.asarray(part.conductance_s, dtype=float)
-        # fmin/fmax skip NaN reads; a device without a finite read gets NaN, no warning
-        spans.append(np.stack([np.fmin.reduce(g, axis=1), np.fmax.reduce(g, axis=1)], axis=1))
-        ids.append(np.asarray(part.device_ids))
-    if not spans:
+    spans, ids = ranges
+    if not len(ids):
         return
-    coverage = window_coverage(np.concatenate(spans), np.concatenate(ids), fit)
+    # the span of a device's two extremes is the span of its reads (coverage takes max - min)
+    coverage = window_coverage(spans, ids, fit)
     note = coverage_note(
         coverage, _pulses_per_direction(attrs), _default_pulses_per_direction(attrs)
     )
@@ -219,9 +242,11 @@ def _fit_distributed(
     chunk_devices: int,
     progress_label: str | None,
     show_stages: bool = False,
-) -> tuple[PulseResponseFit, dict]:
+) -> tuple[PulseResponseFit, dict, tuple[np.ndarray, np.ndarray]]:
     """The fit of an HDF5 dataset read in chunks, its per-device stages on the workers of
-    ``client`` (None: in this process, stages shown on stderr with ``show_stages``)."""
+    ``client`` (None: in this process, stages shown on stderr with ``show_stages``), the
+    file's attributes and each device's read range with the device ids (:class:`ReadRanges`,
+    taken during the screening pass)."""
     from calib.io.pulse_source import HDF5PulseSource
     from calib.runtime.distributed import task_mapper
     from fitting.pulse_response import fit_pulse_response_source
@@ -240,15 +265,16 @@ def _fit_distributed(
         chunk_devices = _progress_chunk(source.n_devices, chunk_devices)
     try:
         with stages as shown:
+            kept = ReadRanges(shown or task_mapper(client, progress_label))
             fit = fit_pulse_response_source(
                 source,
                 model,
                 read_noise_s=read_noise_s,
                 seed=seed,
                 chunk_devices=chunk_devices,
-                map_tasks=shown or task_mapper(client, progress_label),
+                map_tasks=kept,
                 screen_pieces_of=SCREEN_PIECE_CHUNKS,
             )
     except FitInputError as exc:
         raise CalibError(str(exc)) from None
-    return fit, source.attrs
+    return fit, source.attrs, (kept.ranges, source.device_ids)

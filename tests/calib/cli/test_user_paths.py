@@ -215,13 +215,14 @@ def test_fit_says_when_the_campaign_does_not_cover_the_ecram_window(
     assert ("the pulse trains cover only" in text) is warned
     doc = json.loads(preset.read_text())
     assert any("cover only" in n for n in doc["device"]["notes"]) is warned
-    # distributed fits read the file in chunks for the same check: same verdict
+    # the file fit takes each device's read range in its screening pass; the traces in
+    # memory give the same verdict
     from types import SimpleNamespace
 
-    from calib.fit.pulse_response import _note_window_coverage_of_file
+    from calib.fit.pulse_response import _note_window_coverage, load_pulse_traces
 
     fit = SimpleNamespace(parameters=doc["device"]["parameters"], notes=[])
-    _note_window_coverage_of_file(fit, data, {"parameters": {"n_up": 200}}, chunk_devices=10)
+    _note_window_coverage(fit, load_pulse_traces(data)[0], {"parameters": {"n_up": 200}})
     assert bool(fit.notes) is warned
 
 

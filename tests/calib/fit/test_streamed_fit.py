@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -67,9 +68,9 @@ def test_fit_of_an_hdf5_file_streams_it_and_equals_the_fit_in_memory(
     monkeypatch.setattr(fit_commands, "load_pulse_traces", whole_file)
     _, streamed = fit_pulse_response_file(chip, tmp_path / "p.json", seed=4, chunk_devices=128)
     _same_fit(streamed, in_memory)
-    # pieces of 128 devices (per-device fits, coverage) but for the screening pass (pieces
-    # of 8 x 1024 devices) and the predictive check (at most 512 devices)
-    assert len(read_rows) > 8 and sum(rows > 128 for rows in read_rows) <= 2
+    # pieces of 128 devices (per-device fits) but for the screening pass (pieces of
+    # 8 x 1024 devices), the shape subsample and the predictive check (at most 512 devices)
+    assert len(read_rows) > 4 and sum(rows > 128 for rows in read_rows) <= 3
 
 
 def test_pieces_and_recentering_blocks_do_not_change_the_fit(
@@ -221,3 +222,42 @@ def test_noise_bootstrap_holds_one_replicate_and_draws_the_same_devices(
     # one replicate: its rows (8 B) and a copy of the sums (~30 floats) per device; the
     # matrix of all replicates' rows alone would be 1,600 B per device
     assert peak / 20_000 < 800
+
+
+# ------------------------------------------------------------------ passes over the file
+def test_file_fit_reads_the_file_twice_and_its_coverage_equals_the_whole_traces(
+    chip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One screening pass (slices) and one per-device pass (the fitted rows): the window
+    coverage comes from read ranges kept during the screening, not from a third pass, and
+    equals the coverage of the whole traces in memory to the last bit."""
+    from calib.fit.coverage import window_coverage
+
+    slices: list[int] = []
+    real_read = HDF5PulseSource.read
+
+    def counted(self, rows):
+        out = real_read(self, rows)
+        if isinstance(rows, slice):
+            slices.append(out.n_devices)
+        return out
+
+    monkeypatch.setattr(HDF5PulseSource, "read", counted)
+    fit, attrs, (ranges, ids) = fit_commands._fit_distributed(
+        chip, "soft-bounds", None, 4, None, 128, None
+    )
+    n = HDF5PulseSource(chip).n_devices
+    assert sum(slices) == n  # the coverage pass read every device again (2 n) before
+    traces, _ = load_pulse_traces(chip)
+    np.testing.assert_array_equal(ids, traces.device_ids)
+    whole = window_coverage(traces.conductance_s, traces.device_ids, fit)
+    assert np.isfinite(whole) and window_coverage(ranges, ids, fit) == whole
+    np.testing.assert_array_equal(ranges[:, 0], np.min(traces.conductance_s, axis=1))
+    np.testing.assert_array_equal(ranges[:, 1], np.max(traces.conductance_s, axis=1))
+    # the note of a file fit is the note of the traces in memory, whatever the verdict
+    monkeypatch.setattr("calib.fit.coverage.MIN_COVERAGE", whole * 1.01)  # says "too short"
+    from_ranges, in_memory = SimpleNamespace(**vars(fit)), SimpleNamespace(**vars(fit))
+    from_ranges.notes, in_memory.notes = [], []
+    fit_commands._note_window_coverage_of_ranges(from_ranges, (ranges, ids), attrs)
+    fit_commands._note_window_coverage(in_memory, traces, attrs)
+    assert from_ranges.notes == in_memory.notes and len(in_memory.notes) == 1
