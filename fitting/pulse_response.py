@@ -63,7 +63,15 @@ from fitting.population import (
     fit_random_effect,
     pair_population,
 )
-from fitting.screening import Screening, chunks, classify_devices, concat_statistics
+from fitting.screening import (
+    FITTED_STATUSES,
+    SWING_T,
+    WEAK_T,
+    Screening,
+    chunks,
+    classify_devices,
+    concat_statistics,
+)
 from fitting.selection import (
     ModelScore,
     equivalences,
@@ -347,12 +355,17 @@ def fit_pulse_response_source(
                 f"directions through the device range, use one of {DECOUPLED} or auto"
             )
     g0_pre, scale = _reference(screen, fitted, direction_wise)
+    n_sub = opt.selection_devices if model == "auto" else opt.shape_devices
 
     # ---- model choice (and shared shapes) on a subsample
     families = list(opt.candidates or (FAMILIES if model == "auto" else (model,)))
     if direction_wise:
         families = [f for f in families if f in DECOUPLED]
-    sub = _pick(fitted, opt.selection_devices if model == "auto" else opt.shape_devices)
+    # weakly responding devices (small steps, or windows at their start) only join the
+    # per-device fits: in the family choice and shared shape they outweighed the others
+    # (aihwkit's cs_twice_spread: exp-step picked over constant-step by ΔBIC 145)
+    strong = fitted[screen.status[fitted] != "weak_response"]
+    sub = _pick(strong if strong.size else fitted, n_sub)
     sub_data, sub_rep = device_data(source.read(sub), g0_pre, scale, screen.hi[sub], screen.lo[sub])
     shared_fits: dict[str, DeviceFit] = {}
     problems = {}
@@ -607,9 +620,15 @@ def combine_device_estimates(
             "w_max/w_min spreads (aihwkit's device-to-device model) describe such shifts only "
             "approximately, a per-device reference offset would describe them better"
         )
-    excluded = {
-        k: v for k, v in _status_counts(status).items() if k not in ("ok", "up_only", "down_only")
-    }
+    excluded = {k: v for k, v in _status_counts(status).items() if k not in FITTED_STATUSES}
+    n_weak = int(np.sum(status[fitted[keep]] == "weak_response"))
+    if n_weak:
+        notes.append(
+            f"{n_weak} device(s) respond to both pulse directions only weakly (swing t "
+            f"between {WEAK_T:g} and {SWING_T:g} in a direction): fitted, their small steps "
+            "belong to the step distribution (dw_min_dtod); devices with no response in a "
+            "direction stay excluded (stuck, one_direction)"
+        )
     diagnostics = {
         "naive_dw_min_dtod": pop["naive"].get("dw_min_dtod", float("nan")),
         "naive_w_max_dtod": pop["naive"].get("w_max_dtod", float("nan")),

@@ -11,6 +11,15 @@ and ``down_only`` devices) are fitted, every other status is counted in the fit'
                    unit or a shorted/open device); if many devices are, the file is refused
 ``stuck``          does not respond to either pulse direction (aihwkit's corrupt devices)
 ``one_direction``  responds to one direction only although both were applied (broken)
+``weak_response``  responds to both directions, below :data:`SWING_T` in one or both but above
+                   :data:`WEAK_T` in each: a device with a small step (aihwkit's gain
+                   |1 + σξ| near 0), fitted like ``ok``; its exclusion would cut the low
+                   tail of the step distribution off (dw_min_dtod 0.535 for 0.6 on aihwkit's
+                   cs_twice_spread). A stuck device (no response, t ~ N(0, 1) per
+                   direction) passes WEAK_T in both directions with probability ~2e-6; a
+                   device broken in one direction (t ~ 0 there) never. Steps so small that
+                   a direction stays below WEAK_T are indistinguishable from stuck devices
+                   and counted as ``stuck``.
 
 Responsiveness is a t statistic of the summed increments of each direction: read noise
 telescopes within a run of consecutive pairs, so the sum over a run has variance 2σ² from
@@ -31,6 +40,7 @@ from fitting.traces import FitInputError, PulseTraces
 __all__ = [
     "MIN_PAIRS",
     "SWING_T",
+    "WEAK_T",
     "Screening",
     "chunks",
     "classify_devices",
@@ -41,6 +51,7 @@ __all__ = [
 
 MIN_PAIRS = 8
 SWING_T = 8.0  # a device "responds" to a direction when its swing t statistic exceeds this
+WEAK_T = 3.0  # ... and responds weakly (still fitted) when it exceeds this in both directions
 SCALE_DECADES = 2.0  # scale outliers: span or level more than 10^2 away from the median
 MAX_SCALE_OUTLIERS = 0.2  # more than this fraction: refuse the file (mixed units?)
 
@@ -54,7 +65,9 @@ STATUSES = (
     "scale_outlier",
     "stuck",
     "one_direction",
+    "weak_response",
 )
+FITTED_STATUSES = ("ok", "up_only", "down_only", "weak_response")
 
 
 def chunks(n: int, size: int) -> Iterator[slice]:
@@ -83,7 +96,7 @@ class Screening:
     @property
     def fitted(self) -> np.ndarray:
         """Devices that go into the fit."""
-        return np.isin(self.status, ("ok", "up_only", "down_only"))
+        return np.isin(self.status, FITTED_STATUSES)
 
     @property
     def direction_wise(self) -> bool:
@@ -220,8 +233,10 @@ def classify_devices(
     status[both & (resp_up != resp_down)] = "one_direction"
     status[live & (status == "up_only") & ~resp_up] = "stuck"
     status[live & (status == "down_only") & ~resp_down] = "stuck"
+    weak = both & ~(resp_up & resp_down) & (out["t_up"] > WEAK_T) & (out["t_down"] > WEAK_T)
+    status[weak] = "weak_response"
     _flag_scale_outliers(device_ids, source, out, status)
-    fitted = np.isin(status, ("ok", "up_only", "down_only"))
+    fitted = np.isin(status, FITTED_STATUSES)
     return Screening(
         status=status.astype(str),
         finite_reads=finite_reads,
@@ -242,7 +257,7 @@ def _flag_scale_outliers(
     device_ids: np.ndarray, source: str, out: dict, status: np.ndarray
 ) -> None:
     """Devices ~100x away from the others in level (any device) or span (responsive ones)."""
-    responsive = np.isin(status, ("ok", "up_only", "down_only", "one_direction"))
+    responsive = np.isin(status, (*FITTED_STATUSES, "one_direction"))
     live = responsive | (status == "stuck")
     responsive &= out["span"] > 0
     if responsive.sum() < 3:

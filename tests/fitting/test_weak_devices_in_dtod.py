@@ -1,0 +1,106 @@
+"""Devices with a small step stay in the step population; stuck and broken ones stay out.
+
+Issue 13: at twice aihwkit's default spread (dw_min_dtod 0.6) the gain |1 + σξ| of a few
+percent of the devices lies near 0 (aihwkit's ``PulsedRPUDevice::populate`` folds it). Their
+traces respond to both directions, but below the screen's swing threshold (t > 8) in one, so
+they were screened out as "stuck" or "one_direction": the low tail of the step distribution
+was cut off and dw_min_dtod came out 0.535 for 0.6 on aihwkit's own cs_twice_spread (17 of
+256 devices screened out). Such devices are now fitted (status ``weak_response``: t > 3 in
+each direction); a device with no response in a direction stays excluded and counted.
+
+Known truth: devices drawn here as aihwkit's populate draws them (written from its C++, not
+from our sampler): gain 1 + σξ, asymmetry r, |·| per direction, bounds w·(1 + σ_b ξ) with
+|·|; traces from our simulator's constant-step rule (checked against aihwkit's own traces in
+tests/fitting/aihwkit/test_aihwkit_conformance.py), read noise 1.2 % of the range as in the
+fixture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fitting import PulseTraces, fit_pulse_response
+from fitting.censored import unfolded_gain_spread
+from fitting.synthetic import simulate_traces
+
+N = 256
+DW_MIN, SIGMA, READ_NOISE = 0.01, 0.6, 0.012
+# bounds at aihwkit's default spread: no device has its bound at the start (at 0.6 some do,
+# and those respond in one direction only: a separate shortfall, see the handover notes)
+BOUND_SIGMA = 0.3
+# cs_twice_spread's protocol: from w = 0, 160 up then 160 down pulses, a read after each
+PULSES = np.concatenate([[0], np.ones(160, dtype=int), -np.ones(160, dtype=int)])
+
+
+def _aihwkit_population(rng: np.random.Generator, sigma: float) -> dict[str, np.ndarray]:
+    """aihwkit 1.2.0's populate for a ConstantStepDevice (enforce_consistency, up_down 0)."""
+    b_max = np.abs(0.6 * (1.0 + BOUND_SIGMA * rng.standard_normal(N)))
+    b_min = -np.abs(-0.6 * (1.0 + BOUND_SIGMA * rng.standard_normal(N)))
+    gain = 1.0 + sigma * rng.standard_normal(N)
+    r = 0.02 * rng.standard_normal(N)
+    return {
+        "delta_up": np.abs(DW_MIN * (gain + r)),
+        "delta_down": np.abs(DW_MIN * (gain - r)),
+        "b_max": b_max,
+        "b_min": b_min,
+        "gain": gain,
+    }
+
+
+def _traces(seed: int, n_stuck: int = 0, n_one_way: int = 0, sigma: float = SIGMA):
+    rng = np.random.default_rng(seed)
+    dev = _aihwkit_population(rng, sigma)
+    stuck = np.zeros(N, dtype=bool)
+    stuck[:n_stuck] = True  # aihwkit's corrupt devices: no step in either direction
+    broken = np.zeros(N, dtype=bool)
+    broken[n_stuck : n_stuck + n_one_way] = True  # no down step (a broken device)
+    # the broken ones get a large gain, so only their dead direction is missing
+    dev["delta_up"][broken] = DW_MIN
+    dev["delta_down"][broken] = 0.0
+    # their upper bounds well away from the start, so their up response is plain
+    dev["b_max"][broken] = 0.9
+    sim = {k: v for k, v in dev.items() if k != "gain"}
+    sim["stuck"] = stuck
+    w = simulate_traces("constant-step", sim, PULSES, np.zeros(N), rng, SIGMA, 0.0, READ_NOISE)
+    return PulseTraces(w, PULSES, units="normalized"), dev, stuck | broken
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [6, 8])
+def test_low_gain_devices_count_in_the_step_spread(seed: int) -> None:
+    traces, dev, _ = _traces(seed)
+    fit = fit_pulse_response(traces, model="constant-step", n_boot=0, predictive_check=False)
+    gain = np.abs(dev["gain"])
+    ids = np.asarray(fit.per_device["device_id"]).astype(int)
+    low = np.nonzero((gain > 0.1) & (gain < 0.3))[0]
+    # a device with a tenth to a third of the mean step responds to each direction at
+    # t ≈ 7-30 (160 pulses, σ_read 0.012): fitted, not screened out (before: 2 of these 9
+    # on seed 6 and 5 of 12 on seed 8 were excluded)
+    assert set(low.tolist()) <= set(ids.tolist()), sorted(set(low.tolist()) - set(ids.tolist()))
+    # dw_min_dtod against the σ of the devices it was fitted on (their drawn gains, unfolded
+    # as aihwkit's folded normal): measured -0.010 and -0.018 on seeds 6, 8; 0.03 allows the
+    # estimation error of 250 devices' steps (relative se ~0.1 each at σ_read ≈ one step)
+    fitted_gain = gain[ids]
+    drawn = unfolded_gain_spread(float(fitted_gain.std() / fitted_gain.mean()))[0]
+    assert fit.parameters["dw_min_dtod"] == pytest.approx(drawn, abs=0.03)
+    # the fitter's estimate is now 0.49 and 0.60 for a configured 0.6 (before: 0.48, 0.56);
+    # gains below ~0.05 (t < 3 in a direction) are indistinguishable from stuck devices
+    # and stay excluded, which is what still keeps it below the draw's σ (0.52, 0.67)
+
+
+@pytest.mark.slow
+def test_stuck_and_one_direction_devices_stay_excluded() -> None:
+    # aihwkit's default gain spread 0.3: no gain near 0 (P(|1 + 0.3ξ| < 0.1) ≈ 1e-3)
+    traces, _, dead = _traces(7, n_stuck=8, n_one_way=4, sigma=0.3)
+    fit = fit_pulse_response(traces, model="constant-step", n_boot=0, predictive_check=False)
+    fitted_ids = set(np.asarray(fit.per_device["device_id"]).astype(int).tolist())
+    assert not fitted_ids & set(np.nonzero(dead)[0].tolist())
+    # the 8 stuck devices are counted as stuck, the 4 broken ones as one_direction (a
+    # stuck device passes the weak-response test, t > 3 both ways, with probability 2e-6)
+    assert fit.excluded.get("stuck", 0) == 8, fit.excluded
+    # (plus, on this seed, one device whose upper bound lies at the start: 0.6·|1 + 0.3ξ|
+    # near 0, so up pulses find it at its bound; the data cannot tell it from a broken one)
+    n_one_way = fit.excluded.get("one_direction", 0)
+    assert 4 <= n_one_way <= 5, fit.excluded
+    assert fit.parameters["corrupt_devices_prob"] == pytest.approx(8 / (N - n_one_way))
