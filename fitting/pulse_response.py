@@ -546,6 +546,12 @@ def combine_device_estimates(
         theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, delta, True)
     g0 = g0_pre + delta * scale
     plateaus = {k: v - delta for k, v in plateaus.items()}
+    # ---- windows shifted together: each device referred to its own offset
+    windows, carried = _window_spread(fm, names, theta, cov), False
+    if windows is not None and windows.with_offset and fm.recenter and not fm.recenter_shape:
+        carried = True  # (linear-step's shared κ and exp-step's z fix one origin for all)
+        theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, windows.offsets)
+        plateaus = {k: v - windows.offsets for k, v in plateaus.items()}
 
     # ---- population
     noise = estimate_noise(
@@ -609,9 +615,13 @@ def combine_device_estimates(
             unc[name] = None
             if not method.get(name, "").startswith("not "):
                 method[name] = method.get(name, "") + " (not available)"
+    if carried:  # per-device values as measured (apparent windows)
+        _carry_reference_offset(windows, params, unc, method, notes, scale, ctx.source.units)
+        theta, cov = _recenter(fm, names, theta, cov, shared_names, phi, -windows.offsets)[:2]
     per_device = _per_device(fm, names, theta, cov, scale, ids, pop)
     offset = _window_offsets(per_device)
-    if offset is not None and offset["spread_of_half_window"] > WINDOW_OFFSET_NOTE:
+    spread = 0.0 if offset is None else offset["spread_of_half_window"]
+    if not carried and spread > WINDOW_OFFSET_NOTE:
         notes.append(
             f"the devices' windows are offset from each other: their midpoints spread by "
             f"{offset['midpoint_spread']:.3g} {ctx.source.units} "
@@ -639,6 +649,9 @@ def combine_device_estimates(
         "normalization_scale": float(scale),
         "non_accumulating_noise": float(noise.non_accumulating * scale),
     }
+    if windows is not None:
+        diagnostics["window_bound_correlation"] = windows.correlation
+        diagnostics["window_offset_likelihood_ratio"] = windows.lr
     if offset is not None:
         diagnostics["window_midpoint_spread"] = offset["midpoint_spread"]
         diagnostics["window_midpoint_spread_of_half_window"] = offset["spread_of_half_window"]
@@ -752,6 +765,44 @@ def _window_offsets(per_device: dict[str, np.ndarray]) -> dict[str, float] | Non
         "spread_of_half_window": spread / float(np.median(half[ok])),
         "n_devices": int(ok.sum()),
     }
+
+
+def _window_spread(fm: FamilyModel, names: list[str], theta: np.ndarray, cov: np.ndarray):
+    """:func:`fitting.window_offset.window_spread` of the per-device bounds (normalized)."""
+    from fitting.window_offset import window_spread
+
+    j = {n: i for i, n in enumerate(names)}
+    se = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+    return window_spread(
+        theta[:, j["b_max"]], theta[:, j["b_min"]], se[:, j["b_max"]], se[:, j["b_min"]]
+    )
+
+
+def _carry_reference_offset(windows, params, unc, method, notes, scale, units) -> None:
+    """The windows' spread as a per-device reference offset plus the bounds' own spreads
+    (``reference_std`` in data units; ``w_max_dtod``/``w_min_dtod`` relative, REML)."""
+    from fitting.window_offset import LR_CRITICAL
+
+    params["reference_std"] = windows.offset_std * scale
+    unc["reference_std"] = None if windows.offset_std_se is None else windows.offset_std_se * scale
+    method["reference_std"] = "fisher (REML)"
+    for name, sd, sd_se in (
+        ("w_max", windows.spread_max, windows.spread_max_se),
+        ("w_min", windows.spread_min, windows.spread_min_se),
+    ):
+        if method.get(name) == "not identified" or not abs(params[name]) > 0:
+            continue
+        params[f"{name}_dtod"] = sd * scale / abs(params[name])
+        unc[f"{name}_dtod"] = None if sd_se is None else sd_se * scale / abs(params[name])
+        method[f"{name}_dtod"] = "fisher (REML)"
+    notes.append(
+        f"the devices' windows are shifted together (bounds correlated {windows.correlation:.2f} "
+        f"across {windows.n_devices} devices with both bounds measured; a per-device reference "
+        f"offset raises the likelihood by {windows.lr:.1f} > {LR_CRITICAL:g}): carried as "
+        f"reference_std = {params['reference_std']:.3g} {units} with the bounds' own spreads "
+        "w_max_dtod/w_min_dtod beyond it, steps referred to each device's offset "
+        "(datasets/PRESET.md; aihwkit: reference_std of its reference devices)"
+    )
 
 
 #: a device-clustered sandwich needs this many devices; with fewer its errors are too small

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.devices.families import CATALOGUE, FAMILIES
+from simulator.devices.families import CATALOGUE, FAMILIES, REFERENCE_FIELD
 
 __all__ = [
     "FAMILY_REQUIRED",
@@ -493,7 +493,7 @@ def _check_types(model: str, params: Mapping[str, Any]) -> str | None:
     """``"path: problem"`` for the first aihwkit field of ``model`` whose value has the wrong
     type: a number field given a flag (``true`` would be read as 1) or a list, a node list
     given a single value. Unknown names are ignored (datasets/PRESET.md); null is allowed."""
-    for spec in CATALOGUE[model].all_fields:
+    for spec in (*CATALOGUE[model].all_fields, REFERENCE_FIELD):
         value = params.get(spec.name)
         if value is None or isinstance(spec.default, bool):
             continue
@@ -578,7 +578,13 @@ def _check_per_device(per_device: dict[str, Any], source: str) -> None:
 
 # -- value checks the schema cannot express (finite numbers, ranges, ordered tables)
 #: device parameters that are spreads or noise levels (relative std devs): >= 0
-_NON_NEGATIVE = ("write_noise_std", "dw_min_std", "pow_gamma_dtod", "pow_up_down_dtod")
+_NON_NEGATIVE = (
+    "write_noise_std",
+    "dw_min_std",
+    "pow_gamma_dtod",
+    "pow_up_down_dtod",
+    "reference_std",
+)
 #: device parameters that are probabilities
 _PROBABILITY = ("corrupt_devices_prob",)
 

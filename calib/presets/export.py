@@ -22,7 +22,7 @@ from typing import Any
 
 from calib.errors import CalibError
 from calib.presets import Preset, as_preset
-from simulator.devices.families import CATALOGUE, PULSED_FIELDS
+from simulator.devices.families import CATALOGUE, PULSED_FIELDS, REFERENCE_FIELD
 
 __all__ = ["AIHWKIT_CLASSES", "AIHWKIT_FIELDS", "aihwkit_device", "python_snippet"]
 
@@ -34,7 +34,9 @@ AIHWKIT_FIELDS: dict[str, tuple[str, ...]] = {
     fam.aihwkit_class: fam.exported for fam in CATALOGUE.values()
 }
 
-CONDUCTANCE_FIELDS = tuple(f.name for f in PULSED_FIELDS if f.kind == "conductance")
+CONDUCTANCE_FIELDS = tuple(
+    f.name for f in (*PULSED_FIELDS, REFERENCE_FIELD) if f.kind == "conductance"
+)
 FIXED = {fam.aihwkit_class: dict(fam.export_fixed) for fam in CATALOGUE.values()}
 
 
@@ -75,6 +77,9 @@ def aihwkit_device(
             not_exported[name] = params[name]
     if device.get("read_noise_s") is not None:
         not_exported["read_noise_s"] = device["read_noise_s"]
+    notes = _reference_offset(model, params, scale_s, out, not_exported)
+    if notes:
+        cls = CATALOGUE[model].reference_class or cls
     for name, value in params.items():
         if name not in out and name not in not_exported and name not in AIHWKIT_FIELDS[cls]:
             not_exported[name] = value
@@ -89,8 +94,46 @@ def aihwkit_device(
             "relative fields unchanged",
         },
         "not_exported": not_exported,
+        **({"notes": notes} if notes else {}),
         "source": {"schema_version": preset.get("schema_version"), "model": model},
     }
+
+
+def _reference_offset(
+    model: str, params: Mapping[str, Any], scale_s: float, out: dict, not_exported: dict
+) -> list[str]:
+    """A per-device reference offset (``reference_std`` > 0, datasets/PRESET.md): aihwkit's
+    reference device of the family carries it as ``reference_std`` (a reference subtracted
+    from each device's weight, mean 0); families without one list it under ``not_exported``
+    with a note. Returns the notes (empty: no offset, nothing changed)."""
+    value = float(params.get(REFERENCE_FIELD.name) or 0.0)
+    if value <= 0:
+        return []
+    fam = CATALOGUE[model]
+    if fam.reference_class is None:
+        not_exported[REFERENCE_FIELD.name] = value
+        return [
+            f"the preset's per-device reference offset (reference_std = {value:.3g} S) is not "
+            f"representable in aihwkit's {fam.aihwkit_class} (its w_max_dtod/w_min_dtod are "
+            "independent per bound: windows shifted together cannot be drawn); the exported "
+            "device's windows do not move together"
+        ]
+    if float(params.get("write_noise_std") or 0.0) > 0 and fam.name == "pow-step":
+        # aihwkit's PowStepReferenceDevice has no write noise: keep the plain class
+        not_exported[REFERENCE_FIELD.name] = value
+        return [
+            f"reference_std = {value:.3g} S not exported: aihwkit's PowStepReferenceDevice "
+            "has no write noise and this preset has write_noise_std > 0"
+        ]
+    out[REFERENCE_FIELD.name] = value / scale_s
+    out["reference_mean"] = 0.0
+    if "mult_noise" in {f.name for f in fam.fields}:
+        out.setdefault("mult_noise", True)  # SoftBoundsReferenceDevice defaults to False
+    return [
+        f"per-device reference offset exported as {fam.reference_class}.reference_std "
+        f"(weight units; aihwkit subtracts a reference r ~ N(0, reference_std^2) from each "
+        "device's weight, so its window is shifted by -r)"
+    ]
 
 
 def python_snippet(exported: dict[str, Any]) -> str:

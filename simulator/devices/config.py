@@ -21,7 +21,7 @@ from simulator.devices.families import FAMILIES, TorchDraws, sample_population
 __all__ = ["DevicePopulation", "PulsedDeviceConfig"]
 
 #: Parameters given in conductance units in a preset (divided by the scale when loading).
-CONDUCTANCE_FIELDS = ("dw_min", "w_max", "w_min")
+CONDUCTANCE_FIELDS = ("dw_min", "w_max", "w_min", "reference_std")
 
 #: Per-device arrays a preset may carry (``per_device`` section) and the population
 #: parameter each one becomes; conductance-valued ones are divided by the scale too.
@@ -58,6 +58,8 @@ class PulsedDeviceConfig:
     reset: float = 0.0
     reset_dtod: float = 0.0
     reset_std: float = 0.01
+    # per-device reference offset of the window, std (families.REFERENCE_FIELD; 0: none)
+    reference_std: float = 0.0
     # linear-step and soft-bounds: multiplicative (True) or additive cycle-to-cycle noise
     mult_noise: bool = True
     # linear-step (aihwkit's LinearStepDevice; catalogue: simulator.devices.families)
@@ -95,7 +97,14 @@ class PulsedDeviceConfig:
             raise ValueError(f"need w_min < 0 < w_max, got [{self.w_min}, {self.w_max}]")
         if self.dw_min <= 0:
             raise ValueError(f"dw_min must be positive, got {self.dw_min}")
-        for name in ("dw_min_std", "write_noise_std", "dw_min_dtod", "w_max_dtod", "w_min_dtod"):
+        for name in (
+            "dw_min_std",
+            "write_noise_std",
+            "dw_min_dtod",
+            "w_max_dtod",
+            "w_min_dtod",
+            "reference_std",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.corrupt_devices_prob <= 1:
@@ -168,7 +177,8 @@ class DevicePopulation:
     """Per-device parameters of ``shape`` devices (tensors), sampled as aihwkit does.
 
     ``params`` holds ``delta_up``, ``delta_down`` (Δ⁺, Δ⁻ ≥ 0), ``b_max``, ``b_min`` (own
-    bounds), ``reset_bias`` and the family's extra parameters (see
+    bounds), ``reset_bias``, ``reference`` (the offset of the apparent state, only with
+    ``reference_std`` > 0) and the family's extra parameters (see
     :mod:`simulator.devices.response`); ``stuck`` marks corrupt devices (Δ± = 0, b⁺ = b⁻).
     """
 

@@ -32,6 +32,7 @@ __all__ = [
     "CATALOGUE",
     "FAMILIES",
     "PULSED_FIELDS",
+    "REFERENCE_FIELD",
     "AihwkitField",
     "DeviceFamily",
     "Draws",
@@ -95,6 +96,14 @@ _REVERSE = (
     AihwkitField("reverse_up", False, "up reference bound w_min − offset", "not simulated"),
     AihwkitField("reverse_down", False, "down reference bound w_max + offset", "not simulated"),
     AihwkitField("reverse_offset", 0.01, "offset of the reversed reference", "not simulated"),
+)
+
+#: The per-device reference offset (aihwkit's ``reference_std`` of ``SoftBoundsReferenceDevice``
+#: and ``PowStepReferenceDevice``: a reference r ~ N(0, reference_std²) subtracted from each
+#: device's weight, so its window is shifted by o = −r). A population field of every family
+#: (conductance kind: siemens around ``g_offset_s`` in a preset); 0 or absent: no offset.
+REFERENCE_FIELD = AihwkitField(
+    "reference_std", 0.0, "d2d spread of a per-device reference offset of the window", "conductance"
 )
 
 #: The pulsed fields a preset of every family must define.
@@ -241,7 +250,9 @@ class DeviceFamily:
     (conductance fields converted), ``export_fixed`` fields written with a fixed value and
     ``export_refused`` fields aihwkit refuses on this class (kept under ``not_exported`` when
     non-zero). ``unidentifiable`` names fields that pulse-response traces cannot identify
-    (reported as such in a fitted preset, never silently fixed).
+    (reported as such in a fitted preset, never silently fixed). ``reference_class`` is
+    aihwkit's class of the same device with a per-device reference (:data:`REFERENCE_FIELD`),
+    the export's class when a preset has an offset; None where aihwkit has none.
     """
 
     name: str
@@ -257,6 +268,7 @@ class DeviceFamily:
     export_refused: tuple[str, ...] = ()
     unidentifiable: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    reference_class: str | None = None
 
     @property
     def all_fields(self) -> tuple[AihwkitField, ...]:
@@ -332,6 +344,7 @@ CATALOGUE: dict[str, DeviceFamily] = {
             affine=eq.soft_bounds_affine,
             exported=(*_EXPORTED, "write_noise_std"),
             description="step shrinks linearly to zero at own bounds",
+            reference_class="SoftBoundsReferenceDevice",
         ),
         DeviceFamily(
             "exp-step",
@@ -391,6 +404,7 @@ CATALOGUE: dict[str, DeviceFamily] = {
                 "pow_up_down_dtod",
             ),
             description="step ∝ distance to the bound to a power",
+            reference_class="PowStepReferenceDevice",
         ),
         DeviceFamily(
             "piecewise-step",
@@ -440,7 +454,14 @@ def sample_population(
     the bounds are drawn) replace the draws of the same name.
     Returns the step-function arguments plus ``stuck`` (boolean mask of corrupt devices),
     and ``reset_bias`` when ``with_reset``. Order of draws: gain, asymmetry, upper bound,
-    lower bound, [reset], family draws, stuck mask, stuck values.
+    lower bound, [reset], family draws, stuck mask, stuck values, [reference offset].
+
+    With ``reference_std`` > 0 (:data:`REFERENCE_FIELD`) every device also gets
+    ``reference``: an offset o ~ N(0, reference_std²) of its apparent state (reads are the
+    physical state plus o; the bounds and steps act on the physical state), as aihwkit's
+    reference devices subtract r = −o. It is drawn last, so the other draws are those of the
+    same population without an offset; measured bounds (``measured``) are apparent windows
+    already and get no drawn offset (a measured ``reference`` is used as given).
     """
     fam = device_family(family)
     xp = draws.xp
@@ -485,4 +506,7 @@ def sample_population(
         dev["b_max"] = xp.where(stuck, value, dev["b_max"])
         dev["b_min"] = xp.where(stuck, value, dev["b_min"])
     dev["stuck"] = stuck
+    ref_std = float(_get(params, REFERENCE_FIELD.name))
+    if "reference" not in dev and ref_std > 0 and not {"b_max", "b_min"} & set(measured or {}):
+        dev["reference"] = ref_std * draws.normal()
     return dev

@@ -8,7 +8,8 @@ cycle-to-cycle noise and the device's bounds, REFERENCES.md [R4]), exactly as a
 one update. Write noise (REFERENCES.md [R5]) is an offset of the apparent state, redrawn
 for every device a read's pulses touch; it starts at zero, since the starting states are
 reads themselves. Read noise is added to every read. Stuck devices (``population.stuck``)
-stay where they start.
+stay where they start. A population with a per-device reference offset (``reference``) reads
+the physical state plus the offset; ``w0`` are apparent states.
 
 Weight units throughout (whatever units the population is in); float64 unless the
 population says otherwise. Populations under :data:`PARALLEL_DEVICES` devices run on one torch
@@ -75,7 +76,12 @@ def _simulate(population, pulses, w0, generator, dw_min_std, write_noise, read_n
     b_min, b_max = params["b_min"], params["b_max"]
     dtype = b_max.dtype
     counts = np.asarray(pulses, dtype=np.int64).reshape(-1)
-    w = torch.minimum(torch.maximum(torch.as_tensor(w0, dtype=dtype), b_min), b_max)
+    # a per-device reference offset (families.REFERENCE_FIELD): reads are the physical state
+    # plus it; the bounds and steps act on the physical state
+    ref = params.get("reference")
+    w = torch.as_tensor(w0, dtype=dtype)
+    w = w if ref is None else w - ref.reshape(-1)
+    w = torch.minimum(torch.maximum(w, b_min), b_max)
     n = w.numel()
     active = ~population.stuck.reshape(-1)
     everyone = bool(active.all())
@@ -106,4 +112,4 @@ def _simulate(population, pulses, w0, generator, dw_min_std, write_noise, read_n
         out[:, k] = w + offset
         if read_noise > 0:
             out[:, k] += read_noise * torch.randn(n, generator=generator, dtype=dtype)
-    return out
+    return out if ref is None else out + ref.reshape(-1, 1)

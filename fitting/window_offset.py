@@ -1,0 +1,208 @@
+"""Device-to-device spread of conductance windows: shifted together, or bounds on their own.
+
+Two descriptions of how the windows [b⁻ᵢ, b⁺ᵢ] of devices differ (datasets/PRESET.md,
+"Per-device reference offset"):
+
+* aihwkit's pulsed-device model: b⁺ᵢ = w_max(1 + w_max_dtod·ξ₁), b⁻ᵢ = w_min(1 + w_min_dtod·ξ₂)
+  with independent ξ (REFERENCES.md [R3]): the two bounds are uncorrelated across devices;
+* the same plus a per-device reference offset oᵢ ~ N(0, reference_std²) added to both bounds
+  (aihwkit's ``SoftBoundsReferenceDevice``/``PowStepReferenceDevice`` subtract a reference
+  rᵢ ~ N(reference_mean, reference_std²) from the weight: a window shifted by −rᵢ), so the
+  bounds are positively correlated: cov(b⁺, b⁻) = reference_std².
+
+The fitted per-device bounds (with their standard errors) decide: a bivariate normal random
+effect, covariance [[a² + o², o²], [o², c² + o²]] plus each device's estimation error, is fitted
+by restricted maximum likelihood (REML, Patterson & Thompson 1971; unbiased variances for the
+few devices of a lab) with and without o. The offset is kept when the likelihood ratio exceeds
+the 5 % point of the 50:50 mixture of χ²₀ and χ²₁ (o = 0 lies on the boundary; Self & Liang
+1987): 2.71. Units: whatever the bounds are in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+__all__ = [
+    "LR_CRITICAL",
+    "MIN_DEVICES",
+    "WindowSpread",
+    "measured_windows",
+    "window_spread",
+]
+
+#: 5 % point of ½χ²₀ + ½χ²₁ (the likelihood ratio of a variance on its boundary)
+LR_CRITICAL = 2.71
+
+#: devices with both bounds measured needed to fit five parameters from 2n numbers
+MIN_DEVICES = 5
+
+
+@dataclass(frozen=True)
+class WindowSpread:
+    """The windows' spread under the better description (units of the bounds).
+
+    ``offset_std`` is 0 when the independent-bounds model is kept; ``offsets`` holds each
+    device's predicted offset (best linear unbiased predictor, 0 for a device not used or
+    when there is no offset). ``lr`` is twice the log-likelihood gain of the offset.
+    """
+
+    n_devices: int
+    mean_max: float
+    mean_min: float
+    spread_max: float  # a: device-to-device std of b⁺ beyond the offset
+    spread_min: float  # c
+    offset_std: float  # o
+    spread_max_se: float | None
+    spread_min_se: float | None
+    offset_std_se: float | None
+    correlation: float  # of the measured bounds across devices (errors included)
+    lr: float
+    with_offset: bool
+    offsets: np.ndarray
+
+
+def measured_windows(
+    hi: np.ndarray, lo: np.ndarray, hi_se: np.ndarray, lo_se: np.ndarray
+) -> np.ndarray:
+    """Devices whose two bounds are measured: finite, error below a quarter of the
+    half-window (the rule of the window-offset note in :mod:`fitting.pulse_response`)."""
+    half = 0.5 * (hi - lo)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(half) & np.isfinite(hi_se) & np.isfinite(lo_se) & (half > 0)
+        ok &= (hi_se < 0.25 * half) & (lo_se < 0.25 * half)
+    return ok
+
+
+def _neg_reml(v: np.ndarray, x: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> float:
+    """−2 × restricted log-likelihood (constants dropped); v = (a, c, o)."""
+    a, c, o = v
+    s11, s22, s12 = a * a + o * o + e1, c * c + o * o + e2, np.full_like(e1, o * o)
+    det = s11 * s22 - s12 * s12
+    if np.any(det <= 0):
+        return 1e300
+    i11, i22, i12 = s22 / det, s11 / det, -s12 / det
+    # GLS means: (Σ Σᵢ⁻¹)⁻¹ Σ Σᵢ⁻¹ xᵢ
+    m11, m22, m12 = i11.sum(), i22.sum(), i12.sum()
+    b1 = (i11 * x[:, 0] + i12 * x[:, 1]).sum()
+    b2 = (i12 * x[:, 0] + i22 * x[:, 1]).sum()
+    mdet = m11 * m22 - m12 * m12
+    if mdet <= 0:
+        return 1e300
+    mu1, mu2 = (m22 * b1 - m12 * b2) / mdet, (m11 * b2 - m12 * b1) / mdet
+    r1, r2 = x[:, 0] - mu1, x[:, 1] - mu2
+    quad = i11 * r1 * r1 + 2 * i12 * r1 * r2 + i22 * r2 * r2
+    return float(np.log(det).sum() + quad.sum() + np.log(mdet))
+
+
+def _fit(x, e1, e2, scale: float, with_offset: bool) -> tuple[np.ndarray, float]:
+    """REML estimates (a, c, o) and −2 log L; o fixed at 0 unless ``with_offset``."""
+    sd = np.std(x, axis=0, ddof=1)
+    best = None
+    starts = [(sd[0], sd[1], 0.5 * min(sd)), (0.3 * sd[0], 0.3 * sd[1], 0.9 * min(sd))]
+    for a0, c0, o0 in starts:
+        v0 = np.array([a0, c0, o0 if with_offset else 0.0]) / scale + 1e-3
+        bounds = [(0.0, None), (0.0, None), (0.0, None) if with_offset else (0.0, 0.0)]
+        res = optimize.minimize(
+            lambda u: _neg_reml(u * scale, x, e1, e2),
+            v0 if with_offset else np.r_[v0[:2], 0.0],
+            method="L-BFGS-B",
+            bounds=bounds,
+        )
+        if best is None or res.fun < best.fun:
+            best = res
+    return best.x * scale, float(best.fun)
+
+
+def _standard_errors(v: np.ndarray, x, e1, e2, scale: float) -> list[float | None]:
+    """Standard errors of (a, c, o) from the observed information of the REML (numerical
+    Hessian); None for a value on its boundary (0) or where the Hessian is not positive."""
+    free = [k for k in range(3) if v[k] > 1e-6 * scale]
+    out: list[float | None] = [None, None, None]
+    if not free:
+        return out
+    h = 1e-4 * scale
+    f0 = _neg_reml(v, x, e1, e2)
+    k = len(free)
+    hess = np.zeros((k, k))
+    for p, i in enumerate(free):
+        for q, j in enumerate(free):
+            if q < p:
+                continue
+            vals = []
+            for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                u = v.copy()
+                u[i] += si * h
+                u[j] += sj * h
+                vals.append(_neg_reml(u, x, e1, e2))
+            if i == j:
+                up, dn = v.copy(), v.copy()
+                up[i] += h
+                dn[i] -= h
+                d2 = (_neg_reml(up, x, e1, e2) - 2 * f0 + _neg_reml(dn, x, e1, e2)) / h**2
+            else:
+                d2 = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * h * h)
+            hess[p, q] = hess[q, p] = 0.5 * d2  # −2 log L: information is half its Hessian
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return out
+    for p, i in enumerate(free):
+        if cov[p, p] > 0 and np.isfinite(cov[p, p]):
+            out[i] = float(np.sqrt(cov[p, p]))
+    return out
+
+
+def window_spread(
+    hi: np.ndarray, lo: np.ndarray, hi_se: np.ndarray, lo_se: np.ndarray
+) -> WindowSpread | None:
+    """The better description of the devices' windows (module docstring); None with fewer
+    than :data:`MIN_DEVICES` devices whose two bounds are measured.
+
+    ``hi``, ``lo``: per-device fitted bounds; ``*_se``: their standard errors (same units).
+    """
+    hi, lo = np.asarray(hi, dtype=float), np.asarray(lo, dtype=float)
+    hi_se, lo_se = np.asarray(hi_se, dtype=float), np.asarray(lo_se, dtype=float)
+    ok = measured_windows(hi, lo, hi_se, lo_se)
+    n = int(ok.sum())
+    if n < MIN_DEVICES:
+        return None
+    x = np.column_stack([hi[ok], lo[ok]])
+    e1, e2 = hi_se[ok] ** 2, lo_se[ok] ** 2
+    scale = float(np.median(0.5 * (hi[ok] - lo[ok])))
+    v1, f1 = _fit(x, e1, e2, scale, True)
+    v0, f0 = _fit(x, e1, e2, scale, False)
+    lr = max(f0 - f1, 0.0)
+    with_offset = lr > LR_CRITICAL and v1[2] > 0
+    v = v1 if with_offset else v0
+    se = _standard_errors(v, x, e1, e2, scale)
+    # means and each device's offset (BLUP: o² [1 1] Σᵢ⁻¹ (xᵢ − μ))
+    a, c, o = v
+    s11, s22, s12 = a * a + o * o + e1, c * c + o * o + e2, o * o + 0 * e1
+    det = s11 * s22 - s12 * s12
+    i11, i22, i12 = s22 / det, s11 / det, -s12 / det
+    m = np.array([[i11.sum(), i12.sum()], [i12.sum(), i22.sum()]])
+    b = np.array([(i11 * x[:, 0] + i12 * x[:, 1]).sum(), (i12 * x[:, 0] + i22 * x[:, 1]).sum()])
+    mu = np.linalg.solve(m, b)
+    r1, r2 = x[:, 0] - mu[0], x[:, 1] - mu[1]
+    offsets = np.zeros(hi.size)
+    if with_offset:
+        offsets[ok] = o * o * ((i11 + i12) * r1 + (i12 + i22) * r2)
+    corr = float(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) if n > 2 else float("nan")
+    return WindowSpread(
+        n_devices=n,
+        mean_max=float(mu[0]),
+        mean_min=float(mu[1]),
+        spread_max=float(a),
+        spread_min=float(c),
+        offset_std=float(o),
+        spread_max_se=se[0],
+        spread_min_se=se[1],
+        offset_std_se=se[2] if with_offset else None,
+        correlation=corr,
+        lr=float(lr),
+        with_offset=bool(with_offset),
+        offsets=offsets,
+    )

@@ -1,0 +1,120 @@
+"""Device-to-device spread of conductance windows kept by fit and simulation (issue 14, item 3).
+
+Nine devices whose windows are shifted together (an ECRAM-like lab set: every device's two
+bounds fitted to well under 1 µS, window midpoints spread by µS). aihwkit's model draws the two
+bounds independently (w_max_dtod, w_min_dtod), so it cannot keep such windows: before the
+per-device reference offset (``reference_std``, fitting/window_offset.py) the simulated spread
+of the window midpoints was 0.64-0.70 of the measured one and the spread of the window widths
+2-6 times too large (0.69 and 4.2 on the traces below). No measured nine-device ECRAM set is in the
+shared data (../shared/data/measured/ holds one Gong trace, CrossSim ramps, an ENODe table
+and RRAM relaxation/noise), so the traces are simulated from the equations here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fitting.pulse_response import fit_pulse_response
+from fitting.synthetic import simulate_preset
+from fitting.traces import PulseTraces
+from fitting.window_offset import LR_CRITICAL, window_spread
+
+PULSES = np.r_[0, np.tile(np.r_[np.ones(80), -np.ones(80)], 3)].astype(int)
+
+
+def _shifted_windows(
+    offset_sd: float, n: int = 9, seed: int = 5, bound_sd: float = 1e-6
+) -> tuple[PulseTraces, np.ndarray]:
+    """Soft-bounds devices with 20 µS windows shifted by N(0, offset_sd²) (and their bounds
+    by N(0, bound_sd²) each), 0.5 µS read noise, starting at their lower bound."""
+    from fitting.lmfit_models import trajectory
+
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0.0, offset_sd, n)
+    hi = 40e-6 + 10e-6 + offsets + rng.normal(0, bound_sd, n)
+    lo = 40e-6 - 10e-6 + offsets + rng.normal(0, bound_sd, n)
+    g = []
+    for a, b in zip(lo, hi, strict=True):
+        half, mid = 0.5 * (b - a), 0.5 * (b + a)
+        v = {"delta_up": 0.12 * half, "delta_down": 0.12 * half, "w_max": half, "w_min": -half}
+        w = trajectory("soft-bounds", PULSES, a + 1e-7, mid, v)
+        g.append(w + 0.5e-6 * rng.standard_normal(w.size))
+    return PulseTraces(np.array(g), PULSES), offsets
+
+
+def _windows(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's window from its read plateaus (3rd/97th percentiles): midpoint, width."""
+    lo, hi = np.percentile(g, [3, 97], axis=1)
+    return 0.5 * (hi + lo), hi - lo
+
+
+def _simulated_over_measured(traces: PulseTraces, fit) -> dict[str, float]:
+    """Spread ratios (simulated / measured) of the fitted devices: window midpoints, window
+    widths, and the across-device std of the reads (averaged over reads); 200 simulated
+    devices per measured one from its first read, so the simulated side has no sampling noise
+    worth counting."""
+    rows = np.searchsorted(traces.device_ids, fit.per_device["device_id"])
+    g = traces.conductance_s[rows]
+    sim = simulate_preset(
+        fit.device_section(), traces.pulses, np.tile(g[:, 0], 200), seed=5, with_stuck=False
+    )
+    (mid, width), (mid_s, width_s) = _windows(g), _windows(sim)
+    return {
+        "midpoint": float(mid_s.std() / mid.std(ddof=1)),
+        "width": float(width_s.std() / width.std(ddof=1)),
+        "reads": float(np.mean(sim.std(axis=0)) / np.mean(g.std(axis=0, ddof=1))),
+    }
+
+
+def test_nine_shifted_windows_keep_their_spread_in_the_simulated_population() -> None:
+    traces, _ = _shifted_windows(6e-6)
+    fit = fit_pulse_response(traces, "soft-bounds")
+    assert fit.per_device["device_id"].size == 9  # every window contains the reference
+    ratios = _simulated_over_measured(traces, fit)
+    # before: midpoint 0.69, width 4.2, reads 0.92 on these traces (independent bounds)
+    for name, ratio in ratios.items():
+        assert 0.8 <= ratio <= 1.2, (name, ratio)
+    assert fit.parameters["reference_std"] > 2e-6
+    assert fit.uncertainty_method["reference_std"] == "fisher (REML)"
+    assert any("shifted together" in n for n in fit.notes)
+    assert fit.diagnostics["window_offset_likelihood_ratio"] > LR_CRITICAL
+    # the mean trace is no worse than before (0.101 of the measured span before, 0.103 now)
+    assert fit.predictive["mean_error_of_span"] < 0.15
+
+
+def test_window_offset_spread_is_recovered_from_noisy_traces() -> None:
+    # 64 devices, windows shifted by N(0, (4 µS)²), each bound by N(0, (1 µS)²) more. The
+    # estimate targets the population value; its error is about σ/√(2(n−1)) = 0.36 µS plus
+    # the bounds' own part: 3 reported standard errors (and a reported SE within a factor 2
+    # of that textbook value) allow for the finite-sample and per-device fitting errors
+    traces, offsets = _shifted_windows(4e-6, n=64, seed=11)
+    fit = fit_pulse_response(traces, "soft-bounds", predictive_check=False)
+    est, se = fit.parameters["reference_std"], fit.uncertainty["reference_std"]
+    assert se is not None and 0.5 * 0.36e-6 < se < 2 * 0.36e-6
+    assert abs(est - 4e-6) < 3 * se
+    # the bounds' own spread beyond the offset: 1 µS of a 10 µS half-window (0.1)
+    for name in ("w_max_dtod", "w_min_dtod"):
+        assert fit.parameters[name] < 0.2, name
+    # per-device windows stay as measured (apparent), not re-referred to the offsets
+    mid = 0.5 * (fit.per_device["w_max"] + fit.per_device["w_min"])
+    assert np.corrcoef(mid, offsets)[0, 1] > 0.95
+
+
+def test_independent_bounds_keep_aihwkits_model() -> None:
+    # aihwkit's own model (bounds drawn independently): no offset is invented
+    rng = np.random.default_rng(3)
+    n = 64
+    hi = 10.0 * (1 + 0.1 * rng.standard_normal(n))
+    lo = -10.0 * (1 + 0.1 * rng.standard_normal(n))
+    se = np.full(n, 0.05)
+    w = window_spread(hi + se * rng.standard_normal(n), lo + se * rng.standard_normal(n), se, se)
+    assert not w.with_offset and w.offset_std == 0.0 and not w.offsets.any()
+    assert w.spread_max == pytest.approx(1.0, rel=0.3) and w.spread_min == pytest.approx(
+        1.0, rel=0.3
+    )
+    # the same windows shifted together by 3 units: the offset is found
+    o = 3.0 * rng.standard_normal(n)
+    w = window_spread(hi + o, lo + o, se, se)
+    assert w.with_offset and w.offset_std == pytest.approx(3.0, rel=0.3)
+    assert w.correlation > 0.8
