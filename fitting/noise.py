@@ -155,14 +155,15 @@ def noise_sums(
         n_rep = np.zeros(n_dev)
     n_fit = np.zeros(n_dev) if n_fit is None else np.asarray(n_fit, dtype=float)
     win = {k: np.zeros((n_dev, len(WINDOWS))) for k in ("uu_w", "one_a2_w", "v_w", "n_w")}
-    sds = [read_noise_sd(b) for b in blocks]  # the same for every window length
+    # the read-noise SD and where windows may start: the same for every window length
+    layouts = [(_RunLayout(b), read_noise_sd(b)) for b in blocks]
     for i, m in enumerate(WINDOWS):
-        for b, sd in zip(blocks, sds, strict=True):
-            wb = _windows(b, m)
+        for layout, sd in layouts:
+            wb = layout.windows(m)
             if wb is None:
                 continue
-            st, ok = _window_moments(model, wb, values, sd)
-            okf = ok.astype(float)
+            st = _window_statistics(model, wb, values)
+            okf = (st.ok & _clear_of_clip(model, wb, st, values, sd)).astype(float)
             u = st.u * okf
             win["uu_w"][:, i] += dot(u, u)
             win["one_a2_w"][:, i] += okf.sum(axis=1) + dot(st.a * okf, st.a)
@@ -171,82 +172,81 @@ def noise_sums(
     return NoiseSums(rep=rep, n_rep=n_rep, n_fit=n_fit, **acc, **win)
 
 
-def _windows(block: PairBlock, m: int) -> PairBlock | None:
-    """Windows of ``m`` consecutive contiguous pairs of ``block`` (one pair per window).
+class _RunLayout:
+    """Where windows of consecutive contiguous pairs can start in one block, for any length.
 
-    Windows start at every m-th pair of a run of contiguous pairs (non-overlapping); a
-    window is kept at the column of its first pair, from that pair's y0 to the last pair's
-    y1, with the summed pulse count; every other column gets weight 0. None when no run
-    is m pairs long.
+    Runs of contiguous pairs, the cumulative count of usable pairs and of pulses are computed
+    once per block (they do not depend on the window length). When every pair is usable and
+    every device has the same links (complete traces of one pulse sequence: a chip file) the
+    runs are one row for all devices.
     """
-    n_dev, p = block.y0.shape
-    if p < m:
-        return None
-    col = np.arange(p)
-    brk = np.ones((n_dev, p), dtype=bool)
-    brk[:, 1:] = ~block.contiguous
-    run_start = np.maximum.accumulate(np.where(brk, col, 0), axis=1)
-    pos = col - run_start
-    end = np.minimum(col + m - 1, p - 1)
-    same_run = run_start[:, end]  # the same columns for every device
-    good = np.cumsum(block.weight > 0, axis=1)
-    n_cum = np.cumsum(block.n, axis=1)
 
-    def window_sum(c: np.ndarray) -> np.ndarray:  # Σ over columns j..j+m−1
-        before = np.where(col > 0, np.roll(c, 1, axis=1), 0)
-        before[:, 0] = 0
-        return c[:, end] - before
+    def __init__(self, block: PairBlock) -> None:
+        n_dev, p = block.y0.shape
+        self.block, self.p = block, p
+        links, usable = block.contiguous, block.weight > 0
+        if n_dev and usable.all() and (links == links[:1]).all():
+            links, usable = links[:1], usable[:1]  # one layout for every device
+        self.col = np.arange(p)
+        brk = np.ones((links.shape[0], p), dtype=bool)
+        brk[:, 1:] = ~links
+        self.run_start = np.maximum.accumulate(np.where(brk, self.col, 0), axis=1)
+        self.good = np.cumsum(usable, axis=1)
+        self._n_cum: np.ndarray | None = None
 
-    keep = (pos % m == 0) & (col + m - 1 < p) & (same_run == run_start) & (window_sum(good) == m)
-    if not keep.any():
-        return None
-    y1 = block.y1[:, end]
-    n = np.where(keep, window_sum(n_cum), 1)
-    return PairBlock(
-        block.direction,
-        block.y0,
-        y1,
-        block.z,
-        n.astype(np.int64),
-        keep.astype(float),
-        np.where(keep, block.read_index, -1),
-        np.zeros((n_dev, max(p - 1, 0)), dtype=bool),
-        np.zeros((n_dev, max(p - 1, 0)), dtype=bool),
-        tuple(int(c) for c in np.unique(n[keep])),
-    )
+    @property
+    def n_cum(self) -> np.ndarray:
+        """Cumulative pulse counts; one row when every device has the same counts."""
+        if self._n_cum is None:
+            n = self.block.n
+            self._n_cum = np.cumsum(n[:1] if n.size and (n == n[:1]).all() else n, axis=1)
+        return self._n_cum
 
+    def windows(self, m: int) -> PairBlock | None:
+        """Windows of ``m`` consecutive contiguous pairs (one pair per window), or None.
 
-def _window_moments(
-    model: FamilyModel, block: PairBlock, values: Mapping[str, object], sd: float
-) -> tuple[PairStatistics, np.ndarray]:
-    """:func:`_window_statistics` and the windows clear of clipping (:func:`_clear_of_clip`),
-    at the block's full width but computed only on the columns that hold a window.
+        Windows start at every m-th pair of a run of contiguous pairs (non-overlapping); a
+        window sits at the column of its first pair, from that pair's y0 to the last pair's
+        y1, with the summed pulse count. Only the columns where some device has a window
+        are returned (the pulse-by-pulse map of the windows is the costliest step of the
+        per-device stage); on them, devices without a window there get weight 0.
+        """
+        block, p, col, run_start = self.block, self.p, self.col, self.run_start
+        n_dev = block.y0.shape[0]
+        if p < m or n_dev == 0:
+            return None
+        last = col + m - 1
+        fits = last < p
+        end = np.minimum(last, p - 1)
+        keep = ((col - run_start) % m == 0) & fits & (run_start[:, end] == run_start)
+        cols = np.nonzero(keep.any(axis=0))[0]
 
-    A window of m pulses is kept at one column in m, and the pulse-by-pulse map is the
-    per-device stage's costliest step (m iterations over every column: 15x the rest at
-    m = 4-32); the other columns get what the full computation gives them (u = a = v = 0,
-    not usable), so the sums over columns are the same to the last bit.
-    """
-    cols = np.nonzero((block.weight > 0).any(axis=0))[0]
-    part = PairBlock(
-        block.direction,
-        block.y0[:, cols],
-        block.y1[:, cols],
-        block.z[:, cols],
-        block.n[:, cols],
-        block.weight[:, cols],
-        block.read_index[:, cols],
-        np.zeros((block.y0.shape[0], max(cols.size - 1, 0)), dtype=bool),
-        np.zeros((block.y0.shape[0], max(cols.size - 1, 0)), dtype=bool),
-        block.pulse_counts,
-    )
-    st = _window_statistics(model, part, values)
-    ok = st.ok & _clear_of_clip(model, part, st, values, sd)
-    full = [np.zeros(block.y0.shape) for _ in range(3)]
-    flags = [np.zeros(block.y0.shape, dtype=bool) for _ in range(3)]
-    for arr, values_part in zip(full + flags, (st.u, st.a, st.v, ok, st.ok, st.valid), strict=True):
-        arr[:, cols] = values_part
-    return PairStatistics(full[0], full[1], full[2], flags[1], flags[2]), flags[0]
+        def window_sum(c: np.ndarray, at: np.ndarray) -> np.ndarray:  # Σ over at..at+m−1
+            before = c[:, np.maximum(at - 1, 0)] * (at > 0)
+            return c[:, end[at]] - before
+
+        keep = keep[:, cols] & (window_sum(self.good, cols) == m)
+        some = keep.any(axis=0)
+        cols, keep = cols[some], keep[:, some]
+        if cols.size == 0:
+            return None
+        n = np.where(keep, window_sum(self.n_cum, cols), 1).astype(np.int64)
+        counts = tuple(int(c) for c in np.unique(n[np.broadcast_to(keep, n.shape)]))
+        keep = np.broadcast_to(keep, (n_dev, cols.size))
+        n = np.ascontiguousarray(np.broadcast_to(n, keep.shape))
+        links = np.zeros((n_dev, max(cols.size - 1, 0)), dtype=bool)
+        return PairBlock(
+            block.direction,
+            block.y0[:, cols],
+            block.y1[:, end[cols]],
+            block.z[:, cols],
+            n,
+            keep.astype(float),
+            np.where(keep, block.read_index[:, cols], -1),
+            links,
+            links,
+            counts,
+        )
 
 
 def _window_statistics(
@@ -265,12 +265,20 @@ def _window_statistics(
     a = np.ones_like(w)
     v = np.zeros_like(w)
     clipped = np.zeros(w.shape, dtype=bool)
+    every = int(block.n.min()) if block.n.size else 0  # pulses that every window has
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for j in range(block.max_pulses):
-            live = block.n > j
             step = model.step(w, up, values)
             slope = 1.0 + (model.step(w + h, up, values) - step) / h
             new = w + step
+            if j < every:  # every window takes this pulse (the same as the masked update)
+                if model.clip:
+                    bounded = np.minimum(np.maximum(new, lo), hi)
+                    clipped |= bounded != new
+                    new = bounded
+                w, v, a = new, v * slope**2 + step**2, a * slope
+                continue
+            live = block.n > j
             if model.clip:
                 bounded = np.minimum(np.maximum(new, lo), hi)
                 clipped |= live & (bounded != new)
