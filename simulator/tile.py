@@ -105,18 +105,28 @@ class PulsedTile:
         return self.population.params["b_min"]
 
     def set_weights(self, weights: torch.Tensor) -> None:
-        """Program device states directly (clipped to each device's bounds)."""
+        """Program device states directly (clipped to each device's bounds).
+
+        ``weights`` are apparent states: a device's reference offset (``reference``,
+        families.REFERENCE_FIELD) is taken off before clipping to its physical bounds.
+        """
         check_matrix(weights, self.shape, "weights")
         w = weights.to(self.device, torch.float32)
+        ref = self.population.params.get("reference")
+        w = w if ref is None else w - ref
         self.w = torch.minimum(torch.maximum(w, self.b_min), self.b_max)
         self._redraw_write_noise(None)
 
     def weights(self) -> torch.Tensor:
-        """The device states the periphery reads (with write noise when configured).
+        """The device states the periphery reads (with write noise when configured, plus each
+        device's reference offset when the population has one).
 
-        Without write noise this is the live state tensor (updated in place by pulses).
+        Without write noise and offset this is the live state tensor (updated in place by
+        pulses).
         """
-        return self.w if self._apparent is None else self._apparent
+        w = self.w if self._apparent is None else self._apparent
+        ref = self.population.params.get("reference")
+        return w if ref is None else w + ref
 
     def _redraw_write_noise(self, touched: torch.Tensor | None) -> None:
         std = self.config.write_noise_std * self.config.dw_min
