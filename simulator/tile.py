@@ -22,7 +22,11 @@ import torch
 
 from simulator.config import AnalogConfig
 from simulator.devices.config import DevicePopulation, PulsedDeviceConfig
-from simulator.devices.pulses import affine_coefficients, apply_pulse_counts
+from simulator.devices.pulses import (
+    ClosedFormSteps,
+    affine_coefficients,
+    apply_pulse_counts,
+)
 from simulator.devices.response import (
     AFFINE_FAMILIES,
     expected_step,
@@ -36,6 +40,11 @@ from simulator.update import Trains, coincidence_counts, sample_counts
 from simulator.workspace import Workspace
 
 __all__ = ["AnalogTile", "PulsedTile", "TileBase", "check_matrix"]
+
+#: the parameters the closed form of the affine families reads (simulator.devices.pulses)
+_CLOSED_FORM_KEYS = (
+    "b_min", "b_max", "_cu", "_cd", "_au", "_ad", "_ku", "_kd", "_rcu", "_rcd", "_constant",
+)  # fmt: skip
 
 
 def check_matrix(t: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
@@ -76,6 +85,7 @@ class PulsedTile:
         gen = torch.Generator().manual_seed(int(seed))
         self.population = DevicePopulation.sample(config, self.shape, gen).to(self.device)
         coef = affine_coefficients(config.family, self.population.params)
+        self._affine = coef is not None
         if coef is not None:  # cached constants of the closed form, sliced with the params
             shape = self.shape
             self.population.params.update(
@@ -83,7 +93,8 @@ class PulsedTile:
             )
         self._noise = _new_generator(self.device, seed + 1)
         self.granularity = granularity(config.family, dataclass_params(config))
-        self._hits_bounds = self._steps_at_bounds().any().item()
+        self._moves_at_bounds = self._steps_at_bounds()  # (up, down) masks
+        self._hits_bounds = bool((self._moves_at_bounds[0] | self._moves_at_bounds[1]).any())
         self._slope_sign = {  # of the affine slopes a±: 0 (all zero), 1 (all ≥ 0) or -1 (mixed)
             k: (0 if bool((v == 0).all()) else 1 if bool((v >= 0).all()) else -1)
             for k, v in self.population.params.items()
@@ -214,12 +225,13 @@ class PulsedTile:
                 mask[:, cols] = touched
                 self._redraw_write_noise(mask)
 
-    def _steps_at_bounds(self) -> torch.Tensor:
-        """Devices whose step does not vanish at their own bounds (so they can reach them)."""
+    def _steps_at_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Devices whose up (down) step does not vanish at their upper (lower) bound, so that
+        they can reach it (two masks; the parameters do not change, so they are kept)."""
         p, tol = self.population.params, 1e-6 * self.granularity
         up = expected_step(self.config.family, self.b_max, True, p)
         down = expected_step(self.config.family, self.b_min, False, p)
-        return (up > tol) | (down < -tol)
+        return up > tol, down < -tol
 
     def apply_pulse_counts_in_order(
         self, n_up: torch.Tensor, n_down: torch.Tensor, trains: Trains
@@ -260,19 +272,37 @@ class PulsedTile:
         n_up.view(-1)[ridx] = 0.0  # the bulk pass leaves the replayed devices alone
         n_down.view(-1)[ridx] = 0.0
         self.apply_pulse_counts(n_up, n_down)
-        sub = self._flat_params(ridx)
+        sub = self._flat_params(ridx, _CLOSED_FORM_KEYS if self._affine else None)
         wr = self.w.reshape(-1)[ridx]
-        args = (self.config.dw_min_std, self._noise, self.config.mult_noise, self.max_substeps)
-        for b in range(ups.shape[1]):
-            u, dn = ups[:, b], downs[:, b]
-            if bool((u + dn > 0).any()):
-                wr = apply_pulse_counts(self.config.family, wr, u, dn, sub, *args)
+        wr = self._replay(wr, ups, downs, sub)
         self.w = self.w.contiguous()
         self.w.view(-1)[ridx] = wr
         if self.config.write_noise_std > 0:
             touched = torch.zeros(self.shape, dtype=torch.bool, device=self.device)
             touched.view(-1)[ridx] = True
             self._redraw_write_noise(touched)
+
+    def _replay(
+        self, w: torch.Tensor, ups: torch.Tensor, downs: torch.Tensor, sub: dict[str, Any]
+    ) -> torch.Tensor:
+        """States ``w`` (m,) after the per-sample counts ``ups``/``downs`` (m, batch), one
+        sample after another (a sample without pulses on any of them is skipped). Affine
+        families take the closed form's state-independent factors for all samples at once
+        (:class:`ClosedFormSteps`, bit-identical to one :func:`apply_pulse_counts` per sample).
+        """
+        pulsed = ((ups + downs) > 0).any(dim=0).tolist()
+        sigma, mult = self.config.dw_min_std, self.config.mult_noise
+        if self._affine:  # the cached closed-form constants are in the params
+            steps = ClosedFormSteps(sub, ups.T.contiguous(), downs.T.contiguous(), sigma, mult)
+            buffers = (torch.empty_like(w), torch.empty_like(w))
+            active = [b for b, on in enumerate(pulsed) if on]
+            for k, b in enumerate(active):
+                w = steps.apply(b, w, self._noise, out=buffers[k % 2])
+            return w
+        args = (sigma, self._noise, mult, self.max_substeps)
+        for b in (b for b, on in enumerate(pulsed) if on):
+            w = apply_pulse_counts(self.config.family, w, ups[:, b], downs[:, b], sub, *args)
+        return w
 
     def _may_reach_bound(self, n_up: torch.Tensor, n_down: torch.Tensor) -> torch.Tensor:
         """Affine families (step c − a·w), a cheap first test: could n one-direction pulses
@@ -302,7 +332,7 @@ class PulsedTile:
         of :mod:`simulator.devices.pulses`, cached ``_k*``, ``_rc*``). A soft-bounds device
         approaches its bound without reaching it, so it is not replayed.
         """
-        p = self._flat_params(idx)
+        p = self._flat_params(idx, ("b_max", "b_min", "_ku", "_kd", "_rcu", "_rcd"))
         w = self.w.reshape(-1)[idx]
 
         def end(n: torch.Tensor, kappa: torch.Tensor, rc: torch.Tensor) -> torch.Tensor:
@@ -313,9 +343,7 @@ class PulsedTile:
         tol = 1e-6 * (p["b_max"] - p["b_min"])
         up = end(n_up.reshape(-1)[idx], p["_ku"], p["_rcu"]) >= p["b_max"] - tol
         down = end(n_down.reshape(-1)[idx], p["_kd"], p["_rcd"]) <= p["b_min"] + tol
-        tol_step = 1e-6 * self.granularity
-        moves_up = expected_step(self.config.family, p["b_max"], True, p) > tol_step
-        moves_down = expected_step(self.config.family, p["b_min"], False, p) < -tol_step
+        moves_up, moves_down = (m.reshape(-1)[idx] for m in self._moves_at_bounds)
         return (up & moves_up) | (down & moves_down)
 
     def _may_reach_bound_stepwise(
@@ -336,11 +364,16 @@ class PulsedTile:
         )
         return idx[risky]
 
-    def _flat_params(self, idx: torch.Tensor) -> dict[str, Any]:
-        """The population parameters of the devices at flat indices ``idx``."""
+    def _flat_params(
+        self, idx: torch.Tensor, keys: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        """The population parameters (or those named by ``keys``) of the devices at flat
+        indices ``idx``."""
+        params = self.population.params
         return {
             k: v.reshape(-1)[idx] if torch.is_tensor(v) and v.shape == self.shape else v
-            for k, v in self.population.params.items()
+            for k, v in params.items()
+            if keys is None or k in keys
         }
 
     def expected_step(self, up: bool) -> torch.Tensor:
@@ -353,6 +386,7 @@ class PulsedTile:
             return self
         seed = int(torch.randint(2**62, (1,), generator=self._noise, device=self.device).item())
         self.population = self.population.to(device)
+        self._moves_at_bounds = tuple(m.to(device) for m in self._moves_at_bounds)
         self.w = self.w.to(device)
         self._apparent = None if self._apparent is None else self._apparent.to(device)
         self._noise = _new_generator(device, seed)

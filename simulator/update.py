@@ -77,12 +77,12 @@ def sample_counts(
     trains: Trains, rows: torch.Tensor, cols: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Up and down counts (m, batch) of devices (rows[k], cols[k]) per sample, in order."""
-    du = trains.du[rows].to(torch.int16)  # (m, batch, slots)
-    xu = trains.xu[:, :, cols].permute(2, 0, 1).to(torch.int16)  # (m, batch, slots)
-    n = (du * xu).sum(dim=2).to(torch.float32)
-    down = (trains.x_sign[:, cols].T * trains.d_sign[:, rows].T) > 0  # §1.1: s > 0 is down
-    zero = torch.zeros_like(n)
-    return torch.where(down, zero, n), torch.where(down, n, zero)
+    both = trains.du[rows]  # (m, batch, slots) 0/1 flags
+    both.mul_(trains.xu.permute(2, 0, 1)[cols])  # coincidences (0/1: no overflow in int8)
+    n = both.sum(dim=2, dtype=torch.float32)  # small integers: exact
+    # §1.1: sign(x)·sign(d) > 0 is down; where it is 0 there are no pulses (n = 0)
+    sign = (trains.x_sign[:, cols].T * trains.d_sign[:, rows].T).to(torch.float32)
+    return n * (-sign).clamp_(min=0.0), n.mul_(sign.clamp_(min=0.0))
 
 
 def _probabilities(
