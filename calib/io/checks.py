@@ -106,10 +106,11 @@ def check_campaign_values(
     where = _Where(source, ids, lines)
     _check_unique_ids(ids, where, campaign)
     check_reads(campaign, arrays, units, source, lines)
-    g = np.asarray(arrays["conductance"], dtype=float)
+    g = _as_float(arrays["conductance"])
     for name in ("conductance", "target"):
         if name in arrays and units.get(name, "S") == "S":
-            _check_lower_bound(np.asarray(arrays[name], dtype=float), name, source, campaign)
+            values = g if name == "conductance" else _as_float(arrays[name])
+            _check_lower_bound(values, name, source, campaign)
     if campaign == "pulse_response" or (campaign != "programming" and g.ndim == 2):
         _check_repeated_reads(g, arrays, where)
 
@@ -126,12 +127,13 @@ def check_reads(
     where = _Where(source, ids, lines)
     g = np.asarray(arrays["conductance"])
     _numeric("conductance", g, source, campaign)
-    g = g.astype(float, copy=False)
+    g = _as_float(g)
     top, bottom = _extremes(g)  # two reductions: no temporaries on a large file
     if np.isinf(top) or np.isinf(bottom):
         i, *j = np.argwhere(np.isinf(g))[0]
         where.fail(i, j[0] if j else None, "infinite conductance")
     if units.get("conductance", "S") == "S" and max(top, -bottom) > MAX_PLAUSIBLE_S:
+        g = g.astype(float, copy=False)  # compared in float64, as the extremes
         big = np.abs(g) > MAX_PLAUSIBLE_S  # NaN compares False
         if big.any():
             i, *j = np.argwhere(big)[0]
@@ -191,6 +193,14 @@ def _check_unique_ids(ids: np.ndarray, where: _Where, campaign: str) -> None:
             f"device_index {int(ids[second])} appears twice in {campaign} (also at "
             f"{where(first, None).split(': ', 1)[1]}); each device must be given once",
         )
+
+
+def _as_float(values: Any) -> np.ndarray:
+    """``values`` as floating point: float32 files stay float32 (every check below is exact
+    in the file's own type: extremes, NaN/inf, equality; a float64 copy of a chunk of reads
+    cost more than reading it), other types become float64."""
+    arr = np.asarray(values)
+    return arr if arr.dtype.kind == "f" else arr.astype(float)
 
 
 def _extremes(values: np.ndarray) -> tuple[float, float]:

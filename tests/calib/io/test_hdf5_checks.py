@@ -232,3 +232,53 @@ def test_campaign_attributes_are_strict_json(tmp_path: Path) -> None:
     )
     with pytest.raises(CalibError, match=r"parameters: read_delay_s is nan"):
         write_campaign(tmp_path / "x.h5", data)
+
+
+# ------------------------------------------------------------------ float32 files (issue 19)
+def _float32(edit: Callable[[dict], None] | None = None) -> Callable[[dict], None]:
+    def as_float32(arrays: dict) -> None:
+        if edit:
+            edit(arrays)
+        arrays["conductance"] = np.asarray(arrays["conductance"], dtype=np.float32)
+
+    return as_float32
+
+
+def test_float32_files_get_the_float64_verdicts(tmp_path: Path) -> None:
+    """The checks run in the file's float32 (no float64 copy of every chunk), with the
+    verdicts of float64: float32(0.1) is 0.10000000149 S, above the plausible 0.1 S, although
+    a float32 comparison with 0.1 would call it equal."""
+    assert read_campaign(pulse_file(tmp_path / "ok.h5", _float32()), "pulse_response")
+    path = pulse_file(tmp_path / "p.h5", _float32(_set("conductance", (3, 5), 0.1)))
+    _refused(path, "pulse_response", r"device 3 read 5: conductance 0.1 S is not plausible")
+    path = pulse_file(tmp_path / "inf.h5", _float32(_set("conductance", (2, 7), np.inf)))
+    _refused(path, "pulse_response", r"device 2 read 7: infinite conductance")
+    small = _float32(lambda a: a.update(conductance=np.asarray(a["conductance"]) * 1e-6))
+    _refused(pulse_file(tmp_path / "uS.h5", small), "pulse_response", "not plausible in siemens")
+
+    def doubled(arrays: dict) -> None:  # every read (and pulse count) twice in a row
+        arrays["conductance"] = np.repeat(arrays["conductance"][:, :21], 2, axis=1)[:, :41]
+        arrays["pulses"] = np.repeat(arrays["pulses"][:21], 2)[:41]
+
+    path = pulse_file(tmp_path / "twice.h5", _float32(doubled))
+    _refused(path, "pulse_response", "every read repeats the one before it")
+
+
+def test_checks_of_a_float32_chunk_make_no_float64_copy_of_it() -> None:
+    import tracemalloc
+
+    from calib.io.checks import check_campaign_values
+
+    n, reads = 2000, 1201
+    pulses = np.array([0] + [1, -1] * (reads // 2))
+    rng = np.random.default_rng(2)
+    g = (20e-6 + rng.normal(0, 1e-7, (n, reads))).astype(np.float32)
+    arrays = {"conductance": g, "pulses": pulses, "device_index": np.arange(n)}
+    tracemalloc.start()
+    try:
+        check_campaign_values("pulse_response", arrays, {"conductance": "S"}, "chunk")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # boolean masks of the reads (1 byte each) only; a float64 copy alone is 8 bytes a read
+    assert peak < 4 * g.size
