@@ -1146,8 +1146,9 @@ def _recenter(fm, names, theta, cov, shared_names, phi, delta, in_place=False):
     out_theta, out_cov = (theta, cov) if in_place else (np.empty_like(theta), np.empty_like(cov))
     phi_new = phi
     for k, sl in enumerate(chunks(n, RECENTER_BLOCK)):
+        d = delta[sl] if np.ndim(delta) else delta  # per-device offsets: this block's
         out_theta[sl], out_cov[sl], phi_sl = _recenter_block(
-            fm, names, theta[sl], cov[sl], shared_names, phi, delta
+            fm, names, theta[sl], cov[sl], shared_names, phi, d
         )
         if k == 0:  # the shared values moved with the first device (as without blocks)
             phi_new = phi_sl

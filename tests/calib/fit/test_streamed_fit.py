@@ -261,3 +261,34 @@ def test_file_fit_reads_the_file_twice_and_its_coverage_equals_the_whole_traces(
     fit_commands._note_window_coverage_of_ranges(from_ranges, (ranges, ids), attrs)
     fit_commands._note_window_coverage(in_memory, traces, attrs)
     assert from_ranges.notes == in_memory.notes and len(in_memory.notes) == 1
+
+
+def _shifted_windows(n: int = 9, seed: int = 5) -> PulseTraces:
+    """Soft-bounds devices whose 20 uS windows are shifted together by N(0, (6 uS)^2), 0.5 uS
+    read noise (the per-device reference offset of fitting.window_offset applies)."""
+    from fitting.lmfit_models import trajectory
+
+    pulses = np.r_[0, np.tile(np.r_[np.ones(80), -np.ones(80)], 3)].astype(int)
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0.0, 6e-6, n)
+    g = []
+    for mid in 40e-6 + offsets:
+        half = 10e-6 + rng.normal(0, 1e-6)
+        v = {"delta_up": 0.12 * half, "delta_down": 0.12 * half, "w_max": half, "w_min": -half}
+        w = trajectory("soft-bounds", pulses, mid - half + 1e-7, mid, v)
+        g.append(w + 0.5e-6 * rng.standard_normal(w.size))
+    return PulseTraces(np.array(g), pulses)
+
+
+def test_recentering_blocks_refer_each_device_to_its_own_window_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Chips of more than RECENTER_BLOCK (65,536) devices are recentered in blocks; with
+    windows shifted together every device has its own offset, which each block must take
+    for its own devices (every fit of more than 65,536 devices failed on it before)."""
+    traces = _shifted_windows()
+    one = fit_pulse_response(traces, "soft-bounds", n_boot=20)
+    assert one.parameters.get("reference_std", 0.0) > 0  # per-device offsets in use
+    monkeypatch.setattr(pulse_response, "RECENTER_BLOCK", 4)
+    blocks = fit_pulse_response(traces, "soft-bounds", n_boot=20)
+    _same_fit(blocks, one)
