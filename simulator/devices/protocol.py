@@ -27,7 +27,11 @@ import numpy as np
 import torch
 
 from simulator.devices.config import DevicePopulation
-from simulator.devices.pulses import affine_coefficients, apply_pulse_counts
+from simulator.devices.pulses import (
+    ClosedFormSteps,
+    affine_coefficients,
+    apply_equal_counts,
+)
 
 __all__ = ["PARALLEL_DEVICES", "simulate_reads"]
 
@@ -89,27 +93,54 @@ def _simulate(population, pulses, w0, generator, dw_min_std, write_noise, read_n
     sub = {k: v.reshape(-1)[moving] if torch.is_tensor(v) else v for k, v in params.items()}
     sub.update(affine_coefficients(population.family, sub) or {})
     substeps = max(1, int(np.abs(counts).max(initial=0)))
-    out = torch.empty((n, counts.size), dtype=dtype)
+    update = _ReadUpdate(population.family, sub, moving.numel(), dtype, dw_min_std, mult_noise)
+    out = torch.empty((counts.size, n), dtype=dtype)  # one contiguous row per read
     offset = torch.zeros(n, dtype=dtype)
-    counts_of: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for k, count in enumerate(counts.tolist()):
-        if count != 0 and moving.numel():
-            if count not in counts_of:
-                up, down = float(max(count, 0)), float(max(-count, 0))
-                counts_of[count] = (
-                    torch.full((moving.numel(),), up, dtype=dtype),
-                    torch.full((moving.numel(),), down, dtype=dtype),
-                )
-            n_up, n_down = counts_of[count]
-            args = (sub, dw_min_std, generator, mult_noise, substeps)
+    w_moving = w if everyone else w[moving]
+    pulsing = moving.numel() > 0
+    for row, count in zip(out, counts.tolist(), strict=True):
+        if count != 0 and pulsing:
+            w_moving = update(w_moving, count, generator, substeps)
             if everyone:
-                w = apply_pulse_counts(population.family, w, n_up, n_down, *args)
+                w = w_moving
             else:
-                w[moving] = apply_pulse_counts(population.family, w[moving], n_up, n_down, *args)
-            if write_noise > 0:
-                fresh = write_noise * torch.randn(n, generator=generator, dtype=dtype)
+                w.index_copy_(0, moving, w_moving)
+            if write_noise > 0:  # (x·s and s·x round alike)
+                fresh = torch.randn(n, generator=generator, dtype=dtype).mul_(write_noise)
                 offset = fresh if everyone else torch.where(active, fresh, offset)
-        out[:, k] = w + offset
+        torch.add(w, offset, out=row)
         if read_noise > 0:
-            out[:, k] += read_noise * torch.randn(n, generator=generator, dtype=dtype)
+            row.add_(torch.randn(n, generator=generator, dtype=dtype).mul_(read_noise))
+    out = out.T.contiguous()
     return out if ref is None else out + ref.reshape(-1, 1)
+
+
+class _ReadUpdate:
+    """The pulses before one read on the moving devices, exactly as :func:`apply_pulse_counts`
+    applies them (same numbers, same draws), with what depends only on the signed count
+    worked out once per count: the closed form's factors (:class:`ClosedFormSteps`) for the
+    affine families, the per-substep counts (:func:`apply_equal_counts`) for the others."""
+
+    def __init__(self, family, params, m, dtype, dw_min_std, mult_noise) -> None:
+        self.family, self.params, self.m, self.dtype = family, params, m, dtype
+        self.sigma, self.mult = dw_min_std, mult_noise
+        self.affine = "_ku" in params
+        self.steps: dict[int, ClosedFormSteps] = {}
+        self.buffers = (torch.empty(m, dtype=dtype), torch.empty(m, dtype=dtype))
+        self.calls = 0
+
+    def __call__(self, w, count: int, generator, substeps: int) -> torch.Tensor:
+        if not self.affine:
+            up, down = float(max(count, 0)), float(max(-count, 0))
+            return apply_equal_counts(
+                self.family, w, up, down, self.params, self.sigma, generator, substeps
+            )
+        steps = self.steps.get(count)
+        if steps is None:
+            n_up = torch.full((1, self.m), float(max(count, 0)), dtype=self.dtype)
+            n_down = torch.full((1, self.m), float(max(-count, 0)), dtype=self.dtype)
+            steps = self.steps[count] = ClosedFormSteps(
+                self.params, n_up, n_down, self.sigma, self.mult
+            )
+        self.calls += 1  # alternate buffers: the result must not overwrite its input
+        return steps.apply(0, w, generator, out=self.buffers[self.calls % 2])

@@ -27,6 +27,7 @@ device gets more pulses than ``max_substeps`` they are grouped m at a time
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +37,7 @@ from simulator.devices.response import affine_step, expected_step
 from simulator.random_streams import normal
 from simulator.workspace import Workspace, scratch
 
-__all__ = ["ClosedFormSteps", "affine_coefficients", "apply_pulse_counts"]
+__all__ = ["ClosedFormSteps", "affine_coefficients", "apply_equal_counts", "apply_pulse_counts"]
 
 _SMALL = 1e-6  # below this a contraction rate is treated by its series expansion
 
@@ -252,6 +253,8 @@ class ClosedFormSteps:
         self.e_k = e_k.mul_(e_k)
         self.damping = torch.add(self.e_k, 1.0).mul_(0.5)  # φ(2K)/φ(K); ×0.5 is exact
         self.sd: torch.Tensor | None = None  # σ-free noise amplitude when state-independent
+        self._xi: torch.Tensor | None = None
+        self._rows: dict[int, tuple] = {}
         self.stateful = False
         if self.sigma <= 0:
             return
@@ -262,41 +265,50 @@ class ClosedFormSteps:
             var = torch.mul(n_up, cu).mul_(cu).addcmul_(torch.mul(n_down, cd), cd)
         else:
             self.stateful = True
-            self.has_up = (n_up != 0).any(dim=1).tolist()
-            self.has_down = (n_down != 0).any(dim=1).tolist()
             return
         self.sd = _sqrt_variance(var.mul_(self.phi).mul_(self.damping))
+
+    def _step(self, s: int) -> tuple:
+        """Step s's rows, and its noise terms (c, a, n or None for one pulse) when the noise
+        depends on the state (a direction without pulses adds an exact zero: left out)."""
+        if s not in self._rows:
+            terms = []
+            if self.stateful:
+                p = self.coef
+                for c, a, n in (
+                    (p["_cu"], p["_au"], self.n_up[s]),
+                    (p["_cd"], p["_ad"], self.n_down[s]),
+                ):
+                    if bool((n != 0).any()):
+                        terms.append((c, a, None if bool((n == 1).all()) else n))  # ×1 is exact
+            sd = None if self.sd is None else self.sd[s]
+            self._rows[s] = (self.e_k[s], self.c[s], self.phi[s], self.damping[s], sd, terms)
+        return self._rows[s]
 
     def apply(
         self, s: int, w: torch.Tensor, generator: torch.Generator | None, out: torch.Tensor
     ) -> torch.Tensor:
         """States after step ``s`` from ``w`` (written to ``out``, which must not be ``w``),
         clipped to the bounds."""
-        result = torch.mul(w, self.e_k[s], out=out).addcmul_(self.c[s], self.phi[s])
+        e_k, c, phi, damping, sd, terms = self._step(s)
+        result = torch.mul(w, e_k, out=out).addcmul_(c, phi)
         if self.sigma > 0:
-            sd = self.sd[s] if self.sd is not None else self._state_noise(s, w, result)
-            xi = normal(tuple(w.shape), generator, w.device)
+            if sd is None:  # √var with the squared step step(w₀)·step(w₁) of _affine
+                var = None
+                for c_, a, n in terms:
+                    start = torch.addcmul(c_, a, w, value=-1.0)
+                    if n is not None:
+                        start.mul_(n)
+                    end = torch.addcmul(c_, a, result, value=-1.0)
+                    var = start.mul_(end) if var is None else var.addcmul_(start, end)
+                if var is None:
+                    var = torch.zeros_like(w)
+                sd = _sqrt_variance(var.mul_(phi).mul_(damping))
+            if self._xi is None:  # drawn in the states' dtype, as _affine draws them
+                self._xi = torch.empty_like(w)
+            xi = normal(tuple(w.shape), generator, w.device, out=self._xi)
             result.addcmul_(sd, xi, value=self.sigma)
-        p = self.coef
-        return result.clamp_(min=p["b_min"], max=p["b_max"])
-
-    def _state_noise(self, s: int, w: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
-        """√var of step s's noise, σ aside, with the squared step step(w₀)·step(w₁) of
-        :func:`_affine` (a direction without pulses adds an exact zero: skipped)."""
-        p = self.coef
-        var = None
-        for on, c, a, n in (
-            (self.has_up[s], p["_cu"], p["_au"], self.n_up[s]),
-            (self.has_down[s], p["_cd"], p["_ad"], self.n_down[s]),
-        ):
-            if not on:
-                continue
-            start = torch.addcmul(c, a, w, value=-1.0).mul_(n)
-            end = torch.addcmul(c, a, result, value=-1.0)
-            var = start.mul_(end) if var is None else var.addcmul_(start, end)
-        if var is None:
-            return torch.zeros_like(w)
-        return _sqrt_variance(var.mul_(self.phi[s]).mul_(self.damping[s]))
+        return result.clamp_(min=self.coef["b_min"], max=self.coef["b_max"])
 
 
 def _flag(v: Any) -> bool:
@@ -308,6 +320,43 @@ def _flag(v: Any) -> bool:
 
 def _all_zero(v: Any) -> bool:
     return bool((torch.as_tensor(v) == 0).all())
+
+
+def apply_equal_counts(
+    family: str,
+    w: torch.Tensor,
+    n_up: float,
+    n_down: float,
+    params: Mapping[str, Any],
+    dw_min_std: float,
+    generator: torch.Generator | None,
+    max_substeps: int = 32,
+) -> torch.Tensor:
+    """Non-affine families: :func:`apply_pulse_counts` with the same ``n_up``/``n_down`` on
+    every device (a pulse-and-read protocol), faster and with the same numbers bit for bit.
+
+    The same operations on the states as the pulse loop; the per-substep counts (equal on
+    every device) are computed once, and a direction without a pulse in a substep only draws
+    its random numbers (its gain is an exact zero). The result is clipped to the bounds.
+    """
+    dtype, device = w.dtype, w.device
+    n_steps = min(math.ceil(max(n_up, n_down)), max(1, max_substeps))
+    one = torch.ones(1, dtype=dtype, device=device)
+    counts = {True: one * n_up, False: one * n_down}
+    b_min, b_max = params["b_min"], params["b_max"]
+    if n_steps == 0:
+        return torch.clamp(w, min=b_min, max=b_max)
+    for t in range(n_steps):
+        for up in (True, False) if t % 2 == 0 else (False, True):
+            n = counts[up]  # as _stepwise, on one element: the pulses due in substep t
+            m = torch.floor((t + 1) * n / n_steps) - torch.floor(t * n / n_steps)
+            xi = normal(tuple(w.shape), generator, device) if dw_min_std > 0 else None
+            if float(m) == 0.0:
+                continue
+            gain = m if xi is None else m + (dw_min_std * torch.sqrt(m)) * xi
+            step = expected_step(family, w, up, params)
+            w = torch.clamp(w + step * gain, min=b_min, max=b_max)
+    return w
 
 
 def _stepwise(
