@@ -200,6 +200,16 @@ def _pcm_chip(index: int, seed: int) -> list[dict]:
         g_lv = fit.prog.level_g_s
         for g, s_fit, band in zip(g_lv, fit.prog.sigma(g_lv), fit.prog.band(g_lv), strict=True):
             add("curve sigma_prog", model.sigma_prog(np.array(g / model.g_max_s)), s_fit, band)
+    if fit.drift is not None:
+        # the clipped-log μ_ν(x), σ_ν(x) curves (the published form, the truth's form) at
+        # the levels with their one-SE bands from the coefficient covariance
+        x_lv = fit.drift.level_x
+        m_band, s_band = fit.drift.curve_bands(x_lv)
+        for x, m_fit, mb, s_fit, sb in zip(
+            x_lv, fit.drift.mu_fit(x_lv), m_band, fit.drift.sigma_fit(x_lv), s_band, strict=True
+        ):
+            add("curve mu_nu", model.mu_nu(np.array(x)), m_fit, mb)
+            add("curve sigma_nu", model.sigma_nu(np.array(x)), s_fit, sb)
     r = lv.get("read_noise", {})
     for x, q, qse in zip(r.get("x", []), r.get("q_s", []), r.get("q_s_se", []), strict=True):
         add("level Q_s", model.q_s(np.array(x)), q, qse)

@@ -4,7 +4,9 @@ Both are fitted to level estimates y_l ± se_l at normalized targets x_l, in u =
 
 - :func:`fit_clipped_log`: clip(a·u + b, lo, hi). Which clips the data show (none, lower,
   upper, both) is chosen by AICc; a bound the data never reach is *not identified* and is
-  set to the line's value at the edge of the observed range (so it is inactive there);
+  set to the line's value at the edge of the observed range (so it is inactive there).
+  The coefficients carry their covariance and :meth:`ClippedLogFit.band` the curve's
+  one-SE band, including the spread of the other clip choices by their Akaike weights;
 - :func:`fit_smooth_table`: a penalized cubic smoothing spline in u (penalty by generalized
   cross-validation), tabulated on a grid for the preset's ``table`` form (linear in ln x
   between grid points, constant outside);
@@ -49,6 +51,13 @@ class ClippedLogFit:
     chi2: float
     dof: int
     aicc_by_variant: dict[str, float] = field(default_factory=dict)
+    #: covariance of the fitted coefficients ``covariance_names`` (the identified ones,
+    #: in the order a, b, lo, hi), from the Jacobian scaled by max(1, χ²/dof) like ``se``
+    covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    covariance_names: tuple[str, ...] = ()
+    u_range: tuple[float, float] = (0.0, 0.0)  # ln x of the lowest and highest level
+    #: (Akaike weight, parameters, variant) of every clip variant fitted
+    alternatives: list[tuple[float, np.ndarray, str]] = field(default_factory=list)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         u = np.log(np.maximum(np.asarray(x, dtype=float), 1e-7))
@@ -56,6 +65,43 @@ class ClippedLogFit:
 
     def as_dict(self) -> dict[str, float]:
         return {"a": self.a, "b": self.b, "lo": self.lo, "hi": self.hi}
+
+    def _curve(self, p: dict[str, float], u: np.ndarray) -> np.ndarray:
+        """The curve at ln x = ``u`` for coefficients ``p`` (a bound that was not fitted
+        follows the line to the edge of the observed levels, as when it was fitted)."""
+        ends = (p["a"] * self.u_range[0] + p["b"], p["a"] * self.u_range[1] + p["b"])
+        lo = p.get("lo", min(ends) if "hi" not in p else min(min(ends), p["hi"]))
+        hi = p.get("hi", max(ends) if "lo" not in p else max(max(ends), p["lo"]))
+        return np.clip(p["a"] * u + p["b"], lo, hi)
+
+    def band(self, x: np.ndarray) -> np.ndarray:
+        """One-standard-error band of the fitted curve at ``x`` (same unit as the curve).
+
+        sqrt(J C Jᵀ + S) with C the coefficient covariance and J the curve's derivative by
+        the coefficients (central differences of one hundredth of a standard error; on a
+        clip the curve depends on the clip level only); S = Σ_v w_v (f_v − f)², the
+        Akaike-weighted spread of the other clip variants' curves f_v around this one (the
+        choice of clips is itself uncertain). NaN where no covariance is known.
+        """
+        u = np.log(np.maximum(np.asarray(x, dtype=float), 1e-7))
+        k = len(self.covariance_names)
+        if k == 0 or not np.all(np.isfinite(self.covariance)):
+            return np.full(u.shape, np.nan)
+        p0 = {"a": self.a, "b": self.b, "lo": self.lo, "hi": self.hi}
+        p0 = {n: p0[n] for n in self.covariance_names}
+        jac = np.empty((*u.shape, k))
+        for i, name in enumerate(self.covariance_names):
+            h = 1e-2 * max(float(np.sqrt(self.covariance[i, i])), 1e-12)
+            up, down = dict(p0), dict(p0)
+            up[name] += h
+            down[name] -= h
+            jac[..., i] = (self._curve(up, u) - self._curve(down, u)) / (2.0 * h)
+        var = np.einsum("...i,ij,...j->...", jac, self.covariance, jac)
+        here = self(x)
+        for weight, q, variant in self.alternatives:
+            # outside the levels every variant is held constant, like the chosen curve
+            var = var + weight * (_model(q, np.clip(u, *self.u_range), variant) - here) ** 2
+        return np.sqrt(np.maximum(var, 0.0))
 
 
 def _model(p: np.ndarray, u: np.ndarray, variant: str) -> np.ndarray:
@@ -114,28 +160,40 @@ def _cost(p: np.ndarray, u: np.ndarray, y: np.ndarray, w: np.ndarray, variant: s
 
 
 def _fit_variant(
-    u: np.ndarray, y: np.ndarray, se: np.ndarray, variant: str
+    u: np.ndarray, y: np.ndarray, se: np.ndarray, variant: str, se_hi: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     w = 1.0 / se**2
     best = None
+    hi = se if se_hi is None else se_hi
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        r = _model(p, u, variant) - y
+        return r / np.where(r > 0, hi, se)  # a curve above a level is judged by its upper error
+
     for p0 in _starts(u, y, w, variant):
-        res = optimize.least_squares(lambda p: (_model(p, u, variant) - y) / se, p0, method="lm")
+        res = optimize.least_squares(resid, p0, method="lm")
         chi2 = float((res.fun**2).sum())
         if best is None or chi2 < best[2]:
             best = (res.x, res.jac, chi2)
     return best
 
 
-def fit_clipped_log(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> ClippedLogFit:
+def fit_clipped_log(
+    x: np.ndarray, y: np.ndarray, se: np.ndarray, se_hi: np.ndarray | None = None
+) -> ClippedLogFit:
     """Fit clip(a·ln x + b, lo, hi) to level estimates ``y`` ± ``se`` at ``x`` (sorted or not).
 
-    Standard errors come from the Jacobian, scaled up by sqrt(χ²/dof) when the scatter
-    exceeds the stated errors.
+    ``se_hi``, when given, is each level's error on its upper side and ``se`` that on its
+    lower side (an asymmetric interval, e.g. the likelihood-ratio interval of a spread,
+    as a two-piece normal). Standard errors come from the Jacobian, scaled up by
+    sqrt(χ²/dof) when the scatter exceeds the stated errors.
     """
     order = np.argsort(x)
     u = np.log(np.asarray(x, dtype=float)[order])
     y = np.asarray(y, dtype=float)[order]
     se = np.maximum(np.asarray(se, dtype=float)[order], 1e-12)
+    if se_hi is not None:
+        se_hi = np.maximum(np.asarray(se_hi, dtype=float)[order], 1e-12)
     n = u.size
     fits: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     scores: dict[str, float] = {}
@@ -143,7 +201,7 @@ def fit_clipped_log(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> ClippedLogF
         k = 2 + {"none": 0, "lo": 1, "hi": 1, "both": 2}[variant]
         if n - k - 1 <= 0 and variant != "none":
             continue
-        fit = _fit_variant(u, y, se, variant)
+        fit = _fit_variant(u, y, se, variant, se_hi)
         if fit is None:
             continue
         fits[variant] = fit
@@ -158,6 +216,7 @@ def fit_clipped_log(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> ClippedLogF
             cov *= max(1.0, chi2 / dof)
         se_p = np.sqrt(np.maximum(np.diag(cov), 0.0))
     except np.linalg.LinAlgError:
+        cov = np.full((k, k), np.nan)
         se_p = np.full(k, np.nan)
     a, b = float(p[0]), float(p[1])
     line_lo, line_hi = sorted((a * u[0] + b, a * u[-1] + b))
@@ -172,6 +231,16 @@ def fit_clipped_log(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> ClippedLogF
     else:
         lo, hi = line_lo, line_hi
     se_named = {key: float(se_p[i]) for key, i in names.items()}
+    # the clips were chosen by AICc: the other variants, weighted by their Akaike weights,
+    # say how far the curve could lie had the choice gone the other way
+    best = min(scores.values())
+    alternatives = [
+        (float(np.exp(-0.5 * (score - best))), fits[v][0], v) for v, score in scores.items()
+    ]
+    total = sum(w for w, _, _ in alternatives)
+    alternatives = [(w / total, q, v) for w, q, v in alternatives]
+    order = [key for key in ("a", "b", "lo", "hi") if key in names]
+    idx = [names[key] for key in order]
     return ClippedLogFit(
         a,
         b,
@@ -183,6 +252,10 @@ def fit_clipped_log(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> ClippedLogF
         chi2,
         dof,
         scores,
+        covariance=cov[np.ix_(idx, idx)],
+        covariance_names=tuple(order),
+        u_range=(float(u[0]), float(u[-1])),
+        alternatives=alternatives,
     )
 
 

@@ -175,12 +175,22 @@ class DriftFit:
             "comparison": self.comparison,
         }
 
-    def uncertainty(self) -> dict[str, float]:
-        out = {}
+    def uncertainty(self) -> dict[str, Any]:
+        """Standard errors of the clipped-log coefficients (``drift.mu_nu.a`` ...) and their
+        covariance matrices (``drift.mu_nu.covariance``: identified coefficients in the
+        order a, b, lo, hi, the order of the standard errors)."""
+        out: dict[str, Any] = {}
         for name, fit in (("mu_nu", self.mu_fit), ("sigma_nu", self.sigma_fit)):
             for key, se in fit.se.items():
                 out[f"drift.{name}.{key}"] = se
+            if np.all(np.isfinite(fit.covariance)):
+                out[f"drift.{name}.covariance"] = fit.covariance.tolist()
         return out
+
+    def curve_bands(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One-SE bands of the clipped-log μ_ν(x) and σ_ν(x) (the published form; the
+        smoothing-spline table has none)."""
+        return self.mu_fit.band(x), self.sigma_fit.band(x)
 
 
 def _level_populations(
@@ -375,8 +385,14 @@ def fit_drift(
     if sign == "signed":
         notes.append(f"drift: signed exponent ({sign_selection['reason']})")
     x = levels.g_target_s / g_max_s
-    mu_fit = fit_clipped_log(x, mu, mu_se)
-    sigma_fit = fit_clipped_log(x, sig, sig_se)
+    # each level by its own 95 % interval (Student t for μ_ν, the asymmetric likelihood-
+    # ratio interval for σ_ν, half-widths / 1.96): with σ_ν's symmetric width/3.92 the
+    # curve leant to the low estimates (their errors are the smaller) and its band covered
+    # 82 % of the true σ_ν at the levels (benchmarks/RESULTS.md, "PCM curves")
+    mu_lo, mu_hi = _side_errors(mu, mu_se, mu_ci)
+    sig_lo, sig_hi = _side_errors(sig, sig_se, sig_ci)
+    mu_fit = fit_clipped_log(x, mu, mu_lo, mu_hi)
+    sigma_fit = fit_clipped_log(x, sig, sig_lo, sig_hi)
     sigma_fit.lo = max(sigma_fit.lo, 0.0)
     mu_table = fit_smooth_table(x, mu, mu_se)
     sigma_table = fit_smooth_table(x, sig, sig_se, floor=0.0)
@@ -407,6 +423,20 @@ def fit_drift(
         sign,
         sign_selection,
     )
+
+
+def _side_errors(
+    value: np.ndarray, se: np.ndarray, ci: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower- and upper-side errors of level estimates: their 95 % interval's half-widths
+    / 1.96, each at least a tenth of the symmetric ``se`` (an estimate at 0 has no lower
+    side); ``se`` where a level has no interval."""
+    lo = (value - ci[:, 0]) / 1.959964
+    hi = (ci[:, 1] - value) / 1.959964
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    lo = np.where(ok, np.maximum(lo, 0.1 * se), se)
+    hi = np.where(ok, np.maximum(hi, 0.1 * se), se)
+    return lo, hi
 
 
 def _compare_forms(
