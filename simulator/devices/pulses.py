@@ -341,22 +341,40 @@ def apply_equal_counts(
     """
     dtype, device = w.dtype, w.device
     n_steps = min(math.ceil(max(n_up, n_down)), max(1, max_substeps))
-    one = torch.ones(1, dtype=dtype, device=device)
-    counts = {True: one * n_up, False: one * n_down}
     b_min, b_max = params["b_min"], params["b_max"]
     if n_steps == 0:
         return torch.clamp(w, min=b_min, max=b_max)
-    for t in range(n_steps):
-        for up in (True, False) if t % 2 == 0 else (False, True):
-            n = counts[up]  # as _stepwise, on one element: the pulses due in substep t
-            m = torch.floor((t + 1) * n / n_steps) - torch.floor(t * n / n_steps)
-            xi = normal(tuple(w.shape), generator, device) if dw_min_std > 0 else None
-            if float(m) == 0.0:
-                continue
-            gain = m if xi is None else m + (dw_min_std * torch.sqrt(m)) * xi
-            step = expected_step(family, w, up, params)
-            w = torch.clamp(w + step * gain, min=b_min, max=b_max)
+    noisy = dw_min_std > 0
+    for up, m, scale in _substeps(n_up, n_down, n_steps, dw_min_std, dtype, device):
+        xi = normal(tuple(w.shape), generator, device) if noisy else None
+        if m is None:  # no pulse of this direction in this substep
+            continue
+        gain = m if xi is None else m + scale * xi
+        w = torch.clamp(w + expected_step(family, w, up, params) * gain, min=b_min, max=b_max)
     return w
+
+
+_SUBSTEPS: dict[tuple, list] = {}
+
+
+def _substeps(n_up, n_down, n_steps, sigma, dtype, device) -> list:
+    """(up, m, σ·√m) for every substep and direction in :func:`_stepwise`'s order, with m
+    the pulses due (one-element tensors computed as _stepwise computes them; m None for
+    none); cached, since a protocol repeats a few counts."""
+    key = (n_up, n_down, n_steps, sigma, dtype, device)
+    if key not in _SUBSTEPS:
+        one = torch.ones(1, dtype=dtype, device=device)
+        counts = {True: one * n_up, False: one * n_down}
+        plan = []
+        for t in range(n_steps):
+            for up in (True, False) if t % 2 == 0 else (False, True):
+                n = counts[up]
+                m = torch.floor((t + 1) * n / n_steps) - torch.floor(t * n / n_steps)
+                plan.append((up, None if float(m) == 0.0 else m, sigma * torch.sqrt(m)))
+        if len(_SUBSTEPS) > 256:
+            _SUBSTEPS.clear()
+        _SUBSTEPS[key] = plan
+    return _SUBSTEPS[key]
 
 
 def _stepwise(
