@@ -18,6 +18,9 @@ from fitting import FitInputError, PulseResponseFit, PulseTraces, fit_pulse_resp
 __all__ = ["fit_pulse_response_file", "load_pulse_traces"]
 
 SCREEN_PIECE_CHUNKS = 8  # screening tasks of 8 chunks of devices each (first pass)
+#: a file of more devices gets its report figures from this many fitted devices (an evenly
+#: spaced sample, read from the file), not from every trace
+REPORT_DEVICES = 8192
 
 
 def load_pulse_traces(input_path: str | Path, units: str = "S") -> tuple[PulseTraces, dict]:
@@ -58,8 +61,9 @@ def fit_pulse_response_file(
     ``model`` is a family name or ``auto``; ``report_dir`` (optional) receives PNG plots and
     ``summary.md``/``summary.json``. An HDF5 dataset is read a chunk of devices at a time
     (:class:`calib.io.pulse_source.HDF5PulseSource`): the fit holds per-device results, never
-    the conductance matrix, so its memory does not grow with the reads (the report's plots
-    do read the whole file). With a Dask ``client`` (:mod:`calib.runtime.distributed`) the
+    the conductance matrix, so its memory does not grow with the reads (the report's figures
+    read at most :data:`REPORT_DEVICES` fitted devices of it, the sample stated in the
+    report). With a Dask ``client`` (:mod:`calib.runtime.distributed`) the
     per-device stages run on its workers in chunks of ``chunk_devices`` devices, each
     worker reading its rows from the HDF5 file; the result is the same as in-process, and
     the same as a fit of the traces in memory (CSV input).
@@ -110,11 +114,42 @@ def fit_pulse_response_file(
         from calib.reports.pulse_response import write_pulse_response_report
         from fitting.diagnostics import report_material
 
-        if traces is None:  # the figures need the traces themselves
-            traces, _ = load_pulse_traces(input_path, units)
-        fit.figures = report_material(traces, fit, seed=seed)  # the report only renders
-        write_pulse_response_report(report_dir, fit, preset)
+        sample = None
+        shown = fit
+        if traces is None:  # the figures need traces: the file's, or a sample of it
+            traces, shown, sample = _report_traces(input_path, fit)
+        fit.figures = report_material(traces, shown, seed=seed)  # the report only renders
+        write_pulse_response_report(report_dir, fit, preset, figures_sample=sample)
     return path, fit
+
+
+def _report_traces(
+    path: Path, fit: PulseResponseFit
+) -> tuple[PulseTraces, PulseResponseFit, str | None]:
+    """Traces for the report's figures of an HDF5 file, the fit they belong to, and what
+    they are a sample of (None: every device).
+
+    A file of at most :data:`REPORT_DEVICES` devices is read whole (the figures of every
+    fitted device); a larger one only at an evenly spaced sample of that many fitted
+    devices (file order), with a fit restricted to them, so that memory stays bounded.
+    """
+    import dataclasses
+
+    from calib.io.pulse_source import HDF5PulseSource
+
+    source = HDF5PulseSource(path)
+    if source.n_devices <= REPORT_DEVICES:
+        return source.read(slice(0, source.n_devices)), fit, None
+    ids = np.asarray(fit.per_device["device_id"])
+    pick = np.unique(np.linspace(0, ids.size - 1, min(ids.size, REPORT_DEVICES)).astype(int))
+    order = np.argsort(source.device_ids)
+    rows = np.sort(order[np.searchsorted(source.device_ids[order], ids[pick])])
+    per_device = {k: np.asarray(v)[pick] for k, v in fit.per_device.items()}
+    sample = (
+        f"{pick.size} of {ids.size} fitted devices, evenly spaced in file order (the file "
+        f"has more than {REPORT_DEVICES} devices: only these were read for the figures)"
+    )
+    return source.read(rows), dataclasses.replace(fit, per_device=per_device), sample
 
 
 def _fit_with_stages(

@@ -49,11 +49,16 @@ def _plt():
 
 
 def write_pulse_response_report(
-    report_dir: str | Path, fit: PulseResponseFit, preset: dict[str, Any]
+    report_dir: str | Path,
+    fit: PulseResponseFit,
+    preset: dict[str, Any],
+    figures_sample: str | None = None,
 ) -> list[Path]:
     """Write the plots and summaries of ``fit`` to ``report_dir``; returns the files.
 
-    ``fit.figures`` must hold what the plots show (:func:`fitting.diagnostics.report_material`).
+    ``fit.figures`` must hold what the plots show (:func:`fitting.diagnostics.report_material`);
+    ``figures_sample`` says which devices they come from when not from every fitted device
+    (a large file: a sample of it), stated in the summaries.
     """
     figures = fit.figures
     if figures is None:
@@ -72,7 +77,7 @@ def write_pulse_response_report(
     ]
     if len(fit.model_selection) > 1:
         files.append(_model_selection(out, fit))
-    files += _summaries(out, fit, preset, files)
+    files += _summaries(out, fit, preset, files, figures_sample)
     return files
 
 
@@ -419,7 +424,13 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}"
 
 
-def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Path]) -> list[Path]:
+def _summaries(
+    out: Path,
+    fit: PulseResponseFit,
+    preset: dict,
+    figures: list[Path],
+    figures_sample: str | None = None,
+) -> list[Path]:
     units = fit.units()
     lines = [
         f"# Pulse-response fit: {fit.model}",
@@ -480,7 +491,10 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
             )
     if fit.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in fit.notes]
-    lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+    lines += ["", "## Figures", ""]
+    if figures_sample:
+        lines += [f"Traces and residuals of {figures_sample}.", ""]
+    lines += [f"![{f.stem}]({f.name})" for f in figures]
     md = out / "summary.md"
     md.write_text("\n".join(lines) + "\n")
     doc = {
@@ -501,6 +515,7 @@ def _summaries(out: Path, fit: PulseResponseFit, preset: dict, figures: list[Pat
         "diagnostics": fit.diagnostics,
         "notes": fit.notes,
         "figures": [f.name for f in figures],
+        "figures_sample": figures_sample,
         "provenance": preset.get("provenance", {}),
     }
     js = out / "summary.json"

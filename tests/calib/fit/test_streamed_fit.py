@@ -7,6 +7,7 @@ where the traces are read.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import weakref
 from pathlib import Path
@@ -292,3 +293,55 @@ def test_recentering_blocks_refer_each_device_to_its_own_window_offset(
     monkeypatch.setattr(pulse_response, "RECENTER_BLOCK", 4)
     blocks = fit_pulse_response(traces, "soft-bounds", n_boot=20)
     _same_fit(blocks, one)
+
+
+# --------------------------------------------------------------------------- fit report
+def _same_figures(a, b) -> None:
+    np.testing.assert_array_equal(a.measured, b.measured)
+    np.testing.assert_array_equal(a.simulated, b.simulated)
+    for ra, rb in zip(a.residuals, b.residuals, strict=True):
+        np.testing.assert_array_equal(ra.standardized, rb.standardized)
+        np.testing.assert_array_equal(ra.y0, rb.y0)
+
+
+def test_report_of_a_file_reads_a_sample_of_devices_and_says_so(
+    chip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--report`` of a large file draws its figures from REPORT_DEVICES fitted devices read
+    from the file (bounded memory), never the whole matrix; a small file's figures are those
+    of every trace, as before."""
+    from fitting.diagnostics import report_material
+
+    def whole_file(*args, **kwargs):
+        raise AssertionError("the report read the whole conductance matrix")
+
+    traces, _ = load_pulse_traces(chip)
+    monkeypatch.setattr(fit_commands, "load_pulse_traces", whole_file)
+    _, small = fit_pulse_response_file(chip, tmp_path / "a.json", report_dir=tmp_path / "a")
+    _same_figures(small.figures, report_material(traces, small, seed=0))
+    assert "evenly spaced in file order" not in (tmp_path / "a" / "summary.md").read_text()
+
+    read_rows: list[int] = []
+    real_read = HDF5PulseSource.read
+
+    def counted(self, rows):
+        out = real_read(self, rows)
+        read_rows.append(out.n_devices)
+        return out
+
+    monkeypatch.setattr(fit_commands, "REPORT_DEVICES", 100)
+    monkeypatch.setattr(HDF5PulseSource, "read", counted)
+    _, big = fit_pulse_response_file(chip, tmp_path / "b.json", report_dir=tmp_path / "b")
+    assert read_rows[-1] == 100  # the report's read: the sample only
+    text = " ".join((tmp_path / "b" / "summary.md").read_text().split())
+    assert f"100 of {big.n_fitted} fitted devices, evenly spaced in file order" in text
+    assert big.figures.residuals[0].y0.shape[0] == 100
+    # the sample's figures are those of the same devices taken from the whole traces
+    ids = big.per_device["device_id"]
+    pick = np.unique(np.linspace(0, ids.size - 1, 100).astype(int))
+    assert np.all(np.diff(traces.device_ids) > 0)
+    rows = np.searchsorted(traces.device_ids, ids[pick])
+    sample = dataclasses.replace(
+        big, per_device={k: np.asarray(v)[pick] for k, v in big.per_device.items()}
+    )
+    _same_figures(big.figures, report_material(traces.subset(rows), sample, seed=0))
