@@ -52,7 +52,9 @@ def _calib_cmd() -> list[str]:
 
 
 def _run(args: list[str]) -> dict:
-    """One stage in its own process: wall time (s) and peak RSS (MB) of that process."""
+    """One stage in its own process: wall time (s), CPU time (user + system, s) and peak
+    RSS (MB) of that process (on a shared machine the CPU time is what load does not
+    change)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [*_calib_cmd(), *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -63,7 +65,8 @@ def _run(args: list[str]) -> dict:
     out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:2])} failed ({proc.returncode}): {err.strip()}")
-    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "out": out}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024, "out": out}
 
 
 @contextlib.contextmanager
@@ -338,18 +341,24 @@ def main() -> None:
         f"{platform.machine()} {os.cpu_count()} CPUs, load {load:.2f} at start, "
         f"{os.getloadavg()[0]:.2f} at end\n"
     )
-    print("| stage | wall (s) | peak RSS client (MB) | peak RSS emulator (MB) | disk (MB) |")
-    print("|---|---:|---:|---:|---:|")
-    total = 0.0
+    print(
+        "| stage | wall (s) | CPU (s) | peak RSS client (MB) | peak RSS emulator (MB) | disk (MB) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    total = cpu = 0.0
     for name, s in stages.items():
         if name != "fit (Dask)":  # an alternative to the fit, not a stage of the chain
             total += s["wall_s"]
+            cpu += s["cpu_s"]
         emu = f"{s['emulator_rss_mb']:.0f}" if "emulator_rss_mb" in s else "-"
         disk = f"{s['disk_mb']:.1f}"
         if "json_mb" in s:
             disk += f" (JSON {s['json_mb'] * 1e3:.0f} kB; inline would be {s['inline_mb']:.1f})"
-        print(f"| {name} | {s['wall_s']:.1f} | {s['rss_mb']:.0f} | {emu} | {disk} |")
-    print(f"| total (without the Dask fit) | {total:.1f} | | | |")
+        print(
+            f"| {name} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} | {s['rss_mb']:.0f} | {emu} "
+            f"| {disk} |"
+        )
+    print(f"| total (without the Dask fit) | {total:.1f} | {cpu:.1f} | | | |")
     if "fit (Dask)" in stages:
         print("\nThe Dask fit's preset equals the in-process one (device section, sidecar sha256).")
 
