@@ -5,7 +5,10 @@ example ReRAM preset's family fitted to ``datasets/examples/reram_pulse_response
 sizes: ``--devices`` devices, 600 single-pulse reads (300 up, 300 down). ``--compare
 FILE.py`` also times another module's ``simulate_preset`` (e.g. the numpy per-pulse
 implementation of an older commit: ``git show d2fc276~1:fitting/synthetic.py > /tmp/old.py``),
-interleaved round by round so that load changes hit both sides.
+interleaved round by round so that load changes hit both sides. Each cell is the best wall
+time and the best CPU time of the process (``time.process_time``: on a shared, busy machine
+the wall time mostly measures the wait for a core). To time an older simulator, run the same
+command in an export of that commit (``git archive C | tar -x -C DIR``), alternating.
 
     .venv/bin/python benchmarks/bench_preset_simulation.py --devices 64 512 4096 --threads 1
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import time
 
 import numpy as np
@@ -63,15 +67,22 @@ def main() -> None:
         sides["compared"] = _load(args.compare)
     for f in sides.values():  # warm-up (first torch call)
         f(PRESET, PULSES, np.full(8, 45e-6), seed=0)
-    print(f"torch threads {torch.get_num_threads()}, {PULSES.size} reads, best of {args.rounds}")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(
+        f"torch threads {torch.get_num_threads()}, {PULSES.size} reads, best of {args.rounds} "
+        f"(wall / CPU), load {os.getloadavg()[0]:.1f}, {stamp}"
+    )
     for n in args.devices:
-        times: dict[str, list[float]] = {k: [] for k in sides}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
         for r in range(args.rounds):
             for name, f in sides.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 f(PRESET, PULSES, np.full(n, 45e-6), seed=r)
-                times[name].append(time.perf_counter() - t)
-        cells = ", ".join(f"{k} {min(v) * 1e3:.0f} ms" for k, v in times.items())
+                times[name].append((time.perf_counter() - t, time.process_time() - c))
+        cells = ", ".join(
+            f"{k} {min(w for w, _ in v) * 1e3:.0f} / {min(c for _, c in v) * 1e3:.0f} ms"
+            for k, v in times.items()
+        )
         print(f"{n:6d} devices: {cells}")
 
 
