@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_simulator.py inference [--seeds 5] [--draws 25]
     .venv/bin/python benchmarks/bench_simulator.py mvm-error
     .venv/bin/python benchmarks/bench_simulator.py cpu
+    /work/aihwkit-venv/bin/python benchmarks/bench_simulator.py peer [--epochs 2] [--repeats 2]
     .venv/bin/python benchmarks/bench_simulator.py gpu      # needs a CUDA GPU
 
 Each part prints Markdown rows for benchmarks/RESULTS.md. The emulator's true devices come
@@ -385,6 +386,80 @@ def run_cpu(args: argparse.Namespace) -> None:
           f"device per step: {n_up:.2f} up + {n_down:.2f} down")  # fmt: skip
 
 
+def _parity_module():
+    """benchmarks/aihwkit_parity.py (the parity scenarios and both sides' runs)."""
+    if "aihwkit_parity" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "aihwkit_parity", ROOT / "benchmarks" / "aihwkit_parity.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["aihwkit_parity"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["aihwkit_parity"]
+
+
+def _wall_cpu(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def run_peer(args: argparse.Namespace) -> None:
+    """Pulsed updates where the sample order matters, and the digits MLP, against aihwkit.
+
+    The 256x256 tile scenarios of ``benchmarks/aihwkit_parity.py`` (a batch's samples in
+    order: *bounds* puts every device at a bound) and its digits MLP configurations, both
+    sides single-threaded in this process (aihwkit when importable, e.g. with
+    ``/work/aihwkit-venv/bin/python``), alternating, best of ``--repeats`` (wall / CPU
+    seconds of the process; tile set-up included, as in the parity table).
+    """
+    torch.set_num_threads(1)
+    parity = _parity_module()
+    peer = importlib.util.find_spec("aihwkit") is not None
+    header("Pulsed update at the bounds and digits MLP, ours vs aihwkit (1 thread)")
+    print("| workload | ours ms, wall / CPU | aihwkit ms, wall / CPU | ours / aihwkit (CPU) |")
+    print("|---|---|---|---|")
+    rounds = max(1, min(args.repeats, 3))
+
+    def row(label: str, ours, ref, per: float) -> None:
+        runs: dict[str, list[tuple[float, float]]] = {"ours": [], "ref": []}
+        for _ in range(rounds):
+            runs["ours"].append(_wall_cpu(ours))
+            if peer:
+                runs["ref"].append(_wall_cpu(ref))
+        best = {k: (min(w for w, _ in v) / per, min(c for _, c in v) / per)
+                for k, v in runs.items() if v}  # fmt: skip
+        o = best["ours"]
+        r = best.get("ref")
+        ref_cell = f"{1e3 * r[0]:.1f} / {1e3 * r[1]:.1f}" if r else "(aihwkit not installed)"
+        ratio = f"{o[1] / r[1]:.2f}x" if r else ""
+        print(f"| {label} | {1e3 * o[0]:.1f} / {1e3 * o[1]:.1f} | {ref_cell} | {ratio} |",
+              flush=True)  # fmt: skip
+
+    for sc_name, sc in parity.SCENARIOS.items():
+        for name in parity.DEVICES:
+
+            def ours(name=name, sc=sc) -> None:
+                parity.our_tile_change(name, {}, sc, 0)
+
+            def ref(name=name, sc=sc) -> None:
+                parity.aihwkit_tile_change(name, {}, sc, 0)
+
+            label = f"{sc_name}: {name}, {sc.n_updates} updates of {sc.batch} (per update)"
+            row(label, ours, ref, sc.n_updates)
+    sizes = [64, 32, 10]
+    parity.our_run("soft-bounds", 0, 1, sizes)  # warm-up: data set, imports
+    for config in parity.TRAIN_CONFIGS:
+
+        def ours_mlp(config=config) -> None:
+            parity.our_run(config, 0, args.epochs, sizes)
+
+        def ref_mlp(config=config) -> None:
+            parity.aihwkit_run(config, 0, args.epochs, sizes)
+
+        row(f"digits MLP 64-32-10, {config} (per epoch)", ours_mlp, ref_mlp, args.epochs)
+
+
 def run_gpu(args: argparse.Namespace) -> None:
     """GPU vs CPU on one large tile (``--gpu-device cpu`` smoke-tests this code on a CPU)."""
     accel = torch.device(args.gpu_device)
@@ -426,7 +501,7 @@ def run_gpu(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "part", choices=["fidelity", "training", "inference", "mvm-error", "cpu", "gpu"]
+        "part", choices=["fidelity", "training", "inference", "mvm-error", "cpu", "peer", "gpu"]
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--draws", type=int, default=25)
@@ -444,7 +519,8 @@ def main() -> None:
     if args.batch is None:
         args.batch = 64 if args.part in ("cpu", "gpu") else 16
     {"fidelity": run_fidelity, "training": run_training, "inference": run_inference,
-     "mvm-error": run_mvm_error, "cpu": run_cpu, "gpu": run_gpu}[args.part](args)  # fmt: skip
+     "mvm-error": run_mvm_error, "cpu": run_cpu, "peer": run_peer,
+     "gpu": run_gpu}[args.part](args)  # fmt: skip
 
 
 if __name__ == "__main__":
