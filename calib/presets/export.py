@@ -78,7 +78,7 @@ def aihwkit_device(
     if device.get("read_noise_s") is not None:
         not_exported["read_noise_s"] = device["read_noise_s"]
     notes = _reference_offset(model, params, scale_s, out, not_exported)
-    if notes:
+    if REFERENCE_FIELD.name in out:
         cls = CATALOGUE[model].reference_class or cls
     for name, value in params.items():
         if name not in out and name not in not_exported and name not in AIHWKIT_FIELDS[cls]:
@@ -118,12 +118,12 @@ def _reference_offset(
             "independent per bound: windows shifted together cannot be drawn); the exported "
             "device's windows do not move together"
         ]
-    if float(params.get("write_noise_std") or 0.0) > 0 and fam.name == "pow-step":
-        # aihwkit's PowStepReferenceDevice has no write noise: keep the plain class
+    refused = [n for n in fam.reference_refused if float(params.get(n) or 0.0) > 0]
+    if refused:  # e.g. PowStepReferenceDevice has no write noise: keep the plain class
         not_exported[REFERENCE_FIELD.name] = value
         return [
-            f"reference_std = {value:.3g} S not exported: aihwkit's PowStepReferenceDevice "
-            "has no write noise and this preset has write_noise_std > 0"
+            f"reference_std = {value:.3g} S not exported: aihwkit's {fam.reference_class} "
+            f"has no {', '.join(refused)} and this preset's is > 0"
         ]
     out[REFERENCE_FIELD.name] = value / scale_s
     out["reference_mean"] = 0.0

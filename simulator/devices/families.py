@@ -252,7 +252,8 @@ class DeviceFamily:
     non-zero). ``unidentifiable`` names fields that pulse-response traces cannot identify
     (reported as such in a fitted preset, never silently fixed). ``reference_class`` is
     aihwkit's class of the same device with a per-device reference (:data:`REFERENCE_FIELD`),
-    the export's class when a preset has an offset; None where aihwkit has none.
+    the export's class when a preset has an offset; None where aihwkit has none;
+    ``reference_refused`` fields that class lacks (non-zero: the offset is not exported).
     """
 
     name: str
@@ -269,6 +270,7 @@ class DeviceFamily:
     unidentifiable: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     reference_class: str | None = None
+    reference_refused: tuple[str, ...] = ()
 
     @property
     def all_fields(self) -> tuple[AihwkitField, ...]:
@@ -405,6 +407,7 @@ CATALOGUE: dict[str, DeviceFamily] = {
             ),
             description="step ∝ distance to the bound to a power",
             reference_class="PowStepReferenceDevice",
+            reference_refused=("write_noise_std",),  # PowStepReferenceDevice has no write noise
         ),
         DeviceFamily(
             "piecewise-step",

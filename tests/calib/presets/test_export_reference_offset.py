@@ -49,6 +49,16 @@ def test_a_family_without_a_reference_class_says_the_offset_is_not_exported() ->
     assert any("not representable" in n for n in out["notes"])
 
 
+def test_pow_step_offset_needs_a_preset_without_write_noise() -> None:
+    out = _export("pow-step", pow_gamma=1.5, reference_std=1e-5)
+    assert out["device"]["class"] == "PowStepReferenceDevice"
+    assert out["device"]["parameters"]["reference_std"] == pytest.approx(0.25)
+    noisy = _export("pow-step", pow_gamma=1.5, reference_std=1e-5, write_noise_std=0.5)
+    assert noisy["device"]["class"] == "PowStepDevice"
+    assert noisy["not_exported"]["reference_std"] == 1e-5
+    assert any("no write_noise_std" in n for n in noisy["notes"])
+
+
 def test_aihwkit_reference_device_shifts_its_windows_by_the_exported_spread() -> None:
     # the outside check: aihwkit's own tile, driven to both bounds, has plateaus b± − r with
     # r ~ N(0, reference_std²) (no bound spread here: the window widths do not spread)
