@@ -17,12 +17,14 @@ the numerical Hessian of the negative log likelihood (Fisher information).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import optimize, special
 
 from fitting.population import RandomEffect
 
-__all__ = ["censored_random_effect"]
+__all__ = ["FoldedGain", "censored_random_effect", "folded_gain_with_stuck"]
 
 
 def _log_norm_sf(z: np.ndarray) -> np.ndarray:
@@ -137,3 +139,125 @@ def unfolded_gain_spread(cv: float) -> tuple[float, float]:
         return cv, 1.0
     sigma = float(optimize.brentq(excess, cv * 0.5, hi, xtol=1e-10))
     return sigma, folded_gain_moments(sigma)[0]
+
+
+@dataclass(frozen=True)
+class FoldedGain:
+    """aihwkit's gain population m·|1 + σξ| with a fraction p0 of corrupt (stuck) devices."""
+
+    scale: float  # m: the nominal gain in the units of the gains given
+    scale_stderr: float
+    spread: float  # σ: aihwkit's dw_min_dtod
+    spread_stderr: float
+    stuck: float  # p0: aihwkit's corrupt_devices_prob
+    stuck_stderr: float
+
+
+def _stuck_given_gain(
+    g: np.ndarray, rates: np.ndarray, weak_t: float, respond_t: float, asym_spread: float
+):
+    """P(screened out as stuck | gain g), rows: rate pairs (t per unit gain up, down).
+
+    Each direction's step is (g ± r)·dw_min with r ~ N(0, asym_spread²) (aihwkit's
+    up_down_dtod), so t_d ~ N(g·A_d, 1 + (asym_spread·A_d)²)."""
+    mu = g[None, :, None] * rates[:, None, :]  # (groups, grid, direction) expected swing t
+    sd = np.sqrt(1.0 + (asym_spread * rates[:, None, :]) ** 2)
+    below = special.ndtr((respond_t - mu) / sd)  # t < respond_t
+    weak = below - special.ndtr((weak_t - mu) / sd)  # weak_t < t < respond_t
+    return below[..., 0] * below[..., 1] - weak[..., 0] * weak[..., 1]
+
+
+def folded_gain_with_stuck(
+    gains: np.ndarray,
+    stderrs: np.ndarray,
+    stuck_rates: np.ndarray,
+    weak_t: float,
+    respond_t: float,
+    asym_spread: float = 0.0,
+) -> FoldedGain:
+    """ML gain population from fitted devices' gains and the devices screened out as stuck.
+
+    A device is corrupt (no step: aihwkit's ``corrupt_devices_prob``) with probability p0,
+    else its gain is m·|1 + σξ| (``PulsedRPUDevice::populate`` folds it). A fitted device
+    with gain gᵢ ± sᵢ contributes (1 − p0)·[N(gᵢ; m, m²σ² + sᵢ²) + N(gᵢ; −m, m²σ² + sᵢ²)];
+    a device screened out as stuck contributes p0 + (1 − p0)·∫ P(stuck | γ) f(γ) dγ, where
+    its swing statistics (fitting.screening) are t_d ~ N(γ·A_d, 1) in each direction d
+    (``stuck_rates`` (K, 2): A_up, A_down, the expected t per unit gain; the asymmetry
+    r ~ N(0, ``asym_spread``²) of each device widens them to N(γ·A_d, 1 + (r·A_d)²:
+    near γ = 0 one direction is often the weaker) and "stuck" means
+    both below ``respond_t`` and not both above ``weak_t``. So a low-gain device that no
+    read can tell from a corrupt one is counted as either in the proportion the fitted
+    gains' distribution implies: the low tail is not cut off (dw_min_dtod 0.56 for 0.6 on
+    aihwkit's cs_twice_spread when those devices were left out), and a chip's genuinely
+    stuck devices beyond that tail go to p0 instead of widening σ.
+    """
+    g = np.asarray(gains, dtype=float)
+    s2 = np.maximum(np.asarray(stderrs, dtype=float) ** 2, 1e-12)
+    ok = np.isfinite(g) & np.isfinite(s2)
+    g, s2 = g[ok], s2[ok]
+    if g.size < 3:
+        raise ValueError("need at least three devices with a fitted gain")
+    rates = np.abs(np.asarray(stuck_rates, dtype=float)).reshape(-1, 2)
+    rates = rates[np.all(np.isfinite(rates) & (rates > 0), axis=1)]
+    # stuck devices grouped by their rates (2 % bins): a chip's thousands share a few
+    keys, counts = np.unique(np.round(np.log(rates) / 0.02), axis=0, return_counts=True)
+    groups = np.exp(keys * 0.02)
+    n_stuck = int(counts.sum())
+    grid_max = (respond_t + 6.0) / max(float(groups.min()), 1e-12) if n_stuck else 1.0
+    grid = np.linspace(0.0, grid_max, 801)
+    asym = float(asym_spread) if np.isfinite(asym_spread) else 0.0
+    p_stuck = _stuck_given_gain(grid, groups, weak_t, respond_t, asym) if n_stuck else None
+
+    def nll(p: np.ndarray) -> float:
+        m, sigma, p0 = np.exp(p[0]), np.exp(p[1]), special.expit(p[2])
+        v = (m * sigma) ** 2 + s2
+        dens = np.exp(-0.5 * (g - m) ** 2 / v) + np.exp(-0.5 * (g + m) ** 2 / v)
+        out = -np.sum(np.log(np.maximum(dens / np.sqrt(2 * np.pi * v), 1e-300)))
+        out -= g.size * np.log1p(-p0)
+        if n_stuck:
+            sd = m * sigma
+            f = (np.exp(-0.5 * ((grid - m) / sd) ** 2) + np.exp(-0.5 * ((grid + m) / sd) ** 2)) / (
+                sd * np.sqrt(2 * np.pi)
+            )
+            hidden = np.trapezoid(p_stuck * f[None, :], grid, axis=1)
+            out -= float(np.sum(counts * np.log(np.maximum(p0 + (1 - p0) * hidden, 1e-300))))
+        return float(out)
+
+    cv = float(np.std(g) / np.mean(g))
+    sigma0, fold0 = unfolded_gain_spread(cv)
+    sigma0 = sigma0 if np.isfinite(sigma0) and sigma0 > 0 else 0.3
+    start = np.array([np.log(np.mean(g) / fold0), np.log(sigma0), special.logit(0.01)])
+    res = optimize.minimize(
+        nll, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000}
+    )
+    x = res.x
+    m, sigma, p0 = float(np.exp(x[0])), float(np.exp(x[1])), float(special.expit(x[2]))
+    # standard errors from the numerical Hessian in (m, σ[, p0]); p0 at its boundary: fixed
+    free = 3 if p0 > 1e-4 else 2
+    p_hat = np.array([m, sigma, p0])
+
+    def nll_natural(q: np.ndarray) -> float:
+        z = p_hat.copy()
+        z[:free] = q
+        return nll(
+            np.array([np.log(z[0]), np.log(z[1]), special.logit(min(max(z[2], 1e-12), 1 - 1e-9))])
+        )
+
+    h = 1e-4 * np.maximum(np.abs(p_hat[:free]), 1e-3)
+    hess = np.zeros((free, free))
+    q0 = p_hat[:free]
+    for i in range(free):
+        for k in range(free):
+            ei, ek = np.eye(free)[i] * h[i], np.eye(free)[k] * h[k]
+            hess[i, k] = (
+                nll_natural(q0 + ei + ek)
+                - nll_natural(q0 + ei - ek)
+                - nll_natural(q0 - ei + ek)
+                + nll_natural(q0 - ei - ek)
+            ) / (4 * h[i] * h[k])
+    try:
+        se = np.sqrt(np.maximum(np.diag(np.linalg.inv(hess)), 0.0))
+    except np.linalg.LinAlgError:
+        se = np.full(free, np.inf)
+    p0_se = float(se[2]) if free == 3 else float(np.sqrt(max(n_stuck, 1)) / (g.size + n_stuck))
+    return FoldedGain(m, float(se[0]), sigma, float(se[1]), p0, p0_se)

@@ -28,14 +28,20 @@ devices, so memory stays bounded for 10⁵ devices):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import optimize
 
-from fitting.censored import censored_random_effect, unfolded_gain_spread
+from fitting.censored import (
+    censored_random_effect,
+    folded_gain_with_stuck,
+    unfolded_gain_spread,
+)
 from fitting.chunked import (
     DeviceEstimates,
     DeviceSource,
@@ -53,6 +59,7 @@ from fitting.families import DECOUPLED, FamilyModel, family_model
 from fitting.family_fit import DeviceData, fit_devices, fit_per_device_shape, fit_shared_shape
 from fitting.gmm import DeviceFit, clear_of_bounds
 from fitting.noise import estimate_noise, noise_sums
+from fitting.pairs import build_pairs
 from fitting.population import (
     Estimate,
     PairPopulation,
@@ -546,6 +553,13 @@ def combine_device_estimates(
         theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, delta, True)
     g0 = g0_pre + delta * scale
     plateaus = {k: v - delta for k, v in plateaus.items()}
+    # ---- steps that scale with each device's own bounds (soft-bounds): aihwkit's origin
+    origin = _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes)
+    if origin != 0.0 and lo_obs <= g0 + origin * scale <= hi_obs:
+        theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, origin, True)
+        delta += origin
+        g0 += origin * scale
+        plateaus = {k: v - origin for k, v in plateaus.items()}
     # ---- windows shifted together: each device referred to its own offset
     windows, carried = _window_spread(fm, names, theta, cov), False
     if windows is not None and windows.with_offset and fm.recenter and not fm.recenter_shape:
@@ -563,6 +577,11 @@ def combine_device_estimates(
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
+        stuck_rows = np.nonzero(status == "stuck")[0]
+        if stuck_rows.size and not screen.direction_wise:
+            plateaus["stuck_rates"] = _stuck_rates(
+                ctx.source, stuck_rows, screen.noise[stuck_rows], opt.chunk_devices
+            )
         values = DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale)
         pop = _population(values, fit_random_effect, plateaus)
     except ValueError as exc:  # e.g. no device with an identified step in one direction
@@ -581,6 +600,9 @@ def combine_device_estimates(
     params["corrupt_devices_prob"] = p_corrupt
     unc["corrupt_devices_prob"] = math.sqrt(p_corrupt * (1 - p_corrupt) / max(n_alive, 1))
     method["corrupt_devices_prob"] = "binomial"
+    if pop.get("corrupt") is not None:  # stuck devices shared with the gain's low tail
+        params["corrupt_devices_prob"], unc["corrupt_devices_prob"] = pop["corrupt"]
+        method["corrupt_devices_prob"] = FOLDED_METHOD
     params["dw_min_std"] = noise.c2c
     unc["dw_min_std"] = noise.c2c_se
     method["dw_min_std"] = "bootstrap"
@@ -1116,6 +1138,115 @@ def _recenter_offset(
     return float(mid) if np.isfinite(mid) else 0.0
 
 
+#: the origin of steps that scale with each device's own bounds is searched within this
+#: fraction of the median half-window around the midpoint of the bounds
+ORIGIN_SEARCH = 0.6
+ORIGIN_DEVICES = 4096  # devices (a seeded subsample) on which the origin is searched
+ORIGIN_GRID = 49  # origins tried on the search interval before the bounded refinement
+ORIGIN_SIGNIFICANCE = 3.0  # standard errors by which the midpoint's spread must exceed it
+
+
+def _steps_follow_own_bounds(fm: FamilyModel, names: list[str], theta: np.ndarray) -> bool:
+    """Whether moving the origin rescales a device's steps by a factor set by its own bounds.
+
+    soft-bounds (aihwkit's SoftBoundsDevice, a LinearStep with ``ls_mean_bound_reference``
+    False): Δ' = Δ·(b − δ)/b, so at an origin other than aihwkit's w = 0 the device's steps
+    mix its bounds' spread into the gain's. Constant-step, pow-step and piecewise-step do
+    not depend on the origin; linear-step refers its slope to the mean bounds (a factor
+    common to all devices with the same γ). Tested numerically on two probe devices that
+    differ only in their bounds, so no family is named.
+    """
+    if not fm.recenter or theta.shape[0] == 0:
+        return False
+    j = {n: i for i, n in enumerate(names)}
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        probe = np.tile(np.nan_to_num(np.nanmedian(theta, axis=0)), (2, 1))
+    probe[:, j["delta_up"]] = probe[:, j["delta_down"]] = 1.0
+    probe[0, j["b_max"]], probe[0, j["b_min"]] = 1.0, -1.0
+    probe[1, j["b_max"]], probe[1, j["b_min"]] = 2.0, -2.0
+    with np.errstate(all="ignore"):
+        moved = _transform(fm, names, probe, 0.1)
+    steps = moved[:, [j["delta_up"], j["delta_down"]]]
+    return bool(np.all(np.isfinite(steps)) and not np.allclose(steps[0], steps[1], rtol=1e-9))
+
+
+def _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes: list[str]) -> float:
+    """Shift of the origin (normalized, from the current one) to aihwkit's w = 0, for steps
+    that scale with each device's own bounds (:func:`_steps_follow_own_bounds`); 0 otherwise.
+
+    aihwkit draws a device's step scale (gain 1 + σξ, asymmetry r) independently of its
+    bounds (``PulsedRPUDevice::populate``); a soft-bounds step is that scale times
+    (1 − w/b_max) up and (1 − w/b_min) down, so only at w = 0 are the up and down steps
+    Δ± = dw_min·(g ± r + bias): their difference varies from device to device by r alone
+    (up_down_dtod, 1 % by default). At any other origin δ each device's steps are rescaled
+    by (b − δ)/b, which mixes the bounds' spread (30 %) into that difference (and into the
+    gain: dw_min_dtod 0.19-0.24 for 0.3 with the origin at the midpoint of asymmetric
+    bounds, issue 13). The origin is therefore the δ that minimises the random-effects
+    spread of (Δ⁺ − Δ⁻)/dw_min over the devices (:func:`pair_population`), searched within
+    ±:data:`ORIGIN_SEARCH` of the median half-window (devices whose bounds lie inside that
+    interval are left out); a minimum at the edge of the interval identifies nothing and
+    the midpoint stays.
+    """
+    if not _steps_follow_own_bounds(fm, names, theta):
+        return 0.0
+    j = {n: i for i, n in enumerate(names)}
+    up, dn, b_max, b_min = (j[k] for k in ("delta_up", "delta_down", "b_max", "b_min"))
+    var = np.diagonal(cov, axis1=1, axis2=2)
+    cols = [up, dn, b_max, b_min]
+    ok = np.all(np.isfinite(theta[:, cols]) & np.isfinite(var[:, cols]), axis=1)
+    if ok.sum() < 10:
+        return 0.0
+    half = 0.5 * float(np.median(theta[ok, b_max]) - np.median(theta[ok, b_min]))
+    reach = ORIGIN_SEARCH * half
+    ok &= (theta[:, b_max] > reach + 0.25 * half) & (theta[:, b_min] < -reach - 0.25 * half)
+    rows = np.nonzero(ok)[0]
+    if rows.size < 10 or not half > 0:
+        return 0.0
+    if rows.size > ORIGIN_DEVICES:
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(rows, ORIGIN_DEVICES, replace=False))
+    th, cv = theta[rows], cov[rows]
+
+    def spread(d: float, estimator: Any = None) -> Any:
+        new, c, _ = _recenter_block(fm, names, th, cv, shared_names, phi, d)
+        try:
+            pop = pair_population(
+                new[:, up], new[:, dn], c[:, up, up], c[:, dn, dn], c[:, up, dn],
+                estimator=estimator or fast_random_effect,
+            )  # fmt: skip
+        except (ValueError, ZeroDivisionError, FloatingPointError):
+            return (np.inf, np.inf) if estimator else np.inf
+        if estimator:
+            return float(pop.asym.spread), float(pop.asym.spread_stderr)
+        return float(pop.asym.spread) if np.isfinite(pop.asym.spread) else np.inf
+
+    grid = np.linspace(-reach, reach, ORIGIN_GRID)
+    values = np.array([spread(d) for d in grid])
+    k = int(np.argmin(values))
+    if not np.isfinite(values[k]) or k in (0, grid.size - 1):
+        return 0.0
+    res = optimize.minimize_scalar(
+        spread, bounds=(grid[k - 1], grid[k + 1]), method="bounded", options={"xatol": 1e-4}
+    )
+    best = float(res.x) if res.fun <= values[k] else float(grid[k])
+    # move only where the midpoint's spread exceeds the minimum's by ORIGIN_SIGNIFICANCE
+    # standard errors (Fisher): with symmetric bounds, or an asymmetry spread that swamps
+    # the bounds' share, the minimum wanders with the noise (up_down off by 0.03-0.08 on
+    # emulated symmetric soft-bounds chips, its error not covering that)
+    spreads = [spread(d, fit_random_effect) for d in (0.0, best)]
+    (t0, se0), (t1, se1) = spreads
+    if not t0 - t1 > ORIGIN_SIGNIFICANCE * float(np.hypot(se0, se1)):
+        return 0.0
+    notes.append(
+        "origin of w at the state where the devices' up and down steps differ least from "
+        f"device to device (moved by {best:+.3g} of the normalized window from the midpoint "
+        "of the bounds): the soft-bounds step scales with each device's own bounds, and "
+        "aihwkit draws the step scale independently of them at w = 0"
+    )
+    return best
+
+
 def _transform(fm: FamilyModel, names: list[str], theta: np.ndarray, delta: float) -> np.ndarray:
     """Per-device values after moving the origin of w by ``delta`` (normalized units)."""
     j = {n: i for i, n in enumerate(names)}
@@ -1373,6 +1504,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
     method["dw_min_dtod"] = _fisher_or_boot(steps.gain)
     method["up_down_dtod"] = _fisher_or_boot(steps.asym)
     naive["dw_min_dtod"] = steps.gain.naive_spread
+    corrupt = _gain_with_stuck(values, steps, plateaus, params, unc, method, notes)
     effects = {"steps": steps}
     for name, key in (("w_max", "b_max"), ("w_min", "b_min")):
         se = np.sqrt(np.maximum(var[:, j[key]], 0.0)) * scale
@@ -1459,7 +1591,70 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
         "naive": naive,
         "notes": notes,
         "effects": effects,
+        "corrupt": corrupt,
     }
+
+
+FOLDED_METHOD = "fisher (folded gain with the stuck devices)"
+
+
+def _gain_with_stuck(values, steps, plateaus, params, unc, method, notes):
+    """dw_min, up_down and dw_min_dtod (in ``params`` etc.) and (p0, its error) from one
+    likelihood of the fitted devices' gains and the devices screened out as stuck
+    (:func:`fitting.censored.folded_gain_with_stuck`); None where no device was stuck
+    (``plateaus["stuck_rates"]``: per stuck device, swing t per data unit of step, up and
+    down) or the likelihood cannot be formed (the values set before stay)."""
+    rates = None if plateaus is None else plateaus.get("stuck_rates")
+    if rates is None or len(rates) == 0:
+        return None
+    j = {n: i for i, n in enumerate(values.names)}
+    theta, cov, scale = values.theta, values.cov, values.scale
+    up, dn = theta[:, j["delta_up"]] * scale, theta[:, j["delta_down"]] * scale
+    var = (
+        cov[:, j["delta_up"], j["delta_up"]]
+        + cov[:, j["delta_down"], j["delta_down"]]
+        + 2 * np.nan_to_num(cov[:, j["delta_up"], j["delta_down"]])
+    ) * scale**2
+    both = np.isfinite(up) & np.isfinite(dn) & np.isfinite(var)
+    gain = ((up + dn) / steps.scale + abs(steps.asymmetry)) / 2.0
+    se = np.sqrt(np.maximum(var, 0.0)) / (2.0 * steps.scale)
+    per_gain = np.asarray(rates) * np.array([steps.up.mean, steps.down.mean])
+    try:
+        fg = folded_gain_with_stuck(
+            gain[both], se[both], per_gain, WEAK_T, SWING_T, steps.asym.spread
+        )
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+        return None
+    if not (np.isfinite(fg.scale) and fg.scale > 0 and np.isfinite(fg.spread)):
+        return None
+    params["dw_min"] = steps.scale * fg.scale
+    unc["dw_min"] = float(np.hypot(steps.scale_stderr * fg.scale, steps.scale * fg.scale_stderr))
+    params["up_down"] = steps.asymmetry / fg.scale
+    params["dw_min_dtod"], unc["dw_min_dtod"] = fg.spread, fg.spread_stderr
+    method["dw_min_dtod"] = FOLDED_METHOD
+    notes.append(
+        f"dw_min_dtod and corrupt_devices_prob from one likelihood of the fitted devices' "
+        f"gains and the {len(rates)} device(s) screened out as stuck: a device with a gain "
+        "too small to detect is counted as the low tail of aihwkit's |1 + σξ| gain, the "
+        f"rest as corrupt (p0 = {fg.stuck:.3g})"
+    )
+    return fg.stuck, fg.stuck_stderr
+
+
+def _stuck_rates(source: DeviceSource, rows: np.ndarray, noise: np.ndarray, chunk: int):
+    """Per device of ``rows`` (screened out as stuck), up and down: the swing t statistic
+    (fitting.screening) that one data unit of step would give, Σ pulses / (σ·√(2·runs))."""
+    out = np.zeros((rows.size, 2))
+    for sl in chunks(rows.size, chunk):
+        tr = source.read(rows[sl])
+        g = tr.conductance_s.astype(np.float64)
+        for col, direction in ((0, 1), (1, -1)):
+            block = build_pairs(g, np.asarray(tr.pulses), direction)
+            pulses = np.sum(block.weight * block.n, axis=1)
+            runs = block.weight.sum(axis=1) - block.contiguous.sum(axis=1)  # as the screen
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[sl, col] = pulses / (noise[sl] * np.sqrt(2.0 * np.maximum(runs, 1.0)))
+    return out
 
 
 def _reached_hard_bound(

@@ -6,7 +6,9 @@ traces respond to both directions, but below the screen's swing threshold (t > 8
 they were screened out as "stuck" or "one_direction": the low tail of the step distribution
 was cut off and dw_min_dtod came out 0.535 for 0.6 on aihwkit's own cs_twice_spread (17 of
 256 devices screened out). Such devices are now fitted (status ``weak_response``: t > 3 in
-each direction); a device with no response in a direction stays excluded and counted.
+each direction); a device with no response in a direction stays excluded and counted, and
+enters the gain's likelihood as either the low tail of |1 + σξ| or a corrupt device
+(:func:`fitting.censored.folded_gain_with_stuck`).
 
 Known truth: devices drawn here as aihwkit's populate draws them (written from its C++, not
 from our sampler): gain 1 + σξ, asymmetry r, |·| per direction, bounds w·(1 + σ_b ξ) with
@@ -21,7 +23,7 @@ import numpy as np
 import pytest
 
 from fitting import PulseTraces, fit_pulse_response
-from fitting.censored import unfolded_gain_spread
+from fitting.censored import folded_gain_with_stuck, unfolded_gain_spread
 from fitting.synthetic import simulate_traces
 
 N = 256
@@ -66,9 +68,30 @@ def _traces(seed: int, n_stuck: int = 0, n_one_way: int = 0, sigma: float = SIGM
     return PulseTraces(w, PULSES, units="normalized"), dev, stuck | broken
 
 
+@pytest.mark.parametrize(("seed", "p0"), [(1, 0.0), (2, 0.03), (4, 0.05)])
+def test_gain_likelihood_tells_the_low_tail_from_corrupt_devices(seed: int, p0: float) -> None:
+    # 2,000 devices drawn as aihwkit's populate (gain |1 + 0.6ξ|, a fraction p0 corrupt:
+    # gain 0), each gain measured ± 0.05; screened out as stuck by the swing rule of
+    # fitting.screening with t_d ~ N(g·A_d, 1), A = (80, 70) per unit gain
+    rng = np.random.default_rng(seed)
+    n, rates = 2000, np.array([80.0, 70.0])
+    gain = np.abs(1.0 + 0.6 * rng.standard_normal(n))
+    gain[rng.random(n) < p0] = 0.0
+    t = gain[:, None] * rates + rng.standard_normal((n, 2))
+    stuck = np.all(t < 8.0, axis=1) & ~np.all(t > 3.0, axis=1)
+    measured = gain + 0.05 * rng.standard_normal(n)
+    fit = folded_gain_with_stuck(
+        measured[~stuck], np.full((~stuck).sum(), 0.05), np.tile(rates, (stuck.sum(), 1)), 3, 8
+    )
+    # measured σ 0.586-0.619 (standard error 0.016) and p0 within 0.002 of the truth; the
+    # stuck devices left out give 0.556-0.587. Limits: 3 standard errors.
+    assert fit.spread == pytest.approx(0.6, abs=3 * fit.spread_stderr)
+    assert fit.stuck == pytest.approx(p0, abs=max(3 * fit.stuck_stderr, 0.005))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [6, 8])
-def test_low_gain_devices_count_in_the_step_spread(seed: int) -> None:
+def test_low_gain_devices_are_fitted_not_screened_out(seed: int) -> None:
     traces, dev, _ = _traces(seed)
     fit = fit_pulse_response(traces, model="constant-step", n_boot=0, predictive_check=False)
     gain = np.abs(dev["gain"])
@@ -78,15 +101,27 @@ def test_low_gain_devices_count_in_the_step_spread(seed: int) -> None:
     # t ≈ 7-30 (160 pulses, σ_read 0.012): fitted, not screened out (before: 2 of these 9
     # on seed 6 and 5 of 12 on seed 8 were excluded)
     assert set(low.tolist()) <= set(ids.tolist()), sorted(set(low.tolist()) - set(ids.tolist()))
-    # dw_min_dtod against the σ of the devices it was fitted on (their drawn gains, unfolded
-    # as aihwkit's folded normal): measured -0.010 and -0.018 on seeds 6, 8; 0.03 allows the
-    # estimation error of 250 devices' steps (relative se ~0.1 each at σ_read ≈ one step)
-    fitted_gain = gain[ids]
-    drawn = unfolded_gain_spread(float(fitted_gain.std() / fitted_gain.mean()))[0]
-    assert fit.parameters["dw_min_dtod"] == pytest.approx(drawn, abs=0.03)
-    # the fitter's estimate is now 0.49 and 0.60 for a configured 0.6 (before: 0.48, 0.56);
-    # gains below ~0.05 (t < 3 in a direction) are indistinguishable from stuck devices
-    # and stay excluded, which is what still keeps it below the draw's σ (0.52, 0.67)
+
+
+@pytest.mark.slow
+def test_dw_min_dtod_counts_the_gains_too_small_to_detect() -> None:
+    # gains below ~0.05 (t < 3 in a direction) are screened out as stuck: they enter the
+    # gain likelihood as the low tail of |1 + σξ|, with any excess over that tail counted
+    # as corrupt devices (fitting.censored.folded_gain_with_stuck)
+    diffs = []
+    for seed in range(10, 18):
+        traces, dev, _ = _traces(seed)
+        fit = fit_pulse_response(traces, model="constant-step", n_boot=0, predictive_check=False)
+        gain = np.abs(dev["gain"])
+        drawn = unfolded_gain_spread(float(gain.std() / gain.mean()))[0]  # this draw's σ
+        diffs.append(fit.parameters["dw_min_dtod"] - drawn)
+    # measured on seeds 10-17: -0.048 to -0.008, mean -0.020; before (small and stuck
+    # devices left out) -0.110 to -0.039, mean -0.069. The remaining shortfall: a draw with
+    # more near-zero gains than the folded normal's tail gives has the excess read as
+    # corrupt devices (p0 up to 0.02 here), which no trace can tell apart. Limits: the mean
+    # within 0.035 (8 draws: its scatter ~0.006), each draw within the issue's 0.05 + 0.01.
+    assert abs(np.mean(diffs)) < 0.035, np.round(diffs, 3)
+    assert max(abs(d) for d in diffs) < 0.06, np.round(diffs, 3)
 
 
 @pytest.mark.slow
@@ -103,4 +138,6 @@ def test_stuck_and_one_direction_devices_stay_excluded() -> None:
     # near 0, so up pulses find it at its bound; the data cannot tell it from a broken one)
     n_one_way = fit.excluded.get("one_direction", 0)
     assert 4 <= n_one_way <= 5, fit.excluded
-    assert fit.parameters["corrupt_devices_prob"] == pytest.approx(8 / (N - n_one_way))
+    # corrupt_devices_prob from the gain likelihood with the stuck devices: no gain near 0
+    # at σ 0.3, so all 8 are corrupt (8 of the devices alive)
+    assert fit.parameters["corrupt_devices_prob"] == pytest.approx(8 / (N - n_one_way), abs=1 / N)
