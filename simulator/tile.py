@@ -525,6 +525,8 @@ class AnalogTile(TileBase):
             if config.reference == "symmetry-point" and config.cell == "single":
                 pop = self.arrays[0].population
                 sp = symmetry_point(config.device.family, pop.params)
+                if "reference" in pop.params:  # measured on the device: its offset included
+                    sp = sp + pop.params["reference"]
                 gen = torch.Generator().manual_seed(seed * 4 + 3)
                 noise = torch.randn(self.shape, generator=gen).to(self.device)
                 self.reference = sp + config.reference_std * noise

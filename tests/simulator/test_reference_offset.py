@@ -103,3 +103,22 @@ def test_a_bad_reference_std_is_refused_in_one_line(value: object, message: str)
     with pytest.raises(PresetError, match=message) as err:
         Preset.from_dict(doc, envelope=False)
     assert "\n" not in str(err.value)
+
+
+def test_a_symmetry_point_reference_is_measured_with_the_devices_offset() -> None:
+    # reference="symmetry-point" sets each device's reference where its up and down steps
+    # balance, as measured on the device: at its physical symmetry point plus its offset, so
+    # the offset cancels; reference="zero" (a common reference conductance) keeps it
+    from simulator.config import AnalogConfig
+    from simulator.devices.response import symmetry_point
+    from simulator.tile import AnalogTile
+
+    section = soft_bounds_device({"reference_std": 1e-5})
+    device = PulsedDeviceConfig.from_preset(section, 4e-5)
+    tile = AnalogTile(32, 32, AnalogConfig(device=device, reference="symmetry-point"), seed=1)
+    params = tile.arrays[0].population.params
+    sp = symmetry_point("soft-bounds", params)
+    assert torch.allclose(tile.reference, sp + params["reference"])
+    at_sp = AnalogTile(32, 32, AnalogConfig(device=device), seed=1)
+    at_sp.arrays[0].set_weights(sp + params["reference"])  # each device at its balance point
+    assert torch.allclose(at_sp.effective_weights(), sp + params["reference"], atol=1e-6)
