@@ -94,6 +94,7 @@ class PulsedTile:
         self._noise = _new_generator(self.device, seed + 1)
         self.granularity = granularity(config.family, dataclass_params(config))
         self._moves_at_bounds = self._steps_at_bounds()  # (up, down) masks
+        self._any_stuck = bool(self.population.stuck.any())
         self._hits_bounds = bool((self._moves_at_bounds[0] | self._moves_at_bounds[1]).any())
         self._slope_sign = {  # of the affine slopes a±: 0 (all zero), 1 (all ≥ 0) or -1 (mixed)
             k: (0 if bool((v == 0).all()) else 1 if bool((v >= 0).all()) else -1)
@@ -251,18 +252,21 @@ class PulsedTile:
         if not self._hits_bounds:  # e.g. soft bounds: the steps vanish at the bounds
             self.apply_pulse_counts(n_up, n_down)
             return
-        mixed = (n_up > 0) & (n_down > 0) & ~self.population.stuck
+        mixed = torch.minimum(n_up, n_down) > 0  # pulses of both signs (counts are ≥ 0)
+        if self._any_stuck:
+            mixed &= ~self.population.stuck
         if not bool(mixed.any()):
             self.apply_pulse_counts(n_up, n_down)
             return
         margin = 1.0 + 3.0 * self.config.dw_min_std
+        up_margin, down_margin = n_up * margin, n_down * margin
         if self.config.family in AFFINE_FAMILIES:
-            near = mixed & self._may_reach_bound(n_up * margin, n_down * margin)
+            near = mixed & self._may_reach_bound(up_margin, down_margin)
             ridx = near.reshape(-1).nonzero().squeeze(1)
             if ridx.numel():
-                ridx = ridx[self._reaches_bound(ridx, n_up * margin, n_down * margin)]
+                ridx = ridx[self._reaches_bound(ridx, up_margin, down_margin)]
         else:
-            ridx = self._may_reach_bound_stepwise(mixed, n_up * margin, n_down * margin)
+            ridx = self._may_reach_bound_stepwise(mixed, up_margin, down_margin)
         if ridx.numel() == 0:
             self.apply_pulse_counts(n_up, n_down)
             return
