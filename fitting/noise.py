@@ -30,7 +30,7 @@ per-device sums) gives its standard error at no cost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -344,22 +344,48 @@ def _leverage(s: NoiseSums) -> float:
     are smooth (hat matrix H_{k,k+1} ≈ H_kk) each lag-1 product drops by the same per pair.
     Ignored, both bias σ_c low: by 1.5·p/n (linear-step, 6 parameters, 400 pairs: −2.3 %).
     """
-    n = np.maximum(s.n, 1.0)
-    return float(np.sum(np.where(s.n > s.n_fit, s.n_fit * s.v / n, 0.0)))
+    return float(np.sum(_device_leverage(s)[0]))
 
 
-def _pooled(s: NoiseSums, read_known: float | None) -> tuple[float, float, float, float, bool]:
-    a_lag, a_state = float(np.sum(s.a_lag)), float(np.sum(s.a_lag_state))
-    n_rep = float(np.sum(s.n_rep))
-    read2 = float(np.sum(s.rep)) / (2.0 * n_rep) if n_rep >= 10 else None
+def _device_leverage(s: NoiseSums) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's term of :func:`_leverage`, for single pairs (n_dev,) and for every
+    window length (n_dev, len(WINDOWS))."""
+    pairs = np.where(s.n > s.n_fit, s.n_fit * s.v / np.maximum(s.n, 1.0), 0.0)
+    fit = s.n_fit[:, None]
+    windows = np.where(s.n_w > fit, fit * s.v_w / np.maximum(s.n_w, 1.0), 0.0)
+    return pairs, windows
+
+
+#: ``total(x)``: the sum over devices of a per-device array (or a bootstrap's weighted sum)
+Total = Callable[[np.ndarray], float]
+
+
+def _sum(x: np.ndarray) -> float:
+    return float(np.sum(x))
+
+
+def _pooled(
+    s: NoiseSums,
+    read_known: float | None,
+    total: Total = _sum,
+    leverage: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[float, float, float, float, bool]:
+    """σ_c, σ_na, σ_read, σ_write and separability from the sums over devices (``total``:
+    plain sums; a bootstrap replicate passes the sums weighted by how often it draws each
+    device, the same as the sums of its drawn rows). ``leverage``: :func:`_device_leverage`
+    of ``s`` (computed when None)."""
+    lev, lev_w = _device_leverage(s) if leverage is None else leverage
+    a_lag, a_state = total(s.a_lag), total(s.a_lag_state)
+    n_rep = total(s.n_rep)
+    read2 = total(s.rep) / (2.0 * n_rep) if n_rep >= 10 else None
     if read2 is None and read_known is not None:
         read2 = read_known**2
-    write2_state = max(-float(np.sum(s.lag_state)) / a_state, 0.0) if a_state > 0 else None
-    v, uu, one_a2 = float(np.sum(s.v)), float(np.sum(s.uu)), float(np.sum(s.one_a2))
-    q = _leverage(s)
+    write2_state = max(-total(s.lag_state) / a_state, 0.0) if a_state > 0 else None
+    v, uu, one_a2 = total(s.v), total(s.uu), total(s.one_a2)
+    q = total(lev)
     if a_lag > 0:
         # −Σlag = σ_na²·Σa + σ_c²·Q and Σu² = σ_c²·(Σv − Q) + σ_na²·Σ(1 + a²), solved jointly
-        lag = -float(np.sum(s.lag))
+        lag = -total(s.lag)
         den = v - q - one_a2 * q / a_lag
         c2 = (uu - one_a2 * lag / a_lag) / den if den > 0 else 0.0
         na2 = max((lag - max(c2, 0.0) * q) / a_lag, 0.0)
@@ -368,7 +394,7 @@ def _pooled(s: NoiseSums, read_known: float | None) -> tuple[float, float, float
         known = write2_state is not None and read2 is not None
         na2 = write2_state + read2 if known else 0.0
         c2 = (uu - na2 * one_a2) / (v - q) if v > q else 0.0
-    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2)
+    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2, total, lev_w)
     separable = read2 is not None
     if not separable:
         read2 = na2
@@ -381,16 +407,26 @@ def _pooled(s: NoiseSums, read_known: float | None) -> tuple[float, float, float
 
 
 def _windowed_c2c(
-    s: NoiseSums, na2: float, c2: float, v: float, q: float, uu: float, one_a2: float
+    s: NoiseSums,
+    na2: float,
+    c2: float,
+    v: float,
+    q: float,
+    uu: float,
+    one_a2: float,
+    total: Total = _sum,
+    lev_w: np.ndarray | None = None,
 ) -> float:
     """σ_c² from the window length (single pairs or :data:`WINDOWS`) with the smallest error.
 
     Error of each candidate (σ_na² taken as known up to its own error): Var Σu² ≈ 2 Σu²²/n
     for n windows of about equal variance, and σ_na² from the lag-1 equations of n₁ pairs
     with relative variance ≈ 3/n₁; both divided by (Σv − Q)², Q the leverage of the fitted
-    per-device parameters (:func:`_leverage`, here per window).
+    per-device parameters (:func:`_leverage`, here per window; ``lev_w`` its device terms).
     """
-    n1 = float(np.sum(s.n))
+    if lev_w is None:
+        lev_w = _device_leverage(s)[1]
+    n1 = total(s.n)
     if n1 < 10 or v <= q:
         return c2
 
@@ -403,14 +439,12 @@ def _windowed_c2c(
 
     best, best_var = c2, variance(uu, one_a2, v - q, n1)
     for i in range(len(WINDOWS)):
-        n_w = s.n_w[:, i]
-        n_m = float(np.sum(n_w))
+        n_m = total(s.n_w[:, i])
         if n_m < 30:
             continue
-        lev = np.where(n_w > s.n_fit, s.n_fit * s.v_w[:, i] / np.maximum(n_w, 1.0), 0.0)
-        q_m = float(np.sum(lev))
-        v_m = float(np.sum(s.v_w[:, i]))
-        uu_m, one_m = float(np.sum(s.uu_w[:, i])), float(np.sum(s.one_a2_w[:, i]))
+        q_m = total(lev_w[:, i])
+        v_m = total(s.v_w[:, i])
+        uu_m, one_m = total(s.uu_w[:, i]), total(s.one_a2_w[:, i])
         if v_m <= q_m:
             continue
         var_m = variance(uu_m, one_m, v_m - q_m, n_m)
@@ -430,11 +464,20 @@ def estimate_noise(
     n = sums.uu.size
     if n >= 3 and n_boot > 0:
         rng = np.random.default_rng(seed)
+        leverage = _device_leverage(sums)
+        reps = []
         # one replicate's rows at a time: the same draws as one (n_boot, n) array, which
-        # would take n_boot x 8 bytes per device (6.7 GB for 4.2e6 devices)
-        reps = np.array(
-            [_pooled(sums.take(rng.integers(0, n, size=n)), read_known)[:4] for _ in range(n_boot)]
-        )
+        # would take n_boot x 8 bytes per device (6.7 GB for 4.2e6 devices); the sums of the
+        # drawn rows are the sums weighted by each device's count of draws (no copy of the
+        # drawn devices' sums)
+        for _ in range(n_boot):
+            drawn = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
+
+            def weighted(x: np.ndarray, w: np.ndarray = drawn) -> float:
+                return float(np.einsum("i,i->", w, x))  # no BLAS call (its threads: 15x slower)
+
+            reps.append(_pooled(sums, read_known, weighted, leverage)[:4])
+        reps = np.array(reps)
         se = reps.std(axis=0, ddof=1)
     else:
         se = np.full(4, np.nan)
