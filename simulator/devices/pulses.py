@@ -244,13 +244,22 @@ class ClosedFormSteps:
     ) -> None:
         self.coef, self.sigma = coef, float(sigma)
         self.n_up, self.n_down = n_up, n_down
-        big_k = torch.mul(n_up, coef["_ku"]).addcmul_(n_down, coef["_kd"])
         self.c = torch.mul(n_up, coef["_rcu"]).addcmul_(n_down, coef["_rcd"])
-        h = big_k.add_(1e-12).mul_(-0.5)  # as _affine: e^{−K}, φ(K) from h = −K/2
-        e_k = torch.exp(h)
-        phi = torch.expm1(h)
-        self.phi = phi.addcmul_(phi, e_k).div_(h).mul_(0.5)
-        self.e_k = e_k.mul_(e_k)
+        cu, cd, au, ad = coef["_cu"], coef["_cd"], coef["_au"], coef["_ad"]
+        if "_constant" in coef:
+            constant = _flag(coef["_constant"])
+        else:
+            constant = all(_all_zero(v) for v in (au, ad, coef["_ku"], coef["_kd"]))
+        self.exact = False  # e^{−K} = φ(K) = 1 exactly: the state update is w + c
+        if constant:  # K = 0 on every device: the factors are _affine's for K = 0
+            self.e_k, self.phi, _, self.exact = _zero_rate_factors(n_up.dtype, n_up.device)
+        else:
+            big_k = torch.mul(n_up, coef["_ku"]).addcmul_(n_down, coef["_kd"])
+            h = big_k.add_(1e-12).mul_(-0.5)  # as _affine: e^{−K}, φ(K) from h = −K/2
+            e_k = torch.exp(h)
+            phi = torch.expm1(h)
+            self.phi = phi.addcmul_(phi, e_k).div_(h).mul_(0.5)
+            self.e_k = e_k.mul_(e_k)
         self.damping = torch.add(self.e_k, 1.0).mul_(0.5)  # φ(2K)/φ(K); ×0.5 is exact
         self.sd: torch.Tensor | None = None  # σ-free noise amplitude when state-independent
         self._xi: torch.Tensor | None = None
@@ -258,15 +267,16 @@ class ClosedFormSteps:
         self.stateful = False
         if self.sigma <= 0:
             return
-        cu, cd, au, ad = coef["_cu"], coef["_cd"], coef["_au"], coef["_ad"]
         if not mult_noise:
             var = torch.mul(n_up, cu * cu).addcmul_(n_down, cd * cd)
-        elif _all_zero(au) and _all_zero(ad):  # constant steps: step(w) = c exactly
+        elif constant:  # step(w) = c exactly
             var = torch.mul(n_up, cu).mul_(cu).addcmul_(torch.mul(n_down, cd), cd)
         else:
             self.stateful = True
             return
-        self.sd = _sqrt_variance(var.mul_(self.phi).mul_(self.damping))
+        if not self.exact:  # (×1, ×2·0.5 are exact)
+            var.mul_(self.phi).mul_(self.damping)
+        self.sd = _sqrt_variance(var)
 
     def _step(self, s: int) -> tuple:
         """Step s's rows, and its noise terms (c, a, n or None for one pulse) when the noise
@@ -281,8 +291,9 @@ class ClosedFormSteps:
                 ):
                     if bool((n != 0).any()):
                         terms.append((c, a, None if bool((n == 1).all()) else n))  # ×1 is exact
+            rows = [v if v.dim() < 2 else v[s] for v in (self.e_k, self.phi, self.damping)]
             sd = None if self.sd is None else self.sd[s]
-            self._rows[s] = (self.e_k[s], self.c[s], self.phi[s], self.damping[s], sd, terms)
+            self._rows[s] = (*rows, self.c[s], sd, terms)
         return self._rows[s]
 
     def apply(
@@ -290,8 +301,11 @@ class ClosedFormSteps:
     ) -> torch.Tensor:
         """States after step ``s`` from ``w`` (written to ``out``, which must not be ``w``),
         clipped to the bounds."""
-        e_k, c, phi, damping, sd, terms = self._step(s)
-        result = torch.mul(w, e_k, out=out).addcmul_(c, phi)
+        e_k, phi, damping, c, sd, terms = self._step(s)
+        if self.exact:  # w·1 + c·1 with one rounding
+            result = torch.add(w, c, out=out)
+        else:
+            result = torch.mul(w, e_k, out=out).addcmul_(c, phi)
         if self.sigma > 0:
             if sd is None:  # √var with the squared step step(w₀)·step(w₁) of _affine
                 var = None
