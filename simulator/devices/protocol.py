@@ -16,6 +16,9 @@ population says otherwise. Populations under :data:`PARALLEL_DEVICES` devices ru
 thread (restored afterwards): below torch's own grain size the element-wise updates are
 serial anyway, and the random draws' parallel regions only synchronize (on a busy 2-core
 machine two threads made a 512-device campaign 10-60x slower; benchmarks/RESULTS.md).
+The per-read update is :func:`~simulator.devices.pulses.apply_pulse_counts`'s arithmetic with
+what depends only on the signed count done once per count (:class:`_ReadUpdate`): the same
+numbers and draws, bit for bit (tests/simulator/test_fast_paths_identical.py).
 """
 
 from __future__ import annotations
