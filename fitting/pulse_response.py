@@ -1013,9 +1013,17 @@ def _score_families(
     for fam, fit in fits.items():
         fm = family_model(fam)
         noise[fam] = estimate_noise(noise_sums(fm, data.blocks, column_values(fit), rep), n_boot=0)
+
     # the reference noise comes from the shared-shape fits only: a per-device shape can
     # absorb step noise, and a smaller reference would inflate every other family's J
-    ref = min(noise.values(), key=lambda n: n.c2c if np.isfinite(n.c2c) else np.inf)
+    # (a fit whose read noise came out 0 put all of its misfit into the step noise: its
+    # split is degenerate and would make S singular in the read-noise direction, e.g.
+    # pow-step on aihwkit's strong exp-step case, c2c 0.20 with read noise 0: every J × 20)
+    def c2c_of(n: Any) -> float:
+        usable = np.isfinite(n.c2c) and np.isfinite(n.non_accumulating) and n.non_accumulating > 0
+        return n.c2c if usable else np.inf
+
+    ref = min(noise.values(), key=c2c_of)
     fits, problems = dict(fits), dict(problems)
     labels: dict[str, tuple[str, str, bool]] = {}
     for i, (fam, note, fit, prob, replaces) in enumerate(variants or []):
