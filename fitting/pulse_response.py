@@ -554,7 +554,8 @@ def combine_device_estimates(
     g0 = g0_pre + delta * scale
     plateaus = {k: v - delta for k, v in plateaus.items()}
     # ---- steps that scale with each device's own bounds (soft-bounds): aihwkit's origin
-    origin = _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes)
+    visited = (float(np.nanmedian(plateaus["b_min"])), float(np.nanmedian(plateaus["b_max"])))
+    origin = _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes, visited)
     if origin != 0.0 and lo_obs <= g0 + origin * scale <= hi_obs:
         theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, origin, True)
         delta += origin
@@ -1147,11 +1148,15 @@ def _recenter_offset(
 
 
 #: the origin of steps that scale with each device's own bounds is searched within this
-#: fraction of the median half-window around the midpoint of the bounds
+#: fraction of the median half-window around the midpoint of the bounds, and within the
+#: states the devices visited (median read plateaus)
 ORIGIN_SEARCH = 0.6
 ORIGIN_DEVICES = 4096  # devices (a seeded subsample) on which the origin is searched
 ORIGIN_GRID = 49  # origins tried on the search interval before the bounded refinement
 ORIGIN_SIGNIFICANCE = 3.0  # standard errors by which the midpoint's spread must exceed it
+#: devices whose bounds lie within this fraction of the search interval beyond it are left
+#: out of the search: their rescaled steps (b − δ)/b swing with δ and swamp the others
+ORIGIN_MARGIN = 0.25
 
 
 def _steps_follow_own_bounds(fm: FamilyModel, names: list[str], theta: np.ndarray) -> bool:
@@ -1179,7 +1184,9 @@ def _steps_follow_own_bounds(fm: FamilyModel, names: list[str], theta: np.ndarra
     return bool(np.all(np.isfinite(steps)) and not np.allclose(steps[0], steps[1], rtol=1e-9))
 
 
-def _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes: list[str]) -> float:
+def _origin_of_steps(
+    fm, names, theta, cov, shared_names, phi, notes: list[str], visited=(-np.inf, np.inf)
+) -> float:
     """Shift of the origin (normalized, from the current one) to aihwkit's w = 0, for steps
     that scale with each device's own bounds (:func:`_steps_follow_own_bounds`); 0 otherwise.
 
@@ -1192,9 +1199,11 @@ def _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes: list[str])
     gain: dw_min_dtod 0.19-0.24 for 0.3 with the origin at the midpoint of asymmetric
     bounds, issue 13). The origin is therefore the δ that minimises the random-effects
     spread of (Δ⁺ − Δ⁻)/dw_min over the devices (:func:`pair_population`), searched within
-    ±:data:`ORIGIN_SEARCH` of the median half-window (devices whose bounds lie inside that
-    interval are left out); a minimum at the edge of the interval identifies nothing and
-    the midpoint stays.
+    ±:data:`ORIGIN_SEARCH` of the median half-window and within the ``visited`` states
+    (normalized, e.g. the median read plateaus: bounds extrapolated far beyond the reads
+    made the half-window 2.7 on aihwkit's sb_weak_unreached); devices whose bounds lie
+    inside that interval are left out; a minimum at the edge of the interval identifies
+    nothing and the midpoint stays.
     """
     if not _steps_follow_own_bounds(fm, names, theta):
         return 0.0
@@ -1206,30 +1215,35 @@ def _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes: list[str])
     if ok.sum() < 10:
         return 0.0
     half = 0.5 * float(np.median(theta[ok, b_max]) - np.median(theta[ok, b_min]))
-    reach = ORIGIN_SEARCH * half
-    ok &= (theta[:, b_max] > reach + 0.25 * half) & (theta[:, b_min] < -reach - 0.25 * half)
+    lo, hi = max(-ORIGIN_SEARCH * half, visited[0]), min(ORIGIN_SEARCH * half, visited[1])
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        return 0.0
+    margin = ORIGIN_MARGIN * (hi - lo)
+    ok &= (theta[:, b_max] > hi + margin) & (theta[:, b_min] < lo - margin)
     rows = np.nonzero(ok)[0]
-    if rows.size < 10 or not half > 0:
+    if rows.size < 10:
         return 0.0
     if rows.size > ORIGIN_DEVICES:
         rng = np.random.default_rng(0)
         rows = np.sort(rng.choice(rows, ORIGIN_DEVICES, replace=False))
     th, cv = theta[rows], cov[rows]
 
-    def spread(d: float, estimator: Any = None) -> Any:
+    def spread(d: float) -> float:
+        """Moment estimate of the variance of r (var of the values minus their mean squared
+        error: unbiased, and smooth in d where the ML spread sits at its boundary 0)."""
         new, c, _ = _recenter_block(fm, names, th, cv, shared_names, phi, d)
-        try:
-            pop = pair_population(
-                new[:, up], new[:, dn], c[:, up, up], c[:, dn, dn], c[:, up, dn],
-                estimator=estimator or fast_random_effect,
-            )  # fmt: skip
-        except (ValueError, ZeroDivisionError, FloatingPointError):
-            return (np.inf, np.inf) if estimator else np.inf
-        if estimator:
-            return float(pop.asym.spread), float(pop.asym.spread_stderr)
-        return float(pop.asym.spread) if np.isfinite(pop.asym.spread) else np.inf
+        u, w = new[:, up], new[:, dn]
+        mu_u, mu_w = float(np.mean(u)), float(np.mean(w))
+        ref = max(mu_u, mu_w)
+        if not ref > 0:
+            return np.inf
+        asym = 1.0 - mu_w / mu_u if mu_u >= mu_w else mu_u / mu_w - 1.0
+        r = ((u - w) / ref - asym) / 2.0
+        s2 = np.maximum(c[:, up, up] + c[:, dn, dn] - 2 * c[:, up, dn], 0.0) / (4 * ref**2)
+        value = float(np.var(r, ddof=1) - np.mean(s2))
+        return value if np.isfinite(value) else np.inf
 
-    grid = np.linspace(-reach, reach, ORIGIN_GRID)
+    grid = np.linspace(lo, hi, ORIGIN_GRID)
     values = np.array([spread(d) for d in grid])
     k = int(np.argmin(values))
     if not np.isfinite(values[k]) or k in (0, grid.size - 1):
@@ -1238,19 +1252,22 @@ def _origin_of_steps(fm, names, theta, cov, shared_names, phi, notes: list[str])
         spread, bounds=(grid[k - 1], grid[k + 1]), method="bounded", options={"xatol": 1e-4}
     )
     best = float(res.x) if res.fun <= values[k] else float(grid[k])
-    # move only where the midpoint's spread exceeds the minimum's by ORIGIN_SIGNIFICANCE
-    # standard errors (Fisher): with symmetric bounds, or an asymmetry spread that swamps
-    # the bounds' share, the minimum wanders with the noise (up_down off by 0.03-0.08 on
-    # emulated symmetric soft-bounds chips, its error not covering that)
-    spreads = [spread(d, fit_random_effect) for d in (0.0, best)]
-    (t0, se0), (t1, se1) = spreads
-    if not t0 - t1 > ORIGIN_SIGNIFICANCE * float(np.hypot(se0, se1)):
+    # move only where the variance at the midpoint exceeds the minimum's by
+    # ORIGIN_SIGNIFICANCE standard errors of a variance (√(2/(n − 1)) of it): with
+    # symmetric bounds, or an asymmetry spread that swamps the bounds' share, the minimum
+    # wanders with the noise (up_down off by 0.03-0.08 on emulated symmetric soft-bounds
+    # chips, its error not covering that)
+    v0, v1 = spread(0.0), spread(best)
+    se = np.sqrt(2.0 / (rows.size - 1)) * max(v0, 0.0)
+    if not v0 - v1 > ORIGIN_SIGNIFICANCE * se:
         return 0.0
+    t0, t1 = np.sqrt(max(v0, 0.0)), np.sqrt(max(v1, 0.0))
     notes.append(
         "origin of w at the state where the devices' up and down steps differ least from "
         f"device to device (moved by {best:+.3g} of the normalized window from the midpoint "
-        "of the bounds): the soft-bounds step scales with each device's own bounds, and "
-        "aihwkit draws the step scale independently of them at w = 0"
+        f"of the bounds; spread of the relative up/down difference {t0:.3g} there, "
+        f"{t1:.3g} here): the soft-bounds step scales with each device's "
+        "own bounds, and aihwkit draws the step scale independently of them at w = 0"
     )
     return best
 
