@@ -153,9 +153,20 @@ def simulate_like(
     first = np.array([r[np.isfinite(r)][0] if np.isfinite(r).any() else np.nan for r in g])
     out = np.full_like(g, np.nan)
     section = fit.device_section()
+    # windows shifted by per-device offsets: start each simulated device in the measured
+    # device's state without its own offset (its read would lie outside most drawn windows)
+    own = fit.per_device.get("reference_offset")
+    physical = own is not None
+    if physical:
+        ids = fit.per_device["device_id"]
+        order = np.argsort(ids)
+        at = order[np.searchsorted(ids[order], traces.device_ids[rows])]
+        first = first - np.nan_to_num(np.asarray(own, dtype=float)[at])
     if traces.shared_pulses:
         ok = np.isfinite(first)
-        out[ok] = simulate_preset(section, traces.pulses, first[ok], seed=seed, with_stuck=False)
+        out[ok] = simulate_preset(
+            section, traces.pulses, first[ok], seed=seed, with_stuck=False, physical_start=physical
+        )
     else:
         pulses = traces.pulses[rows]
         keys = {}
@@ -165,7 +176,12 @@ def simulate_like(
             idx = np.array([m for m in members if np.isfinite(first[m])])
             if idx.size:
                 out[idx] = simulate_preset(
-                    section, pulses[idx[0]], first[idx], seed=seed + k, with_stuck=False
+                    section,
+                    pulses[idx[0]],
+                    first[idx],
+                    seed=seed + k,
+                    with_stuck=False,
+                    physical_start=physical,
                 )
     return np.where(np.isfinite(g), out, np.nan)
 

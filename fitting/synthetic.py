@@ -78,6 +78,7 @@ def simulate_preset(
     initial_g: np.ndarray,
     seed: int = 0,
     with_stuck: bool = True,
+    physical_start: bool = False,
 ) -> np.ndarray:
     """Simulated reads of a preset's ``device`` section, in the preset's conductance units.
 
@@ -85,7 +86,10 @@ def simulate_preset(
     population of ``device["parameters"]`` around ``device["g_offset_s"]`` as the simulator
     draws a tile's (:meth:`PulsedDeviceConfig.from_preset`: aihwkit's defaults for fields
     the preset leaves out), with the preset's read noise. ``with_stuck=False`` leaves out
-    stuck devices (to compare with responsive ones).
+    stuck devices (to compare with responsive ones). With a per-device reference offset
+    (``reference_std``) ``initial_g`` is read through each drawn device's offset, or with
+    ``physical_start`` taken as its state before the offset (a measured device's read minus
+    its own fitted offset: the same state on another device).
     """
     import torch
 
@@ -110,5 +114,6 @@ def simulate_preset(
         config.write_noise_std * config.dw_min,
         float(device.get("read_noise_s", 0.0) or 0.0) / scale,
         config.mult_noise,
+        physical_start,
     )
     return w.numpy() * scale + g0

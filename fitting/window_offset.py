@@ -100,8 +100,17 @@ def _neg_reml(v: np.ndarray, x: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> f
 def _fit(x, e1, e2, scale: float, with_offset: bool) -> tuple[np.ndarray, float]:
     """REML estimates (a, c, o) and −2 log L; o fixed at 0 unless ``with_offset``."""
     sd = np.std(x, axis=0, ddof=1)
+    # moments first (cov(b⁺, b⁻) = o², var b± = a², c² + o² + error), then two fixed splits
+    c = np.cov(x[:, 0], x[:, 1])
+    o_m = np.sqrt(max(c[0, 1], 0.0))
+    a_m = np.sqrt(max(c[0, 0] - o_m**2 - np.mean(e1), 0.01 * c[0, 0]))
+    c_m = np.sqrt(max(c[1, 1] - o_m**2 - np.mean(e2), 0.01 * c[1, 1]))
     best = None
-    starts = [(sd[0], sd[1], 0.5 * min(sd)), (0.3 * sd[0], 0.3 * sd[1], 0.9 * min(sd))]
+    starts = [
+        (a_m, c_m, o_m),
+        (sd[0], sd[1], 0.5 * min(sd)),
+        (0.3 * sd[0], 0.3 * sd[1], 0.9 * min(sd)),
+    ]
     for a0, c0, o0 in starts:
         v0 = np.array([a0, c0, o0 if with_offset else 0.0]) / scale + 1e-3
         bounds = [(0.0, None), (0.0, None), (0.0, None) if with_offset else (0.0, 0.0)]

@@ -64,21 +64,41 @@ def simulate_reads(
     write_noise: float = 0.0,
     read_noise: float = 0.0,
     mult_noise: bool = True,
+    physical_start: bool = False,
 ) -> torch.Tensor:
     """Reads (n_devices, n_reads) of a 1-d population starting at ``w0``.
 
     ``pulses[k]`` is the signed pulse count before read k (positive up). ``write_noise`` and
     ``read_noise`` are absolute standard deviations in the population's units. The loop runs
     over reads; every operation is vectorized over devices. Non-affine families are stepped
-    pulse by pulse (no grouping of pulses within a read).
+    pulse by pulse (no grouping of pulses within a read). ``w0`` are apparent states, or
+    with ``physical_start`` physical ones (a device's reference offset not taken off).
     """
     with _threads_for(population.stuck.numel()):
         return _simulate(
-            population, pulses, w0, generator, dw_min_std, write_noise, read_noise, mult_noise
+            population,
+            pulses,
+            w0,
+            generator,
+            dw_min_std,
+            write_noise,
+            read_noise,
+            mult_noise,
+            physical_start,
         )
 
 
-def _simulate(population, pulses, w0, generator, dw_min_std, write_noise, read_noise, mult_noise):
+def _simulate(
+    population,
+    pulses,
+    w0,
+    generator,
+    dw_min_std,
+    write_noise,
+    read_noise,
+    mult_noise,
+    physical_start=False,
+):
     params = population.params
     b_min, b_max = params["b_min"], params["b_max"]
     dtype = b_max.dtype
@@ -87,7 +107,7 @@ def _simulate(population, pulses, w0, generator, dw_min_std, write_noise, read_n
     # plus it; the bounds and steps act on the physical state
     ref = params.get("reference")
     w = torch.as_tensor(w0, dtype=dtype)
-    w = w if ref is None else w - ref.reshape(-1)
+    w = w if ref is None or physical_start else w - ref.reshape(-1)
     w = torch.minimum(torch.maximum(w, b_min), b_max)
     n = w.numel()
     active = ~population.stuck.reshape(-1)
