@@ -521,8 +521,12 @@ def combine_device_estimates(
     lo_n = (screen.lo[fitted] - g0_pre) / scale
     hi_n = (screen.hi[fitted] - g0_pre) / scale
     good = _valid_estimates(fm, names, theta, cov, lo_n, hi_n)
+    # a window wholly on one side of the reference: valid where its steps are positive at its
+    # own midpoint (kept only if the population carries per-device offsets, below)
+    aside = _valid_aside(fm, names, theta, cov, lo_n, hi_n, good)
+    good |= aside
     status[fitted[~good]] = "fit_failed"
-    out = _outliers(names, theta, cov, good)
+    out = _outliers(names, theta, cov, good & ~aside)  # their steps here have the other sign
     status[fitted[out]] = "outlier"
     keep = good & ~out
     if keep.sum() == 0:
@@ -533,6 +537,7 @@ def combine_device_estimates(
     if not keep.all():
         theta, cov = theta[keep], cov[keep]
         all_sums = all_sums.take(np.nonzero(keep)[0])
+    aside = aside[keep]
     ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
 
@@ -567,6 +572,18 @@ def combine_device_estimates(
         carried = True  # (linear-step's shared κ and exp-step's z fix one origin for all)
         theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, windows.offsets)
         plateaus = {k: v - windows.offsets for k, v in plateaus.items()}
+    elif aside.any():  # their steps at the common reference are negative: not usable
+        drop = np.nonzero(keep)[0][aside]
+        status[fitted[drop]] = "fit_failed"
+        keep[drop] = False
+        theta, cov, ids = theta[~aside], cov[~aside], ids[~aside]
+        all_sums = all_sums.take(np.nonzero(~aside)[0])
+        plateaus = {k: v[~aside] for k, v in plateaus.items()}
+        notes.append(
+            f"{drop.size} device(s) have a window wholly on one side of the reference "
+            "conductance and the windows are not shifted together (no per-device reference "
+            "offset): excluded as fit_failed"
+        )
 
     # ---- population
     noise = estimate_noise(
@@ -642,6 +659,8 @@ def combine_device_estimates(
         _carry_reference_offset(windows, params, unc, method, notes, scale, ctx.source.units)
         theta, cov = _recenter(fm, names, theta, cov, shared_names, phi, -windows.offsets)[:2]
     per_device = _per_device(fm, names, theta, cov, scale, ids, pop)
+    if carried:  # each device's predicted offset (BLUP), data units around g_offset_s
+        per_device["reference_offset"] = windows.offsets * scale
     offset = _window_offsets(per_device)
     spread = 0.0 if offset is None else offset["spread_of_half_window"]
     if not carried and spread > WINDOW_OFFSET_NOTE:
@@ -788,6 +807,26 @@ def _window_offsets(per_device: dict[str, np.ndarray]) -> dict[str, float] | Non
         "spread_of_half_window": spread / float(np.median(half[ok])),
         "n_devices": int(ok.sum()),
     }
+
+
+def _valid_aside(fm, names, theta, cov, lo, hi, good) -> np.ndarray:
+    """Devices refused by :func:`_valid_estimates` only because their window lies wholly on
+    one side of the reference: at their own window midpoint (an exact change of origin,
+    :func:`_transform`) their estimates are valid (e.g. a soft-bounds window below the
+    reference has a negative up step there, a positive one inside its window)."""
+    j = {n: i for i, n in enumerate(names)}
+    var = np.diagonal(cov, axis1=1, axis2=2)
+    b_max, b_min = theta[:, j["b_max"]], theta[:, j["b_min"]]
+    known = np.isfinite(var[:, j["b_max"]]) & np.isfinite(var[:, j["b_min"]])
+    rows = np.nonzero(~good & known & (b_max > b_min) & ((b_max < 0) | (b_min > 0)))[0]
+    out = np.zeros(theta.shape[0], dtype=bool)
+    if rows.size == 0 or not fm.recenter or fm.recenter_shape:
+        return out
+    mid = 0.5 * (b_max[rows] + b_min[rows])
+    with np.errstate(all="ignore"):
+        moved = _transform(fm, names, theta[rows], mid)
+        out[rows] = _valid_estimates(fm, names, moved, cov[rows], lo[rows] - mid, hi[rows] - mid)
+    return out
 
 
 def _window_spread(fm: FamilyModel, names: list[str], theta: np.ndarray, cov: np.ndarray):
