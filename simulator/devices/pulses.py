@@ -171,7 +171,7 @@ def _sqrt_variance(var: torch.Tensor) -> torch.Tensor:
     arrays take √(var + 1)·0 there instead: the same numbers (an exact 0 where var ≤ 0,
     the same correctly rounded root elsewhere)."""
     var.clamp_(min=0.0)
-    if var.numel() < _SQRT_ZEROS_FROM:
+    if var.numel() < _SQRT_ZEROS_FROM or bool(var.amin() > 0):  # (no zeros: the plain root)
         return var.sqrt_()
     positive = torch.sign(var)  # 1 where var > 0, else 0 (float masks: bool ones are slow)
     return var.add_(torch.rsub(positive, 1.0)).sqrt_().mul_(positive)
