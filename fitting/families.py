@@ -490,39 +490,9 @@ def _pow_to_step(v: Values) -> dict:
 
 
 def _pow_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
-    """Exponents 1, 2, 0.5 with bounds at the plateaus, and with bounds from the IV fit.
-
-    At exponent 1 pow-step is soft-bounds, whose bounds the linear IV fit gives where the
-    steps visibly shrink; for exponent γ the bound that keeps the step's local log-slope
-    −γ/(b − w) at mid-range is mid + γ·(b₁ − mid). Bounds beyond the plateaus (unreached,
-    aihwkit's default 1 % of devices at a bound) are otherwise started far too close, and
-    the fit stayed worse than soft-bounds, which it contains (twice-spread case, J 4614 vs
-    2390). Candidates may carry per-device starts (``b_max``, ``b_min``, ``delta_*``).
-    """
     vals["b_max"] = s.hi + 0.02 * s.span
     vals["b_min"] = s.lo - 0.02 * s.span
-    cands: list[dict] = [
-        {"log_gamma_up": np.log(g), "log_gamma_down": np.log(g)} for g in (1.0, 2.0, 0.5)
-    ]
-    iv = dict(vals)
-    _soft_bounds_start(model, s, iv)
-    mid = 0.5 * (s.hi + s.lo)
-    for g in (1.0, 2.0, 0.5):
-        b_max = np.maximum(mid + g * (iv["b_max"] - mid), vals["b_max"])
-        b_min = np.minimum(mid + g * (iv["b_min"] - mid), vals["b_min"])
-        span = b_max - b_min
-        cands.append(
-            {
-                "log_gamma_up": np.log(g),
-                "log_gamma_down": np.log(g),
-                "b_max": b_max,
-                "b_min": b_min,
-                # Δ± are the steps one range away from the bound: mid-range step scaled up
-                "delta_up": vals["delta_up"] / ((b_max - mid) / span) ** g,
-                "delta_down": vals["delta_down"] / ((mid - b_min) / span) ** g,
-            }
-        )
-    return cands
+    return [{"log_gamma_up": np.log(g), "log_gamma_down": np.log(g)} for g in (1.0, 2.0, 0.5)]
 
 
 def _pow_population(ctx: dict) -> None:

@@ -137,10 +137,7 @@ def fit_shared_shape(model: FamilyModel, data: DeviceData) -> tuple[DeviceFit, G
     best = None
     for shape in cands:
         phi = np.array([shape[s] for s in shared], dtype=float)
-        # a start may also carry per-device values (e.g. pow-step's bounds for its exponent)
-        theta = _theta(
-            {**vals, **{k: v for k, v in shape.items() if k in names}}, names, {}, data.n_dev
-        )
+        theta = _theta(vals, names, {}, data.n_dev)
         prob.set_weights(theta, phi)
         theta, q, _ = prob.solve_devices(theta, phi, max_iter=10)
         total = float(np.sum(q[np.isfinite(q)]))
@@ -154,6 +151,7 @@ def fit_shared_shape(model: FamilyModel, data: DeviceData) -> tuple[DeviceFit, G
     prob.set_weights(theta, phi)
     if shared and not model.bounds_only_by_clip:
         theta, phi = prob.solve_joint(theta, phi)
+    prob.set_weights(theta, phi)
     if model.clip:
         theta, q, conv = _solve_from_bound_levels(prob, data, theta, phi)
     else:

@@ -47,7 +47,6 @@ XFAIL: dict[str, str] = {
     ),
     "es_weak_unreached": ("fitter: auto picked constant-step, truth exp-step"),
     "ls_allow_increasing": ("fitter: re-simulated mean trace off by 4.4% of the span (limit 3.0%)"),
-    "ls_gamma_03_07_hard_bounds": ("fitter: auto picked piecewise-step, truth linear-step"),
     "ls_strong_asym": (
         "fitter: auto picked piecewise-step, truth linear-step; w_max 0.720 vs 0.808 "
         "(reached by 44%); re-simulated device spread ratio 1.21 (limit ±0.20)"
