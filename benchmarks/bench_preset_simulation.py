@@ -11,6 +11,7 @@ the wall time mostly measures the wait for a core). To time an older simulator, 
 command in an export of that commit (``git archive C | tar -x -C DIR``), alternating.
 
     .venv/bin/python benchmarks/bench_preset_simulation.py --devices 64 512 4096 --threads 1
+    .venv/bin/python benchmarks/bench_preset_simulation.py --model exp-step --devices 512
 """
 
 from __future__ import annotations
@@ -59,17 +60,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--compare", default=None, help="a file defining simulate_preset")
+    ap.add_argument(
+        "--model",
+        default="soft-bounds",
+        help="the preset's family (fields it lacks take aihwkit's defaults)",
+    )
     args = ap.parse_args()
+    preset = {**PRESET, "model": args.model}
     if args.threads:
         torch.set_num_threads(args.threads)
     sides = {"simulator (torch)": simulate_preset}
     if args.compare:
         sides["compared"] = _load(args.compare)
     for f in sides.values():  # warm-up (first torch call)
-        f(PRESET, PULSES, np.full(8, 45e-6), seed=0)
+        f(preset, PULSES, np.full(8, 45e-6), seed=0)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(
-        f"torch threads {torch.get_num_threads()}, {PULSES.size} reads, best of {args.rounds} "
+        f"{args.model}, torch threads {torch.get_num_threads()}, {PULSES.size} reads, "
+        f"best of {args.rounds} "
         f"(wall / CPU), load {os.getloadavg()[0]:.1f}, {stamp}"
     )
     for n in args.devices:
@@ -77,7 +85,7 @@ def main() -> None:
         for r in range(args.rounds):
             for name, f in sides.items():
                 t, c = time.perf_counter(), time.process_time()
-                f(PRESET, PULSES, np.full(n, 45e-6), seed=r)
+                f(preset, PULSES, np.full(n, 45e-6), seed=r)
                 times[name].append((time.perf_counter() - t, time.process_time() - c))
         cells = ", ".join(
             f"{k} {min(w for w, _ in v) * 1e3:.0f} / {min(c for _, c in v) * 1e3:.0f} ms"
