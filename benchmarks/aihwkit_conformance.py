@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -729,6 +730,50 @@ def table(cases: list[Case], json_out: Path | None) -> int:
     return 0
 
 
+def selection(cases: list[Case]) -> int:
+    """``--model auto``'s family per case and its BIC margin (no re-simulation, no aihwkit).
+
+    margin: ΔBIC of the runner-up where auto picks the true family or a stated exact
+    equivalent, else −ΔBIC of the true family (how far it lost).
+    """
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from aihwkit_checks import load_truth
+
+    from calib.fit.pulse_response import fit_pulse_response_file
+
+    load = os.getloadavg()[0]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"machine: {platform.node()} {os.cpu_count()}-core, load {load:.1f}, {stamp}")
+    n_ok = 0
+    for case in cases:
+        truth = load_truth(case.name)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            _, fit = fit_pulse_response_file(
+                FIXTURES / f"{case.name}.h5",
+                Path(tmp) / "p.json",
+                model="auto",
+                units="normalized",
+            )
+        rows = fit.model_selection
+        ok = fit.model == truth["family"] or fit.model in truth.get("equivalent_families", {})
+        if ok:
+            others = [r["delta_bic"] for r in rows if r["family"] != fit.model]
+            margin = min(others, default=float("inf"))
+        else:
+            true_row = [r["delta_bic"] for r in rows if r["family"] == truth["family"]]
+            margin = -(true_row[0] if true_row else float("inf"))
+        n_ok += ok
+        print(
+            f"{case.name:32s} true {truth['family']:15s} auto {fit.model:15s} "
+            f"{'ok ' if ok else 'WRONG'} margin {margin:9.1f} ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+    print(f"\n{n_ok} of {len(cases)} cases: auto picks the true or an exactly equivalent family")
+    return 0
+
+
 def print_tables(results: list[dict[str, Any]]) -> None:
     """One Markdown table per family (rows: the cases of that true family)."""
     for family in CLASSES:
@@ -782,8 +827,10 @@ def main(argv: list[str] | None = None) -> int:
             "list",
             "table",
             "tables",
+            "selection",
         ),
-        help="tables: print the tables of earlier --json results (--json-in A,B)",
+        help="tables: print the tables of earlier --json results (--json-in A,B); "
+        "selection: auto's family and BIC margin per case",
     )
     parser.add_argument("--json-in", default="", help="tables: comma-separated JSON files")
     parser.add_argument("--cases", default="", help="comma-separated case names (default all)")
@@ -797,6 +844,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.part == "table":
         return table(cases, args.json)
+    if args.part == "selection":
+        return selection(cases)
     if args.part == "tables":
         results = [r for f in args.json_in.split(",") if f for r in json.loads(Path(f).read_text())]
         order = {c.name: k for k, c in enumerate(CASES)}
