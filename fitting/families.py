@@ -44,8 +44,9 @@ remove this bias for steps affine in w). On aihwkit's linear-step traces with γ
 whose devices dwell at their hard bounds (σ_read 0.012, dw_min 0.01) the shared fit gave
 γ⁺/w_max = 0.73 instead of 0.50. The shared shape of the hard-bound families is therefore
 fitted on the pairs clear of the read plateaus (:func:`fitting.gmm.clear_of_bounds`; now
-0.47). Still open: the per-device shape stage and the J statistics of model selection use
-every pair, so ``auto`` still prefers piecewise-step on those traces.
+0.47). The per-device stage and the J statistics of model selection use every pair; what
+made ``auto`` prefer piecewise-step there was the per-device solve, which left bounds beyond
+the level where the device sits (:func:`fitting.family_fit._solve_from_bound_levels`).
 """
 
 from __future__ import annotations
