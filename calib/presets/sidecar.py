@@ -48,7 +48,7 @@ SIDECAR_SCHEMA = "aimc-calib-preset-devices"
 SIDECAR_VERSION = 1
 
 #: conductance-valued arrays (their ``_se`` too) carry the preset's conductance unit
-_CONDUCTANCE = ("delta_up", "delta_down", "w_max", "w_min")
+_CONDUCTANCE = ("delta_up", "delta_down", "w_max", "w_min", "reference_offset")
 
 
 def sidecar_path(preset_path: str | Path) -> Path:
