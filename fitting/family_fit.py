@@ -160,6 +160,9 @@ def fit_shared_shape(model: FamilyModel, data: DeviceData) -> tuple[DeviceFit, G
     return DeviceFit(names, theta, cov, shared, phi, phi_cov, q, conv), prob
 
 
+START_MARGIN = 1e-8  # relative criterion gain a later start needs (solver rtol 1e-10)
+
+
 def _solve_from_bound_levels(
     prob: GmmProblem, data: DeviceData, theta: np.ndarray, phi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,7 +192,11 @@ def _solve_from_bound_levels(
     best, q, _ = prob.solve_devices(theta, phi)
     for start in (at_level, beyond):
         th, qs, _ = prob.solve_devices(start, phi)
-        take = np.isfinite(qs) & ~(qs >= q)
+        # a start wins only by more than the solver's tolerance: two starts that reach the
+        # same optimum tie, and the first is kept whatever the neighbouring devices (a
+        # near-tie decided by rounding picks parameters that differ at sqrt(rtol) and made
+        # the fit depend on the chunking)
+        take = np.isfinite(qs) & ~(qs >= q * (1.0 - START_MARGIN))
         best = np.where(take[:, None], th, best)
         q = np.where(take, qs, q)
     prob.set_weights(best, phi)
