@@ -19,6 +19,7 @@ from fitting.pairs import build_pairs
 from fitting.pulse_response import PulseResponseFit
 from fitting.synthetic import simulate_preset
 from fitting.traces import PulseTraces
+from fitting.window_offset import states_before_offsets
 
 __all__ = [
     "MAX_SHOWN_DEVICES",
@@ -155,13 +156,7 @@ def simulate_like(
     section = fit.device_section()
     # windows shifted by per-device offsets: start each simulated device in the measured
     # device's state without its own offset (its read would lie outside most drawn windows)
-    own = fit.per_device.get("reference_offset")
-    physical = own is not None
-    if physical:
-        ids = fit.per_device["device_id"]
-        order = np.argsort(ids)
-        at = order[np.searchsorted(ids[order], traces.device_ids[rows])]
-        first = first - np.nan_to_num(np.asarray(own, dtype=float)[at])
+    first, physical = states_before_offsets(fit.per_device, first, traces.device_ids[rows])
     if traces.shared_pulses:
         ok = np.isfinite(first)
         out[ok] = simulate_preset(

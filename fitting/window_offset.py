@@ -20,7 +20,9 @@ the 5 % point of the 50:50 mixture of χ²₀ and χ²₁ (o = 0 lies on the bou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -30,6 +32,7 @@ __all__ = [
     "MIN_DEVICES",
     "WindowSpread",
     "measured_windows",
+    "states_before_offsets",
     "window_spread",
 ]
 
@@ -215,3 +218,28 @@ def window_spread(
         with_offset=bool(with_offset),
         offsets=offsets,
     )
+
+
+def states_before_offsets(
+    per_device: Mapping[str, Any], first: np.ndarray, device_ids: np.ndarray
+) -> tuple[np.ndarray, bool]:
+    """Measured first reads as states before each device's own offset, for a simulation.
+
+    With per-device reference offsets (``per_device["reference_offset"]``, the preset's
+    conductance unit) a measured read minus its device's fitted offset is the same state on
+    any drawn device (a raw read would lie outside most drawn windows); devices the fit left
+    out take no offset. Returns the starts and whether they are such states (``False``: no
+    offsets carried, ``first`` unchanged).
+    """
+    if "reference_offset" not in per_device or "device_id" not in per_device:
+        return first, False
+    fitted = np.asarray(per_device["device_id"]).astype(np.int64)
+    offsets = np.asarray(per_device["reference_offset"], dtype=float)
+    own = np.zeros(np.shape(first))
+    if fitted.size:
+        order = np.argsort(fitted)
+        ids = np.asarray(device_ids).astype(np.int64)
+        at = np.minimum(np.searchsorted(fitted[order], ids), fitted.size - 1)
+        found = fitted[order][at] == ids
+        own[found] = np.nan_to_num(offsets[order][at][found])
+    return first - own, True

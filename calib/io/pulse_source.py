@@ -83,10 +83,10 @@ class HDF5PulseSource:
 
 def sample_complete_traces(
     path: str | Path, max_devices: int, seed: int, chunk_devices: int = 4096
-) -> tuple[np.ndarray, np.ndarray, str, dict[str, int]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, dict[str, int]]:
     """Up to ``max_devices`` devices with every read finite, for a predictive check.
 
-    Returns ``(conductance, pulses, units, excluded)``: devices picked at random (seed
+    Returns ``(conductance, device_ids, pulses, units, excluded)``: devices picked at random (seed
     ``seed``, in file order) among those with a complete trace and the most common pulse
     sequence, and the counts set aside. A dataset with one pulse sequence is read a chunk of
     devices at a time (one pass for the finiteness, then the picked rows); per-device
@@ -111,19 +111,20 @@ def sample_complete_traces(
             if rows.size > max_devices:
                 rows = rows[np.sort(rng.choice(rows.size, max_devices, replace=False))]
             g = source.read(rows).conductance_s if rows.size else np.zeros((0, source.shape[1]))
-            return g, source.pulses_shared(), source.units, excluded
+            return g, source.device_ids[rows], source.pulses_shared(), source.units, excluded
     traces, _ = load_pulse_traces(path)
-    g, pulses = traces.conductance_s, traces.pulses
+    g, ids, pulses = traces.conductance_s, np.asarray(traces.device_ids), traces.pulses
     if pulses.ndim == 2:  # per-device sequences: keep the most common one
         seqs, counts = np.unique(pulses, axis=0, return_counts=True)
         keep = np.all(pulses == seqs[np.argmax(counts)], axis=1)
         if (~keep).any():
             excluded["different pulse sequence"] = int((~keep).sum())
-        g, pulses = g[keep], seqs[np.argmax(counts)]
+        g, ids, pulses = g[keep], ids[keep], seqs[np.argmax(counts)]
     complete = np.all(np.isfinite(g), axis=1)
     if (~complete).any():
         excluded["missing reads"] = int((~complete).sum())
-        g = g[complete]
+        g, ids = g[complete], ids[complete]
     if g.shape[0] > max_devices:
-        g = g[np.sort(rng.choice(g.shape[0], max_devices, replace=False))]
-    return g, pulses, traces.units, excluded
+        pick = np.sort(rng.choice(g.shape[0], max_devices, replace=False))
+        g, ids = g[pick], ids[pick]
+    return g, ids, pulses, traces.units, excluded

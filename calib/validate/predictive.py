@@ -35,6 +35,7 @@ from calib.errors import CalibError
 from calib.io import read_campaign
 from fitting.diagnostics import measured_span
 from fitting.synthetic import simulate_preset
+from fitting.window_offset import states_before_offsets
 from simulator.presets import PresetError, pcm_noise_model
 
 __all__ = [
@@ -130,14 +131,18 @@ def pulse_response_check(
     from calib.io.pulse_source import sample_complete_traces
 
     # a sample of complete traces; an HDF5 file is read a chunk of devices at a time
-    g, pulses, units, excluded = sample_complete_traces(path, max_devices, seed)
+    g, ids, pulses, units, excluded = sample_complete_traces(path, max_devices, seed)
     device = preset.get("device") or {}
     if units != "S":
         raise CalibError(f"{path}: the predictive check needs conductances in siemens")
     if g.shape[0] == 0:
         raise CalibError(f"{path}: no device with a complete pulse-response trace")
     with np.errstate(invalid="ignore", divide="ignore"):  # stuck devices: zero-width range
-        simulated = simulate_preset(device, pulses, g[:, 0].astype(float), seed=seed + 1)
+        # per-device window offsets: start as the fit's own check does
+        start, physical = states_before_offsets(
+            preset.get("per_device") or {}, g[:, 0].astype(float), ids
+        )
+        simulated = simulate_preset(device, pulses, start, seed=seed + 1, physical_start=physical)
     span = measured_span(g)  # the data's span: extrapolated bounds must not shrink the score
     if not span > 0:
         raise CalibError(f"{path}: the measured traces have no conductance span to compare")

@@ -186,7 +186,7 @@ def test_predictive_sample_of_a_file_is_read_in_chunks_and_equals_the_whole_read
     whole = read_campaign(path, "pulse_response").conductance_s
     complete = np.nonzero(np.all(np.isfinite(whole), axis=1))[0]
     picked = complete[np.sort(np.random.default_rng(9).choice(complete.size, 100, replace=False))]
-    g, pulses, units, excluded = sample_complete_traces(path, 100, 9, chunk_devices=64)
+    g, _, pulses, units, excluded = sample_complete_traces(path, 100, 9, chunk_devices=64)
     np.testing.assert_array_equal(g, whole[picked])
     assert excluded == {"missing reads": 3} and units == "S" and pulses.ndim == 1
 
