@@ -156,13 +156,18 @@ def noise_sums(
     n_fit = np.zeros(n_dev) if n_fit is None else np.asarray(n_fit, dtype=float)
     win = {k: np.zeros((n_dev, len(WINDOWS))) for k in ("uu_w", "one_a2_w", "v_w", "n_w")}
     # the read-noise SD and where windows may start: the same for every window length
-    layouts = [(_RunLayout(b), read_noise_sd(b)) for b in blocks]
-    for i, m in enumerate(WINDOWS):
-        for layout, sd in layouts:
-            wb = layout.windows(m)
-            if wb is None:
+    # (the sums of each window length run over the blocks in block order, as before)
+    for b in blocks:
+        layout, sd = _RunLayout(b), read_noise_sd(b)
+        done: _WindowMap | None = None  # the map of the previous (shorter) windows
+        for i, m in enumerate(WINDOWS):
+            found = layout.window_columns(m)
+            if found is None:
+                done = None
                 continue
-            st = _window_statistics(model, wb, values)
+            cols, wb = found
+            st, done = _window_statistics(model, wb, values, start=_shared_start(done, cols, wb))
+            done.cols = cols
             okf = (st.ok & _clear_of_clip(model, wb, st, values, sd)).astype(float)
             u = st.u * okf
             win["uu_w"][:, i] += dot(u, u)
@@ -203,7 +208,14 @@ class _RunLayout:
         return self._n_cum
 
     def windows(self, m: int) -> PairBlock | None:
-        """Windows of ``m`` consecutive contiguous pairs (one pair per window), or None.
+        """Windows of ``m`` consecutive contiguous pairs (one pair per window), or None
+        (:meth:`window_columns` without the columns)."""
+        found = self.window_columns(m)
+        return None if found is None else found[1]
+
+    def window_columns(self, m: int) -> tuple[np.ndarray, PairBlock] | None:
+        """The columns of the block's first pairs and the windows of ``m`` consecutive
+        contiguous pairs (one pair per window), or None.
 
         Windows start at every m-th pair of a run of contiguous pairs (non-overlapping); a
         window sits at the column of its first pair, from that pair's y0 to the last pair's
@@ -235,7 +247,7 @@ class _RunLayout:
         keep = np.broadcast_to(keep, (n_dev, cols.size))
         n = np.ascontiguousarray(np.broadcast_to(n, keep.shape))
         links = np.zeros((n_dev, max(cols.size - 1, 0)), dtype=bool)
-        return PairBlock(
+        return cols, PairBlock(
             block.direction,
             block.y0[:, cols],
             block.y1[:, end[cols]],
@@ -249,25 +261,77 @@ class _RunLayout:
         )
 
 
+@dataclass
+class _WindowMap:
+    """The mean map of windows after their first ``done`` pulses, each (n_dev, columns):
+    state ``w``, contraction ``a``, c2c factor ``v`` and whether a pulse was clipped."""
+
+    w: np.ndarray
+    a: np.ndarray
+    v: np.ndarray
+    clipped: np.ndarray
+    done: np.ndarray  # pulses applied (those of the windows where ``kept``)
+    kept: np.ndarray  # where a window is
+    cols: np.ndarray | None = None  # the block's columns of the windows' first pairs
+
+
+def _shared_start(prev: _WindowMap | None, cols: np.ndarray, block: PairBlock) -> _WindowMap | None:
+    """``prev`` (windows of m' pairs) at the windows ``block`` (m pairs, starting at the
+    block's columns ``cols``), or None where they do not share their first pulses.
+
+    A window of m pairs starts at every m-th pair of a run; with m' dividing m, every window
+    of m' pairs that starts there holds its first m' pairs, so its map is the first part of
+    the longer window's (the same pulses from the same first read, in the same order).
+    """
+    if prev is None or prev.cols is None:
+        return None
+    at = np.searchsorted(prev.cols, cols)
+    if at.size and (at[-1] >= prev.cols.size or (prev.cols[at] != cols).any()):
+        return None
+    kept = block.weight > 0
+    done = prev.done[:, at]
+    if not (prev.kept[:, at][kept].all() and (done[kept] < block.n[kept]).all()):
+        return None  # not the first part of each window
+    # C order, as a fresh map's arrays (row sums then add in the same order)
+    w, a, v, clipped = (
+        np.ascontiguousarray(x[:, at]) for x in (prev.w, prev.a, prev.v, prev.clipped)
+    )
+    return _WindowMap(w, a, v, clipped, done, prev.kept[:, at])
+
+
 def _window_statistics(
-    model: FamilyModel, block: PairBlock, values: Mapping[str, object], h: float = 1e-6
-) -> PairStatistics:
-    """:func:`pair_statistics` of multi-pulse windows, pulse by pulse.
+    model: FamilyModel,
+    block: PairBlock,
+    values: Mapping[str, object],
+    h: float = 1e-6,
+    start: _WindowMap | None = None,
+) -> tuple[PairStatistics, _WindowMap]:
+    """:func:`pair_statistics` of multi-pulse windows, pulse by pulse, and their map.
 
     The c2c noise of pulse j reaches the window's end contracted by the later pulses, so
     v = Σ_j step_j²·Π_{l>j} a_l² (a_l = 1 + step'(w_l)), and the window's contraction is
-    a = Π_l a_l; pairs that the mean map clips at any pulse are not ``ok``.
+    a = Π_l a_l; pairs that the mean map clips at any pulse are not ``ok``. ``start``: the
+    map after each window's first pulses (shorter windows from the same first reads);
+    only the remaining pulses are applied.
     """
     params = model.step_params(values)
     up = block.direction > 0
     lo, hi = params["b_min"], params["b_max"]
-    w = block.y0.copy()
-    a = np.ones_like(w)
-    v = np.zeros_like(w)
-    clipped = np.zeros(w.shape, dtype=bool)
-    every = int(block.n.min()) if block.n.size else 0  # pulses that every window has
+    if start is None:
+        w = block.y0.copy()
+        a = np.ones_like(w)
+        v = np.zeros_like(w)
+        clipped = np.zeros(w.shape, dtype=bool)
+        todo = block.n
+    else:
+        w, a, v, clipped = start.w, start.a, start.v, start.clipped.copy()
+        todo = block.n - start.done
+    kept = block.weight > 0
+    # pulses that every window has (entries without a window are zeroed below)
+    every = int(todo[kept].min()) if kept.any() else 0
+    last = int(todo[kept].max()) if kept.any() else 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for j in range(block.max_pulses):
+        for j in range(last):
             step = model.step(w, up, values)
             slope = 1.0 + (model.step(w + h, up, values) - step) / h
             new = w + step
@@ -278,7 +342,7 @@ def _window_statistics(
                     new = bounded
                 w, v, a = new, v * slope**2 + step**2, a * slope
                 continue
-            live = block.n > j
+            live = todo > j
             if model.clip:
                 bounded = np.minimum(np.maximum(new, lo), hi)
                 clipped |= live & (bounded != new)
@@ -287,10 +351,12 @@ def _window_statistics(
             v = np.where(live, v * slope**2 + step**2, v)
             a = np.where(live, a * slope, a)
     u = (block.y1 - block.y0) - (w - block.y0)
-    valid = (block.weight > 0) & np.isfinite(u) & np.isfinite(a) & np.isfinite(v)
-    for arr in (u, a, v):
-        arr[~valid] = 0.0
-    return PairStatistics(u, a, v, valid & ~clipped, valid)
+    valid = kept & np.isfinite(u) & np.isfinite(a) & np.isfinite(v)
+    u[~valid] = 0.0
+    st = PairStatistics(
+        u, np.where(valid, a, 0.0), np.where(valid, v, 0.0), valid & ~clipped, valid
+    )
+    return st, _WindowMap(w, a, v, clipped, block.n, kept)
 
 
 def _clear_of_clip(

@@ -12,7 +12,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fitting.noise import WINDOWS, _RunLayout
+from fitting.families import family_model
+from fitting.gmm import read_noise_sd
+from fitting.noise import (
+    WINDOWS,
+    _clear_of_clip,
+    _RunLayout,
+    _shared_start,
+    _window_statistics,
+    noise_sums,
+)
 from fitting.pairs import build_pairs
 
 
@@ -77,3 +86,54 @@ def test_windows_are_those_of_the_definition(gaps: bool, direction: int) -> None
         if wb is not None:  # only columns that hold a window (the pulse map runs on them)
             assert (wb.weight > 0).any(axis=0).all()
             assert wb.pulse_counts == tuple(sorted({v[2] for v in expected.values()}))
+
+
+@pytest.mark.parametrize("gaps", [False, True], ids=["complete (one row)", "missing reads"])
+def test_windows_continued_from_shorter_ones_equal_windows_mapped_from_their_first_read(
+    gaps: bool,
+) -> None:
+    # a window of m pairs starts where one of m/2 pairs does and continues its map; the
+    # reference maps every window from its first read. Bounds at ±8 (the walks reach ±10)
+    # so that some windows are clipped and others are not; per-device values as in a fit.
+    g, pulses = _traces(gaps)
+    model = family_model("linear-step")
+    rng = np.random.default_rng(7)
+    col = np.ones((g.shape[0], 1))
+    values = {
+        "delta_up": 0.5 + 0.1 * rng.random((g.shape[0], 1)),
+        "delta_down": 0.4 * col,
+        "b_max": 8.0 * col,
+        "b_min": -8.0 * col,
+        "kappa_up": 0.05 * col,
+        "kappa_down": 0.08 * col,
+    }
+    blocks = [build_pairs(g, pulses, 1), build_pairs(g, pulses, -1)]
+    sums = {k: np.zeros((g.shape[0], len(WINDOWS))) for k in ("uu", "one_a2", "v", "n")}
+    continued = 0
+    for b in blocks:
+        layout, sd = _RunLayout(b), read_noise_sd(b)
+        done = None
+        for i, m in enumerate(WINDOWS):
+            cols, wb = layout.window_columns(m)
+            fresh, _ = _window_statistics(model, wb, values)
+            start = _shared_start(done, cols, wb)
+            continued += start is not None
+            st, done = _window_statistics(model, wb, values, start=start)
+            done.cols = cols
+            for name in ("u", "a", "v", "ok", "valid"):
+                np.testing.assert_array_equal(getattr(st, name), getattr(fresh, name), name)
+            okf = (fresh.ok & _clear_of_clip(model, wb, fresh, values, sd)).astype(float)
+            sums["uu"][:, i] += np.einsum("ij,ij->i", fresh.u * okf, fresh.u * okf)
+            sums["one_a2"][:, i] += okf.sum(axis=1) + np.einsum("ij,ij->i", fresh.a * okf, fresh.a)
+            sums["v"][:, i] += np.einsum("ij,ij->i", fresh.v, okf)
+            sums["n"][:, i] += okf.sum(axis=1)
+    assert continued == 2 * (len(WINDOWS) - 1)  # every longer window was continued
+    assert 0 < sums["n"].sum() < sum(_window_count(b) for b in blocks)  # some were clipped
+    s = noise_sums(model, blocks, values)
+    for k in sums:
+        np.testing.assert_array_equal(getattr(s, f"{k}_w"), sums[k], k)
+
+
+def _window_count(block) -> int:
+    layout = _RunLayout(block)
+    return int(sum((layout.windows(m).weight > 0).sum() for m in WINDOWS))
