@@ -710,6 +710,9 @@ def combine_device_estimates(
     if windows is not None:
         diagnostics["window_bound_correlation"] = windows.correlation
         diagnostics["window_offset_likelihood_ratio"] = windows.lr
+        if carried:  # reference_std carried: its 95 % profile-REML interval, data units
+            diagnostics["reference_std_ci95_low"] = windows.offset_std_ci95[0] * scale
+            diagnostics["reference_std_ci95_high"] = windows.offset_std_ci95[1] * scale
     if offset is not None:
         diagnostics["window_midpoint_spread"] = offset["midpoint_spread"]
         diagnostics["window_midpoint_spread_of_half_window"] = offset["spread_of_half_window"]
@@ -877,7 +880,9 @@ def _carry_reference_offset(windows, params, unc, method, notes, scale, units) -
         f"the devices' windows are shifted together (bounds correlated {windows.correlation:.2f} "
         f"across {windows.n_devices} devices with both bounds measured; a per-device reference "
         f"offset raises the likelihood by {windows.lr:.1f} > {LR_CRITICAL:g}): carried as "
-        f"reference_std = {params['reference_std']:.3g} {units} with the bounds' own spreads "
+        f"reference_std = {params['reference_std']:.3g} {units} (95 % profile-REML interval "
+        f"{windows.offset_std_ci95[0] * scale:.3g}-{windows.offset_std_ci95[1] * scale:.3g}) "
+        "with the bounds' own spreads "
         "w_max_dtod/w_min_dtod beyond it, steps referred to each device's offset "
         "(datasets/PRESET.md; aihwkit: reference_std of its reference devices)"
     )
