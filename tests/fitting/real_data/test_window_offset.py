@@ -167,3 +167,29 @@ def test_profile_interval_holds_the_offset_where_the_wald_one_falls_short() -> N
         profile += w.offset_std_ci95[0] <= 6.0 <= w.offset_std_ci95[1]
     assert wald / 100 < 0.91
     assert profile / 100 >= 0.92
+
+
+def test_a_large_chip_fits_the_variances_on_a_sample_and_refers_every_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fitting.window_offset as wo
+
+    rng = np.random.default_rng(11)
+    n, se = 400, 0.05
+    o = rng.normal(0.0, 1.5, n)
+    hi = 10 + o + rng.normal(0, 0.5, n) + se * rng.standard_normal(n)
+    lo = -10 + o + rng.normal(0, 0.5, n) + se * rng.standard_normal(n)
+    ses = np.full(n, se)
+    monkeypatch.setattr(wo, "FIT_DEVICES", 128)
+    big = wo.window_spread(hi, lo, ses, ses)
+    pick = np.sort(np.random.default_rng(0).choice(n, 128, replace=False))
+    sample = wo.window_spread(hi[pick], lo[pick], ses[pick], ses[pick])
+    # the variances, their errors and the decision are the sample's (to the optimizer's
+    # tolerance: its scale is the median half-window of all devices)
+    assert big.with_offset and sample.with_offset
+    assert big.offset_std == pytest.approx(sample.offset_std, rel=1e-6)
+    assert big.spread_max == pytest.approx(sample.spread_max, rel=1e-6)
+    assert big.offset_std_se == pytest.approx(sample.offset_std_se, rel=1e-4)
+    # every device gets its offset (BLUP from all devices' means), close to its drawn one
+    assert big.n_devices == n and np.count_nonzero(big.offsets) == n
+    assert np.corrcoef(big.offsets, o)[0, 1] > 0.9
