@@ -55,7 +55,7 @@ from fitting.chunked import (
     screening_pieces,
     serial_map,
 )
-from fitting.families import DECOUPLED, FamilyModel, family_model
+from fitting.families import DECOUPLED, MOMENTS_METHOD, FamilyModel, family_model
 from fitting.family_fit import DeviceData, fit_devices, fit_per_device_shape, fit_shared_shape
 from fitting.gmm import DeviceFit, clear_of_bounds
 from fitting.noise import estimate_noise, noise_sums
@@ -83,6 +83,7 @@ from fitting.selection import (
     ModelScore,
     equivalences,
     j_statistic,
+    random_effect_penalty,
     rank_models,
     refit_on_pairs,
 )
@@ -417,7 +418,7 @@ def fit_pulse_response_source(
     if model == "auto":
         first = _score_families(shared_fits, problems, sub_data, sub_rep, variants)
         # other parametrizations (piecewise node counts) only for families near the best
-        bics = {s.family: s.j_statistic + s.n_params * np.log(max(s.n_obs, 1)) for s in first}
+        bics = {s.family: s.criterion for s in first}
         best_bic = min(bics.values(), default=np.inf)
         more = []
         for fam, bic in bics.items():
@@ -540,6 +541,8 @@ def combine_device_estimates(
     aside = aside[keep]
     ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
+    if screen.start is not None:  # the first state, for which devices dwell at a bound
+        plateaus["start"] = ((screen.start[fitted] - g0_pre) / scale)[keep]
 
     # ---- reference conductance at the midpoint of the mean bounds
     delta = _recenter_offset(fm, names, theta, cov, notes)
@@ -596,6 +599,9 @@ def combine_device_estimates(
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
+        # the pulse protocol (of the first fitted device), for which devices dwell at a bound
+        first = ctx.source.read(fitted[:1]).pulses
+        plateaus["runs"] = _pulse_runs(first[0] if np.ndim(first) == 2 else first)
         stuck_rows = np.nonzero(status == "stuck")[0]
         if stuck_rows.size and not screen.direction_wise:
             plateaus["stuck_rates"] = _stuck_rates(
@@ -614,7 +620,8 @@ def combine_device_estimates(
             delta += shift
             g0 += shift * scale
             plateaus = {
-                k: (v - shift if k in ("b_max", "b_min") else v) for k, v in plateaus.items()
+                k: (v - shift if k in ("b_max", "b_min", "start") else v)
+                for k, v in plateaus.items()
             }
             values = DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale)
             pop = _population(values, fit_random_effect, plateaus)
@@ -1067,7 +1074,10 @@ def _score_families(
     ``variants`` ((family, note, fit, problem, replaces_shape) tuples: the shape per device,
     another piecewise node count) are scored too; a family keeps whichever of its fits has
     the lowest BIC, and a winning variant that ``replaces_shape`` becomes the family's entry
-    in ``fits`` and ``problems`` (so the per-device stage uses its shape).
+    in ``fits`` and ``problems`` (so the per-device stage uses its shape). The shape per
+    device is scored as a random effect (:func:`fitting.selection.random_effect_penalty`):
+    charged ln N per device and value, aihwkit's γ spread lost to a 3-node piecewise-step
+    that cannot represent it (ls_twice_spread: J 799 vs 1359, BIC +146).
     """
     shared_fits, shared_problems = fits, problems
     noise = {}
@@ -1105,15 +1115,30 @@ def _score_families(
         k = fit.theta.size + fit.phi.size + 2
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
-        out.append(ModelScore(fam, total, int(k), n_obs, df))
+        penalty = 0.0
+        if fam in labels and labels[fam][1] == PER_DEVICE_NOTE and np.isfinite(total):
+            # the per-device shape as a random effect (fitting.selection): its population
+            # mean and spread are the parameters, each device pays the Laplace cost of its
+            # shape on J's scale instead of ln N per value
+            dev_shape = family_model(labels[fam][0]).per_device_shape
+            with np.errstate(all="ignore"):
+                re = random_effect_penalty(
+                    prob, theta, fit.phi, ref.c2c, ref.non_accumulating, dev_shape
+                )
+            k += len(dev_shape) * (2 + re.n_fixed - theta.shape[0]) + 1
+            penalty = re.penalty
+            pop = zip(dev_shape, re.mean, re.spread, strict=True)
+            spreads = ", ".join(f"{n} {m:.3g} ± {t:.2g}" for n, m, t in pop)
+            spreads += f"; {re.off_population:.0%} of the devices off it"
+            labels[fam] = (labels[fam][0], f"{labels[fam][1]}, a random effect: {spreads}", False)
+        out.append(ModelScore(fam, total, int(k), n_obs, df, penalty=penalty))
     best: dict[str, tuple[ModelScore, str]] = {}
     for s in out:  # one row per family: the variant with the lowest BIC
         key = s.family
         if key in labels:
             s.family, s.note, _ = labels[key]
-        bic = s.j_statistic + s.n_params * np.log(max(s.n_obs, 1))
         old = best.get(s.family)
-        if old is None or bic < old[0].j_statistic + old[0].n_params * np.log(max(old[0].n_obs, 1)):
+        if old is None or s.criterion < old[0].criterion:
             best[s.family] = (s, key)
     for fam, (_, key) in best.items():
         if key in labels and labels[key][2]:
@@ -1235,10 +1260,12 @@ def _recenter_offset(
 ORIGIN_SEARCH = 0.6
 ORIGIN_DEVICES = 4096  # devices (a seeded subsample) on which the origin is searched
 ORIGIN_GRID = 49  # origins tried on the search interval before the bounded refinement
-ORIGIN_SIGNIFICANCE = 3.0  # standard errors by which the midpoint's spread must exceed it
-#: devices whose bounds lie within this fraction of the search interval beyond it are left
-#: out of the search: their rescaled steps (b − δ)/b swing with δ and swamp the others
-ORIGIN_MARGIN = 0.25
+#: the weighted sum of squares at the midpoint must exceed its minimum by this many squared
+#: standard errors (a likelihood-ratio z) for the origin to move
+ORIGIN_SIGNIFICANCE = 3.0
+#: no device weighs more than this many times the median device in the origin search (a
+#: nearly singular covariance would give one device all the weight)
+ORIGIN_WEIGHT_CAP = 100.0
 
 
 def _steps_follow_own_bounds(fm: FamilyModel, names: list[str], theta: np.ndarray) -> bool:
@@ -1274,18 +1301,25 @@ def _origin_of_steps(
 
     aihwkit draws a device's step scale (gain 1 + σξ, asymmetry r) independently of its
     bounds (``PulsedRPUDevice::populate``); a soft-bounds step is that scale times
-    (1 − w/b_max) up and (1 − w/b_min) down, so only at w = 0 are the up and down steps
-    Δ± = dw_min·(g ± r + bias): their difference varies from device to device by r alone
-    (up_down_dtod, 1 % by default). At any other origin δ each device's steps are rescaled
-    by (b − δ)/b, which mixes the bounds' spread (30 %) into that difference (and into the
-    gain: dw_min_dtod 0.19-0.24 for 0.3 with the origin at the midpoint of asymmetric
-    bounds, issue 13). The origin is therefore the δ that minimises the random-effects
-    spread of (Δ⁺ − Δ⁻)/dw_min over the devices (:func:`pair_population`), searched within
-    ±:data:`ORIGIN_SEARCH` of the median half-window and within the ``visited`` states
-    (normalized, e.g. the median read plateaus: bounds extrapolated far beyond the reads
-    made the half-window 2.7 on aihwkit's sb_weak_unreached); devices whose bounds lie
-    inside that interval are left out; a minimum at the edge of the interval identifies
-    nothing and the midpoint stays.
+    (1 − w/b_max) up and (1 − w/b_min) down (``LinearStepRPUDevice::populate`` with the
+    device's own bounds as reference), so only at w = 0 are the up and down steps
+    Δ± = dw_min·(g ± r + bias): their difference f_i(0) = dw_min·(2r_i + const) varies from
+    device to device by r alone (up_down_dtod, 1 % by default). Stated at another origin δ,
+    each device's difference is the straight line f_i(δ) = a_i + s_i·δ (a_i at the current
+    origin, slope s_i = Δ⁻/b_min − Δ⁺/b_max: its bounds' and gain's spread). The origin is
+    the δ where these lines meet: a weighted straight-line fit of a_i on s_i whose weights
+    are each device's variance of f_i(δ) (its covariance at that δ, so that the error of
+    s_i is counted: errors in both variables) plus a common τ² for r and misfit (τ² by the
+    Paule-Mandel moment equation, Q = n − 2). An unweighted spread let the devices whose
+    bounds lie near δ (large, poorly known s_i) swing the minimum (aihwkit's sb_twice_spread,
+    bounds spread 0.6: origin 0.07 off, dw_min_dtod 0.414 for 0.6, issue 13); the per-device
+    sandwich covariances are projected onto positive semi-definite matrices first (the
+    lag-1 HAC meat is not always: half the devices there had a negative variance of f).
+    Searched within ±:data:`ORIGIN_SEARCH` of the median half-window and within the
+    ``visited`` states (normalized, e.g. the median read plateaus: bounds extrapolated far
+    beyond the reads made the half-window 2.7 on aihwkit's sb_weak_unreached); a minimum at
+    the edge of the interval identifies nothing, nor one that does not lower Q by
+    :data:`ORIGIN_SIGNIFICANCE`² from the midpoint: the midpoint stays.
     """
     if not _steps_follow_own_bounds(fm, names, theta):
         return 0.0
@@ -1300,58 +1334,79 @@ def _origin_of_steps(
     lo, hi = max(-ORIGIN_SEARCH * half, visited[0]), min(ORIGIN_SEARCH * half, visited[1])
     if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
         return 0.0
-    margin = ORIGIN_MARGIN * (hi - lo)
-    ok &= (theta[:, b_max] > hi + margin) & (theta[:, b_min] < lo - margin)
     rows = np.nonzero(ok)[0]
-    if rows.size < 10:
-        return 0.0
     if rows.size > ORIGIN_DEVICES:
         rng = np.random.default_rng(0)
         rows = np.sort(rng.choice(rows, ORIGIN_DEVICES, replace=False))
-    th, cv = theta[rows], cov[rows]
+    th, cv = theta[rows], _nearest_psd(cov[rows])
+    n = rows.size
 
-    def spread(d: float) -> float:
-        """Moment estimate of the variance of r (var of the values minus their mean squared
-        error: unbiased, and smooth in d where the ML spread sits at its boundary 0)."""
+    def lines(d: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each device's up − down step at origin d and its variance."""
         new, c, _ = _recenter_block(fm, names, th, cv, shared_names, phi, d)
-        u, w = new[:, up], new[:, dn]
-        mu_u, mu_w = float(np.mean(u)), float(np.mean(w))
-        ref = max(mu_u, mu_w)
-        if not ref > 0:
-            return np.inf
-        asym = 1.0 - mu_w / mu_u if mu_u >= mu_w else mu_u / mu_w - 1.0
-        r = ((u - w) / ref - asym) / 2.0
-        s2 = np.maximum(c[:, up, up] + c[:, dn, dn] - 2 * c[:, up, dn], 0.0) / (4 * ref**2)
-        value = float(np.var(r, ddof=1) - np.mean(s2))
+        f = new[:, up] - new[:, dn]
+        v = np.maximum(c[:, up, up] + c[:, dn, dn] - 2.0 * c[:, up, dn], 0.0)
+        return f, np.maximum(v, float(np.median(v)) / ORIGIN_WEIGHT_CAP)
+
+    def q(f: np.ndarray, v: np.ndarray, tau2: float) -> float:
+        """Weighted sum of squares of the differences about their weighted mean."""
+        w = 1.0 / (v + tau2)
+        mean = float(np.sum(w * f) / np.sum(w))
+        value = float(np.sum(w * (f - mean) ** 2))
         return value if np.isfinite(value) else np.inf
 
+    def paule_mandel(f: np.ndarray, v: np.ndarray) -> float:
+        """τ² ≥ 0 with Q(τ²) = n − 2 (two fitted values: the common difference and δ)."""
+        if not q(f, v, 0.0) > n - 2:
+            return 0.0
+        top = float(np.var(f)) + 1e-300
+        while q(f, v, top) > n - 2:
+            top *= 4.0
+        return float(optimize.brentq(lambda t: q(f, v, t) - (n - 2), 0.0, top, rtol=1e-6))
+
     grid = np.linspace(lo, hi, ORIGIN_GRID)
-    values = np.array([spread(d) for d in grid])
-    k = int(np.argmin(values))
+    at = [lines(float(d)) for d in grid]
+    tau2, k = 0.0, -1
+    for _ in range(20):  # δ and τ² in turn (each moves the other little)
+        k_new = int(np.argmin([q(f, v, tau2) for f, v in at]))
+        tau2_new = paule_mandel(*at[k_new])
+        done = k_new == k and abs(tau2_new - tau2) <= 1e-6 * max(tau2, 1e-300)
+        k, tau2 = k_new, tau2_new
+        if done:
+            break
+    values = np.array([q(f, v, tau2) for f, v in at])
     if not np.isfinite(values[k]) or k in (0, grid.size - 1):
         return 0.0
+
+    def objective(d: float) -> float:
+        return q(*lines(d), tau2)
+
     res = optimize.minimize_scalar(
-        spread, bounds=(grid[k - 1], grid[k + 1]), method="bounded", options={"xatol": 1e-4}
+        objective, bounds=(grid[k - 1], grid[k + 1]), method="bounded", options={"xatol": 1e-4}
     )
     best = float(res.x) if res.fun <= values[k] else float(grid[k])
-    # move only where the variance at the midpoint exceeds the minimum's by
-    # ORIGIN_SIGNIFICANCE standard errors of a variance (√(2/(n − 1)) of it): with
-    # symmetric bounds, or an asymmetry spread that swamps the bounds' share, the minimum
-    # wanders with the noise (up_down off by 0.03-0.08 on emulated symmetric soft-bounds
-    # chips, its error not covering that)
-    v0, v1 = spread(0.0), spread(best)
-    se = np.sqrt(2.0 / (rows.size - 1)) * max(v0, 0.0)
-    if not v0 - v1 > ORIGIN_SIGNIFICANCE * se:
+    q0, q1 = objective(0.0), objective(best)
+    if not q0 - q1 > ORIGIN_SIGNIFICANCE**2:
         return 0.0
-    t0, t1 = np.sqrt(max(v0, 0.0)), np.sqrt(max(v1, 0.0))
+    ref = float(np.max(np.abs([np.mean(th[:, up]), np.mean(th[:, dn])])))
     notes.append(
-        "origin of w at the state where the devices' up and down steps differ least from "
-        f"device to device (moved by {best:+.3g} of the normalized window from the midpoint "
-        f"of the bounds; spread of the relative up/down difference {t0:.3g} there, "
-        f"{t1:.3g} here): the soft-bounds step scales with each device's "
-        "own bounds, and aihwkit draws the step scale independently of them at w = 0"
+        "origin of w at the state where the devices' up − down step lines meet (moved by "
+        f"{best:+.3g} of the normalized window from the midpoint of the bounds; weighted sum "
+        f"of squares {q0:.4g} there, {q1:.4g} here for {n} devices; spread of the relative "
+        f"up/down difference beyond the fit errors {np.sqrt(tau2) / ref:.3g}): the "
+        "soft-bounds step scales with each device's own bounds, and aihwkit draws the step "
+        "scale independently of them at w = 0"
     )
     return best
+
+
+def _nearest_psd(cov: np.ndarray) -> np.ndarray:
+    """Per-device covariances with negative eigenvalues set to 0 (the nearest positive
+    semi-definite matrices); non-finite entries count as 0."""
+    finite = np.where(np.isfinite(cov), cov, 0.0)
+    finite = 0.5 * (finite + np.swapaxes(finite, 1, 2))
+    lam, vec = np.linalg.eigh(finite)
+    return (vec * np.maximum(lam, 0.0)[:, None, :]) @ np.swapaxes(vec, 1, 2)
 
 
 def _transform(fm: FamilyModel, names: list[str], theta: np.ndarray, delta: float) -> np.ndarray:
@@ -1483,7 +1538,7 @@ def _add_bound_reference_error(names, theta, params, unc, method, scale) -> None
     j = {n: i for i, n in enumerate(names)}
     for d, key, bound in (("up", "kappa_up", "w_max"), ("down", "kappa_down", "w_min")):
         g = f"gamma_{d}"
-        if key not in j or method.get(g) != "fisher" or unc.get(g) is None:
+        if key not in j or method.get(g) not in ("fisher", MOMENTS_METHOD) or unc.get(g) is None:
             continue
         b_key = "b_max" if d == "up" else "b_min"
         # half-window per device: the bound relative to the midpoint reference
@@ -1618,7 +1673,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
         x = theta[:, j[key]] * scale
         ok = np.isfinite(x) & np.isfinite(se)
         eff = estimator(x[ok], se[ok]) if ok.any() else None
-        reached = _reached_hard_bound(fm, ok, se, plateaus, scale)
+        reached = _reached_hard_bound(values, key, ok, se, plateaus)
         if eff is not None and reached.sum() >= 3 and (ok & ~reached).any():
             # some devices never reached this bound: theirs lies beyond the furthest state
             # they visited (censored); pooling the reached ones alone is biased inwards
@@ -1765,20 +1820,60 @@ def _stuck_rates(source: DeviceSource, rows: np.ndarray, noise: np.ndarray, chun
 
 
 def _reached_hard_bound(
-    fm: FamilyModel, ok: np.ndarray, se: np.ndarray, plateaus: dict | None, scale: float
+    values: DeviceValues, key: str, ok: np.ndarray, se: np.ndarray, plateaus: dict | None
 ) -> np.ndarray:
-    """Devices that dwell at a hard bound, per device (families whose bounds act only by
-    clipping: elsewhere, e.g. piecewise-step's node positions, the shape identifies them).
+    """Devices that dwell at their hard bound ``key`` (``"b_max"`` or ``"b_min"``), per
+    device (families whose bounds act only by clipping: elsewhere, e.g. piecewise-step's
+    node positions, the shape identifies them).
 
-    A device that sits at its bound for m reads has the bound to within σ_read/√m; one that
-    only turned around near its furthest read gets a bound "fitted" at that read with an
-    error of about σ_read/√(reads near its turning point) (or a degenerate 0). Reached: standard
-    error below σ_read/√DWELL_READS. Without a read-noise estimate every identified bound counts.
+    A device that turned around before its bound gets a bound "fitted" at its furthest
+    reads, often with a small (sandwich) error: the few clipped pairs are fitted almost
+    exactly, so the error says nothing about dwelling (issue 14: a device 28 µS short of
+    its bound with an error of 0.18 σ_read doubled a chip's w_min_dtod). Reached is
+    therefore asked of each device's own fitted step model: run the pulse protocol
+    (``plateaus["runs"]``) from the device's first read (``plateaus["start"]``) with the
+    fitted mean steps, clipped at the fitted bounds, and count the reads of the runs towards
+    ``key`` at which the model sits at it (pushed against it); reached: at least
+    :data:`DWELL_READS` such reads (and a positive standard error). Without a read-noise
+    estimate, a protocol or first reads every identified bound counts.
     """
+    fm = values.fm
     sigma = None if plateaus is None else plateaus.get("read_noise")
+    runs = None if plateaus is None else plateaus.get("runs")
     if not fm.bounds_only_by_clip or sigma is None or not np.isfinite(sigma) or sigma <= 0:
         return ok
-    return ok & (se > 0) & (se < sigma * scale / np.sqrt(DWELL_READS))
+    if not runs or "start" not in plateaus:
+        return ok
+    towards = 1 if key == "b_max" else -1
+    dwell = np.zeros(ok.size)
+    j = {n: i for i, n in enumerate(values.names)}
+    shared = dict(zip(values.shared_names, np.asarray(values.phi, dtype=float), strict=True))
+    for sl in chunks(ok.size, RECENTER_BLOCK):
+        vals = {n: values.theta[sl, i] for n, i in j.items()}
+        vals.update(shared)
+        hi, lo = vals["b_max"], vals["b_min"]
+        w = plateaus["start"][sl].astype(float)
+        with np.errstate(all="ignore"):
+            for direction, counts in runs:
+                for c in counts:
+                    for _ in range(int(c)):
+                        w = np.clip(w + fm.step(w, direction > 0, vals), lo, hi)
+                    if direction == towards:
+                        dwell[sl] += w == vals[key]
+    return ok & (se > 0) & (dwell >= DWELL_READS)
+
+
+def _pulse_runs(pulses: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The runs of one pulse protocol in order (``pulses``: signed pulse count before each
+    read), each as its direction (+1 up, −1 down) and the pulse counts before its reads."""
+    p = np.asarray(pulses)
+    sign = np.sign(p)
+    edges = np.flatnonzero(np.diff(sign)) + 1
+    return [
+        (int(sign[seg[0]]), np.abs(p[seg]))
+        for seg in np.split(np.arange(p.size), edges)
+        if seg.size and sign[seg[0]] != 0
+    ]
 
 
 def _bootstrap(
