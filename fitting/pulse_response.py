@@ -55,7 +55,7 @@ from fitting.chunked import (
     screening_pieces,
     serial_map,
 )
-from fitting.families import DECOUPLED, MOMENTS_METHOD, FamilyModel, family_model
+from fitting.families import DECOUPLED, FamilyModel, family_model
 from fitting.family_fit import DeviceData, fit_devices, fit_per_device_shape, fit_shared_shape
 from fitting.gmm import DeviceFit, clear_of_bounds
 from fitting.noise import estimate_noise, noise_sums
@@ -83,7 +83,6 @@ from fitting.selection import (
     ModelScore,
     equivalences,
     j_statistic,
-    random_effect_penalty,
     rank_models,
     refit_on_pairs,
 )
@@ -418,7 +417,7 @@ def fit_pulse_response_source(
     if model == "auto":
         first = _score_families(shared_fits, problems, sub_data, sub_rep, variants)
         # other parametrizations (piecewise node counts) only for families near the best
-        bics = {s.family: s.criterion for s in first}
+        bics = {s.family: s.j_statistic + s.n_params * np.log(max(s.n_obs, 1)) for s in first}
         best_bic = min(bics.values(), default=np.inf)
         more = []
         for fam, bic in bics.items():
@@ -541,8 +540,6 @@ def combine_device_estimates(
     aside = aside[keep]
     ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
-    if screen.start is not None:  # the first state, for which devices dwell at a bound
-        plateaus["start"] = ((screen.start[fitted] - g0_pre) / scale)[keep]
 
     # ---- reference conductance at the midpoint of the mean bounds
     delta = _recenter_offset(fm, names, theta, cov, notes)
@@ -599,9 +596,6 @@ def combine_device_estimates(
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
-        # the pulse protocol (of the first fitted device), for which devices dwell at a bound
-        first = ctx.source.read(fitted[:1]).pulses
-        plateaus["runs"] = _pulse_runs(first[0] if np.ndim(first) == 2 else first)
         stuck_rows = np.nonzero(status == "stuck")[0]
         if stuck_rows.size and not screen.direction_wise:
             plateaus["stuck_rates"] = _stuck_rates(
@@ -620,8 +614,7 @@ def combine_device_estimates(
             delta += shift
             g0 += shift * scale
             plateaus = {
-                k: (v - shift if k in ("b_max", "b_min", "start") else v)
-                for k, v in plateaus.items()
+                k: (v - shift if k in ("b_max", "b_min") else v) for k, v in plateaus.items()
             }
             values = DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale)
             pop = _population(values, fit_random_effect, plateaus)
@@ -1074,10 +1067,7 @@ def _score_families(
     ``variants`` ((family, note, fit, problem, replaces_shape) tuples: the shape per device,
     another piecewise node count) are scored too; a family keeps whichever of its fits has
     the lowest BIC, and a winning variant that ``replaces_shape`` becomes the family's entry
-    in ``fits`` and ``problems`` (so the per-device stage uses its shape). The shape per
-    device is scored as a random effect (:func:`fitting.selection.random_effect_penalty`):
-    charged ln N per device and value, aihwkit's γ spread lost to a 3-node piecewise-step
-    that cannot represent it (ls_twice_spread: J 799 vs 1359, BIC +146).
+    in ``fits`` and ``problems`` (so the per-device stage uses its shape).
     """
     shared_fits, shared_problems = fits, problems
     noise = {}
@@ -1115,30 +1105,15 @@ def _score_families(
         k = fit.theta.size + fit.phi.size + 2
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
-        penalty = 0.0
-        if fam in labels and labels[fam][1] == PER_DEVICE_NOTE and np.isfinite(total):
-            # the per-device shape as a random effect (fitting.selection): its population
-            # mean and spread are the parameters, each device pays the Laplace cost of its
-            # shape on J's scale instead of ln N per value
-            dev_shape = family_model(labels[fam][0]).per_device_shape
-            with np.errstate(all="ignore"):
-                re = random_effect_penalty(
-                    prob, theta, fit.phi, ref.c2c, ref.non_accumulating, dev_shape
-                )
-            k += len(dev_shape) * (2 + re.n_fixed - theta.shape[0]) + 1
-            penalty = re.penalty
-            pop = zip(dev_shape, re.mean, re.spread, strict=True)
-            spreads = ", ".join(f"{n} {m:.3g} ± {t:.2g}" for n, m, t in pop)
-            spreads += f"; {re.off_population:.0%} of the devices off it"
-            labels[fam] = (labels[fam][0], f"{labels[fam][1]}, a random effect: {spreads}", False)
-        out.append(ModelScore(fam, total, int(k), n_obs, df, penalty=penalty))
+        out.append(ModelScore(fam, total, int(k), n_obs, df))
     best: dict[str, tuple[ModelScore, str]] = {}
     for s in out:  # one row per family: the variant with the lowest BIC
         key = s.family
         if key in labels:
             s.family, s.note, _ = labels[key]
+        bic = s.j_statistic + s.n_params * np.log(max(s.n_obs, 1))
         old = best.get(s.family)
-        if old is None or s.criterion < old[0].criterion:
+        if old is None or bic < old[0].j_statistic + old[0].n_params * np.log(max(old[0].n_obs, 1)):
             best[s.family] = (s, key)
     for fam, (_, key) in best.items():
         if key in labels and labels[key][2]:
@@ -1538,7 +1513,7 @@ def _add_bound_reference_error(names, theta, params, unc, method, scale) -> None
     j = {n: i for i, n in enumerate(names)}
     for d, key, bound in (("up", "kappa_up", "w_max"), ("down", "kappa_down", "w_min")):
         g = f"gamma_{d}"
-        if key not in j or method.get(g) not in ("fisher", MOMENTS_METHOD) or unc.get(g) is None:
+        if key not in j or method.get(g) != "fisher" or unc.get(g) is None:
             continue
         b_key = "b_max" if d == "up" else "b_min"
         # half-window per device: the bound relative to the midpoint reference
@@ -1673,7 +1648,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
         x = theta[:, j[key]] * scale
         ok = np.isfinite(x) & np.isfinite(se)
         eff = estimator(x[ok], se[ok]) if ok.any() else None
-        reached = _reached_hard_bound(values, key, ok, se, plateaus)
+        reached = _reached_hard_bound(fm, ok, se, plateaus, scale)
         if eff is not None and reached.sum() >= 3 and (ok & ~reached).any():
             # some devices never reached this bound: theirs lies beyond the furthest state
             # they visited (censored); pooling the reached ones alone is biased inwards
@@ -1820,60 +1795,20 @@ def _stuck_rates(source: DeviceSource, rows: np.ndarray, noise: np.ndarray, chun
 
 
 def _reached_hard_bound(
-    values: DeviceValues, key: str, ok: np.ndarray, se: np.ndarray, plateaus: dict | None
+    fm: FamilyModel, ok: np.ndarray, se: np.ndarray, plateaus: dict | None, scale: float
 ) -> np.ndarray:
-    """Devices that dwell at their hard bound ``key`` (``"b_max"`` or ``"b_min"``), per
-    device (families whose bounds act only by clipping: elsewhere, e.g. piecewise-step's
-    node positions, the shape identifies them).
+    """Devices that dwell at a hard bound, per device (families whose bounds act only by
+    clipping: elsewhere, e.g. piecewise-step's node positions, the shape identifies them).
 
-    A device that turned around before its bound gets a bound "fitted" at its furthest
-    reads, often with a small (sandwich) error: the few clipped pairs are fitted almost
-    exactly, so the error says nothing about dwelling (issue 14: a device 28 µS short of
-    its bound with an error of 0.18 σ_read doubled a chip's w_min_dtod). Reached is
-    therefore asked of each device's own fitted step model: run the pulse protocol
-    (``plateaus["runs"]``) from the device's first read (``plateaus["start"]``) with the
-    fitted mean steps, clipped at the fitted bounds, and count the reads of the runs towards
-    ``key`` at which the model sits at it (pushed against it); reached: at least
-    :data:`DWELL_READS` such reads (and a positive standard error). Without a read-noise
-    estimate, a protocol or first reads every identified bound counts.
+    A device that sits at its bound for m reads has the bound to within σ_read/√m; one that
+    only turned around near its furthest read gets a bound "fitted" at that read with an
+    error of about σ_read/√(reads near its turning point) (or a degenerate 0). Reached: standard
+    error below σ_read/√DWELL_READS. Without a read-noise estimate every identified bound counts.
     """
-    fm = values.fm
     sigma = None if plateaus is None else plateaus.get("read_noise")
-    runs = None if plateaus is None else plateaus.get("runs")
     if not fm.bounds_only_by_clip or sigma is None or not np.isfinite(sigma) or sigma <= 0:
         return ok
-    if not runs or "start" not in plateaus:
-        return ok
-    towards = 1 if key == "b_max" else -1
-    dwell = np.zeros(ok.size)
-    j = {n: i for i, n in enumerate(values.names)}
-    shared = dict(zip(values.shared_names, np.asarray(values.phi, dtype=float), strict=True))
-    for sl in chunks(ok.size, RECENTER_BLOCK):
-        vals = {n: values.theta[sl, i] for n, i in j.items()}
-        vals.update(shared)
-        hi, lo = vals["b_max"], vals["b_min"]
-        w = plateaus["start"][sl].astype(float)
-        with np.errstate(all="ignore"):
-            for direction, counts in runs:
-                for c in counts:
-                    for _ in range(int(c)):
-                        w = np.clip(w + fm.step(w, direction > 0, vals), lo, hi)
-                    if direction == towards:
-                        dwell[sl] += w == vals[key]
-    return ok & (se > 0) & (dwell >= DWELL_READS)
-
-
-def _pulse_runs(pulses: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """The runs of one pulse protocol in order (``pulses``: signed pulse count before each
-    read), each as its direction (+1 up, −1 down) and the pulse counts before its reads."""
-    p = np.asarray(pulses)
-    sign = np.sign(p)
-    edges = np.flatnonzero(np.diff(sign)) + 1
-    return [
-        (int(sign[seg[0]]), np.abs(p[seg]))
-        for seg in np.split(np.arange(p.size), edges)
-        if seg.size and sign[seg[0]] != 0
-    ]
+    return ok & (se > 0) & (se < sigma * scale / np.sqrt(DWELL_READS))
 
 
 def _bootstrap(
