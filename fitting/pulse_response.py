@@ -83,6 +83,7 @@ from fitting.selection import (
     ModelScore,
     equivalences,
     j_statistic,
+    random_effect_penalty,
     rank_models,
     refit_on_pairs,
 )
@@ -417,7 +418,7 @@ def fit_pulse_response_source(
     if model == "auto":
         first = _score_families(shared_fits, problems, sub_data, sub_rep, variants)
         # other parametrizations (piecewise node counts) only for families near the best
-        bics = {s.family: s.j_statistic + s.n_params * np.log(max(s.n_obs, 1)) for s in first}
+        bics = {s.family: s.criterion for s in first}
         best_bic = min(bics.values(), default=np.inf)
         more = []
         for fam, bic in bics.items():
@@ -1067,7 +1068,10 @@ def _score_families(
     ``variants`` ((family, note, fit, problem, replaces_shape) tuples: the shape per device,
     another piecewise node count) are scored too; a family keeps whichever of its fits has
     the lowest BIC, and a winning variant that ``replaces_shape`` becomes the family's entry
-    in ``fits`` and ``problems`` (so the per-device stage uses its shape).
+    in ``fits`` and ``problems`` (so the per-device stage uses its shape). The shape per
+    device is scored as a random effect (:func:`fitting.selection.random_effect_penalty`):
+    charged ln N per device and value, aihwkit's γ spread lost to a 3-node piecewise-step
+    that cannot represent it (ls_twice_spread: J 799 vs 1359, BIC +146).
     """
     shared_fits, shared_problems = fits, problems
     noise = {}
@@ -1105,15 +1109,30 @@ def _score_families(
         k = fit.theta.size + fit.phi.size + 2
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
-        out.append(ModelScore(fam, total, int(k), n_obs, df))
+        penalty = 0.0
+        if fam in labels and labels[fam][1] == PER_DEVICE_NOTE and np.isfinite(total):
+            # the per-device shape as a random effect (fitting.selection): its population
+            # mean and spread are the parameters, each device pays the Laplace cost of its
+            # shape on J's scale instead of ln N per value
+            dev_shape = family_model(labels[fam][0]).per_device_shape
+            with np.errstate(all="ignore"):
+                re = random_effect_penalty(
+                    prob, theta, fit.phi, ref.c2c, ref.non_accumulating, dev_shape
+                )
+            k += len(dev_shape) * (2 + re.n_fixed - theta.shape[0]) + 1
+            penalty = re.penalty
+            pop = zip(dev_shape, re.mean, re.spread, strict=True)
+            spreads = ", ".join(f"{n} {m:.3g} ± {t:.2g}" for n, m, t in pop)
+            spreads += f"; {re.off_population:.0%} of the devices off it"
+            labels[fam] = (labels[fam][0], f"{labels[fam][1]}, a random effect: {spreads}", False)
+        out.append(ModelScore(fam, total, int(k), n_obs, df, penalty=penalty))
     best: dict[str, tuple[ModelScore, str]] = {}
     for s in out:  # one row per family: the variant with the lowest BIC
         key = s.family
         if key in labels:
             s.family, s.note, _ = labels[key]
-        bic = s.j_statistic + s.n_params * np.log(max(s.n_obs, 1))
         old = best.get(s.family)
-        if old is None or bic < old[0].j_statistic + old[0].n_params * np.log(max(old[0].n_obs, 1)):
+        if old is None or s.criterion < old[0].criterion:
             best[s.family] = (s, key)
     for fam, (_, key) in best.items():
         if key in labels and labels[key][2]:
