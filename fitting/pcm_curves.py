@@ -6,7 +6,7 @@ Both are fitted to level estimates y_l ± se_l at normalized targets x_l, in u =
   upper, both) is chosen by AICc; a bound the data never reach is *not identified* and is
   set to the line's value at the edge of the observed range (so it is inactive there).
   The coefficients carry their covariance and :meth:`ClippedLogFit.band` the curve's
-  one-SE band, including the spread of the other clip choices by their Akaike weights;
+  one-SE band over the clip choices (model-averaged variance, Akaike weights);
 - :func:`fit_smooth_table`: a penalized cubic smoothing spline in u (penalty by generalized
   cross-validation), tabulated on a grid for the preset's ``table`` form (linear in ln x
   between grid points, constant outside);
@@ -27,6 +27,7 @@ from fitting.pcm_stats import aicc
 
 __all__ = [
     "ClippedLogFit",
+    "CurveVariant",
     "SmoothTable",
     "fit_clipped_log",
     "fit_smooth_table",
@@ -56,8 +57,8 @@ class ClippedLogFit:
     covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     covariance_names: tuple[str, ...] = ()
     u_range: tuple[float, float] = (0.0, 0.0)  # ln x of the lowest and highest level
-    #: (Akaike weight, parameters, variant) of every clip variant fitted
-    alternatives: list[tuple[float, np.ndarray, str]] = field(default_factory=list)
+    #: every clip variant fitted (the chosen one included), with its Akaike weight
+    alternatives: list[CurveVariant] = field(default_factory=list)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         u = np.log(np.maximum(np.asarray(x, dtype=float), 1e-7))
@@ -77,13 +78,26 @@ class ClippedLogFit:
     def band(self, x: np.ndarray) -> np.ndarray:
         """One-standard-error band of the fitted curve at ``x`` (same unit as the curve).
 
-        sqrt(J C Jᵀ + S) with C the coefficient covariance and J the curve's derivative by
-        the coefficients (central differences of one hundredth of a standard error; on a
-        clip the curve depends on the clip level only); S = Σ_v w_v (f_v − f)², the
-        Akaike-weighted spread of the other clip variants' curves f_v around this one (the
-        choice of clips is itself uncertain). NaN where no covariance is known.
+        Over the clip variants v fitted (``alternatives``), the model-averaged variance
+        about this curve f (Burnham & Anderson 2002, *Model Selection and Multimodel
+        Inference*, 2nd ed., eq. 6.12, the mixture form of their unconditional variance):
+        Σ_v w_v·(J_v C_v J_vᵀ + (f_v − f)²), w_v the Akaike weights, C_v each variant's own
+        coefficient covariance, J_v its curve's derivative by its coefficients (central
+        differences of a hundredth of a standard error; on a clip the curve depends on
+        the clip level only). The choice of clips is itself uncertain: a straight line
+        chosen where the true curve levels off at a floor is biased at both ends and in the
+        middle by more than its own J C Jᵀ (benchmarks/RESULTS.md, "PCM curves"). Without
+        ``alternatives``: sqrt(J C Jᵀ) of this curve. NaN where no covariance is known.
         """
         u = np.log(np.maximum(np.asarray(x, dtype=float), 1e-7))
+        here = self(x)
+        if self.alternatives:
+            # outside the levels every variant is held constant, like the chosen curve
+            uc = np.clip(u, *self.u_range)
+            var = np.zeros(u.shape)
+            for alt in self.alternatives:
+                var = var + alt.weight * (alt.variance(uc) + (alt.curve(uc) - here) ** 2)
+            return np.sqrt(np.maximum(var, 0.0))
         k = len(self.covariance_names)
         if k == 0 or not np.all(np.isfinite(self.covariance)):
             return np.full(u.shape, np.nan)
@@ -97,11 +111,33 @@ class ClippedLogFit:
             down[name] -= h
             jac[..., i] = (self._curve(up, u) - self._curve(down, u)) / (2.0 * h)
         var = np.einsum("...i,ij,...j->...", jac, self.covariance, jac)
-        here = self(x)
-        for weight, q, variant in self.alternatives:
-            # outside the levels every variant is held constant, like the chosen curve
-            var = var + weight * (_model(q, np.clip(u, *self.u_range), variant) - here) ** 2
         return np.sqrt(np.maximum(var, 0.0))
+
+
+@dataclass
+class CurveVariant:
+    """One clip variant fitted to the levels: its parameters (``_model`` order), their
+    covariance and its Akaike weight among the variants."""
+
+    variant: str
+    params: np.ndarray
+    covariance: np.ndarray
+    weight: float
+
+    def curve(self, u: np.ndarray) -> np.ndarray:
+        return _model(self.params, u, self.variant)
+
+    def variance(self, u: np.ndarray) -> np.ndarray:
+        """J C Jᵀ of this variant's curve at ln x = ``u``."""
+        k = self.params.size
+        jac = np.empty((*np.shape(u), k))
+        for i in range(k):
+            h = 1e-2 * max(float(np.sqrt(max(self.covariance[i, i], 0.0))), 1e-9)
+            up, down = self.params.copy(), self.params.copy()
+            up[i] += h
+            down[i] -= h
+            jac[..., i] = (_model(up, u, self.variant) - _model(down, u, self.variant)) / (2 * h)
+        return np.einsum("...i,ij,...j->...", jac, self.covariance, jac)
 
 
 def _model(p: np.ndarray, u: np.ndarray, variant: str) -> np.ndarray:
@@ -231,14 +267,7 @@ def fit_clipped_log(
     else:
         lo, hi = line_lo, line_hi
     se_named = {key: float(se_p[i]) for key, i in names.items()}
-    # the clips were chosen by AICc: the other variants, weighted by their Akaike weights,
-    # say how far the curve could lie had the choice gone the other way
-    best = min(scores.values())
-    alternatives = [
-        (float(np.exp(-0.5 * (score - best))), fits[v][0], v) for v, score in scores.items()
-    ]
-    total = sum(w for w, _, _ in alternatives)
-    alternatives = [(w / total, q, v) for w, q, v in alternatives]
+    alternatives = _weighted_variants(fits, n)
     order = [key for key in ("a", "b", "lo", "hi") if key in names]
     idx = [names[key] for key in order]
     return ClippedLogFit(
@@ -257,6 +286,36 @@ def fit_clipped_log(
         u_range=(float(u[0]), float(u[-1])),
         alternatives=alternatives,
     )
+
+
+def _weighted_variants(
+    fits: dict[str, tuple[np.ndarray, np.ndarray, float]], n: int
+) -> list[CurveVariant]:
+    """Every fitted clip variant with its own covariance and its Akaike weight.
+
+    The weights use AIC = χ² + 2k, not the AICc that chooses the reported curve: the
+    levels' errors are known (each level's own likelihood interval), and AICc's term
+    2k(k+1)/(n − k − 1) corrects for a residual variance estimated from the data
+    (Hurvich & Tsai 1989, Biometrika 76:297), which these fits do not do; with 8 levels
+    it cut the weight of a clip 6-fold, so a floor the levels only hint at hardly widened
+    the band of the straight line chosen instead (σ_ν: 90 % coverage). The choice itself
+    stays parsimonious (AICc): chosen by AIC, μ_ν took clips fitted to noise. A covariance
+    is the pseudo-inverse of JᵀJ (a clip no level reaches has no effect on the curve at
+    the levels), scaled by max(1, χ²/dof) like the chosen variant's.
+    """
+    aic = {v: chi2 + 2.0 * p.size for v, (p, _, chi2) in fits.items()}
+    best = min(aic.values())
+    total = sum(np.exp(-0.5 * (a - best)) for a in aic.values())
+    out = []
+    for variant, (p, jac, chi2) in fits.items():
+        dof = n - p.size
+        try:
+            cov = np.linalg.pinv(jac.T @ jac) * (max(1.0, chi2 / dof) if dof > 0 else 1.0)
+        except np.linalg.LinAlgError:
+            cov = np.full((p.size, p.size), np.nan)
+        weight = float(np.exp(-0.5 * (aic[variant] - best)) / total)
+        out.append(CurveVariant(variant, p, cov, weight))
+    return out
 
 
 @dataclass

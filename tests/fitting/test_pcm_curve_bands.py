@@ -40,18 +40,96 @@ def test_band_of_a_straight_line_is_the_textbook_prediction_error() -> None:
     assert fit.covariance_names == ("a", "b")
 
 
-def test_band_includes_the_spread_of_the_other_clip_choices() -> None:
-    # levels that only hint at a lower clip: the variants disagree near the clip, and the
-    # band there must be at least their Akaike-weighted spread
+def _weighted_line(u: np.ndarray, y: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Textbook weighted least squares of y = a·u + b: (a, b), their covariance, χ²."""
+    design = np.stack([u, np.ones_like(u)], axis=1) / se[:, None]
+    cov = np.linalg.inv(design.T @ design)
+    p = cov @ design.T @ (y / se)
+    return p, cov, float((((design @ p) - y / se) ** 2).sum())
+
+
+def test_band_is_the_model_averaged_variance_over_the_clip_choices() -> None:
+    # levels on a line that levels off at a floor (4 top levels), small alternating noise:
+    # the straight line and the line with a lower clip are both fitted. Each variant's
+    # fit is then textbook: the line by weighted least squares over all levels; with the
+    # clip, a line over the 4 linear levels and the clip at the mean of the 4 clipped ones
+    # (a block-diagonal covariance), both scaled by max(1, χ²/dof). The band must be
+    # Burnham & Anderson's mixture Σ w_v (Var f_v + (f_v − f)²) with Akaike weights
+    # w_v ∝ exp(−(χ²_v + 2 k_v)/2) (AIC: the level errors are known)
     u = np.log(X)
-    y = np.maximum(-0.01 * u + 0.005, 0.008)
     se = np.full(X.size, 0.002)
+    y = np.maximum(-0.01 * u + 0.003, 0.008) + np.array([1, -1, 1, -1, 1, -1, 1, -1]) * 1e-4
     fit = fit_clipped_log(X, y, se)
-    assert len(fit.alternatives) == 4 and abs(sum(w for w, _, _ in fit.alternatives) - 1) < 1e-12
-    covariance_only = fit_clipped_log(X, y, se)
-    covariance_only.alternatives = []
-    assert np.all(fit.band(X) >= covariance_only.band(X) - 1e-15)
-    assert np.any(fit.band(X) > 1.05 * covariance_only.band(X))
+    by_variant = {alt.variant: alt for alt in fit.alternatives}
+    assert set(by_variant) == {"none", "lo", "hi", "both"}
+
+    p_line, cov_line, chi2_line = _weighted_line(u, y, se)
+    cov_line *= max(1.0, chi2_line / 6)
+    lin, clipped = slice(0, 4), slice(4, 8)
+    p_knee, cov_knee, chi2_knee = _weighted_line(u[lin], y[lin], se[lin])
+    floor = float(y[clipped].mean())
+    chi2_floor = chi2_knee + float((((y[clipped] - floor) / se[clipped]) ** 2).sum())
+    scale = max(1.0, chi2_floor / 5)
+    assert np.allclose(by_variant["none"].params, p_line, rtol=1e-6)
+    assert np.allclose(by_variant["none"].covariance, cov_line, rtol=1e-5)
+    assert np.allclose(by_variant["lo"].params, [*p_knee, floor], rtol=1e-6)
+    assert np.allclose(by_variant["lo"].covariance[:2, :2], cov_knee * scale, rtol=1e-5)
+    assert np.isclose(by_variant["lo"].covariance[2, 2], 0.002**2 / 4 * scale, rtol=1e-5)
+
+    # Akaike weights from χ² recomputed here from each variant's own curve
+    def chi2_of(alt) -> float:
+        a, b, *clips = alt.params
+        curve = a * u + b
+        if alt.variant == "lo":
+            curve = np.maximum(curve, clips[0])
+        elif alt.variant == "hi":
+            curve = np.minimum(curve, clips[0])
+        elif alt.variant == "both":
+            curve = np.clip(curve, min(clips), max(clips))
+        return float((((curve - y) / se) ** 2).sum())
+
+    aic = {v: chi2_of(alt) + 2 * alt.params.size for v, alt in by_variant.items()}
+    weights = {v: np.exp(-0.5 * (a - min(aic.values()))) for v, a in aic.items()}
+    total = sum(weights.values())
+    for v, alt in by_variant.items():
+        assert np.isclose(alt.weight, weights[v] / total, rtol=1e-6), v
+
+    # the mixture over the two textbook variants (weights 0.3, 0.7 set here)
+    var_line = cov_line[0, 0] * u**2 + 2 * cov_line[0, 1] * u + cov_line[1, 1]
+    var_knee = scale * (cov_knee[0, 0] * u**2 + 2 * cov_knee[0, 1] * u + cov_knee[1, 1])
+    var_floor = np.where(np.arange(8) >= 4, 0.002**2 / 4 * scale, var_knee)
+    f_floor = np.maximum(p_knee[0] * u + p_knee[1], floor)
+    fit.alternatives = [by_variant["none"], by_variant["lo"]]
+    by_variant["none"].weight, by_variant["lo"].weight = 0.3, 0.7
+    here = fit(X)
+    expected = 0.3 * (var_line + (p_line[0] * u + p_line[1] - here) ** 2) + 0.7 * (
+        var_floor + (f_floor - here) ** 2
+    )
+    assert np.allclose(fit.band(X), np.sqrt(expected), rtol=1e-4)
+
+
+def _curve_coverage(n_chips: int, seed: int) -> float:
+    """Coverage of the σ_ν(x) band at the 8 levels: the true curve (the benchmark's draws,
+    a line in ln x that always levels off at a floor of 0.004 within the levels) seen
+    through level errors of 25 % + 0.0004 (a 16-device spread with exponent noise)."""
+    rng = np.random.default_rng(seed)
+    hits = []
+    for _ in range(n_chips):
+        truth = clip_log(rng.uniform(-0.015, -0.008), rng.uniform(-0.01, 0.0), 0.004, 0.08)(X)
+        se = 0.25 * truth + 0.0004
+        fit = fit_clipped_log(X, truth + se * rng.standard_normal(X.size), se)
+        hits.extend(np.abs(fit(X) - truth) <= 1.96 * fit.band(X))
+    return float(np.mean(hits))
+
+
+@pytest.mark.slow
+def test_band_covers_a_floor_the_levels_only_hint_at() -> None:
+    # 200 chips x 8 levels (10-16 s). With AICc weights and the chosen variant's own
+    # covariance the straight line, chosen on 47 % of the chips, left the floor out of its
+    # band: 86.6 % (seeds 1, 2: 87.7 %, 87.7 %); the model-averaged variance with AIC
+    # weights: 91.9 % (92.3 %, 92.4 %). The 8 points of a chip share one fit: SE over
+    # chips 1.0-1.6 %; 90 % lies ~2 SE from each
+    assert _curve_coverage(200, 0) >= 0.90
 
 
 def _coverage(n_chips: int, seed: int) -> dict[str, float]:
