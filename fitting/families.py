@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from fitting.population import pair_population
+from fitting.population import moment_random_effect, pair_population
 from simulator.devices.families import FAMILIES, device_family
 from simulator.devices.response import expected_step
 
@@ -270,6 +270,10 @@ def _linear_start(model: FamilyModel, s: ShapeStart, vals: dict) -> list[dict]:
     return cands
 
 
+#: per-device γ pooled by moments with sandwich errors over devices (moment_random_effect)
+MOMENTS_METHOD = "moments (sandwich over devices)"
+
+
 def _linear_population(ctx: dict) -> None:
     params, unc, method = ctx["params"], ctx["uncertainty"], ctx["method"]
     j, theta, var = ctx["j"], ctx["theta"], ctx["var"]
@@ -280,12 +284,13 @@ def _linear_population(ctx: dict) -> None:
         if k in j:
             g = theta[:, j[k]] * ref
             se = np.sqrt(np.maximum(var[:, j[k]], 0.0)) * ref
-            eff = ctx["estimator"](g, se)
+            # moments, not the likelihood that takes the (noisy) per-device errors as exact
+            eff = moment_random_effect(g, se)
             params[f"gamma_{d}"], unc[f"gamma_{d}"] = eff.mean, eff.mean_stderr
             params[f"gamma_{d}_dtod"] = eff.spread
             unc[f"gamma_{d}_dtod"] = eff.spread_stderr
-            method[f"gamma_{d}"] = "fisher"
-            method[f"gamma_{d}_dtod"] = ctx["fisher_or_boot"](eff)
+            # (at τ = 0 too: its error there is √SE(τ²), not a bootstrap of a value at 0)
+            method[f"gamma_{d}"] = method[f"gamma_{d}_dtod"] = MOMENTS_METHOD
             ctx["effects"][f"gamma_{d}"] = eff
         else:
             q = shared_names.index(k)

@@ -55,7 +55,7 @@ from fitting.chunked import (
     screening_pieces,
     serial_map,
 )
-from fitting.families import DECOUPLED, FamilyModel, family_model
+from fitting.families import DECOUPLED, MOMENTS_METHOD, FamilyModel, family_model
 from fitting.family_fit import DeviceData, fit_devices, fit_per_device_shape, fit_shared_shape
 from fitting.gmm import DeviceFit, clear_of_bounds
 from fitting.noise import estimate_noise, noise_sums
@@ -541,6 +541,8 @@ def combine_device_estimates(
     aside = aside[keep]
     ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
+    if screen.start is not None:  # the first state, for which devices dwell at a bound
+        plateaus["start"] = ((screen.start[fitted] - g0_pre) / scale)[keep]
 
     # ---- reference conductance at the midpoint of the mean bounds
     delta = _recenter_offset(fm, names, theta, cov, notes)
@@ -597,6 +599,9 @@ def combine_device_estimates(
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
+        # the pulse protocol (of the first fitted device), for which devices dwell at a bound
+        first = ctx.source.read(fitted[:1]).pulses
+        plateaus["runs"] = _pulse_runs(first[0] if np.ndim(first) == 2 else first)
         stuck_rows = np.nonzero(status == "stuck")[0]
         if stuck_rows.size and not screen.direction_wise:
             plateaus["stuck_rates"] = _stuck_rates(
@@ -615,7 +620,8 @@ def combine_device_estimates(
             delta += shift
             g0 += shift * scale
             plateaus = {
-                k: (v - shift if k in ("b_max", "b_min") else v) for k, v in plateaus.items()
+                k: (v - shift if k in ("b_max", "b_min", "start") else v)
+                for k, v in plateaus.items()
             }
             values = DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale)
             pop = _population(values, fit_random_effect, plateaus)
@@ -1532,7 +1538,7 @@ def _add_bound_reference_error(names, theta, params, unc, method, scale) -> None
     j = {n: i for i, n in enumerate(names)}
     for d, key, bound in (("up", "kappa_up", "w_max"), ("down", "kappa_down", "w_min")):
         g = f"gamma_{d}"
-        if key not in j or method.get(g) != "fisher" or unc.get(g) is None:
+        if key not in j or method.get(g) not in ("fisher", MOMENTS_METHOD) or unc.get(g) is None:
             continue
         b_key = "b_max" if d == "up" else "b_min"
         # half-window per device: the bound relative to the midpoint reference
@@ -1667,7 +1673,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
         x = theta[:, j[key]] * scale
         ok = np.isfinite(x) & np.isfinite(se)
         eff = estimator(x[ok], se[ok]) if ok.any() else None
-        reached = _reached_hard_bound(fm, ok, se, plateaus, scale)
+        reached = _reached_hard_bound(values, key, ok, se, plateaus)
         if eff is not None and reached.sum() >= 3 and (ok & ~reached).any():
             # some devices never reached this bound: theirs lies beyond the furthest state
             # they visited (censored); pooling the reached ones alone is biased inwards
@@ -1814,20 +1820,60 @@ def _stuck_rates(source: DeviceSource, rows: np.ndarray, noise: np.ndarray, chun
 
 
 def _reached_hard_bound(
-    fm: FamilyModel, ok: np.ndarray, se: np.ndarray, plateaus: dict | None, scale: float
+    values: DeviceValues, key: str, ok: np.ndarray, se: np.ndarray, plateaus: dict | None
 ) -> np.ndarray:
-    """Devices that dwell at a hard bound, per device (families whose bounds act only by
-    clipping: elsewhere, e.g. piecewise-step's node positions, the shape identifies them).
+    """Devices that dwell at their hard bound ``key`` (``"b_max"`` or ``"b_min"``), per
+    device (families whose bounds act only by clipping: elsewhere, e.g. piecewise-step's
+    node positions, the shape identifies them).
 
-    A device that sits at its bound for m reads has the bound to within σ_read/√m; one that
-    only turned around near its furthest read gets a bound "fitted" at that read with an
-    error of about σ_read/√(reads near its turning point) (or a degenerate 0). Reached: standard
-    error below σ_read/√DWELL_READS. Without a read-noise estimate every identified bound counts.
+    A device that turned around before its bound gets a bound "fitted" at its furthest
+    reads, often with a small (sandwich) error: the few clipped pairs are fitted almost
+    exactly, so the error says nothing about dwelling (issue 14: a device 28 µS short of
+    its bound with an error of 0.18 σ_read doubled a chip's w_min_dtod). Reached is
+    therefore asked of each device's own fitted step model: run the pulse protocol
+    (``plateaus["runs"]``) from the device's first read (``plateaus["start"]``) with the
+    fitted mean steps, clipped at the fitted bounds, and count the reads of the runs towards
+    ``key`` at which the model sits at it (pushed against it); reached: at least
+    :data:`DWELL_READS` such reads (and a positive standard error). Without a read-noise
+    estimate, a protocol or first reads every identified bound counts.
     """
+    fm = values.fm
     sigma = None if plateaus is None else plateaus.get("read_noise")
+    runs = None if plateaus is None else plateaus.get("runs")
     if not fm.bounds_only_by_clip or sigma is None or not np.isfinite(sigma) or sigma <= 0:
         return ok
-    return ok & (se > 0) & (se < sigma * scale / np.sqrt(DWELL_READS))
+    if not runs or "start" not in plateaus:
+        return ok
+    towards = 1 if key == "b_max" else -1
+    dwell = np.zeros(ok.size)
+    j = {n: i for i, n in enumerate(values.names)}
+    shared = dict(zip(values.shared_names, np.asarray(values.phi, dtype=float), strict=True))
+    for sl in chunks(ok.size, RECENTER_BLOCK):
+        vals = {n: values.theta[sl, i] for n, i in j.items()}
+        vals.update(shared)
+        hi, lo = vals["b_max"], vals["b_min"]
+        w = plateaus["start"][sl].astype(float)
+        with np.errstate(all="ignore"):
+            for direction, counts in runs:
+                for c in counts:
+                    for _ in range(int(c)):
+                        w = np.clip(w + fm.step(w, direction > 0, vals), lo, hi)
+                    if direction == towards:
+                        dwell[sl] += w == vals[key]
+    return ok & (se > 0) & (dwell >= DWELL_READS)
+
+
+def _pulse_runs(pulses: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The runs of one pulse protocol in order (``pulses``: signed pulse count before each
+    read), each as its direction (+1 up, −1 down) and the pulse counts before its reads."""
+    p = np.asarray(pulses)
+    sign = np.sign(p)
+    edges = np.flatnonzero(np.diff(sign)) + 1
+    return [
+        (int(sign[seg[0]]), np.abs(p[seg]))
+        for seg in np.split(np.arange(p.size), edges)
+        if seg.size and sign[seg[0]] != 0
+    ]
 
 
 def _bootstrap(

@@ -92,6 +92,7 @@ class Screening:
     n_up: np.ndarray  # usable pairs per direction
     n_down: np.ndarray
     masked_reads: int  # NaN reads inside the traces of fitted devices
+    start: np.ndarray | None = None  # first finite read (the state before the first pulse)
 
     @property
     def fitted(self) -> np.ndarray:
@@ -167,7 +168,7 @@ def device_statistics(traces: PulseTraces, chunk_devices: int = 4096) -> dict[st
     n = traces.n_devices
     out = {
         k: np.full(n, np.nan)
-        for k in ("level", "span", "hi", "lo", "noise", "t_up", "t_down", "n_up", "n_down")
+        for k in ("level", "span", "hi", "lo", "noise", "t_up", "t_down", "n_up", "n_down", "start")
     }
     out["finite_reads"] = np.zeros(n, dtype=np.int64)
     out["nan_inside"] = np.zeros(n, dtype=np.int64)
@@ -178,6 +179,7 @@ def device_statistics(traces: PulseTraces, chunk_devices: int = 4096) -> dict[st
         out["finite_reads"][rows] = finite.sum(axis=1)
         # NaNs between the first and last finite read (not trailing padding)
         first = np.argmax(finite, axis=1)
+        out["start"][rows] = g[np.arange(g.shape[0]), first]  # the state before any pulse
         last = g.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1)
         idx = np.arange(g.shape[1])
         inside = (idx >= first[:, None]) & (idx <= last[:, None]) & ~finite
@@ -250,6 +252,7 @@ def classify_devices(
         n_up=out["n_up"],
         n_down=out["n_down"],
         masked_reads=int(nan_inside[fitted].sum()),
+        start=out.get("start"),
     )
 
 
