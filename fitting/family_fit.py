@@ -203,6 +203,44 @@ def _solve_from_bound_levels(
     return prob.solve_devices(best, phi)
 
 
+def _solve_from_population_shapes(
+    prob: GmmProblem,
+    data: DeviceData,
+    theta: np.ndarray,
+    phi: np.ndarray,
+    dev_shape: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-device shapes solved from four starts; the best criterion per device.
+
+    A bound that a device approaches but does not reach is traded against its shape (a
+    larger exponent with a farther bound bends the visited part alike), so the solve from
+    the shared shape, bounds just beyond the plateaus, stops in the nearer basin. The other
+    starts put every bound half a span beyond the device's plateau, with the shape as given
+    and at the lower and upper quartile of the devices' first solutions. On aihwkit's
+    pow-step with twice the default spreads (exponent 2 ± 0.4, 128 devices), J 3369 from the
+    shared start alone, 1662 with these, 1579 from aihwkit's drawn values.
+    """
+    best, q, _ = prob.solve_devices(theta, phi)
+    span = data.hi - data.lo
+    far = best.copy()
+    for name, bound in (("b_max", data.hi + 0.5 * span), ("b_min", data.lo - 0.5 * span)):
+        if name in prob.names:
+            far[:, prob.names.index(name)] = bound
+    cols = [prob.names.index(n) for n in dev_shape]
+    starts = [far]
+    for quantile in (0.25, 0.75):
+        st = far.copy()
+        st[:, cols] = np.nanquantile(best[:, cols], quantile, axis=0)
+        starts.append(st)
+    for st in starts:
+        th, qs, _ = prob.solve_devices(st, phi)
+        take = np.isfinite(qs) & ~(qs >= q * (1.0 - START_MARGIN))
+        best = np.where(take[:, None], th, best)
+        q = np.where(take, qs, q)
+    prob.set_weights(best, phi)
+    return prob.solve_devices(best, phi)
+
+
 def _shape_clear_of_bounds(
     model: FamilyModel, data: DeviceData, theta: np.ndarray, phi: np.ndarray
 ) -> np.ndarray:
@@ -277,6 +315,8 @@ def _fit_devices(
     prob.set_weights(theta, phi)
     if model.clip and start is None:
         theta, q, conv = _solve_from_bound_levels(prob, data, theta, phi)
+    elif start is not None and dev_shape:
+        theta, q, conv = _solve_from_population_shapes(prob, data, theta, phi, dev_shape)
     else:
         theta, q, conv = prob.solve_devices(theta, phi)
     prob.set_weights(theta, phi)

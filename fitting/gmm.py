@@ -296,6 +296,10 @@ class GmmProblem:
         out = object.__new__(GmmProblem)
         out.__dict__.update(self.__dict__)
         out.blocks = [b.take(rows) for b in self.blocks]
+        out.fixed = {  # per-device fixed values, (n_dev, 1), follow their devices
+            k: v[rows] if np.ndim(v) == 2 and np.shape(v)[0] == self.n_dev else v
+            for k, v in self.fixed.items()
+        }
         out.Z = [z[rows] for z in self.Z]
         out.gy = self.gy[rows]
         out.W = self.W[rows]

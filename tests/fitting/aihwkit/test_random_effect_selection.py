@@ -20,7 +20,9 @@ import pytest
 from fitting.chunked import device_data
 from fitting.families import family_model
 from fitting.family_fit import fit_per_device_shape, fit_shared_shape
+from fitting.gmm import GmmProblem
 from fitting.pulse_response import PER_DEVICE_NOTE, _score_families
+from fitting.selection import j_statistic
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "aihwkit"
 
@@ -61,3 +63,39 @@ def test_random_effect_gives_no_edge_without_a_shape_spread() -> None:
     pytest.importorskip("h5py")
     scores = _scores("cs_default_reached", ("constant-step", "linear-step"), 64)
     assert scores["constant-step"].criterion < scores["linear-step"].criterion
+
+
+def test_per_device_pow_step_fit_reaches_the_basin_of_aihwkits_draws() -> None:
+    # aihwkit's pow-step, exponent 2 ± 0.4 per device, bounds not reached: each device's
+    # exponent trades against its bound, so the per-device solve also starts with the bounds
+    # half a span out and the exponent at the devices' quartiles
+    # (fitting.family_fit._solve_from_population_shapes). Judged against the devices aihwkit
+    # drew: their exponents held, steps and bounds refitted from the drawn values.
+    h5py = pytest.importorskip("h5py")
+    from calib.fit.pulse_response import load_pulse_traces
+
+    path = FIXTURES / "ps_twice_spread.h5"
+    traces, _ = load_pulse_traces(path, units="normalized")
+    rows = np.unique(np.linspace(0, traces.n_devices - 1, 64).round().astype(int))
+    traces = traces.subset(rows)
+    g = traces.conductance_s.astype(float)
+    hi, lo = np.percentile(g, 97, axis=1), np.percentile(g, 3, axis=1)
+    data, _ = device_data(traces, 0.0, 1.0, hi, lo)
+    with h5py.File(path, "r") as f:
+        drawn = {k: f[f"aihwkit_truth/{k}"][()][rows].astype(float) for k in f["aihwkit_truth"]}
+    fm = family_model("pow-step")
+    shared, _ = fit_shared_shape(fm, data)
+    fit, prob = fit_per_device_shape(fm, data, shared)
+    # the drawn devices: steps Δ± = dw_min of each device, exponents γ± (held)
+    fixed = {f"log_gamma_{d}": np.log(drawn[f"gamma_{d}"])[:, None] for d in ("up", "down")}
+    names = ["delta_up", "delta_down", "b_max", "b_min"]
+    truth = np.stack([drawn[k] for k in ("dwmin_up", "dwmin_down", "max_bound", "min_bound")], 1)
+    oracle = GmmProblem(fm, data.blocks, names, fixed=fixed, typical=prob.typical)
+    oracle.set_weights(truth, np.zeros(0))
+    th, _, _ = oracle.solve_devices(truth, np.zeros(0))
+    c2c, read = 0.6, 0.012  # the case's dw_min_std (relative) and read noise (of the range)
+    j_fit = j_statistic(prob, fit.theta, fit.phi, c2c, read).sum()
+    j_drawn = j_statistic(oracle, th, np.zeros(0), c2c, read).sum()
+    # measured on these 64 devices: J 538 with the extra starts, 1612 from the shared start
+    # alone; 898 at the drawn exponents (the fitted ones also absorb noise)
+    assert j_fit < 1.15 * j_drawn, (j_fit, j_drawn)
