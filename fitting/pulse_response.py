@@ -546,6 +546,9 @@ def combine_device_estimates(
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
     if screen.start is not None:  # the first state, for which devices dwell at a bound
         plateaus["start"] = ((screen.start[fitted] - g0_pre) / scale)[keep]
+    # the pulse protocol (of the first fitted device), for which devices dwell at a bound
+    first = ctx.source.read(fitted[:1]).pulses
+    runs = _pulse_runs(first[0] if np.ndim(first) == 2 else first)
 
     # ---- reference conductance at the midpoint of the mean bounds
     delta = _recenter_offset(fm, names, theta, cov, notes)
@@ -574,7 +577,15 @@ def combine_device_estimates(
         plateaus = {k: v - origin for k, v in plateaus.items()}
     from_steps = _steps_follow_own_bounds(fm, names, theta)
     # ---- windows shifted together: each device referred to its own offset
-    windows, carried = _window_spread(fm, names, theta, cov), False
+    # (devices that reached both bounds: turning points of the same device are correlated
+    # through its steps and read as windows shifted together)
+    both = DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale)
+    dwelt = {**plateaus, "runs": runs}
+    one = np.ones(theta.shape[0])
+    both = _reached_hard_bound(both, "b_max", one > 0, one, dwelt) & _reached_hard_bound(
+        both, "b_min", one > 0, one, dwelt
+    )
+    windows, carried = _window_spread(fm, names, theta, cov, both), False
     if windows is not None and windows.with_offset and fm.recenter and not fm.recenter_shape:
         carried = True  # (linear-step's shared κ and exp-step's z fix one origin for all)
         theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, windows.offsets)
@@ -602,9 +613,7 @@ def combine_device_estimates(
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
-        # the pulse protocol (of the first fitted device), for which devices dwell at a bound
-        first = ctx.source.read(fitted[:1]).pulses
-        plateaus["runs"] = _pulse_runs(first[0] if np.ndim(first) == 2 else first)
+        plateaus["runs"] = runs
         stuck_rows = np.nonzero(status == "stuck")[0]
         if stuck_rows.size and not screen.direction_wise:
             plateaus["stuck_rates"] = _stuck_rates(
@@ -914,12 +923,21 @@ def _valid_aside(fm, names, theta, cov, lo, hi, good) -> np.ndarray:
     return out
 
 
-def _window_spread(fm: FamilyModel, names: list[str], theta: np.ndarray, cov: np.ndarray):
-    """:func:`fitting.window_offset.window_spread` of the per-device bounds (normalized)."""
+def _window_spread(
+    fm: FamilyModel,
+    names: list[str],
+    theta: np.ndarray,
+    cov: np.ndarray,
+    reached: np.ndarray | None = None,
+):
+    """:func:`fitting.window_offset.window_spread` of the per-device bounds (normalized);
+    only the devices ``reached`` (both bounds reached) where given."""
     from fitting.window_offset import window_spread
 
     j = {n: i for i, n in enumerate(names)}
     se = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+    if reached is not None:
+        se = np.where(reached[:, None], se, np.inf)
     return window_spread(
         theta[:, j["b_max"]], theta[:, j["b_min"]], se[:, j["b_max"]], se[:, j["b_min"]]
     )
@@ -1897,15 +1915,12 @@ def _reached_hard_bound(
     (``plateaus["runs"]``) from the device's first read (``plateaus["start"]``) with the
     fitted mean steps, clipped at the fitted bounds, and count the reads of the runs towards
     ``key`` at which the model sits at it (pushed against it); reached: at least
-    :data:`DWELL_READS` such reads (and a positive standard error). Without a read-noise
-    estimate, a protocol or first reads every identified bound counts.
+    :data:`DWELL_READS` such reads (and a positive standard error). Without a protocol or
+    first reads every identified bound counts.
     """
     fm = values.fm
-    sigma = None if plateaus is None else plateaus.get("read_noise")
     runs = None if plateaus is None else plateaus.get("runs")
-    if not fm.bounds_only_by_clip or sigma is None or not np.isfinite(sigma) or sigma <= 0:
-        return ok
-    if not runs or "start" not in plateaus:
+    if not fm.bounds_only_by_clip or not runs or "start" not in plateaus:
         return ok
     towards = 1 if key == "b_max" else -1
     dwell = np.zeros(ok.size)
