@@ -108,6 +108,23 @@ def test_band_is_the_model_averaged_variance_over_the_clip_choices() -> None:
     assert np.allclose(fit.band(X), np.sqrt(expected), rtol=1e-4)
 
 
+def test_a_floor_the_levels_rest_on_is_kept_over_the_straight_line() -> None:
+    # levels exactly on a line that levels off at 0.008 on the 4 top levels, with errors
+    # (0.004) that make the kink weak evidence: the line misses by χ² ≈ 1.5 only, and AICc
+    # charges the clip 5.6 units, so it chose the line (biased low at x = 0.1 and at x = 1,
+    # high in between). The floor rests on 4 levels and the line on 4: it is reported
+    u = np.log(X)
+    truth = np.maximum(-0.01 * u + 0.003, 0.008)
+    fit = fit_clipped_log(X, truth, np.full(X.size, 0.004))
+    assert fit.aicc_by_variant["none"] < fit.aicc_by_variant["lo"]  # AICc alone: the line
+    assert fit.variant == "lo" and fit.identified == {"lo": True, "hi": False}
+    assert np.allclose(fit(X), truth, atol=1e-9)
+    assert np.allclose([fit.a, fit.b, fit.lo], [-0.01, 0.003, 0.008], atol=1e-9)
+    # a straight line stays a straight line: its floor, if fitted, holds < 2 levels
+    line = fit_clipped_log(X, -0.01 * u + 0.003 + np.array([1, -1] * 4) * 1e-4, np.full(8, 4e-3))
+    assert line.variant == "none"
+
+
 def _curve_coverage(n_chips: int, seed: int) -> float:
     """Coverage of the σ_ν(x) band at the 8 levels: the true curve (the benchmark's draws,
     a line in ln x that always levels off at a floor of 0.004 within the levels) seen
