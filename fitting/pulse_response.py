@@ -578,13 +578,14 @@ def combine_device_estimates(
     from_steps = _steps_follow_own_bounds(fm, names, theta)
     # ---- windows shifted together: each device referred to its own offset
     # (devices that reached both bounds: turning points of the same device are correlated
-    # through its steps and read as windows shifted together)
-    both = DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale)
-    dwelt = {**plateaus, "runs": runs}
-    one = np.ones(theta.shape[0])
-    both = _reached_hard_bound(both, "b_max", one > 0, one, dwelt) & _reached_hard_bound(
-        both, "b_min", one > 0, one, dwelt
+    # through its steps and read as windows shifted together); the reads each device's step
+    # model dwells at its bounds do not depend on the origin: counted once, here
+    dwell = _dwell_reads(
+        DeviceValues(fm, names, theta, cov, shared_names, phi, phi_cov, scale), plateaus, runs
     )
+    both = None
+    if dwell is not None:
+        both = (dwell["b_max"] >= DWELL_READS) & (dwell["b_min"] >= DWELL_READS)
     windows, carried = _window_spread(fm, names, theta, cov, both), False
     if windows is not None and windows.with_offset and fm.recenter and not fm.recenter_shape:
         carried = True  # (linear-step's shared κ and exp-step's z fix one origin for all)
@@ -613,7 +614,9 @@ def combine_device_estimates(
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
-        plateaus["runs"] = runs
+        if dwell is not None:  # (the rows of the devices kept above)
+            rows = ~aside if aside.any() and not carried else slice(None)
+            plateaus.update({f"dwell_{k}": v[rows] for k, v in dwell.items()})
         stuck_rows = np.nonzero(status == "stuck")[0]
         if stuck_rows.size and not screen.direction_wise:
             plateaus["stuck_rates"] = _stuck_rates(
@@ -1904,41 +1907,52 @@ def _reached_hard_bound(
     values: DeviceValues, key: str, ok: np.ndarray, se: np.ndarray, plateaus: dict | None
 ) -> np.ndarray:
     """Devices that dwell at their hard bound ``key`` (``"b_max"`` or ``"b_min"``), per
-    device (families whose bounds act only by clipping: elsewhere, e.g. piecewise-step's
-    node positions, the shape identifies them).
+    device: at least :data:`DWELL_READS` reads there by their own step model
+    (``plateaus["dwell_<key>"]``, :func:`_dwell_reads`) and a positive standard error.
+    Without dwell counts (families whose bounds are not only clips, no first reads) every
+    identified bound counts."""
+    count = None if plateaus is None else plateaus.get(f"dwell_{key}")
+    if not values.fm.bounds_only_by_clip or count is None:
+        return ok
+    return ok & (se > 0) & (count >= DWELL_READS)
+
+
+def _dwell_reads(
+    values: DeviceValues, plateaus: dict, runs: list[tuple[int, np.ndarray]]
+) -> dict[str, np.ndarray] | None:
+    """Per device, the reads at which its fitted step model sits at each hard bound
+    (``{"b_max": ..., "b_min": ...}``), for families whose bounds act only by clipping
+    (elsewhere, e.g. piecewise-step's node positions, the shape identifies them); None
+    there or without first reads (``plateaus["start"]``) or a protocol (``runs``).
 
     A device that turned around before its bound gets a bound "fitted" at its furthest
     reads, often with a small (sandwich) error: the few clipped pairs are fitted almost
     exactly, so the error says nothing about dwelling (issue 14: a device 28 µS short of
-    its bound with an error of 0.18 σ_read doubled a chip's w_min_dtod). Reached is
-    therefore asked of each device's own fitted step model: run the pulse protocol
-    (``plateaus["runs"]``) from the device's first read (``plateaus["start"]``) with the
-    fitted mean steps, clipped at the fitted bounds, and count the reads of the runs towards
-    ``key`` at which the model sits at it (pushed against it); reached: at least
-    :data:`DWELL_READS` such reads (and a positive standard error). Without a protocol or
-    first reads every identified bound counts.
+    its bound with an error of 0.18 σ_read doubled a chip's w_min_dtod; the old rule was
+    error < σ_read/√DWELL_READS). So the protocol is run from each device's first read with
+    its fitted mean steps, clipped at its fitted bounds, and the reads of the runs towards a
+    bound at which the model sits at it (pushed against it) are counted. The counts do not
+    depend on the origin of w (the model moves with it).
     """
-    fm = values.fm
-    runs = None if plateaus is None else plateaus.get("runs")
-    if not fm.bounds_only_by_clip or not runs or "start" not in plateaus:
-        return ok
-    towards = 1 if key == "b_max" else -1
-    dwell = np.zeros(ok.size)
-    j = {n: i for i, n in enumerate(values.names)}
+    if not values.fm.bounds_only_by_clip or not runs or "start" not in plateaus:
+        return None
+    fm, n = values.fm, values.theta.shape[0]
+    out = {"b_max": np.zeros(n, dtype=np.int32), "b_min": np.zeros(n, dtype=np.int32)}
+    j = {name: i for i, name in enumerate(values.names)}
     shared = dict(zip(values.shared_names, np.asarray(values.phi, dtype=float), strict=True))
-    for sl in chunks(ok.size, RECENTER_BLOCK):
-        vals = {n: values.theta[sl, i] for n, i in j.items()}
+    for sl in chunks(n, RECENTER_BLOCK):
+        vals = {name: values.theta[sl, i] for name, i in j.items()}
         vals.update(shared)
         hi, lo = vals["b_max"], vals["b_min"]
         w = plateaus["start"][sl].astype(float)
         with np.errstate(all="ignore"):
             for direction, counts in runs:
+                key = "b_max" if direction > 0 else "b_min"
                 for c in counts:
                     for _ in range(int(c)):
                         w = np.clip(w + fm.step(w, direction > 0, vals), lo, hi)
-                    if direction == towards:
-                        dwell[sl] += w == vals[key]
-    return ok & (se > 0) & (dwell >= DWELL_READS)
+                    out[key][sl] += w == vals[key]
+    return out
 
 
 def _pulse_runs(pulses: np.ndarray) -> list[tuple[int, np.ndarray]]:

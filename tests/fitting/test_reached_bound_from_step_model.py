@@ -17,7 +17,13 @@ import numpy as np
 
 from fitting import PulseTraces, fit_pulse_response
 from fitting.families import DEVICE_PARAMS, family_model
-from fitting.pulse_response import DWELL_READS, DeviceValues, _pulse_runs, _reached_hard_bound
+from fitting.pulse_response import (
+    DWELL_READS,
+    DeviceValues,
+    _dwell_reads,
+    _pulse_runs,
+    _reached_hard_bound,
+)
 from instruments.chip import PulseSpec, PulseTrainSpec, pulse_sequence
 from instruments.emulator.physics import PulsedDeviceArray, chip_truth
 
@@ -29,7 +35,6 @@ def test_a_turning_point_with_a_small_error_is_not_a_reached_bound() -> None:
     # old threshold σ/√6; device 0 gets to its upper bound after 40 of 100 up pulses and sits
     # there, device 1 gets to its fitted "bound" only with the last pulse of a run (a
     # turning point); the down direction reaches b_min = -1 on both
-    pulses = pulse_sequence(SPEC)
     theta = np.array([[0.02, 0.05, 0.8, -1.0], [0.011, 0.05, 0.8, -1.0]])
     values = DeviceValues(
         family_model("constant-step"),
@@ -41,23 +46,24 @@ def test_a_turning_point_with_a_small_error_is_not_a_reached_bound() -> None:
         np.zeros((0, 0)),
         1.0,
     )
-    sigma = 0.01
-    plateaus = {
-        "b_max": np.array([0.8, 0.8]),
-        "b_min": np.array([-1.0, -1.0]),
-        "start": np.array([0.0, -0.3]),
-        "read_noise": sigma,
-        "runs": _pulse_runs(pulses),
-    }
+    plateaus = {"b_max": np.array([0.8, 0.8]), "b_min": np.array([-1.0, -1.0])}
+    plateaus["start"] = np.array([0.0, -0.3])
+    runs = _pulse_runs(pulse_sequence(SPEC))
+    dwell = _dwell_reads(values, plateaus, runs)
+    # device 0: 60 reads at b_max in the first up run and 12 in the second (from b_min);
+    # device 1: at most the last read of the first
+    assert dwell["b_max"][0] == 72 and dwell["b_max"][1] <= 1
+    assert np.all(dwell["b_min"] >= DWELL_READS)
+    plateaus.update({f"dwell_{k}": v for k, v in dwell.items()})
     ok = np.array([True, True])
-    se = np.full(2, 0.1 * sigma)  # both "precise": the old test called both reached
+    sigma = 0.01
+    se = np.full(2, 0.1 * sigma)  # both "precise": the old rule called both reached
     assert np.all(se < sigma / np.sqrt(DWELL_READS))
-    reached = _reached_hard_bound(values, "b_max", ok, se, plateaus)
-    assert reached.tolist() == [True, False]
+    assert _reached_hard_bound(values, "b_max", ok, se, plateaus).tolist() == [True, False]
     assert _reached_hard_bound(values, "b_min", ok, se, plateaus).tolist() == [True, True]
-    # without first reads (or a protocol) every identified bound counts, as before
+    # without first reads every identified bound counts, as before
     del plateaus["start"]
-    assert _reached_hard_bound(values, "b_max", ok, se, plateaus).tolist() == [True, True]
+    assert _dwell_reads(values, plateaus, runs) is None
 
 
 def test_population_bound_spread_is_not_inflated_by_turning_points() -> None:
