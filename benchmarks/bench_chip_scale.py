@@ -43,12 +43,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CALIB = [sys.executable, "-m", "calib.cli"]
 
 
 def _calib_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("calib")
-    return [str(exe)] if exe.is_file() else CALIB
+    """``python -m calib`` run in :data:`ROOT`: the code of this checkout (the ``calib``
+    script of an editable install would import the checkout it was installed from)."""
+    return [sys.executable, "-m", "calib"]
+
+
+def _commit() -> str:
+    """The checkout's commit, ``+`` when its tracked files differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if dirty else "")
 
 
 def _run(args: list[str]) -> dict:
@@ -85,6 +97,16 @@ def _emulator(side: int, seed: int, peak: dict) -> Iterator[str]:
         proc.terminate()
         _, _, usage = os.wait4(proc.pid, 0)
         peak["rss_mb"] = usage.ru_maxrss / 1024
+
+
+def _done(name: str, stage: dict) -> None:
+    """One line per finished stage, as it finishes (a long chain's log shows its progress)."""
+    print(
+        f"# {dt.datetime.now(dt.timezone.utc):%H:%M:%S} UTC {name}: wall {stage['wall_s']:.1f} s, "
+        f"CPU {stage['cpu_s']:.1f} s, peak RSS {stage['rss_mb']:.0f} MB, "
+        f"load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
 
 
 def _mb(*paths: Path) -> float:
@@ -143,15 +165,18 @@ def chain(
         )  # fmt: skip
     stages["measure"]["emulator_rss_mb"] = emulator["rss_mb"]
     stages["measure"]["disk_mb"] = _mb(data)
+    _done("measure", stages["measure"])
     stages["fit"] = _run(
         ["fit", "pulse-response", str(data), "--model", "soft-bounds", "--seed", str(seed),
          "-o", str(preset)]
     )  # fmt: skip
     stages["fit"]["disk_mb"] = _mb(preset, sidecar)
+    _done("fit", stages["fit"])
     stages["fit"]["json_mb"] = _mb(preset)
     stages["fit"]["inline_mb"] = _inline_json_mb(preset)
     stages["export"] = _run(["export", str(preset), "--to", "aihwkit", "-o", str(exported)])
     stages["export"]["disk_mb"] = _mb(exported)
+    _done("export", stages["export"])
     epochs, repeats = validate
     if epochs:
         report = folder / "validate"
@@ -160,6 +185,7 @@ def chain(
              "--repeats", str(repeats), "--seed", str(seed)]
         )  # fmt: skip
         stages["validate"]["disk_mb"] = _mb(*[p for p in report.rglob("*") if p.is_file()])
+        _done("validate", stages["validate"])
     if dask_workers:
         other = folder / "chip_dask.json"
         stages["fit (Dask)"] = _run(
@@ -167,6 +193,7 @@ def chain(
              "--workers", str(dask_workers), "-o", str(other)]
         )  # fmt: skip
         stages["fit (Dask)"]["disk_mb"] = _mb(other, folder / "chip_dask.devices.h5")
+        _done("fit (Dask)", stages["fit (Dask)"])
         if not _same_preset(preset, other):
             raise RuntimeError("the Dask fit gave another preset than the in-process fit")
         stages["fit (Dask)"]["same"] = True
@@ -337,7 +364,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             stages = chain(args.devices, Path(tmp), args.seed, **options)
     print(
-        f"{args.devices} devices, {start:%Y-%m-%d %H:%M} UTC, "
+        f"{args.devices} devices, {start:%Y-%m-%d %H:%M} UTC, commit {_commit()}, "
         f"{platform.machine()} {os.cpu_count()} CPUs, load {load:.2f} at start, "
         f"{os.getloadavg()[0]:.2f} at end\n"
     )

@@ -49,6 +49,8 @@ from fitting.chunked import (
     MapTasks,
     TracesSource,
     column_values,
+    compact_rows,
+    compact_sums,
     device_data,
     fit_piece,
     screen_piece,
@@ -538,9 +540,13 @@ def combine_device_estimates(
             f"{ctx.source.source}: the {chosen} fit failed for every responsive device "
             f"({_describe(_status_counts(status))})"
         )
-    if not keep.all():
-        theta, cov = theta[keep], cov[keep]
-        all_sums = all_sums.take(np.nonzero(keep)[0])
+    if not keep.all():  # in place: est handed its arrays over (a copy held them twice)
+        rows = np.nonzero(keep)[0]
+        theta, cov, all_sums = (
+            compact_rows(theta, rows),
+            compact_rows(cov, rows),
+            compact_sums(all_sums, rows),
+        )
     aside = aside[keep]
     ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
@@ -589,14 +595,15 @@ def combine_device_estimates(
     windows, carried = _window_spread(fm, names, theta, cov, both), False
     if windows is not None and windows.with_offset and fm.recenter and not fm.recenter_shape:
         carried = True  # (linear-step's shared κ and exp-step's z fix one origin for all)
-        theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, windows.offsets)
+        theta, cov, phi = _recenter(fm, names, theta, cov, shared_names, phi, windows.offsets, True)
         plateaus = {k: v - windows.offsets for k, v in plateaus.items()}
     elif aside.any():  # their steps at the common reference are negative: not usable
         drop = np.nonzero(keep)[0][aside]
         status[fitted[drop]] = "fit_failed"
         keep[drop] = False
-        theta, cov, ids = theta[~aside], cov[~aside], ids[~aside]
-        all_sums = all_sums.take(np.nonzero(~aside)[0])
+        rows = np.nonzero(~aside)[0]
+        theta, cov, ids = compact_rows(theta, rows), compact_rows(cov, rows), ids[rows]
+        all_sums = compact_sums(all_sums, rows)
         plateaus = {k: v[~aside] for k, v in plateaus.items()}
         notes.append(
             f"{drop.size} device(s) have a window wholly on one side of the reference "
@@ -611,6 +618,7 @@ def combine_device_estimates(
         n_boot=n_boot,
         seed=seed,
     )
+    del all_sums  # the noise model holds what it needs (216 B per device no longer held)
     try:
         # the read noise (normalized) tells dwelling at a hard bound from turning near it
         plateaus["read_noise"] = float(noise.non_accumulating)
@@ -695,7 +703,7 @@ def combine_device_estimates(
                 method[name] = method.get(name, "") + " (not available)"
     if carried:  # per-device values as measured (apparent windows)
         _carry_reference_offset(windows, params, unc, method, notes, scale, ctx.source.units)
-        theta, cov = _recenter(fm, names, theta, cov, shared_names, phi, -windows.offsets)[:2]
+        theta, cov = _recenter(fm, names, theta, cov, shared_names, phi, -windows.offsets, True)[:2]
     per_device = _per_device(fm, names, theta, cov, scale, ids, pop)
     if carried:  # each device's predicted offset (BLUP), data units around g_offset_s
         per_device["reference_offset"] = windows.offsets * scale
@@ -938,12 +946,11 @@ def _window_spread(
     from fitting.window_offset import window_spread
 
     j = {n: i for i, n in enumerate(names)}
-    se = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+    hi, lo = j["b_max"], j["b_min"]  # the errors of these two only (a chip's worth of floats)
+    se_hi, se_lo = (np.sqrt(np.maximum(cov[:, k, k], 0.0)) for k in (hi, lo))
     if reached is not None:
-        se = np.where(reached[:, None], se, np.inf)
-    return window_spread(
-        theta[:, j["b_max"]], theta[:, j["b_min"]], se[:, j["b_max"]], se[:, j["b_min"]]
-    )
+        se_hi, se_lo = (np.where(reached, se, np.inf) for se in (se_hi, se_lo))
+    return window_spread(theta[:, hi], theta[:, lo], se_hi, se_lo)
 
 
 def _carry_reference_offset(windows, params, unc, method, notes, scale, units) -> None:
