@@ -1176,10 +1176,13 @@ def _score_families(
     # absorb step noise, and a smaller reference would inflate every other family's J
     # (a fit whose read noise came out 0 put all of its misfit into the step noise: its
     # split is degenerate and would make S singular in the read-noise direction, e.g.
-    # pow-step on aihwkit's strong exp-step case, c2c 0.20 with read noise 0: every J × 20)
-    def c2c_of(n: Any) -> float:
+    # pow-step on aihwkit's strong exp-step case, c2c 0.20 with read noise 0: every J × 20);
+    # so is the mirror split, c2c 0 with the step noise in an inflated read noise (pow-step
+    # on the emulator's exp-step: c2c 0, read noise 0.011 for the others' 0.003, every J × 5),
+    # chosen only when every fit splits so
+    def c2c_of(n: Any) -> tuple[bool, float]:
         usable = np.isfinite(n.c2c) and np.isfinite(n.non_accumulating) and n.non_accumulating > 0
-        return n.c2c if usable else np.inf
+        return (not n.c2c > 0, n.c2c) if usable else (True, np.inf)
 
     ref = min(noise.values(), key=c2c_of)
     fits, problems = dict(fits), dict(problems)
