@@ -176,15 +176,22 @@ class DriftFit:
         }
 
     def uncertainty(self) -> dict[str, Any]:
-        """Standard errors of the clipped-log coefficients (``drift.mu_nu.a`` ...) and their
+        """Standard errors of the clipped-log coefficients (``drift.mu_nu.a`` ...), their
         covariance matrices (``drift.mu_nu.covariance``: identified coefficients in the
-        order a, b, lo, hi, the order of the standard errors)."""
+        order a, b, lo, hi, the order of the standard errors) and the curves' one-SE bands
+        at the levels (``drift.mu_nu.band``, per ``levels.drift.g_target_s``: over the clip
+        choices, which the chosen coefficients' covariance alone leaves out)."""
         out: dict[str, Any] = {}
-        for name, fit in (("mu_nu", self.mu_fit), ("sigma_nu", self.sigma_fit)):
+        bands = self.curve_bands(self.level_x)
+        for (name, fit), band in zip(
+            (("mu_nu", self.mu_fit), ("sigma_nu", self.sigma_fit)), bands, strict=True
+        ):
             for key, se in fit.se.items():
                 out[f"drift.{name}.{key}"] = se
             if np.all(np.isfinite(fit.covariance)):
                 out[f"drift.{name}.covariance"] = fit.covariance.tolist()
+            if np.all(np.isfinite(band)):
+                out[f"drift.{name}.band"] = band.tolist()
         return out
 
     def curve_bands(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,14 +12,16 @@ REFERENCES.md), with the curves of ``fitting/pcm_synthetic.py``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from fitting import pcm_curves
 from fitting.pcm_curves import fit_clipped_log
-from fitting.pcm_drift import _side_errors
+from fitting.pcm_drift import _side_errors, fit_drift
 from fitting.pcm_stats import fit_folded_normal
-from fitting.pcm_synthetic import clip_log
+from fitting.pcm_synthetic import SyntheticPcm, clip_log, synthetic_campaigns
 
 X = np.linspace(0.1, 1.0, 8)
 
@@ -124,6 +126,25 @@ def test_a_floor_the_levels_rest_on_is_kept_over_the_straight_line() -> None:
     # a straight line stays a straight line: its floor, if fitted, holds < 2 levels
     line = fit_clipped_log(X, -0.01 * u + 0.003 + np.array([1, -1] * 4) * 1e-4, np.full(8, 4e-3))
     assert line.variant == "none"
+
+
+def test_preset_carries_the_curve_bands_at_the_levels() -> None:
+    # the band over the clip choices is what covers (benchmarks/RESULTS.md); the preset
+    # must carry it, since the chosen coefficients' covariance alone gives the narrower
+    # conditional band. Published curves (σ_ν levels off at 0.008 above x = 0.33)
+    model = SyntheticPcm()
+    levels = np.linspace(0.1, 1.0, 8) * model.g_max_s
+    _, drift, _ = synthetic_campaigns(
+        model, levels, 16, 3, times_s=np.geomspace(model.t0_s, 1e5, 15), n_reads=10
+    )
+    fit = fit_drift(drift, model.g_max_s, model.t_read_s)
+    uncertainty = fit.uncertainty()
+    for name, band in zip(("mu_nu", "sigma_nu"), fit.curve_bands(fit.level_x), strict=True):
+        assert uncertainty[f"drift.{name}.band"] == band.tolist()
+        assert len(band) == fit.levels.n_levels and np.all(band > 0)
+    for name, curve in (("mu_nu", fit.mu_fit), ("sigma_nu", fit.sigma_fit)):
+        conditional = dataclasses.replace(curve, alternatives=[]).band(fit.level_x)
+        assert np.any(np.asarray(uncertainty[f"drift.{name}.band"]) > conditional)
 
 
 def _curve_coverage(n_chips: int, seed: int) -> float:
