@@ -6,6 +6,7 @@ Usage (prints a markdown table for ``benchmarks/RESULTS.md``, "## Chip scale")::
     .venv/bin/python benchmarks/bench_chip_scale.py --devices 4194304 --no-dask --folder /var/tmp/x
     .venv/bin/python benchmarks/bench_chip_scale.py --preset-io --devices 1048576
     .venv/bin/python benchmarks/bench_chip_scale.py --population-stage --devices 4194304
+    .venv/bin/python benchmarks/bench_chip_scale.py --population-stage --devices 1000000 --trace
 
 An emulated ReRAM chip (``calib emulator serve``, square, the smallest power-of-two side that
 holds the devices) runs in its own process; each stage is one ``calib`` command in its own
@@ -252,16 +253,19 @@ def preset_io(n_devices: int, seed: int) -> None:
         print(f"| {name} | {save:.2f} | {load:.2f} | {read:.2f} | {disk:.1f} | {js:.3f} |")
 
 
-def population_stage(n_devices: int, seed: int, sample: int = 5000) -> None:
+def population_stage(n_devices: int, seed: int, sample: int = 5000, trace: bool = False) -> None:
     """Peak memory of the population stage for ``n_devices`` without fitting them all.
 
     A ``sample``-device chip is measured on the emulator and fitted (soft-bounds, streamed);
-    its screening statistics and per-device estimates are tiled to ``n_devices`` and passed
-    to ``combine_device_estimates``, the stage that holds every device's values at once.
-    Prints the resident memory before the stage and the process's peak (``ru_maxrss``).
+    its screening statistics and per-device estimates are tiled to ``n_devices`` (device
+    ``r`` reads the traces of sample device ``r mod sample``, for the stuck devices' rates)
+    and passed to ``combine_device_estimates``, the stage that holds every device's values
+    at once. Prints the resident memory before the stage and the process's peak
+    (``ru_maxrss``); with ``trace``, also tracemalloc's peak above the stage's inputs.
     """
     import dataclasses
     import resource
+    import tracemalloc
 
     import numpy as np
 
@@ -270,6 +274,7 @@ def population_stage(n_devices: int, seed: int, sample: int = 5000) -> None:
     from calib.io.pulse_source import HDF5PulseSource
     from fitting.chunked import DeviceEstimates
     from fitting.screening import Screening
+    from fitting.traces import PulseTraces
 
     captured: dict = {}
     combine = pr.combine_device_estimates
@@ -283,49 +288,67 @@ def population_stage(n_devices: int, seed: int, sample: int = 5000) -> None:
         )  # fmt: skip
         return combine(ctx, plan, est, notes, predictive_check)
 
+    class Tiled:
+        """``n_devices`` devices, device r the sample's device r mod its size."""
+
+        def __init__(self, base: HDF5PulseSource) -> None:
+            self.base, self.n_devices = base, n_devices
+            self.source, self.units = "tiled", base.units
+            self.device_ids = np.arange(n_devices)
+
+        def read(self, rows):
+            rows = np.arange(n_devices)[rows] if isinstance(rows, slice) else np.asarray(rows)
+            own, back = np.unique(rows % self.base.n_devices, return_inverse=True)
+            tr = self.base.read(own)
+            pulses = tr.pulses if tr.pulses.ndim == 1 else tr.pulses[back]
+            return PulseTraces(tr.conductance_s[back], pulses, rows, self.source, self.units)
+
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "sample.h5"
         side = 1 << max(4, (sample - 1).bit_length() + 1 >> 1)
         with _emulator(side, seed, {}) as resource_name:
             measure = ["measure", "pulse-response", "--resource", resource_name]
             _run([*measure, "--devices", str(sample), "--selection", "block", "-o", str(data)])
+        source = HDF5PulseSource(data)
         pr.combine_device_estimates = keep_inputs
         try:
             pr.fit_pulse_response_source(
-                HDF5PulseSource(data), "soft-bounds", screen_pieces_of=8, predictive_check=False
+                source, "soft-bounds", screen_pieces_of=8, predictive_check=False
             )
         finally:
             pr.combine_device_estimates = combine
-    ctx, est = captured["ctx"], captured.pop("est")
-    reps = -(-n_devices // ctx.source.n_devices)
-    fields = {f.name: getattr(ctx.screen, f.name) for f in dataclasses.fields(Screening)}
-    screen = Screening(
-        **{k: np.tile(v, reps)[:n_devices] if isinstance(v, np.ndarray) else v
-           for k, v in fields.items()}
-    )  # fmt: skip
-    fitted = np.nonzero(screen.fitted)[0]
-
-    class Tiled:
-        source, units = "tiled", ctx.source.units
-        device_ids = np.arange(n_devices)
-
-    Tiled.n_devices = n_devices
-    rows = np.arange(fitted.size) % est.n_dev
-    big = DeviceEstimates(
-        est.names, est.theta[rows], est.cov[rows], est.shared_names, est.phi, est.sums.take(rows)
-    )
-    del rows, est
-    ctx = dataclasses.replace(ctx, source=Tiled(), screen=screen, fitted=fitted)
-    with open("/proc/self/statm") as fh:
-        before = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-    t0 = time.perf_counter()
-    combine(ctx, captured["plan"], big, captured["notes"], predictive_check=False)
-    wall = time.perf_counter() - t0
+        if trace:
+            tracemalloc.start()
+        ctx, est = captured["ctx"], captured.pop("est")
+        reps = -(-n_devices // ctx.source.n_devices)
+        fields = {f.name: getattr(ctx.screen, f.name) for f in dataclasses.fields(Screening)}
+        screen = Screening(
+            **{k: np.tile(v, reps)[:n_devices] if isinstance(v, np.ndarray) else v
+               for k, v in fields.items()}
+        )  # fmt: skip
+        fitted = np.nonzero(screen.fitted)[0]
+        rows = np.arange(fitted.size) % est.n_dev
+        big = DeviceEstimates(
+            est.names, est.theta[rows], est.cov[rows], est.shared_names, est.phi,
+            est.sums.take(rows),
+        )  # fmt: skip
+        del rows, est
+        ctx = dataclasses.replace(ctx, source=Tiled(source), screen=screen, fitted=fitted)
+        with open("/proc/self/statm") as fh:
+            before = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        traced = tracemalloc.get_traced_memory()[0] if trace else 0
+        tracemalloc.reset_peak()
+        t0 = time.perf_counter()
+        combine(ctx, captured["plan"], big, captured["notes"], predictive_check=False)
+        wall = time.perf_counter() - t0
+        above = (tracemalloc.get_traced_memory()[1] - traced) / 1e6 if trace else None
+        tracemalloc.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
     print(
         f"{n_devices} devices ({fitted.size} fitted, estimates of a {sample}-device chip "
         f"tiled), load {os.getloadavg()[0]:.2f}: population stage {wall:.1f} s; resident "
         f"{before:.0f} MB before it, process peak {peak:.0f} MB"
+        + ("" if above is None else f"; traced peak {above:.0f} MB above the stage's inputs")
     )
 
 
@@ -345,12 +368,15 @@ def main() -> None:
         action="store_true",
         help="only the population stage's memory at --devices (tiled estimates)",
     )
+    parser.add_argument(
+        "--trace", action="store_true", help="--population-stage: also tracemalloc's peak"
+    )
     args = parser.parse_args()
     if args.preset_io:
         preset_io(args.devices, args.seed)
         return
     if args.population_stage:
-        population_stage(args.devices, args.seed)
+        population_stage(args.devices, args.seed, trace=args.trace)
         return
     load = os.getloadavg()[0]
     start = dt.datetime.now(dt.timezone.utc)
