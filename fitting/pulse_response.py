@@ -620,8 +620,6 @@ def combine_device_estimates(
     )
     del all_sums  # the noise model holds what it needs (216 B per device no longer held)
     try:
-        # the read noise (normalized) tells dwelling at a hard bound from turning near it
-        plateaus["read_noise"] = float(noise.non_accumulating)
         if dwell is not None:  # (the rows of the devices kept above)
             rows = ~aside if aside.any() and not carried else slice(None)
             plateaus.update({f"dwell_{k}": v[rows] for k, v in dwell.items()})
