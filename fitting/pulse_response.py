@@ -868,11 +868,11 @@ def _unidentified_wrong_side_bounds(fm, names, theta, cov, lo, hi, good) -> np.n
     each device's own bounds, :func:`_steps_follow_own_bounds`). Such a device's reads barely
     curve (a low gain: a soft-bounds step Δ(1 − w/b) over a window much narrower than b),
     so the fit's slope took the noise's sign and b = −Δ/slope jumped to the other side.
-    Its bound is then marked not identified, in place (placed beyond its reads at the far
-    value ±1/:data:`FAR_SLOPE` of the normalized window, variance inf, no covariance) and its
-    steps kept: they are measured at the reference, which lies within its reads. On
-    aihwkit's sb_twice_spread 9 of 11 failed fits were such devices, all with gains
-    0.03-0.23 of the mean: dropping them cut the low tail of the folded gain (issue 13)."""
+    Its bound is then marked not identified, in place (placed at ±:data:`FAR_BOUND`, far
+    beyond its reads, variance inf, no covariance) and its steps kept: they are measured at
+    the reference, which lies within its reads. On aihwkit's sb_twice_spread 9 of 11
+    failed fits were such devices, all with gains 0.03-0.23 of the mean: dropping them cut
+    the low tail of the folded gain (issue 13)."""
     out = np.zeros(theta.shape[0], dtype=bool)
     if not _steps_follow_own_bounds(fm, names, theta):
         return out
@@ -895,7 +895,7 @@ def _unidentified_wrong_side_bounds(fm, names, theta, cov, lo, hi, good) -> np.n
             weak = (
                 wrong & np.isfinite(var) & (var > 0) & (np.abs(slope) < WRONG_SIDE_Z * np.sqrt(var))
             )
-        th[weak, j[bound]] = (1.0 if upper else -1.0) / FAR_SLOPE
+        th[weak, j[bound]] = FAR_BOUND if upper else -FAR_BOUND
         cv[weak, j[bound], :] = 0.0
         cv[weak, :, j[bound]] = 0.0
         cv[weak, j[bound], j[bound]] = np.inf
@@ -908,8 +908,9 @@ def _unidentified_wrong_side_bounds(fm, names, theta, cov, lo, hi, good) -> np.n
     return out
 
 
-#: slope (normalized) of the step vs w at which a bound marked not identified is placed
-FAR_SLOPE = 1e-3
+#: where a bound marked not identified is placed (normalized units, ~1000 windows away:
+#: the soft-bounds factor 1 − w/b stays 1 over the reads)
+FAR_BOUND = 1e3
 
 
 def _valid_aside(fm, names, theta, cov, lo, hi, good) -> np.ndarray:
