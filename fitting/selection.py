@@ -275,12 +275,13 @@ def random_effect_penalty(
         return float(np.sum(_population_deviance(k, v, x, width)))
 
     tiny = np.log(1e-4 * np.sqrt(np.min(np.diagonal(v, axis1=1, axis2=2), axis=0)))
+    top = np.maximum(np.log(width), tiny + 1.0)  # values closer together than their errors
     bounds = [(lo, hi) for lo, hi in zip(k.min(axis=0), k.max(axis=0), strict=True)]
-    bounds += [(t, np.log(w)) for t, w in zip(tiny, width, strict=True)]
+    bounds += [(t, w) for t, w in zip(tiny, top, strict=True)]
     bounds += [(-12.0, 12.0)]
     center = np.median(k, axis=0)
     mad = 1.4826 * np.median(np.abs(k - center), axis=0)
-    spread = np.clip(np.log(mad + 1e-12), tiny, np.log(width))
+    spread = np.clip(np.log(mad + 1e-12), tiny, top)
     best = None
     # from the robust spread, a quarter of it and (nearly) none, with few and with many
     # devices off the population: the marginal is not convex
