@@ -1210,10 +1210,16 @@ def _score_families(
             # mean and spread are the parameters, each device pays the Laplace cost of its
             # shape on J's scale instead of ln N per value
             dev_shape = family_model(labels[fam][0]).per_device_shape
-            with np.errstate(all="ignore"):
-                re = random_effect_penalty(
-                    prob, theta, fit.phi, ref.c2c, ref.non_accumulating, dev_shape
-                )
+            try:
+                with np.errstate(all="ignore"):
+                    re = random_effect_penalty(
+                        prob, theta, fit.phi, ref.c2c, ref.non_accumulating, dev_shape
+                    )
+            except (np.linalg.LinAlgError, ValueError) as exc:  # scored as fixed values
+                note = f"{labels[fam][1]} (no random effect: {exc})"
+                labels[fam] = (labels[fam][0], note, False)
+                out.append(ModelScore(fam, total, int(k), n_obs, df))
+                continue
             k += len(dev_shape) * (2 + re.n_fixed - theta.shape[0]) + 1
             penalty = re.penalty
             pop = zip(dev_shape, re.mean, re.spread, strict=True)
