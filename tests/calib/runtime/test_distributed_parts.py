@@ -104,8 +104,11 @@ def test_generic_family_fit_does_not_depend_on_the_chunking() -> None:
     )
     for name, value in one.parameters.items():
         if isinstance(value, float):
-            # per-device solvers converge to rtol 1e-10 whatever their neighbours
-            assert pieces.parameters[name] == pytest.approx(value, rel=1e-7, abs=1e-15), name
+            # per-device solvers converge to rtol 1e-10 whatever their neighbours; up_down is
+            # a difference of relative steps (scale 1) that sits near 0 on this chip (0.0048):
+            # 1e-7 of its scale, not of its value (3e-12 apart here; 6.5e-7 relative)
+            floor = 1e-7 if name == "up_down" else 1e-15
+            assert pieces.parameters[name] == pytest.approx(value, rel=1e-7, abs=floor), name
     # A device whose solver stops at its iteration limit (a flat direction: 1-5 of 400
     # here) ends where rounding led it, and rounding differs with the block a device is
     # solved in; converged devices agree to the solver's tolerance. So: all but 1 % of the
