@@ -99,3 +99,21 @@ def test_per_device_pow_step_fit_reaches_the_basin_of_aihwkits_draws() -> None:
     # measured on these 64 devices: J 538 with the extra starts, 1612 from the shared start
     # alone; 898 at the drawn exponents (the fitted ones also absorb noise)
     assert j_fit < 1.15 * j_drawn, (j_fit, j_drawn)
+
+
+def test_population_deviance_is_the_laplace_marginal_of_a_normal_population() -> None:
+    from fitting.selection import _population_deviance
+
+    rng = np.random.default_rng(3)
+    kappa = rng.normal(0.5, 0.2, (50, 2))
+    v = np.stack([np.diag(rng.uniform(0.01, 0.04, 2)) for _ in range(50)])
+    mean, tau = np.array([0.4, 0.6]), np.array([0.15, 0.25])
+    x = np.r_[mean, np.log(tau), -40.0]  # π ≈ 0: every device in the population
+    got = _population_deviance(kappa, v, x, np.ones(2))
+    var = np.diagonal(v, axis1=1, axis2=2) + tau**2
+    want = np.sum((kappa - mean) ** 2 / var + np.log(var / np.diagonal(v, axis1=1, axis2=2)), 1)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    # T → 0: the price of pulling every device to κ̄, the Wald sum Σ dᵀ V⁻¹ d
+    x0 = np.r_[mean, np.log([1e-9, 1e-9]), -40.0]
+    wald = np.einsum("dp,dpq,dq->d", kappa - mean, np.linalg.inv(v), kappa - mean)
+    np.testing.assert_allclose(_population_deviance(kappa, v, x0, np.ones(2)), wald, rtol=1e-6)
