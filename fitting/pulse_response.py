@@ -620,6 +620,9 @@ def combine_device_estimates(
     )
     del all_sums  # the noise model holds what it needs (216 B per device no longer held)
     try:
+        # the read noise (normalized): a bound that the model dwells at must also be fitted
+        # to within what DWELL_READS reads determine (see _reached_hard_bound)
+        plateaus["read_noise"] = float(noise.non_accumulating)
         if dwell is not None:  # (the rows of the devices kept above)
             rows = ~aside if aside.any() and not carried else slice(None)
             plateaus.update({f"dwell_{k}": v[rows] for k, v in dwell.items()})
@@ -1978,13 +1981,22 @@ def _reached_hard_bound(
 ) -> np.ndarray:
     """Devices that dwell at their hard bound ``key`` (``"b_max"`` or ``"b_min"``), per
     device: at least :data:`DWELL_READS` reads there by their own step model
-    (``plateaus["dwell_<key>"]``, :func:`_dwell_reads`) and a positive standard error.
+    (``plateaus["dwell_<key>"]``, :func:`_dwell_reads`), and the bound determined as
+    DWELL_READS reads at it determine it (standard error positive and below
+    σ_read/√DWELL_READS, ``plateaus["read_noise"]``). Either alone lets turning points in:
+    the error alone a device that turned with a few clipped pairs fitted exactly, the dwell
+    alone a bound fitted a few steps below a device's crest where its clip costs less than
+    the read noise (aihwkit's cs_up_down_neg_unreached: 21 of 95 "reached" for ~6 drawn).
     Without dwell counts (families whose bounds are not only clips, no first reads) every
     identified bound counts."""
     count = None if plateaus is None else plateaus.get(f"dwell_{key}")
     if not values.fm.bounds_only_by_clip or count is None:
         return ok
-    return ok & (se > 0) & (count >= DWELL_READS)
+    reached = ok & (se > 0) & (count >= DWELL_READS)
+    sigma = plateaus.get("read_noise")
+    if sigma is not None and np.isfinite(sigma) and sigma > 0:
+        reached &= se < sigma * values.scale / np.sqrt(DWELL_READS)
+    return reached
 
 
 def _dwell_reads(

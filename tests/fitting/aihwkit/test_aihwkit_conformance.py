@@ -50,7 +50,9 @@ XFAIL: dict[str, str] = {
     ),
     "ls_allow_increasing": ("fitter: re-simulated mean trace off by 4.4% of the span (limit 3.0%)"),
     "ls_strong_asym": (
-        "fitter (family right since the bound-level starts): dw_min_std 0.488 vs 0.300"
+        "fitter (family right since the bound-level starts): dw_min_std 0.491 vs 0.300; "
+        "re-simulated mean trace off by 4.9% of the span (limit 4.6%; w_max 0.880 for "
+        "0.808, reached by 44%, since a reached bound needs both dwell and error, 14:45 UTC)"
     ),
     "ls_weak_unreached": (
         "fitter: re-simulated mean trace off by 12.5% of the span (limit 9.5%); re-"
