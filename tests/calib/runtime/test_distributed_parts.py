@@ -113,9 +113,16 @@ def test_generic_family_fit_does_not_depend_on_the_chunking() -> None:
     # here) ends where rounding led it, and rounding differs with the block a device is
     # solved in; converged devices agree to the solver's tolerance. So: all but 1 % of the
     # devices to 1e-7, every device's values to 1e-5 and standard errors to 1e-2.
+    # A device's errors are moved with it to the origin, a population value (the reported
+    # bounds' midpoint) that differs by ~1e-9 between the two fits; an error at an origin
+    # outside the device's reads is a small difference of large terms and amplifies that
+    # (delta_up_se of 21 devices 4e-5 apart since the reached rule of 49bc653 moved this
+    # chip's origin): so every device's errors to 1e-2, the 1 % rule for the values only.
     for name, col in one.per_device.items():
         got, want = np.asarray(pieces.per_device[name]), np.asarray(col)
         np.testing.assert_allclose(got, want, rtol=1e-2 if name.endswith("_se") else 1e-5)
+        if name.endswith("_se"):
+            continue
         close = np.isclose(got, want, rtol=1e-7, atol=0.0, equal_nan=True)
         assert np.mean(close) >= 0.99, (name, np.flatnonzero(~close))
 
