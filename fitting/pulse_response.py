@@ -521,6 +521,7 @@ def combine_device_estimates(
     # per device: 60 B each, 250 MB for 4.2e6 devices)
     labels, codes = np.unique(screen.status, return_inverse=True)
     status = np.array([str(s) for s in labels], dtype=object)[codes]
+    del codes  # (8 B per device, not needed again)
     lo_n = (screen.lo[fitted] - g0_pre) / scale
     hi_n = (screen.hi[fitted] - g0_pre) / scale
     good = _valid_estimates(fm, names, theta, cov, lo_n, hi_n)
@@ -550,6 +551,7 @@ def combine_device_estimates(
     aside = aside[keep]
     ids = ctx.source.device_ids[fitted[keep]]
     plateaus = {"b_max": hi_n[keep], "b_min": lo_n[keep]}
+    del lo_n, hi_n  # the kept devices' plateaus are copied above (16 B per device freed)
     if screen.start is not None:  # the first state, for which devices dwell at a bound
         plateaus["start"] = ((screen.start[fitted] - g0_pre) / scale)[keep]
     # the pulse protocol (of the first fitted device), for which devices dwell at a bound
@@ -950,8 +952,9 @@ def _window_spread(
     j = {n: i for i, n in enumerate(names)}
     hi, lo = j["b_max"], j["b_min"]  # the errors of these two only (a chip's worth of floats)
     se_hi, se_lo = (np.sqrt(np.maximum(cov[:, k, k], 0.0)) for k in (hi, lo))
-    if reached is not None:
-        se_hi, se_lo = (np.where(reached, se, np.inf) for se in (se_hi, se_lo))
+    if reached is not None:  # in place: the same values as np.where(reached, se, inf)
+        se_hi[~reached] = np.inf
+        se_lo[~reached] = np.inf
     return window_spread(theta[:, hi], theta[:, lo], se_hi, se_lo)
 
 
