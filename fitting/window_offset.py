@@ -120,8 +120,12 @@ def _neg_reml(v: np.ndarray, x: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> f
     return float(np.log(det).sum() + quad.sum() + np.log(mdet))
 
 
-def _fit(x, e1, e2, scale: float, with_offset: bool) -> tuple[np.ndarray, float]:
-    """REML estimates (a, c, o) and −2 log L; o fixed at 0 unless ``with_offset``."""
+def _fit(
+    x, e1, e2, scale: float, with_offset: bool, also_from: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """REML estimates (a, c, o) and −2 log L; o fixed at 0 unless ``with_offset``;
+    ``also_from``: one more start (a, c, o) (for the nested fit without the offset: the
+    estimates with it, so that its optimum is never worse than theirs at o = 0)."""
     sd = np.std(x, axis=0, ddof=1)
     # moments first (cov(b⁺, b⁻) = o², var b± = a², c² + o² + error), then two fixed splits
     c = np.cov(x[:, 0], x[:, 1])
@@ -134,6 +138,8 @@ def _fit(x, e1, e2, scale: float, with_offset: bool) -> tuple[np.ndarray, float]
         (sd[0], sd[1], 0.5 * min(sd)),
         (0.3 * sd[0], 0.3 * sd[1], 0.9 * min(sd)),
     ]
+    if also_from is not None:
+        starts.append(tuple(also_from))
     for a0, c0, o0 in starts:
         v0 = np.array([a0, c0, o0 if with_offset else 0.0]) / scale + 1e-3
         bounds = [(0.0, None), (0.0, None), (0.0, None) if with_offset else (0.0, 0.0)]
@@ -145,6 +151,11 @@ def _fit(x, e1, e2, scale: float, with_offset: bool) -> tuple[np.ndarray, float]
         )
         if best is None or res.fun < best.fun:
             best = res
+    if also_from is not None:  # the start itself is a point of this model: never worse
+        point = np.array([also_from[0], also_from[1], also_from[2] if with_offset else 0.0])
+        f_point = _neg_reml(point, x, e1, e2)
+        if f_point < best.fun:
+            return point, float(f_point)
     return best.x * scale, float(best.fun)
 
 
@@ -241,7 +252,11 @@ def window_spread(
         pick = np.sort(np.random.default_rng(0).choice(n, FIT_DEVICES, replace=False))
     xs, e1s, e2s = x[pick], e1[pick], e2[pick]
     v1, f1 = _fit(xs, e1s, e2s, scale, True)
-    v0, f0 = _fit(xs, e1s, e2s, scale, False)
+    # the nested fit (o = 0) is never worse than the estimates with the offset at o = 0:
+    # L-BFGS-B alone stopped 155-172 units of −2 log L short on the 262,144 sampled windows
+    # of a 4.2e6-device emulated chip (no offsets drawn; 18,157 bounds with a zero error;
+    # v1's o = 0), a false likelihood ratio (elsewhere "shifted together" with o ~ 1e-14)
+    v0, f0 = _fit(xs, e1s, e2s, scale, False, also_from=v1)
     lr = max(f0 - f1, 0.0)
     with_offset = lr > LR_CRITICAL and v1[2] > 0
     v = v1 if with_offset else v0
