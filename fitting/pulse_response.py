@@ -393,9 +393,20 @@ def fit_pulse_response_source(
             scores.append(ModelScore(fam, np.inf, 0, 0, note=f"fit failed: {exc}"))
             continue
         bad = _implausible_shape(fit, fm)
-        if bad:
-            if model != "auto":
+        if bad and model != "auto":
+            # the family's other parametrizations (piecewise node counts) before giving up:
+            # auto scores them too, so `--model <auto's choice>` must not fail where auto
+            # did not (the README's ECRAM chip: 5 nodes diverged on 96 devices)
+            alts = _alternatives(fm, sub_data)
+            if not alts:
                 raise FitInputError(f"{source.source}: the {fam} fit did not converge: {bad}")
+            notes.append(f"{fam}: the default parametrization did not converge ({bad})")
+            _, _, fit, prob, _ = alts[0]
+            variants += alts[1:]
+            shared_fits[fam], problems[fam] = fit, prob
+            notes.append(f"{fam}: {alts[0][1]} (the first that converged)")
+            continue
+        if bad:
             scores.append(ModelScore(fam, np.inf, 0, 0, note=f"fit failed: {bad}"))
             continue
         shared_fits[fam] = fit

@@ -24,7 +24,8 @@ def _fit(phi: list[float]) -> DeviceFit:
 
 def test_runaway_and_non_finite_shapes_are_flagged_with_the_parameter_name() -> None:
     # Seen on a 4,096-device ECRAM campaign: node_up_0 = -6.2e103, which auto selection
-    # must reject (and an explicit --model piecewise-step must refuse with this reason).
+    # must reject (and an explicit --model piecewise-step too, with this reason, when none
+    # of its other node counts converges: tests/calib/fit/test_explicit_family_alternatives.py).
     assert "node_up_0" in _implausible_shape(_fit([-6.2e103, 1.1]))
     assert "node_up_1" in _implausible_shape(_fit([1.2, np.nan]))
     assert _implausible_shape(_fit([1.2, 0.4])) == ""
