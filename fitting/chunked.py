@@ -38,6 +38,7 @@ import numpy as np
 from fitting.families import family_model
 from fitting.family_fit import DeviceData, fit_devices
 from fitting.gmm import DeviceFit
+from fitting.leverage import FitLeverage
 from fitting.noise import NoiseSums, noise_sums
 from fitting.pairs import build_pairs, repeat_reads
 from fitting.screening import chunks, device_statistics
@@ -310,7 +311,8 @@ def fit_device_chunk(
     fitted = np.isfinite(dfit.theta) if var is None else np.isfinite(dfit.theta) & (var > 0)
     if fm.bounds_only_by_clip:  # hard bounds act on clipped pairs, which the sums leave out
         fitted[:, [k for k, n in enumerate(dfit.names) if n in ("b_max", "b_min")]] = False
-    sums = noise_sums(fm, data.blocks, column_values(dfit), rep, fitted.sum(axis=1))
+    leverage = FitLeverage(dfit.names, fitted)
+    sums = noise_sums(fm, data.blocks, column_values(dfit), rep, fitted.sum(axis=1), leverage)
     return DeviceEstimates(dfit.names, dfit.theta, dfit.cov, dfit.shared_names, dfit.phi, sums)
 
 

@@ -1,0 +1,50 @@
+"""The per-device fit's exact leverage on the c2c sums (``fitting.leverage``, issue 14).
+
+Reference: constant-step away from its bounds, whose n-pulse increment is n·Δ of the
+pulse direction (aihwkit's ConstantStepDevice, ``fitting/families.py``): J_k = n_k for the
+Δ of the pair's direction, contraction 1, v_k = Δ² per pulse. With N single-pulse pairs of a
+direction, G = N, the pairs' leverage is Σ_k H_kk·v_k = Δ², and a window of m pairs loses
+2·m·(m·Δ²)/N − m²·(N·Δ²)/N² = m²·Δ²/N, written out here by hand. The hard bounds are not
+fitted (their clipped pairs are not in the sums) and must not enter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fitting.families import family_model
+from fitting.leverage import FitLeverage
+from fitting.noise import WINDOWS, _RunLayout, noise_sums, pair_statistics
+from fitting.pairs import build_pairs
+
+
+def test_exact_leverage_of_a_linear_map_pairs_and_windows() -> None:
+    rng = np.random.default_rng(5)
+    pulses = np.array([0] + [1] * 64 + [-1] * 64)  # one sweep each way, single pulses
+    g = np.cumsum(rng.normal(0.0, 0.05, (3, pulses.size)), axis=1)
+    col = np.ones((3, 1))
+    delta = {"delta_up": 0.01, "delta_down": -0.02}
+    values = {k: v * col for k, v in delta.items()} | {"b_max": 50 * col, "b_min": -50 * col}
+    names = ("delta_up", "delta_down", "b_max", "b_min")
+    fitted = np.tile([True, True, False, False], (3, 1))
+    model = family_model("constant-step")
+    blocks = [build_pairs(g, pulses, 1), build_pairs(g, pulses, -1)]
+    lev = FitLeverage(names, fitted)
+    for b in blocks:
+        st = pair_statistics(model, b, values)
+        lev.add_pairs(model, b, values, st.ok, st.v, st.a)
+    # forward differences of a linear map: exact up to rounding
+    np.testing.assert_allclose(lev.pairs(), 0.01**2 + 0.02**2, rtol=1e-6)
+    for index, (b, d) in enumerate(zip(blocks, (0.01, 0.02), strict=True)):
+        n = int((b.weight[0] > 0).sum())
+        for m in WINDOWS:
+            cols, wb = _RunLayout(b).window_columns(m)
+            got = lev.windows(model, index, wb, cols, values, wb.weight > 0, m)
+            np.testing.assert_allclose(got, cols.size * m**2 * d**2 / n, rtol=1e-6)
+    sums = noise_sums(
+        model, blocks, values, n_fit=np.full(3, 2.0), leverage=FitLeverage(names, fitted)
+    )
+    np.testing.assert_allclose(sums.q_fit, 0.01**2 + 0.02**2, rtol=1e-6)
+    assert np.all(sums.q_fit_w > 0)
+    plain = noise_sums(model, blocks, values, n_fit=np.full(3, 2.0))  # without: p·v̄
+    assert np.all(np.isnan(plain.q_fit)) and np.all(np.isnan(plain.q_fit_w))
