@@ -14,7 +14,14 @@ import numpy as np
 
 from fitting.families import family_model
 from fitting.leverage import FitLeverage
-from fitting.noise import WINDOWS, _RunLayout, noise_sums, pair_statistics
+from fitting.noise import (
+    WINDOWS,
+    NoiseSums,
+    _device_leverage,
+    _RunLayout,
+    noise_sums,
+    pair_statistics,
+)
 from fitting.pairs import build_pairs
 
 
@@ -48,3 +55,20 @@ def test_exact_leverage_of_a_linear_map_pairs_and_windows() -> None:
     assert np.all(sums.q_fit_w > 0)
     plain = noise_sums(model, blocks, values, n_fit=np.full(3, 2.0))  # without: p·v̄
     assert np.all(np.isnan(plain.q_fit)) and np.all(np.isnan(plain.q_fit_w))
+
+
+def test_an_untrusted_exact_leverage_falls_back_on_p_vbar_device_by_device() -> None:
+    # a device whose linearized window leverage is negative or far above p·v̄ (aihwkit's
+    # es_strong: -2 to -47 x Σv) keeps p·v̄; the others keep their exact value
+    n = 3
+    z = np.zeros(n)
+    zw = np.zeros((n, len(WINDOWS)))
+    base = {f: z.copy() for f in NoiseSums.__dataclass_fields__ if not f.endswith("_w")}
+    base.update({f: zw.copy() for f in NoiseSums.__dataclass_fields__ if f.endswith("_w")})
+    base.update(n=np.full(n, 100.0), v=np.full(n, 1.0), n_fit=np.full(n, 2.0))
+    base.update(n_w=np.full((n, len(WINDOWS)), 25.0), v_w=np.full((n, len(WINDOWS)), 1.0))
+    base.update(q_fit=np.array([0.03, -0.01, 0.5]))  # p·v̄ = 2 x 1/100 = 0.02
+    base.update(q_fit_w=np.array([[0.1] * 4, [0.1] * 4, [-3.0] * 4]))  # p·v̄ = 0.08
+    pairs, windows = _device_leverage(NoiseSums(**base))
+    np.testing.assert_allclose(pairs, [0.03, 0.02, 0.02])
+    np.testing.assert_allclose(windows[:, 0], [0.1, 0.1, 0.08])

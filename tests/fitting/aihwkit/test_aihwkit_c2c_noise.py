@@ -18,7 +18,10 @@ from aihwkit_checks import FIXTURES, load_truth
 
 
 @pytest.mark.parametrize(
-    "case", ["cs_default_reached", "sb_up_down_neg", "cs_lower_bound_partly_reached"]
+    "case",
+    # es_strong: the fit's exact leverage without its guard (fitting.noise._device_leverage)
+    # took -2 to -47 x Σv on windows of poorly determined devices: 0.211
+    ["cs_default_reached", "sb_up_down_neg", "cs_lower_bound_partly_reached", "es_strong"],
 )
 def test_c2c_noise_is_recovered_when_read_noise_dominates(case, tmp_path: Path) -> None:
     from calib.fit.pulse_response import fit_pulse_response_file
