@@ -190,7 +190,15 @@ def _solve_from_bound_levels(
             at_level[sits, j] = beyond[sits, j] = level[name][sits]
             beyond[~sits, j] = far[name][~sits]
     best, q, _ = prob.solve_devices(theta, phi)
-    for start in (at_level, beyond):
+    return _best_of_starts(prob, phi, best, q, (at_level, beyond))
+
+
+def _best_of_starts(
+    prob: GmmProblem, phi: np.ndarray, best: np.ndarray, q: np.ndarray, starts: Sequence
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per device the best of ``best`` (criterion ``q``) and the solves from ``starts``,
+    reweighted and solved once more from it."""
+    for start in starts:
         th, qs, _ = prob.solve_devices(start, phi)
         # a start wins only by more than the solver's tolerance: two starts that reach the
         # same optimum tie, and the first is kept whatever the neighbouring devices (a
@@ -232,13 +240,7 @@ def _solve_from_population_shapes(
         st = far.copy()
         st[:, cols] = np.nanquantile(best[:, cols], quantile, axis=0)
         starts.append(st)
-    for st in starts:
-        th, qs, _ = prob.solve_devices(st, phi)
-        take = np.isfinite(qs) & ~(qs >= q * (1.0 - START_MARGIN))
-        best = np.where(take[:, None], th, best)
-        q = np.where(take, qs, q)
-    prob.set_weights(best, phi)
-    return prob.solve_devices(best, phi)
+    return _best_of_starts(prob, phi, best, q, starts)
 
 
 def _shape_clear_of_bounds(

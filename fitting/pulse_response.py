@@ -1861,9 +1861,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
             # bound inside the reads (aihwkit's es_weak_unreached, w_min reached by none:
             # re-simulated mean trace 12.7 % off). Reported at the furthest read plateau.
             value = float(np.max(furthest) if key == "b_max" else np.min(furthest))
-            params[name], unc[name] = value, None
-            params[f"{name}_dtod"], unc[f"{name}_dtod"] = 0.0, None
-            method[name] = method[f"{name}_dtod"] = "not identified"
+            _set_not_identified(params, unc, method, name, value)
             notes.append(
                 f"{name} is not identified: {int(reached.sum())} of {x.size} devices reached "
                 f"it; reported at the furthest read plateau ({value:.4g}), a limit: the bound "
@@ -1906,9 +1904,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
                 finite = fallback[np.isfinite(fallback)]
                 value = float(np.median(finite)) if finite.size else 0.0
                 where = "at the median plateau of the reads (no device has a fitted value)"
-            params[name], unc[name] = value, None
-            params[f"{name}_dtod"], unc[f"{name}_dtod"] = 0.0, None
-            method[name] = method[f"{name}_dtod"] = "not identified"
+            _set_not_identified(params, unc, method, name, value)
             notes.append(
                 f"{name} is not identified (the traces do not approach that bound, "
                 f"REFERENCES.md [R16]); reported {where}: an extrapolation with a large error, "
@@ -2013,6 +2009,13 @@ def _stuck_rates(source: DeviceSource, rows: np.ndarray, noise: np.ndarray, chun
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[sl, col] = pulses / (noise[sl] * np.sqrt(2.0 * np.maximum(runs, 1.0)))
     return out
+
+
+def _set_not_identified(params: dict, unc: dict, method: dict, name: str, value: float) -> None:
+    """A bound reported at ``value`` without an interval and with no spread."""
+    params[name], unc[name] = value, None
+    params[f"{name}_dtod"], unc[f"{name}_dtod"] = 0.0, None
+    method[name] = method[f"{name}_dtod"] = "not identified"
 
 
 def _reached_hard_bound(
