@@ -57,7 +57,7 @@ def increment_jacobian(
 
 def _quad(a: np.ndarray, m: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per device and pair a_k M b_kᵀ: (n, P, p), (n, p, p), (n, P, p) -> (n, P)."""
-    return np.einsum("nkp,npq,nkq->nk", a, m, b)
+    return np.einsum("nkq,nkq->nk", a @ m, b)
 
 
 @dataclass
@@ -112,10 +112,11 @@ class FitLeverage:
             raise RuntimeError("FitLeverage.windows needs pairs() first")
         jac, v, a = self._blocks[index]
         s = increment_jacobian(model, block, values, self.names, self.fitted, ok)
-        t = np.zeros_like(s)
-        gamma = np.ones((jac.shape[0], cols.size))
-        for i in range(m - 1, -1, -1):  # from the window's last pair back: γ_k = Π_{l>k} a_l
-            t += (gamma * v[:, cols + i])[..., None] * jac[:, cols + i, :]
-            gamma = gamma * a[:, cols + i]
+        pairs = cols[:, None] + np.arange(m)  # (windows, m): the pairs of each window
+        later = a[:, pairs[:, 1:]]  # contraction by each later pair of the window
+        # γ_k = Π_{l>k} a_l, from the window's last pair back (γ of the last pair: 1)
+        gamma = np.ones((*later.shape[:2], m))
+        gamma[..., :-1] = np.cumprod(later[..., ::-1], axis=-1)[..., ::-1]
+        t = np.einsum("ncm,ncmp->ncp", gamma * v[:, pairs], jac[:, pairs, :])
         per_window = 2.0 * _quad(s, self._g_inv, t) - _quad(s, self._c_v, s)
         return np.einsum("nk,nk->n", per_window, ok.astype(float))
