@@ -433,20 +433,70 @@ def _leverage(s: NoiseSums) -> float:
     return float(np.sum(_device_leverage(s)[0]))
 
 
-def _device_leverage(s: NoiseSums) -> tuple[np.ndarray, np.ndarray]:
-    """Each device's term of :func:`_leverage`, for single pairs (n_dev,) and for every
-    window length (n_dev, len(WINDOWS)): the exact ``s.q_fit``, ``s.q_fit_w``
-    (:mod:`fitting.leverage`) where it lies between 0 and :data:`MAX_LEVERAGE_RATIO` times
-    the device's p·v̄, else p·v̄. Outside that the linearization fails: on aihwkit's
-    es_strong (exp-step, strong nonlinearity) devices with poorly determined parameters
-    gave window leverages of -2 to -47 times Σv and dw_min_std 0.211 for 0.3."""
+@dataclass
+class _LeverageParts:
+    """Per-device leverage terms: p·v̄ for single pairs (n_dev,) and every window length
+    (n_dev, len(WINDOWS)), and on the devices where the exact leverage is known (a sample,
+    ``fitting.chunked.leverage_sample``; 0 elsewhere) its trusted value and their p·v̄."""
+
+    pairs: np.ndarray
+    windows: np.ndarray
+    exact: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+
+    def totals(self, total: Total) -> tuple[float, list[float]]:
+        """Q of single pairs and of each window length over the devices ``total`` sums: p·v̄
+        times the exact-to-p·v̄ ratio of the sampled devices it sums (a bootstrap replicate
+        its drawn ones)."""
+        q = total(self.pairs)
+        q_w = [total(self.windows[:, i]) for i in range(len(WINDOWS))]
+        if self.exact is None:
+            return q, q_w
+        ex_p, base_p, ex_w, base_w = self.exact
+
+        def ratio(ex: np.ndarray, base: np.ndarray) -> float:
+            b = total(base)
+            return total(ex) / b if b > 0 else 1.0
+
+        q *= ratio(ex_p, base_p)
+        return q, [q_w[i] * ratio(ex_w[:, i], base_w[:, i]) for i in range(len(WINDOWS))]
+
+
+def _leverage_parts(s: NoiseSums) -> _LeverageParts:
+    """The leverage terms of ``s`` (:class:`_LeverageParts`). A sampled device's exact value
+    counts only between 0 and :data:`MAX_LEVERAGE_RATIO` times its p·v̄ (else its p·v̄):
+    outside that the linearization fails (aihwkit's es_strong, exp-step with strong
+    nonlinearity: window leverages of -2 to -47 times Σv, dw_min_std 0.211 for 0.3)."""
     pairs = np.where(s.n > s.n_fit, s.n_fit * s.v / np.maximum(s.n, 1.0), 0.0)
     fit = s.n_fit[:, None]
     windows = np.where(s.n_w > fit, fit * s.v_w / np.maximum(s.n_w, 1.0), 0.0)
-    exact = np.isfinite(s.q_fit) & (s.q_fit >= 0) & (s.q_fit <= MAX_LEVERAGE_RATIO * pairs)
-    exact_w = np.isfinite(s.q_fit_w) & (s.q_fit_w >= 0)
-    exact_w &= s.q_fit_w <= MAX_LEVERAGE_RATIO * windows
-    return np.where(exact, s.q_fit, pairs), np.where(exact_w, s.q_fit_w, windows)
+    known = np.isfinite(s.q_fit) & np.all(np.isfinite(s.q_fit_w), axis=1)
+    if not known.any():
+        return _LeverageParts(pairs, windows, None)
+
+    def trusted(exact: np.ndarray, approx: np.ndarray) -> np.ndarray:
+        kept = np.isfinite(exact) & (exact >= 0) & (exact <= MAX_LEVERAGE_RATIO * approx)
+        return np.where(kept, exact, approx)
+
+    on = known[:, None]
+    exact = (
+        np.where(known, trusted(s.q_fit, pairs), 0.0),
+        np.where(known, pairs, 0.0),
+        np.where(on, trusted(s.q_fit_w, windows), 0.0),
+        np.where(on, windows, 0.0),
+    )
+    return _LeverageParts(pairs, windows, exact)
+
+
+def _device_leverage(s: NoiseSums) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's term of :func:`_leverage`, for single pairs (n_dev,) and for every
+    window length (n_dev, len(WINDOWS)): p·v̄ scaled by the exact leverage's ratio to it
+    over all sampled devices (:class:`_LeverageParts`)."""
+    parts = _leverage_parts(s)
+    q, q_w = parts.totals(_sum)
+    scale = q / parts.pairs.sum() if parts.pairs.sum() > 0 else 1.0
+    base_w = parts.windows.sum(axis=0)
+    scale_w = np.divide(np.array(q_w), base_w, out=np.ones_like(base_w), where=base_w > 0)
+    return parts.pairs * scale, parts.windows * scale_w
 
 
 #: ``total(x)``: the sum over devices of a per-device array (or a bootstrap's weighted sum)
@@ -461,13 +511,13 @@ def _pooled(
     s: NoiseSums,
     read_known: float | None,
     total: Total = _sum,
-    leverage: tuple[np.ndarray, np.ndarray] | None = None,
+    leverage: _LeverageParts | None = None,
 ) -> tuple[float, float, float, float, bool]:
     """σ_c, σ_na, σ_read, σ_write and separability from the sums over devices (``total``:
     plain sums; a bootstrap replicate passes the sums weighted by how often it draws each
-    device, the same as the sums of its drawn rows). ``leverage``: :func:`_device_leverage`
+    device, the same as the sums of its drawn rows). ``leverage``: :func:`_leverage_parts`
     of ``s`` (computed when None)."""
-    lev, lev_w = _device_leverage(s) if leverage is None else leverage
+    q, q_w = (_leverage_parts(s) if leverage is None else leverage).totals(total)
     a_lag, a_state = total(s.a_lag), total(s.a_lag_state)
     n_rep = total(s.n_rep)
     read2 = total(s.rep) / (2.0 * n_rep) if n_rep >= 10 else None
@@ -475,7 +525,6 @@ def _pooled(
         read2 = read_known**2
     write2_state = max(-total(s.lag_state) / a_state, 0.0) if a_state > 0 else None
     v, uu, one_a2 = total(s.v), total(s.uu), total(s.one_a2)
-    q = total(lev)
     if a_lag > 0:
         # −Σlag = σ_na²·Σa + σ_c²·Q and Σu² = σ_c²·(Σv − Q) + σ_na²·Σ(1 + a²), solved jointly
         lag = -total(s.lag)
@@ -487,7 +536,7 @@ def _pooled(
         known = write2_state is not None and read2 is not None
         na2 = write2_state + read2 if known else 0.0
         c2 = (uu - na2 * one_a2) / (v - q) if v > q else 0.0
-    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2, total, lev_w)
+    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2, total, q_w)
     separable = read2 is not None
     if not separable:
         read2 = na2
@@ -508,14 +557,14 @@ def _windowed_c2c(
     uu: float,
     one_a2: float,
     total: Total = _sum,
-    lev_w: np.ndarray | None = None,
+    q_w: Sequence[float] | None = None,
 ) -> float:
     """σ_c² from the window length (single pairs or :data:`WINDOWS`) with the smallest error.
 
     Error of each candidate (σ_na² taken as known up to its own error): Var Σu² ≈ 2 Σu²²/n
     for n windows of about equal variance, and σ_na² from the lag-1 equations of n₁ pairs
     with relative variance ≈ 3/n₁; both divided by (Σv − Q)², Q the leverage of the fitted
-    per-device parameters (:func:`_leverage`, here per window; ``lev_w`` its device terms).
+    per-device parameters (:func:`_leverage`, here per window: ``q_w``).
 
     Q = p·v̄ is exact only where the fitted parameters' leverage is spread evenly over the
     windows. Where the step depends on the state (soft-bounds: large early steps carry both
@@ -529,8 +578,8 @@ def _windowed_c2c(
     unbiased (8 chips x 1024 devices); the choice still charges (Q·σ_c²)², which now
     overstates their bias and favours the shorter windows.
     """
-    if lev_w is None:
-        lev_w = _device_leverage(s)[1]
+    if q_w is None:
+        q_w = _leverage_parts(s).totals(total)[1]
     n1 = total(s.n)
     if n1 < 10 or v <= q:
         return c2
@@ -550,7 +599,7 @@ def _windowed_c2c(
         n_m = total(s.n_w[:, i])
         if n_m < 30:
             continue
-        q_m = total(lev_w[:, i])
+        q_m = q_w[i]
         v_m = total(s.v_w[:, i])
         uu_m, one_m = total(s.uu_w[:, i]), total(s.one_a2_w[:, i])
         if v_m <= q_m:
@@ -572,7 +621,7 @@ def estimate_noise(
     n = sums.uu.size
     if n >= 3 and n_boot > 0:
         rng = np.random.default_rng(seed)
-        leverage = _device_leverage(sums)
+        leverage = _leverage_parts(sums)
         reps = []
         # one replicate's rows at a time: the same draws as one (n_boot, n) array, which
         # would take n_boot x 8 bytes per device (6.7 GB for 4.2e6 devices); the sums of the

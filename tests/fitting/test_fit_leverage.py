@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fitting.chunked import leverage_sample
 from fitting.families import family_model
 from fitting.leverage import FitLeverage
 from fitting.noise import (
@@ -57,18 +58,32 @@ def test_exact_leverage_of_a_linear_map_pairs_and_windows() -> None:
     assert np.all(np.isnan(plain.q_fit)) and np.all(np.isnan(plain.q_fit_w))
 
 
-def test_an_untrusted_exact_leverage_falls_back_on_p_vbar_device_by_device() -> None:
-    # a device whose linearized window leverage is negative or far above p·v̄ (aihwkit's
-    # es_strong: -2 to -47 x Σv) keeps p·v̄; the others keep their exact value
-    n = 3
+def test_exact_leverage_of_a_sample_scales_p_vbar_and_untrusted_values_count_as_p_vbar() -> None:
+    # the exact leverage is known on a sample of devices (NaN elsewhere); its ratio to p·v̄
+    # there scales every device's p·v̄. A sampled device whose linearized value is negative
+    # or far above p·v̄ (aihwkit's es_strong: -2 to -47 x Σv) counts as its p·v̄.
+    n = 4
     z = np.zeros(n)
     zw = np.zeros((n, len(WINDOWS)))
     base = {f: z.copy() for f in NoiseSums.__dataclass_fields__ if not f.endswith("_w")}
     base.update({f: zw.copy() for f in NoiseSums.__dataclass_fields__ if f.endswith("_w")})
     base.update(n=np.full(n, 100.0), v=np.full(n, 1.0), n_fit=np.full(n, 2.0))
     base.update(n_w=np.full((n, len(WINDOWS)), 25.0), v_w=np.full((n, len(WINDOWS)), 1.0))
-    base.update(q_fit=np.array([0.03, -0.01, 0.5]))  # p·v̄ = 2 x 1/100 = 0.02
-    base.update(q_fit_w=np.array([[0.1] * 4, [0.1] * 4, [-3.0] * 4]))  # p·v̄ = 0.08
+    # p·v̄ = 2 x 1/100 = 0.02 per pair, 2 x 1/25 = 0.08 per window; device 3 not sampled
+    base.update(q_fit=np.array([0.03, -0.01, 0.5, np.nan]))
+    base.update(q_fit_w=np.array([[0.1] * 4, [0.1] * 4, [-3.0] * 4, [np.nan] * 4]))
     pairs, windows = _device_leverage(NoiseSums(**base))
-    np.testing.assert_allclose(pairs, [0.03, 0.02, 0.02])
-    np.testing.assert_allclose(windows[:, 0], [0.1, 0.1, 0.08])
+    np.testing.assert_allclose(pairs, np.full(n, 0.02 * (0.03 + 0.02 + 0.02) / 0.06))
+    np.testing.assert_allclose(windows[:, 0], np.full(n, 0.08 * (0.1 + 0.1 + 0.08) / 0.24))
+    base.update(q_fit=np.full(n, np.nan), q_fit_w=np.full((n, len(WINDOWS)), np.nan))
+    pairs, windows = _device_leverage(NoiseSums(**base))  # none known: p·v̄
+    np.testing.assert_allclose(pairs, 0.02)
+    np.testing.assert_allclose(windows, 0.08)
+
+
+def test_the_leverage_sample_is_chosen_by_device_id() -> None:
+    # by id, not by position in a chunk: a streamed fit samples the devices an in-memory
+    # fit does; ids that are not integers: every device
+    ids = np.array([3, 16, 17, 32, 0])
+    np.testing.assert_array_equal(leverage_sample(ids), [False, True, False, True, True])
+    assert leverage_sample(np.array(["a", "b"])).all()
