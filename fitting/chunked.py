@@ -314,7 +314,7 @@ def fit_device_chunk(
     values = column_values(dfit)
     sums = noise_sums(fm, data.blocks, values, rep, fitted.sum(axis=1))
     # the fit's exact leverage on a sample of the devices (its ratio to p·v̄ is applied to
-    # all, fitting.noise._device_leverage): on every device it cost 3-4x the per-device
+    # all, fitting.noise._leverage_parts): on every device it cost 3-4x the per-device
     # stage of a soft-bounds chip (4096 devices x 1201 reads: 0.95 -> 4.1 CPU s)
     rows = np.nonzero(leverage_sample(traces.device_ids))[0]
     if rows.size:

@@ -430,7 +430,7 @@ def _leverage(s: NoiseSums) -> float:
     are smooth (hat matrix H_{k,k+1} ≈ H_kk) each lag-1 product drops by the same per pair.
     Ignored, both bias σ_c low: by 1.5·p/n (linear-step, 6 parameters, 400 pairs: −2.3 %).
     """
-    return float(np.sum(_device_leverage(s)[0]))
+    return _leverage_parts(s).totals(_sum)[0]
 
 
 @dataclass
@@ -485,18 +485,6 @@ def _leverage_parts(s: NoiseSums) -> _LeverageParts:
         np.where(on, windows, 0.0),
     )
     return _LeverageParts(pairs, windows, exact)
-
-
-def _device_leverage(s: NoiseSums) -> tuple[np.ndarray, np.ndarray]:
-    """Each device's term of :func:`_leverage`, for single pairs (n_dev,) and for every
-    window length (n_dev, len(WINDOWS)): p·v̄ scaled by the exact leverage's ratio to it
-    over all sampled devices (:class:`_LeverageParts`)."""
-    parts = _leverage_parts(s)
-    q, q_w = parts.totals(_sum)
-    scale = q / parts.pairs.sum() if parts.pairs.sum() > 0 else 1.0
-    base_w = parts.windows.sum(axis=0)
-    scale_w = np.divide(np.array(q_w), base_w, out=np.ones_like(base_w), where=base_w > 0)
-    return parts.pairs * scale, parts.windows * scale_w
 
 
 #: ``total(x)``: the sum over devices of a per-device array (or a bootstrap's weighted sum)

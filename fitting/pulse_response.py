@@ -1868,7 +1868,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
                 "lies beyond it"
             )
             continue
-        if eff is not None and reached.sum() >= 3 and (ok & ~reached).any():
+        if eff is not None and reached.sum() >= 3 and unreached.any():
             # some devices never reached this bound: theirs lies beyond the furthest state
             # they visited (censored); pooling the reached ones alone is biased inwards
             # the bound of a device that turned before it is fitted at its turning point

@@ -18,8 +18,9 @@ from fitting.leverage import FitLeverage
 from fitting.noise import (
     WINDOWS,
     NoiseSums,
-    _device_leverage,
+    _leverage_parts,
     _RunLayout,
+    _sum,
     noise_sums,
     pair_statistics,
 )
@@ -60,8 +61,9 @@ def test_exact_leverage_of_a_linear_map_pairs_and_windows() -> None:
 
 def test_exact_leverage_of_a_sample_scales_p_vbar_and_untrusted_values_count_as_p_vbar() -> None:
     # the exact leverage is known on a sample of devices (NaN elsewhere); its ratio to p·v̄
-    # there scales every device's p·v̄. A sampled device whose linearized value is negative
-    # or far above p·v̄ (aihwkit's es_strong: -2 to -47 x Σv) counts as its p·v̄.
+    # there scales the p·v̄ of every device (the totals over all devices). A sampled device
+    # whose linearized value is negative or far above p·v̄ (aihwkit's es_strong: -2 to -47 x
+    # Σv) counts as its p·v̄.
     n = 4
     z = np.zeros(n)
     zw = np.zeros((n, len(WINDOWS)))
@@ -72,13 +74,13 @@ def test_exact_leverage_of_a_sample_scales_p_vbar_and_untrusted_values_count_as_
     # p·v̄ = 2 x 1/100 = 0.02 per pair, 2 x 1/25 = 0.08 per window; device 3 not sampled
     base.update(q_fit=np.array([0.03, -0.01, 0.5, np.nan]))
     base.update(q_fit_w=np.array([[0.1] * 4, [0.1] * 4, [-3.0] * 4, [np.nan] * 4]))
-    pairs, windows = _device_leverage(NoiseSums(**base))
-    np.testing.assert_allclose(pairs, np.full(n, 0.02 * (0.03 + 0.02 + 0.02) / 0.06))
-    np.testing.assert_allclose(windows[:, 0], np.full(n, 0.08 * (0.1 + 0.1 + 0.08) / 0.24))
+    q, q_w = _leverage_parts(NoiseSums(**base)).totals(_sum)
+    np.testing.assert_allclose(q, n * 0.02 * (0.03 + 0.02 + 0.02) / 0.06)
+    np.testing.assert_allclose(q_w, np.full(len(WINDOWS), n * 0.08 * (0.1 + 0.1 + 0.08) / 0.24))
     base.update(q_fit=np.full(n, np.nan), q_fit_w=np.full((n, len(WINDOWS)), np.nan))
-    pairs, windows = _device_leverage(NoiseSums(**base))  # none known: p·v̄
-    np.testing.assert_allclose(pairs, 0.02)
-    np.testing.assert_allclose(windows, 0.08)
+    q, q_w = _leverage_parts(NoiseSums(**base)).totals(_sum)  # none known: p·v̄
+    np.testing.assert_allclose(q, n * 0.02)
+    np.testing.assert_allclose(q_w, n * 0.08)
 
 
 def test_the_leverage_sample_is_chosen_by_device_id() -> None:

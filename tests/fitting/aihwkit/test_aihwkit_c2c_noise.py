@@ -19,7 +19,7 @@ from aihwkit_checks import FIXTURES, load_truth
 
 @pytest.mark.parametrize(
     "case",
-    # es_strong: the fit's exact leverage without its guard (fitting.noise._device_leverage)
+    # es_strong: the fit's exact leverage without its guard (fitting.noise._leverage_parts)
     # took -2 to -47 x Σv on windows of poorly determined devices: 0.211
     ["cs_default_reached", "sb_up_down_neg", "cs_lower_bound_partly_reached", "es_strong"],
 )
