@@ -38,6 +38,7 @@ import numpy as np
 from fitting.families import family_model
 from fitting.family_fit import DeviceData, fit_devices
 from fitting.gmm import DeviceFit
+from fitting.increment_noise import IncrementNoise
 from fitting.leverage import FitLeverage
 from fitting.noise import NoiseSums, noise_sums
 from fitting.pairs import build_pairs, repeat_reads
@@ -160,6 +161,9 @@ class FitPlan:
     scale: float
     shape: dict[str, float]
     per_device_shape: bool
+    #: the chip's increment noise (up, down) of the closed-form soft-bounds errors, from the
+    #: subsample, so that every chunk's errors use the same (fitting.soft_bounds)
+    increment_noise: tuple[IncrementNoise | None, IncrementNoise | None] | None = None
 
 
 @dataclass
@@ -305,7 +309,9 @@ def fit_device_chunk(
     """Per-device estimates of every device of ``traces`` under ``plan`` (one chunk)."""
     fm = family_model(plan.family)
     data, rep = device_data(traces, plan.g0_pre, plan.scale, hi, lo)
-    dfit = fit_devices(fm, data, plan.shape, per_device_shape=plan.per_device_shape)
+    dfit = fit_devices(
+        fm, data, plan.shape, plan.per_device_shape, increment_noise=plan.increment_noise
+    )
     # the parameters fitted to each device's own pairs (their leverage biases σ_c low)
     var = np.diagonal(dfit.cov, axis1=1, axis2=2) if dfit.cov.ndim == 3 else None
     fitted = np.isfinite(dfit.theta) if var is None else np.isfinite(dfit.theta) & (var > 0)

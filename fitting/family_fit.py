@@ -22,11 +22,18 @@ import numpy as np
 
 from fitting.families import DEVICE_PARAMS, FAMILY_MODELS, FamilyModel, ShapeStart
 from fitting.gmm import DeviceFit, GmmProblem, clear_of_bounds
+from fitting.increment_noise import IncrementNoise
 from fitting.pairs import PairBlock
-from fitting.soft_bounds import linear_iv, soft_bounds_from_iv
+from fitting.soft_bounds import (
+    increment_noise,
+    iv_cross_covariance,
+    linear_iv,
+    soft_bounds_from_iv,
+)
 
 __all__ = [
     "DeviceData",
+    "chip_increment_noise",
     "fit_devices",
     "fit_per_device_shape",
     "fit_shared_shape",
@@ -278,12 +285,15 @@ def fit_devices(
     data: DeviceData,
     shape: dict[str, float],
     per_device_shape: bool,
+    increment_noise: tuple[IncrementNoise | None, IncrementNoise | None] | None = None,
 ) -> DeviceFit:
-    """Per-device parameters of ``data`` with ``shape`` fixed (or as per-device start)."""
+    """Per-device parameters of ``data`` with ``shape`` fixed (or as per-device start);
+    ``increment_noise`` (up, down): the chip's, for the closed form's errors (estimated on
+    ``data`` when None)."""
     n_pulse = data.uniform_pulses()
     if model.closed_form and n_pulse is not None:
-        return _soft_bounds_closed_form(data, n_pulse)
-    return _fit_devices(model, data, shape, per_device_shape)[0]
+        return _soft_bounds_closed_form(data, n_pulse, increment_noise or (None, None))
+    return _fit_devices(model, data, shape, per_device_shape, noise=increment_noise)[0]
 
 
 def fit_per_device_shape(
@@ -301,6 +311,7 @@ def _fit_devices(
     shape: dict[str, float],
     per_device_shape: bool,
     start: DeviceFit | None = None,
+    noise: tuple[IncrementNoise | None, IncrementNoise | None] | None = None,
 ) -> tuple[DeviceFit, GmmProblem]:
     vals, _ = initial_values(model, data)
     if start is not None:  # per-device values of an earlier fit of the same devices
@@ -323,19 +334,45 @@ def _fit_devices(
         theta, q, conv = prob.solve_devices(theta, phi)
     prob.set_weights(theta, phi)
     theta, q, conv = prob.solve_devices(theta, phi, max_iter=15)
-    cov, _ = prob.covariance(theta, phi)
+    cov, _ = prob.covariance(theta, phi, noise)
     fit = DeviceFit(names, theta, cov, shared, phi, np.zeros((len(shared), len(shared))), q, conv)
     return fit, prob
 
 
-def _soft_bounds_closed_form(data: DeviceData, n_pulse: int) -> DeviceFit:
+def chip_increment_noise(
+    model: FamilyModel, data: DeviceData, fit: DeviceFit | None
+) -> tuple[IncrementNoise | None, IncrementNoise | None]:
+    """The chip's increment noise (up, down) from ``fit`` of the devices of ``data`` (the
+    subsample of the plan, so that every chunk's errors use the same;
+    :mod:`fitting.increment_noise`)."""
+    if model.closed_form and data.uniform_pulses() is not None:
+        return increment_noise(data.up), increment_noise(data.down)
+    if fit is None:
+        return None, None
+    prob = _problem(model, data, fit.names, fit.shared_names)
+    up, down = prob.increment_noise(fit.theta, fit.phi)
+    return up, down
+
+
+def _soft_bounds_closed_form(
+    data: DeviceData, n_pulse: int, noise: tuple[IncrementNoise | None, IncrementNoise | None]
+) -> DeviceFit:
     """Exact IV estimator of soft-bounds (same pulse count before every read).
 
     A direction without data (single-direction traces) keeps its starting values with
     infinite variance: not identified.
     """
-    d_up, b_up, c_up = soft_bounds_from_iv(linear_iv(data.up), 1, n_pulse)
-    d_dn, b_dn, c_dn = soft_bounds_from_iv(linear_iv(data.down), -1, n_pulse)
+    up, dn = (
+        x if x is not None else increment_noise(b) for x, b in zip(noise, data.blocks, strict=True)
+    )
+    iv_up, iv_dn = linear_iv(data.up, up), linear_iv(data.down, dn)
+    d_up, b_up, c_up, j_up = soft_bounds_from_iv(iv_up, 1, n_pulse)
+    d_dn, b_dn, c_dn, j_dn = soft_bounds_from_iv(iv_dn, -1, n_pulse)
+    # up and down share the reads where a sweep turns: their estimates are correlated
+    read_var = 0.0 if up is None or dn is None else float(np.sqrt(up.read_var * dn.read_var))
+    cross = iv_cross_covariance(data.up, iv_up, data.down, iv_dn, read_var)
+    with np.errstate(all="ignore"):
+        c_ud = j_up @ cross @ np.swapaxes(j_dn, 1, 2)  # (Δ⁺, b⁺) x (Δ⁻, b⁻)
     n = data.n_dev
     theta = np.stack([d_up, d_dn, b_up, b_dn], axis=1)
     cov = np.zeros((n, 4, 4))
@@ -343,6 +380,8 @@ def _soft_bounds_closed_form(data: DeviceData, n_pulse: int) -> DeviceFit:
         cov[:, i, j] = c_up[:, a, b]
     for (i, j), (a, b) in {(1, 1): (0, 0), (1, 3): (0, 1), (3, 1): (1, 0), (3, 3): (1, 1)}.items():
         cov[:, i, j] = c_dn[:, a, b]
+    for (i, j), (a, b) in {(0, 1): (0, 0), (0, 3): (0, 1), (2, 1): (1, 0), (2, 3): (1, 1)}.items():
+        cov[:, i, j] = cov[:, j, i] = np.nan_to_num(c_ud[:, a, b])
     start = None
     for col, name in enumerate(DEVICE_PARAMS):
         missing = ~np.isfinite(theta[:, col]) | ~np.isfinite(cov[:, col, col])

@@ -39,8 +39,9 @@ def test_the_fit_without_offset_is_never_worse_than_the_fit_with_it_at_zero_offs
     spread = window_spread(hi, lo, hi_se, lo_se)
     x = np.column_stack([hi, lo])
     scale = float(np.median(0.5 * (hi - lo)))
-    v1, f1 = window_offset._fit(x, hi_se**2, lo_se**2, scale, True)
-    at_zero = _neg_reml(np.array([v1[0], v1[1], 0.0]), x, hi_se**2, lo_se**2)
+    none = np.zeros(n)  # the two bounds' errors independent
+    v1, f1 = window_offset._fit(x, hi_se**2, lo_se**2, none, scale, True)
+    at_zero = _neg_reml(np.array([v1[0], v1[1], 0.0]), x, hi_se**2, lo_se**2, none)
     assert v1[2] == 0.0 and at_zero == f1  # the fit with the offset lies in the nested model
     assert spread.lr <= max(at_zero - f1, 0.0) + 1e-9
     assert not spread.with_offset
