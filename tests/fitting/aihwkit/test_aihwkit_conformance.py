@@ -68,21 +68,9 @@ XFAIL: dict[str, str] = {
         "c3aaec6): up step curve rms 0.202 of the largest step > 0.05; dw_min_dtod 0.428 vs "
         "0.600; re-simulated mean trace off by 6.3% of the span (limit 3.9%)"
     ),
-    "ps_up_down_neg_unreached": (
-        "fitter (soft-bounds is equivalent at this noise, stated in the fixture and measured "
-        "by test_equivalent_at_this_noise.py): re-simulated mean trace off by 9.2% of the "
-        "span (limit 5.6%)"
-    ),
     "ps_weak_gamma": (
         "fitter: up step curve rms 0.062 of the largest step > 0.05; dw_min_dtod 0.241 "
         "vs 0.300; dw_min_std 0.505 vs 0.300"
-    ),
-    "pw_unreached": (
-        "fitter (soft-bounds, equivalent here): re-simulated device spread ratio 0.79 (limit "
-        "±0.20). The bounds are extrapolated (never approached): their mean is now the fixed "
-        "point of the mean step line (step curves within 2.6-3.5 %, were 7.8-11.3 % with an "
-        "error-weighted mean of the per-device bounds); it had passed (0.92) while about half "
-        "the devices' closed-form errors were 0, which left the bounds' spreads at 0.8-1.05"
     ),
     "pw_5_nodes": ("fitter: re-simulated mean trace off by 3.6% of the span (limit 3.0%)"),
     "pw_twice_spread": ("fitter: dw_min_dtod 0.503 vs 0.600"),
