@@ -2104,11 +2104,11 @@ def _reached_hard_bound(
     device: at least :data:`DWELL_READS` reads there by their own step model
     (``plateaus["dwell_<key>"]``, :func:`_dwell_reads`), and the bound determined as
     DWELL_READS reads at it determine it (standard error positive and below
-    :data:`DWELL_ERROR_FACTOR`·σ_read/√DWELL_READS, ``plateaus["read_noise"]``). Either alone lets turning points in:
-    the error alone a device that turned with a few clipped pairs fitted exactly, the dwell
-    alone a bound fitted a few steps below a device's crest where its clip costs less than
-    the read noise (aihwkit's cs_up_down_neg_unreached: 21 of 95 "reached" for ~6 drawn).
-    Without dwell counts (families whose bounds are not only clips, no first reads) every
+    :data:`DWELL_ERROR_FACTOR`·σ_read/√DWELL_READS, ``plateaus["read_noise"]``). Either
+    alone lets turning points in: the error alone a device that turned with a few clipped
+    pairs fitted exactly, the dwell alone a bound fitted a few steps below a device's crest
+    where its clip costs less than the read noise (aihwkit's cs_up_down_neg_unreached: 21
+    of 95 "reached" for ~6 drawn). Without dwell counts (families whose bounds are not only clips, no first reads) every
     identified bound counts."""
     count = None if plateaus is None else plateaus.get(f"dwell_{key}")
     if not values.fm.bounds_only_by_clip or count is None:
