@@ -2108,8 +2108,8 @@ def _reached_hard_bound(
     alone lets turning points in: the error alone a device that turned with a few clipped
     pairs fitted exactly, the dwell alone a bound fitted a few steps below a device's crest
     where its clip costs less than the read noise (aihwkit's cs_up_down_neg_unreached: 21
-    of 95 "reached" for ~6 drawn). Without dwell counts (families whose bounds are not only clips, no first reads) every
-    identified bound counts."""
+    of 95 "reached" for ~6 drawn). Without dwell counts (families whose bounds are not
+    only clips, no first reads) every identified bound counts."""
     count = None if plateaus is None else plateaus.get(f"dwell_{key}")
     if not values.fm.bounds_only_by_clip or count is None:
         return ok
