@@ -158,8 +158,9 @@ def iv_cross_covariance(
         for offset, coef in ((1, np.ones(n_dev)), (0, -rho)):  # y1 (+e), y0 (−ρ·e)
             k = block.read_index + offset
             c = np.broadcast_to(coef[:, None], k.shape)
-            np.add.at(out[..., 0], (rows[use], k[use]), c[use])
-            np.add.at(out[..., 1], (rows[use], k[use]), (c * block.z)[use])
+            # (a read ends at most one pair of the block and starts at most one: no repeats)
+            out[rows[use], k[use], 0] += c[use]
+            out[rows[use], k[use], 1] += (c * block.z)[use]
         return out
 
     meat = read_var * np.einsum("nri,nrj->nij", at_reads(up, iv_up), at_reads(down, iv_down))
