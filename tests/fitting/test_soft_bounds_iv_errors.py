@@ -14,31 +14,9 @@ import pytest
 
 from fitting.pairs import build_pairs
 from fitting.soft_bounds import linear_iv
-from instruments.chip import PulseSpec, PulseTrainSpec, pulse_sequence
-from instruments.emulator.physics import PulsedDeviceArray, chip_truth
+from tests.identical_devices import identical_devices
 
 N_DEVICES = 1024
-
-
-def _identical_devices(**overrides: float):
-    truth = dict(
-        response="soft-bounds",
-        dw_min=0.9e-6,
-        up_down=0.0,
-        w_max=34e-6,
-        w_min=-34e-6,
-        dw_min_dtod=0.0,
-        up_down_dtod=0.0,
-        w_max_dtod=0.0,
-        w_min_dtod=0.0,
-        dw_min_std=0.3,
-    )
-    truth.update(overrides)
-    spec = PulseTrainSpec(100, PulseSpec(1.2, 1e-6), 100, PulseSpec(-1.2, 1e-6), cycles=2)
-    array = PulsedDeviceArray(chip_truth("reram", **truth), (16, N_DEVICES // 16), 1)
-    g = array.pulse_train(np.arange(N_DEVICES), 100, 100, 2, 1, (1.2, 1e-6), (-1.2, 1e-6))
-    alive = array.per_device_truth()["stuck"] == 0
-    return g.T[alive] * 1e6, pulse_sequence(spec)  # µS
 
 
 @pytest.mark.parametrize(
@@ -48,8 +26,8 @@ def _identical_devices(**overrides: float):
 )
 @pytest.mark.parametrize("direction", [1, -1])
 def test_errors_match_the_spread_over_identical_devices(overrides, direction) -> None:
-    g, pulses = _identical_devices(**overrides)
-    iv = linear_iv(build_pairs(g, pulses, direction))
+    traces = identical_devices("soft-bounds", N_DEVICES, alive_only=True, **overrides)
+    iv = linear_iv(build_pairs(traces.conductance_s * 1e6, traces.pulses, direction))  # µS
     c, s = iv.intercept, iv.slope
     bound = -c / s
     jac = np.stack([-1.0 / s, c / s**2], axis=1)
