@@ -106,9 +106,14 @@ def test_generic_family_fit_does_not_depend_on_the_chunking() -> None:
         if isinstance(value, float):
             # per-device solvers converge to rtol 1e-10 whatever their neighbours; up_down is
             # a difference of relative steps (scale 1) that sits near 0 on this chip (0.0048):
-            # 1e-7 of its scale, not of its value (3e-12 apart here; 6.5e-7 relative)
+            # 1e-7 of its scale, not of its value (3e-12 apart here; 6.5e-7 relative). A spread
+            # whose estimator subtracts the devices' squared errors (gamma_*_dtod, moments)
+            # also carries the one device that stops at its iteration limit (below: values to
+            # 1e-5, errors to 1e-2): gamma_up_dtod 3.2e-7 apart (its error 2.4e-4), so 1e-6.
+            # A noise model taken per chunk moved far more (g_offset_s 3e-5 apart, streamed).
             floor = 1e-7 if name == "up_down" else 1e-15
-            assert pieces.parameters[name] == pytest.approx(value, rel=1e-7, abs=floor), name
+            rel = 1e-6 if name.startswith("gamma_") and name.endswith("_dtod") else 1e-7
+            assert pieces.parameters[name] == pytest.approx(value, rel=rel, abs=floor), name
     # A device whose solver stops at its iteration limit (a flat direction: 1-5 of 400
     # here) ends where rounding led it, and rounding differs with the block a device is
     # solved in; converged devices agree to the solver's tolerance. So: all but 1 % of the
