@@ -106,12 +106,12 @@ def moment_covariance(
     ``noise`` (module docstring), shape (n_dev, m, m)."""
     a = np.where(use, np.nan_to_num(contraction), 0.0)
     f = np.where(use, np.nan_to_num(fitted), 0.0)
-    z = np.where(use[..., None], np.nan_to_num(instruments), 0.0)
+    z = np.nan_to_num(instruments)  # unused pairs have a zero weight below
     diag = (noise.white0 + noise.white1 * f * f + (1.0 + a * a) * noise.read_var) * use
-    out = np.einsum("dp,dpm,dpn->dmn", diag, z, z)
+    out = np.swapaxes(z * diag[..., None], 1, 2) @ z  # batched: Σ_p diag·z zᵀ
     if z.shape[1] > 1 and noise.read_var > 0:
         linked = contiguous & use[:, :-1] & use[:, 1:]
         off = a[:, 1:] * noise.read_var * linked  # −E[u_k u_{k+1}]
-        cross = np.einsum("dp,dpm,dpn->dmn", off, z[:, :-1], z[:, 1:])
+        cross = np.swapaxes(z[:, :-1] * off[..., None], 1, 2) @ z[:, 1:]
         out -= cross + np.swapaxes(cross, 1, 2)
     return out

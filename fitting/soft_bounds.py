@@ -145,25 +145,36 @@ def iv_cross_covariance(
     that correlation read as windows shifted together (fitting/window_offset.py).
     """
     n_dev = up.y0.shape[0]
-    n_reads = int(max(up.read_index.max(initial=-1), down.read_index.max(initial=-1))) + 2
-    if n_reads < 2 or read_var <= 0 or iv_up.bread is None or iv_down.bread is None:
-        return np.zeros((n_dev, 2, 2))
+    meat = np.zeros((n_dev, 2, 2))
+    if read_var <= 0 or iv_up.bread is None or iv_down.bread is None or not up.y0.size:
+        return meat
+    # a read ends at most one pair and starts at most one: the two blocks share a read only
+    # where one's pair ends and the other's starts (a turn), found by sorted keys per device
+    span = int(max(up.read_index.max(initial=0), down.read_index.max(initial=0))) + 3
+    rows = np.arange(n_dev)[:, None]
 
-    def at_reads(block: PairBlock, iv: LinearIV) -> np.ndarray:
-        """Σ over the block's pairs touching each read of coefficient·[1, z], (n_dev, R, 2)."""
-        rho = np.clip(1.0 + np.nan_to_num(iv.slope), 1e-6, None)
-        out = np.zeros((n_dev, n_reads, 2))
-        rows = np.broadcast_to(np.arange(n_dev)[:, None], block.read_index.shape)
-        use = block.weight > 0
-        for offset, coef in ((1, np.ones(n_dev)), (0, -rho)):  # y1 (+e), y0 (−ρ·e)
-            k = block.read_index + offset
-            c = np.broadcast_to(coef[:, None], k.shape)
-            # (a read ends at most one pair of the block and starts at most one: no repeats)
-            out[rows[use], k[use], 0] += c[use]
-            out[rows[use], k[use], 1] += (c * block.z)[use]
-        return out
+    def keys(block: PairBlock) -> np.ndarray:  # ascending per device, padding last
+        k = np.where(block.read_index >= 0, block.read_index, span - 1)
+        return (rows * span + k).ravel()
 
-    meat = read_var * np.einsum("nri,nrj->nij", at_reads(up, iv_up), at_reads(down, iv_down))
+    for first, second, iv_second in ((up, down, iv_down), (down, up, iv_up)):
+        # a pair of ``first`` ends (+e) at the read where a pair of ``second`` starts (−ρ·e)
+        target = (rows * span + first.read_index + 1).ravel()
+        flat = keys(second)
+        at = np.minimum(np.searchsorted(flat, target), flat.size - 1)
+        hit = (flat[at] == target) & (first.weight.ravel() > 0) & (first.read_index.ravel() >= 0)
+        hit &= second.weight.ravel()[at] > 0
+        if not hit.any():
+            continue
+        i, j = np.flatnonzero(hit), at[hit]
+        dev = i // first.read_index.shape[1]
+        rho = np.clip(1.0 + np.nan_to_num(iv_second.slope[dev]), 1e-6, None)
+        z_first, z_second = first.z.ravel()[i], second.z.ravel()[j]
+        z_up, z_dn = (z_first, z_second) if first is up else (z_second, z_first)
+        w = -rho * read_var
+        for r, zu in enumerate((np.ones_like(z_up), z_up)):
+            for c, zd in enumerate((np.ones_like(z_dn), z_dn)):
+                meat[:, r, c] += np.bincount(dev, weights=w * zu * zd, minlength=n_dev)
     return iv_up.bread @ meat @ np.swapaxes(iv_down.bread, 1, 2)
 
 
