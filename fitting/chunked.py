@@ -161,8 +161,8 @@ class FitPlan:
     scale: float
     shape: dict[str, float]
     per_device_shape: bool
-    #: the chip's increment noise (up, down) of the closed-form soft-bounds errors, from the
-    #: subsample, so that every chunk's errors use the same (fitting.soft_bounds)
+    #: the chip's increment noise (up, down) of the per-device errors, from the subsample,
+    #: so that every chunk's errors use the same (fitting.increment_noise)
     increment_noise: tuple[IncrementNoise | None, IncrementNoise | None] | None = None
 
 

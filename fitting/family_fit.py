@@ -288,8 +288,8 @@ def fit_devices(
     increment_noise: tuple[IncrementNoise | None, IncrementNoise | None] | None = None,
 ) -> DeviceFit:
     """Per-device parameters of ``data`` with ``shape`` fixed (or as per-device start);
-    ``increment_noise`` (up, down): the chip's, for the closed form's errors (estimated on
-    ``data`` when None)."""
+    ``increment_noise`` (up, down): the chip's, for the errors (estimated on ``data`` when
+    None)."""
     n_pulse = data.uniform_pulses()
     if model.closed_form and n_pulse is not None:
         return _soft_bounds_closed_form(data, n_pulse, increment_noise or (None, None))
@@ -362,13 +362,11 @@ def _soft_bounds_closed_form(
     A direction without data (single-direction traces) keeps its starting values with
     infinite variance: not identified.
     """
-    up, dn = (
-        x if x is not None else increment_noise(b) for x, b in zip(noise, data.blocks, strict=True)
-    )
-    iv_up, iv_dn = linear_iv(data.up, up), linear_iv(data.down, dn)
+    iv_up, iv_dn = linear_iv(data.up, noise[0]), linear_iv(data.down, noise[1])
     d_up, b_up, c_up, j_up = soft_bounds_from_iv(iv_up, 1, n_pulse)
     d_dn, b_dn, c_dn, j_dn = soft_bounds_from_iv(iv_dn, -1, n_pulse)
     # up and down share the reads where a sweep turns: their estimates are correlated
+    up, dn = iv_up.noise, iv_dn.noise
     read_var = 0.0 if up is None or dn is None else float(np.sqrt(up.read_var * dn.read_var))
     cross = iv_cross_covariance(data.up, iv_up, data.down, iv_dn, read_var)
     with np.errstate(all="ignore"):

@@ -421,10 +421,8 @@ class GmmProblem:
 
     def increment_noise(self, theta: np.ndarray, phi: np.ndarray) -> list[IncrementNoise | None]:
         """The chip's increment noise of each block, from these devices at (θ, φ)."""
-        return [
-            estimate_increment_noise(u, inc, a, use, b.contiguous)
-            for (u, inc, a, use), b in zip(self.pair_terms(theta, phi), self.blocks, strict=True)
-        ]
+        terms = self.pair_terms(theta, phi)
+        return [_block_noise(t, b) for t, b in zip(terms, self.blocks, strict=True)]
 
     def moment_covariance(
         self,
@@ -440,15 +438,14 @@ class GmmProblem:
         m = self.m
         s = np.zeros_like(self.W)
         terms = self.pair_terms(theta, phi)
-        if noise is None:
-            noise = [None] * len(self.blocks)
-        for i, ((_, inc, a, use), b, z) in enumerate(zip(terms, self.blocks, self.Z, strict=True)):
-            chip = noise[i]
+        for i, (term, b, z) in enumerate(zip(terms, self.blocks, self.Z, strict=True)):
+            chip = None if noise is None else noise[i]
             if chip is None:
-                chip = estimate_increment_noise(terms[i][0], inc, a, use, b.contiguous)
+                chip = _block_noise(term, b)
             if chip is None:
                 s[:, i * m : (i + 1) * m, i * m : (i + 1) * m] = np.nan
                 continue
+            _, inc, a, use = term
             block = moment_covariance(z, chip, inc, a, use, b.contiguous)
             s[:, i * m : (i + 1) * m, i * m : (i + 1) * m] = block
         return s
@@ -490,6 +487,12 @@ class GmmProblem:
         meat = score.T @ score * n / max(n - 1, 1)
         rinv = np.linalg.pinv(reduced)
         return cov, rinv @ meat @ rinv
+
+
+def _block_noise(term: tuple, block: PairBlock) -> IncrementNoise | None:
+    """The chip's increment noise of one block from its :meth:`GmmProblem.pair_terms`."""
+    u, inc, a, use = term
+    return estimate_increment_noise(u, inc, a, use, block.contiguous)
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:

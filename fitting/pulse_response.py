@@ -493,9 +493,8 @@ def plan_device_fits(ctx: FitContext, chosen: str, notes: list[str]) -> FitPlan:
     per_device_shape = bool(fm.per_device_shape) and _shape_identified_per_device(
         fm, ctx.sub_data, shape, notes
     )
-    noise = None  # one noise model for every chunk's errors
-    if fm.closed_form or chosen in ctx.shared_fits:
-        noise = chip_increment_noise(fm, ctx.sub_data, ctx.shared_fits.get(chosen))
+    # one noise model for every chunk's errors
+    noise = chip_increment_noise(fm, ctx.sub_data, ctx.shared_fits.get(chosen))
     return FitPlan(chosen, float(ctx.g0_pre), float(ctx.scale), shape, per_device_shape, noise)
 
 
@@ -1853,7 +1852,9 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
     method["dw_min_dtod"] = _fisher_or_boot(steps.gain)
     method["up_down_dtod"] = _fisher_or_boot(steps.asym)
     naive["dw_min_dtod"] = steps.gain.naive_spread
-    corrupt = _gain_with_stuck(values, steps, plateaus, params, unc, method, notes)
+    # steps that scale with each device's own bounds (soft-bounds): see both uses below
+    own = _steps_follow_own_bounds(fm, names, theta)
+    corrupt = _gain_with_stuck(values, steps, plateaus, params, unc, method, notes, own)
     effects = {"steps": steps}
     for name, key in (("w_max", "b_max"), ("w_min", "b_min")):
         se = np.sqrt(np.maximum(var[:, j[key]], 0.0)) * scale
@@ -1897,7 +1898,7 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
                 "population mean and spread from a censored (Tobit) likelihood that counts "
                 "them as bounds beyond their furthest read"
             )
-        if eff is not None and ok.sum() >= 3:
+        if own and eff is not None and ok.sum() >= 3:
             eff = _fixed_point_of_mean_steps(values, key, ok, eff, plateaus) or eff
         enough = ok.sum() >= min(3, x.size)
         # identified: the population mean is known to a quarter of its distance from the
@@ -1970,12 +1971,13 @@ def _population(values: DeviceValues, estimator: Any, plateaus: dict | None = No
 FOLDED_METHOD = "fisher (folded gain with the stuck devices)"
 
 
-def _gain_with_stuck(values, steps, plateaus, params, unc, method, notes):
+def _gain_with_stuck(values, steps, plateaus, params, unc, method, notes, own_bounds):
     """dw_min, up_down and dw_min_dtod (in ``params`` etc.) and (p0, its error) from one
     likelihood of the fitted devices' gains and the devices screened out as stuck
     (:func:`fitting.censored.folded_gain_with_stuck`); None where no device was stuck
     (``plateaus["stuck_rates"]``: per stuck device, swing t per data unit of step, up and
-    down) or the likelihood cannot be formed (the values set before stay)."""
+    down) or the likelihood cannot be formed (the values set before stay). ``own_bounds``: the
+    steps follow each device's own bounds (:func:`_steps_follow_own_bounds`; dw_min's error)."""
     rates = None if plateaus is None else plateaus.get("stuck_rates")
     if rates is None or len(rates) == 0:
         return None
@@ -2009,8 +2011,7 @@ def _gain_with_stuck(values, steps, plateaus, params, unc, method, notes):
     # where the step lines meet, which _add_reference_error takes from the bounds' midpoint
     # only (with the larger alone: 90.5 %, SD z 1.18)
     a, b = steps.scale_stderr * fg.scale, steps.scale * fg.scale_stderr
-    own = _steps_follow_own_bounds(values.fm, values.names, values.theta)
-    unc["dw_min"] = float(np.hypot(a, b) if own else max(a, b))
+    unc["dw_min"] = float(np.hypot(a, b) if own_bounds else max(a, b))
     params["up_down"] = steps.asymmetry / fg.scale
     params["dw_min_dtod"], unc["dw_min_dtod"] = fg.spread, fg.spread_stderr
     method["dw_min_dtod"] = FOLDED_METHOD
@@ -2054,10 +2055,10 @@ EXTRAPOLATED_BOUND = 0.25
 def _fixed_point_of_mean_steps(
     values: DeviceValues, key: str, ok: np.ndarray, eff: RandomEffect, plateaus: dict | None
 ) -> RandomEffect | None:
-    """The population bound of steps that scale with each device's own bounds (soft-bounds)
-    where most devices' bounds are extrapolated: the fixed point of the mean step line,
-    b = mean Δ / mean α with α = Δ/|b| each device's slope (data units); None where the
-    steps do not follow the bounds or most devices' bounds lie within
+    """The population bound of steps that scale with each device's own bounds (soft-bounds,
+    :func:`_steps_follow_own_bounds`) where most devices' bounds are extrapolated: the fixed
+    point of the mean step line, b = mean Δ / mean α with α = Δ/|b| each device's slope
+    (data units); None where most devices' bounds lie within
     :data:`EXTRAPOLATED_BOUND` of the states they visited beyond their furthest read
     (``plateaus``, normalized).
 
@@ -2068,9 +2069,7 @@ def _fixed_point_of_mean_steps(
     device's step-vs-w curve missed the measured one by 8-11 % of the largest step. The
     steps and slopes are what the reads measure (both nearly linear in them); the spread is
     the bounds' own (``eff``)."""
-    fm, names, theta, cov, scale = values.fm, values.names, values.theta, values.cov, values.scale
-    if not _steps_follow_own_bounds(fm, names, theta):
-        return None
+    names, theta, cov, scale = values.names, values.theta, values.cov, values.scale
     if plateaus is None or "b_max" not in plateaus or "b_min" not in plateaus:
         return None
     j = {n: i for i, n in enumerate(names)}

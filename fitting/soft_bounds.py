@@ -38,10 +38,16 @@ class LinearIV:
     cov: np.ndarray  # (n_dev, 2, 2) covariance of (c, s) (sandwich, model meat)
     n_pairs: np.ndarray  # usable pairs per device
     bread: np.ndarray | None = None  # (n_dev, 2, 2) (Z'X)⁻¹ of the sandwich
+    noise: IncrementNoise | None = None  # the chip's increment noise of the meat
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # row-wise Σ a·b
     return np.einsum("ij,ij->i", a, b)
+
+
+def _contraction(slope: np.ndarray) -> np.ndarray:
+    """1 + s per device: how much of a pair's first read's noise its residual keeps."""
+    return np.clip(1.0 + np.nan_to_num(slope), 1e-6, None)
 
 
 @dataclass
@@ -74,16 +80,20 @@ class _Regression:
         return cls(block, intercept, slope, np.where(use, resid, 0.0), fitted, use)
 
     @property
-    def rho(self) -> np.ndarray:  # 1 + s: the read noise of a pair's first read in ε
-        return np.clip(1.0 + np.nan_to_num(self.slope), 1e-6, None)
+    def contraction(self) -> np.ndarray:  # (n_dev, P): 1 + s of each pair's device
+        return np.broadcast_to(_contraction(self.slope)[:, None], self.resid.shape)
+
+    def noise(self) -> IncrementNoise | None:
+        """The chip's increment noise from these devices' residuals."""
+        return estimate_increment_noise(
+            self.resid, self.fitted, self.contraction, self.use, self.block.contiguous
+        )
 
 
 def increment_noise(block: PairBlock) -> IncrementNoise | None:
     """The chip's :class:`~fitting.increment_noise.IncrementNoise` from the devices of
     ``block`` (their IV fits' residuals; contraction 1 + s)."""
-    reg = _Regression.of(block)
-    a = np.broadcast_to(reg.rho[:, None], reg.resid.shape)
-    return estimate_increment_noise(reg.resid, reg.fitted, a, reg.use, block.contiguous)
+    return _Regression.of(block).noise()
 
 
 def linear_iv(block: PairBlock, noise: IncrementNoise | None = None) -> LinearIV:
@@ -102,7 +112,7 @@ def linear_iv(block: PairBlock, noise: IncrementNoise | None = None) -> LinearIV
     identical emulated devices within 10 % (tests/fitting/test_soft_bounds_iv_errors.py).
     """
     reg = _Regression.of(block)
-    noise = noise if noise is not None else increment_noise(block)
+    noise = noise if noise is not None else reg.noise()
     z = block.z
     m = block.weight.sum(1)
     zx = np.empty((z.shape[0], 2, 2))
@@ -113,9 +123,10 @@ def linear_iv(block: PairBlock, noise: IncrementNoise | None = None) -> LinearIV
     if noise is None:
         meat = np.full_like(zx, np.nan)
     else:
-        a = np.broadcast_to(reg.rho[:, None], z.shape)
         instruments = np.stack([np.ones_like(z), z], axis=-1)
-        meat = moment_covariance(instruments, noise, reg.fitted, a, reg.use, block.contiguous)
+        meat = moment_covariance(
+            instruments, noise, reg.fitted, reg.contraction, reg.use, block.contiguous
+        )
     with np.errstate(all="ignore"):
         det = zx[:, 0, 0] * zx[:, 1, 1] - zx[:, 0, 1] * zx[:, 1, 0]
         safe = (np.abs(det) > 0) & (m >= 4)
@@ -129,7 +140,7 @@ def linear_iv(block: PairBlock, noise: IncrementNoise | None = None) -> LinearIV
     cov[:, 1, 1] = np.maximum(cov[:, 1, 1], 0.0)
     slope = np.where(safe, reg.slope, np.nan)
     intercept = np.where(safe, reg.intercept, np.nan)
-    return LinearIV(intercept, slope, cov, m, inv)
+    return LinearIV(intercept, slope, cov, m, inv, noise)
 
 
 def iv_cross_covariance(
@@ -168,7 +179,7 @@ def iv_cross_covariance(
             continue
         i, j = np.flatnonzero(hit), at[hit]
         dev = i // first.read_index.shape[1]
-        rho = np.clip(1.0 + np.nan_to_num(iv_second.slope[dev]), 1e-6, None)
+        rho = _contraction(iv_second.slope[dev])
         z_first, z_second = first.z.ravel()[i], second.z.ravel()[j]
         z_up, z_dn = (z_first, z_second) if first is up else (z_second, z_first)
         w = -rho * read_var
