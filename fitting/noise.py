@@ -10,7 +10,13 @@ a_k = F_n'(y_k) the contraction of the map. Hence (REFERENCES.md [R15])
     E[u_k·u_{k+1}] = −a_{k+1}·σ_na²           (contiguous pairs)
 
 so the lag-1 autocovariance gives σ_na² and the rest of the variance gives σ_c². Pairs that
-hit a hard bound (clipping truncates the step noise) are left out.
+may hit a hard bound (clipping truncates the step noise) are left out, judged from the read
+before the pair's first (:func:`_clear_of_clip`). Judged from the pair's own first read, the
+choice selected on that read's noise: a device dwelling at its bound kept its pairs whose
+first read fell more than a step below it, whose lag-1 products are then about a third of
+−σ_na² (the variance of a truncated normal), so σ_na² came out low and σ_c high (aihwkit's
+ls_strong_asym, read noise 1.7 steps: dw_min_std 0.516 for 0.3; constant-step chips of
+the emulator at read noise 2.2 steps: 0.42).
 
 With read noise much larger than one step's c2c noise (aihwkit's defaults: σ_c·Δ ≈ 0.003 of
 the range against σ_read ≈ 0.01), one pair carries almost no c2c information: σ_c² is a
@@ -147,6 +153,9 @@ def noise_sums(
 
     for b in blocks:
         st = pair_statistics(model, b, values)
+        # judged from the instrument read, as the windows are (_clear_of_clip): the clip
+        # judged at the pair's own noisy first read selects on that read's noise
+        st.ok &= _clear_of_clip(model, b, st, values, read_noise_sd(b))
         okf = st.ok.astype(float)
         u = st.u if st.ok.all() else st.u * okf
         acc["uu"] += dot(u, u)
@@ -394,7 +403,8 @@ def _clear_of_clip(
     values: Mapping[str, object],
     sd: float,
 ) -> np.ndarray:
-    """Windows that run three read-noise SDs (``sd``) clear of a clipping bound.
+    """Windows (or single pairs) that run three read-noise SDs (``sd``) clear of a clipping
+    bound.
 
     The clip is evaluated at the noisy first read: a window that truly reaches the bound
     while the prediction does not (or the other way round) truncates its c2c noise. The
