@@ -99,12 +99,12 @@ def _pulse_chip(index: int, seed: int) -> list[dict]:
         PulseTraces(g.T, pulse_sequence(spec)), model=family, predictive_check=False
     )
     true = dict(truth.family_parameters())
+    drawn = _drawn_spreads(array, true)  # (bounds relative to the configured ones)
     est = dict(fit.parameters)
     # bounds as absolute conductances (the fitted g_offset_s is the midpoint of the bounds)
     for b in ("w_max", "w_min"):
         true[b] = truth.g_offset_s + true[b]
         est[b] = fit.g_offset_s + est[b]
-    drawn = _drawn_spreads(array, true)
     rows = []
     for name, t in true.items():
         if name not in est or not isinstance(t, (int, float)) or isinstance(est[name], bool):
