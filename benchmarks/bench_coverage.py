@@ -31,7 +31,7 @@ against that reference as well as against 93-97 %.
 
 A parameter counts as covered when |estimate − truth| <= 1.96 SE, or, where the fitter
 reports a 95 % interval of its own (asymmetric or Student t: the PCM per-level μ_ν, σ_ν and
-σ_prog),
+σ_prog; the pulsed device-to-device spreads' ``interval95``),
 when the truth lies in that interval (z is still (estimate − truth)/SE). Parameters reported
 without an SE (not identified, rule-of-three limits, fixed) are counted separately. With
 N chips the coverage has a binomial standard error sqrt(0.95·0.05/N) (50: 3.1 %, 320:
@@ -123,9 +123,18 @@ def _pulse_chip(index: int, seed: int) -> list[dict]:
                 "se": None if not isinstance(se, (int, float)) else float(se),
                 "method": str(fit.uncertainty_method.get(name, "")),
                 **drawn.get(name, {}),
+                **_interval_fields(fit.intervals.get(name), name, true, est),
             }
         )
     return rows
+
+
+def _interval_fields(interval, name: str, true: dict, est: dict) -> dict:
+    """The fit's own 95 % interval of ``name`` as ``lo``/``hi`` (an unbounded upper end as
+    infinity), in the frame of ``true``/``est`` (spreads: no shift)."""
+    if not interval or name in ("w_max", "w_min"):
+        return {}
+    return {"lo": float(interval[0]), "hi": float("inf") if interval[1] is None else interval[1]}
 
 
 def _drawn_spreads(array, true: dict) -> dict[str, dict]:

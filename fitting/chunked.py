@@ -318,7 +318,8 @@ def fit_device_chunk(
     if fm.bounds_only_by_clip:  # hard bounds act on clipped pairs, which the sums leave out
         fitted[:, [k for k, n in enumerate(dfit.names) if n in ("b_max", "b_min")]] = False
     values = column_values(dfit)
-    sums = noise_sums(fm, data.blocks, values, rep, fitted.sum(axis=1))
+    read_sd = chip_read_sd(plan.increment_noise)
+    sums = noise_sums(fm, data.blocks, values, rep, fitted.sum(axis=1), read_sd=read_sd)
     # the fit's exact leverage on a sample of the devices (its ratio to p·v̄ is applied to
     # all, fitting.noise._leverage_parts): on every device it cost 3-4x the per-device
     # stage of a soft-bounds chip (4096 devices x 1201 reads: 0.95 -> 4.1 CPU s)
@@ -335,9 +336,21 @@ def fit_device_chunk(
             sub_values,
             n_fit=fitted[rows].sum(axis=1),
             leverage=FitLeverage(dfit.names, fitted[rows]),
+            read_sd=read_sd,
         )
         sums.q_fit[rows], sums.q_fit_w[rows] = sub.q_fit, sub.q_fit_w
     return DeviceEstimates(dfit.names, dfit.theta, dfit.cov, dfit.shared_names, dfit.phi, sums)
+
+
+def chip_read_sd(noise: tuple[IncrementNoise | None, IncrementNoise | None] | None) -> float | None:
+    """The chip's read-noise SD (normalized) from the plan's increment noise (up, down): the
+    root of their mean read variance; None without one."""
+    if noise is None:
+        return None
+    var = [
+        n.read_var for n in noise if n is not None and np.isfinite(n.read_var) and n.read_var > 0
+    ]
+    return float(np.sqrt(np.mean(var))) if var else None
 
 
 #: the exact leverage (:mod:`fitting.leverage`) is computed for every LEVERAGE_EVERY-th

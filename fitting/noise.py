@@ -136,13 +136,17 @@ def noise_sums(
     repeats: RepeatReads | None = None,
     n_fit: np.ndarray | None = None,
     leverage: FitLeverage | None = None,
+    read_sd: float | None = None,
 ) -> NoiseSums:
     """Per-device residual sums for the noise moment equations.
 
     ``n_fit`` is the number of parameters fitted to each device's pairs (shape (n_dev,));
     their leverage is taken out of the cycle-to-cycle estimate (see :func:`_pooled`), as
     p·v̄ per pair or window, or exactly from the fit's Jacobian where ``leverage`` (the
-    fitted parameters, :class:`fitting.leverage.FitLeverage`) is given.
+    fitted parameters, :class:`fitting.leverage.FitLeverage`) is given. ``read_sd``: the
+    chip's read-noise SD (normalized), which sets the margin of pairs and windows kept clear
+    of a clip (:func:`_clear_of_clip`); each block's own median when None (then the sums
+    depend on how the devices are split into chunks).
     """
     n_dev = blocks[0].y0.shape[0]
     keys = ("uu", "one_a2", "v", "lag", "a_lag", "lag_state", "a_lag_state", "n")
@@ -155,7 +159,8 @@ def noise_sums(
         st = pair_statistics(model, b, values)
         # judged from the instrument read, as the windows are (_clear_of_clip): the clip
         # judged at the pair's own noisy first read selects on that read's noise
-        st.ok &= _clear_of_clip(model, b, st, values, read_noise_sd(b))
+        sd = read_noise_sd(b) if read_sd is None else read_sd
+        st.ok &= _clear_of_clip(model, b, st, values, sd)
         okf = st.ok.astype(float)
         u = st.u if st.ok.all() else st.u * okf
         acc["uu"] += dot(u, u)
@@ -192,7 +197,7 @@ def noise_sums(
     # the read-noise SD and where windows may start: the same for every window length
     # (the sums of each window length run over the blocks in block order, as before)
     for index, b in enumerate(blocks):
-        layout, sd = _RunLayout(b), read_noise_sd(b)
+        layout, sd = _RunLayout(b), read_noise_sd(b) if read_sd is None else read_sd
         done: _WindowMap | None = None  # the map of the previous (shorter) windows
         for i, m in enumerate(WINDOWS):
             found = layout.window_columns(m)

@@ -34,6 +34,8 @@ __all__ = [
     "fit_random_effect",
     "moment_random_effect",
     "pair_population",
+    "spread_interval",
+    "spread_intervals",
 ]
 
 
@@ -48,7 +50,8 @@ class Estimate:
     list (piecewise nodes); ``stderr`` None when no error is available (``method`` says why:
     ``fisher``, ``bootstrap``, ``binomial``, ``not identified``, ``not available (...)``);
     ``naive`` is, for a device-to-device spread, the plain standard deviation of the
-    per-device estimates (estimation noise not removed), same unit as ``value``. A
+    per-device estimates (estimation noise not removed), same unit as ``value``; ``interval``
+    its 95 % interval (:func:`spread_interval`), stored as the section's ``interval95``. A
     :class:`RandomEffect` (the population model of one per-device quantity) gives two: its
     mean (e.g. ``w_max``) and its spread (``w_max_dtod`` = τ/|μ|, with ``naive_spread``).
     """
@@ -57,6 +60,9 @@ class Estimate:
     stderr: Any = None
     method: str = ""
     naive: float | None = None
+    #: a 95 % interval where the error is not symmetric (device-to-device spreads,
+    #: :func:`spread_interval`): (lower, upper), upper None where it is unbounded
+    interval: tuple[float, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,28 +82,83 @@ class RandomEffect:
         return not (self.spread > 3.0 * self.spread_stderr)
 
 
+#: two-sided 95 % normal quantile
+Z95 = 1.959964
+
+#: standard-error methods whose error of a spread scales with the spread itself (the
+#: random-effects likelihood's Fisher information, a bootstrap over devices); a sandwich of
+#: moments (linear-step's γ spreads) does not, and keeps its symmetric interval
+SCALING_ERROR_METHODS = ("fisher", "bootstrap")
+
+
+def spread_interval(value: float, stderr: float) -> tuple[float, float | None] | None:
+    """95 % interval of a device-to-device spread τ whose standard error scales with τ.
+
+    The error of a spread estimated from n devices is about τ/√(2n) (plus the devices' own
+    estimation noise): evaluated at the estimate, a low estimate gets a small error and the
+    symmetric interval τ̂ ± 1.96·SE misses a larger truth more often than a smaller one
+    (benchmarks/bench_coverage.py: constant-step up_down_dtod covered 90.0 %, 10 of its 20
+    misses below the truth with the drawn devices' own spread inside the interval). With the
+    relative error r = SE/τ̂ taken as that of τ, {τ : |τ̂ − τ| ≤ 1.96·r·τ} is
+    [τ̂/(1 + 1.96 r), τ̂/(1 − 1.96 r)], unbounded above (None) where 1.96 r ≥ 1. None where
+    the spread or its error is not a positive finite number."""
+    if not (isinstance(value, (int, float)) and isinstance(stderr, (int, float))):
+        return None
+    if not (np.isfinite(value) and np.isfinite(stderr) and value > 0 and stderr > 0):
+        return None
+    k = Z95 * stderr / value
+    return float(value / (1.0 + k)), (float(value / (1.0 - k)) if k < 1.0 else None)
+
+
 def estimates_from_fields(
     parameters: Mapping[str, Any],
     uncertainty: Mapping[str, Any],
     method: Mapping[str, str],
     naive: Mapping[str, float] | None = None,
+    intervals: Mapping[str, Any] | None = None,
 ) -> dict[str, Estimate]:
     """One :class:`Estimate` per parameter from the parallel dicts of a fit (same order)."""
-    naive = naive or {}
-    return {
-        name: Estimate(value, uncertainty.get(name), method.get(name, ""), naive.get(name))
-        for name, value in parameters.items()
-    }
+    naive, intervals = naive or {}, intervals or {}
+    out = {}
+    for name, value in parameters.items():
+        interval = intervals.get(name)
+        out[name] = Estimate(
+            value,
+            uncertainty.get(name),
+            method.get(name, ""),
+            naive.get(name),
+            None if interval is None else (interval[0], interval[1]),
+        )
+    return out
 
 
 def estimate_fields(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, Any]]:
-    """``parameters``, ``uncertainty`` and ``uncertainty_method`` of a preset's ``device``
-    section (datasets/PRESET.md) from :class:`Estimate` records."""
+    """``parameters``, ``uncertainty``, ``uncertainty_method`` and ``interval95`` of a
+    preset's ``device`` section (datasets/PRESET.md) from :class:`Estimate` records."""
     return {
         "parameters": {k: e.value for k, e in estimates.items()},
         "uncertainty": {k: e.stderr for k, e in estimates.items()},
         "uncertainty_method": {k: e.method for k, e in estimates.items() if e.method},
+        "interval95": {k: list(e.interval) for k, e in estimates.items() if e.interval},
     }
+
+
+def spread_intervals(
+    parameters: Mapping[str, Any], uncertainty: Mapping[str, Any], method: Mapping[str, str]
+) -> dict[str, tuple[float, float | None]]:
+    """:func:`spread_interval` of every device-to-device spread (``*_dtod``) whose error
+    came from a method in :data:`SCALING_ERROR_METHODS`."""
+    out = {}
+    for name, value in parameters.items():
+        if not name.endswith("_dtod"):
+            continue
+        how = str(method.get(name, ""))
+        if not how.startswith(SCALING_ERROR_METHODS):
+            continue
+        interval = spread_interval(value, uncertainty.get(name))
+        if interval is not None:
+            out[name] = interval
+    return out
 
 
 def estimates_from_section(
@@ -116,6 +177,7 @@ def estimates_from_section(
         device.get("uncertainty") or {},
         device.get("uncertainty_method") or {},
         naive,
+        device.get("interval95") or {},
     )
 
 

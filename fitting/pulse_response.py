@@ -77,6 +77,7 @@ from fitting.population import (
     fast_random_effect,
     fit_random_effect,
     pair_population,
+    spread_intervals,
 )
 from fitting.screening import (
     FITTED_STATUSES,
@@ -189,6 +190,12 @@ class PulseResponseFit:
         return MappingProxyType(estimate_fields(self.estimates)["uncertainty_method"])
 
     @property
+    def intervals(self) -> Mapping[str, list]:
+        """95 % intervals [lower, upper] where the error is not symmetric (device-to-device
+        spreads; upper None: unbounded), by name."""
+        return MappingProxyType(estimate_fields(self.estimates)["interval95"])
+
+    @property
     def n_fitted(self) -> int:
         return int(self.per_device["device_id"].size)
 
@@ -221,6 +228,7 @@ class PulseResponseFit:
             "parameters": dict(self.parameters),
             "uncertainty": dict(self.uncertainty),
             "uncertainty_method": dict(self.uncertainty_method),
+            **({"interval95": dict(self.intervals)} if self.intervals else {}),
             "units": self.units(),
             "conductance_unit": self.conductance_unit,
             "g_offset_s": self.g_offset_s,
@@ -777,7 +785,9 @@ def combine_device_estimates(
     fit_obj = PulseResponseFit(
         model=chosen,
         g_offset_s=float(g0),
-        estimates=estimates_from_fields(params, unc, method, pop["naive"]),
+        estimates=estimates_from_fields(
+            params, unc, method, pop["naive"], spread_intervals(params, unc, method)
+        ),
         per_device=per_device,
         read_noise_s=float(noise.read * scale),
         n_devices=ctx.source.n_devices,

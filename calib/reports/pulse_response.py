@@ -424,6 +424,15 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}"
 
 
+def _interval(interval: Any) -> str:
+    """A 95 % interval as "lower-upper" ("lower-∞" unbounded above; "" where the standard
+    error's symmetric interval applies)."""
+    if not interval:
+        return ""
+    low, high = interval
+    return f"{low:.4g}-{'∞' if high is None else format(high, '.4g')}"
+
+
 def _summaries(
     out: Path,
     fit: PulseResponseFit,
@@ -446,12 +455,12 @@ def _summaries(
         "",
         "## Population parameters (aihwkit names)",
         "",
-        "| parameter | value | std. error | method | unit |",
-        "|---|---|---|---|---|",
+        "| parameter | value | std. error | 95 % interval | method | unit |",
+        "|---|---|---|---|---|---|",
     ]
     for name, est in fit.estimates.items():
         lines.append(
-            f"| `{name}` | {_fmt(est.value)} | {_fmt(est.stderr)} | "
+            f"| `{name}` | {_fmt(est.value)} | {_fmt(est.stderr)} | {_interval(est.interval)} | "
             f"{est.method} | {units.get(name, '')} |"
         )
     lines += ["", "## Noise", ""]
@@ -502,6 +511,7 @@ def _summaries(
         "parameters": dict(fit.parameters),  # the estimates in the preset's layout
         "uncertainty": dict(fit.uncertainty),
         "uncertainty_method": dict(fit.uncertainty_method),
+        "interval95": dict(fit.intervals),
         "units": units,
         "g_offset_s": fit.g_offset_s,
         "read_noise_s": fit.read_noise_s,
