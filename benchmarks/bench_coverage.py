@@ -54,7 +54,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-Z95 = 1.959964
+from fitting.population import Z95  # noqa: E402
+
 FAMILIES = ("soft-bounds", "constant-step", "linear-step", "pow-step")
 
 
@@ -123,16 +124,16 @@ def _pulse_chip(index: int, seed: int) -> list[dict]:
                 "se": None if not isinstance(se, (int, float)) else float(se),
                 "method": str(fit.uncertainty_method.get(name, "")),
                 **drawn.get(name, {}),
-                **_interval_fields(fit.intervals.get(name), name, true, est),
+                **_interval_fields(fit.intervals.get(name)),
             }
         )
     return rows
 
 
-def _interval_fields(interval, name: str, true: dict, est: dict) -> dict:
-    """The fit's own 95 % interval of ``name`` as ``lo``/``hi`` (an unbounded upper end as
-    infinity), in the frame of ``true``/``est`` (spreads: no shift)."""
-    if not interval or name in ("w_max", "w_min"):
+def _interval_fields(interval) -> dict:
+    """The fit's own 95 % interval (a device-to-device spread's, same frame as its truth) as
+    ``lo``/``hi``, an unbounded upper end as infinity; {} where the fit gives none."""
+    if not interval:
         return {}
     return {"lo": float(interval[0]), "hi": float("inf") if interval[1] is None else interval[1]}
 

@@ -155,11 +155,12 @@ def noise_sums(
     def dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # row-wise Σ x·y, no temporaries
         return np.einsum("ij,ij->i", x, y)
 
-    for b in blocks:
+    # each block's read-noise SD: the clip margin of its pairs and of its windows
+    sds = [read_noise_sd(b) if read_sd is None else read_sd for b in blocks]
+    for b, sd in zip(blocks, sds, strict=True):
         st = pair_statistics(model, b, values)
         # judged from the instrument read, as the windows are (_clear_of_clip): the clip
         # judged at the pair's own noisy first read selects on that read's noise
-        sd = read_noise_sd(b) if read_sd is None else read_sd
         st.ok &= _clear_of_clip(model, b, st, values, sd)
         okf = st.ok.astype(float)
         u = st.u if st.ok.all() else st.u * okf
@@ -194,10 +195,10 @@ def noise_sums(
     q_fit = np.full(n_dev, np.nan) if leverage is None else leverage.pairs()
     if leverage is None:
         win["q_fit_w"][:] = np.nan
-    # the read-noise SD and where windows may start: the same for every window length
-    # (the sums of each window length run over the blocks in block order, as before)
-    for index, b in enumerate(blocks):
-        layout, sd = _RunLayout(b), read_noise_sd(b) if read_sd is None else read_sd
+    # where windows may start: the same for every window length (the sums of each window
+    # length run over the blocks in block order, as before)
+    for index, (b, sd) in enumerate(zip(blocks, sds, strict=True)):
+        layout = _RunLayout(b)
         done: _WindowMap | None = None  # the map of the previous (shorter) windows
         for i, m in enumerate(WINDOWS):
             found = layout.window_columns(m)

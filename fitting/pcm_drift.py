@@ -39,6 +39,7 @@ from fitting.pcm_curves import (
 from fitting.pcm_data import DriftSample, Levels, Screening, group_levels, screen_devices
 from fitting.pcm_model import read_time_factor
 from fitting.pcm_stats import chi2_variance_nll, fit_folded_normal, fit_signed_normal
+from fitting.population import Z95
 from fitting.traces import FitInputError
 
 __all__ = ["DeviceDrift", "DriftFit", "fit_device_drift", "fit_drift"]
@@ -438,8 +439,8 @@ def _side_errors(
     """Lower- and upper-side errors of level estimates: their 95 % interval's half-widths
     / 1.96, each at least a tenth of the symmetric ``se`` (an estimate at 0 has no lower
     side); ``se`` where a level has no interval."""
-    lo = (value - ci[:, 0]) / 1.959964
-    hi = (ci[:, 1] - value) / 1.959964
+    lo = (value - ci[:, 0]) / Z95
+    hi = (ci[:, 1] - value) / Z95
     ok = np.isfinite(lo) & np.isfinite(hi)
     lo = np.where(ok, np.maximum(lo, 0.1 * se), se)
     hi = np.where(ok, np.maximum(hi, 0.1 * se), se)

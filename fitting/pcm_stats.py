@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
+from fitting.population import Z95
+
 __all__ = [
     "FoldedNormalFit",
     "adjusted_profile_interval",
@@ -234,7 +236,7 @@ def fit_folded_normal(nu_hat: np.ndarray, e2: float) -> FoldedNormalFit:
         mu,
         sigma,
         mu_se,
-        (ci[1] - ci[0]) / (2 * 1.959964),
+        (ci[1] - ci[0]) / (2 * Z95),
         n,
         float(res.fun),
         _t_interval(mu, mu_se, n),
@@ -285,7 +287,7 @@ def fit_signed_normal(nu_hat: np.ndarray, e2: float) -> FoldedNormalFit:
         mu,
         sigma,
         mu_se,
-        (upper - lower) / (2 * 1.959964),
+        (upper - lower) / (2 * Z95),
         n,
         nll,
         _t_interval(mu, mu_se, n),
