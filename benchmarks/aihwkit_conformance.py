@@ -97,6 +97,10 @@ class Case:
     #: below that family's fit by less than ln N; tests/fitting/aihwkit/
     #: test_equivalent_at_this_noise.py), not an identity of the step rules
     equivalent: dict[str, str] = field(default_factory=dict)
+    #: one of aihwkit's published device presets (``aihwkit.simulator.presets.devices``), whose
+    #: field values ``fields`` may override, and the aihwkit class it derives from
+    preset: str = ""
+    preset_base: str = ""
 
     @property
     def seed(self) -> int:
@@ -104,7 +108,7 @@ class Case:
 
     @property
     def cls(self) -> str:
-        return CLASSES[self.family]
+        return self.preset_base or CLASSES[self.family]
 
 
 _PW5_UP = [1.3, 1.2, 1.0, 0.7, 0.3]
@@ -491,6 +495,68 @@ CASES: tuple[Case, ...] = (
             )
         },
     ),
+    # ------------------------------------------- aihwkit's published presets, as shipped
+    Case(
+        "preset_ecram",
+        "linear-step",
+        {},
+        n_pulses=1200,
+        cycles=1,
+        preset="EcRamPresetDevice",
+        note="aihwkit's EcRamPresetDevice (Li-ECRAM, Tang et al. IEDM 2018) as shipped",
+    ),
+    Case(
+        "preset_ecram_mo",
+        "linear-step",
+        {},
+        n_devices=64,
+        n_pulses=3000,
+        cycles=1,
+        preset="EcRamMOPresetDevice",
+        note="aihwkit's EcRamMOPresetDevice (metal-oxide ECRAM, Kim et al. IEDM 2019): "
+        "dw_min 2.8e-4, c2c 2.0",
+    ),
+    Case(
+        "preset_capacitor",
+        "linear-step",
+        {},
+        n_pulses=500,
+        preset="CapacitorPresetDevice",
+        note="aihwkit's CapacitorPresetDevice (Li et al. VLSI 2018): additive c2c noise "
+        "(mult_noise False), lifetime 1e6",
+    ),
+    Case(
+        "preset_gokmen_vlasov",
+        "constant-step",
+        {},
+        n_pulses=1000,
+        cycles=1,
+        preset="GokmenVlasovPresetDevice",
+        note="aihwkit's GokmenVlasovPresetDevice (1200 states)",
+    ),
+    Case(
+        "preset_reram_es",
+        "exp-step",
+        {},
+        n_pulses=1000,
+        cycles=1,
+        read_noise=0.005,
+        preset="ReRamESPresetDevice",
+        note="aihwkit's ReRamESPresetDevice (Gong et al. 2018): A_up, A_down < 0, a = b = "
+        "-0.5, c2c 5.0, write noise 75 dw_min",
+    ),
+    Case(
+        "preset_reram_sb",
+        "soft-bounds",
+        {},
+        n_pulses=800,
+        cycles=1,
+        read_noise=0.005,
+        preset="ReRamSBPresetDevice",
+        preset_base="SoftBoundsReferenceDevice",
+        note="aihwkit's ReRamSBPresetDevice: soft bounds with a zero reference, additive "
+        "c2c 3.75 (mult_noise False), write noise 56 dw_min",
+    ),
 )
 
 
@@ -511,9 +577,11 @@ def pulse_sequence(case: Case) -> np.ndarray:
 def aihwkit_device(case: Case, **overrides: Any):
     """The aihwkit device object of ``case`` (``overrides`` replace fields)."""
     from aihwkit.simulator.configs import devices
+    from aihwkit.simulator.presets import devices as presets
 
     fields = {**case.fields, **overrides}
-    return getattr(devices, case.cls)(construction_seed=case.seed, **fields)
+    cls = getattr(presets, case.preset) if case.preset else getattr(devices, case.cls)
+    return cls(construction_seed=case.seed, **fields)
 
 
 def single_pulse_tile(device, n_devices: int):
@@ -575,7 +643,7 @@ def generate(case: Case, out_dir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     w, hidden = run_protocol(case, device)
     elapsed = time.perf_counter() - t0
-    span = float(case.fields.get("w_max", 0.6) - case.fields.get("w_min", -0.6))
+    span = float(device.w_max - device.w_min)
     read_std = case.read_noise * span
     rng = np.random.default_rng(case.seed)
     g = w + read_std * rng.standard_normal(w.shape)
@@ -629,6 +697,7 @@ def generate(case: Case, out_dir: Path) -> dict[str, Any]:
         "case": case.name,
         "family": case.family,
         "aihwkit_class": case.cls,
+        "aihwkit_preset": case.preset,
         "fields_set": case.fields,
         "aihwkit_fields": device_fields(device),
         "equivalent_families": case.equivalent,

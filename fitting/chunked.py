@@ -315,6 +315,7 @@ def fit_device_chunk(
     # the parameters fitted to each device's own pairs (their leverage biases σ_c low)
     var = np.diagonal(dfit.cov, axis1=1, axis2=2) if dfit.cov.ndim == 3 else None
     fitted = np.isfinite(dfit.theta) if var is None else np.isfinite(dfit.theta) & (var > 0)
+    estimated = fitted.copy()
     if fm.bounds_only_by_clip:  # hard bounds act on clipped pairs, which the sums leave out
         fitted[:, [k for k, n in enumerate(dfit.names) if n in ("b_max", "b_min")]] = False
     values = column_values(dfit)
@@ -335,10 +336,11 @@ def fit_device_chunk(
             [b.take(rows) for b in data.blocks],
             sub_values,
             n_fit=fitted[rows].sum(axis=1),
-            leverage=FitLeverage(dfit.names, fitted[rows]),
+            leverage=FitLeverage(dfit.names, fitted[rows], estimated[rows]),
             read_sd=read_sd,
         )
         sums.q_fit[rows], sums.q_fit_w[rows] = sub.q_fit, sub.q_fit_w
+        sums.r_fit_w[rows] = sub.r_fit_w
     return DeviceEstimates(dfit.names, dfit.theta, dfit.cov, dfit.shared_names, dfit.phi, sums)
 
 

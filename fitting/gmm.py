@@ -32,6 +32,13 @@ from fitting.pairs import PairBlock
 
 __all__ = ["DeviceFit", "GmmProblem", "clear_of_bounds", "predict_increment", "read_noise_sd"]
 
+#: a kept pair's first read lies this many SDs (of its spread about its instrument) below the
+#: clip at the level where its device sits: the clip at a noisy read then biases a pair's
+#: moment by σ·E[(ξ − x)⁺] ≤ 0.008 σ (x = 2); from the plateau's 97th percentile, as before,
+#: the last kept pairs had x ≈ 0.8 (0.12 σ each; at read noise 10 steps aihwkit's
+#: EcRamPresetDevice got γ⁺ −0.38 for 0.12)
+CLIP_CLEAR_SD = 2.0
+
 #: instruments per direction: Hermite polynomials of degree 0..5 of the instrument read. Fewer
 #: (e.g. 4) cannot resolve local shape features such as piecewise-step nodes.
 N_INSTRUMENTS = 6
@@ -74,7 +81,10 @@ def _predict(model, block, values, y0, return_clipped):
 
 
 def clear_of_bounds(
-    blocks: Sequence[PairBlock], hi: np.ndarray, lo: np.ndarray, n_sd: float = 3.0
+    blocks: Sequence[PairBlock],
+    hi: np.ndarray,
+    lo: np.ndarray,
+    n_sd: float = 3.0,
 ) -> tuple[list[PairBlock], dict[str, np.ndarray]]:
     """The pairs whose instrument read lies clear of the device's read plateaus, and the bounds.
 
@@ -84,9 +94,11 @@ def clear_of_bounds(
     shape absorbs it (aihwkit's linear-step γ 0.3/0.7: γ⁺/w_max 0.73 instead of 0.50).
     Leaving out the pairs whose instrument z (independent of e₀, e₁: the selection does not
     bias the moments) lies within ``n_sd`` read-noise SDs plus two steps of the plateau
-    ``hi``/``lo`` (per device, normalized) keeps the clip out of those moments. Only devices
-    that sit at the bound lose pairs: their mean step near the plateau is below half their
-    mean step far from it (a device that turns before its bound keeps every pair).
+    ``hi``/``lo`` (per device, normalized), and within :data:`CLIP_CLEAR_SD` SDs of y₀ − z
+    (√2·σ) plus two steps of the level where the device sits, keeps the clip out of those
+    moments. Only devices that sit at the bound lose pairs: their mean step near the plateau
+    is below half their mean step far from it, by more than ``n_sd`` errors of the two
+    means (a device that turns before its bound keeps every pair).
 
     The read-noise SD comes from the data: increments of one direction have lag-1
     covariance −σ²_read (an MA(1) from the shared read), so σ ≥ sqrt(−cov) per device; the
@@ -105,22 +117,56 @@ def clear_of_bounds(
         sd = read_noise_sd(b)
         step = float(np.nanmedian(np.abs(mean)))
         margin = n_sd * sd + 2.0 * step
-        near = b.z > hi[:, None] - margin if b.direction > 0 else b.z < lo[:, None] + margin
+        up = b.direction > 0
+        near = b.z > hi[:, None] - margin if up else b.z < lo[:, None] + margin
         # only devices that sit at that bound: their steps near the plateau are less than
-        # half those far from it (a device that turns before reaching a bound keeps its
-        # pairs there, which carry the shape)
-        w_near, w_far = w * near, w * ~near
-        with np.errstate(invalid="ignore", divide="ignore"):
-            at_near = np.abs((d * w_near).sum(axis=1) / w_near.sum(axis=1))
-            at_far = np.abs((d * w_far).sum(axis=1) / w_far.sum(axis=1))
-        sits = np.nan_to_num(at_near < 0.5 * at_far, nan=False)
+        # half those far from it, by more than n_sd of the two means' errors (a device
+        # that turns before reaching a bound keeps its pairs there, which carry the shape)
+        sits = _sits(d, w, near, b.contiguous, sd, n_sd)
         near &= sits[:, None]
-        out.append(dataclasses.replace(b, weight=np.where(near, 0.0, w)))
         # the bound: mean later read of those pairs (selected by z, so e₁ averages out)
         with np.errstate(invalid="ignore", divide="ignore"):
             level = (b.y1 * w * near).sum(axis=1) / (w * near).sum(axis=1)
-        bounds["b_max" if b.direction > 0 else "b_min"] = np.where(sits, level, np.nan)
+        # a pair's first read lies about N(z + Δ, 2σ²) from its instrument: clear of the
+        # clip at the level where the device sits (y₀ < b − Δ) by n_sd of that spread
+        clear = np.sqrt(2.0) * CLIP_CLEAR_SD * sd + 2.0 * step
+        beyond = b.z > level[:, None] - clear if up else b.z < level[:, None] + clear
+        near |= beyond & sits[:, None]
+        out.append(dataclasses.replace(b, weight=np.where(near, 0.0, w)))
+        bounds["b_max" if up else "b_min"] = np.where(sits, level, np.nan)
     return out, bounds
+
+
+def _sits(
+    d: np.ndarray,
+    w: np.ndarray,
+    near: np.ndarray,
+    links: np.ndarray,
+    sd: float,
+    n_sd: float,
+) -> np.ndarray:
+    """Per device: the mean step of the pairs ``near`` a plateau is below half that of the
+    others by more than ``n_sd`` errors of their difference. The mean step of a run of
+    contiguous pairs telescopes (read noise enters at its two ends only), so each mean has
+    an error of σ·√(2·runs)/pairs. Without the error test, at read noise 10 steps the last
+    30 pairs of a sweep that turned before its bound looked flat on one device in eight,
+    which then got a bound inside its reads."""
+    out = np.zeros(w.shape[0], dtype=bool)
+    means, errs = [], []
+    for part in (near, ~near):
+        on = w * part
+        n = on.sum(axis=1)
+        starts = on[:, 0] > 0
+        if on.shape[1] > 1:
+            starts = starts + ((on[:, 1:] > 0) & ~((on[:, :-1] > 0) & links)).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(np.abs((d * on).sum(axis=1) / n))
+            errs.append(sd * np.sqrt(2.0 * starts) / n)
+    (at_near, at_far), (se_near, se_far) = means, errs
+    with np.errstate(invalid="ignore"):
+        gap = at_far - at_near
+        out = (at_near < 0.5 * at_far) & (gap > n_sd * np.hypot(se_near, se_far))
+    return np.nan_to_num(out, nan=False).astype(bool)
 
 
 def read_noise_sd(block: PairBlock) -> float:

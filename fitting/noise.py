@@ -86,6 +86,8 @@ class NoiseSums:
     v_w: np.ndarray
     n_w: np.ndarray
     q_fit_w: np.ndarray
+    #: the windows' read leverage (fitting.leverage, units of σ_na²; NaN: not known)
+    r_fit_w: np.ndarray
 
     @staticmethod
     def concat(parts: Sequence[NoiseSums]) -> NoiseSums:
@@ -169,7 +171,7 @@ def noise_sums(
         acc["v"] += dot(st.v, okf)
         acc["n"] += okf.sum(axis=1)
         if leverage is not None:
-            leverage.add_pairs(model, b, values, st.ok, st.v, st.a)
+            leverage.add_pairs(model, b, values, st.ok, st.v, st.a, st.valid, st.u)
         if u.shape[1] > 1:
             prod = u[:, :-1] * u[:, 1:]  # zero unless both pairs are usable
             a_next = st.a[:, 1:] * (okf[:, :-1] * okf[:, 1:])
@@ -190,11 +192,13 @@ def noise_sums(
         n_rep = np.zeros(n_dev)
     n_fit = np.zeros(n_dev) if n_fit is None else np.asarray(n_fit, dtype=float)
     win = {
-        k: np.zeros((n_dev, len(WINDOWS))) for k in ("uu_w", "one_a2_w", "v_w", "n_w", "q_fit_w")
+        k: np.zeros((n_dev, len(WINDOWS)))
+        for k in ("uu_w", "one_a2_w", "v_w", "n_w", "q_fit_w", "r_fit_w")
     }
     q_fit = np.full(n_dev, np.nan) if leverage is None else leverage.pairs()
     if leverage is None:
         win["q_fit_w"][:] = np.nan
+        win["r_fit_w"][:] = np.nan
     # where windows may start: the same for every window length (the sums of each window
     # length run over the blocks in block order, as before)
     for index, (b, sd) in enumerate(zip(blocks, sds, strict=True)):
@@ -215,8 +219,9 @@ def noise_sums(
             win["v_w"][:, i] += dot(st.v, okf)
             win["n_w"][:, i] += okf.sum(axis=1)
             if leverage is not None:
-                q = leverage.windows(model, index, wb, cols, values, okf > 0, m)
+                q, r = leverage.windows(model, index, wb, cols, values, okf > 0, m, st.a)
                 win["q_fit_w"][:, i] += q
+                win["r_fit_w"][:, i] += r
     return NoiseSums(rep=rep, n_rep=n_rep, n_fit=n_fit, q_fit=q_fit, **acc, **win)
 
 
@@ -466,6 +471,15 @@ class _LeverageParts:
     pairs: np.ndarray
     windows: np.ndarray
     exact: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+    #: the sampled devices' read leverage per window, one value per window length
+    read: np.ndarray | None = None
+
+    def read_totals(self, n_w: Sequence[float]) -> list[float]:
+        """R_m: the read leverage of each window length (units of σ_na²) for ``n_w``
+        windows, at the sampled devices' value per window; 0 where no device has it."""
+        if self.read is None:
+            return [0.0] * len(WINDOWS)
+        return [float(r * n) for r, n in zip(self.read, n_w, strict=True)]
 
     def totals(self, total: Total) -> tuple[float, list[float]]:
         """Q of single pairs and of each window length over the devices ``total`` sums: p·v̄
@@ -496,6 +510,7 @@ def _leverage_parts(s: NoiseSums) -> _LeverageParts:
     known = np.isfinite(s.q_fit) & np.all(np.isfinite(s.q_fit_w), axis=1)
     if not known.any():
         return _LeverageParts(pairs, windows, None)
+    read = _trusted_read_leverage(s, known)
 
     def trusted(exact: np.ndarray, approx: np.ndarray) -> np.ndarray:
         kept = np.isfinite(exact) & (exact >= 0) & (exact <= MAX_LEVERAGE_RATIO * approx)
@@ -508,7 +523,37 @@ def _leverage_parts(s: NoiseSums) -> _LeverageParts:
         np.where(on, trusted(s.q_fit_w, windows), 0.0),
         np.where(on, windows, 0.0),
     )
-    return _LeverageParts(pairs, windows, exact)
+    return _LeverageParts(pairs, windows, exact, read)
+
+
+#: a sampled device's read leverage per window further than this many robust SDs from the
+#: sample's median (at least 1e-3) is a failed linearization and left out: aihwkit's
+#: ps_twice_spread has one of 15 sampled devices at −1.1 to −10 per window (4-32 pulses)
+#: against medians of −0.005 to 0.11, below −(1 + a²), a negative variance; it alone set R
+READ_LEVERAGE_MADS = 5.0
+
+
+def _trusted_read_leverage(s: NoiseSums, known: np.ndarray) -> np.ndarray | None:
+    """The read leverage per window of each window length: Σr/Σn_w over the sampled
+    devices whose own value per window is within :data:`READ_LEVERAGE_MADS` robust SDs of
+    their median (0 where none has windows), or None where no device has one. One ratio
+    for the chip (a bootstrap replicate does not redraw it): per-device arrays here held
+    the population stage's memory 5 % above its bound (tests/fitting/test_population_memory)."""
+    rows = np.nonzero(known & np.all(np.isfinite(s.r_fit_w), axis=1))[0]
+    if rows.size == 0:
+        return None
+    out = np.zeros(len(WINDOWS))
+    for i in range(len(WINDOWS)):
+        r, n = s.r_fit_w[rows, i], s.n_w[rows, i]
+        r, n = r[n > 0], n[n > 0]
+        if n.size == 0:
+            continue
+        per = r / n
+        med = np.median(per)
+        mad = 1.4826 * np.median(np.abs(per - med))
+        keep = np.abs(per - med) <= READ_LEVERAGE_MADS * max(mad, 1e-3)
+        out[i] = float(r[keep].sum() / n[keep].sum())
+    return out
 
 
 #: ``total(x)``: the sum over devices of a per-device array (or a bootstrap's weighted sum)
@@ -550,7 +595,8 @@ def _pooled(
         known = write2_state is not None and read2 is not None
         na2 = write2_state + read2 if known else 0.0
         c2 = (uu - na2 * one_a2) / (v - q) if v > q else 0.0
-    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2, total, q_w, bias_share)
+    r_w = leverage.read_totals([total(s.n_w[:, i]) for i in range(len(WINDOWS))])
+    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2, total, q_w, bias_share, r_w)
     separable = read2 is not None
     if not separable:
         read2 = na2
@@ -573,6 +619,7 @@ def _windowed_c2c(
     total: Total = _sum,
     q_w: Sequence[float] | None = None,
     bias_share: float = 1.0,
+    r_w: Sequence[float] | None = None,
 ) -> float:
     """σ_c² from the window length (single pairs or :data:`WINDOWS`) with the smallest error.
 
@@ -592,6 +639,12 @@ def _windowed_c2c(
     leverage (:mod:`fitting.leverage`) those windows are 0.6-1.9 % low and single pairs
     unbiased (8 chips x 1024 devices), so the choice charges ``bias_share`` of it
     (:data:`EXACT_LEVERAGE_BIAS_SHARE`, 1 where only p·v̄ is known).
+
+    ``r_w``: the windows' read leverage R_m (:mod:`fitting.leverage`, units of σ_na²): the
+    fitted parameters' read-noise error that m pulses of the map add to Σu_m², so
+    E[Σu_m²] = σ_c²·(Σv_m − Q_m) + σ_na²·(Σ(1 + a²) + R_m). Left out, it grew with the
+    window length and read noise (constant-step, read noise 2.2 steps, c2c 0.3: σ_c 0.27 from
+    4-pulse windows, 0.42 from 32).
     """
     if q_w is None:
         q_w = _leverage_parts(s).totals(total)[1]
@@ -617,6 +670,8 @@ def _windowed_c2c(
         q_m = q_w[i]
         v_m = total(s.v_w[:, i])
         uu_m, one_m = total(s.uu_w[:, i]), total(s.one_a2_w[:, i])
+        if r_w is not None:
+            one_m += r_w[i]
         if v_m <= q_m:
             continue
         var_m = variance(uu_m, one_m, v_m - q_m, n_m, q_m)

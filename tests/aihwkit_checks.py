@@ -63,6 +63,7 @@ AIHWKIT_DEFAULTS: dict[str, dict[str, Any]] = {
         "mean_bound_reference": True,
     },
     "SoftBoundsDevice": {},
+    "SoftBoundsReferenceDevice": {"reference_mean": 0.0, "subtract_symmetry_point": False},
     "ExpStepDevice": {
         "A_up": 0.00081,
         "A_down": 0.36833,
@@ -101,6 +102,11 @@ def aihwkit_step(cls: str, params: dict[str, Any], w: np.ndarray, up: bool) -> n
         return np.full_like(w, d_up if up else -d_down)
     if cls == "SoftBoundsDevice":  # linear-step with γ = 1 and the device's own bounds
         return d_up * (1.0 - w / b_max) if up else -d_down * (1.0 - w / b_min)
+    if cls == "SoftBoundsReferenceDevice":  # reads w = state − r, r = reference_mean
+        if p["subtract_symmetry_point"]:
+            raise ValueError("no reference rule for subtract_symmetry_point")
+        x = w + float(p["reference_mean"])
+        return d_up * (1.0 - x / b_max) if up else -d_down * (1.0 - x / b_min)
     if cls == "LinearStepDevice":
         g_up, g_down = float(p["gamma_up"]), float(p["gamma_down"])
         if not p["allow_increasing"]:

@@ -42,21 +42,24 @@ FAST = ("sb_default_saturating", "pw_1_node_equivalent")
 #: re-simulation criterion is left out: aihwkit is not installed here), with the reason.
 #: Strict: a case the fitter starts to pass fails until removed.
 XFAIL: dict[str, str] = {
-    # re-measured at 0db8ad3 (tests/aihwkit_checks.evaluate_case, 2026-12-06 22:58 UTC)
+    # re-measured at the read leverage of the c2c windows and the clip-clear shape margins
+    # (tests/aihwkit_checks.evaluate_case, 2026-12-07 01:25 UTC); sb_weak_unreached passes
+    # since (dw_min_std 0.312 for 0.3)
     "es_both_A_negative": (
-        "fitter: auto picked linear-step (ΔBIC 24-25 before exp-step; also at 4d2294d), "
-        "truth exp-step"
+        "fitter (family right since the clip-clear margins; linear-step before): w_min -0.384 "
+        "vs -0.489 (reached by 58%); re-simulated mean trace off by 7.3% of the span (limit "
+        "5.7%)"
     ),
     "es_twice_spread": (
-        "fitter (family right since the bound-level starts): up step curve rms 0.057 of "
-        "the largest step > 0.05; w_min -0.515 vs -0.614 (reached by 41%); re-simulated "
-        "mean trace off by 3.8% of the span (limit 3.0%)"
+        "fitter (family right since the bound-level starts): up step curve rms 0.056 of "
+        "the largest step > 0.05; w_min -0.506 vs -0.614 (reached by 41%); re-simulated "
+        "mean trace off by 4.4% of the span (limit 3.0%)"
     ),
     "ls_allow_increasing": ("fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)"),
     "ls_strong_asym": (
-        "fitter (family right since the bound-level starts): dw_min_std 0.465 vs 0.300 "
-        "(0.519 before the noise moments judged a pair's clip from the read before it; read "
-        "noise 1.7 steps: the fitted parameters' error in the c2c windows is left)"
+        "fitter (family right since the bound-level starts): dw_min_std 0.372 vs 0.300 "
+        "(0.465 before the windows' read leverage, 0.519 before the noise moments judged a "
+        "pair's clip from the read before it; read noise 1.7 steps)"
     ),
     "ps_default": (
         "fitter: auto picked soft-bounds, truth pow-step (exponent 1 ± 0.11 per device): each "
@@ -66,19 +69,46 @@ XFAIL: dict[str, str] = {
     ),
     "ps_twice_spread": (
         "fitter (family right since the random-effect score and the per-device starts, "
-        "c3aaec6): up step curve rms 0.200 (down 0.057) of the largest step > 0.05; "
-        "dw_min_dtod 0.433 vs 0.600; re-simulated mean trace off by 6.2% of the span "
+        "c3aaec6): up step curve rms 0.201 (down 0.054) of the largest step > 0.05; "
+        "dw_min_dtod 0.433 vs 0.600; re-simulated mean trace off by 6.5% of the span "
         "(limit 3.9%)"
     ),
     "ps_weak_gamma": (
-        "fitter: up step curve rms 0.067 of the largest step > 0.05; dw_min_dtod 0.232 "
-        "vs 0.300; dw_min_std 0.456 vs 0.300"
+        "fitter: up step curve rms 0.066 of the largest step > 0.05; dw_min_dtod 0.236 "
+        "vs 0.300 (dw_min_std 0.356 for 0.3 since the windows' read leverage, 0.456 before)"
     ),
     "pw_5_nodes": ("fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)"),
-    "pw_twice_spread": ("fitter: dw_min_dtod 0.508 vs 0.600"),
-    "sb_weak_unreached": (
-        "fitter (HC 13:53 UTC, 6bfe98e: origin, steps and dw_min_dtod right; bounds never "
-        "reached, extrapolated): dw_min_std 0.364 vs 0.300"
+    "pw_twice_spread": (
+        "fitter: dw_min_dtod 0.513 vs 0.600 (the devices kept have a drawn gain spread of "
+        "0.53 after aihwkit's |1 + σξ|, 0.58 unfolded; the low-gain devices' steps come out "
+        "1.5x too large: their bounds, never reached, trade against the step)"
+    ),
+    # aihwkit's published presets as shipped (benchmarks/aihwkit_conformance.py, "preset_")
+    "preset_ecram_mo": (
+        "fitter: auto picked soft-bounds, truth linear-step (bounds never reached: 3000 pulses "
+        "of 2.8e-4 cross 0.85 of the range 2, read noise 71 steps); up step curve rms 0.078 "
+        "of the largest step > 0.05; re-simulated mean trace off by 6.3% of the span (limit "
+        "3.4%)"
+    ),
+    "preset_capacitor": (
+        "fitter: auto picked exp-step (J 1161), truth linear-step (J 1228, ΔBIC 43) with "
+        "additive c2c noise (mult_noise False), which our families do not represent"
+    ),
+    "preset_gokmen_vlasov": (
+        "fitter: dw_min_std 0.115 vs 0.300 (read noise 12.5 steps: 32-pulse windows carry "
+        "c2c at 1 % of their read variance)"
+    ),
+    "preset_reram_es": (
+        "fitter: auto picked soft-bounds, truth exp-step (write noise 75 dw_min = 5 % of the "
+        "range per pulse, c2c 5.0); up step curve rms 0.688, down 0.113 of the largest step; "
+        "w_max 0.679 vs 0.940, w_min -0.698 vs -1.018; re-simulated mean trace off by 15.4% "
+        "of the span (limit 6.8%)"
+    ),
+    "preset_reram_sb": (
+        "fitter: write noise 56 dw_min (5.6 % of the range per pulse) and additive c2c 3.75: "
+        "up step curve rms 0.299, down 0.143 of the largest step; dw_min_dtod 0.705 vs "
+        "0.300; w_max 0.678 vs 1.276, w_min -0.354 vs -0.733; re-simulated mean trace off by "
+        "25.4% of the span (limit 7.7%)"
     ),
 }
 

@@ -27,7 +27,9 @@ from fitting.selection import j_statistic
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "aihwkit"
 
 
-def _scores(case: str, families: tuple[str, ...], n_dev: int) -> dict:
+def _scores(case: str, families: tuple[str, ...], n_dev: int, shared: bool = True) -> dict:
+    """One score per family (its best fit); ``shared`` False: the families with a shape
+    per device scored only so (the others, and the noise reference, from their shared fit)."""
     from calib.fit.pulse_response import load_pulse_traces
 
     traces, _ = load_pulse_traces(FIXTURES / f"{case}.h5", units="normalized")  # G = w
@@ -43,20 +45,30 @@ def _scores(case: str, families: tuple[str, ...], n_dev: int) -> dict:
         if fm.per_device_shape:
             vfit, vprob = fit_per_device_shape(fm, data, fits[fam])
             variants.append((fam, PER_DEVICE_NOTE, vfit, vprob, False))
+    if not shared:
+        for fam, *_ in variants:
+            del fits[fam], problems[fam]
     return {s.family: s for s in _score_families(fits, problems, data, rep, variants)}
 
 
 def test_linear_step_with_gamma_spread_beats_piecewise_as_a_random_effect() -> None:
+    # 128 devices: on 64, linear-step and piecewise-step are within 35 of each other since
+    # the shared shape is fitted clear of the clip (fitting.gmm.clear_of_bounds: linear-step's
+    # shared J 1486 -> 791, piecewise-step's 683 -> 699, the per-device linear-step 400 -> 418
+    # plus a population price 261 -> 322), so that subsample no longer tells them apart
     pytest.importorskip("h5py")
-    scores = _scores("ls_twice_spread", ("linear-step", "piecewise-step"), 64)
+    scores = _scores("ls_twice_spread", ("linear-step", "piecewise-step"), 128, shared=False)
     lin, pw = scores["linear-step"], scores["piecewise-step"]
     assert lin.note.startswith(PER_DEVICE_NOTE)  # the per-device shape is linear-step's row
     # the population: two means and two spreads, not one shape value per device
     assert lin.n_params < pw.n_params + 16
     assert lin.penalty > 0
-    # measured on these 64 devices: see the assertion message; with every device's γ
-    # charged ln N (the old criterion) piecewise-step won by several hundred
+    # measured on these 128 devices: 7009 against 7060; with every device's γ charged ln N
+    # (the old criterion) piecewise-step won by several hundred
     assert lin.criterion < pw.criterion, (lin.criterion, pw.criterion)
+    # and linear-step, shared or per device, is the family chosen (6849 against 7060)
+    best = _scores("ls_twice_spread", ("linear-step", "piecewise-step"), 128)
+    assert best["linear-step"].criterion < best["piecewise-step"].criterion
 
 
 def test_random_effect_gives_no_edge_without_a_shape_spread() -> None:
