@@ -30,7 +30,15 @@ from fitting.families import FamilyModel
 from fitting.increment_noise import IncrementNoise, estimate_increment_noise, moment_covariance
 from fitting.pairs import PairBlock
 
-__all__ = ["DeviceFit", "GmmProblem", "clear_of_bounds", "predict_increment", "read_noise_sd"]
+__all__ = [
+    "DeviceFit",
+    "GmmProblem",
+    "clear_of_bounds",
+    "instruments",
+    "moment_weights",
+    "predict_increment",
+    "read_noise_sd",
+]
 
 #: a kept pair's first read lies this many SDs (of its spread about its instrument) below the
 #: clip at the level where its device sits: the clip at a noisy read then biases a pair's
@@ -81,10 +89,7 @@ def _predict(model, block, values, y0, return_clipped):
 
 
 def clear_of_bounds(
-    blocks: Sequence[PairBlock],
-    hi: np.ndarray,
-    lo: np.ndarray,
-    n_sd: float = 3.0,
+    blocks: Sequence[PairBlock], hi: np.ndarray, lo: np.ndarray, n_sd: float = 3.0
 ) -> tuple[list[PairBlock], dict[str, np.ndarray]]:
     """The pairs whose instrument read lies clear of the device's read plateaus, and the bounds.
 
@@ -151,7 +156,6 @@ def _sits(
     an error of σ·√(2·runs)/pairs. Without the error test, at read noise 10 steps the last
     30 pairs of a sweep that turned before its bound looked flat on one device in eight,
     which then got a bound inside its reads."""
-    out = np.zeros(w.shape[0], dtype=bool)
     means, errs = [], []
     for part in (near, ~near):
         on = w * part
@@ -213,6 +217,35 @@ class DeviceFit:
         return np.sqrt(np.maximum(self.cov[:, j, j], 0.0))
 
 
+def instruments(block: PairBlock) -> np.ndarray:
+    """Instruments Z of every pair of ``block`` (n_dev, P, N_INSTRUMENTS): probabilists'
+    Hermite polynomials of the instrument read standardized per device, 0 on unused pairs."""
+    w = block.weight
+    cnt = np.maximum(w.sum(1, keepdims=True), 1.0)
+    mean = (block.z * w).sum(1, keepdims=True) / cnt
+    var = (((block.z - mean) * w) ** 2).sum(1, keepdims=True) / cnt
+    zs = (block.z - mean) / np.sqrt(np.where(var > 0, var, 1.0))
+    # probabilists' Hermite polynomials of the standardized instrument: well conditioned
+    cols = [np.ones_like(zs), zs]
+    for k in range(2, N_INSTRUMENTS):
+        cols.append(zs * cols[-1] - (k - 1) * cols[-2])
+    return np.stack([c * w for c in cols], axis=-1)
+
+
+def moment_weights(z: np.ndarray, u: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """NL2SLS weights W = (σ̂² Σ Z Zᵀ)⁻¹ per device of one block (n_dev, m, m): σ̂² the mean
+    squared residual ``u`` (0 on unused pairs) over the pairs ``weight`` marks, the chip's
+    median where a device's is 0."""
+    m = z.shape[2]
+    cnt = np.maximum(weight.sum(1), 1.0)
+    s2 = (u**2).sum(1) / cnt
+    s2 = np.where(s2 > 0, s2, np.nanmedian(np.where(s2 > 0, s2, np.nan)))
+    s2 = np.where(np.isfinite(s2) & (s2 > 0), s2, 1.0)
+    zz = np.einsum("dpm,dpn->dmn", z, z) * s2[:, None, None]
+    zz += np.eye(m) * 1e-9 * np.trace(zz, axis1=1, axis2=2)[:, None, None] / m
+    return np.linalg.pinv(zz)
+
+
 class GmmProblem:
     """The moment conditions of one family on one set of devices (normalized units)."""
 
@@ -232,7 +265,7 @@ class GmmProblem:
         self.fixed = dict(fixed or {})
         self.typical = dict(typical or {})
         self.n_dev = self.blocks[0].y0.shape[0]
-        self.Z = [self._instruments(b) for b in self.blocks]
+        self.Z = [instruments(b) for b in self.blocks]
         self.gy = np.concatenate(
             [
                 np.einsum("dp,dpm->dm", (b.y1 - b.y0) * b.weight, z)
@@ -245,19 +278,6 @@ class GmmProblem:
         self.deps = {name: self._blocks_of(name) for name in self.names + self.shared_names}
 
     # ------------------------------------------------------------------ set-up
-    @staticmethod
-    def _instruments(block: PairBlock) -> np.ndarray:
-        w = block.weight
-        cnt = np.maximum(w.sum(1, keepdims=True), 1.0)
-        mean = (block.z * w).sum(1, keepdims=True) / cnt
-        var = (((block.z - mean) * w) ** 2).sum(1, keepdims=True) / cnt
-        zs = (block.z - mean) / np.sqrt(np.where(var > 0, var, 1.0))
-        # probabilists' Hermite polynomials of the standardized instrument: well conditioned
-        cols = [np.ones_like(zs), zs]
-        for k in range(2, N_INSTRUMENTS):
-            cols.append(zs * cols[-1] - (k - 1) * cols[-2])
-        return np.stack([c * w for c in cols], axis=-1)
-
     def _blocks_of(self, name: str) -> list[int]:
         out = []
         for i, b in enumerate(self.blocks):
@@ -282,13 +302,7 @@ class GmmProblem:
         for i, (b, z) in enumerate(zip(self.blocks, self.Z, strict=True)):
             inc = predict_increment(self.model, b, self._values(theta, phi))
             u = ((b.y1 - b.y0) - inc) * b.weight
-            cnt = np.maximum(b.weight.sum(1), 1.0)
-            s2 = (u**2).sum(1) / cnt
-            s2 = np.where(s2 > 0, s2, np.nanmedian(np.where(s2 > 0, s2, np.nan)))
-            s2 = np.where(np.isfinite(s2) & (s2 > 0), s2, 1.0)
-            zz = np.einsum("dpm,dpn->dmn", z, z) * s2[:, None, None]
-            zz += np.eye(m) * 1e-9 * np.trace(zz, axis1=1, axis2=2)[:, None, None] / m
-            self.W[:, i * m : (i + 1) * m, i * m : (i + 1) * m] = np.linalg.pinv(zz)
+            self.W[:, i * m : (i + 1) * m, i * m : (i + 1) * m] = moment_weights(z, u, b.weight)
 
     # ------------------------------------------------------------------ model
     def _values(self, theta: np.ndarray, phi: np.ndarray) -> dict[str, object]:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fitting.families import FamilyModel
-from fitting.gmm import GmmProblem, predict_increment
+from fitting.gmm import instruments, moment_weights, predict_increment
 from fitting.pairs import PairBlock
 
 __all__ = ["FitLeverage", "increment_jacobian"]
@@ -89,7 +89,7 @@ class FitLeverage:
     _blocks: list = field(default_factory=list, repr=False)
     _g_inv: np.ndarray | None = field(default=None, repr=False)
     _c_v: np.ndarray | None = field(default=None, repr=False)
-    #: per block, over the pairs the fit used: J, a, links, instruments Z, residual variance
+    #: per block, over the pairs the fit used: J, a, links, instruments Z, weights W
     _fit: list = field(default_factory=list, repr=False)
     _influence: list = field(default_factory=list, repr=False)  # per block: L (n, P, p)
     _c_r: np.ndarray | None = field(default=None, repr=False)
@@ -114,11 +114,10 @@ class FitLeverage:
         jac_all = increment_jacobian(model, block, values, self.names, estimated, valid)
         self._blocks.append((jac, np.where(ok, v, 0.0), np.where(ok, a, 1.0)))
         links = block.contiguous & valid[:, :-1] & valid[:, 1:]
-        z = GmmProblem._instruments(block) * valid[..., None]
-        cnt = np.maximum(valid.sum(axis=1), 1)
-        s2 = np.ones(cnt.shape) if u is None else np.sum(np.where(valid, u, 0.0) ** 2, 1) / cnt
-        s2 = np.where(np.isfinite(s2) & (s2 > 0), s2, 1.0)
-        self._fit.append((jac_all, np.where(valid, a, 0.0), links, z, s2))
+        z = instruments(block) * valid[..., None]
+        u = np.ones(valid.shape) if u is None else u  # equal weights
+        weights = moment_weights(z, np.where(valid, u, 0.0), valid.astype(float))
+        self._fit.append((jac_all, np.where(valid, a, 0.0), links, z, weights))
 
     def pairs(self) -> np.ndarray:
         """Q = Σ_k H_kk·v_k per device over the blocks added (n_dev,)."""
@@ -132,11 +131,9 @@ class FitLeverage:
     def _read_covariance(self) -> None:
         """The pairs' influence L_k and the parameters' read-noise covariance C_r."""
         d_w, hess = [], 0.0
-        for j, _, _, z, s2 in self._fit:
+        for j, _, _, z, weights in self._fit:
             d = np.einsum("nkm,nkp->nmp", z, j)  # D_b
-            zz = np.einsum("nkm,nkl->nml", z, z) * s2[:, None, None]
-            zz += np.eye(z.shape[2]) * 1e-9 * np.trace(zz, axis1=1, axis2=2)[:, None, None]
-            d_w.append(np.swapaxes(d, 1, 2) @ np.linalg.pinv(zz))  # D_bᵀ W_b
+            d_w.append(np.swapaxes(d, 1, 2) @ weights)  # D_bᵀ W_b
             hess = hess + d_w[-1] @ d
         h_inv = np.linalg.pinv(hess)
         self._influence = []

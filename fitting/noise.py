@@ -474,13 +474,6 @@ class _LeverageParts:
     #: the sampled devices' read leverage per window, one value per window length
     read: np.ndarray | None = None
 
-    def read_totals(self, n_w: Sequence[float]) -> list[float]:
-        """R_m: the read leverage of each window length (units of σ_na²) for ``n_w``
-        windows, at the sampled devices' value per window; 0 where no device has it."""
-        if self.read is None:
-            return [0.0] * len(WINDOWS)
-        return [float(r * n) for r, n in zip(self.read, n_w, strict=True)]
-
     def totals(self, total: Total) -> tuple[float, list[float]]:
         """Q of single pairs and of each window length over the devices ``total`` sums: p·v̄
         times the exact-to-p·v̄ ratio of the sampled devices it sums (a bootstrap replicate
@@ -595,8 +588,7 @@ def _pooled(
         known = write2_state is not None and read2 is not None
         na2 = write2_state + read2 if known else 0.0
         c2 = (uu - na2 * one_a2) / (v - q) if v > q else 0.0
-    r_w = leverage.read_totals([total(s.n_w[:, i]) for i in range(len(WINDOWS))])
-    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2, total, q_w, bias_share, r_w)
+    c2 = _windowed_c2c(s, na2, c2, v, q, uu, one_a2, total, q_w, bias_share, leverage.read)
     separable = read2 is not None
     if not separable:
         read2 = na2
@@ -640,9 +632,10 @@ def _windowed_c2c(
     unbiased (8 chips x 1024 devices), so the choice charges ``bias_share`` of it
     (:data:`EXACT_LEVERAGE_BIAS_SHARE`, 1 where only p·v̄ is known).
 
-    ``r_w``: the windows' read leverage R_m (:mod:`fitting.leverage`, units of σ_na²): the
-    fitted parameters' read-noise error that m pulses of the map add to Σu_m², so
-    E[Σu_m²] = σ_c²·(Σv_m − Q_m) + σ_na²·(Σ(1 + a²) + R_m). Left out, it grew with the
+    ``r_w``: the windows' read leverage per window of each length (:mod:`fitting.leverage`,
+    units of σ_na²; R_m = r_w·n_m over n_m windows): the fitted parameters' read-noise error
+    that m pulses of the map add to Σu_m², so E[Σu_m²] = σ_c²·(Σv_m − Q_m) +
+    σ_na²·(Σ(1 + a²) + R_m). Left out, it grew with the
     window length and read noise (constant-step, read noise 2.2 steps, c2c 0.3: σ_c 0.27 from
     4-pulse windows, 0.42 from 32).
     """
@@ -671,7 +664,7 @@ def _windowed_c2c(
         v_m = total(s.v_w[:, i])
         uu_m, one_m = total(s.uu_w[:, i]), total(s.one_a2_w[:, i])
         if r_w is not None:
-            one_m += r_w[i]
+            one_m += r_w[i] * n_m
         if v_m <= q_m:
             continue
         var_m = variance(uu_m, one_m, v_m - q_m, n_m, q_m)
