@@ -183,6 +183,9 @@ class FamilyModel:
     # never reaches its bound only bounds it (censored population estimate)
     bounds_only_by_clip: bool = False
     nonnegative_shape: tuple[str, ...] = ()  # shape values that must be >= 0 (e.g. nodes)
+    # reported values stated at the midpoint of the mean bounds (or over their window): they
+    # are conditional on both bounds, so a bound reported as a limit leaves them unidentified
+    stated_at_reference: tuple[str, ...] = ("dw_min", "up_down")
     to_step: Callable[[Values], dict] = _no_step
     starts: Callable[..., list[dict]] = _no_start
     population: Callable[[dict], None] = _no_population
@@ -706,6 +709,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
         FamilyModel(
             "constant-step",
             bounds_only_by_clip=True,
+            stated_at_reference=(),  # the step does not depend on w
             relation="linear-step with γ = 0; piecewise-step with one node",
             clip=True,
             decoupled=True,
@@ -732,6 +736,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
             clip=True,
             decoupled=True,
             recenter_shape=("kappa_up", "kappa_down"),
+            stated_at_reference=("dw_min", "up_down", "gamma_up", "gamma_down"),
             typical={"kappa_up": 0.1, "kappa_down": 0.1},
             to_step=_linear_to_step,
             starts=_linear_start,
@@ -752,6 +757,7 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
             clip=True,
             fixed=dict(EXP_STEP_FIXED),
             recenter=False,  # z = 2a·w/R + b fixes the origin of w (a, b are not refitted)
+            stated_at_reference=("dw_min", "up_down", "A_up", "A_down", "gamma_up", "gamma_down"),
             typical={"decay_up": 0.1, "decay_down": 0.1, "gamma_up": 1.0, "gamma_down": 1.0},
             to_step=_exp_to_step,
             starts=_exp_start,
