@@ -224,8 +224,14 @@ def _population_deviance(
     p = kappa.shape[1]
     a = v + np.diag(np.exp(2.0 * x[p : 2 * p]))
     d = kappa - x[:p]
-    pooled = np.einsum("dp,dpq,dq->d", d, np.linalg.inv(a), d)
-    pooled += np.linalg.slogdet(a)[1] - np.linalg.slogdet(v)[1]
+    # both terms are >= 0 for positive definite V and T; an asymmetric V from pinv's rounding
+    # (pow-step's exponent per device on constant-step data: ln γ −117 with V ~1e-42, its
+    # off-diagonal terms 3.7e-42 and 3.6e-75, "positive definite" by its lower triangle)
+    # made the quadratic form −4.7e46 and the per-device pow-step won auto on traces
+    # without any curvature
+    quad = np.einsum("dp,dpq,dq->d", d, np.linalg.inv(a), d)
+    pooled = np.maximum(quad, 0.0)
+    pooled += np.maximum(np.linalg.slogdet(a)[1] - np.linalg.slogdet(v)[1], 0.0)
     own = np.maximum(2.0 * np.sum(np.log(width)) - np.linalg.slogdet(2.0 * np.pi * v)[1], 0.0)
     frac = MAX_OFF_POPULATION / (1.0 + np.exp(-x[2 * p]))
     return -2.0 * np.logaddexp(
@@ -257,6 +263,7 @@ def random_effect_penalty(
     with np.errstate(all="ignore"):
         cov = np.linalg.pinv(info)
     v = cov[:, idx][:, :, idx]
+    v = 0.5 * (v + np.swapaxes(v, 1, 2))  # pinv's rounding leaves it asymmetric (see below)
     diag = np.diagonal(v, axis1=1, axis2=2)
     ok = np.all(np.isfinite(kappa), axis=1) & np.all(np.isfinite(v), axis=(1, 2))
     ok &= np.all(diag > 0, axis=1)

@@ -140,6 +140,7 @@ def test_emulated_families_are_recovered_within_the_target_bounds(family: str) -
         assert p["gamma_down"] == pytest.approx(12.79, rel=0.15)
 
 
+@pytest.mark.slow  # 17-24 s (make test stays under 10 minutes on 2 cores)
 def test_piecewise_step_is_recovered_from_an_independent_generator() -> None:
     traces, _ = piecewise_traces(seed=5)
     fit = fit_pulse_response(traces, model="piecewise-step")

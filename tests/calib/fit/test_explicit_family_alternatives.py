@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from calib.campaigns import PulseResponseParams, measure_pulse_response
 from calib.fit.pulse_response import fit_pulse_response_file
 from instruments.drivers.scpi_crossbar import ScpiCrossbarChip
 from instruments.emulator.server import running_emulator
 
 
+@pytest.mark.slow  # 25-38 s (make test stays under 10 minutes on 2 cores)
 def test_explicit_piecewise_step_falls_back_on_another_node_count(tmp_path: Path) -> None:
     data = tmp_path / "ecram.h5"
     with running_emulator("ecram") as res, ScpiCrossbarChip(res) as chip:

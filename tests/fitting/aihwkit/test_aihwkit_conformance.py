@@ -25,8 +25,9 @@ from aihwkit_checks import (
     nominal_fields,
 )
 
-#: cases fitted in ``make test`` (the rest of the grid is marked slow)
-FAST = ("sb_default_saturating", "pw_1_node_equivalent")
+#: cases fitted in ``make test`` (the rest of the grid is marked slow; pw_1_node_equivalent
+#: moved there 2026-12-07 to keep make test under 10 minutes on 2 cores)
+FAST = ("sb_default_saturating",)
 
 #: cases whose fit misses a criterion (measured with the fitter of 2026-12-06 08:53-09:11 UTC,
 #: 57a3afd, benchmarks/RESULTS.md; entries marked HC and the removal of cs_twice_spread,
