@@ -90,6 +90,7 @@ from fitting.screening import (
 )
 from fitting.selection import (
     ModelScore,
+    efficient_estimate,
     equivalences,
     j_statistic,
     random_effect_penalty,
@@ -1244,6 +1245,7 @@ def _score_families(
         with np.errstate(all="ignore"):
             if SCORE_CLEAR:
                 prob, theta = refit_on_pairs(prob, theta, fit.phi, blocks)
+            prob, theta = efficient_estimate(prob, theta, fit.phi, ref.c2c, ref.non_accumulating)
             j = j_statistic(prob, theta, fit.phi, ref.c2c, ref.non_accumulating)
         k = fit.theta.size + fit.phi.size + 2
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)

@@ -54,6 +54,7 @@ __all__ = [
     "RELATIONS",
     "ModelScore",
     "RandomEffectScore",
+    "efficient_estimate",
     "equivalences",
     "j_statistic",
     "random_effect_penalty",
@@ -174,6 +175,26 @@ def _inverse(s: np.ndarray) -> np.ndarray:
     val, vec = np.linalg.eigh(s)
     floor = 1e-9 * np.maximum(val[:, -1:], 1e-300)
     return np.einsum("dmk,dk,dnk->dmn", vec, 1.0 / np.maximum(val, floor), vec)
+
+
+def efficient_estimate(
+    prob: GmmProblem, theta: np.ndarray, phi: np.ndarray, c2c: float, non_accumulating: float
+) -> tuple[GmmProblem, np.ndarray]:
+    """The per-device values re-solved with the efficient weight W = S⁻¹ (``phi`` held), S
+    from the noise model (:func:`moment_noise_covariance`); a copy of ``prob`` with that W.
+
+    Hansen's J is χ²(moments − parameters) at the minimum of gᵀS⁻¹g, not at the NL2SLS
+    estimate, whose weight (σ̂² ΣZZᵀ)⁻¹ ignores that read noise makes the summed increments
+    telescope: at that estimate the moments keep components S⁻¹ charges heavily, and J came
+    out 1.7-2.6 times its degrees of freedom on constant-step traces fitted with the true
+    family (96 identical devices, white read noise of one step; 0.9-1.0 times at the
+    efficient estimate)."""
+    out = prob.subset(np.arange(prob.n_dev))
+    th = theta
+    for max_iter in (40, 15):  # S at the start, then at the new values (a clip may move)
+        out.W = _inverse(moment_noise_covariance(out, th, phi, c2c, non_accumulating))
+        th, _, _ = out.solve_devices(th, phi, max_iter=max_iter)
+    return out, th
 
 
 def j_statistic(

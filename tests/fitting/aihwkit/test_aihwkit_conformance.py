@@ -92,8 +92,9 @@ XFAIL: dict[str, str] = {
         "3.4%)"
     ),
     "preset_capacitor": (
-        "fitter: auto picked exp-step (J 1161), truth linear-step (J 1228, ΔBIC 43) with "
-        "additive c2c noise (mult_noise False), which our families do not represent"
+        "fitter (family right since J is taken at the efficient estimate, 2026-12-07; exp-step "
+        "ΔBIC 43 ahead before): dw_min_std 0.239 vs 0.300 (additive c2c noise, mult_noise "
+        "False, which our families do not represent; read noise 4 steps)"
     ),
     "preset_gokmen_vlasov": (
         "fitter: dw_min_std 0.115 vs 0.300 (read noise 12.5 steps: 32-pulse windows carry "
