@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fitting import PulseTraces, fit_pulse_response
-from instruments.chip import PulseSpec, PulseTrainSpec, pulse_sequence
-from instruments.emulator.physics import PulsedDeviceArray, chip_truth
+from tests.emulated_chip import fit_emulated_chip
 
 
 def test_population_bounds_sit_on_the_drawn_devices_mean():
@@ -20,8 +18,7 @@ def test_population_bounds_sit_on_the_drawn_devices_mean():
     for chip in range(20):
         rng = np.random.default_rng([7, chip])
         w_max = rng.uniform(28e-6, 40e-6)
-        truth = chip_truth(
-            "reram",
+        fields = dict(
             response="soft-bounds",
             dw_min=rng.uniform(0.6e-6, 1.2e-6),
             up_down=rng.uniform(-0.1, 0.2),
@@ -33,12 +30,7 @@ def test_population_bounds_sit_on_the_drawn_devices_mean():
             w_min_dtod=rng.uniform(0.05, 0.12),
             dw_min_std=0.3,
         )
-        spec = PulseTrainSpec(100, PulseSpec(1.2, 1e-6), 100, PulseSpec(-1.2, 1e-6), cycles=2)
-        array = PulsedDeviceArray(truth, (16, 8), int(rng.integers(2**31)))
-        g = array.pulse_train(np.arange(128), 100, 100, 2, 1, (1.2, 1e-6), (-1.2, 1e-6))
-        fit = fit_pulse_response(
-            PulseTraces(g.T, pulse_sequence(spec)), model="soft-bounds", predictive_check=False
-        )
+        truth, array, fit = fit_emulated_chip(fields, 128, int(rng.integers(2**31)))
         drawn = array.per_device_truth()
         z = {}
         for b in ("w_max", "w_min"):

@@ -10,21 +10,17 @@ so its dw_min and up_down keep their intervals when a bound is a limit.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from fitting import PulseTraces, fit_pulse_response
-from instruments.chip import PulseSpec, PulseTrainSpec, pulse_sequence
-from instruments.emulator.physics import PulsedDeviceArray, chip_truth
+from tests.emulated_chip import fit_emulated_chip
 
 LIMIT = "not identified (stated at the midpoint of the mean bounds; w_min a limit)"
 
 
 def _chip(family: str, seed: int, **extra):
-    """64 emulated devices, 2 x (100 up + 100 down) pulses; the lower bound lies 0.3 of the
-    window beyond where the down pulses take the devices (not reached)."""
-    truth = chip_truth(
-        "reram",
+    """64 emulated devices; the lower bound lies 0.3 of the window beyond where the down
+    pulses take the devices (not reached)."""
+    fields = dict(
         response=family,
         dw_min=0.65e-6,
         up_down=0.2,
@@ -37,12 +33,7 @@ def _chip(family: str, seed: int, **extra):
         dw_min_std=0.35,
         **extra,
     )
-    spec = PulseTrainSpec(100, PulseSpec(1.2, 1e-6), 100, PulseSpec(-1.2, 1e-6), cycles=2)
-    array = PulsedDeviceArray(truth, (16, 4), seed)
-    g = array.pulse_train(np.arange(64), 100, 100, 2, 1, (1.2, 1e-6), (-1.2, 1e-6))
-    fit = fit_pulse_response(
-        PulseTraces(g.T, pulse_sequence(spec)), model=family, predictive_check=False
-    )
+    truth, _, fit = fit_emulated_chip(fields, 64, seed)
     return truth, fit
 
 
