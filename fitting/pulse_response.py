@@ -1250,6 +1250,10 @@ def _score_families(
         k = fit.theta.size + fit.phi.size + 2
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
+        if not np.isfinite(total):  # scored over fewer devices it would not compare
+            bad = int(np.sum(~np.isfinite(j)))
+            out.append(ModelScore(fam, total, int(k), n_obs, df, note=_not_scored(bad, j.size)))
+            continue
         penalty = 0.0
         if fam in labels and labels[fam][1] == PER_DEVICE_NOTE and np.isfinite(total):
             # the per-device shape as a random effect (fitting.selection): its population
@@ -1285,6 +1289,13 @@ def _score_families(
         if key in labels and labels[key][2]:
             shared_fits[fam], shared_problems[fam] = fits[key], problems[key]
     return [s for s, _ in best.values()]
+
+
+def _not_scored(bad: int, n: int) -> str:
+    return (
+        f"not scored: its fit left {bad} of {n} devices without a finite J (not converged "
+        "there), and a score over the others would not compare"
+    )
 
 
 def _mark_equivalences(ranked: list[ModelScore], fits: dict[str, DeviceFit]) -> None:

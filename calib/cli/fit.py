@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -115,7 +116,10 @@ def fit_pulse_response_cmd(
     if model == "auto" and result.model_selection:
         best = result.model_selection[0]
         others = ", ".join(
-            f"{r['family']} ΔBIC {r['delta_bic']:.0f}" for r in result.model_selection[1:]
+            f"{r['family']} ΔBIC {r['delta_bic']:.0f}"
+            if r["delta_bic"] is not None and math.isfinite(r["delta_bic"])
+            else f"{r['family']} not scored ({r.get('note') or 'no finite J'})"
+            for r in result.model_selection[1:]
         )
         click.echo(f"model selection: {best['family']} (best BIC); {others}")
     for note in result.notes:

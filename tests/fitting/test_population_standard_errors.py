@@ -10,6 +10,7 @@ chips is the truth the reported standard error must match.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fitting.population import pair_population
 
@@ -42,6 +43,7 @@ def test_up_down_standard_error_matches_its_spread_over_chips():
     assert 0.9 <= coverage <= 0.995  # binomial SD at 95 %, 120 chips: 2 %
 
 
+@pytest.mark.slow  # 15-22 s (make test stays under 10 minutes on 2 cores)
 def test_soft_bounds_up_down_interval_includes_the_reference_error():
     # 40 emulated soft-bounds chips (symmetric bounds, 64 devices, 2 x (100 up + 100 down)):
     # up_down is stated relative to the fitted midpoint of the bounds, so its error includes
@@ -76,6 +78,7 @@ def test_soft_bounds_up_down_interval_includes_the_reference_error():
     assert np.mean(np.abs(z) <= 1.96) >= 0.8
 
 
+@pytest.mark.slow  # 15-22 s (make test stays under 10 minutes on 2 cores)
 def test_linear_step_cycle_to_cycle_noise_is_not_biased_by_the_fitted_parameters():
     # 12 emulated linear-step chips (64 devices, 2 x (100 up + 100 down), dw_min_std
     # 0.2-0.4): each device's 6 fitted parameters absorb part of its own cycle-to-cycle

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from calib.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "datasets" / "examples"
 PCM_TRUTH = EXAMPLES / "pcm_truth.json"
 
 
+@pytest.mark.slow  # 15-22 s (make test stays under 10 minutes on 2 cores)
 def test_validate_with_workers_gives_the_in_process_report(tmp_path: Path) -> None:
     def run(out: str, *extra: str) -> dict:
         argv = ["validate", str(PCM_TRUTH), "--truth", str(PCM_TRUTH), "--repeats", "3"]
