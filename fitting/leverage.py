@@ -107,11 +107,13 @@ class FitLeverage:
     ) -> None:
         """One block's pairs: ``ok`` the pairs the sums use, ``v`` their c2c factors, ``a``
         their contractions, ``valid`` the pairs the fit used and ``u`` their residuals
-        (:func:`fitting.noise.pair_statistics`; ``ok`` and equal weights when None)."""
+        (:func:`fitting.noise.pair_statistics`; ``ok`` and equal weights when None). ``ok``
+        lies within ``valid`` and ``fitted`` within ``estimated``, so the sums' Jacobian is
+        the fit's with the other pairs and parameters masked (one set of differences)."""
         valid = ok if valid is None else valid
-        jac = increment_jacobian(model, block, values, self.names, self.fitted, ok)
         estimated = self.fitted if self.estimated is None else self.estimated
         jac_all = increment_jacobian(model, block, values, self.names, estimated, valid)
+        jac = np.where(ok[..., None] & self.fitted[:, None, :], jac_all, 0.0)
         self._blocks.append((jac, np.where(ok, v, 0.0), np.where(ok, a, 1.0)))
         links = block.contiguous & valid[:, :-1] & valid[:, 1:]
         z = instruments(block) * valid[..., None]

@@ -1255,7 +1255,7 @@ def _score_families(
             out.append(ModelScore(fam, total, int(k), n_obs, df, note=_not_scored(bad, j.size)))
             continue
         penalty = 0.0
-        if fam in labels and labels[fam][1] == PER_DEVICE_NOTE and np.isfinite(total):
+        if fam in labels and labels[fam][1] == PER_DEVICE_NOTE:
             # the per-device shape as a random effect (fitting.selection): its population
             # mean and spread are the parameters, each device pays the Laplace cost of its
             # shape on J's scale instead of ln N per value
