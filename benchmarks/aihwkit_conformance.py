@@ -101,10 +101,13 @@ class Case:
     #: field values ``fields`` may override, and the aihwkit class it derives from
     preset: str = ""
     preset_base: str = ""
+    #: the name whose CRC-32 seeds aihwkit's device draws (default: the case's own); a case
+    #: found by a sweep under another name keeps the devices that showed the failure
+    seed_name: str = ""
 
     @property
     def seed(self) -> int:
-        return zlib.crc32(self.name.encode()) % 2**31 + 1
+        return zlib.crc32((self.seed_name or self.name).encode()) % 2**31 + 1
 
     @property
     def cls(self) -> str:
@@ -203,6 +206,17 @@ CASES: tuple[Case, ...] = (
         n_devices=256,
         cycles=1,
         note="twice the default spreads (gamma_*_dtod too)",
+    ),
+    Case(
+        "ls_gamma_mid_undetermined_device",
+        "linear-step",
+        {"dw_min": 0.008, "gamma_up": 0.5, "gamma_down": 0.2, "w_max": 0.8, "w_min": -0.8},
+        n_devices=128,
+        n_pulses=200,
+        read_noise=0.008,
+        note="gamma_up 0.5, gamma_down 0.2, 200-pulse runs; one device whose γ± the traces "
+        "do not determine (found by a sweep of cases outside this grid, 2026-12-07)",
+        seed_name="u_ls_gamma_mid",
     ),
     Case(
         "ls_allow_increasing",
