@@ -5,6 +5,8 @@
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py nominal [--cases a,b]
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py redraws [--cases a,b]
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py table [--cases a,b]
+    /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py sweep --n 16 --seed 1 \
+        --out /tmp/sweep  # random cases outside the grid: generated, fitted, judged
         # our fitter on every case; with aihwkit importable the exported device is also
         # re-simulated in aihwkit (.venv/bin/python runs it without that column)
 
@@ -932,6 +934,96 @@ def _bound(r: dict[str, Any], name: str) -> str:
     return f"{x['fitted']:.3f} / {x['true']:.3f} ({x['reached']:.0%}{mark})"
 
 
+# ---------------------------------------------------------------------------- sweep
+def random_case(rng: np.random.Generator, stem: str) -> Case:
+    """A device and protocol drawn over aihwkit's parameter space, none of the grid's, named
+    ``<stem>_<family>``.
+
+    Family uniform over the six; dw_min 0.003-0.02, bounds 0.3-1.2 on either side, up_down
+    0 or ±0.3, the spreads at aihwkit's defaults (dw_min_dtod log-normal in 1 of 5
+    soft-bounds cases); 64-256 devices, 1-3 cycles of pulse trains long enough to cross
+    0.4-1.6 of the window, read noise 0.4-2 % of the range. The grid (``CASES``) was made by
+    hand and the fitter was tuned on it; these cases were not.
+    """
+    family = str(rng.choice(list(CLASSES)))
+    w_max, w_min = float(rng.uniform(0.3, 1.2)), -float(rng.uniform(0.3, 1.2))
+    dw = float(rng.uniform(0.003, 0.02))
+    fields: dict[str, Any] = {"dw_min": round(dw, 4), "w_max": round(w_max, 3)}
+    fields["w_min"] = round(w_min, 3)
+    if rng.random() < 0.5:
+        fields["up_down"] = round(float(rng.uniform(-0.3, 0.3)), 3)
+    if family == "linear-step":
+        g = rng.uniform(0.0, 0.9, 2)
+        if rng.random() < 0.2:  # steps that grow towards one bound
+            g[int(rng.integers(2))] = -rng.uniform(0.05, 0.3)
+            fields["allow_increasing"] = True
+        fields.update(gamma_up=round(float(g[0]), 3), gamma_down=round(float(g[1]), 3))
+    elif family == "soft-bounds" and rng.random() < 0.2:
+        fields.update(dw_min_dtod=0.5, dw_min_dtod_log_normal=True)
+    elif family == "exp-step":
+        fields.update(
+            A_up=round(float(rng.uniform(-0.05, 0.4)), 4),
+            A_down=round(float(rng.uniform(-0.05, 0.4)), 4),
+            gamma_up=round(float(rng.uniform(2.0, 8.0)), 3),
+            gamma_down=round(float(rng.uniform(2.0, 8.0)), 3),
+        )
+    elif family == "pow-step":
+        fields.update(
+            pow_gamma=round(float(rng.uniform(0.5, 3.0)), 3),
+            pow_up_down=round(float(rng.uniform(-0.3, 0.3)), 3),
+        )
+    elif family == "piecewise-step":
+        n = int(rng.integers(2, 7))
+        fields["piecewise_up"] = [
+            round(float(x), 3) for x in np.sort(rng.uniform(0.2, 1.6, n))[::-1]
+        ]
+        fields["piecewise_down"] = [round(float(x), 3) for x in np.sort(rng.uniform(0.2, 1.6, n))]
+    window = w_max - w_min
+    n_pulses = int(np.clip(rng.uniform(0.4, 1.6) * window / dw, 60, 400))
+    return Case(
+        f"{stem}_{family}",
+        family,
+        fields,
+        n_devices=int(rng.choice([64, 96, 128, 256])),
+        n_pulses=n_pulses,
+        cycles=int(rng.integers(1, 4)),
+        read_noise=round(float(rng.uniform(0.004, 0.02)), 4),
+        note="random case of benchmarks/aihwkit_conformance.py sweep",
+    )
+
+
+def sweep(n: int, seed: int, out_dir: Path) -> int:
+    """``n`` random cases (:func:`random_case`) generated in aihwkit, added aihwkit's own
+    redraws, fitted with ``--model auto`` and judged by the grid's criteria."""
+    if out_dir.resolve() == FIXTURES.resolve():
+        raise SystemExit("sweep: --out must not be the committed fixtures directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from aihwkit_checks import evaluate_case
+
+    rng = np.random.default_rng(seed)
+    print(f"machine: {platform.node()} {os.cpu_count()}-core, load {os.getloadavg()[0]:.1f}")
+    results = []
+    for k in range(n):
+        case = random_case(rng, f"sweep{seed}_{k:02d}")
+        generate(case, out_dir)
+        add_redraws(case, out_dir)
+        r = evaluate_case(case.name, fixtures=out_dir)
+        r["fields"], r["protocol"] = case.fields, (case.n_devices, case.n_pulses, case.cycles)
+        results.append(r)
+        print(
+            f"{case.name} {case.fields} {r['protocol']} read {case.read_noise}: "
+            f"{r['family']}; {'; '.join(r['failures']) or 'pass'}",
+            flush=True,
+        )
+    (out_dir / "sweep.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print_tables(results)
+    n_pass = sum(not r["failures"] for r in results)
+    print(f"\n{n_pass} of {n} random cases meet every criterion")
+    return 0
+
+
 # ---------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -946,6 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
             "table",
             "tables",
             "selection",
+            "sweep",
         ),
         help="tables: print the tables of earlier --json results (--json-in A,B); "
         "selection: auto's family and BIC margin per case",
@@ -954,6 +1047,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="", help="comma-separated case names (default all)")
     parser.add_argument("--out", type=Path, default=FIXTURES)
     parser.add_argument("--json", type=Path, help="table: also write the results here")
+    parser.add_argument("--n", type=int, default=16, help="sweep: number of random cases")
+    parser.add_argument("--seed", type=int, default=1, help="sweep: seed of the case draws")
     args = parser.parse_args(argv)
     cases = [case_by_name(n) for n in args.cases.split(",") if n] or list(CASES)
     if args.part == "list":
@@ -962,6 +1057,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.part == "table":
         return table(cases, args.json)
+    if args.part == "sweep":
+        return sweep(args.n, args.seed, args.out)
     if args.part == "selection":
         return selection(cases)
     if args.part == "tables":

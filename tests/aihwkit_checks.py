@@ -77,8 +77,8 @@ AIHWKIT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def load_truth(case: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{case}.json").read_text())
+def load_truth(case: str, fixtures: Path = FIXTURES) -> dict[str, Any]:
+    return json.loads((fixtures / f"{case}.json").read_text())
 
 
 def nominal_fields(cls: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def aihwkit_step(cls: str, params: dict[str, Any], w: np.ndarray, up: bool) -> n
     raise ValueError(f"no reference rule for aihwkit class {cls!r}")
 
 
-def realized_fields(case: str, truth: dict[str, Any]) -> dict[str, Any]:
+def realized_fields(case: str, truth: dict[str, Any], fixtures: Path = FIXTURES) -> dict[str, Any]:
     """The truth's fields with the step sizes and bounds of the devices actually drawn.
 
     A population of 64-256 devices has mean step and bounds off the configured ones by
@@ -156,7 +156,7 @@ def realized_fields(case: str, truth: dict[str, Any]) -> dict[str, Any]:
     """
     import h5py
 
-    with h5py.File(FIXTURES / f"{case}.h5", "r") as f:
+    with h5py.File(fixtures / f"{case}.h5", "r") as f:
         hidden = {k: np.asarray(v[()], dtype=float) for k, v in f["aihwkit_truth"].items()}
     out = dict(truth["aihwkit_fields"])
     d_up, d_down = float(hidden["dwmin_up"].mean()), float(hidden["dwmin_down"].mean())
@@ -279,14 +279,15 @@ def limits(truth: dict[str, Any]) -> tuple[float, float]:
     return mean_lim, spread_lim
 
 
-def evaluate_case(case: str, seed: int = 0) -> dict[str, Any]:
-    """Fit ``case`` with ``--model auto`` as a user would, export it, measure the criteria."""
+def evaluate_case(case: str, seed: int = 0, fixtures: Path = FIXTURES) -> dict[str, Any]:
+    """Fit ``case`` with ``--model auto`` as a user would, export it, measure the criteria
+    (``fixtures``: the directory of its traces and truth)."""
     from calib.fit.pulse_response import fit_pulse_response_file, load_pulse_traces
     from calib.presets import load_preset
     from calib.presets.export import aihwkit_device
 
-    truth = load_truth(case)
-    path = FIXTURES / f"{case}.h5"
+    truth = load_truth(case, fixtures)
+    path = fixtures / f"{case}.h5"
     from calib.errors import CalibError
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -306,7 +307,7 @@ def evaluate_case(case: str, seed: int = 0) -> dict[str, Any]:
     traces, _ = load_pulse_traces(path)
     g = traces.conductance_s.astype(np.float64)
     pulses = np.asarray(traces.pulses)
-    fields_t = realized_fields(case, truth)
+    fields_t = realized_fields(case, truth, fixtures)
     conv = exported["conversion"]
     g_off, scale = float(conv["g_offset_s"]), float(conv["scale_s"])
     par_e = nominal_fields(exported["device"]["class"], exported["device"]["parameters"])
