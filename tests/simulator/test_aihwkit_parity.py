@@ -8,14 +8,13 @@ so it reproduces the recorded numbers) and compared with the recorded aihwkit di
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from benchmark_modules import benchmark_module
 
 from simulator import AnalogConfig, PulsedDeviceConfig, UpdateParameters
 from simulator.tile import AnalogTile
@@ -27,15 +26,7 @@ TILE_REL_MAX = 0.05  # the issue: mean and spread of ΔW within 5 % of aihwkit's
 
 def _bench():
     """benchmarks/aihwkit_parity.py as a module (our side only; aihwkit is not imported)."""
-    if "aihwkit_parity" in sys.modules:
-        return sys.modules["aihwkit_parity"]
-    spec = importlib.util.spec_from_file_location(
-        "aihwkit_parity", ROOT / "benchmarks" / "aihwkit_parity.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["aihwkit_parity"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("aihwkit_parity")
 
 
 def _deterministic_tile() -> AnalogTile:

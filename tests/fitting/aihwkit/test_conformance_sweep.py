@@ -8,26 +8,13 @@ draws reproducible and inside the ranges the sweep states, and the committed fix
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
+from benchmark_modules import benchmark_module
 
 
 def _bench():
-    if "aihwkit_conformance" in sys.modules:
-        return sys.modules["aihwkit_conformance"]
-    spec = importlib.util.spec_from_file_location(
-        "aihwkit_conformance", ROOT / "benchmarks" / "aihwkit_conformance.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["aihwkit_conformance"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("aihwkit_conformance")
 
 
 def test_random_cases_are_reproducible_and_inside_the_stated_ranges() -> None:
