@@ -414,6 +414,25 @@ CASES: tuple[Case, ...] = (
         },
     ),
     Case(
+        "ps_gamma_below_one",
+        "pow-step",
+        {
+            "dw_min": 0.0182,
+            "w_max": 0.435,
+            "w_min": -0.734,
+            "up_down": 0.054,
+            "pow_gamma": 0.561,
+            "pow_up_down": 0.104,
+        },
+        n_devices=256,
+        n_pulses=96,
+        cycles=3,
+        read_noise=0.0182,
+        note="exponent below 1: the step's slope diverges at the bounds (found by the sweep, "
+        "seed 1, case 7, 2026-12-07)",
+        seed_name="sweep1_07_pow-step",
+    ),
+    Case(
         "ps_twice_spread",
         "pow-step",
         {"dw_min": 0.03, "pow_gamma": 2.0, "pow_gamma_dtod": 0.2, **TWICE_SPREAD},

@@ -11,9 +11,10 @@ a_k = F_n'(y_k) the contraction of the map. Hence (REFERENCES.md [R15])
 
 so the lag-1 autocovariance gives σ_na² and the rest of the variance gives σ_c². Pairs that
 may hit a hard bound (clipping truncates the step noise) are left out, judged from the read
-before the pair's first (:func:`_clear_of_clip`). Judged from the pair's own first read, the
-choice selected on that read's noise: a device dwelling at its bound kept its pairs whose
-first read fell more than a step below it, whose lag-1 products are then about a third of
+before the pair's first (:func:`_clear_of_clip`), and so are pairs and windows whose map
+amplifies a read error more than :data:`MAX_CONTRACTION`-fold (the linearization fails).
+Judged from the pair's own first read, the choice selected on that read's noise: a device
+dwelling at its bound kept its pairs whose first read fell more than a step below it, whose lag-1 products are then about a third of
 −σ_na² (the variance of a truncated normal), so σ_na² came out low and σ_c high (aihwkit's
 ls_strong_asym, read noise 1.7 steps: dw_min_std 0.516 for 0.3; constant-step chips of
 the emulator at read noise 2.2 steps: 0.42).
@@ -47,6 +48,15 @@ from fitting.leverage import FitLeverage
 from fitting.pairs import PairBlock, RepeatReads
 
 __all__ = ["NoiseEstimate", "NoiseSums", "estimate_noise", "noise_sums", "pair_statistics"]
+
+#: the largest |a| of a pair or window kept: the moment equations are linear in the read
+#: errors (u = c + e₁ − a·e₀), which fails where the map amplifies a read error, i.e. next to
+#: a point where the step's slope diverges (pow-step with exponent below 1 at its bounds: a
+#: of ±1e3 per pulse, Σ(1 + a²) of 7e95 over 32-pulse windows and σ_c² negative from every
+#: window length, dw_min_std 0 for 0.3 on aihwkit's ps_gamma_below_one). Maps that contract
+#: (soft-bounds, linear-step) or barely expand (exp-step and linear-step steps that grow
+#: towards a bound) stay far below it
+MAX_CONTRACTION = 2.0
 
 #: window lengths (pulses) of the c2c moment equations besides single pairs
 WINDOWS = (4, 8, 16, 32)
@@ -163,7 +173,7 @@ def noise_sums(
         st = pair_statistics(model, b, values)
         # judged from the instrument read, as the windows are (_clear_of_clip): the clip
         # judged at the pair's own noisy first read selects on that read's noise
-        st.ok &= _clear_of_clip(model, b, st, values, sd)
+        st.ok &= _clear_of_clip(model, b, st, values, sd) & (np.abs(st.a) <= MAX_CONTRACTION)
         okf = st.ok.astype(float)
         u = st.u if st.ok.all() else st.u * okf
         acc["uu"] += dot(u, u)
@@ -212,7 +222,8 @@ def noise_sums(
             cols, wb = found
             st, done = _window_statistics(model, wb, values, start=_shared_start(done, cols, wb))
             done.cols = cols
-            okf = (st.ok & _clear_of_clip(model, wb, st, values, sd)).astype(float)
+            okf = st.ok & _clear_of_clip(model, wb, st, values, sd)
+            okf = (okf & (np.abs(st.a) <= MAX_CONTRACTION)).astype(float)
             u = st.u * okf
             win["uu_w"][:, i] += dot(u, u)
             win["one_a2_w"][:, i] += okf.sum(axis=1) + dot(st.a * okf, st.a)
