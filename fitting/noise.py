@@ -14,10 +14,10 @@ may hit a hard bound (clipping truncates the step noise) are left out, judged fr
 before the pair's first (:func:`_clear_of_clip`), and so are pairs and windows whose map
 amplifies a read error more than :data:`MAX_CONTRACTION`-fold (the linearization fails).
 Judged from the pair's own first read, the choice selected on that read's noise: a device
-dwelling at its bound kept its pairs whose first read fell more than a step below it, whose lag-1 products are then about a third of
-−σ_na² (the variance of a truncated normal), so σ_na² came out low and σ_c high (aihwkit's
-ls_strong_asym, read noise 1.7 steps: dw_min_std 0.516 for 0.3; constant-step chips of
-the emulator at read noise 2.2 steps: 0.42).
+dwelling at its bound kept its pairs whose first read fell more than a step below it, whose
+lag-1 products are then about a third of −σ_na² (the variance of a truncated normal), so
+σ_na² came out low and σ_c high (aihwkit's ls_strong_asym, read noise 1.7 steps:
+dw_min_std 0.516 for 0.3; constant-step chips of the emulator at read noise 2.2 steps: 0.42).
 
 With read noise much larger than one step's c2c noise (aihwkit's defaults: σ_c·Δ ≈ 0.003 of
 the range against σ_read ≈ 0.01), one pair carries almost no c2c information: σ_c² is a
