@@ -5,6 +5,7 @@
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py nominal [--cases a,b]
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py redraws [--cases a,b]
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py table [--cases a,b]
+    /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py class-fields
     /work/aihwkit-venv/bin/python benchmarks/aihwkit_conformance.py sweep --n 16 --seed 1 \
         --out /tmp/sweep  # random cases outside the grid: generated, fitted, judged
         # our fitter on every case; with aihwkit importable the exported device is also
@@ -953,6 +954,26 @@ def _bound(r: dict[str, Any], name: str) -> str:
     return f"{x['fitted']:.3f} / {x['true']:.3f} ({x['reached']:.0%}{mark})"
 
 
+def write_class_fields(out_dir: Path) -> Path:
+    """``class_fields.json``: the field names of every aihwkit device class the export can
+    write (the six families and their reference classes), so that the tests check an exported
+    device's keyword arguments against aihwkit without aihwkit installed."""
+    import aihwkit
+    from aihwkit.simulator.configs import devices
+
+    names = sorted({*CLASSES.values(), "SoftBoundsReferenceDevice", "PowStepReferenceDevice"})
+    doc = {
+        "aihwkit": aihwkit.__version__,
+        "note": "dataclasses.fields() of aihwkit.simulator.configs.devices.<class>",
+        "classes": {
+            n: sorted(f.name for f in dataclasses.fields(getattr(devices, n))) for n in names
+        },
+    }
+    path = out_dir / "class_fields.json"
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return path
+
+
 # ---------------------------------------------------------------------------- sweep
 def random_case(rng: np.random.Generator, stem: str) -> Case:
     """A device and protocol drawn over aihwkit's parameter space, none of the grid's, named
@@ -1058,6 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
             "tables",
             "selection",
             "sweep",
+            "class-fields",
         ),
         help="tables: print the tables of earlier --json results (--json-in A,B); "
         "selection: auto's family and BIC margin per case",
@@ -1078,6 +1100,9 @@ def main(argv: list[str] | None = None) -> int:
         return table(cases, args.json)
     if args.part == "sweep":
         return sweep(args.n, args.seed, args.out)
+    if args.part == "class-fields":
+        print(write_class_fields(args.out))
+        return 0
     if args.part == "selection":
         return selection(cases)
     if args.part == "tables":

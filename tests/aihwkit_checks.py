@@ -73,6 +73,12 @@ AIHWKIT_DEFAULTS: dict[str, dict[str, Any]] = {
         "b": 0.2425,
     },
     "PowStepDevice": {"pow_gamma": 1.0, "pow_up_down": 0.0},
+    "PowStepReferenceDevice": {
+        "pow_gamma": 1.0,
+        "pow_up_down": 0.0,
+        "reference_mean": 0.0,
+        "subtract_symmetry_point": False,
+    },
     "PiecewiseStepDevice": {"piecewise_up": [1.0], "piecewise_down": [1.0]},
 }
 
@@ -122,7 +128,10 @@ def aihwkit_step(cls: str, params: dict[str, Any], w: np.ndarray, up: bool) -> n
         return -d_down * np.maximum(
             1.0 - float(p["A_down"]) * np.exp(-float(p["gamma_down"]) * z), 0.0
         )
-    if cls == "PowStepDevice":
+    if cls in ("PowStepDevice", "PowStepReferenceDevice"):
+        if p.get("subtract_symmetry_point"):
+            raise ValueError("no reference rule for subtract_symmetry_point")
+        w = w + float(p.get("reference_mean", 0.0))  # reads w = state − r
         gamma, beta_p = float(p["pow_gamma"]), float(p["pow_up_down"])
         g_up = abs(gamma * (1.0 + min(beta_p, 0.0)))  # enforce_consistency: |γ±|
         g_down = abs(gamma * (1.0 - max(beta_p, 0.0)))

@@ -78,10 +78,11 @@ def aihwkit_device(
     if device.get("read_noise_s") is not None:
         not_exported["read_noise_s"] = device["read_noise_s"]
     notes = _reference_offset(model, params, scale_s, out, not_exported)
+    exported_fields = AIHWKIT_FIELDS[cls]  # the family's (a reference class drops zeros)
     if REFERENCE_FIELD.name in out:
         cls = CATALOGUE[model].reference_class or cls
     for name, value in params.items():
-        if name not in out and name not in not_exported and name not in AIHWKIT_FIELDS[cls]:
+        if name not in out and name not in not_exported and name not in exported_fields:
             not_exported[name] = value
     return {
         "device": {"class": cls, "parameters": out},
@@ -125,6 +126,8 @@ def _reference_offset(
             f"reference_std = {value:.3g} S not exported: aihwkit's {fam.reference_class} "
             f"has no {', '.join(refused)} and this preset's is > 0"
         ]
+    for name in fam.reference_refused:  # zero here; not a field of the reference class
+        out.pop(name, None)
     out[REFERENCE_FIELD.name] = value / scale_s
     out["reference_mean"] = 0.0
     if "mult_noise" in {f.name for f in fam.fields}:
