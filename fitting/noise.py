@@ -52,7 +52,7 @@ __all__ = ["NoiseEstimate", "NoiseSums", "estimate_noise", "noise_sums", "pair_s
 #: the largest |a| of a pair or window kept: the moment equations are linear in the read
 #: errors (u = c + e₁ − a·e₀), which fails where the map amplifies a read error, i.e. next to
 #: a point where the step's slope diverges (pow-step with exponent below 1 at its bounds: a
-#: of ±1e3 per pulse, Σ(1 + a²) of 7e95 over 32-pulse windows and σ_c² negative from every
+#: of ±1e3 per pulse, σ_na²·Σ(1 + a²) of 7e95 over 32-pulse windows, σ_c² negative from every
 #: window length, dw_min_std 0 for 0.3 on aihwkit's ps_gamma_below_one). Maps that contract
 #: (soft-bounds, linear-step) or barely expand (exp-step and linear-step steps that grow
 #: towards a bound) stay far below it

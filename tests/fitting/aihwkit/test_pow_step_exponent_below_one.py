@@ -3,9 +3,9 @@
 aihwkit 1.2.0's PowStepDevice with pow_gamma 0.561 (``fixtures/aihwkit/ps_gamma_below_one``,
 found by ``benchmarks/aihwkit_conformance.py sweep``): the step Δ·ω^γ has a slope that
 diverges at the bounds, so the mean map's contraction a = 1 + step′ of a window that starts
-next to a bound ran to ±1e3 per pulse and Σ(1 + a²) over 32-pulse windows to 7e95 (σ_na²
-times that is "read noise" of 1e91 against Σu² of 3.5). Every window length and the single
-pairs then gave a negative σ_c²: dw_min_std 0.000 for 0.3. The linearization of the noise
+next to a bound ran to ±1e3 per pulse, and the read-noise part σ_na²·Σ(1 + a²) of 32-pulse
+windows to 7e95 against Σu² of 3.5. Every window length and the single pairs then gave a
+negative σ_c²: dw_min_std 0.000 for 0.3. The linearization of the noise
 moments (fitting/noise.py) holds only where a read error is not amplified: windows and
 pairs with |a| above MAX_CONTRACTION are left out. Criterion: the issue's 20 %.
 """
