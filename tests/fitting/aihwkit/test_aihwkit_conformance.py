@@ -41,7 +41,8 @@ FAST = ("sb_default_saturating",)
 #: 6.4 % for 9.5 %, spread ratio 1.02); every reason re-measured 16:45 UTC at e5e89df
 #: (evaluate_case); the aihwkit
 #: re-simulation criterion is left out: aihwkit is not installed here), with the reason.
-#: Strict: a case the fitter starts to pass fails until removed.
+#: Strict: a case the fitter starts to pass fails until removed (XFAIL_FAMILY: and one whose
+#: family changes).
 XFAIL: dict[str, str] = {
     # re-measured at the read leverage of the c2c windows and the clip-clear shape margins
     # (tests/aihwkit_checks.evaluate_case, 2026-12-07 01:25 UTC); sb_weak_unreached passes
@@ -124,10 +125,32 @@ XFAIL: dict[str, str] = {
 NOMINAL_TOL = 2e-4
 
 
+#: the family ``auto`` picks on each XFAIL case (re-measured 2026-12-07 07:23 UTC at e6ead9a):
+#: a strict xfail passes on any failure, so ps_weak_gamma and ps_twice_spread picked
+#: piecewise-step for a session (since 083aa3f) under reasons that said pow-step; a case whose
+#: family changes now fails until its reason is re-measured
+XFAIL_FAMILY: dict[str, str] = {
+    "es_both_A_negative": "exp-step",
+    "es_twice_spread": "exp-step",
+    "ls_allow_increasing": "linear-step",
+    "ls_strong_asym": "linear-step",
+    "ps_default": "soft-bounds",
+    "ps_twice_spread": "piecewise-step",
+    "ps_weak_gamma": "piecewise-step",
+    "pw_5_nodes": "piecewise-step",
+    "pw_twice_spread": "piecewise-step",
+    "preset_ecram_mo": "soft-bounds",
+    "preset_capacitor": "linear-step",
+    "preset_gokmen_vlasov": "constant-step",
+    "preset_reram_es": "soft-bounds",
+    "preset_reram_sb": "soft-bounds",
+}
+
+
 def _cases(names) -> list:
     out = []
     for name in names:
-        marks = [pytest.mark.xfail(strict=True, reason=XFAIL[name])] if name in XFAIL else []
+        marks = []
         if name not in FAST:
             marks.append(pytest.mark.slow)
         out.append(pytest.param(name, marks=marks, id=name))
@@ -217,7 +240,22 @@ def test_simulator_replays_aihwkits_nominal_trace(case):
     )
 
 
+def test_every_xfail_case_records_its_family() -> None:
+    assert set(XFAIL_FAMILY) == set(XFAIL)
+
+
 @pytest.mark.parametrize("case", _cases(CASES))
 def test_auto_fit_of_aihwkit_traces_meets_the_criteria(case):
     result = evaluate_case(case)
-    assert not result["failures"], f"{case}: " + "; ".join(result["failures"])
+    if case not in XFAIL:
+        assert not result["failures"], f"{case}: " + "; ".join(result["failures"])
+        return
+    # a known miss (XFAIL): the family it picks must still be the recorded one, and a case
+    # that meets every criterion must leave the list (strict)
+    assert result["family"] == XFAIL_FAMILY[case], (
+        f"{case}: auto now picks {result['family']}, recorded {XFAIL_FAMILY[case]}: "
+        "re-measure its XFAIL reason"
+    )
+    if not result["failures"]:
+        pytest.fail(f"{case} meets every criterion now: remove it from XFAIL")
+    pytest.xfail(XFAIL[case])
