@@ -609,6 +609,13 @@ def pulse_sequence(case: Case) -> np.ndarray:
     return np.r_[0, np.tile(cycle, case.cycles)].astype(np.int64)
 
 
+def _our_side_on_path() -> None:
+    """Our package and ``tests/`` (``aihwkit_checks``) importable from this script."""
+    for path in (str(ROOT / "tests"), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
 # ---------------------------------------------------------------------------- aihwkit side
 def aihwkit_device(case: Case, **overrides: Any):
     """The aihwkit device object of ``case`` (``overrides`` replace fields)."""
@@ -797,8 +804,7 @@ def add_redraws(case: Case, out_dir: Path, n_draws: int = 5) -> None:
     population differs from another draw of the same configuration, so these errors are the
     floor any fitted device is judged against.
     """
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
+    _our_side_on_path()
     from aihwkit_checks import resimulate_in_aihwkit, trace_errors
 
     from calib.fit.pulse_response import load_pulse_traces
@@ -848,8 +854,7 @@ def check_single_pulse() -> None:
 # ---------------------------------------------------------------------------- our side
 def table(cases: list[Case], json_out: Path | None) -> int:
     """Fit every case with ``--model auto`` (our fitter) and print one table per family."""
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
+    _our_side_on_path()
     from aihwkit_checks import evaluate_case
 
     load = os.getloadavg()[0]
@@ -876,8 +881,7 @@ def selection(cases: list[Case]) -> int:
     margin: ΔBIC of the runner-up where auto picks the true family or a stated exact
     equivalent, else −ΔBIC of the true family (how far it lost).
     """
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
+    _our_side_on_path()
     from aihwkit_checks import load_truth
 
     from calib.fit.pulse_response import fit_pulse_response_file
@@ -1038,8 +1042,7 @@ def sweep(n: int, seed: int, out_dir: Path) -> int:
     if out_dir.resolve() == FIXTURES.resolve():
         raise SystemExit("sweep: --out must not be the committed fixtures directory")
     out_dir.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
+    _our_side_on_path()
     from aihwkit_checks import evaluate_case
 
     rng = np.random.default_rng(seed)

@@ -173,7 +173,7 @@ def noise_sums(
         st = pair_statistics(model, b, values)
         # judged from the instrument read, as the windows are (_clear_of_clip): the clip
         # judged at the pair's own noisy first read selects on that read's noise
-        st.ok &= _clear_of_clip(model, b, st, values, sd) & (np.abs(st.a) <= MAX_CONTRACTION)
+        st.ok &= _usable(model, b, st, values, sd)
         okf = st.ok.astype(float)
         u = st.u if st.ok.all() else st.u * okf
         acc["uu"] += dot(u, u)
@@ -222,8 +222,7 @@ def noise_sums(
             cols, wb = found
             st, done = _window_statistics(model, wb, values, start=_shared_start(done, cols, wb))
             done.cols = cols
-            okf = st.ok & _clear_of_clip(model, wb, st, values, sd)
-            okf = (okf & (np.abs(st.a) <= MAX_CONTRACTION)).astype(float)
+            okf = (st.ok & _usable(model, wb, st, values, sd)).astype(float)
             u = st.u * okf
             win["uu_w"][:, i] += dot(u, u)
             win["one_a2_w"][:, i] += okf.sum(axis=1) + dot(st.a * okf, st.a)
@@ -416,6 +415,18 @@ def _window_statistics(
         u, np.where(valid, a, 0.0), np.where(valid, v, 0.0), valid & ~clipped, valid
     )
     return st, _WindowMap(w, a, v, clipped, block.n, kept)
+
+
+def _usable(
+    model: FamilyModel,
+    block: PairBlock,
+    st: PairStatistics,
+    values: Mapping[str, object],
+    sd: float,
+) -> np.ndarray:
+    """Pairs or windows the moment equations use: clear of a clip (:func:`_clear_of_clip`)
+    and with a map that does not amplify a read error (:data:`MAX_CONTRACTION`)."""
+    return _clear_of_clip(model, block, st, values, sd) & (np.abs(st.a) <= MAX_CONTRACTION)
 
 
 def _clear_of_clip(

@@ -276,7 +276,7 @@ def _uninformative(theta: np.ndarray, se: np.ndarray, keep: np.ndarray) -> np.nd
     median sᵢ² plus the robust spread² (1.4826·MAD of θ, less the median sᵢ²)."""
     s2 = float(np.median(se[keep] ** 2))
     mad = 1.4826 * float(np.median(np.abs(theta[keep] - np.median(theta[keep]))))
-    typical = s2 + max(mad**2 - s2, 0.0)
+    typical = max(s2, mad**2)  # s² + τ², τ² = max(MAD² − s², 0)
     return keep & (se**2 > UNINFORMATIVE_VARIANCE_RATIO * typical)
 
 

@@ -41,110 +41,108 @@ FAST = ("sb_default_saturating",)
 #: 6.4 % for 9.5 %, spread ratio 1.02); every reason re-measured 16:45 UTC at e5e89df
 #: (evaluate_case); the aihwkit
 #: re-simulation criterion is left out: aihwkit is not installed here), with the reason.
-#: Strict: a case the fitter starts to pass fails until removed (XFAIL_FAMILY: and one whose
-#: family changes).
-XFAIL: dict[str, str] = {
+#: Each entry is (the family ``auto`` picks, the reason). Strict: a case the fitter starts to
+#: pass fails until removed, and so does one whose family changes (a strict xfail passes on
+#: any failure: ps_weak_gamma and ps_twice_spread picked piecewise-step for a session, since
+#: 083aa3f, under reasons that said pow-step; families re-measured 2026-12-07 07:23 UTC).
+XFAIL: dict[str, tuple[str, str]] = {
     # re-measured at the read leverage of the c2c windows and the clip-clear shape margins
     # (tests/aihwkit_checks.evaluate_case, 2026-12-07 01:25 UTC); sb_weak_unreached passes
     # since (dw_min_std 0.312 for 0.3). Every reason re-measured 2026-12-07 07:23 UTC at
     # e6ead9a: ps_twice_spread, ps_weak_gamma, preset_reram_es and preset_reram_sb had
     # changed (a strict xfail does not see a different failure), the rest as written
     "es_both_A_negative": (
+        "exp-step",
         "fitter (family right since the clip-clear margins; linear-step before): w_min -0.384 "
         "vs -0.489 (reached by 58%); re-simulated mean trace off by 7.3% of the span (limit "
-        "5.7%)"
+        "5.7%)",
     ),
     "es_twice_spread": (
+        "exp-step",
         "fitter (family right since the bound-level starts): up step curve rms 0.056 of "
         "the largest step > 0.05; w_min -0.506 vs -0.614 (reached by 41%); re-simulated "
-        "mean trace off by 4.4% of the span (limit 3.0%)"
+        "mean trace off by 4.4% of the span (limit 3.0%)",
     ),
-    "ls_allow_increasing": ("fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)"),
+    "ls_allow_increasing": (
+        "linear-step",
+        "fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)",
+    ),
     "ls_strong_asym": (
+        "linear-step",
         "fitter (family right since the bound-level starts): dw_min_std 0.372 vs 0.300 "
         "(0.465 before the windows' read leverage, 0.519 before the noise moments judged a "
-        "pair's clip from the read before it; read noise 1.7 steps)"
+        "pair's clip from the read before it; read noise 1.7 steps)",
     ),
     "ps_default": (
+        "soft-bounds",
         "fitter: auto picked soft-bounds, truth pow-step (exponent 1 ± 0.11 per device): each "
         "device's ln γ is known to ±0.14-0.16 only, so the spread's expected evidence, "
         "Σ r − ln(1 + r) with r = τ²/se², is 36 for a price of 2 ln N = 22; the random-effect "
         "criterion scores per-device pow-step J 583 + 239 (+5 ln N) against soft-bounds' 859, "
         "ΔBIC 17.7 (938 + 308 against 1082 before J was taken at the efficient estimate); "
-        "fitted ln γ spreads 0.05/0.08 for about 0.1"
+        "fitted ln γ spreads 0.05/0.08 for about 0.1",
     ),
     "ps_twice_spread": (
+        "piecewise-step",
         "fitter: auto picked piecewise-step, truth pow-step (since J is taken at the efficient "
         "estimate, 083aa3f; pow-step before, with up step curve rms 0.201); up step curve rms "
         "0.167 of the largest step > 0.05; re-simulated mean trace off by 7.7% of the span "
-        "(limit 3.9%)"
+        "(limit 3.9%)",
     ),
     "ps_weak_gamma": (
+        "piecewise-step",
         "fitter: auto picked piecewise-step, truth pow-step (exponent 0.3; since J is taken at "
         "the efficient estimate, 083aa3f: BIC 3339 against pow-step's 3385; pow-step before, "
         "with up step curve rms 0.066 and dw_min_dtod 0.236); w_min -0.506 vs -0.583 (reached "
-        "by 33%); re-simulated mean trace off by 6.7% of the span (limit 4.8%)"
+        "by 33%); re-simulated mean trace off by 6.7% of the span (limit 4.8%)",
     ),
-    "pw_5_nodes": ("fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)"),
+    "pw_5_nodes": (
+        "piecewise-step",
+        "fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)",
+    ),
     "pw_twice_spread": (
+        "piecewise-step",
         "fitter: dw_min_dtod 0.513 vs 0.600 (the devices kept have a drawn gain spread of "
         "0.53 after aihwkit's |1 + σξ|, 0.58 unfolded; the low-gain devices' steps come out "
-        "1.5x too large: their bounds, never reached, trade against the step)"
+        "1.5x too large: their bounds, never reached, trade against the step)",
     ),
     # aihwkit's published presets as shipped (benchmarks/aihwkit_conformance.py, "preset_")
     "preset_ecram_mo": (
+        "soft-bounds",
         "fitter: auto picked soft-bounds, truth linear-step (bounds never reached: 3000 pulses "
         "of 2.8e-4 cross 0.85 of the range 2, read noise 71 steps); up step curve rms 0.078 "
         "of the largest step > 0.05; re-simulated mean trace off by 6.3% of the span (limit "
-        "3.4%)"
+        "3.4%)",
     ),
     "preset_capacitor": (
+        "linear-step",
         "fitter (family right since J is taken at the efficient estimate, 2026-12-07; exp-step "
         "ΔBIC 43 ahead before): dw_min_std 0.239 vs 0.300 (additive c2c noise, mult_noise "
-        "False, which our families do not represent; read noise 4 steps)"
+        "False, which our families do not represent; read noise 4 steps)",
     ),
     "preset_gokmen_vlasov": (
+        "constant-step",
         "fitter: dw_min_std 0.115 vs 0.300 (read noise 12.5 steps: 32-pulse windows carry "
-        "c2c at 1 % of their read variance)"
+        "c2c at 1 % of their read variance)",
     ),
     "preset_reram_es": (
+        "soft-bounds",
         "fitter: auto picked soft-bounds, truth exp-step (write noise 75 dw_min = 5 % of the "
         "range per pulse, c2c 5.0); up step curve rms 0.501, down 0.116 of the largest step; "
         "w_min -0.858 vs -1.018 (reached by 77%); re-simulated mean trace off by 8.8% of the "
-        "span (limit 6.8%)"
+        "span (limit 6.8%)",
     ),
     "preset_reram_sb": (
+        "soft-bounds",
         "fitter: write noise 56 dw_min (5.6 % of the range per pulse) and additive c2c 3.75: "
         "up step curve rms 0.167, down 0.141 of the largest step; dw_min_dtod 0.705 vs "
         "0.300; w_max 0.859 vs 1.276 (reached by 40%), w_min -0.599 vs -0.733 (61%); "
-        "re-simulated mean trace off by 17.8% of the span (limit 7.7%)"
+        "re-simulated mean trace off by 17.8% of the span (limit 7.7%)",
     ),
 }
 
 #: float32 weights in aihwkit: a few ulps per pulse over at most 1,200 pulses
 NOMINAL_TOL = 2e-4
-
-
-#: the family ``auto`` picks on each XFAIL case (re-measured 2026-12-07 07:23 UTC at e6ead9a):
-#: a strict xfail passes on any failure, so ps_weak_gamma and ps_twice_spread picked
-#: piecewise-step for a session (since 083aa3f) under reasons that said pow-step; a case whose
-#: family changes now fails until its reason is re-measured
-XFAIL_FAMILY: dict[str, str] = {
-    "es_both_A_negative": "exp-step",
-    "es_twice_spread": "exp-step",
-    "ls_allow_increasing": "linear-step",
-    "ls_strong_asym": "linear-step",
-    "ps_default": "soft-bounds",
-    "ps_twice_spread": "piecewise-step",
-    "ps_weak_gamma": "piecewise-step",
-    "pw_5_nodes": "piecewise-step",
-    "pw_twice_spread": "piecewise-step",
-    "preset_ecram_mo": "soft-bounds",
-    "preset_capacitor": "linear-step",
-    "preset_gokmen_vlasov": "constant-step",
-    "preset_reram_es": "soft-bounds",
-    "preset_reram_sb": "soft-bounds",
-}
 
 
 def _cases(names) -> list:
@@ -240,10 +238,6 @@ def test_simulator_replays_aihwkits_nominal_trace(case):
     )
 
 
-def test_every_xfail_case_records_its_family() -> None:
-    assert set(XFAIL_FAMILY) == set(XFAIL)
-
-
 @pytest.mark.parametrize("case", _cases(CASES))
 def test_auto_fit_of_aihwkit_traces_meets_the_criteria(case):
     result = evaluate_case(case)
@@ -252,10 +246,10 @@ def test_auto_fit_of_aihwkit_traces_meets_the_criteria(case):
         return
     # a known miss (XFAIL): the family it picks must still be the recorded one, and a case
     # that meets every criterion must leave the list (strict)
-    assert result["family"] == XFAIL_FAMILY[case], (
-        f"{case}: auto now picks {result['family']}, recorded {XFAIL_FAMILY[case]}: "
-        "re-measure its XFAIL reason"
+    family, reason = XFAIL[case]
+    assert result["family"] == family, (
+        f"{case}: auto now picks {result['family']}, recorded {family}: re-measure its reason"
     )
     if not result["failures"]:
         pytest.fail(f"{case} meets every criterion now: remove it from XFAIL")
-    pytest.xfail(XFAIL[case])
+    pytest.xfail(reason)
