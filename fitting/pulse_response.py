@@ -90,9 +90,9 @@ from fitting.screening import (
 )
 from fitting.selection import (
     ModelScore,
-    efficient_estimate,
+    best_efficient_estimate,
     equivalences,
-    j_statistic,
+    nested_start,
     random_effect_penalty,
     rank_models,
     refit_on_pairs,
@@ -1208,7 +1208,10 @@ def _score_families(
     in ``fits`` and ``problems`` (so the per-device stage uses its shape). The shape per
     device is scored as a random effect (:func:`fitting.selection.random_effect_penalty`):
     charged ln N per device and value, aihwkit's γ spread lost to a 3-node piecewise-step
-    that cannot represent it (ls_twice_spread: J 799 vs 1359, BIC +146).
+    that cannot represent it (ls_twice_spread: J 799 vs 1359, BIC +146). The shape per
+    device is also solved from the shared-shape family's values, device by device the lower
+    J kept (:func:`fitting.selection.best_efficient_estimate`): it contains that family, and
+    from its own fit alone it scored worse than it (ps_weak_gamma: J 675 against 641).
     """
     shared_fits, shared_problems = fits, problems
     noise = {}
@@ -1240,13 +1243,21 @@ def _score_families(
     blocks = clear_of_bounds(data.blocks, data.hi, data.lo)[0] if SCORE_CLEAR else data.blocks
     n_obs = int(sum(b.weight.sum() for b in blocks))
     out = []
+    scored: dict[str, tuple[list[str], np.ndarray, dict[str, float]]] = {}
     for fam, fit in fits.items():
         prob, theta = problems[fam], fit.theta
         with np.errstate(all="ignore"):
             if SCORE_CLEAR:
                 prob, theta = refit_on_pairs(prob, theta, fit.phi, blocks)
-            prob, theta = efficient_estimate(prob, theta, fit.phi, ref.c2c, ref.non_accumulating)
-            j = j_statistic(prob, theta, fit.phi, ref.c2c, ref.non_accumulating)
+            starts = [theta]
+            per_device = fam in labels and labels[fam][1] == PER_DEVICE_NOTE
+            if per_device and labels[fam][0] in scored:  # also from the shared-shape values
+                starts.append(nested_start(prob.names, theta, *scored[labels[fam][0]]))
+            prob, theta, j = best_efficient_estimate(
+                prob, starts, fit.phi, ref.c2c, ref.non_accumulating
+            )
+        shared = {n: float(fit.phi[i]) for i, n in enumerate(prob.shared_names)}
+        scored[fam] = (list(prob.names), theta, shared)
         k = fit.theta.size + fit.phi.size + 2
         df = int(prob.W.shape[1] * fit.theta.shape[0] - fit.theta.size - fit.phi.size)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf

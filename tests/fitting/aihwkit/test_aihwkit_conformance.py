@@ -83,18 +83,18 @@ XFAIL: dict[str, tuple[str, str]] = {
         "fitted ln γ spreads 0.05/0.08 for about 0.1",
     ),
     "ps_twice_spread": (
-        "piecewise-step",
-        "fitter: auto picked piecewise-step, truth pow-step (since J is taken at the efficient "
-        "estimate, 083aa3f; pow-step before, with up step curve rms 0.201); up step curve rms "
-        "0.167 of the largest step > 0.05; re-simulated mean trace off by 7.7% of the span "
-        "(limit 3.9%)",
+        "pow-step",
+        "fitter (family right again since the per-device exponent is also solved from the "
+        "shared fit, 2026-12-07 10th session; piecewise-step since 083aa3f): up step curve "
+        "rms 0.201 and down 0.054 of the largest step > 0.05; dw_min_dtod 0.433 vs 0.600; "
+        "re-simulated mean trace off by 6.5% of the span (limit 3.9%)",
     ),
     "ps_weak_gamma": (
-        "piecewise-step",
-        "fitter: auto picked piecewise-step, truth pow-step (exponent 0.3; since J is taken at "
-        "the efficient estimate, 083aa3f: BIC 3339 against pow-step's 3385; pow-step before, "
-        "with up step curve rms 0.066 and dw_min_dtod 0.236); w_min -0.506 vs -0.583 (reached "
-        "by 33%); re-simulated mean trace off by 6.7% of the span (limit 4.8%)",
+        "pow-step",
+        "fitter (family right again since the per-device exponent is also solved from the "
+        "shared fit, 2026-12-07 10th session; piecewise-step since 083aa3f, BIC 3339 against "
+        "3385): up step curve rms 0.066 of the largest step > 0.05; dw_min_dtod 0.236 vs "
+        "0.300; dw_min_std 0.420 vs 0.300 (read noise 2.4 steps)",
     ),
     "pw_5_nodes": (
         "piecewise-step",
