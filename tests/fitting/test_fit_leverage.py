@@ -71,16 +71,35 @@ def test_exact_leverage_of_a_sample_scales_p_vbar_and_untrusted_values_count_as_
     base.update({f: zw.copy() for f in NoiseSums.__dataclass_fields__ if f.endswith("_w")})
     base.update(n=np.full(n, 100.0), v=np.full(n, 1.0), n_fit=np.full(n, 2.0))
     base.update(n_w=np.full((n, len(WINDOWS)), 25.0), v_w=np.full((n, len(WINDOWS)), 1.0))
-    # p·v̄ = 2 x 1/100 = 0.02 per pair, 2 x 1/25 = 0.08 per window; device 3 not sampled
+    # p·v̄ = 2 x 1/100 = 0.02 per pair and 2·m x 1/100 per window of m pairs (Σv_w = 1 on
+    # every window length); device 3 not sampled
+    pv_w = 0.02 * np.asarray(WINDOWS, dtype=float)
     base.update(q_fit=np.array([0.03, -0.01, 0.5, np.nan]))
     base.update(q_fit_w=np.array([[0.1] * 4, [0.1] * 4, [-3.0] * 4, [np.nan] * 4]))
     q, q_w = _leverage_parts(NoiseSums(**base)).totals(_sum)
     np.testing.assert_allclose(q, n * 0.02 * (0.03 + 0.02 + 0.02) / 0.06)
-    np.testing.assert_allclose(q_w, np.full(len(WINDOWS), n * 0.08 * (0.1 + 0.1 + 0.08) / 0.24))
+    np.testing.assert_allclose(q_w, n * pv_w * (0.1 + 0.1 + pv_w) / (3 * pv_w))
     base.update(q_fit=np.full(n, np.nan), q_fit_w=np.full((n, len(WINDOWS)), np.nan))
     q, q_w = _leverage_parts(NoiseSums(**base)).totals(_sum)  # none known: p·v̄
     np.testing.assert_allclose(q, n * 0.02)
-    np.testing.assert_allclose(q_w, n * 0.08)
+    np.testing.assert_allclose(q_w, n * pv_w)
+
+
+def test_a_device_with_few_windows_keeps_their_leverage() -> None:
+    # 300 pairs fitted with 4 parameters, 3 windows of 32 pairs left (the others clipped at a
+    # hard bound): the fitted values absorb p·m/n of the windows' c2c variance, here 4·32/300
+    # of Σv_w = 0.6. It was 0 (p·Σv_w/n_w counted only where n_w > p), while their Σu_w² and
+    # Σv_w entered the moments: constant- and linear-step chips' 32-pulse windows gave σ_c²
+    # 8 % and 17 % low
+    n_w = len(WINDOWS)
+    fields = NoiseSums.__dataclass_fields__
+    sums = {f: np.zeros((1, n_w)) if f.endswith("_w") else np.zeros(1) for f in fields}
+    sums.update(n=np.array([300.0]), v=np.array([1.5]), n_fit=np.array([4.0]))
+    sums.update(q_fit=np.array([np.nan]), q_fit_w=np.full((1, n_w), np.nan))
+    sums["n_w"][0, -1], sums["v_w"][0, -1] = 3.0, 0.6
+    _, q_w = _leverage_parts(NoiseSums(**sums)).totals(_sum)
+    assert WINDOWS[-1] == 32
+    np.testing.assert_allclose(q_w[-1], 4.0 * 32 * 0.6 / 300)
 
 
 def test_the_leverage_sample_is_chosen_by_device_id() -> None:
