@@ -216,18 +216,17 @@ def best_efficient_estimate(
     worse minimum: per-device pow-step scored J 675 against the shared exponent's 641 on
     the same pairs (aihwkit's ps_weak_gamma, ``auto``'s subsample); from both starts, 569.
     J is a function of the values (S at those values), so the lowest J found is the score,
-    wherever the solve ends."""
+    wherever the solve ends. The problem returned is the first start's (its weights W are
+    that solve's; J recomputes S at the values and does not use them)."""
     if not starts:
         raise ValueError("best_efficient_estimate needs at least one start")
     best_p, best_th = efficient_estimate(prob, starts[0], phi, c2c, non_accumulating)
     best_j = j_statistic(best_p, best_th, phi, c2c, non_accumulating)
     for start in starts[1:]:
-        p, th = efficient_estimate(prob, start, phi, c2c, non_accumulating)
-        for values, w in ((th, p.W), (start, None)):
-            j = j_statistic(p, values, phi, c2c, non_accumulating)
+        th = efficient_estimate(prob, start, phi, c2c, non_accumulating)[1]
+        for values in (th, start):
+            j = j_statistic(best_p, values, phi, c2c, non_accumulating)
             better = np.isfinite(j) & ~(j >= best_j)
-            if w is not None:
-                best_p.W[better] = w[better]
             best_th = np.where(better[:, None], values, best_th)
             best_j = np.where(better, j, best_j)
     return best_p, best_th, best_j
