@@ -12,7 +12,9 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 
 from calib.campaigns import (
@@ -149,3 +151,15 @@ class ConnectionDropRelay:
     def close(self) -> None:
         self.listener.close()
         self.drop()
+
+
+def peek_while_written(path: Path, read: Callable[[h5py.File], Any], default: Any) -> Any:
+    """``read`` of the campaign file ``path`` while another process writes it, ``default``
+    where that read fails: not created yet, a group or attribute not written yet, or a read
+    between the writer's metadata updates, which can see an inconsistent heap (h5py raises
+    RuntimeError "bad heap free list", seen in CI). Such a poll says only "not yet"."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return read(f)
+    except (OSError, KeyError, RuntimeError):
+        return default

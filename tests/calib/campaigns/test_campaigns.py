@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+from fault_tools import peek_while_written
 
 from calib.campaigns import (
     DriftParams,
@@ -151,11 +151,7 @@ def test_existing_file_is_not_overwritten_silently(chip, tmp_path: Path) -> None
 
 
 def _rows_complete(path: Path) -> int:
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return int(f["pulse_response"].attrs["rows_complete"])
-    except (OSError, KeyError):
-        return 0
+    return peek_while_written(path, lambda f: int(f["pulse_response"].attrs["rows_complete"]), 0)
 
 
 def test_sigkill_mid_campaign_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:

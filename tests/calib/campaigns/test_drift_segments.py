@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from fault_tools import peek_while_written
 
 import calib.campaigns.programming as programming
 from calib.campaigns import DriftParams, measure_drift
@@ -173,11 +174,7 @@ def test_interrupt_in_the_first_chunk_keeps_the_file_with_its_partial_reads(tmp_
 
 
 def _has_partial(path: Path) -> bool:
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return "drift/partial" in f
-    except (OSError, KeyError):
-        return False
+    return peek_while_written(path, lambda f: "drift/partial" in f, False)
 
 
 def test_sigterm_mid_chunk_says_what_was_kept_and_cli_resume_sets_it_aside(tmp_path) -> None:
