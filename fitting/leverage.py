@@ -93,6 +93,7 @@ class FitLeverage:
     _fit: list = field(default_factory=list, repr=False)
     _influence: list = field(default_factory=list, repr=False)  # per block: L (n, P, p)
     _c_r: np.ndarray | None = field(default=None, repr=False)
+    _v_valid: list = field(default_factory=list, repr=False)  # per block: v of valid pairs
 
     def add_pairs(
         self,
@@ -120,6 +121,7 @@ class FitLeverage:
         u = np.ones(valid.shape) if u is None else u  # equal weights
         weights = moment_weights(z, np.where(valid, u, 0.0), valid.astype(float))
         self._fit.append((jac_all, np.where(valid, a, 0.0), links, z, weights))
+        self._v_valid.append(np.where(valid, v, 0.0))
 
     def pairs(self) -> np.ndarray:
         """Q = Σ_k H_kk·v_k per device over the blocks added (n_dev,)."""
@@ -178,6 +180,46 @@ class FitLeverage:
         t = np.einsum("ncm,ncmp->ncp", gamma * v[:, pairs], jac[:, pairs, :])
         per_window = 2.0 * _quad(s, self._g_inv, t) - _quad(s, self._c_v, s)
         return np.einsum("nk,nk->n", per_window, ok.astype(float)), read
+
+    def triangles(
+        self, index: int, cols: np.ndarray, ok: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Leverage of the weighted windows S = Σ_t w_t·u_{c+t} (``weights`` w, starting at
+        the pair columns ``cols`` of the ``index``-th block; ``ok`` (n_dev, n_win): the
+        windows used), per device, after :meth:`pairs`: on the c2c sums (units of σ_c²),
+        2·s G⁻¹ tᵀ − s C_v sᵀ with s = Σ w_t J_t and t = Σ w_t v_t J_t, and the read
+        leverage (units of σ_na²), s C_r sᵀ − 2·s X with X = Σ_l L_l Cov(r_l, r_S): the
+        window's read part r_S = Σ_k c_k e_k (c_k = w_{k−1} − a_k·w_k) shares reads with its
+        own pairs and the pair on either side."""
+        if self._g_inv is None:
+            raise RuntimeError("FitLeverage.triangles needs pairs() first")
+        jac_all, a, links, _, _ = self._fit[index]
+        infl = self._influence[index]
+        n_pairs, length = jac_all.shape[1], weights.size
+        idx = cols[:, None] + np.arange(length)  # (n_win, length)
+        jac = jac_all[:, idx, :] * self.fitted[:, None, None, :]
+        s = np.einsum("t,nctp->ncp", weights, jac)
+        t = np.einsum("t,nct,nctp->ncp", weights, self._v_valid[index][:, idx], jac)
+        q = 2.0 * _quad(s, self._g_inv, t) - _quad(s, self._c_v, s)
+        a_in = a[:, idx]
+        coef = np.zeros((*a_in.shape[:2], length + 1))  # reads c .. c + length
+        coef[..., :length] -= a_in * weights
+        coef[..., 1:] += weights
+        x = np.einsum("nctp,nct->ncp", infl[:, idx, :], coef[..., 1:] - a_in * coef[..., :length])
+        before = cols >= 1  # pair c − 1 ends on read c
+        if before.any():
+            k = np.where(before, cols - 1, 0)
+            on = links[:, k] & before
+            x += infl[:, k, :] * (on * coef[..., 0])[..., None]
+        end = cols + length  # pair c + length starts on read c + length
+        after = end < n_pairs
+        if after.any():
+            k = np.where(after, end, 0)
+            on = links[:, np.minimum(end - 1, n_pairs - 2)] & after
+            x -= infl[:, k, :] * (on * a[:, k] * coef[..., -1])[..., None]
+        r = _quad(s, self._c_r, s) - 2.0 * np.einsum("ncp,ncp->nc", s, x)
+        okf = ok.astype(float)
+        return np.einsum("nc,nc->n", q, okf), np.einsum("nc,nc->n", r, okf)
 
     def _read_windows(
         self,

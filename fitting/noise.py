@@ -26,10 +26,22 @@ sweep (the m-pulse map applied to the window's first read) obey the same equatio
 E[u_m²] = σ_c²·v_m + σ_na²·(1 + a_m²) with v_m ≈ m·Δ², so the c2c part grows m-fold against
 the same read noise: σ_c² comes from the window length with the smallest estimated error
 (:data:`WINDOWS`), σ_na² from the lag-1 equations. Windows that end near a clipping
-bound are left out (a clip at a noisy read truncates the c2c noise). Read noise alone shows in
-repeated reads with no pulse in between (variance 2σ_read²); without such reads, write
-noise cannot be told from read noise and the non-accumulating part is reported as read
-noise unless the read noise is known from elsewhere.
+bound are left out (a clip at a noisy read truncates the c2c noise).
+
+A plain window still carries two single reads' noise at its ends, so its c2c part stays
+small where a read is many steps wide. Triangle windows (:data:`TRIANGLES`) compare the
+means of two adjacent blocks of b reads instead: S = Σ_t w_t·u_t over 2b − 1 consecutive
+pairs with triangular weights w (:func:`triangle_weights`), E[S²] = σ_c²·Σ w_t²·v_t +
+σ_na²·Σ_t (w_{t−1} − a_t·w_t)², whose read part is about 2σ_na²/b while the c2c part grows
+as (2b/3)·Δ²: a random walk's variance from block averages in white noise, as the Allan
+variance does it (REFERENCES.md [R24]). With read noise of 12.5 steps and c2c 0.3
+(aihwkit's GokmenVlasovPresetDevice, 1000-pulse sweeps) the 32-pulse windows gave
+dw_min_std 0.10 ± 0.25, triangles over blocks of 64 reads 0.29 ± 0.11; at 4 steps
+(CapacitorPresetDevice) 0.24 ± 0.08 and 0.29 ± 0.015.
+
+Read noise alone shows in repeated reads with no pulse in between (variance 2σ_read²);
+without such reads, write noise cannot be told from read noise and the non-accumulating
+part is reported as read noise unless the read noise is known from elsewhere.
 
 Every estimate is a ratio of sums over devices, so a bootstrap over devices (resampling the
 per-device sums) gives its standard error at no cost.
@@ -60,6 +72,17 @@ MAX_CONTRACTION = 2.0
 
 #: window lengths (pulses) of the c2c moment equations besides single pairs
 WINDOWS = (4, 8, 16, 32)
+
+#: half-lengths b of the triangle windows (:func:`triangle_weights`): the difference of the
+#: means of two adjacent blocks of b reads, i.e. a weighted sum of 2b − 1 consecutive pair
+#: residuals. Averaging b reads divides the read noise that a difference carries by b,
+#: while the c2c noise accumulated between the blocks grows with b (see the module's
+#: docstring); with read noise many steps wide these are the only windows whose c2c part
+#: is not buried in read noise
+TRIANGLES = (8, 16, 32, 64)
+
+#: every window kind of the sums' ``*_w`` columns: the plain windows, then the triangles
+N_KINDS = len(WINDOWS) + len(TRIANGLES)
 
 #: the largest exact leverage of a device taken, in units of its p·v̄ (soft-bounds: 2.2 for
 #: pairs, 1.0-2.2 for windows); beyond it, or below 0, the fit's linearization is not trusted
@@ -141,6 +164,90 @@ def pair_statistics(
     return PairStatistics(u, a, v, ok, valid)
 
 
+def triangle_weights(half: int) -> np.ndarray:
+    """Weights of the 2·half − 1 consecutive pair residuals whose sum is the difference of
+    the means of two adjacent blocks of ``half`` reads (pair t of the window runs from read
+    t to read t + 1): (t + 1)/half rising to 1, then falling."""
+    t = np.arange(2 * half - 1)
+    return np.minimum(t + 1, 2 * half - 1 - t) / half
+
+
+def kind_shares() -> np.ndarray:
+    """Per window kind (:data:`N_KINDS`) the factor m of its p·v̄ leverage, p·m·Σv_w/n:
+    m for a plain window of m pairs, (Σw)²/Σw² for a triangle (its c2c coefficient Σv_w
+    is Σw²·v, the fitted means' share (Σw)²·v̄·p/n)."""
+    tri = [triangle_weights(b) for b in TRIANGLES]
+    return np.array([*WINDOWS, *(w.sum() ** 2 / (w * w).sum() for w in tri)], dtype=float)
+
+
+@dataclass
+class _Triangles:
+    """Triangle windows of one half-length in one block: the columns of their first pairs
+    (n_win,) and which devices have each (n_dev, n_win)."""
+
+    half: int
+    cols: np.ndarray
+    keep: np.ndarray
+
+
+class _TriangleLayout:
+    """Where triangle windows can lie in one block (the same for every half-length).
+
+    A window takes 2·half − 1 consecutive contiguous pairs that the mean map does not clip
+    and whose map does not amplify read errors (runs of such pairs); windows start every
+    2·half pairs of a run (no read shared).
+    """
+
+    def __init__(self, block: PairBlock, st: PairStatistics) -> None:
+        self.block, self.st = block, st
+        n_dev, p = st.u.shape
+        good = st.ok & (np.abs(st.a) <= MAX_CONTRACTION)
+        col = np.arange(p, dtype=np.int32)
+        linked = block.contiguous & good[:, :-1] & good[:, 1:]
+        brk = np.ones((n_dev, p), dtype=bool)
+        brk[:, 1:] = ~linked
+        self.offset = col - np.maximum.accumulate(np.where(brk, col, 0), axis=1)
+        is_last = np.ones((n_dev, p), dtype=bool)
+        is_last[:, :-1] = ~linked
+        run_end = np.minimum.accumulate(np.where(is_last, col, p)[:, ::-1], axis=1)[:, ::-1]
+        self.room = np.where(good, run_end - col + 1, 0)  # pairs of the run from here on
+        # the predicted travel Σ inc of the pairs up to each column
+        self.inc = np.cumsum(block.y1 - block.y0 - st.u, axis=1)
+
+    def windows(
+        self, model: FamilyModel, values: Mapping[str, object], sd: float, half: int
+    ) -> tuple[_Triangles, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Triangle windows of half-length ``half`` and their Σw·u, Σw²·v and Σ (read
+        coefficient)², each (n_dev, n_win), or None.
+
+        The read coefficients are those of e_t in Σ_t w_t·u_t with u_t = c_t + e_{t+1} −
+        a_t·e_t: w_{t−1} − a_t·w_t. Like a plain window a triangle must run clear of a clip,
+        judged from the read before it and the predicted travel (:func:`_clear_of_clip`).
+        """
+        st, block = self.st, self.block
+        w = triangle_weights(half)
+        length = w.size
+        keep = (self.room >= length) & (self.offset % (length + 1) == 0)
+        cols = np.nonzero(keep.any(axis=0))[0]
+        if cols.size == 0:
+            return None
+        idx = cols[:, None] + np.arange(length)  # (n_win, length)
+        keep = keep[:, cols]
+        w2 = w * w
+        s_w = st.u[:, idx] @ w
+        v_w = st.v[:, idx] @ w2
+        a = st.a[:, idx]
+        # Σ_t (w_{t−1} − a_t·w_t)² over the reads t = 0 .. length (w_{−1} = w_length = 0)
+        cross = a[..., 1:] @ (w[1:] * w[:-1])
+        read_w = w2.sum() + np.einsum("nct,nct,t->nc", a, a, w2) - 2.0 * cross
+        before = np.where(cols > 0, self.inc[:, np.maximum(cols - 1, 0)], 0.0)
+        travel = self.inc[:, cols + length - 1] - before
+        z = block.z[:, cols]
+        keep &= _clear(model, values, z, z + travel, sd) & np.isfinite(s_w)
+        kf = keep.astype(float)
+        return _Triangles(half, cols, keep), np.where(keep, s_w, 0.0), v_w * kf, read_w * kf
+
+
 def noise_sums(
     model: FamilyModel,
     blocks: Sequence[PairBlock],
@@ -149,6 +256,7 @@ def noise_sums(
     n_fit: np.ndarray | None = None,
     leverage: FitLeverage | None = None,
     read_sd: float | None = None,
+    triangles: bool = True,
 ) -> NoiseSums:
     """Per-device residual sums for the noise moment equations.
 
@@ -158,7 +266,9 @@ def noise_sums(
     fitted parameters, :class:`fitting.leverage.FitLeverage`) is given. ``read_sd``: the
     chip's read-noise SD (normalized), which sets the margin of pairs and windows kept clear
     of a clip (:func:`_clear_of_clip`); each block's own median when None (then the sums
-    depend on how the devices are split into chunks).
+    depend on how the devices are split into chunks). ``triangles``: False leaves the
+    triangle windows out (their columns 0), whose long reach makes them the estimate most
+    sensitive to a mean map that misses the data.
     """
     n_dev = blocks[0].y0.shape[0]
     keys = ("uu", "one_a2", "v", "lag", "a_lag", "lag_state", "a_lag_state", "n")
@@ -167,10 +277,28 @@ def noise_sums(
     def dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # row-wise Σ x·y, no temporaries
         return np.einsum("ij,ij->i", x, y)
 
+    win = {
+        k: np.zeros((n_dev, N_KINDS))
+        for k in ("uu_w", "one_a2_w", "v_w", "n_w", "q_fit_w", "r_fit_w")
+    }
+    found_triangles: list[list[_Triangles]] = []  # per block: its triangle windows
     # each block's read-noise SD: the clip margin of its pairs and of its windows
     sds = [read_noise_sd(b) if read_sd is None else read_sd for b in blocks]
     for b, sd in zip(blocks, sds, strict=True):
         st = pair_statistics(model, b, values)
+        found_triangles.append([])
+        tri_layout = _TriangleLayout(b, st) if triangles and TRIANGLES else None
+        for i, half in enumerate(TRIANGLES if tri_layout is not None else ()):
+            found = tri_layout.windows(model, values, sd, half)
+            if found is None:
+                continue
+            tri, s_w, v_w, read_w = found
+            found_triangles[-1].append(tri)
+            j = len(WINDOWS) + i
+            win["uu_w"][:, j] += dot(s_w, s_w)
+            win["one_a2_w"][:, j] += read_w.sum(axis=1)
+            win["v_w"][:, j] += v_w.sum(axis=1)
+            win["n_w"][:, j] += tri.keep.sum(axis=1)
         # judged from the instrument read, as the windows are (_clear_of_clip): the clip
         # judged at the pair's own noisy first read selects on that read's noise
         st.ok &= _usable(model, b, st, values, sd)
@@ -201,10 +329,6 @@ def noise_sums(
         rep = np.zeros(n_dev)
         n_rep = np.zeros(n_dev)
     n_fit = np.zeros(n_dev) if n_fit is None else np.asarray(n_fit, dtype=float)
-    win = {
-        k: np.zeros((n_dev, len(WINDOWS)))
-        for k in ("uu_w", "one_a2_w", "v_w", "n_w", "q_fit_w", "r_fit_w")
-    }
     q_fit = np.full(n_dev, np.nan) if leverage is None else leverage.pairs()
     if leverage is None:
         win["q_fit_w"][:] = np.nan
@@ -232,6 +356,12 @@ def noise_sums(
                 q, r = leverage.windows(model, index, wb, cols, values, okf > 0, m, st.a)
                 win["q_fit_w"][:, i] += q
                 win["r_fit_w"][:, i] += r
+        if leverage is not None:
+            for tri in found_triangles[index]:
+                j = len(WINDOWS) + TRIANGLES.index(tri.half)
+                q, r = leverage.triangles(index, tri.cols, tri.keep, triangle_weights(tri.half))
+                win["q_fit_w"][:, j] += q
+                win["r_fit_w"][:, j] += r
     return NoiseSums(rep=rep, n_rep=n_rep, n_fit=n_fit, q_fit=q_fit, **acc, **win)
 
 
@@ -445,15 +575,26 @@ def _clear_of_clip(
     independent of the window's own read and c2c noise, so the selection does not bias
     its moments) and the predicted travel.
     """
+    return _clear(model, values, block.z, block.z + (block.y1 - block.y0 - st.u), sd)
+
+
+def _clear(
+    model: FamilyModel,
+    values: Mapping[str, object],
+    start: np.ndarray,
+    end: np.ndarray,
+    sd: float,
+) -> np.ndarray:
+    """Courses from ``start`` to ``end`` (n_dev, k) that run three read-noise SDs (``sd``)
+    clear of the clipping bounds (all True for a family that does not clip)."""
     if not model.clip:
-        return np.ones(block.y0.shape, dtype=bool)
+        return np.ones(start.shape, dtype=bool)
     params = model.step_params(values)
-    lo = np.broadcast_to(np.asarray(params["b_min"], dtype=float), block.y0.shape)
-    hi = np.broadcast_to(np.asarray(params["b_max"], dtype=float), block.y0.shape)
+    lo = np.broadcast_to(np.asarray(params["b_min"], dtype=float), start.shape)
+    hi = np.broadcast_to(np.asarray(params["b_max"], dtype=float), start.shape)
     margin = 3.0 * sd
-    end = block.z + (block.y1 - block.y0 - st.u)  # z + the predicted travel
     with np.errstate(invalid="ignore"):
-        return (np.minimum(block.z, end) > lo + margin) & (np.maximum(block.z, end) < hi - margin)
+        return (np.minimum(start, end) > lo + margin) & (np.maximum(start, end) < hi - margin)
 
 
 @dataclass
@@ -501,7 +642,7 @@ class _LeverageParts:
         times the exact-to-p·v̄ ratio of the sampled devices it sums (a bootstrap replicate
         its drawn ones)."""
         q = total(self.pairs)
-        q_w = [total(self.windows[:, i]) for i in range(len(WINDOWS))]
+        q_w = [total(self.windows[:, i]) for i in range(N_KINDS)]
         if self.exact is None:
             return q, q_w
         ex_p, base_p, ex_w, base_w = self.exact
@@ -511,7 +652,7 @@ class _LeverageParts:
             return total(ex) / b if b > 0 else 1.0
 
         q *= ratio(ex_p, base_p)
-        return q, [q_w[i] * ratio(ex_w[:, i], base_w[:, i]) for i in range(len(WINDOWS))]
+        return q, [q_w[i] * ratio(ex_w[:, i], base_w[:, i]) for i in range(N_KINDS)]
 
 
 def _leverage_parts(s: NoiseSums) -> _LeverageParts:
@@ -532,7 +673,7 @@ def _leverage_parts(s: NoiseSums) -> _LeverageParts:
     # a window of m pairs carries m pairs' share p/n of the leverage each (the parameters
     # are fitted to the n pairs, not to the windows): p·m·Σv_w/n, however few windows a
     # device keeps
-    m = np.asarray(WINDOWS, dtype=float)
+    m = kind_shares()
     windows = np.where(
         (s.n > s.n_fit)[:, None], s.n_fit[:, None] * s.v_w * m / np.maximum(s.n, 1.0)[:, None], 0.0
     )
@@ -571,8 +712,8 @@ def _trusted_read_leverage(s: NoiseSums, known: np.ndarray) -> np.ndarray | None
     rows = np.nonzero(known & np.all(np.isfinite(s.r_fit_w), axis=1))[0]
     if rows.size == 0:
         return None
-    out = np.zeros(len(WINDOWS))
-    for i in range(len(WINDOWS)):
+    out = np.zeros(N_KINDS)
+    for i in range(N_KINDS):
         r, n = s.r_fit_w[rows, i], s.n_w[rows, i]
         r, n = r[n > 0], n[n > 0]
         if n.size == 0:
@@ -692,7 +833,7 @@ def _windowed_c2c(
         return float(var) if np.isfinite(var) else np.inf
 
     best, best_var = c2, variance(uu, one_a2, v - q, n1, q)
-    for i in range(len(WINDOWS)):
+    for i in range(N_KINDS):
         n_m = total(s.n_w[:, i])
         if n_m < 30:
             continue

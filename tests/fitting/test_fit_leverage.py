@@ -16,13 +16,17 @@ from fitting.chunked import leverage_sample
 from fitting.families import family_model
 from fitting.leverage import FitLeverage
 from fitting.noise import (
+    N_KINDS,
+    TRIANGLES,
     WINDOWS,
     NoiseSums,
     _leverage_parts,
     _RunLayout,
     _sum,
+    kind_shares,
     noise_sums,
     pair_statistics,
+    triangle_weights,
 )
 from fitting.pairs import build_pairs
 
@@ -50,11 +54,19 @@ def test_exact_leverage_of_a_linear_map_pairs_and_windows() -> None:
             cols, wb = _RunLayout(b).window_columns(m)
             got = lev.windows(model, index, wb, cols, values, wb.weight > 0, m)[0]
             np.testing.assert_allclose(got, cols.size * m**2 * d**2 / n, rtol=1e-6)
+        # a triangle window Σ w_t·u_t: s = Σw = b, t = Σ w·v = b·Δ², C_v = Δ²/N, so it loses
+        # 2·b·b·Δ²/N − b²·Δ²/N = b²·Δ²/N (b = half-length)
+        for b_half in TRIANGLES[:3]:  # (the longest does not fit a 64-pulse sweep)
+            w = triangle_weights(b_half)
+            cols = np.arange(0, n - w.size + 1, w.size + 1)
+            keep = np.ones((3, cols.size), dtype=bool)
+            got = lev.triangles(index, cols, keep, w)[0]
+            np.testing.assert_allclose(got, cols.size * b_half**2 * d**2 / n, rtol=1e-6)
     sums = noise_sums(
         model, blocks, values, n_fit=np.full(3, 2.0), leverage=FitLeverage(names, fitted)
     )
     np.testing.assert_allclose(sums.q_fit, 0.01**2 + 0.02**2, rtol=1e-6)
-    assert np.all(sums.q_fit_w > 0)
+    assert np.all(sums.q_fit_w[sums.n_w > 0] > 0) and (sums.n_w[:, :-1] > 0).all()
     plain = noise_sums(model, blocks, values, n_fit=np.full(3, 2.0))  # without: p·v̄
     assert np.all(np.isnan(plain.q_fit)) and np.all(np.isnan(plain.q_fit_w))
 
@@ -66,20 +78,22 @@ def test_exact_leverage_of_a_sample_scales_p_vbar_and_untrusted_values_count_as_
     # Σv) counts as its p·v̄.
     n = 4
     z = np.zeros(n)
-    zw = np.zeros((n, len(WINDOWS)))
+    zw = np.zeros((n, N_KINDS))
     base = {f: z.copy() for f in NoiseSums.__dataclass_fields__ if not f.endswith("_w")}
     base.update({f: zw.copy() for f in NoiseSums.__dataclass_fields__ if f.endswith("_w")})
     base.update(n=np.full(n, 100.0), v=np.full(n, 1.0), n_fit=np.full(n, 2.0))
-    base.update(n_w=np.full((n, len(WINDOWS)), 25.0), v_w=np.full((n, len(WINDOWS)), 1.0))
+    base.update(n_w=np.full((n, N_KINDS), 25.0), v_w=np.full((n, N_KINDS), 1.0))
     # p·v̄ = 2 x 1/100 = 0.02 per pair and 2·m x 1/100 per window of m pairs (Σv_w = 1 on
-    # every window length); device 3 not sampled
-    pv_w = 0.02 * np.asarray(WINDOWS, dtype=float)
+    # every window length; a triangle's m is (Σw)²/Σw²); device 3 not sampled
+    pv_w = 0.02 * kind_shares()
     base.update(q_fit=np.array([0.03, -0.01, 0.5, np.nan]))
-    base.update(q_fit_w=np.array([[0.1] * 4, [0.1] * 4, [-3.0] * 4, [np.nan] * 4]))
+    base.update(
+        q_fit_w=np.array([[0.1] * N_KINDS, [0.1] * N_KINDS, [-3.0] * N_KINDS, [np.nan] * N_KINDS])
+    )
     q, q_w = _leverage_parts(NoiseSums(**base)).totals(_sum)
     np.testing.assert_allclose(q, n * 0.02 * (0.03 + 0.02 + 0.02) / 0.06)
     np.testing.assert_allclose(q_w, n * pv_w * (0.1 + 0.1 + pv_w) / (3 * pv_w))
-    base.update(q_fit=np.full(n, np.nan), q_fit_w=np.full((n, len(WINDOWS)), np.nan))
+    base.update(q_fit=np.full(n, np.nan), q_fit_w=np.full((n, N_KINDS), np.nan))
     q, q_w = _leverage_parts(NoiseSums(**base)).totals(_sum)  # none known: p·v̄
     np.testing.assert_allclose(q, n * 0.02)
     np.testing.assert_allclose(q_w, n * pv_w)
@@ -91,15 +105,16 @@ def test_a_device_with_few_windows_keeps_their_leverage() -> None:
     # of Σv_w = 0.6. It was 0 (p·Σv_w/n_w counted only where n_w > p), while their Σu_w² and
     # Σv_w entered the moments: constant- and linear-step chips' 32-pulse windows gave σ_c²
     # 8 % and 17 % low
-    n_w = len(WINDOWS)
+    n_w = N_KINDS
     fields = NoiseSums.__dataclass_fields__
     sums = {f: np.zeros((1, n_w)) if f.endswith("_w") else np.zeros(1) for f in fields}
     sums.update(n=np.array([300.0]), v=np.array([1.5]), n_fit=np.array([4.0]))
     sums.update(q_fit=np.array([np.nan]), q_fit_w=np.full((1, n_w), np.nan))
-    sums["n_w"][0, -1], sums["v_w"][0, -1] = 3.0, 0.6
+    last = len(WINDOWS) - 1
+    sums["n_w"][0, last], sums["v_w"][0, last] = 3.0, 0.6
     _, q_w = _leverage_parts(NoiseSums(**sums)).totals(_sum)
-    assert WINDOWS[-1] == 32
-    np.testing.assert_allclose(q_w[-1], 4.0 * 32 * 0.6 / 300)
+    assert WINDOWS[last] == 32
+    np.testing.assert_allclose(q_w[last], 4.0 * 32 * 0.6 / 300)
 
 
 def test_the_leverage_sample_is_chosen_by_device_id() -> None:
@@ -139,5 +154,9 @@ def test_read_leverage_of_windows_matches_monte_carlo() -> None:
     excess = sums.uu_w - sums.one_a2_w  # σ² = 1
     se = excess.std(axis=0) / np.sqrt(n_dev)
     r = sums.r_fit_w.mean(axis=0)
-    assert np.all(r[2:] < 0)  # the sweeps' first windows dominate: the fit took their noise
-    np.testing.assert_array_less(np.abs(excess.mean(axis=0) - r), 4 * se)
+    # plain windows: the sweeps' first windows dominate (the fit took their noise); a
+    # triangle's read part, ±e/b over 2b reads, shares little with the first reads
+    assert np.all(r[2 : len(WINDOWS)] < 0)
+    assert (sums.n_w[:, len(WINDOWS) :][:, :3] > 0).all()  # the triangles of half 8, 16, 32
+    has = sums.n_w.sum(axis=0) > 0  # (a 64-pulse sweep has no triangle of half 64)
+    np.testing.assert_array_less(np.abs(excess.mean(axis=0) - r)[has], 4 * se[has])

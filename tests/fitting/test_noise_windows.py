@@ -131,7 +131,7 @@ def test_windows_continued_from_shorter_ones_equal_windows_mapped_from_their_fir
     assert 0 < sums["n"].sum() < sum(_window_count(b) for b in blocks)  # some were clipped
     s = noise_sums(model, blocks, values)
     for k in sums:
-        np.testing.assert_array_equal(getattr(s, f"{k}_w"), sums[k], k)
+        np.testing.assert_array_equal(getattr(s, f"{k}_w")[:, : len(WINDOWS)], sums[k], k)
 
 
 def _window_count(block) -> int:

@@ -45,6 +45,9 @@ FAST = ("sb_default_saturating",)
 #: pass fails until removed, and so does one whose family changes (a strict xfail passes on
 #: any failure: ps_weak_gamma and ps_twice_spread picked piecewise-step for a session, since
 #: 083aa3f, under reasons that said pow-step; families re-measured 2026-12-07 07:23 UTC).
+#: ls_strong_asym, preset_capacitor and preset_gokmen_vlasov removed (pass since the
+#: triangle windows of fitting/noise.py, 2026-12-07 11:55 UTC: dw_min_std under read noise
+#: of 1.7, 4 and 12.5 steps, tests/fitting/aihwkit/test_c2c_under_read_noise.py).
 XFAIL: dict[str, tuple[str, str]] = {
     # re-measured at the read leverage of the c2c windows and the clip-clear shape margins
     # (tests/aihwkit_checks.evaluate_case, 2026-12-07 01:25 UTC); sb_weak_unreached passes
@@ -66,12 +69,6 @@ XFAIL: dict[str, tuple[str, str]] = {
     "ls_allow_increasing": (
         "linear-step",
         "fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)",
-    ),
-    "ls_strong_asym": (
-        "linear-step",
-        "fitter (family right since the bound-level starts): dw_min_std 0.372 vs 0.300 "
-        "(0.465 before the windows' read leverage, 0.519 before the noise moments judged a "
-        "pair's clip from the read before it; read noise 1.7 steps)",
     ),
     "ps_default": (
         "soft-bounds",
@@ -113,17 +110,6 @@ XFAIL: dict[str, tuple[str, str]] = {
         "of 2.8e-4 cross 0.85 of the range 2, read noise 71 steps); up step curve rms 0.078 "
         "of the largest step > 0.05; re-simulated mean trace off by 6.3% of the span (limit "
         "3.4%)",
-    ),
-    "preset_capacitor": (
-        "linear-step",
-        "fitter (family right since J is taken at the efficient estimate, 2026-12-07; exp-step "
-        "ΔBIC 43 ahead before): dw_min_std 0.239 vs 0.300 (additive c2c noise, mult_noise "
-        "False, which our families do not represent; read noise 4 steps)",
-    ),
-    "preset_gokmen_vlasov": (
-        "constant-step",
-        "fitter: dw_min_std 0.115 vs 0.300 (read noise 12.5 steps: 32-pulse windows carry "
-        "c2c at 1 % of their read variance)",
     ),
     "preset_reram_es": (
         "soft-bounds",
