@@ -153,15 +153,26 @@ def aihwkit_step(cls: str, params: dict[str, Any], w: np.ndarray, up: bool) -> n
     raise ValueError(f"no reference rule for aihwkit class {cls!r}")
 
 
+def _mean_gain(fields: dict[str, Any]) -> float:
+    """E[g] of aihwkit's device gain under ``fields`` (``PulsedRPUDevice::populate``)."""
+    from fitting.censored import folded_gain_moments
+
+    sigma = float(fields.get("dw_min_dtod", 0.0))
+    if fields.get("dw_min_dtod_log_normal", False):
+        return float(np.exp(0.5 * sigma**2))
+    return folded_gain_moments(sigma)[0]
+
+
 def realized_fields(case: str, truth: dict[str, Any], fixtures: Path = FIXTURES) -> dict[str, Any]:
     """The truth's fields with the step sizes and bounds of the devices actually drawn.
 
     A population of 64-256 devices has mean step and bounds off the configured ones by
     spread/√n (3 % for 96 devices at aihwkit's 30 %): the fitter can only recover the drawn
-    population. dw_min and up_down are chosen so that the nominal Δ± equal the drawn means
-    of aihwkit's per-device ``dwmin_up``/``dwmin_down``; w_max/w_min become the drawn mean
-    bounds, except for LinearStepDevice, whose step refers to the configured mean bounds
-    (``mean_bound_reference``). Shape fields and spreads stay as configured.
+    population. dw_min and up_down are chosen so that the nominal Δ± times the mean gain
+    E[g] equal the drawn means of aihwkit's per-device ``dwmin_up``/``dwmin_down``;
+    w_max/w_min become the drawn mean bounds, except for LinearStepDevice, whose step refers
+    to the configured mean bounds (``mean_bound_reference``). Shape fields and spreads stay
+    as configured.
     """
     import h5py
 
@@ -169,10 +180,13 @@ def realized_fields(case: str, truth: dict[str, Any], fixtures: Path = FIXTURES)
         hidden = {k: np.asarray(v[()], dtype=float) for k, v in f["aihwkit_truth"].items()}
     out = dict(truth["aihwkit_fields"])
     d_up, d_down = float(hidden["dwmin_up"].mean()), float(hidden["dwmin_down"].mean())
+    # the nominal device has gain 1, the drawn ones E[g] on average: e^{σ²/2} for aihwkit's
+    # log-normal gain (1.13 at σ = 0.5), E|1 + σξ| for its folded normal (1.02 at σ = 0.6)
+    mean_gain = _mean_gain(out)
     if d_up >= d_down:
-        out["dw_min"], out["up_down"] = d_up, 1.0 - d_down / d_up
+        out["dw_min"], out["up_down"] = d_up / mean_gain, mean_gain * (1.0 - d_down / d_up)
     else:
-        out["dw_min"], out["up_down"] = d_down, d_up / d_down - 1.0
+        out["dw_min"], out["up_down"] = d_down / mean_gain, mean_gain * (d_up / d_down - 1.0)
     out["drawn_w_max"] = float(hidden["max_bound"].mean())
     out["drawn_w_min"] = float(hidden["min_bound"].mean())
     if truth["aihwkit_class"] != "LinearStepDevice":

@@ -113,6 +113,7 @@ _REQUIRED = ("dw_min", "up_down", "w_max", "w_min")
 _EXPORTED = (
     "dw_min",
     "dw_min_dtod",
+    "dw_min_dtod_log_normal",
     "dw_min_std",
     "up_down",
     "up_down_dtod",
