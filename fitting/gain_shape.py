@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from fitting.pcm_stats import numerical_covariance
+
 __all__ = ["LOG_LIKELIHOOD_MARGIN", "MAX_DEVICES", "MAX_RELATIVE_ERROR", "GainShape", "gain_shape"]
 
 #: the log-normal's log-likelihood must exceed the folded normal's by this much (a likelihood
@@ -85,23 +87,6 @@ def _nll_log_normal(p: np.ndarray, g: np.ndarray, s2: np.ndarray, sharp: np.ndar
     return out
 
 
-def _spread_stderr(nll, p: np.ndarray) -> float:
-    """Standard error of σ = e^{p[1]} from the numerical Hessian of ``nll`` at ``p``."""
-    h = 1e-4
-    hess = np.zeros((2, 2))
-    for i in range(2):
-        for k in range(2):
-            ei, ek = np.eye(2)[i] * h, np.eye(2)[k] * h
-            hess[i, k] = (
-                nll(p + ei + ek) - nll(p + ei - ek) - nll(p - ei + ek) + nll(p - ei - ek)
-            ) / (4 * h * h)
-    try:
-        var = np.linalg.inv(hess)[1, 1]
-    except np.linalg.LinAlgError:
-        return float("inf")
-    return float(np.exp(p[1]) * np.sqrt(var)) if var > 0 else float("inf")
-
-
 def gain_shape(gains: np.ndarray, stderrs: np.ndarray) -> GainShape | None:
     """The folded-normal or log-normal gain population of devices with gains ``gains`` ±
     ``stderrs`` (any common scale), or None with fewer than 10 usable devices."""
@@ -129,6 +114,9 @@ def gain_shape(gains: np.ndarray, stderrs: np.ndarray) -> GainShape | None:
     log_normal = ll_l - ll_n > LOG_LIKELIHOOD_MARGIN
     chosen = fits[1] if log_normal else fits[0]
     sigma = float(np.exp(chosen.x[1]))
-    se = _spread_stderr(nlls[1] if log_normal else nlls[0], chosen.x)
+    # σ = e^{p[1]}: its error from the NLL's curvature in (location, ln σ)
+    with np.errstate(over="ignore", invalid="ignore"):  # (steps into σ → 0 or ∞: inf)
+        var = numerical_covariance(nlls[1] if log_normal else nlls[0], chosen.x)[1, 1]
+    se = float(sigma * np.sqrt(var)) if np.isfinite(var) else float("inf")
     mean_gain = float(np.exp(0.5 * sigma**2)) if log_normal else 1.0
     return GainShape(log_normal, sigma, se, mean_gain, ll_n, ll_l, int(g.size))
