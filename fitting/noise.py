@@ -182,10 +182,12 @@ def kind_shares() -> np.ndarray:
 
 @dataclass
 class _Triangles:
-    """Triangle windows of one half-length in one block: the columns of their first pairs
-    (n_win,) and which devices have each (n_dev, n_win)."""
+    """Triangle windows of one half-length in one block: their column of the sums' ``*_w``
+    arrays, weights, the columns of their first pairs (n_win,) and which devices have each
+    (n_dev, n_win)."""
 
-    half: int
+    kind: int
+    weights: np.ndarray
     cols: np.ndarray
     keep: np.ndarray
 
@@ -215,9 +217,10 @@ class _TriangleLayout:
         self.inc = np.cumsum(block.y1 - block.y0 - st.u, axis=1)
 
     def windows(
-        self, model: FamilyModel, values: Mapping[str, object], sd: float, half: int
+        self, model: FamilyModel, values: Mapping[str, object], sd: float, kind: int
     ) -> tuple[_Triangles, np.ndarray, np.ndarray, np.ndarray] | None:
-        """Triangle windows of half-length ``half`` and their Σw·u, Σw²·v and Σ (read
+        """Triangle windows of the window kind ``kind`` (a column of the sums' ``*_w``, half
+        length TRIANGLES[kind − len(WINDOWS)]) and their Σw·u, Σw²·v and Σ (read
         coefficient)², each (n_dev, n_win), or None.
 
         The read coefficients are those of e_t in Σ_t w_t·u_t with u_t = c_t + e_{t+1} −
@@ -225,7 +228,7 @@ class _TriangleLayout:
         judged from the read before it and the predicted travel (:func:`_clear_of_clip`).
         """
         st, block = self.st, self.block
-        w = triangle_weights(half)
+        w = triangle_weights(TRIANGLES[kind - len(WINDOWS)])
         length = w.size
         keep = (self.room >= length) & (self.offset % (length + 1) == 0)
         cols = np.nonzero(keep.any(axis=0))[0]
@@ -245,7 +248,7 @@ class _TriangleLayout:
         z = block.z[:, cols]
         keep &= _clear(model, values, z, z + travel, sd) & np.isfinite(s_w)
         kf = keep.astype(float)
-        return _Triangles(half, cols, keep), np.where(keep, s_w, 0.0), v_w * kf, read_w * kf
+        return _Triangles(kind, w, cols, keep), np.where(keep, s_w, 0.0), v_w * kf, read_w * kf
 
 
 def noise_sums(
@@ -287,14 +290,13 @@ def noise_sums(
     for b, sd in zip(blocks, sds, strict=True):
         st = pair_statistics(model, b, values)
         found_triangles.append([])
-        tri_layout = _TriangleLayout(b, st) if triangles and TRIANGLES else None
-        for i, half in enumerate(TRIANGLES if tri_layout is not None else ()):
-            found = tri_layout.windows(model, values, sd, half)
+        tri_layout = _TriangleLayout(b, st) if triangles else None
+        for j in range(len(WINDOWS), N_KINDS) if triangles else ():
+            found = tri_layout.windows(model, values, sd, j)
             if found is None:
                 continue
             tri, s_w, v_w, read_w = found
             found_triangles[-1].append(tri)
-            j = len(WINDOWS) + i
             win["uu_w"][:, j] += dot(s_w, s_w)
             win["one_a2_w"][:, j] += read_w.sum(axis=1)
             win["v_w"][:, j] += v_w.sum(axis=1)
@@ -358,10 +360,9 @@ def noise_sums(
                 win["r_fit_w"][:, i] += r
         if leverage is not None:
             for tri in found_triangles[index]:
-                j = len(WINDOWS) + TRIANGLES.index(tri.half)
-                q, r = leverage.triangles(index, tri.cols, tri.keep, triangle_weights(tri.half))
-                win["q_fit_w"][:, j] += q
-                win["r_fit_w"][:, j] += r
+                q, r = leverage.triangles(index, tri.cols, tri.keep, tri.weights)
+                win["q_fit_w"][:, tri.kind] += q
+                win["r_fit_w"][:, tri.kind] += r
     return NoiseSums(rep=rep, n_rep=n_rep, n_fit=n_fit, q_fit=q_fit, **acc, **win)
 
 
