@@ -183,6 +183,13 @@ class FamilyModel:
     # never reaches its bound only bounds it (censored population estimate)
     bounds_only_by_clip: bool = False
     nonnegative_shape: tuple[str, ...] = ()  # shape values that must be >= 0 (e.g. nodes)
+    # the shape at which the family equals a simpler one (pow-step: exponent 1, soft-bounds),
+    # a start of the shape's efficient solve (fitting.selection.efficient_shape)
+    nested_shape: Mapping[str, float] = field(default_factory=dict)
+    shape_tries: tuple[Mapping[str, float], ...] = ()  # more starts of that solve
+    # per-device values at the nested shape from the nested family's (names, theta, names)
+    from_nested: Callable[..., np.ndarray | None] = lambda names, theta, base: None
+    shape_text: Callable[[np.ndarray], str] = lambda phi: ""  # fitted shape, for notes
     # reported values stated at the midpoint of the mean bounds (or over their window): they
     # are conditional on both bounds, so a bound reported as a limit leaves them unidentified
     stated_at_reference: tuple[str, ...] = ("dw_min", "up_down")
@@ -550,6 +557,25 @@ def _pow_population(ctx: dict) -> None:
     method["pow_gamma_dtod"] = method["pow_up_down_dtod"] = "not identified per device"
 
 
+def _pow_from_soft_bounds(
+    names: list[str], theta: np.ndarray, base_names: list[str]
+) -> np.ndarray | None:
+    """Pow-step's per-device values at exponent 1 equal to soft-bounds' ``theta``:
+    Δ⁺(1 − w/b⁺) = Δ⁺_p(b⁺ − w)/(b⁺ − b⁻) gives Δ⁺_p = Δ⁺(b⁺ − b⁻)/b⁺, and
+    Δ⁻_p = Δ⁻(b⁺ − b⁻)/(−b⁻) (aihwkit's SoftBounds and PowStep rules)."""
+    if sorted(names) != sorted(base_names):
+        return None
+    v = {n: theta[:, base_names.index(n)] for n in base_names}
+    span = v["b_max"] - v["b_min"]
+    v = {**v, "delta_up": v["delta_up"] * span / v["b_max"]}
+    v["delta_down"] = v["delta_down"] * span / -v["b_min"]
+    return np.stack([v[n] for n in names], axis=1)
+
+
+def _pow_shape_text(phi: np.ndarray) -> str:
+    return " (γ⁺ {:.3g}, γ⁻ {:.3g})".format(*np.exp(phi))
+
+
 def _pow_reduces(shape: Values, near) -> list[str]:
     if near("log_gamma_up", 0.0) and near("log_gamma_down", 0.0):
         return ["soft-bounds"]
@@ -773,6 +799,12 @@ FAMILY_MODELS: dict[str, FamilyModel] = {
             shape=("log_gamma_up", "log_gamma_down"),
             per_device_shape=("log_gamma_up", "log_gamma_down"),
             clip=False,
+            nested_shape={"log_gamma_up": 0.0, "log_gamma_down": 0.0},
+            shape_tries=tuple(
+                {"log_gamma_up": np.log(g), "log_gamma_down": np.log(g)} for g in (2.0, 0.5)
+            ),
+            shape_text=_pow_shape_text,
+            from_nested=_pow_from_soft_bounds,
             typical={"log_gamma_up": 0.1, "log_gamma_down": 0.1},
             to_step=_pow_to_step,
             starts=_pow_start,

@@ -105,6 +105,15 @@ XFAIL: dict[str, tuple[str, str]] = {
         "0.53 after aihwkit's |1 + σξ|, 0.58 unfolded; the low-gain devices' steps come out "
         "1.5x too large: their bounds, never reached, trade against the step)",
     ),
+    "sweep5_05_pow-step": (
+        "soft-bounds",
+        "fitter: auto picked soft-bounds, truth pow-step (γ 2.09, one 118-pulse cycle, bounds "
+        "never reached, read noise 4 steps); up step curve rms 0.069, down 0.106 of the "
+        "largest step > 0.05. On one-read moments the exponent lowers J by 1.4; the exponent "
+        "test (four-read instruments) puts pow-step ahead and says so in a note, but chosen "
+        "on it pow-step's re-simulated mean trace was 13.7 % off (6.5 % for soft-bounds): its "
+        "step scale and bounds are not identified (benchmarks/RESULTS.md, 12th session)",
+    ),
     # aihwkit's published presets as shipped (benchmarks/aihwkit_conformance.py, "preset_")
     "preset_ecram_mo": (
         "soft-bounds",
