@@ -1319,25 +1319,25 @@ def _reference_noise(noises: list) -> Any:
 
 
 def _efficient_nested_shape(
-    fam: str, fit: DeviceFit, prob: Any, ref: Any, base: DeviceFit | None = None
-) -> tuple[DeviceFit, float, Any] | None:
+    fam: str, fit: DeviceFit, prob: Any, ref: Any, base: DeviceFit
+) -> tuple[np.ndarray, float] | None:
     """``fam``'s shared shape solved under the efficient weight with instruments of
     :data:`fitting.gmm.SCORE_INSTRUMENT_READS` reads (:func:`fitting.selection.
     efficient_shape`, from its fit, from its nested shape with the nested family's fit
-    ``base`` mapped onto its values, and from ``FamilyModel.shape_tries``): the fit, its
-    total J and its problem; None when the solve fails."""
+    ``base`` mapped onto its values, and from ``FamilyModel.shape_tries``): the shape and
+    its total J; None when the solve fails."""
     fm = family_model(fam)
     nested = np.array([fm.nested_shape[n] for n in prob.shared_names])
-    mapped = None if base is None else fm.from_nested(prob.names, base.theta, base.names)
+    mapped = fm.from_nested(prob.names, base.theta, base.names)
     starts = [(nested, mapped)]
     starts += [(np.array([c[n] for n in prob.shared_names]), None) for c in fm.shape_tries]
     smooth = prob.with_instrument_reads(SCORE_INSTRUMENT_READS)
     try:
         with np.errstate(all="ignore"):
-            out, new, total = efficient_shape(smooth, fit, ref.c2c, ref.non_accumulating, starts)
+            _, phi, total = efficient_shape(smooth, fit, ref.c2c, ref.non_accumulating, starts)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError):
         return None
-    return (new, total, out) if np.isfinite(total) else None
+    return (phi, total) if np.isfinite(total) else None
 
 
 def _exponent_test(
@@ -1376,9 +1376,11 @@ def _exponent_test(
             continue
         pair = (best.family, fam)
         ref = _reference_noise([_family_noise(f, fits[f], data, rep) for f in pair])
-        shaped = _efficient_nested_shape(fam, fits[fam], problems[fam], ref, fits[best.family])
-        smooth = problems[best.family].with_instrument_reads(SCORE_INSTRUMENT_READS)
         fit_b = fits[best.family]
+        shaped = _efficient_nested_shape(fam, fits[fam], problems[fam], ref, fit_b)
+        if shaped is None:
+            continue
+        smooth = problems[best.family].with_instrument_reads(SCORE_INSTRUMENT_READS)
         try:
             with np.errstate(all="ignore"):
                 j_b = best_efficient_estimate(
@@ -1386,16 +1388,16 @@ def _exponent_test(
                 )[2]
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             continue
-        if shaped is None or not np.all(np.isfinite(j_b)):
+        if not np.all(np.isfinite(j_b)):
             continue
-        new, j_f, _ = shaped
+        phi, j_f = shaped
         row = rows[fam]
         # the shared shape's values are what the larger family adds (the table's row may be
         # its shape-per-device variant, with other parameter counts)
-        margin = float(np.sum(j_b)) - j_f - new.phi.size * np.log(row.n_obs)
+        margin = float(np.sum(j_b)) - j_f - phi.size * np.log(row.n_obs)
         text = (
             f"exponent test ({SCORE_INSTRUMENT_READS}-read instruments): J {best.family} "
-            f"{np.sum(j_b):.1f}, {fam} {j_f:.1f}{fm.shape_text(new.phi)}, BIC "
+            f"{np.sum(j_b):.1f}, {fam} {j_f:.1f}{fm.shape_text(phi)}, BIC "
             f"{margin:+.1f} in favour of {fam}"
         )
         row.note = f"{row.note}; {text}" if row.note else text

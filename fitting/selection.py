@@ -239,12 +239,11 @@ def efficient_shape(
     c2c: float,
     non_accumulating: float,
     starts: Sequence[tuple[np.ndarray, np.ndarray | None]] = (),
-) -> tuple[GmmProblem, DeviceFit, float]:
+) -> tuple[np.ndarray, np.ndarray, float]:
     """The shared shape and the per-device values solved jointly with the efficient weight
     W = S⁻¹ (S from the noise model, :func:`moment_noise_covariance`), from the fit and
-    from each of ``starts`` ((shape, per-device values or None for the fit's)); the solution
-    with the lowest total J, with a copy of ``prob`` carrying its W and its sandwich
-    covariance.
+    from each of ``starts`` ((shape, per-device values or None for the fit's)): the
+    per-device values, the shape and the total J of the solution with the lowest total J.
 
     Each start is solved first under the NL2SLS weight of ``prob``'s moments, then twice
     under S⁻¹ (S at the start, then at the new values): two-step GMM. The NL2SLS weight
@@ -255,7 +254,7 @@ def efficient_shape(
     here; started from one-read NL2SLS values without the first stage, 4.2 and J 24 below).
     J is scored at this minimum, as Hansen's statistic requires.
     """
-    best: tuple[GmmProblem, DeviceFit, float] | None = None
+    best: tuple[np.ndarray, np.ndarray, float] | None = None
     for phi0, theta0 in ((fit.phi, None), *starts):
         out = prob.subset(np.arange(prob.n_dev))
         theta = (fit.theta if theta0 is None else theta0).copy()
@@ -273,11 +272,7 @@ def efficient_shape(
         j = j_statistic(out, theta, phi, c2c, non_accumulating)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
         if best is None or total < best[2]:
-            q = out.objective(out.moments(theta, phi))
-            cov, phi_cov = out.covariance(theta, phi)
-            conv = np.isfinite(q)
-            new = DeviceFit(fit.names, theta, cov, fit.shared_names, phi, phi_cov, q, conv)
-            best = (out, new, total)
+            best = (theta, phi, total)
     assert best is not None
     return best
 
