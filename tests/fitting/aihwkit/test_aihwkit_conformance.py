@@ -114,6 +114,12 @@ XFAIL: dict[str, tuple[str, str]] = {
         "on it pow-step's re-simulated mean trace was 13.7 % off (6.5 % for soft-bounds): its "
         "step scale and bounds are not identified (benchmarks/RESULTS.md, 12th session)",
     ),
+    "sweep6_08_exp-step": (
+        "exp-step",
+        "fitter: re-simulated mean trace off by 3.6% of the span (limit 3.3%); w_min -1.001 vs "
+        "-1.106 (reached by 31%), -0.812 and 9.3 % off when the population bound weighted the "
+        "devices by their errors (tests/fitting/test_extrapolated_bound_population.py)",
+    ),
     # aihwkit's published presets as shipped (benchmarks/aihwkit_conformance.py, "preset_")
     "preset_ecram_mo": (
         "soft-bounds",
