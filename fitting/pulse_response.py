@@ -1096,7 +1096,7 @@ def _predictive_tie_break(
         for s in ctx.scores
         if s.family != fit_obj.model and np.isfinite(s.j_statistic) and s.delta_bic < limit
     ]
-    tried = {fit_obj.model: err}
+    tried = {fit_obj.model: fit_obj.predictive}
     best = fit_obj
     for s in tied:
         if family_model(s.family).shape and s.family not in ctx.shared_fits:
@@ -1106,7 +1106,7 @@ def _predictive_tie_break(
         except FitInputError as exc:
             s.note = f"refit for the predictive check failed: {exc}"
             continue
-        tried[s.family] = alt.predictive.get("mean_error_of_span", np.inf)
+        tried[s.family] = alt.predictive
         if _predictive_miss(alt) < _predictive_miss(best):
             best = alt
     if best is not fit_obj:
@@ -1129,9 +1129,13 @@ def _predictive_tie_break(
                 )
     for row in best.model_selection:
         if row["family"] in tried:
-            row["predictive_error_of_span"] = float(tried[row["family"]])
+            pred = tried[row["family"]]
+            row["predictive_error_of_span"] = float(pred.get("mean_error_of_span", np.inf))
+            if "spread_ratio" in pred:
+                row["predictive_spread_ratio"] = float(pred["spread_ratio"])
     if best.fit_status.get("status") == "does_not_fit" and len(tried) > 1:
-        misses = ", ".join(f"{f} {e:.0%}" for f, e in sorted(tried.items(), key=lambda x: x[1]))
+        errors = {f: p.get("mean_error_of_span", np.inf) for f, p in tried.items()}
+        misses = ", ".join(f"{f} {e:.0%}" for f, e in sorted(errors.items(), key=lambda x: x[1]))
         best.fit_status["reason"] += f"; every family tried misses: {misses}"
     return best
 
