@@ -16,7 +16,12 @@ from typing import Any
 
 import torch
 
-from simulator.devices.families import FAMILIES, TorchDraws, sample_population
+from simulator.devices.families import (
+    CORRUPT_DEVICES_RANGE,
+    FAMILIES,
+    TorchDraws,
+    sample_population,
+)
 
 __all__ = ["DevicePopulation", "PulsedDeviceConfig"]
 
@@ -54,7 +59,7 @@ class PulsedDeviceConfig:
     dw_min_dtod_log_normal: bool = False
     write_noise_std: float = 0.0
     corrupt_devices_prob: float = 0.0
-    corrupt_devices_range: float = 1e9
+    corrupt_devices_range: float = CORRUPT_DEVICES_RANGE  # aihwkit's (weight units)
     reset: float = 0.0
     reset_dtod: float = 0.0
     reset_std: float = 0.01

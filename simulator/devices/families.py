@@ -30,6 +30,7 @@ from simulator.devices import response as eq
 __all__ = [
     "AFFINE_FAMILIES",
     "CATALOGUE",
+    "CORRUPT_DEVICES_RANGE",
     "FAMILIES",
     "PULSED_FIELDS",
     "REFERENCE_FIELD",
@@ -61,6 +62,10 @@ class AihwkitField:
     kind: str = "relative"
 
 
+#: aihwkit's ``corrupt_devices_range`` (``PulsedDevice``): a corrupt device's stuck value is
+#: drawn uniformly in ±range ∩ [b⁻, b⁺] (rpu_pulsed_device.cpp, ``populate``)
+CORRUPT_DEVICES_RANGE = 0.1
+
 #: Fields of aihwkit's ``PulsedDevice`` base class shared by every family (aihwkit 1.2.0).
 PULSED_FIELDS: tuple[AihwkitField, ...] = (
     AihwkitField("dw_min", 0.001, "mean step size Δw_min", "conductance"),
@@ -76,7 +81,9 @@ PULSED_FIELDS: tuple[AihwkitField, ...] = (
     AihwkitField("enforce_consistency", True, "|Δ±|, swap crossed bounds, b⁺ ≥ 0 ≥ b⁻", "flag"),
     AihwkitField("perfect_bias", False, "ideal bias column", "not simulated"),
     AihwkitField("corrupt_devices_prob", 0.0, "probability that a device is stuck"),
-    AihwkitField("corrupt_devices_range", 0.1, "stuck values drawn in ±range ∩ [b⁻, b⁺]"),
+    AihwkitField(
+        "corrupt_devices_range", CORRUPT_DEVICES_RANGE, "stuck values drawn in ±range ∩ [b⁻, b⁺]"
+    ),
     AihwkitField("reset", 0.0, "reset target mean (additive)"),
     AihwkitField("reset_dtod", 0.0, "additive device-to-device spread of the reset target"),
     AihwkitField("reset_std", 0.01, "cycle-to-cycle spread of a reset"),
@@ -500,7 +507,10 @@ def sample_population(
     fam.sample_extra(params, draws, dev)
     stuck = draws.uniform() < float(_get(params, "corrupt_devices_prob"))
     if bool(stuck.any()):
-        limit = float(_get(params, "corrupt_devices_range", float("inf")))
+        # aihwkit's default range where a preset leaves it out: the exported device is then
+        # the simulated one (a fitted preset's corrupt devices spread over its whole window
+        # made our re-simulation's device spread 1.48 of the measured, aihwkit's 1.01)
+        limit = float(_get(params, "corrupt_devices_range", CORRUPT_DEVICES_RANGE))
         lo = xp.maximum(dev["b_min"], 0 * dev["b_min"] - limit)
         hi = xp.minimum(dev["b_max"], 0 * dev["b_max"] + limit)
         u = draws.uniform_like() if hasattr(draws, "uniform_like") else draws.uniform()
