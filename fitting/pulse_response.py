@@ -2123,13 +2123,13 @@ def _population(
                 "population mean and spread from a censored (Tobit) likelihood that counts "
                 "them as bounds beyond their furthest read"
             )
-        if own and eff is not None and ok.sum() >= 3:
-            fixed_point = _fixed_point_of_mean_steps(values, key, ok, eff, plateaus)
+        if eff is not None and (own or not fm.bounds_only_by_clip):
+            # bounds placed by the steps (soft-bounds' own, exp-step's z, pow-step,
+            # piecewise-step): the unreached ones far out with large errors
+            fixed_point = None
+            if own and ok.sum() >= 3:
+                fixed_point = _fixed_point_of_mean_steps(values, key, ok, eff, plateaus)
             eff = fixed_point or (eff if censored else _equal_weights(eff, x[ok]))
-        elif eff is not None and not censored and not fm.bounds_only_by_clip:
-            # bounds placed by the steps' shape (exp-step's z, pow-step, piecewise-step):
-            # the unreached ones far out with large errors, as soft-bounds' extrapolations
-            eff = _equal_weights(eff, x[ok])
         enough = ok.sum() >= min(3, x.size)
         # identified: the population mean is known to a quarter of its distance from the
         # reference, or the devices' own bounds are (median error below a quarter of their
