@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fitting.families import family_model
+from fitting.families import family_model, population_step
 from fitting.noise import pair_statistics
 from fitting.pairs import build_pairs
 from fitting.pulse_response import PulseResponseFit
@@ -66,10 +66,9 @@ def device_values(fit: PulseResponseFit) -> dict[str, Any]:
         a = np.asarray(values, dtype=float)
         return np.where(np.isfinite(a), a, fill)[:, None]
 
-    beta = p["up_down"]
     vals: dict[str, Any] = {
-        "delta_up": col(pd["delta_up"], p["dw_min"] * (1 + min(beta, 0.0))),
-        "delta_down": col(pd["delta_down"], p["dw_min"] * (1 - max(beta, 0.0))),
+        "delta_up": col(pd["delta_up"], population_step(p, True)),
+        "delta_down": col(pd["delta_down"], population_step(p, False)),
         "b_max": col(pd["w_max"], p["w_max"]),
         "b_min": col(pd["w_min"], p["w_min"]),
     }

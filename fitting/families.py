@@ -73,6 +73,7 @@ __all__ = [
     "family_model",
     "piecewise_model",
     "piecewise_nodes",
+    "population_step",
 ]
 
 #: Per-device parameters every family has (normalized units).
@@ -104,6 +105,13 @@ class ShapeStart:
 
 
 Values = Mapping[str, Any]
+
+
+def population_step(p: Values, up: bool) -> float:
+    """A preset's mean step Δ⁺ (``up``) or Δ⁻ at its reference: aihwkit's
+    dw_min·(1 + up_down) or dw_min·(1 − up_down), the larger one dw_min."""
+    beta = p["up_down"]
+    return p["dw_min"] * (1 + min(beta, 0.0)) if up else p["dw_min"] * (1 - max(beta, 0.0))
 
 
 def _no_step(v: Values) -> dict[str, Any]:
@@ -183,6 +191,10 @@ class FamilyModel:
     # never reaches its bound only bounds it (censored population estimate)
     bounds_only_by_clip: bool = False
     nonnegative_shape: tuple[str, ...] = ()  # shape values that must be >= 0 (e.g. nodes)
+    # the shape carries each direction's step scale as freely as Δ± do (piecewise-step's
+    # nodes): the split between them is chosen so that aihwkit's additive gain holds
+    # (fitting.pulse_response._balanced_up_scale)
+    free_direction_scale: bool = False
     # the shape at which the family equals a simpler one (pow-step: exponent 1, soft-bounds),
     # a start of the shape's efficient solve (fitting.selection.efficient_shape)
     nested_shape: Mapping[str, float] = field(default_factory=dict)
@@ -668,18 +680,27 @@ def _piecewise_population(ctx: dict) -> None:
     up_se, down_se = piecewise_nodes(ses)
     mid = len(up) // 2
     up_se[mid] = down_se[mid] = 0.0
+    # the up steps were scaled by c to balance the directions' gains: the nodes carry 1/c
+    c = float(ctx.get("up_scale", 1.0))
+    up, up_se = [v / c for v in up], [v / c for v in up_se]
     params["piecewise_up"], params["piecewise_down"] = up, down
     unc["piecewise_up"], unc["piecewise_down"] = up_se, down_se
     method["piecewise_up"] = method["piecewise_down"] = "sandwich (devices)"
 
 
 def _piecewise_from_preset(p, pd, col) -> dict:
+    # the fit's middle node is 1; a preset's may not be (its up nodes carry the balance of
+    # the directions' scales, fitting.pulse_response._balanced_up_scale): the steps take it
     vals = {}
     mid = len(p["piecewise_up"]) // 2
     for d in ("up", "down"):
-        for j, v in enumerate(p[f"piecewise_{d}"]):
+        nodes = p[f"piecewise_{d}"]
+        m = float(nodes[mid])
+        for j, v in enumerate(nodes):
             if j != mid:
-                vals[f"node_{d}_{j}"] = float(v)
+                vals[f"node_{d}_{j}"] = float(v) / m
+        if m != 1.0:
+            vals[f"delta_{d}"] = col(pd[f"delta_{d}"], population_step(p, d == "up")) * m
     return vals
 
 
@@ -719,6 +740,7 @@ def piecewise_model(n_nodes: int = PIECEWISE_NODES) -> FamilyModel:
         description=f"piecewise-linear step multiplier, {n_nodes} nodes (global)",
         relation="approximates any step shape with shared nodes",
         nonnegative_shape=_piecewise_shape(n_nodes),
+        free_direction_scale=True,
         to_step=_piecewise_to_step,
         starts=_piecewise_start,
         population=_piecewise_population,

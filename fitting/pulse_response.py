@@ -2027,7 +2027,11 @@ class DeviceValues:
 
 
 def _population(
-    values: DeviceValues, estimator: Any, plateaus: dict | None = None, choose_gain: bool = True
+    values: DeviceValues,
+    estimator: Any,
+    plateaus: dict | None = None,
+    choose_gain: bool = True,
+    balance: bool | None = None,
 ) -> dict:
     """aihwkit population parameters (data units) from per-device values (normalized).
 
@@ -2035,6 +2039,9 @@ def _population(
     the bootstrap); ``plateaus`` (normalized ``b_max``/``b_min`` read plateaus per device)
     stand in for a bound that the data do not identify. ``choose_gain``: also ask whether
     the gains are log-normal (:func:`_log_normal_gain`; not in bootstrap replicates).
+    ``balance``: for a family whose shape carries the directions' scales
+    (``free_direction_scale``), scale the up steps by :func:`_balanced_up_scale` (None:
+    where both directions' spreads are determined; the result's ``up_scale``).
     """
     fm, names, theta, cov = values.fm, values.names, values.theta, values.cov
     shared_names, phi, phi_cov, scale = (
@@ -2058,6 +2065,18 @@ def _population(
         cov[:, j["delta_up"], j["delta_down"]] * scale**2,
         estimator=estimator,
     )
+    up_scale = 1.0
+    if fm.free_direction_scale and balance is not False:
+        up_scale = _balanced_up_scale(steps, balance is None)
+        if up_scale != 1.0:
+            steps = pair_population(
+                theta[:, j["delta_up"]] * scale * up_scale,
+                theta[:, j["delta_down"]] * scale,
+                var[:, j["delta_up"]] * (scale * up_scale) ** 2,
+                var[:, j["delta_down"]] * scale**2,
+                cov[:, j["delta_up"], j["delta_down"]] * scale**2 * up_scale,
+                estimator=estimator,
+            )
     # aihwkit keeps |1 + dw_min_dtod·ξ| (enforce_consistency): the measured gains are folded
     sigma, fold = unfolded_gain_spread(steps.gain.spread)
     slope = (
@@ -2077,9 +2096,9 @@ def _population(
     naive["dw_min_dtod"] = steps.gain.naive_spread
     # steps that scale with each device's own bounds (soft-bounds): see both uses below
     own = _steps_follow_own_bounds(fm, names, theta)
-    corrupt = _gain_with_stuck(values, steps, plateaus, params, unc, method, notes, own)
+    corrupt = _gain_with_stuck(values, steps, up_scale, plateaus, params, unc, method, notes, own)
     if choose_gain and corrupt is None:
-        _log_normal_gain(values, steps, params, unc, method, notes)
+        _log_normal_gain(values, steps, up_scale, params, unc, method, notes)
     effects = {"steps": steps}
     for name, key in (("w_max", "b_max"), ("w_min", "b_min")):
         se = np.sqrt(np.maximum(var[:, j[key]], 0.0)) * scale
@@ -2185,6 +2204,7 @@ def _population(
             "mean_b": mean_b,
             "estimator": estimator,
             "fisher_or_boot": _fisher_or_boot,
+            "up_scale": up_scale,
         }
     )
     return {
@@ -2195,23 +2215,49 @@ def _population(
         "notes": notes,
         "effects": effects,
         "corrupt": corrupt,
+        "up_scale": up_scale,
     }
+
+
+def _balanced_up_scale(steps: PairPopulation, judge: bool) -> float:
+    """The factor c on the up steps (1/c on the up shape) that gives both directions the
+    same device-to-device spread: τ⁻/τ⁺ of the per-device Δ⁻ and Δ⁺ (estimation noise
+    removed); 1 where either spread is not positive or (``judge``) within 3 standard errors
+    of 0.
+
+    aihwkit draws a device's scales as dw_min·(b⁺ + g + r) up and dw_min·(b⁻ + g − r) down
+    (``PulsedRPUDevice::populate``, b± the biases of up_down): both directions share the
+    gain's spread, dw_min·dw_min_dtod in absolute units. Where the shape carries each
+    direction's scale too (piecewise-step's nodes, the middle one fixed to 1), the split
+    of Δ⁺ against its nodes is free for the mean trace but not for that model: with the
+    middle node at 1, aihwkit's random sweep case 9 of seed 7 (up_down −0.19, gain spread
+    0.3) put Δ⁺ at 0.78 times aihwkit's, so the up steps' spread was 0.6 of the down
+    steps', and the pair's gain came out 0.24 with up_down_dtod 0.067 for 0.01."""
+    up, down = steps.up, steps.down
+    if not (up.spread > 0 and down.spread > 0 and np.isfinite(up.spread / down.spread)):
+        return 1.0
+    if judge and (up.spread_at_boundary or down.spread_at_boundary):
+        return 1.0
+    return float(down.spread / up.spread)
 
 
 FOLDED_METHOD = "fisher (folded gain with the stuck devices)"
 
 
-def _device_gains(values: DeviceValues, steps: PairPopulation) -> tuple[np.ndarray, np.ndarray]:
+def _device_gains(
+    values: DeviceValues, steps: PairPopulation, up_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Each device's gain (its mean step relative to the population scale, the asymmetry
     taken out: aihwkit's g with Δ± = dw_min·(g ± r + bias)) and its standard error; NaN
-    where a direction is not identified."""
+    where a direction is not identified. ``up_scale``: the factor on Δ⁺ of ``steps``
+    (:func:`_balanced_up_scale`)."""
     j = {n: i for i, n in enumerate(values.names)}
-    theta, cov, scale = values.theta, values.cov, values.scale
-    up, dn = theta[:, j["delta_up"]] * scale, theta[:, j["delta_down"]] * scale
+    theta, cov, scale, c = values.theta, values.cov, values.scale, up_scale
+    up, dn = theta[:, j["delta_up"]] * scale * c, theta[:, j["delta_down"]] * scale
     var = (
-        cov[:, j["delta_up"], j["delta_up"]]
+        c**2 * cov[:, j["delta_up"], j["delta_up"]]
         + cov[:, j["delta_down"], j["delta_down"]]
-        + 2 * np.nan_to_num(cov[:, j["delta_up"], j["delta_down"]])
+        + 2 * c * np.nan_to_num(cov[:, j["delta_up"], j["delta_down"]])
     ) * scale**2
     both = np.isfinite(up) & np.isfinite(dn) & np.isfinite(var)
     gain = ((up + dn) / steps.scale + abs(steps.asymmetry)) / 2.0
@@ -2219,13 +2265,13 @@ def _device_gains(values: DeviceValues, steps: PairPopulation) -> tuple[np.ndarr
     return np.where(both, gain, np.nan), np.where(both, se, np.nan)
 
 
-def _log_normal_gain(values, steps, params, unc, method, notes) -> None:
+def _log_normal_gain(values, steps, up_scale, params, unc, method, notes) -> None:
     """Switch ``params`` (etc.) to aihwkit's log-normal gain (``dw_min_dtod_log_normal``)
     where the devices' gains follow it more likely than the folded normal
     (:func:`fitting.gain_shape.gain_shape`): dw_min is then the median device's step,
     e^{−σ²/2} of the mean, and dw_min_dtod the σ of ln g. aihwkit's sweep case with a
     log-normal σ of 0.5 (128 devices) gave a normal dw_min_dtod of 0.68."""
-    gain, se = _device_gains(values, steps)
+    gain, se = _device_gains(values, steps, up_scale)
     shape = gain_shape(gain, se)
     if shape is None or not shape.log_normal:
         return
@@ -2248,7 +2294,7 @@ def _log_normal_gain(values, steps, params, unc, method, notes) -> None:
     )
 
 
-def _gain_with_stuck(values, steps, plateaus, params, unc, method, notes, own_bounds):
+def _gain_with_stuck(values, steps, up_scale, plateaus, params, unc, method, notes, own_bounds):
     """dw_min, up_down and dw_min_dtod (in ``params`` etc.) and (p0, its error) from one
     likelihood of the fitted devices' gains and the devices screened out as stuck
     (:func:`fitting.censored.folded_gain_with_stuck`); None where no device was stuck
@@ -2258,9 +2304,10 @@ def _gain_with_stuck(values, steps, plateaus, params, unc, method, notes, own_bo
     rates = None if plateaus is None else plateaus.get("stuck_rates")
     if rates is None or len(rates) == 0:
         return None
-    gain, se = _device_gains(values, steps)
+    gain, se = _device_gains(values, steps, up_scale)
     both = np.isfinite(gain)
-    per_gain = np.asarray(rates) * np.array([steps.up.mean, steps.down.mean])
+    # (the up step at the middle of the window: Δ⁺ of the fit, before the balance)
+    per_gain = np.asarray(rates) * np.array([steps.up.mean / up_scale, steps.down.mean])
     try:
         fg = folded_gain_with_stuck(
             gain[both], se[both], per_gain, WEAK_T, SWING_T, steps.asym.spread
@@ -2505,10 +2552,13 @@ def _bootstrap(
     if not targets:
         return
     reps = {k: [] for k in targets}
+    balance = pop.get("up_scale", 1.0) != 1.0  # each replicate balances as the fit did
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
         try:
-            rp = _population(values.take(idx), fast_random_effect, choose_gain=False)["params"]
+            rp = _population(
+                values.take(idx), fast_random_effect, choose_gain=False, balance=balance
+            )["params"]
         except (ValueError, ZeroDivisionError, FloatingPointError):
             continue
         for k in targets:
@@ -2533,8 +2583,10 @@ def _per_device(fm, names, theta, cov, scale, ids, pop) -> dict[str, np.ndarray]
         ("b_max", "w_max"),
         ("b_min", "w_min"),
     ):
-        out[name] = np.where(unknown[:, j[key]], np.nan, theta[:, j[key]] * scale)
-        out[f"{name}_se"] = np.where(unknown[:, j[key]], np.nan, se[:, j[key]] * scale)
+        # (Δ⁺ in the preset's frame: times the balance of the directions, see _population)
+        k = scale * (pop.get("up_scale", 1.0) if key == "delta_up" else 1.0)
+        out[name] = np.where(unknown[:, j[key]], np.nan, theta[:, j[key]] * k)
+        out[f"{name}_se"] = np.where(unknown[:, j[key]], np.nan, se[:, j[key]] * k)
     bounds = {ref: abs(pop["params"][ref]) / scale for ref in ("w_max", "w_min")}
     fm.per_device(j, theta, se, unknown, bounds, out)  # per-device shape (γ, exponents)
     return out

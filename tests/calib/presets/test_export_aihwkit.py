@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import types
@@ -125,10 +124,11 @@ def test_cli_export_needs_output_for_json(tmp_path: Path, capsys) -> None:
     assert "needs -o" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("aihwkit") is None, reason="aihwkit not installed")
 @pytest.mark.parametrize("model", list(AIHWKIT_CLASSES))
 def test_export_rebuilds_the_device_in_aihwkit(model: str) -> None:
-    from aihwkit.simulator.configs import devices
+    # (not find_spec("aihwkit"): tests/fitting/aihwkit/ is a namespace package of that name
+    # once tests/fitting is on sys.path, i.e. when it is collected first)
+    devices = pytest.importorskip("aihwkit.simulator.configs.devices")
 
     out = aihwkit_device(preset(model))
     device = getattr(devices, out["device"]["class"])(**out["device"]["parameters"])

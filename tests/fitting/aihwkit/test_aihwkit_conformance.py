@@ -99,9 +99,17 @@ XFAIL: dict[str, tuple[str, str]] = {
         "piecewise-step",
         "fitter: re-simulated mean trace off by 3.4% of the span (limit 3.0%)",
     ),
+    "pw_3_nodes_asym": (
+        "piecewise-step",
+        "fitter: dw_min_dtod 0.249 vs 0.300 configured; the devices aihwkit drew have a gain "
+        "spread of 0.26 (absolute spread 0.0026 of both directions' scales, dw_min 0.01). "
+        "0.257 before the up steps were balanced against their nodes (aihwkit's additive "
+        "gain: tests/fitting/test_piecewise_direction_balance.py), which moved random sweep "
+        "cases of seed 7 from 0.21 and 0.24 to 0.29",
+    ),
     "pw_twice_spread": (
         "piecewise-step",
-        "fitter: dw_min_dtod 0.513 vs 0.600 (the devices kept have a drawn gain spread of "
+        "fitter: dw_min_dtod 0.521 vs 0.600 (the devices kept have a drawn gain spread of "
         "0.53 after aihwkit's |1 + σξ|, 0.58 unfolded; the low-gain devices' steps come out "
         "1.5x too large: their bounds, never reached, trade against the step)",
     ),
