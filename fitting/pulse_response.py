@@ -380,7 +380,7 @@ def fit_pulse_response_source(
     if fitted.size == 0:
         raise FitInputError(
             f"{source.source}: none of the {source.n_devices} devices respond to pulses as a "
-            f"pulsed device ({_describe(counts)}); nothing to fit"
+            f"pulsed device ({_describe(counts)}); nothing to fit{_one_direction_hint(screen)}"
         )
     direction_wise = screen.direction_wise
     if direction_wise:
@@ -1190,6 +1190,25 @@ def _shape_identified_per_device(
         "and its device-to-device spread is not estimated (reported as 0)"
     )
     return False
+
+
+def _one_direction_hint(screen: Screening) -> str:
+    """Where every responding device moves under one pulse direction only: what that says
+    about the device and the protocol (else "")."""
+    one = screen.status == "one_direction"
+    if not one.any() or np.any(np.isin(screen.status, ("ok", "weak_response"))):
+        return ""
+    up = screen.t_up[one] > SWING_T
+    if up.all() or not up.any():
+        moves, still = ("up", "down") if up.all() else ("down", "up")
+        return (
+            f": every one of them moves under {moves} pulses only, so {still} pulses change "
+            f"none of the states the traces visit ({still} steps zero or below the read noise "
+            f"there, e.g. {still} steps that stop short of where the trains start, as aihwkit's "
+            f"ExpStepDevice with a large A_{still}): measure trains that start with the "
+            f"{moves} pulses, so that the {still} pulses start from states they move"
+        )
+    return ""
 
 
 def _describe(counts: dict[str, int]) -> str:

@@ -1,0 +1,34 @@
+"""A chip whose devices all move under one pulse direction only gets a refusal that says
+so and what to measure (aihwkit's random sweep case 4 of seed 7: an ExpStepDevice with
+A_up 0.39, γ_up 6.0 whose up steps stop below the state the trains start from)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fitting.pulse_response import FitInputError, fit_pulse_response
+from fitting.traces import PulseTraces
+
+PULSES = np.array([0] + [1] * 60 + [-1] * 60)
+
+
+def _down_only_chip(seed: int = 0, n: int = 32) -> PulseTraces:
+    """Up pulses leave every device where it is; down pulses step it (soft bound at −1)."""
+    rng = np.random.default_rng(seed)
+    w = np.zeros(n)
+    out = np.empty((n, PULSES.size))
+    for k, p in enumerate(PULSES):
+        if p < 0:
+            w = w - 0.03 * (1.0 + w)
+        out[:, k] = 2.0 + w + 0.002 * rng.standard_normal(n)
+    return PulseTraces(out, PULSES)
+
+
+def test_refusal_names_the_direction_that_moves_nothing() -> None:
+    with pytest.raises(FitInputError) as info:
+        fit_pulse_response(_down_only_chip(), model="auto")
+    message = str(info.value)
+    assert "32 one direction" in message
+    assert "moves under down pulses only" in message and "up pulses change none" in message
+    assert "\n" not in message  # one line
