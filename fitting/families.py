@@ -696,6 +696,7 @@ def _piecewise_from_preset(p, pd, col) -> dict:
     for d in ("up", "down"):
         nodes = p[f"piecewise_{d}"]
         m = float(nodes[mid])
+        m = m if np.isfinite(m) and m > 0 else 1.0  # (a preset not written by the fitter)
         for j, v in enumerate(nodes):
             if j != mid:
                 vals[f"node_{d}_{j}"] = float(v) / m

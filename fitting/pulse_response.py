@@ -2076,26 +2076,24 @@ def _population(
     method: dict[str, str] = {}
     naive: dict[str, float] = {}
     notes: list[str] = []
-    steps: PairPopulation = pair_population(
-        theta[:, j["delta_up"]] * scale,
-        theta[:, j["delta_down"]] * scale,
-        var[:, j["delta_up"]] * scale**2,
-        var[:, j["delta_down"]] * scale**2,
-        cov[:, j["delta_up"], j["delta_down"]] * scale**2,
-        estimator=estimator,
-    )
+    up, dn = j["delta_up"], j["delta_down"]
+
+    def pair(c: float) -> PairPopulation:  # the steps' population, Δ⁺ scaled by c
+        return pair_population(
+            theta[:, up] * scale * c,
+            theta[:, dn] * scale,
+            var[:, up] * (scale * c) ** 2,
+            var[:, dn] * scale**2,
+            cov[:, up, dn] * scale**2 * c,
+            estimator=estimator,
+        )
+
+    steps = pair(1.0)
     up_scale = 1.0
     if fm.free_direction_scale and balance is not False:
         up_scale = _balanced_up_scale(steps, balance is None)
         if up_scale != 1.0:
-            steps = pair_population(
-                theta[:, j["delta_up"]] * scale * up_scale,
-                theta[:, j["delta_down"]] * scale,
-                var[:, j["delta_up"]] * (scale * up_scale) ** 2,
-                var[:, j["delta_down"]] * scale**2,
-                cov[:, j["delta_up"], j["delta_down"]] * scale**2 * up_scale,
-                estimator=estimator,
-            )
+            steps = pair(up_scale)
     # aihwkit keeps |1 + dw_min_dtod·ξ| (enforce_consistency): the measured gains are folded
     sigma, fold = unfolded_gain_spread(steps.gain.spread)
     slope = (

@@ -31,6 +31,7 @@ import numpy as np
 from calib.reports.figures import save_figure
 from calib.runtime.json_values import plain_json
 from fitting.diagnostics import PulseFitFigures
+from fitting.families import population_step
 from fitting.pulse_response import PulseResponseFit
 
 __all__ = ["write_pulse_response_report"]
@@ -345,10 +346,7 @@ def _parameters(out, fit, unit, scale) -> Path:
     cols = 3 if len(panels) > 4 else 2
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
-    steps_mean = {
-        "delta_up": p["dw_min"] * (1 + min(p["up_down"], 0.0)),
-        "delta_down": p["dw_min"] * (1 - max(p["up_down"], 0.0)),
-    }
+    steps_mean = {"delta_up": population_step(p, True), "delta_down": population_step(p, False)}
     for ax, (key, title, u, sc, pop) in zip(axes.flat, panels, strict=False):
         x = np.asarray(pd[key], dtype=float)
         x = x[np.isfinite(x)]
