@@ -458,9 +458,10 @@ class GmmProblem:
                 prob = self.subset(rows)
             th, gg, qq, lm, dn = theta[rows], g[rows], q[rows], lam[rows], done[rows]
             jac = prob.jacobian(th, phi, gg)
-            jw = np.swapaxes(jac, 1, 2) @ prob.W
-            hess = jw @ jac
-            grad = (jw @ gg[..., None])[..., 0]
+            with np.errstate(invalid="ignore", over="ignore"):  # a diverging device: NaN rows
+                jw = np.swapaxes(jac, 1, 2) @ prob.W
+                hess = jw @ jac
+                grad = (jw @ gg[..., None])[..., 0]
             diag = np.diagonal(hess, axis1=1, axis2=2).copy()
             floor = 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300)
             diag = np.maximum(diag, floor)
