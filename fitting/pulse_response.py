@@ -819,6 +819,7 @@ def combine_device_estimates(
     )
     read_se = float(noise.read_se * scale)  # bootstrap over devices: none with one device
     fit_obj.read_noise_stderr = read_se if np.isfinite(read_se) and read_se > 0 else None
+    _require_finite(fit_obj, ctx.source.source)
     if predictive_check:
         fit_obj.predictive = _predictive(fit_obj, ctx.source, seed=seed)
         fit_obj.diagnostics.update({f"predictive_{k}": v for k, v in fit_obj.predictive.items()})
@@ -1190,6 +1191,17 @@ def _shape_identified_per_device(
         "and its device-to-device spread is not estimated (reported as 0)"
     )
     return False
+
+
+def _require_finite(fit: PulseResponseFit, source: str) -> None:
+    """A one-line refusal where a population parameter came out infinite or NaN (a diverged
+    estimator), before the preset is simulated or written."""
+    for name, value in fit.parameters.items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise FitInputError(
+                f"{source}: the {fit.model} fit diverged ({name} = {value}); fit another "
+                "--model, or auto"
+            )
 
 
 def _one_direction_hint(screen: Screening) -> str:

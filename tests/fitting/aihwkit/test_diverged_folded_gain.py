@@ -29,3 +29,20 @@ def test_runaway_folded_gain_gives_a_verdict_without_warnings(tmp_path: Path, ca
         isinstance(v, bool) or not isinstance(v, float) or abs(v) < 1e300
         for v in device["parameters"].values()
     )
+
+
+def test_a_non_finite_population_parameter_is_refused_in_one_line(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    # without the folded gain's own judgement, up_down comes out inf on this case: the fit
+    # is refused before the preset is simulated or written
+    import fitting.pulse_response as pulse_response
+
+    monkeypatch.setattr(pulse_response, "FOLDED_SCALE_RANGE", (0.0, float("inf")))
+    out = tmp_path / "preset.json"
+    args = ["--model", "pow-step", "--units", "normalized", "-o", str(out)]
+    code = main(["fit", "pulse-response", str(CASE), *args])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the pow-step fit diverged (up_down = inf)" in err and "internal error" not in err
+    assert not out.exists()
