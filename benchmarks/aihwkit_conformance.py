@@ -1052,15 +1052,24 @@ def sweep(n: int, seed: int, out_dir: Path) -> int:
         case = random_case(rng, f"sweep{seed}_{k:02d}")
         generate(case, out_dir)
         add_redraws(case, out_dir)
-        r = evaluate_case(case.name, fixtures=out_dir)
+        try:
+            r = evaluate_case(case.name, fixtures=out_dir)
+        except Exception as exc:  # an internal error is a finding: keep it and the other cases
+            r = {
+                "case": case.name,
+                "true_family": case.family,
+                "family": "(internal error)",
+                "failures": [f"internal error: {type(exc).__name__}: {exc}"],
+            }
         r["fields"], r["protocol"] = case.fields, (case.n_devices, case.n_pulses, case.cycles)
         results.append(r)
+        # written after every case: a sweep stopped part-way keeps what it measured
+        (out_dir / "sweep.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
         print(
             f"{case.name} {case.fields} {r['protocol']} read {case.read_noise}: "
             f"{r['family']}; {'; '.join(r['failures']) or 'pass'}",
             flush=True,
         )
-    (out_dir / "sweep.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     print_tables(results)
     n_pass = sum(not r["failures"] for r in results)
     print(f"\n{n_pass} of {n} random cases meet every criterion")

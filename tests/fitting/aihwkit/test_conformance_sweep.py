@@ -42,3 +42,27 @@ def test_sweep_refuses_to_write_into_the_committed_fixtures() -> None:
     bench = _bench()
     with pytest.raises(SystemExit, match="committed fixtures"):
         bench.sweep(1, 0, bench.FIXTURES)
+
+
+def test_an_internal_error_is_a_result_and_the_sweep_goes_on(tmp_path, monkeypatch) -> None:
+    # seed 8's fifth case stopped the first sweep with a ValueError and lost its later cases
+    import json
+
+    import aihwkit_checks
+
+    bench = _bench()
+    monkeypatch.setattr(bench, "generate", lambda case, out: None)
+    monkeypatch.setattr(bench, "add_redraws", lambda case, out: None)
+    monkeypatch.setattr(bench, "_our_side_on_path", lambda: None)
+    monkeypatch.setattr(bench, "print_tables", lambda results: None)
+
+    def evaluate(name, fixtures):
+        if name.startswith("sweep3_01"):
+            raise ValueError("device parameter up_down is not finite (inf)")
+        return {"case": name, "true_family": "x", "family": "x", "failures": []}
+
+    monkeypatch.setattr(aihwkit_checks, "evaluate_case", evaluate)
+    assert bench.sweep(3, 3, tmp_path) == 0
+    results = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["family"] for r in results] == ["x", "(internal error)", "x"]
+    assert "ValueError: device parameter up_down" in results[1]["failures"][0]
