@@ -2263,11 +2263,12 @@ def _balanced_up_scale(steps: PairPopulation, judge: bool) -> float:
     0.3) put Δ⁺ at 0.78 times aihwkit's, so the up steps' spread was 0.6 of the down
     steps', and the pair's gain came out 0.24 with up_down_dtod 0.067 for 0.01."""
     up, down = steps.up, steps.down
-    if not (up.spread > 0 and down.spread > 0 and np.isfinite(up.spread / down.spread)):
+    c = down.spread / up.spread if up.spread > 0 and down.spread > 0 else np.nan
+    if not np.isfinite(c):  # (the ratio used, not its inverse: a tiny τ⁺ makes c infinite)
         return 1.0
     if judge and (up.spread_at_boundary or down.spread_at_boundary):
         return 1.0
-    return float(down.spread / up.spread)
+    return float(c)
 
 
 FOLDED_METHOD = "fisher (folded gain with the stuck devices)"

@@ -96,3 +96,18 @@ def test_preset_frame_gives_the_fitted_steps(fit) -> None:
     mult = np.vectorize(lambda v: np.interp(v, np.linspace(0, 1, nodes.size), nodes))(x)
     ok = np.isfinite(b_min[:, 0]) & np.isfinite(b_max[:, 0])
     np.testing.assert_allclose(step[ok], (up * mult)[ok], rtol=1e-6)
+
+
+def test_balance_stays_1_where_the_up_spread_is_all_but_zero() -> None:
+    # a bootstrap replicate balances without judging the spreads: τ⁺ of 1e-320 made c inf
+    from fitting.population import PairPopulation, RandomEffect
+    from fitting.pulse_response import _balanced_up_scale
+
+    def steps(tau_up: float, tau_down: float) -> PairPopulation:
+        effect = RandomEffect(1.0, 0.0, 0.3, 0.01, 0.3, 64)
+        up = RandomEffect(1.0, np.nan, tau_up, np.nan, tau_up, 64)
+        down = RandomEffect(1.0, np.nan, tau_down, np.nan, tau_down, 64)
+        return PairPopulation(1.0, 0.0, effect, effect, up, down, 0.0, 0.0)
+
+    assert _balanced_up_scale(steps(1e-320, 1e-3), judge=False) == 1.0
+    assert _balanced_up_scale(steps(0.5e-3, 1e-3), judge=False) == pytest.approx(2.0)
