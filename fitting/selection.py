@@ -90,6 +90,9 @@ class ModelScore:
     delta_bic: float = 0.0
     equivalent_to: list[str] = field(default_factory=list)
     note: str = ""
+    #: BIC margin in favour of this family over the best one it contains, on moments that
+    #: see the step's shape (``fitting.pulse_response._exponent_test``); None when not run
+    shape_test_bic: float | None = None
 
     @property
     def relation(self) -> str:
@@ -115,6 +118,7 @@ class ModelScore:
             "equivalent_to": list(self.equivalent_to),
             "relation": self.relation,
             "note": self.note,
+            **({} if self.shape_test_bic is None else {"shape_test_bic": self.shape_test_bic}),
         }
 
 
@@ -239,6 +243,7 @@ def efficient_shape(
     c2c: float,
     non_accumulating: float,
     starts: Sequence[tuple[np.ndarray, np.ndarray | None]] = (),
+    first_stage: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The shared shape and the per-device values solved jointly with the efficient weight
     W = S⁻¹ (S from the noise model, :func:`moment_noise_covariance`), from the fit and
@@ -252,20 +257,23 @@ def efficient_shape(
     (aihwkit's pow-step with γ⁺ 1.93, γ⁻ 2.09, one 118-pulse cycle of 64 devices at read
     noise 4 steps, four-read instruments: exponents 1.38, 1.93 and J 42 below soft-bounds'
     here; started from one-read NL2SLS values without the first stage, 4.2 and J 24 below).
-    J is scored at this minimum, as Hansen's statistic requires.
+    J is scored at this minimum, as Hansen's statistic requires. ``first_stage=False``
+    leaves the NL2SLS stage out, for per-device values that are already efficient at the
+    shape (:func:`best_efficient_estimate`).
     """
     best: tuple[np.ndarray, np.ndarray, float] | None = None
     for phi0, theta0 in ((fit.phi, None), *starts):
         out = prob.subset(np.arange(prob.n_dev))
         theta = (fit.theta if theta0 is None else theta0).copy()
         phi = np.asarray(phi0, dtype=float).copy()
-        # first stage under the NL2SLS weight of these moments, then S⁻¹ (two-step GMM)
-        out.set_weights(theta, phi)
-        theta, _, _ = out.solve_devices(theta, phi, max_iter=10)
-        out.set_weights(theta, phi)
-        theta, phi = out.solve_joint(theta, phi)
-        out.W = _inverse(moment_noise_covariance(out, theta, phi, c2c, non_accumulating))
-        theta, _, _ = out.solve_devices(theta, phi, max_iter=40)
+        if first_stage:
+            # first stage under the NL2SLS weight of these moments, then S⁻¹ (two-step GMM)
+            out.set_weights(theta, phi)
+            theta, _, _ = out.solve_devices(theta, phi, max_iter=10)
+            out.set_weights(theta, phi)
+            theta, phi = out.solve_joint(theta, phi)
+            out.W = _inverse(moment_noise_covariance(out, theta, phi, c2c, non_accumulating))
+            theta, _, _ = out.solve_devices(theta, phi, max_iter=40)
         for _ in range(2):  # S at the start, then at the new values
             out.W = _inverse(moment_noise_covariance(out, theta, phi, c2c, non_accumulating))
             theta, phi = out.solve_joint(theta, phi)

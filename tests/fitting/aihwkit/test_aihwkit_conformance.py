@@ -81,19 +81,20 @@ XFAIL: dict[str, tuple[str, str]] = {
         "fitted ln γ spreads 0.05/0.08 for about 0.1",
     ),
     "ps_twice_spread": (
-        "pow-step",
-        "fitter (family right again since the per-device exponent is also solved from the "
-        "shared fit, 2026-12-07 10th session; piecewise-step since 083aa3f): up step curve "
-        "rms 0.201 and down 0.054 of the largest step > 0.05; dw_min_dtod 0.433 vs 0.600; "
-        "re-simulated mean trace off by 6.5% of the span (limit 3.9%)",
+        "piecewise-step",
+        "fitter (piecewise-step since every shared shape is scored at its efficient minimum, "
+        "2026-12-07 15th session: its three nodes J 1054 against pow-step's shared 2185 and "
+        "per-device 804 + 193 random-effect cost, ΔBIC 16; pow-step before, with up curve "
+        "0.201): auto picked piecewise-step, truth pow-step; up step curve rms 0.176 of the "
+        "largest step > 0.05; re-simulated mean trace off by 10.9% of the span (limit 3.9%)",
     ),
     "ps_weak_gamma": (
-        "pow-step",
-        "fitter (family right again since the per-device exponent is also solved from the "
-        "shared fit, 2026-12-07 10th session; piecewise-step since 083aa3f, BIC 3339 against "
-        "3385): up step curve rms 0.066 of the largest step > 0.05; dw_min_dtod 0.236 vs "
-        "0.300; dw_min_std 0.361 vs 0.300 (read noise 2.4 steps; 0.420 before the triangle "
-        "windows)",
+        "piecewise-step",
+        "fitter (piecewise-step since every shared shape is scored at its efficient minimum, "
+        "2026-12-07 15th session: three nodes J 494 against pow-step's 570 at its re-solved "
+        "exponent, ΔBIC 55; pow-step before, with up curve 0.066): auto picked "
+        "piecewise-step, truth pow-step; re-simulated mean trace off by 5.9% of the span "
+        "(limit 4.8%)",
     ),
     "pw_5_nodes": (
         "piecewise-step",
