@@ -1151,7 +1151,7 @@ def _shape_test_tied(score: ModelScore) -> bool:
     """Whether the exponent test (:func:`_exponent_test`) cannot tell ``score``'s family
     from the best one it contains, or prefers it. The one-read ranking hides the exponent
     under read noise; aihwkit's pow-step of sweep seed 8, case 0 (γ 1.48, bounds never
-    reached): soft-bounds first by ΔBIC 26, the exponent test +2.6 for pow-step, soft-bounds'
+    reached): soft-bounds first by ΔBIC 17, the exponent test +2.6 for pow-step, soft-bounds'
     simulation 11 % of the span off, pow-step's 4 %."""
     margin = score.shape_test_bic
     return margin is not None and margin > -INDISTINGUISHABLE_BIC
