@@ -32,9 +32,9 @@ def test_pow_step_level_on_the_exponent_test_joins_the_predictive_tie_break(tmp_
     """PowStepDevice (γ 1.48, bounds never reached, one 91-pulse cycle of 96 devices): the
     one-read ranking puts soft-bounds first (ΔBIC 17 for pow-step), the exponent test has
     pow-step ahead (+2.6; within 10 counts as tied), and soft-bounds' simulation misses the
-    mean trace by 11 % of the span. pow-step was never simulated; now it joins the predictive tie-break
-    and is kept because its simulation is closer (its spreads still miss with one cycle and
-    unreached bounds: benchmarks/RESULTS.md)."""
+    mean trace by 11 % of the span. pow-step was never simulated; now it joins the
+    predictive tie-break and is kept because its simulation is closer (its spreads still miss
+    with one cycle and unreached bounds: benchmarks/RESULTS.md)."""
     path = UNSEEN / "sweep8_00_pow-step.h5"
     _, fit = fit_pulse_response_file(
         path, tmp_path / "preset.json", model="auto", units="normalized", seed=0
