@@ -384,6 +384,13 @@ def fit_pulse_response_source(
             f"{source.source}: none of the {source.n_devices} devices respond to pulses as a "
             f"pulsed device ({_describe(counts)}); nothing to fit{_one_direction_hint(screen)}"
         )
+    n_one = counts.get("one_direction", 0)
+    if n_one > fitted.size:  # the preset would describe a minority of the chip
+        notes.append(
+            f"{n_one} of {source.n_devices} devices respond to one pulse direction only, more "
+            f"than the {fitted.size} fitted: the preset describes a minority of the chip"
+            f"{_one_direction_hint(screen, every=False)}"
+        )
     direction_wise = screen.direction_wise
     if direction_wise:
         notes.append(
@@ -1220,11 +1227,12 @@ def _require_finite(fit: PulseResponseFit, source: str) -> None:
             )
 
 
-def _one_direction_hint(screen: Screening) -> str:
-    """Where every responding device moves under one pulse direction only: what that says
-    about the device and the protocol (else "")."""
+def _one_direction_hint(screen: Screening, every: bool = True) -> str:
+    """Where every responding device (``every=False``: every one-direction device) moves
+    under one pulse direction only: what that says about the device and the protocol
+    (else "")."""
     one = screen.status == "one_direction"
-    if not one.any() or np.any(np.isin(screen.status, ("ok", "weak_response"))):
+    if not one.any() or (every and np.any(np.isin(screen.status, ("ok", "weak_response")))):
         return ""
     up = screen.t_up[one] > SWING_T
     if up.all() or not up.any():
