@@ -95,7 +95,6 @@ from fitting.selection import (
     best_efficient_estimate,
     efficient_shape,
     equivalences,
-    j_statistic,
     nested_start,
     random_effect_penalty,
     rank_models,
@@ -1425,21 +1424,17 @@ def _efficient_shared_shape(
     the shape and J per device (``fit.phi`` itself when the re-solve does not lower J)."""
     try:
         with np.errstate(all="ignore"):
-            th, phi, total = efficient_shape(
+            th, phi, j_new = efficient_shape(
                 prob,
                 replace(fit, theta=theta),
                 ref.c2c,
                 ref.non_accumulating,
                 first_stage=False,
             )
-            if not total < float(np.sum(j)):
-                return theta, fit.phi, j
-            j_new = j_statistic(prob, th, phi, ref.c2c, ref.non_accumulating)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError):
         return theta, fit.phi, j
-    if not np.all(np.isfinite(j_new)):
-        return theta, fit.phi, j
-    return th, phi, j_new
+    # (a finite sum has every device's J finite)
+    return (th, phi, j_new) if float(np.sum(j_new)) < float(np.sum(j)) else (theta, fit.phi, j)
 
 
 def _family_noise(fam: str, fit: DeviceFit, data: DeviceData, rep: Any) -> Any:
@@ -1484,9 +1479,10 @@ def _efficient_nested_shape(
     smooth = prob.with_instrument_reads(SCORE_INSTRUMENT_READS)
     try:
         with np.errstate(all="ignore"):
-            _, phi, total = efficient_shape(smooth, fit, ref.c2c, ref.non_accumulating, starts)
+            _, phi, j = efficient_shape(smooth, fit, ref.c2c, ref.non_accumulating, starts)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError):
         return None
+    total = float(np.sum(j))
     return (phi, total) if np.isfinite(total) else None
 
 

@@ -244,11 +244,11 @@ def efficient_shape(
     non_accumulating: float,
     starts: Sequence[tuple[np.ndarray, np.ndarray | None]] = (),
     first_stage: bool = True,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The shared shape and the per-device values solved jointly with the efficient weight
     W = S⁻¹ (S from the noise model, :func:`moment_noise_covariance`), from the fit and
     from each of ``starts`` ((shape, per-device values or None for the fit's)): the
-    per-device values, the shape and the total J of the solution with the lowest total J.
+    per-device values, the shape and J per device of the solution with the lowest total J.
 
     Each start is solved first under the NL2SLS weight of ``prob``'s moments, then twice
     under S⁻¹ (S at the start, then at the new values): two-step GMM. The NL2SLS weight
@@ -261,7 +261,7 @@ def efficient_shape(
     leaves the NL2SLS stage out, for per-device values that are already efficient at the
     shape (:func:`best_efficient_estimate`).
     """
-    best: tuple[np.ndarray, np.ndarray, float] | None = None
+    best: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
     for phi0, theta0 in ((fit.phi, None), *starts):
         out = prob.subset(np.arange(prob.n_dev))
         theta = (fit.theta if theta0 is None else theta0).copy()
@@ -279,10 +279,10 @@ def efficient_shape(
             theta, phi = out.solve_joint(theta, phi)
         j = j_statistic(out, theta, phi, c2c, non_accumulating)
         total = float(np.sum(j)) if np.all(np.isfinite(j)) else np.inf
-        if best is None or total < best[2]:
-            best = (theta, phi, total)
+        if best is None or total < best[3]:
+            best = (theta, phi, j, total)
     assert best is not None
-    return best
+    return best[:3]
 
 
 def nested_start(
