@@ -40,6 +40,7 @@ from scipy import optimize, stats
 from fitting.censored import (
     censored_random_effect,
     folded_gain_with_stuck,
+    path_censored_random_effect,
     unfolded_gain_spread,
 )
 from fitting.chunked import (
@@ -2249,12 +2250,24 @@ def _population(
             # the bound of a device that turned before it is fitted at its turning point
             # (the furthest state it visited); the read plateau where nothing was fitted
             limits = np.where(ok, x, plateaus[key] * scale)[~reached]
-            eff = censored_random_effect(x[reached], se[reached], limits, upper=key == "b_max")
+            path = _path_excess(values, key, ok, plateaus)
+            if path is None:
+                eff = censored_random_effect(x[reached], se[reached], limits, key == "b_max")
+                how = "counts them as bounds beyond their furthest read"
+            else:
+                furthest = np.where(ok, x, plateaus[key] * scale)
+                eff = path_censored_random_effect(
+                    furthest, np.where(ok, se, 0.0), path[0], path[1], key == "b_max"
+                )
+                how = (
+                    "weighs each device's furthest state as its bound or as a limit by how "
+                    "far its own steps would carry it beyond (fitting/censored.py)"
+                )
             ok, censored = reached, True
             notes.append(
-                f"{name}: {int(limits.size)} of {x.size} devices did not reach this bound; "
-                "population mean and spread from a censored (Tobit) likelihood that counts "
-                "them as bounds beyond their furthest read"
+                f"{name}: {int(limits.size)} of {x.size} devices did not reach this bound "
+                f"({DWELL_READS} reads at it by their own steps); population mean and spread "
+                f"from a censored (Tobit) likelihood that {how}"
             )
         if eff is not None and (own or not fm.bounds_only_by_clip):
             # bounds placed by the steps (soft-bounds' own, exp-step's z, pow-step,
@@ -2598,6 +2611,26 @@ def _reached_hard_bound(
     return reached
 
 
+def _path_excess(
+    values: DeviceValues, key: str, ok: np.ndarray, plateaus: dict | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per device (data units), how far its fitted steps carry it beyond its furthest state
+    towards bound ``key`` without the bound, and the error of that: the error of the model
+    path's anchor (the read noise of the first read, or the error of the bound it last sat
+    at), the pulses since times their steps' errors, and the bound's own error
+    (``plateaus["dwell_excess_<key>"]`` and the rest from :func:`_dwell_reads`, counted once
+    before any change of origin). Non-finite where the device has no fitted bound; None
+    without them."""
+    get = (lambda k: None) if plateaus is None else plateaus.get
+    excess, var = get(f"dwell_excess_{key}"), get(f"dwell_excess_var_{key}")
+    from_start, sigma = get(f"dwell_excess_from_start_{key}"), get("read_noise")
+    if excess is None or var is None or sigma is None or not np.isfinite(sigma):
+        return None
+    start = sigma**2 if from_start is None else np.where(from_start, sigma**2, 0.0)
+    sd = np.sqrt(start + var) * values.scale
+    return np.where(ok, excess * values.scale, np.nan), sd
+
+
 def _dwell_reads(
     values: DeviceValues, plateaus: dict, runs: list[tuple[int, np.ndarray]]
 ) -> dict[str, np.ndarray] | None:
@@ -2618,21 +2651,68 @@ def _dwell_reads(
     if not values.fm.bounds_only_by_clip or not runs or "start" not in plateaus:
         return None
     fm, n = values.fm, values.theta.shape[0]
-    out = {"b_max": np.zeros(n, dtype=np.int32), "b_min": np.zeros(n, dtype=np.int32)}
+    out: dict[str, np.ndarray] = {}
+    for key in ("b_max", "b_min"):
+        out[key] = np.zeros(n, dtype=np.int32)
+        out[f"excess_{key}"] = np.full(n, -np.inf)
+        out[f"excess_var_{key}"] = np.full(n, np.nan)
+        out[f"excess_from_start_{key}"] = np.zeros(n, dtype=bool)
     j = {name: i for i, name in enumerate(values.names)}
     shared = dict(zip(values.shared_names, np.asarray(values.phi, dtype=float), strict=True))
+
+    def cov(name: str, other: str | None = None) -> np.ndarray:
+        if name not in j or (other is not None and other not in j):
+            return np.full(n, np.nan)
+        return values.cov[:, j[name], j[other or name]]
+
+    v_up, v_dn = np.maximum(cov("delta_up"), 0.0), np.maximum(cov("delta_down"), 0.0)
+    c_ud = cov("delta_up", "delta_down")
+    v_bound = {key: np.maximum(cov(key), 0.0) for key in ("b_max", "b_min")}
     for sl in chunks(n, RECENTER_BLOCK):
         vals = {name: values.theta[sl, i] for name, i in j.items()}
         vals.update(shared)
         hi, lo = vals["b_max"], vals["b_min"]
         w = plateaus["start"][sl].astype(float)
+        # the model path's error: its anchor's (the first read, or the bound it last sat
+        # at, seen at a read) and the pulses since, each carrying its direction's step error
+        total = {True: 0, False: 0}  # pulses of each direction so far
+        since = {True: np.zeros(w.size), False: np.zeros(w.size)}  # totals at the anchor
+        anchor, from_start = np.zeros(w.size), np.ones(w.size, dtype=bool)
         with np.errstate(all="ignore"):
             for direction, counts in runs:
-                key = "b_max" if direction > 0 else "b_min"
+                up = direction > 0
+                key = "b_max" if up else "b_min"
+                # the same run without this bound: how far the device's steps carry it
+                free, furthest, pulses = w.copy(), w.copy(), 0
+                k_up, k_dn = total[True] - since[True], total[False] - since[False]
+                run_start = (anchor.copy(), from_start.copy())
                 for c in counts:
                     for _ in range(int(c)):
-                        w = np.clip(w + fm.step(w, direction > 0, vals), lo, hi)
-                    out[key][sl] += w == vals[key]
+                        free = free + fm.step(free, up, vals)
+                        w = np.clip(w + fm.step(w, up, vals), lo, hi)
+                    furthest = np.maximum(furthest, free) if up else np.minimum(furthest, free)
+                    pulses += int(c)
+                    total[up] += int(c)
+                    sat = w == vals[key]
+                    out[key][sl] += sat
+                    since[True][sat], since[False][sat] = total[True], total[False]
+                    anchor[sat], from_start[sat] = v_bound[key][sl][sat], False
+                excess = (furthest - hi) if up else (lo - furthest)
+                better = excess > out[f"excess_{key}"][sl]
+                k_up, k_dn = (k_up + pulses, k_dn) if up else (k_up, k_dn + pulses)
+                err = (
+                    run_start[0]
+                    + v_bound[key][sl]
+                    + k_up**2 * v_up[sl]
+                    + k_dn**2 * v_dn[sl]
+                    - 2.0 * k_up * k_dn * c_ud[sl]
+                )
+                for name, value in (
+                    (f"excess_{key}", excess),
+                    (f"excess_var_{key}", np.maximum(err, 0.0)),
+                    (f"excess_from_start_{key}", run_start[1]),
+                ):
+                    out[name][sl] = np.where(better, value, out[name][sl])
     return out
 
 

@@ -56,10 +56,11 @@ XFAIL: dict[str, tuple[str, str]] = {
     # e6ead9a: ps_twice_spread, ps_weak_gamma, preset_reram_es and preset_reram_sb had
     # changed (a strict xfail does not see a different failure), the rest as written
     "es_both_A_negative": (
-        "exp-step",
-        "fitter (family right since the clip-clear margins; linear-step before): w_min -0.384 "
-        "vs -0.489 (reached by 58%); re-simulated mean trace off by 7.3% of the span (limit "
-        "5.7%)",
+        "linear-step",
+        "fitter (2026-12-08 at 7b5f5a6 on a fresh venv: linear-step first by ΔBIC 25.7 over "
+        "exp-step, whose tie-break had kept exp-step before; w_min -0.384 vs -0.489 then): "
+        "auto picked linear-step, truth exp-step; every other criterion met (re-simulated "
+        "mean trace 2.7 % of the span)",
     ),
     "es_twice_spread": (
         "exp-step",
@@ -89,12 +90,10 @@ XFAIL: dict[str, tuple[str, str]] = {
         "largest step > 0.05; re-simulated mean trace off by 10.9% of the span (limit 3.9%)",
     ),
     "ps_weak_gamma": (
-        "piecewise-step",
-        "fitter (piecewise-step since every shared shape is scored at its efficient minimum, "
-        "2026-12-07 15th session: three nodes J 494 against pow-step's 570 at its re-solved "
-        "exponent, ΔBIC 55; pow-step before, with up curve 0.066): auto picked "
-        "piecewise-step, truth pow-step; re-simulated mean trace off by 5.9% of the span "
-        "(limit 4.8%)",
+        "pow-step",
+        "fitter (pow-step again on 2026-12-08 at 7b5f5a6 on a fresh venv: its re-solved "
+        "shape J 521 against piecewise-step's 487, ΔBIC 29; piecewise-step for a session "
+        "with J 570): dw_min_dtod 0.232 vs 0.300 (drawn 0.286); dw_min_std 0.000 vs 0.300",
     ),
     "pw_5_nodes": (
         "piecewise-step",
