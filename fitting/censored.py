@@ -136,23 +136,15 @@ def path_censored_random_effect(
     return frame.fit(nll, float(np.mean(xz)) + 0.5, int(x.size), more)
 
 
-@dataclass(frozen=True)
 class _Frame:
     """Bounds mirrored into upper ones (``upper`` False: x → −x), centred and in units of
     their plain spread, where the likelihood is well conditioned."""
 
-    sign: float
-    center: float
-    unit: float
-    naive: float
-
     def __init__(self, x: np.ndarray, s: np.ndarray, upper: bool) -> None:
-        sign = 1.0 if upper else -1.0
-        naive = float(np.std(x, ddof=1))
-        object.__setattr__(self, "sign", sign)
-        object.__setattr__(self, "naive", naive)
-        object.__setattr__(self, "unit", naive if naive > 0 else max(float(np.mean(s)), 1e-12))
-        object.__setattr__(self, "center", float(np.median(sign * x)))
+        self.sign = 1.0 if upper else -1.0
+        self.naive = float(np.std(x, ddof=1))
+        self.unit = self.naive if self.naive > 0 else max(float(np.mean(s)), 1e-12)
+        self.center = float(np.median(self.sign * x))
 
     def z(self, v: np.ndarray) -> np.ndarray:
         return (self.sign * v - self.center) / self.unit
