@@ -99,7 +99,7 @@ def path_censored_random_effect(
     devices that did reach it into limits at their own bound, and the censored likelihood
     then places the mean beyond them (aihwkit's random sweep, seed 10, case 8,
     ConstantStepDevice, 61-pulse trains: 12 of 44 reached devices counted as limits, w_max
-    0.658 for 0.594 drawn; this likelihood 0.607). A device with a non-finite ``excess``
+    0.658 for 0.594 drawn; this likelihood 0.610). A device with a non-finite ``excess``
     counts as a limit. Units are the caller's.
     """
     x = np.asarray(furthest, dtype=float)

@@ -2628,7 +2628,10 @@ def _path_excess(
         return None
     start = sigma**2 if from_start is None else np.where(from_start, sigma**2, 0.0)
     sd = np.sqrt(start + var) * values.scale
-    return np.where(ok, excess * values.scale, np.nan), sd
+    excess = np.where(ok, excess * values.scale, np.nan)
+    if np.sum(np.isfinite(excess) & np.isfinite(sd) & (sd > 0)) < 3:
+        return None  # (e.g. a protocol that is not every device's): the classic likelihood
+    return excess, sd
 
 
 def _dwell_reads(
@@ -2700,12 +2703,14 @@ def _dwell_reads(
                 excess = (furthest - hi) if up else (lo - furthest)
                 better = excess > out[f"excess_{key}"][sl]
                 k_up, k_dn = (k_up + pulses, k_dn) if up else (k_up, k_dn + pulses)
+                # (a direction without pulses since the anchor adds nothing, even where its
+                # step is not identified: direction-wise data)
                 err = (
                     run_start[0]
                     + v_bound[key][sl]
-                    + k_up**2 * v_up[sl]
-                    + k_dn**2 * v_dn[sl]
-                    - 2.0 * k_up * k_dn * c_ud[sl]
+                    + np.where(k_up > 0, k_up**2 * v_up[sl], 0.0)
+                    + np.where(k_dn > 0, k_dn**2 * v_dn[sl], 0.0)
+                    - np.where((k_up > 0) & (k_dn > 0), 2.0 * k_up * k_dn * c_ud[sl], 0.0)
                 )
                 for name, value in (
                     (f"excess_{key}", excess),
