@@ -2249,13 +2249,13 @@ def _population(
             # they visited (censored); pooling the reached ones alone is biased inwards
             # the bound of a device that turned before it is fitted at its turning point
             # (the furthest state it visited); the read plateau where nothing was fitted
-            limits = np.where(ok, x, plateaus[key] * scale)[~reached]
+            furthest = np.where(ok, x, plateaus[key] * scale)
+            limits = furthest[~reached]
             path = _path_excess(values, key, ok, plateaus)
             if path is None:
                 eff = censored_random_effect(x[reached], se[reached], limits, key == "b_max")
                 how = "counts them as bounds beyond their furthest read"
             else:
-                furthest = np.where(ok, x, plateaus[key] * scale)
                 eff = path_censored_random_effect(
                     furthest, np.where(ok, se, 0.0), path[0], path[1], key == "b_max"
                 )
